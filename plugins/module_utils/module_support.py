@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgsafe engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every pgsafe module shares: the login options and how engine errors become failures."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.conn import ConnInfo
+
+
+def login_argument_spec():
+    return dict(
+        login_host=dict(type='str'),
+        login_port=dict(type='int', aliases=['port']),
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_unix_socket=dict(type='str'),
+        connect_timeout=dict(type='int', default=10),
+    )
+
+
+def conninfo_from_params(params):
+    return ConnInfo(host=params.get('login_host'), port=params.get('login_port'),
+                    user=params.get('login_user'), password=params.get('login_password'),
+                    unix_socket=params.get('login_unix_socket'),
+                    connect_timeout=params.get('connect_timeout') or 10)
+
+
+def fail_from_error(module, exc, **extra):
+    """Turn a typed engine error into a failure whose msg says what is wrong and what to do."""
+    module.fail_json(msg=str(exc), error_kind=getattr(exc, 'kind', 'general'),
+                     exit_code=getattr(exc, 'exit_code', 1), **extra)
+
+
+class LogCollector(object):
+    """Gathers the engine's step messages so the module can return them."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, message, level='INFO'):
+        self.lines.append(message)

@@ -1,0 +1,201 @@
+"""The catalog is the files: every backup is a data file (or directory) plus its metadata JSON.
+
+Listing, "latest", verification and retention all read the metadata; a data
+file without metadata is not a backup, and metadata that is malformed or
+points outside its directory is reported, never trusted.
+"""
+import hashlib
+import json
+import os
+from datetime import timedelta
+
+from . import compress
+from .errors import ConfigError, VerificationFailed
+from .fsutil import is_temp_name, is_within, tree_size
+from .naming import parse_iso, utc_now, validate_plain_name
+
+META_SUFFIX = ".meta.json"
+FULL_DIR = "full"
+GLOBALS_DIR = "globals"
+# Clocks drift; a backup stamped more than this ahead of now is suspect.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class Entry:
+    """One backup as its metadata describes it."""
+
+    def __init__(self, meta, meta_path):
+        self.meta = meta
+        self.meta_path = meta_path
+        self.directory = os.path.dirname(meta_path)
+        self.data_path = os.path.join(self.directory, meta["backup_file"])
+        self.finished = parse_iso(meta.get("finished_at") or meta.get("timestamp"))
+        self.started = parse_iso(meta.get("timestamp"))
+
+    @property
+    def backup_id(self):
+        return self.meta.get("backup_id") or os.path.basename(self.meta_path)[:-len(META_SUFFIX)]
+
+    @property
+    def database(self):
+        return self.meta.get("database")
+
+    def is_future(self, now=None):
+        now = now or utc_now()
+        return self.finished is not None and self.finished > now + FUTURE_TOLERANCE
+
+    def present(self):
+        """The data is there, real, and the size matches: cheap evidence, no re-hash."""
+        if os.path.islink(self.data_path) or not os.path.exists(self.data_path):
+            return False
+        try:
+            return tree_size(self.data_path) == int(self.meta.get("size_bytes", -1))
+        except (OSError, ValueError, TypeError):
+            return False
+
+    def is_good(self, now=None):
+        return (self.meta.get("status") == "ok" and self.finished is not None
+                and not self.is_future(now) and self.present())
+
+    def summary(self):
+        m = self.meta
+        return {
+            "backup_id": self.backup_id,
+            "backup_file": m.get("backup_file"),
+            "path": self.data_path,
+            "metadata_file": self.meta_path,
+            "database": m.get("database"),
+            "timestamp": m.get("timestamp"),
+            "finished_at": m.get("finished_at"),
+            "size_bytes": m.get("size_bytes"),
+            "size_human": m.get("size_human"),
+            "format": m.get("format"),
+            "compression": m.get("compression"),
+            "checksum": m.get("checksum"),
+            "status": m.get("status"),
+        }
+
+
+class Problem:
+    def __init__(self, path, reason):
+        self.path = path
+        self.reason = reason
+
+    def as_dict(self):
+        return {"path": self.path, "reason": self.reason}
+
+
+def load_entry(meta_path):
+    """Parse one metadata file; raise ValueError with a reason when it cannot be trusted."""
+    if os.path.islink(meta_path):
+        raise ValueError("metadata is a symlink")
+    with open(meta_path, "rb") as fh:
+        raw = fh.read(1 << 22)
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("malformed JSON: %s" % exc)
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not a JSON object")
+    for key in ("backup_file", "database", "timestamp", "checksum", "size_bytes"):
+        if key not in meta:
+            raise ValueError("metadata lacks %s" % key)
+    name = meta["backup_file"]
+    if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or "\x00" in name:
+        raise ValueError("backup_file %r is not a plain name in this directory" % (name,))
+    return Entry(meta, meta_path)
+
+
+def scan(directory):
+    """All entries and problems in one catalog directory, newest first by end time."""
+    entries, problems = [], []
+    if not os.path.isdir(directory):
+        return entries, problems
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(META_SUFFIX) or is_temp_name(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            entries.append(load_entry(path))
+        except (OSError, ValueError) as exc:
+            problems.append(Problem(path, str(exc)))
+    entries.sort(key=sort_key, reverse=True)
+    return entries, problems
+
+
+def sort_key(entry):
+    # Order by the backup's own end time; ties broken by id so the order is stable.
+    return (entry.finished.timestamp() if entry.finished else float("-inf"), entry.backup_id)
+
+
+def full_dir(backup_dir):
+    return os.path.join(backup_dir, FULL_DIR)
+
+
+def list_full(backup_dir, database=None):
+    entries, problems = scan(full_dir(backup_dir))
+    if database is not None:
+        entries = [e for e in entries if e.database == database]
+    return entries, problems
+
+
+def latest_good(backup_dir, database):
+    now = utc_now()
+    entries, _problems = list_full(backup_dir, database)
+    for entry in entries:
+        if entry.is_good(now):
+            return entry
+    return None
+
+
+def resolve(backup_dir, ref):
+    """Find a backup by id, file name, metadata name or a path inside backup_dir."""
+    if not isinstance(ref, str) or not ref or "\x00" in ref:
+        raise ConfigError("backup reference is empty or contains a NUL byte")
+    directory = full_dir(backup_dir)
+    if "/" in ref:
+        candidate = ref if os.path.isabs(ref) else os.path.join(os.getcwd(), ref)
+        if not is_within(directory, candidate):
+            raise ConfigError("backup %r is outside the backup directory %s" % (ref, directory),
+                              "Copy the backup and its .meta.json into %s first" % directory)
+        ref = os.path.basename(os.path.normpath(candidate))
+    validate_plain_name(ref, "backup")
+    entries, _problems = scan(directory)
+    for entry in entries:
+        if ref in (entry.backup_id, entry.meta.get("backup_file"), os.path.basename(entry.meta_path)):
+            return entry
+    raise ConfigError("no backup named %r in %s" % (ref, directory),
+                      "List the catalog with 'pgsafe list' or pg_backup_info")
+
+
+def verify_entry(entry):
+    """Re-hash the data and compare with the metadata; raises VerificationFailed naming the file."""
+    if os.path.islink(entry.data_path):
+        raise VerificationFailed("%s is a symlink, not a backup file" % entry.data_path)
+    if not os.path.exists(entry.data_path):
+        raise VerificationFailed("backup file %s is missing" % entry.data_path)
+    if os.path.isdir(entry.data_path):
+        actual = directory_checksum(entry.data_path)
+    else:
+        actual = compress.sha256_file(entry.data_path)
+    if actual != entry.meta.get("checksum"):
+        raise VerificationFailed("checksum mismatch for %s: expected %s, found %s" % (
+            entry.data_path, entry.meta.get("checksum"), actual),
+            "The file is damaged; restore another backup and take a new one")
+    size = tree_size(entry.data_path)
+    if size != entry.meta.get("size_bytes"):
+        raise VerificationFailed("size mismatch for %s: metadata says %s bytes, file has %d" % (
+            entry.data_path, entry.meta.get("size_bytes"), size))
+    return actual
+
+
+def directory_checksum(path):
+    """SHA-256 over the sorted list of (relative name, file SHA-256) of a directory backup."""
+    lines = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, path)
+            lines.append("%s  %s\n" % (compress.sha256_file(full), rel))
+    return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()

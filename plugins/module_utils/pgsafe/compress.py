@@ -1,0 +1,223 @@
+"""Streaming compression and hashing: bytes in once, compressed bytes and SHA-256 out.
+
+zstd runs as the ``zstd`` binary with worker threads (both cores work); gzip
+uses ``pigz`` when the host has it and zlib in-process otherwise.  The hash is
+taken of the bytes exactly as they land on disk, so a later re-hash proves the
+file is unchanged.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+import zlib
+
+from .errors import BackupFailed, ConfigError, VerificationFailed
+from .fsutil import open_private
+
+CHUNK = 1 << 20
+
+# name -> (min level, max level, default level, file suffix)
+CODECS = {
+    "zstd": (1, 19, 3, ".zst"),
+    "gzip": (1, 9, 6, ".gz"),
+    "none": (0, 0, 0, ""),
+}
+
+
+def validate(compression, level):
+    """Return the effective level, or raise ConfigError naming the allowed range."""
+    if compression not in CODECS:
+        raise ConfigError("compression %r is not one of %s" % (compression, ", ".join(sorted(CODECS))))
+    low, high, default, _suffix = CODECS[compression]
+    if level is None:
+        return default
+    try:
+        level = int(level)
+    except (TypeError, ValueError):
+        raise ConfigError("compression_level %r is not a number" % (level,))
+    if compression == "none":
+        if level not in (0,):
+            raise ConfigError("compression_level must be 0 (or unset) with compression none")
+        return 0
+    if not low <= level <= high:
+        raise ConfigError("compression_level %d is out of range for %s (%d-%d)" % (level, compression, low, high))
+    return level
+
+
+def suffix(compression):
+    return CODECS[compression][3]
+
+
+def compression_of_name(name):
+    if name.endswith(".zst"):
+        return "zstd"
+    if name.endswith(".gz"):
+        return "gzip"
+    return "none"
+
+
+def default_threads():
+    return max(1, os.cpu_count() or 1)
+
+
+def compressor_argv(compression, level, threads=None):
+    threads = threads or default_threads()
+    if compression == "zstd":
+        return [_need("zstd"), "-q", "-c", "-%d" % level, "-T%d" % threads]
+    if compression == "gzip" and shutil.which("pigz"):
+        return ["pigz", "-c", "-%d" % level, "-p", str(threads)]
+    return None
+
+
+def decompressor_argv(compression):
+    if compression == "zstd":
+        return [_need("zstd"), "-q", "-d", "-c"]
+    if compression == "gzip":
+        return ["pigz", "-d", "-c"] if shutil.which("pigz") else ["gzip", "-d", "-c"]
+    return None
+
+
+def _need(binary):
+    path = shutil.which(binary)
+    if not path:
+        raise ConfigError("the %s program is not installed on this host" % binary,
+                          "Install the %s package or choose another compression" % binary)
+    return path
+
+
+class HashingWriter:
+    """Writes a new private file, hashing and counting as it goes; fsync on finish."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self.fh = open_private(path)
+
+    def write(self, chunk):
+        self.fh.write(chunk)
+        self.sha.update(chunk)
+        self.size += len(chunk)
+
+    def finish(self):
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        return self.sha.hexdigest(), self.size
+
+    def abort(self):
+        try:
+            self.fh.close()
+        except OSError:
+            pass
+
+
+def _read_chunks(fd):
+    while True:
+        chunk = os.read(fd, CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def stream_to_file(source_fd, dest_path, compression, level, threads=None, observe=None):
+    """Compress everything readable from source_fd into a new file at dest_path.
+
+    ``observe`` sees every uncompressed chunk (to check a dump's header and
+    trailer).  Returns (sha256 hex, bytes written).  On any error the partial
+    file is left for the caller to remove and a BackupFailed is raised.
+    """
+    writer = HashingWriter(dest_path)
+    try:
+        argv = compressor_argv(compression, level, threads)
+        if argv:
+            _through_process(argv, source_fd, writer, observe)
+        elif compression == "gzip":
+            comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+            for chunk in _read_chunks(source_fd):
+                if observe:
+                    observe(chunk)
+                writer.write(comp.compress(chunk))
+            writer.write(comp.flush())
+        else:
+            for chunk in _read_chunks(source_fd):
+                if observe:
+                    observe(chunk)
+                writer.write(chunk)
+        return writer.finish()
+    except OSError as exc:
+        writer.abort()
+        raise BackupFailed("writing %s failed: %s" % (dest_path, exc.strerror or exc),
+                           "Check free space and permissions in the backup directory")
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _through_process(argv, source_fd, writer, observe):
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    feed_error = []
+
+    def feed():
+        try:
+            for chunk in _read_chunks(source_fd):
+                if observe:
+                    observe(chunk)
+                proc.stdin.write(chunk)
+        except BaseException as exc:  # reported by the main thread
+            feed_error.append(exc)
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        out_fd = proc.stdout.fileno()
+        for chunk in _read_chunks(out_fd):
+            writer.write(chunk)
+    except BaseException:
+        proc.kill()
+        feeder.join(5)
+        proc.wait()
+        raise
+    feeder.join()
+    err = proc.stderr.read().decode("utf-8", "replace").strip()
+    rc = proc.wait()
+    if feed_error:
+        raise BackupFailed("feeding the compressor failed: %s" % feed_error[0])
+    if rc != 0:
+        raise BackupFailed("%s exited with %d: %s" % (os.path.basename(argv[0]), rc, err))
+
+
+def open_decompressed(path, compression):
+    """A process whose stdout yields the uncompressed content of path (or None for 'none')."""
+    argv = decompressor_argv(compression)
+    if argv is None:
+        return None
+    return subprocess.Popen(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sha256_file(path):
+    sha = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        for chunk in _read_chunks(fd):
+            sha.update(chunk)
+    finally:
+        os.close(fd)
+    return sha.hexdigest()
+
+
+def test_stream(path, compression):
+    """Decompress to nowhere; raises VerificationFailed when the stream is damaged."""
+    if compression == "none":
+        return
+    argv = {"zstd": [_need("zstd"), "-q", "-t"], "gzip": ["gzip", "-t"]}[compression]
+    proc = subprocess.run(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise VerificationFailed("%s stream test failed for %s: %s" % (
+            compression, path, proc.stderr.decode("utf-8", "replace").strip()))

@@ -1,0 +1,335 @@
+"""Logical full backups: pg_dump from an exported snapshot, streamed once into place.
+
+Order of events, so that a crash at any point leaves nothing that looks whole:
+data goes to a hidden temporary name, is fsynced and renamed, the directory is
+fsynced, and only then is the metadata written (the same way).  Metadata is
+what makes a file a backup.
+"""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+from . import compress, retention, tools
+from .catalog import FULL_DIR, GLOBALS_DIR, META_SUFFIX
+from .conn import connect
+from .errors import BackupFailed, ConfigError
+from .fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, is_temp_name, publish,
+                     remove_quietly, temp_path_for, tree_size, write_json_atomic)
+from .lock import BackupLock
+from .naming import file_slug, iso, stamp, utc_now, validate_database_name
+from .snapshot import ExportedSnapshot
+from .version import TOOL_NAME, TOOL_VERSION
+
+FORMATS = ("custom", "plain", "directory")
+PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
+CUSTOM_MAGIC = b"PGDMP"
+
+
+class FullBackupRequest:
+    def __init__(self, database, backup_dir, conninfo, format="custom", compression="zstd",
+                 compression_level=None, jobs=1, retention_days=30, min_backups=1,
+                 globals=True, row_counts=True, lock_timeout=60, threads=None):
+        self.database = validate_database_name(database)
+        if not backup_dir or not os.path.isabs(backup_dir):
+            raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
+        self.backup_dir = os.path.normpath(backup_dir)
+        self.conninfo = conninfo
+        if format not in FORMATS:
+            raise ConfigError("format %r is not one of %s" % (format, ", ".join(FORMATS)))
+        self.format = format
+        self.compression = compression
+        self.compression_level = compress.validate(compression, compression_level)
+        if format == "directory" and compression == "zstd":
+            raise ConfigError("the directory format cannot use zstd with PostgreSQL 15's pg_dump",
+                              "Use compression gzip or none with format directory, or format custom with zstd")
+        self.jobs = _positive_int(jobs, "jobs")
+        if self.jobs > 1 and format != "directory":
+            raise ConfigError("jobs > 1 needs format directory (pg_dump dumps in parallel only into a directory)")
+        self.retention_days = _positive_int(retention_days, "retention_days", minimum=0)
+        self.min_backups = _positive_int(min_backups, "min_backups")
+        self.globals = bool(globals)
+        self.row_counts = bool(row_counts)
+        self.lock_timeout = float(lock_timeout)
+        self.threads = threads
+
+    def extension(self):
+        if self.format == "directory":
+            return ".dir"
+        if self.format == "custom":
+            # gzip is done inside pg_dump for custom, so pg_restore -j can seek in the file.
+            return ".dump" + (compress.suffix("zstd") if self.compression == "zstd" else "")
+        return ".sql" + compress.suffix(self.compression)
+
+    def stream_compression(self):
+        """What our pipeline compresses with (pg_dump itself does gzip for custom/directory)."""
+        if self.format == "plain" or self.compression == "zstd":
+            return self.compression
+        return "none"
+
+    def pg_dump_level(self):
+        if self.format in ("custom", "directory") and self.compression == "gzip":
+            return self.compression_level
+        return 0
+
+
+def _positive_int(value, name, minimum=1):
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError("%s %r is not a whole number" % (name, value))
+    if value < minimum:
+        raise ConfigError("%s must be at least %d, got %d" % (name, minimum, value))
+    return value
+
+
+def plan_names(req, moment):
+    """Data and metadata paths for a backup started at moment; never an existing name."""
+    directory = os.path.join(req.backup_dir, FULL_DIR)
+    base = "%s_full_%s" % (file_slug(req.database), stamp(moment))
+    candidate, n = base, 1
+    while True:
+        data = os.path.join(directory, candidate + req.extension())
+        meta = os.path.join(directory, candidate + META_SUFFIX)
+        if not os.path.lexists(data) and not os.path.lexists(meta):
+            return candidate, data, meta
+        n += 1
+        candidate = "%s_%d" % (base, n)
+
+
+def prepare_dirs(backup_dir):
+    if not os.path.isdir(backup_dir):
+        if os.path.lexists(backup_dir) and not os.path.isdir(backup_dir):
+            raise ConfigError("backup_dir %s is not a directory" % backup_dir)
+        raise ConfigError("backup_dir %s does not exist" % backup_dir,
+                          "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it")
+    ensure_private_dir(backup_dir)
+    for sub in (FULL_DIR, GLOBALS_DIR):
+        ensure_private_dir(os.path.join(backup_dir, sub))
+
+
+def remove_stale_temps(directory, slug):
+    """Temp files of this database left by a killed run; safe because we hold its lock."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        if is_temp_name(name) and name.startswith(".%s_full_" % slug):
+            remove_quietly(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
+def pg_dump_argv(req, pg_dump, snapshot_id, output=None):
+    argv = [pg_dump, "--no-password", "--format=" + req.format[0], "--snapshot=" + snapshot_id]
+    if req.format != "plain":
+        argv.append("--compress=%d" % req.pg_dump_level())
+    if req.format == "directory":
+        argv += ["--jobs=%d" % req.jobs, "--file=" + output]
+    return argv
+
+
+class _Watch:
+    """Keeps the first and last bytes of the stream to prove the dump is complete."""
+
+    def __init__(self):
+        self.head = b""
+        self.tail = b""
+
+    def __call__(self, chunk):
+        if len(self.head) < 16:
+            self.head += chunk[:16 - len(self.head)]
+        self.tail = (self.tail + chunk[-256:])[-256:]
+
+
+def run_full_backup(req, log=lambda msg: None, check_mode=False):
+    prepare_dirs(req.backup_dir) if not check_mode else _check_dir_readable(req.backup_dir)
+    probe = connect(req.conninfo, req.database)  # a missing database fails here with exit 3
+    probe.close()
+    moment = utc_now()
+    backup_id, data_path, meta_path = plan_names(req, moment)
+    if check_mode:
+        plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
+        return {"changed": True, "backup_file": data_path, "metadata_file": meta_path,
+                "backup_id": backup_id, "removed": [e.data_path for e in plan.remove],
+                "check_mode": True}
+    with BackupLock(req.backup_dir, req.database, timeout=req.lock_timeout):
+        directory = os.path.dirname(data_path)
+        stale = remove_stale_temps(directory, file_slug(req.database))
+        if stale:
+            log("removed %d temporary file(s) left by an interrupted run" % len(stale))
+        backup_id, data_path, meta_path = plan_names(req, moment)
+        meta = _dump(req, backup_id, data_path, moment, log)
+        warnings = []
+        if req.globals:
+            try:
+                meta["globals_file"] = _dump_globals(req, backup_id, log)
+            except BackupFailed as exc:
+                warnings.append("roles and tablespaces were not saved: %s" % exc)
+                log("WARNING: " + warnings[-1])
+        try:
+            write_json_atomic(meta_path, meta)
+        except OSError as exc:
+            remove_quietly(data_path)
+            raise BackupFailed("writing metadata %s failed: %s; the backup was removed" % (meta_path, exc))
+        log("backup %s complete: %s, sha256 %s" % (backup_id, meta["size_human"], meta["checksum"]))
+        plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
+        removed = retention.apply(plan, req.backup_dir, log)
+    return {
+        "changed": True, "backup_id": backup_id, "backup_file": data_path, "metadata_file": meta_path,
+        "checksum": meta["checksum"], "size_bytes": meta["size_bytes"],
+        "duration_seconds": meta["duration_seconds"], "removed": removed, "warnings": warnings,
+        "metadata": meta,
+    }
+
+
+def _check_dir_readable(backup_dir):
+    if not os.path.isdir(backup_dir):
+        raise ConfigError("backup_dir %s does not exist" % backup_dir)
+
+
+def _dump(req, backup_id, data_path, moment, log):
+    started = time.monotonic()
+    snap = ExportedSnapshot(req.conninfo, req.database)
+    try:
+        major = str(snap.info["server_version_num"] // 10000)
+        pg_dump = tools.find("pg_dump", major)
+        tmp = temp_path_for(data_path)
+        log("dumping %s (%s, %s level %d) from snapshot %s" % (
+            req.database, req.format, req.compression, req.compression_level, snap.snapshot_id))
+        env = req.conninfo.child_env()
+        # The name goes in the environment: as an argument, one containing '=' would be read as a conninfo.
+        env["PGDATABASE"] = req.database
+        if req.row_counts:
+            snap.start_counting()
+        try:
+            if req.format == "directory":
+                checksum, size = _dump_directory(req, pg_dump, snap.snapshot_id, tmp, env)
+            else:
+                checksum, size = _dump_stream(req, pg_dump, snap.snapshot_id, tmp, env)
+            counts = snap.wait_counts() if req.row_counts else (None, None)
+            if req.format == "directory":
+                fsync_tree(tmp)
+            publish(tmp, data_path)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+    finally:
+        snap.close()
+    finished = utc_now()
+    duration = round(time.monotonic() - started, 3)
+    meta = {
+        "kind": "full",
+        "backup_id": backup_id,
+        "backup_file": os.path.basename(data_path),
+        "database": req.database,
+        "timestamp": iso(moment),
+        "finished_at": iso(finished),
+        "size_bytes": size,
+        "size_human": human_size(size),
+        "duration_seconds": duration,
+        "pg_version": snap.info["server_version"],
+        "server_version": snap.info["server_version"],
+        "server_version_num": snap.info["server_version_num"],
+        "pg_dump_version": tools.version_of(pg_dump),
+        "checksum": checksum,
+        "checksum_algorithm": "sha256",
+        "compression": req.compression,
+        "compression_level": req.compression_level,
+        "format": req.format,
+        "jobs": req.jobs,
+        "tool": TOOL_NAME,
+        "tool_version": TOOL_VERSION,
+        "status": "ok",
+        "host": socket.gethostname(),
+        "snapshot": snap.snapshot_id,
+        "database_encoding": snap.info["database_encoding"],
+        "lc_collate": snap.info["lc_collate"],
+        "lc_ctype": snap.info["lc_ctype"],
+        "database_owner": snap.info["database_owner"],
+        "database_size_bytes": snap.info["database_size_bytes"],
+    }
+    if req.row_counts:
+        meta["row_counts"], meta["large_objects"] = counts
+    return meta
+
+
+def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
+    argv = pg_dump_argv(req, pg_dump, snapshot_id)
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
+        watch = _Watch()
+        try:
+            checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, req.stream_compression(),
+                                                     req.compression_level, req.threads, observe=watch)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        rc = proc.wait()
+        errf.seek(0)
+        err = errf.read().decode("utf-8", "replace").strip()
+    if rc != 0:
+        raise BackupFailed("pg_dump of %r failed with exit code %d: %s" % (req.database, rc, err or "(no message)"))
+    # pg_dump has been seen to exit 0 after losing its connection: check the stream itself.
+    if req.format == "custom" and not watch.head.startswith(CUSTOM_MAGIC):
+        raise BackupFailed("pg_dump produced no custom-format archive for %r: %s" % (req.database, err))
+    if req.format == "plain" and PLAIN_TRAILER not in watch.tail:
+        raise BackupFailed("pg_dump output for %r ended before its completion line: %s" % (req.database, err))
+    return checksum, size
+
+
+def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
+    argv = pg_dump_argv(req, pg_dump, snapshot_id, output=tmp)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        raise BackupFailed("pg_dump of %r failed with exit code %d: %s" % (req.database, proc.returncode, err))
+    if not os.path.isfile(os.path.join(tmp, "toc.dat")):
+        raise BackupFailed("pg_dump wrote no toc.dat for %r: %s" % (req.database, err))
+    os.chmod(tmp, 0o700)
+    for root, dirs, files in os.walk(tmp):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o600)
+    from .catalog import directory_checksum
+    return directory_checksum(tmp), tree_size(tmp)
+
+
+def _dump_globals(req, backup_id, log):
+    """Roles and tablespaces, gzip-compressed beside the backup; returns the path relative to backup_dir."""
+    directory = os.path.join(req.backup_dir, GLOBALS_DIR)
+    name = "%s_globals.sql.gz" % backup_id
+    final = os.path.join(directory, name)
+    tmp = temp_path_for(final)
+    pg_dumpall = tools.find("pg_dumpall")
+    env = req.conninfo.child_env()
+    env["PGDATABASE"] = req.database
+    attempts = [[pg_dumpall, "--no-password", "--globals-only"],
+                [pg_dumpall, "--no-password", "--globals-only", "--no-role-passwords"]]
+    last_err = ""
+    for argv in attempts:
+        with tempfile.TemporaryFile() as errf:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
+            try:
+                checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, "gzip", 6)
+            finally:
+                proc.stdout.close()
+            rc = proc.wait()
+            errf.seek(0)
+            last_err = errf.read().decode("utf-8", "replace").strip()
+        if rc == 0:
+            publish(tmp, final)
+            write_json_atomic(final[:-len(".sql.gz")] + META_SUFFIX, {
+                "kind": "globals", "backup_file": name, "database": req.database, "for_backup": backup_id,
+                "timestamp": iso(utc_now()), "checksum": checksum, "size_bytes": size,
+                "role_passwords": "--no-role-passwords" not in argv, "status": "ok",
+                "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
+            })
+            fsync_dir(directory)
+            log("saved roles and tablespaces to %s" % final)
+            return os.path.join(GLOBALS_DIR, name)
+        remove_quietly(tmp)
+    raise BackupFailed("pg_dumpall --globals-only failed: %s" % last_err)

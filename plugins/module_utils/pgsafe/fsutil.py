@@ -1,0 +1,158 @@
+"""Durable, private file operations: temp name, fsync, rename, fsync the directory."""
+import json
+import os
+import secrets
+import shutil
+import stat
+
+from .errors import ConfigError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+TMP_MARK = ".tmp-"
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path):
+    """fsync every file and directory below path (directory-format backups)."""
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+def ensure_private_dir(path, create=True):
+    """Make path a 0700 directory; refuse a symlink so nothing is written through it."""
+    if os.path.islink(path):
+        raise ConfigError("%s is a symlink; pgsafe writes only into real directories" % path,
+                          "Point backup_dir at the real directory")
+    if not os.path.exists(path):
+        if not create:
+            raise ConfigError("directory %s does not exist" % path)
+        try:
+            os.makedirs(path, mode=DIR_MODE)
+        except OSError as exc:
+            raise ConfigError("cannot create directory %s: %s" % (path, exc.strerror),
+                              "Create it with the database OS user as owner, or choose a writable backup_dir")
+    if not os.path.isdir(path):
+        raise ConfigError("%s exists and is not a directory" % path)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode != DIR_MODE:
+        try:
+            os.chmod(path, DIR_MODE)
+        except OSError:
+            pass
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("directory %s is not writable by this user" % path,
+                          "Run as the database OS user or fix the directory's owner")
+    return path
+
+
+def temp_path_for(final_path):
+    """A hidden temporary name beside final_path; never matches a catalog name."""
+    head, tail = os.path.split(final_path)
+    return os.path.join(head, ".%s%s%d-%s" % (tail, TMP_MARK, os.getpid(), secrets.token_hex(4)))
+
+
+def is_temp_name(name):
+    return name.startswith(".") and TMP_MARK in name
+
+
+def open_private(path):
+    """Create a new 0600 file; refuse to follow or replace anything already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
+def publish(temp_path, final_path):
+    """Rename a finished temp file into place without ever replacing an existing one."""
+    if os.path.lexists(final_path):
+        raise FileExistsError("refusing to replace existing %s" % final_path)
+    os.rename(temp_path, final_path)
+    fsync_dir(os.path.dirname(final_path) or ".")
+
+
+def write_bytes_atomic(final_path, data):
+    tmp = temp_path_for(final_path)
+    try:
+        with open_private(tmp) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(tmp, final_path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def replace_bytes_atomic(final_path, data):
+    """Like write_bytes_atomic, but for state files that are meant to be replaced."""
+    tmp = temp_path_for(final_path)
+    try:
+        with open_private(tmp) as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final_path)
+        fsync_dir(os.path.dirname(final_path) or ".")
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def write_json_atomic(final_path, obj, replace=False):
+    data = (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    if replace:
+        replace_bytes_atomic(final_path, data)
+    else:
+        write_bytes_atomic(final_path, data)
+
+
+def remove_quietly(path):
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def is_within(base, path):
+    """True when path, with symlinks resolved, stays inside base."""
+    base_real = os.path.realpath(base)
+    real = os.path.realpath(path)
+    return real == base_real or real.startswith(base_real + os.sep)
+
+
+def tree_size(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        total = 0
+        for root, _dirs, files in os.walk(path):
+            for name in files:
+                total += os.lstat(os.path.join(root, name)).st_size
+        return total
+    return os.lstat(path).st_size
+
+
+def human_size(num):
+    """The seed's size_human: 142M, 1.5G, 812K."""
+    value = float(num)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            if unit == "B":
+                return "%dB" % value
+            return ("%.1f%s" % (value, unit)).replace(".0" + unit, unit)
+        value /= 1024.0
+    return "%dB" % num

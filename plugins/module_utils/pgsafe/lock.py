@@ -1,0 +1,58 @@
+"""One backup per database at a time: an flock on a file under backup_dir/.locks.
+
+The kernel drops an flock when its holder dies, so a killed run never leaves a
+stale lock behind.
+"""
+import fcntl
+import os
+import time
+
+from .errors import LockTimeout
+from .fsutil import ensure_private_dir
+from .naming import file_slug
+
+LOCK_DIR = ".locks"
+
+
+class BackupLock:
+    def __init__(self, backup_dir, name, timeout=60.0, poll=0.2):
+        self.directory = os.path.join(backup_dir, LOCK_DIR)
+        self.path = os.path.join(self.directory, "%s.lock" % file_slug(name))
+        self.name = name
+        self.timeout = timeout
+        self.poll = poll
+        self.fd = None
+
+    def acquire(self):
+        ensure_private_dir(self.directory)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        deadline = time.monotonic() + max(0.0, float(self.timeout))
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockTimeout(
+                        "another pgsafe run holds the lock for %r (%s) and did not finish within %ss"
+                        % (self.name, self.path, self.timeout),
+                        "Wait for it to finish or raise lock_timeout")
+                time.sleep(self.poll)
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%d\n" % os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

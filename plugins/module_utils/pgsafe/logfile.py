@@ -1,0 +1,34 @@
+"""The seed's operation logs: BACKUP_DIR/logs/<operation>_<timestamp>.log, one timestamped line per step."""
+import os
+import sys
+
+from .fsutil import ensure_private_dir
+from .naming import stamp, utc_now
+
+
+class StepLog:
+    def __init__(self, backup_dir, operation, echo=True):
+        self.path = None
+        self.fh = None
+        self.echo = echo
+        if backup_dir and os.path.isdir(backup_dir):
+            try:
+                directory = ensure_private_dir(os.path.join(backup_dir, "logs"))
+                self.path = os.path.join(directory, "%s_%s.log" % (operation, stamp(utc_now())))
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+                self.fh = os.fdopen(fd, "a", encoding="utf-8")
+            except OSError:
+                self.fh = None
+
+    def __call__(self, message, level="INFO"):
+        line = "%s [%s] %s" % (utc_now().strftime("%Y-%m-%d %H:%M:%S"), level, message)
+        if self.fh:
+            self.fh.write(line + "\n")
+            self.fh.flush()
+        if self.echo:
+            print(line, file=sys.stderr)
+
+    def close(self):
+        if self.fh:
+            self.fh.close()
+            self.fh = None

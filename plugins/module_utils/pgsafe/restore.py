@@ -1,0 +1,260 @@
+"""Logical restore that never loses the database it replaces.
+
+The backup is checked first (checksum), restored into a scratch database,
+validated against the row counts captured at backup time, and only then
+swapped in under the target's name.  A failure at any step leaves the target
+exactly as it was.
+"""
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+
+from . import catalog, compress, tools
+from .conn import connect, database_exists
+from .errors import ConfigError, PgsafeError, VerificationFailed
+from .lock import BackupLock
+from .naming import validate_database_name
+
+SCRATCH_PREFIX = "pgsafe_restore_"
+
+
+class RestoreRequest:
+    def __init__(self, target_db, backup_dir, conninfo, backup=None, latest=False, database=None,
+                 overwrite=False, jobs=1, verify_checksum=True, no_owner=False,
+                 maintenance_db="postgres", lock_timeout=60):
+        self.target_db = validate_database_name(target_db, "target database")
+        if not backup_dir or not os.path.isabs(backup_dir):
+            raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
+        self.backup_dir = os.path.normpath(backup_dir)
+        if bool(backup) == bool(latest):
+            raise ConfigError("give exactly one of backup (a name from the catalog) or latest")
+        if latest:
+            if not database:
+                raise ConfigError("latest needs database: the name of the database whose newest backup to restore")
+            validate_database_name(database)
+        self.backup = backup
+        self.latest = bool(latest)
+        self.database = database
+        self.conninfo = conninfo
+        self.overwrite = bool(overwrite)
+        try:
+            self.jobs = int(jobs)
+        except (TypeError, ValueError):
+            raise ConfigError("jobs %r is not a whole number" % (jobs,))
+        if self.jobs < 1:
+            raise ConfigError("jobs must be at least 1")
+        self.verify_checksum = bool(verify_checksum)
+        self.no_owner = bool(no_owner)
+        self.maintenance_db = maintenance_db
+        self.lock_timeout = lock_timeout
+
+
+def find_backup(req):
+    if req.latest:
+        entry = catalog.latest_good(req.backup_dir, req.database)
+        if entry is None:
+            raise ConfigError("no good backup of database %r in %s" % (req.database, catalog.full_dir(req.backup_dir)),
+                              "Take one first, or list the catalog")
+        return entry
+    return catalog.resolve(req.backup_dir, req.backup)
+
+
+def run_restore(req, log=lambda msg: None, check_mode=False):
+    entry = find_backup(req)
+    log("restoring %s into %s" % (entry.backup_id, req.target_db))
+    if req.verify_checksum:
+        catalog.verify_entry(entry)
+        log("checksum verified: %s" % entry.meta.get("checksum"))
+    admin = connect(req.conninfo, req.maintenance_db)
+    try:
+        exists = database_exists(admin, req.target_db)
+        if exists and not req.overwrite:
+            raise ConfigError("database %r already exists; it is never dropped without consent" % req.target_db,
+                              "Restore into a new name, or set overwrite (CLI: --force) to replace it")
+        if check_mode:
+            return {"changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
+                    "would_replace": exists, "check_mode": True}
+        with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
+            return _restore_locked(req, entry, admin, exists, log)
+    finally:
+        admin.close()
+
+
+def _restore_locked(req, entry, admin, exists, log):
+    from psycopg2 import sql
+    started = time.monotonic()
+    scratch = SCRATCH_PREFIX + secrets.token_hex(6)
+    meta = entry.meta
+    create = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(scratch))
+    opts = []
+    if meta.get("database_encoding"):
+        opts.append(sql.SQL("ENCODING {}").format(sql.Literal(meta["database_encoding"])))
+    if meta.get("lc_collate"):
+        opts.append(sql.SQL("LC_COLLATE {}").format(sql.Literal(meta["lc_collate"])))
+    if meta.get("lc_ctype"):
+        opts.append(sql.SQL("LC_CTYPE {}").format(sql.Literal(meta["lc_ctype"])))
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL(" ").join([create] + opts))
+    try:
+        _load(req, entry, scratch, log)
+        validation = validate(req.conninfo, scratch, meta)
+        if not validation["passed"]:
+            raise VerificationFailed("restored data does not match the backup's row counts: %s" % (
+                "; ".join(validation["mismatches"])), "The target database was left untouched")
+        log("validation passed: %d tables, row counts equal" % len(validation["tables"]))
+        _swap(admin, scratch, req.target_db, exists, meta.get("database_owner"), log)
+    except BaseException:
+        _drop_quietly(admin, scratch)
+        raise
+    return {
+        "changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
+        "target_db": req.target_db, "replaced_existing": exists,
+        "duration_seconds": round(time.monotonic() - started, 3), "validation": validation,
+    }
+
+
+def _load(req, entry, scratch, log):
+    meta = entry.meta
+    fmt = meta.get("format", "custom")
+    env = req.conninfo.child_env()
+    env["PGDATABASE"] = scratch
+    major = str(int(meta.get("server_version_num", 150000)) // 10000)
+    stream_codec = compress.compression_of_name(entry.data_path) if fmt != "directory" else "none"
+    if fmt == "plain":
+        argv = [tools.find("psql", major), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+                "--single-transaction", "-o", os.devnull]
+        _run_fed(argv, entry.data_path, stream_codec, env, "psql")
+        return
+    argv = [tools.find("pg_restore", major), "--no-password", "--exit-on-error", "-d", scratch]
+    if req.no_owner:
+        argv += ["--no-owner", "--no-privileges"]
+    if fmt == "directory" or stream_codec == "none":
+        if req.jobs > 1:
+            argv.append("--jobs=%d" % req.jobs)
+        _run(argv + [entry.data_path], env, "pg_restore")
+        return
+    if req.jobs > 1:
+        # Parallel pg_restore needs a seekable file: decompress beside the backup first.
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
+            plain = os.path.join(tmpd, "archive.dump")
+            proc = compress.open_decompressed(entry.data_path, stream_codec)
+            with open(plain, "wb") as out:
+                for chunk in iter(lambda: proc.stdout.read(compress.CHUNK), b""):
+                    out.write(chunk)
+            if proc.wait() != 0:
+                raise VerificationFailed("decompressing %s failed: %s" % (entry.data_path, proc.stderr.read().decode()))
+            _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
+        return
+    _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
+
+
+def _run(argv, env, what):
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    if proc.returncode != 0:
+        raise PgsafeError("%s failed with exit code %d: %s" % (
+            what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+
+
+def _run_fed(argv, path, codec, env, what):
+    """Run argv with the decompressed backup on stdin; every stage's exit status is checked."""
+    decomp = compress.open_decompressed(path, codec)
+    if decomp is None:
+        with open(path, "rb") as fh:
+            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        d_rc, d_err = 0, b""
+    else:
+        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        decomp.stdout.close()
+        d_rc = decomp.wait()
+        d_err = decomp.stderr.read()
+    if d_rc != 0:
+        raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
+    if proc.returncode != 0:
+        raise PgsafeError("%s failed with exit code %d: %s" % (
+            what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+
+
+def validate(conninfo, dbname, meta):
+    """Compare each table's exact row count with the count captured in the backup's snapshot."""
+    from psycopg2 import sql
+    expected = meta.get("row_counts")
+    result = {"passed": True, "tables": [], "mismatches": [], "checked": 0}
+    if expected is None:
+        result["note"] = "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
+        return result
+    conn = connect(conninfo, dbname)
+    try:
+        with conn.cursor() as cur:
+            for item in expected:
+                schema, table, rows = item["schema"], item["table"], item["rows"]
+                cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),))
+                if cur.fetchone()[0] is None:
+                    actual = None
+                else:
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+                    actual = cur.fetchone()[0]
+                ok = actual == rows
+                result["tables"].append({"schema": schema, "table": table, "expected": rows,
+                                         "actual": actual, "ok": ok})
+                if not ok:
+                    result["mismatches"].append("%s.%s: expected %s rows, found %s" % (
+                        schema, table, rows, "no table" if actual is None else actual))
+            if "large_objects" in meta:
+                cur.execute("SELECT count(*) FROM pg_largeobject_metadata")
+                actual = cur.fetchone()[0]
+                result["large_objects"] = {"expected": meta["large_objects"], "actual": actual}
+                if actual != meta["large_objects"]:
+                    result["mismatches"].append("large objects: expected %s, found %s" % (meta["large_objects"], actual))
+    finally:
+        conn.close()
+    result["checked"] = len(result["tables"])
+    result["passed"] = not result["mismatches"]
+    return result
+
+
+def _swap(admin, scratch, target, exists, owner, log):
+    from psycopg2 import sql
+    with admin.cursor() as cur:
+        if exists:
+            old = SCRATCH_PREFIX + "old_" + secrets.token_hex(6)
+            # Refuse new sessions first, so nobody slips in between terminate and rename.
+            cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(target)))
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
+            _wait_no_sessions(cur, target)
+            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(old)))
+            try:
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch),
+                                                                            sql.Identifier(target)))
+            except Exception:
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(target)))
+                cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
+                raise
+            cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(old)))
+            log("replaced the existing database %s" % target)
+        else:
+            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target)))
+        if owner:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
+            if cur.fetchone():
+                cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(target), sql.Identifier(owner)))
+
+
+def _wait_no_sessions(cur, dbname, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+        if cur.fetchone()[0] == 0:
+            return
+        time.sleep(0.1)
+
+
+def _drop_quietly(admin, name):
+    from psycopg2 import sql
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    except Exception:
+        pass

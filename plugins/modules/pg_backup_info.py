@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgsafe engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_backup_info
+short_description: List the pgsafe backup catalog, optionally re-hashing every backup
+version_added: 0.1.0
+description:
+  - Reads the metadata files under O(backup_dir)C(/full) and lists the backups newest first,
+    ordered by each backup's own end time.
+  - With O(verify=true), re-hashes each backup file and compares it with the SHA-256 in its metadata.
+  - Metadata that is malformed, or points outside its directory, is reported under RV(problems), never trusted.
+options:
+  backup_dir:
+    description: Absolute path of the backup directory.
+    type: path
+    required: true
+  database:
+    description: Only list backups of this database.
+    type: str
+  verify:
+    description: Re-hash every listed backup and report RV(backups[].verified).
+    type: bool
+    default: false
+  fail_on_verify_error:
+    description: With O(verify=true), fail the task when any backup does not verify.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; behaves the same in check mode.
+  diff_mode:
+    support: none
+author:
+  - pgsafe engineers
+'''
+
+EXAMPLES = r'''
+- name: List every backup
+  pgsafe.backup.pg_backup_info:
+    backup_dir: /var/backups/postgresql
+  register: catalog
+
+- name: Re-hash the backups of shop
+  pgsafe.backup.pg_backup_info:
+    backup_dir: /var/backups/postgresql
+    database: shop
+    verify: true
+'''
+
+RETURN = r'''
+backups:
+  description: Backups, newest first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    backup_id:
+      description: Identifier of the backup.
+      type: str
+    backup_file:
+      description: File name of the backup.
+      type: str
+    path:
+      description: Full path of the backup file.
+      type: str
+    metadata_file:
+      description: Full path of its metadata.
+      type: str
+    database:
+      description: Database it holds.
+      type: str
+    timestamp:
+      description: UTC start time.
+      type: str
+    finished_at:
+      description: UTC end time, which orders the catalog.
+      type: str
+    size_bytes:
+      description: Size on disk.
+      type: int
+    size_human:
+      description: Size in the seed's short form.
+      type: str
+    format:
+      description: custom, plain or directory.
+      type: str
+    compression:
+      description: zstd, gzip or none.
+      type: str
+    checksum:
+      description: SHA-256 from the metadata.
+      type: str
+    status:
+      description: Status from the metadata.
+      type: str
+    verified:
+      description: Whether the re-hash matched (only with O(verify=true)).
+      type: bool
+    verify_error:
+      description: Why verification failed.
+      type: str
+latest:
+  description: The newest backup per database.
+  returned: always
+  type: dict
+problems:
+  description: Metadata files that could not be read or trusted, with the reason.
+  returned: always
+  type: list
+  elements: dict
+count:
+  description: Number of backups listed.
+  returned: always
+  type: int
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe import catalog
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import VerificationFailed
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            backup_dir=dict(type='path', required=True),
+            database=dict(type='str'),
+            verify=dict(type='bool', default=False),
+            fail_on_verify_error=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+    backups = []
+    failed = 0
+    latest = {}
+    for entry in entries:
+        item = entry.summary()
+        if p['verify']:
+            try:
+                catalog.verify_entry(entry)
+                item['verified'] = True
+            except VerificationFailed as exc:
+                item['verified'] = False
+                item['verify_error'] = str(exc)
+                failed += 1
+        latest.setdefault(entry.database, item)
+        backups.append(item)
+    result = dict(changed=False, backups=backups, latest=latest, count=len(backups),
+                  problems=[x.as_dict() for x in problems])
+    if p['verify'] and failed and p['fail_on_verify_error']:
+        module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (failed, len(backups)),
+                         **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,176 @@
+"""Throwaway PostgreSQL clusters for tests and benchmarks.
+
+Each cluster is a real ``initdb`` run as the ``postgres`` OS user (the server
+refuses root), on a free TCP port, with a socket directory of its own, so
+clusters never collide with each other or with a system PostgreSQL.
+"""
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+PG_BIN = os.environ.get("PGSAFE_PG_BIN", "/usr/lib/postgresql/15/bin")
+OS_USER = os.environ.get("PGSAFE_TEST_OS_USER", "postgres")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_user_prefix():
+    """Commands run as the cluster's OS user; nothing to do when we are that user."""
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", OS_USER, "--"]
+
+
+def os_user_ids():
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    entry = pwd.getpwnam(OS_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def make_scratch_dir(prefix="pgsafe-test-"):
+    """A directory the cluster user can use (pytest's tmp_path is 0700 root)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("PGSAFE_TEST_TMP", "/tmp"))
+    uid, gid = os_user_ids()
+    os.chown(path, uid, gid)
+    os.chmod(path, 0o700)
+    return path
+
+
+class PgCluster:
+    def __init__(self, base_dir=None, port=None, settings=None):
+        self.base_dir = base_dir or make_scratch_dir("pgsafe-cluster-")
+        self.data_dir = os.path.join(self.base_dir, "data")
+        self.socket_dir = os.path.join(self.base_dir, "sock")
+        self.log_file = os.path.join(self.base_dir, "server.log")
+        self.port = port or free_port()
+        self.settings = dict(settings or {})
+        self.user = OS_USER
+
+    # -- lifecycle ---------------------------------------------------------
+    def run_as_owner(self, argv, check=True, **kwargs):
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        proc = subprocess.run(_as_user_prefix() + list(argv), **kwargs)
+        if check and proc.returncode != 0:
+            raise RuntimeError("%s failed (%s): %s%s" % (argv[0], proc.returncode, proc.stdout, proc.stderr))
+        return proc
+
+    def init(self):
+        for path in (self.socket_dir,):
+            os.makedirs(path, exist_ok=True)
+            uid, gid = os_user_ids()
+            os.chown(path, uid, gid)
+        self.run_as_owner([os.path.join(PG_BIN, "initdb"), "-D", self.data_dir, "-U", self.user,
+                           "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
+        conf = {
+            "port": self.port,
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": "'%s'" % self.socket_dir,
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "on",
+            "max_wal_senders": 4,
+            "wal_level": "replica",
+            "logging_collector": "off",
+            "shared_buffers": "128MB",
+        }
+        conf.update(self.settings)
+        with open(os.path.join(self.data_dir, "postgresql.auto.conf"), "a") as fh:
+            for key, value in conf.items():
+                fh.write("%s = %s\n" % (key, value))
+        return self
+
+    def start(self, timeout=60):
+        self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
+                           "-w", "-t", str(timeout), "start"])
+        return self
+
+    def stop(self, mode="fast"):
+        if os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
+            self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "stop"],
+                              check=False)
+
+    def restart(self):
+        self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
+                           "-m", "fast", "-w", "restart"])
+
+    def destroy(self):
+        self.stop(mode="immediate")
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    # -- access ------------------------------------------------------------
+    @property
+    def env(self):
+        """libpq variables that reach this cluster, for child processes."""
+        env = dict(os.environ)
+        env.update({"PGHOST": self.socket_dir, "PGPORT": str(self.port), "PGUSER": self.user})
+        env.pop("PGPASSWORD", None)
+        env.pop("PGDATABASE", None)
+        return env
+
+    @property
+    def conn_params(self):
+        return {"host": self.socket_dir, "port": self.port, "user": self.user}
+
+    def connect(self, dbname="postgres", autocommit=True):
+        import psycopg2
+        conn = psycopg2.connect(host=self.socket_dir, port=self.port, user=self.user, dbname=dbname)
+        conn.autocommit = autocommit
+        return conn
+
+    def sql(self, query, dbname="postgres", params=None):
+        """Run one statement; return all rows when it yields any."""
+        conn = self.connect(dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                if cur.description is not None:
+                    return cur.fetchall()
+                return None
+        finally:
+            conn.close()
+
+    def psql(self, script, dbname="postgres"):
+        proc = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname],
+                              input=script, env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError("psql failed: %s" % proc.stderr)
+        return proc.stdout
+
+    def create_database(self, name):
+        from psycopg2 import sql
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        finally:
+            conn.close()
+        return name
+
+    def database_exists(self, name):
+        return bool(self.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(name,)))
+
+    def wait_ready(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            proc = subprocess.run([os.path.join(PG_BIN, "pg_isready"), "-h", self.socket_dir,
+                                   "-p", str(self.port)], stdout=subprocess.DEVNULL)
+            if proc.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("cluster on port %s not ready" % self.port)
+
+
+def new_cluster(settings=None):
+    return PgCluster(settings=settings).init().start()
