@@ -1,41 +1,27 @@
 """The host command, ``pgsafe``: the seed's scripts as subcommands over the one engine.
 
 Exit codes are the seed's: 0 ok, 1 general, 2 configuration, 3 connection,
-4 backup failed, 5 verification failed.
+4 backup failed, 5 verification failed.  Each area of the engine registers its
+own subcommands (cli_*.py), so this file only parses common options and dispatches.
 """
 import argparse
-import json
 import os
 import sys
 
-from . import catalog
+from . import cli_logical
+from .cliutil import UsageError
 from .conn import ConnInfo
-from .dump import FullBackupRequest, run_full_backup
-from .errors import EXIT_CONFIG, EXIT_GENERAL, EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
-from .logfile import StepLog
-from .restore import RestoreRequest, run_restore
+from .errors import EXIT_GENERAL, PgsafeError
 from .version import TOOL_VERSION
 
 DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
-
-
-class UsageError(PgsafeError):
-    exit_code = EXIT_CONFIG
+# Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
+COMMAND_MODULES = [cli_logical]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message, "See 'pgsafe --help'")
-
-
-def _env_int(name, default):
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError("environment variable %s=%r is not a whole number" % (name, value))
 
 
 def build_parser():
@@ -47,38 +33,10 @@ def build_parser():
     p.add_argument("--port", default=None, help="server port (env PGPORT)")
     p.add_argument("--user", default=None, help="login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass")
     p.add_argument("--quiet", action="store_true", help="log to the log file only")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-
-    b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
-    b.add_argument("database")
-    b.add_argument("--format", choices=("custom", "plain", "directory"), default="custom")
-    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
-    b.add_argument("--compression-level", type=int, default=None,
-                   help="gzip 1-9, zstd 1-19 (env COMPRESSION_LEVEL)")
-    b.add_argument("--jobs", type=int, default=1)
-    b.add_argument("--retention-days", type=int, default=None, help="env RETENTION_DAYS, default 30")
-    b.add_argument("--min-backups", type=int, default=1)
-    b.add_argument("--no-globals", action="store_true", help="do not save roles and tablespaces")
-    b.add_argument("--no-row-counts", action="store_true")
-    b.add_argument("--lock-timeout", type=float, default=60)
-    b.add_argument("--json", action="store_true", help="print the result as JSON")
-
-    sub.add_parser("list", help="list the catalog, newest first").add_argument("--json", action="store_true")
-
-    v = sub.add_parser("verify", help="re-hash every backup (or the named ones) against its metadata")
-    v.add_argument("backups", nargs="*")
-    v.add_argument("--json", action="store_true")
-
-    r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
-    r.add_argument("args", nargs="+", metavar="[FILE] TARGET")
-    r.add_argument("--latest", action="store_true")
-    r.add_argument("--database", help="with --latest: whose newest backup (default: TARGET)")
-    r.add_argument("--force", action="store_true", help="replace an existing TARGET database")
-    r.add_argument("--jobs", type=int, default=1)
-    r.add_argument("--no-verify", action="store_true", help="skip the checksum check (not recommended)")
-    r.add_argument("--no-owner", action="store_true")
-    r.add_argument("--json", action="store_true")
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return p
 
 
@@ -87,133 +45,14 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
         conninfo = ConnInfo(host=args.host or os.environ.get("PGHOST"), port=args.port or os.environ.get("PGPORT"),
                             user=args.user or os.environ.get("PGUSER"), password=os.environ.get("PGPASSWORD"))
-        handler = {"backup": cmd_backup, "list": cmd_list, "verify": cmd_verify, "restore": cmd_restore}
-        return handler[args.command](args, conninfo)
+        args.backup_dir = os.path.abspath(args.backup_dir)
+        return args.handler(args, conninfo)
     except PgsafeError as exc:
         print("pgsafe: error: %s" % exc, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pgsafe: interrupted", file=sys.stderr)
         return EXIT_GENERAL
-
-
-def _abs(path):
-    return os.path.abspath(path)
-
-
-def cmd_backup(args, conninfo):
-    backup_dir = _abs(args.backup_dir)
-    log = StepLog(backup_dir, "backup_full", echo=not args.quiet)
-    try:
-        req = FullBackupRequest(
-            args.database, backup_dir, conninfo, format=args.format, compression=args.compression,
-            compression_level=args.compression_level if args.compression_level is not None
-            else _env_int("COMPRESSION_LEVEL", None),
-            jobs=args.jobs,
-            retention_days=args.retention_days if args.retention_days is not None else _env_int("RETENTION_DAYS", 30),
-            min_backups=args.min_backups, globals=not args.no_globals, row_counts=not args.no_row_counts,
-            lock_timeout=args.lock_timeout)
-        log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
-        result = run_full_backup(req, log=log)
-    except PgsafeError as exc:
-        log("backup failed: %s" % exc, level="ERROR")
-        raise
-    finally:
-        log.close()
-    if args.json:
-        result = dict(result)
-        result.pop("metadata", None)
-        print(json.dumps(result, indent=2))
-    else:
-        print(result["backup_file"])
-    return EXIT_OK
-
-
-def cmd_list(args, conninfo):
-    entries, problems = catalog.list_full(_abs(args.backup_dir))
-    if args.json:
-        print(json.dumps({"backups": [e.summary() for e in entries],
-                          "problems": [p.as_dict() for p in problems]}, indent=2))
-        return EXIT_OK
-    print("Available full backups (newest first):")
-    print("-" * 38)
-    if not entries:
-        print("(none)")
-    for e in entries:
-        m = e.meta
-        print("%s (%s) - %s - %s %s/%s" % (m.get("backup_file"), m.get("size_human"), m.get("timestamp"),
-                                           m.get("database"), m.get("format"), m.get("compression")))
-    for p in problems:
-        print("PROBLEM: %s: %s" % (p.path, p.reason), file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_verify(args, conninfo):
-    backup_dir = _abs(args.backup_dir)
-    if args.backups:
-        entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
-    else:
-        entries, problems = catalog.list_full(backup_dir)
-    results = []
-    for e in entries:
-        try:
-            catalog.verify_entry(e)
-            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": True})
-        except VerificationFailed as exc:
-            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": False, "error": str(exc)})
-    for p in problems:
-        results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
-    failed = [r for r in results if not r["verified"]]
-    if args.json:
-        print(json.dumps({"results": results, "failed": len(failed)}, indent=2))
-    else:
-        for r in results:
-            print("%-4s %s%s" % ("OK" if r["verified"] else "FAIL", r["path"],
-                                 "" if r["verified"] else "  (%s)" % r["error"]))
-        print("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
-    return EXIT_VERIFY if failed else EXIT_OK
-
-
-def _only_database(backup_dir):
-    """--latest without --database: fine when the catalog holds a single database."""
-    entries, _problems = catalog.list_full(backup_dir)
-    names = sorted({e.database for e in entries})
-    if len(names) == 1:
-        return names[0]
-    raise UsageError("restore --latest needs --database DB: the catalog holds %s" % (
-        ", ".join(names) if names else "no backups"))
-
-
-def cmd_restore(args, conninfo):
-    backup_dir = _abs(args.backup_dir)
-    if args.latest:
-        if len(args.args) != 1:
-            raise UsageError("restore --latest takes one argument: TARGET")
-        backup, target = None, args.args[0]
-    else:
-        if len(args.args) != 2:
-            raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
-        backup, target = args.args
-    log = StepLog(backup_dir, "restore", echo=not args.quiet)
-    try:
-        req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
-                             database=args.database or (_only_database(backup_dir) if args.latest else None),
-                             overwrite=args.force, jobs=args.jobs, verify_checksum=not args.no_verify,
-                             no_owner=args.no_owner)
-        result = run_restore(req, log=log)
-    except PgsafeError as exc:
-        log("restore failed: %s" % exc, level="ERROR")
-        raise
-    finally:
-        log.close()
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        v = result["validation"]
-        print("restored %s into %s in %.1fs; validation %s (%d tables checked)" % (
-            result["backup_id"], result["target_db"], result["duration_seconds"],
-            "passed" if v["passed"] else "FAILED", v["checked"]))
-    return EXIT_OK
 
 
 if __name__ == "__main__":

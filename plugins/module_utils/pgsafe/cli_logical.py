@@ -1,0 +1,162 @@
+"""Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
+import json
+import sys
+
+from . import catalog
+from .cliutil import UsageError, env_int
+from .dump import FullBackupRequest, run_full_backup
+from .errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
+from .logfile import StepLog
+from .restore import RestoreRequest, run_restore
+
+
+def register(sub):
+    b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
+    b.add_argument("database")
+    b.add_argument("--format", choices=("custom", "plain", "directory"), default="custom")
+    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
+    b.add_argument("--compression-level", type=int, default=None,
+                   help="gzip 1-9, zstd 1-19 (env COMPRESSION_LEVEL)")
+    b.add_argument("--jobs", type=int, default=1)
+    b.add_argument("--retention-days", type=int, default=None, help="env RETENTION_DAYS, default 30")
+    b.add_argument("--min-backups", type=int, default=1)
+    b.add_argument("--no-globals", action="store_true", help="do not save roles and tablespaces")
+    b.add_argument("--no-row-counts", action="store_true")
+    b.add_argument("--lock-timeout", type=float, default=60)
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.set_defaults(handler=cmd_backup)
+
+    ls = sub.add_parser("list", help="list the catalog, newest first")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_list)
+
+    v = sub.add_parser("verify", help="re-hash every backup (or the named ones) against its metadata")
+    v.add_argument("backups", nargs="*")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=cmd_verify)
+
+    r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
+    r.add_argument("args", nargs="+", metavar="[FILE] TARGET")
+    r.add_argument("--latest", action="store_true")
+    r.add_argument("--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)")
+    r.add_argument("--force", action="store_true", help="replace an existing TARGET database")
+    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--no-verify", action="store_true", help="skip the checksum check (not recommended)")
+    r.add_argument("--no-owner", action="store_true")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=cmd_restore)
+
+
+def cmd_backup(args, conninfo):
+    backup_dir = args.backup_dir
+    log = StepLog(backup_dir, "backup_full", echo=not args.quiet)
+    try:
+        req = FullBackupRequest(
+            args.database, backup_dir, conninfo, format=args.format, compression=args.compression,
+            compression_level=args.compression_level if args.compression_level is not None
+            else env_int("COMPRESSION_LEVEL", None),
+            jobs=args.jobs,
+            retention_days=args.retention_days if args.retention_days is not None else env_int("RETENTION_DAYS", 30),
+            min_backups=args.min_backups, globals=not args.no_globals, row_counts=not args.no_row_counts,
+            lock_timeout=args.lock_timeout)
+        log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
+        result = run_full_backup(req, log=log)
+    except PgsafeError as exc:
+        log("backup failed: %s" % exc, level="ERROR")
+        raise
+    finally:
+        log.close()
+    if args.json:
+        result = dict(result)
+        result.pop("metadata", None)
+        print(json.dumps(result, indent=2))
+    else:
+        print(result["backup_file"])
+    return EXIT_OK
+
+
+def cmd_list(args, conninfo):
+    entries, problems = catalog.list_full(args.backup_dir)
+    if args.json:
+        print(json.dumps({"backups": [e.summary() for e in entries],
+                          "problems": [p.as_dict() for p in problems]}, indent=2))
+        return EXIT_OK
+    print("Available full backups (newest first):")
+    print("-" * 38)
+    if not entries:
+        print("(none)")
+    for e in entries:
+        m = e.meta
+        print("%s (%s) - %s - %s %s/%s" % (m.get("backup_file"), m.get("size_human"), m.get("timestamp"),
+                                           m.get("database"), m.get("format"), m.get("compression")))
+    for p in problems:
+        print("PROBLEM: %s: %s" % (p.path, p.reason), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_verify(args, conninfo):
+    backup_dir = args.backup_dir
+    if args.backups:
+        entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
+    else:
+        entries, problems = catalog.list_full(backup_dir)
+    results = []
+    for e in entries:
+        try:
+            catalog.verify_entry(e)
+            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": True})
+        except VerificationFailed as exc:
+            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": False, "error": str(exc)})
+    for p in problems:
+        results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
+    failed = [r for r in results if not r["verified"]]
+    if args.json:
+        print(json.dumps({"results": results, "failed": len(failed)}, indent=2))
+    else:
+        for r in results:
+            print("%-4s %s%s" % ("OK" if r["verified"] else "FAIL", r["path"],
+                                 "" if r["verified"] else "  (%s)" % r["error"]))
+        print("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
+    return EXIT_VERIFY if failed else EXIT_OK
+
+
+def _only_database(backup_dir):
+    """--latest without --database: fine when the catalog holds a single database."""
+    entries, _problems = catalog.list_full(backup_dir)
+    names = sorted({e.database for e in entries})
+    if len(names) == 1:
+        return names[0]
+    raise UsageError("restore --latest needs --database DB: the catalog holds %s" % (
+        ", ".join(names) if names else "no backups"))
+
+
+def cmd_restore(args, conninfo):
+    backup_dir = args.backup_dir
+    if args.latest:
+        if len(args.args) != 1:
+            raise UsageError("restore --latest takes one argument: TARGET")
+        backup, target = None, args.args[0]
+    else:
+        if len(args.args) != 2:
+            raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
+        backup, target = args.args
+    log = StepLog(backup_dir, "restore", echo=not args.quiet)
+    try:
+        req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
+                             database=args.database or (_only_database(backup_dir) if args.latest else None),
+                             overwrite=args.force, jobs=args.jobs, verify_checksum=not args.no_verify,
+                             no_owner=args.no_owner)
+        result = run_restore(req, log=log)
+    except PgsafeError as exc:
+        log("restore failed: %s" % exc, level="ERROR")
+        raise
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        v = result["validation"]
+        print("restored %s into %s in %.1fs; validation %s (%d tables checked)" % (
+            result["backup_id"], result["target_db"], result["duration_seconds"],
+            "passed" if v["passed"] else "FAILED", v["checked"]))
+    return EXIT_OK
