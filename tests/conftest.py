@@ -124,7 +124,6 @@ def ansible_env(collections_path, cluster=None):
     env["ANSIBLE_COLLECTIONS_PATH"] = collections_path + os.pathsep + env.get("ANSIBLE_COLLECTIONS_PATH", "")
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["ANSIBLE_NOCOLOR"] = "1"
-    env["ANSIBLE_STDOUT_CALLBACK"] = "json"
     env["ANSIBLE_LOCALHOST_WARNING"] = "0"
     env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "0"
     return env
@@ -135,7 +134,7 @@ def ansible_module(collections_path):
     """Run one module through ``ansible localhost -m`` and return (rc, result dict, raw output)."""
     def run(module, args, cluster=None, check=False, diff=False):
         env = ansible_env(collections_path, cluster)
-        env["ANSIBLE_LOAD_CALLBACK_PLUGINS"] = "1"
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
         argv = ["ansible", "localhost", "-c", "local", "-i", "localhost,",
                 "-e", "ansible_python_interpreter=%s" % sys.executable,
                 "-m", module, "-a", json.dumps(args)]
@@ -144,8 +143,12 @@ def ansible_module(collections_path):
         if diff:
             argv.append("--diff")
         proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
-        out = json.loads(proc.stdout[proc.stdout.index("{"):])
-        result = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        text = proc.stdout
+        # minimal callback: "localhost | CHANGED => {json}" (check/diff output may precede it)
+        marker = text.find(" => {")
+        if marker < 0:
+            raise AssertionError("no module result in ansible output:\n%s\n%s" % (text, proc.stderr))
+        result = json.loads(text[marker + 4:text.rindex("}") + 1])
         return proc.returncode, result, proc.stdout + proc.stderr
     return run
 

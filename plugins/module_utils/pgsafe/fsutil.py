@@ -41,7 +41,8 @@ def ensure_private_dir(path, create=True):
         if not create:
             raise ConfigError("directory %s does not exist" % path)
         try:
-            os.makedirs(path, mode=DIR_MODE)
+            # exist_ok: two runs starting together may both create it.
+            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:
             raise ConfigError("cannot create directory %s: %s" % (path, exc.strerror),
                               "Create it with the database OS user as owner, or choose a writable backup_dir")

@@ -1,0 +1,50 @@
+import gzip
+import os
+import subprocess
+
+import pytest
+
+from pgsafe import compress
+from pgsafe.errors import ConfigError
+
+
+@pytest.mark.parametrize("codec,level,ok", [("gzip", 1, True), ("gzip", 9, True), ("gzip", 0, False),
+                                            ("gzip", 10, False), ("zstd", 19, True), ("zstd", 20, False),
+                                            ("zstd", 0, False), ("none", None, True), ("brotli", 1, False)])
+def test_levels(codec, level, ok):
+    if ok:
+        compress.validate(codec, level)
+    else:
+        with pytest.raises(ConfigError):
+            compress.validate(codec, level)
+
+
+def test_defaults():
+    assert compress.validate("zstd", None) == 3
+    assert compress.validate("gzip", None) == 6
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "none"])
+def test_stream_round_trip_and_hash(tmp_path, codec):
+    payload = os.urandom(1 << 16) * 40
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        os.write(write_fd, payload)
+        os._exit(0)
+    os.close(write_fd)
+    dest = str(tmp_path / "out")
+    seen = []
+    sha, size = compress.stream_to_file(read_fd, dest, codec, compress.validate(codec, None),
+                                        observe=lambda c: seen.append(len(c)))
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    assert sum(seen) == len(payload)
+    assert size == os.path.getsize(dest)
+    assert sha == compress.sha256_file(dest)
+    if codec == "gzip":
+        assert gzip.decompress(open(dest, "rb").read()) == payload
+    elif codec == "zstd":
+        assert subprocess.run(["zstd", "-dc", dest], stdout=subprocess.PIPE).stdout == payload
+    compress.test_stream(dest, codec)

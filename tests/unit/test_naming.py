@@ -1,0 +1,33 @@
+import pytest
+
+from pgsafe.errors import ConfigError
+from pgsafe.naming import file_slug, parse_iso, validate_database_name, validate_plain_name
+
+
+@pytest.mark.parametrize("name", ["../../etc", "a/b", "x; rm -rf /", "ü", "..", "a b"])
+def test_slug_is_a_single_safe_component(name):
+    slug = file_slug(name)
+    assert "/" not in slug and " " not in slug and ".." not in slug
+    assert slug
+
+
+def test_slug_is_injective_for_distinct_names():
+    assert file_slug("a.b") != file_slug("a_b") != file_slug("a%2Eb")
+
+
+@pytest.mark.parametrize("bad", ["", "a\x00b", "a\nb", "x" * 64])
+def test_invalid_database_names(bad):
+    with pytest.raises(ConfigError):
+        validate_database_name(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "..", ".", "a/b", "x\x00"])
+def test_plain_names(bad):
+    with pytest.raises(ConfigError):
+        validate_plain_name(bad, "backup")
+
+
+def test_parse_iso_forms():
+    assert parse_iso("2026-11-24T02:00:00Z").hour == 2
+    assert parse_iso("garbage") is None
+    assert parse_iso(None) is None
