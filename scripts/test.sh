@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every test of the project, as CI runs it: setup, pytest on real PostgreSQL (unit, integration,
+# faults), ansible-test sanity, ansible-lint, Molecule scenarios in podman, and a bench smoke run.
+# Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
+# does not hide another.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh || { echo "setup failed"; exit 1; }
+# shellcheck source=/dev/null
+source scripts/env.sh
+
+declare -a failed=()
+stage() {
+    local name=$1; shift
+    echo
+    echo "=== ${name} ==="
+    local start=$SECONDS
+    if "$@"; then
+        echo "=== ${name}: ok ($((SECONDS - start))s) ==="
+    else
+        echo "=== ${name}: FAILED ($((SECONDS - start))s) ==="
+        failed+=("$name")
+    fi
+}
+
+rm -f tests/output/junit.xml
+only=${PGSAFE_TEST_STAGES:-pytest sanity lint molecule bench}
+for s in $only; do
+    case $s in
+        pytest)   stage "pytest" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
+        sanity)   stage "ansible-test sanity" bash scripts/sanity.sh ;;
+        lint)     stage "ansible-lint" ansible-lint --profile production ;;
+        molecule) stage "molecule" bash scripts/molecule.sh ;;
+        bench)    stage "bench smoke" python bench/run.py --smoke ;;
+        *) echo "unknown stage $s"; failed+=("$s") ;;
+    esac
+done
+
+echo
+if [ -f tests/output/junit.xml ]; then
+    # One plain closing line that counts the tests, whatever stage ran last.
+    python - <<'PY'
+import xml.etree.ElementTree as ET
+root = ET.parse("tests/output/junit.xml").getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+total = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print("pytest: %d passed, %d failed, %d skipped" % (total - bad - skipped, bad, skipped))
+PY
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED stages: ${failed[*]}"
+    exit 1
+fi
+echo "all stages passed: $only"
