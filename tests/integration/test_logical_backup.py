@@ -185,3 +185,30 @@ def test_logs_one_line_per_step(cli, backup_dir, sample_db):
         lines = fh.read().splitlines()
     assert any("complete" in line for line in lines)
     assert all(line[:4].isdigit() and "[" in line for line in lines)
+
+
+@pytest.mark.parametrize("answer,replaced", [("wrong_name", False), (None, True)])
+def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, answer, replaced):
+    """At a terminal without --force the seed's confirmation is asked; only the exact name confirms."""
+    import pty
+    import subprocess
+    import sys
+    from conftest import PGSAFE, run_cli
+    result = json.loads(run_cli(pg, backup_dir, "backup", sample_db, "--json").stdout)
+    target = unique_name("prompted")
+    pg.create_database(target)
+    master, slave = pty.openpty()
+    env = pg.env
+    env["BACKUP_DIR"] = backup_dir
+    try:
+        proc = subprocess.Popen([sys.executable, PGSAFE, "--quiet", "restore", result["backup_id"], target],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        os.write(master, ((answer or target) + "\n").encode())
+        out, err = proc.communicate(timeout=120)
+        assert (proc.returncode == 0) is replaced, err
+        has_orders = pg.sql("SELECT to_regclass('public.orders') IS NOT NULL", target)[0][0]
+        assert has_orders is replaced
+    finally:
+        os.close(master)
+        os.close(slave)
+        drop_database(pg, target)

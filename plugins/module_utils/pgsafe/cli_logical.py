@@ -130,6 +130,16 @@ def _only_database(backup_dir):
         ", ".join(names) if names else "no backups"))
 
 
+def _ask_on_terminal(target, entry):
+    """The seed's confirmation, kept for people at a terminal; scripts and cron use --force."""
+    print("Database %r exists and will be replaced by %s." % (target, entry.backup_id), file=sys.stderr)
+    try:
+        answer = input("Type the database name to confirm: ")
+    except EOFError:
+        return False
+    return answer.strip() == target
+
+
 def cmd_restore(args, conninfo):
     backup_dir = args.backup_dir
     if args.latest:
@@ -145,7 +155,8 @@ def cmd_restore(args, conninfo):
         req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
                              database=args.database or (_only_database(backup_dir) if args.latest else None),
                              overwrite=args.force, jobs=args.jobs, verify_checksum=not args.no_verify,
-                             no_owner=args.no_owner)
+                             no_owner=args.no_owner,
+                             confirm=_ask_on_terminal if sys.stdin.isatty() and not args.force else None)
         result = run_restore(req, log=log)
     except PgsafeError as exc:
         log("restore failed: %s" % exc, level="ERROR")

@@ -23,7 +23,7 @@ SCRATCH_PREFIX = "pgsafe_restore_"
 class RestoreRequest:
     def __init__(self, target_db, backup_dir, conninfo, backup=None, latest=False, database=None,
                  overwrite=False, jobs=1, verify_checksum=True, no_owner=False,
-                 maintenance_db="postgres", lock_timeout=60):
+                 maintenance_db="postgres", lock_timeout=60, confirm=None):
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -49,6 +49,8 @@ class RestoreRequest:
         self.no_owner = bool(no_owner)
         self.maintenance_db = maintenance_db
         self.lock_timeout = lock_timeout
+        # Asked before replacing an existing target when overwrite is off (the CLI's terminal prompt).
+        self.confirm = confirm
 
 
 def find_backup(req):
@@ -70,6 +72,8 @@ def run_restore(req, log=lambda msg: None, check_mode=False):
     admin = connect(req.conninfo, req.maintenance_db)
     try:
         exists = database_exists(admin, req.target_db)
+        if exists and not req.overwrite and req.confirm is not None and not check_mode:
+            req.overwrite = bool(req.confirm(req.target_db, entry))
         if exists and not req.overwrite:
             raise ConfigError("database %r already exists; it is never dropped without consent" % req.target_db,
                               "Restore into a new name, or set overwrite (CLI: --force) to replace it")
