@@ -144,7 +144,10 @@ class _Watch:
 
 
 def run_full_backup(req, log=lambda msg: None, check_mode=False):
-    prepare_dirs(req.backup_dir) if not check_mode else _check_dir_readable(req.backup_dir)
+    if check_mode:
+        _check_dir_readable(req.backup_dir)
+    else:
+        prepare_dirs(req.backup_dir)
     probe = connect(req.conninfo, req.database)  # a missing database fails here with exit 3
     probe.close()
     moment = utc_now()
