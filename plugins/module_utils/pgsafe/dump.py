@@ -262,6 +262,7 @@ def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
     argv = pg_dump_argv(req, pg_dump, snapshot_id)
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
+        compress.widen_pipe(proc.stdout.fileno())
         watch = _Watch()
         try:
             checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, req.stream_compression(),
