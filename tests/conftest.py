@@ -15,7 +15,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 from pgcluster import PgCluster, make_scratch_dir, new_cluster  # noqa: E402
 
-PGSAFE = os.path.join(ROOT, "bin", "pgsafe")
+PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+# The launcher runs the engine with this interpreter: the one running the tests (it has psycopg2).
+os.environ.setdefault("PGSAFE_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +98,8 @@ def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600):
     env = cluster.env
     env["BACKUP_DIR"] = backup_dir
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, PGSAFE, "--quiet"] + list(args), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ def ansible_module(collections_path):
             argv.append("--check")
         if diff:
             argv.append("--diff")
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900)
+        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900, check=False)
         text = proc.stdout
         # minimal callback: "localhost | CHANGED => {json}" (check/diff output may precede it)
         marker = text.find(" => {")
@@ -164,7 +166,7 @@ def ansible_playbook(collections_path):
         for key, value in (extra_vars or {}).items():
             argv += ["-e", json.dumps({key: value})]
         argv += list(args) + [playbook]
-        return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800)
+        return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
     return run
 
 

@@ -38,8 +38,9 @@ attributes:
     description: Reads only; behaves the same in check mode.
   diff_mode:
     support: none
+    description: Nothing to diff; the result reports what was written or read.
 author:
-  - pgsafe engineers
+  - pgsafe engineers (@pgsafe)
 '''
 
 EXAMPLES = r'''

@@ -80,11 +80,12 @@ attributes:
     description: Connects and reports the file it would write and what retention would remove, writing nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the result reports what was written or read.
 notes:
   - Run it as the database's OS user (C(become_user=postgres)) so files are owned by that user;
     files are created 0600 and directories 0700.
 author:
-  - pgsafe engineers
+  - pgsafe engineers (@pgsafe)
 '''
 
 EXAMPLES = r'''

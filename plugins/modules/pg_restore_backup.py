@@ -68,8 +68,9 @@ attributes:
     description: Finds and verifies the backup and reports whether the target would be replaced, changing nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the result reports what was written or read.
 author:
-  - pgsafe engineers
+  - pgsafe engineers (@pgsafe)
 '''
 
 EXAMPLES = r'''

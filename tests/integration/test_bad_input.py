@@ -78,7 +78,6 @@ def test_unwritable_backup_dir(pg, sample_db, backup_dir):
 def test_unwritable_backup_dir_as_non_root(pg, sample_db, backup_dir):
     """As the postgres OS user, a root-owned 0700 directory cannot be written."""
     import subprocess
-    import sys
     if os.geteuid() != 0:
         pytest.skip("needs root to switch user")
     locked = os.path.join(backup_dir, "locked")
@@ -87,11 +86,12 @@ def test_unwritable_backup_dir_as_non_root(pg, sample_db, backup_dir):
     os.chmod(backup_dir, 0o755)
     env = pg.env
     env["BACKUP_DIR"] = locked
+    env["PGSAFE_PYTHON"] = "/usr/bin/python3"
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # System python: the postgres user may not reach the test venv, and the engine fails before psycopg2 is needed.
-    proc = subprocess.run(["runuser", "-u", "postgres", "--", "/usr/bin/python3", os.path.join(root, "bin", "pgsafe"),
+    proc = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(root, "scripts", "pgsafe"),
                            "--quiet", "backup", sample_db], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stderr=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "not writable" in proc.stderr or "cannot create" in proc.stderr
     assert os.listdir(locked) == []

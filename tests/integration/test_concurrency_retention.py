@@ -2,7 +2,6 @@
 import json
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -30,7 +29,7 @@ def age_backup(result, days):
 
 def test_two_backups_at_once_both_complete_and_verify(pg, cli, sample_db, backup_dir):
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: cli("backup", sample_db, "--json"), range(2)))
+        results = list(pool.map(lambda _run: cli("backup", sample_db, "--json"), range(2)))
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     files = {json.loads(r.stdout)["backup_file"] for r in results}
     assert len(files) == 2
@@ -114,7 +113,7 @@ def test_killed_backup_leaves_no_backup_and_next_run_cleans_up(pg, cli, sample_d
     pg.psql("CREATE TABLE bulk AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g", sample_db)
     env = pg.env
     env["BACKUP_DIR"] = backup_dir
-    proc = subprocess.Popen([sys.executable, PGSAFE, "--quiet", "backup", sample_db], env=env,
+    proc = subprocess.Popen([PGSAFE, "--quiet", "backup", sample_db], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     full = os.path.join(backup_dir, "full")
     import time

@@ -66,7 +66,7 @@ def test_row_counts_describe_the_snapshot_not_later_writes(pg, cli, sample_db):
     writes_done = threading.Event()
 
     def writer():
-        for _ in range(20):
+        for _attempt in range(20):
             pg.psql("INSERT INTO orders (customer_id, amount) VALUES (1, 2)", sample_db)
         writes_done.set()
     thread = threading.Thread(target=writer)
@@ -192,7 +192,6 @@ def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, an
     """At a terminal without --force the seed's confirmation is asked; only the exact name confirms."""
     import pty
     import subprocess
-    import sys
     from conftest import PGSAFE, run_cli
     result = json.loads(run_cli(pg, backup_dir, "backup", sample_db, "--json").stdout)
     target = unique_name("prompted")
@@ -201,7 +200,7 @@ def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, an
     env = pg.env
     env["BACKUP_DIR"] = backup_dir
     try:
-        proc = subprocess.Popen([sys.executable, PGSAFE, "--quiet", "restore", result["backup_id"], target],
+        proc = subprocess.Popen([PGSAFE, "--quiet", "restore", result["backup_id"], target],
                                 stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         os.write(master, ((answer or target) + "\n").encode())
         out, err = proc.communicate(timeout=120)

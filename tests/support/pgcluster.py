@@ -60,7 +60,7 @@ class PgCluster:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
         kwargs.setdefault("text", True)
-        proc = subprocess.run(_as_user_prefix() + list(argv), **kwargs)
+        proc = subprocess.run(_as_user_prefix() + list(argv), **kwargs, check=False)
         if check and proc.returncode != 0:
             raise RuntimeError("%s failed (%s): %s%s" % (argv[0], proc.returncode, proc.stdout, proc.stderr))
         return proc
@@ -143,7 +143,7 @@ class PgCluster:
     def psql(self, script, dbname="postgres"):
         proc = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname],
                               input=script, env=self.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError("psql failed: %s" % proc.stderr)
         return proc.stdout
@@ -165,7 +165,7 @@ class PgCluster:
         deadline = time.time() + timeout
         while time.time() < deadline:
             proc = subprocess.run([os.path.join(PG_BIN, "pg_isready"), "-h", self.socket_dir,
-                                   "-p", str(self.port)], stdout=subprocess.DEVNULL)
+                                   "-p", str(self.port)], stdout=subprocess.DEVNULL, check=False)
             if proc.returncode == 0:
                 return
             time.sleep(0.2)

@@ -6,10 +6,9 @@ own subcommands (cli_*.py), so this file only parses common options and dispatch
 """
 import argparse
 import os
-import sys
 
 from . import cli_logical
-from .cliutil import UsageError
+from .cliutil import UsageError, err
 from .conn import ConnInfo
 from .errors import EXIT_GENERAL, PgsafeError
 from .version import TOOL_VERSION
@@ -48,12 +47,8 @@ def main(argv=None):
         args.backup_dir = os.path.abspath(args.backup_dir)
         return args.handler(args, conninfo)
     except PgsafeError as exc:
-        print("pgsafe: error: %s" % exc, file=sys.stderr)
+        err("pgsafe: error: %s" % exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pgsafe: interrupted", file=sys.stderr)
+        err("pgsafe: interrupted")
         return EXIT_GENERAL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

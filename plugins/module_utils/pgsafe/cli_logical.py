@@ -3,7 +3,7 @@ import json
 import sys
 
 from . import catalog
-from .cliutil import UsageError, env_int
+from .cliutil import UsageError, env_int, err, out
 from .dump import FullBackupRequest, run_full_backup
 from .errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
 from .logfile import StepLog
@@ -69,28 +69,28 @@ def cmd_backup(args, conninfo):
     if args.json:
         result = dict(result)
         result.pop("metadata", None)
-        print(json.dumps(result, indent=2))
+        out(json.dumps(result, indent=2))
     else:
-        print(result["backup_file"])
+        out(result["backup_file"])
     return EXIT_OK
 
 
 def cmd_list(args, conninfo):
     entries, problems = catalog.list_full(args.backup_dir)
     if args.json:
-        print(json.dumps({"backups": [e.summary() for e in entries],
-                          "problems": [p.as_dict() for p in problems]}, indent=2))
+        out(json.dumps({"backups": [e.summary() for e in entries],
+                        "problems": [p.as_dict() for p in problems]}, indent=2))
         return EXIT_OK
-    print("Available full backups (newest first):")
-    print("-" * 38)
+    out("Available full backups (newest first):")
+    out("-" * 38)
     if not entries:
-        print("(none)")
+        out("(none)")
     for e in entries:
         m = e.meta
-        print("%s (%s) - %s - %s %s/%s" % (m.get("backup_file"), m.get("size_human"), m.get("timestamp"),
-                                           m.get("database"), m.get("format"), m.get("compression")))
+        out("%s (%s) - %s - %s %s/%s" % (m.get("backup_file"), m.get("size_human"), m.get("timestamp"),
+                                         m.get("database"), m.get("format"), m.get("compression")))
     for p in problems:
-        print("PROBLEM: %s: %s" % (p.path, p.reason), file=sys.stderr)
+        err("PROBLEM: %s: %s" % (p.path, p.reason))
     return EXIT_OK
 
 
@@ -111,12 +111,12 @@ def cmd_verify(args, conninfo):
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
     failed = [r for r in results if not r["verified"]]
     if args.json:
-        print(json.dumps({"results": results, "failed": len(failed)}, indent=2))
+        out(json.dumps({"results": results, "failed": len(failed)}, indent=2))
     else:
         for r in results:
-            print("%-4s %s%s" % ("OK" if r["verified"] else "FAIL", r["path"],
-                                 "" if r["verified"] else "  (%s)" % r["error"]))
-        print("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
+            out("%-4s %s%s" % ("OK" if r["verified"] else "FAIL", r["path"],
+                               "" if r["verified"] else "  (%s)" % r["error"]))
+        out("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
     return EXIT_VERIFY if failed else EXIT_OK
 
 
@@ -132,7 +132,7 @@ def _only_database(backup_dir):
 
 def _ask_on_terminal(target, entry):
     """The seed's confirmation, kept for people at a terminal; scripts and cron use --force."""
-    print("Database %r exists and will be replaced by %s." % (target, entry.backup_id), file=sys.stderr)
+    err("Database %r exists and will be replaced by %s." % (target, entry.backup_id))
     try:
         answer = input("Type the database name to confirm: ")
     except EOFError:
@@ -164,10 +164,10 @@ def cmd_restore(args, conninfo):
     finally:
         log.close()
     if args.json:
-        print(json.dumps(result, indent=2))
+        out(json.dumps(result, indent=2))
     else:
         v = result["validation"]
-        print("restored %s into %s in %.1fs; validation %s (%d tables checked)" % (
+        out("restored %s into %s in %.1fs; validation %s (%d tables checked)" % (
             result["backup_id"], result["target_db"], result["duration_seconds"],
             "passed" if v["passed"] else "FAILED", v["checked"]))
     return EXIT_OK

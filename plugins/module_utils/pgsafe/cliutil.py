@@ -1,5 +1,6 @@
 """Helpers shared by the cli_*.py subcommand modules."""
 import os
+import sys
 
 from .errors import EXIT_CONFIG, PgsafeError
 
@@ -17,3 +18,14 @@ def env_int(name, default):
         return int(value)
     except ValueError:
         raise UsageError("environment variable %s=%r is not a whole number" % (name, value))
+
+
+def out(text=""):
+    """Print to stdout (the CLI's results)."""
+    sys.stdout.write("%s\n" % (text,))
+
+
+def err(text):
+    """Print to stderr (errors, prompts, progress)."""
+    sys.stderr.write("%s\n" % (text,))
+    sys.stderr.flush()

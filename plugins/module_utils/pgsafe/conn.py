@@ -57,8 +57,8 @@ class ConnInfo:
 
     def describe(self):
         """Safe for logs: no password."""
-        return "host=%s port=%s user=%s" % (self.host or "(default)", self.port or "(default)",
-                                             self.user or "(default)")
+        return "host=%s port=%s user=%s" % (
+            self.host or "(default)", self.port or "(default)", self.user or "(default)")
 
 
 def connect(info, dbname, autocommit=True):

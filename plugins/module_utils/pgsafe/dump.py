@@ -288,7 +288,7 @@ def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
 
 def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
     argv = pg_dump_argv(req, pg_dump, snapshot_id, output=tmp)
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     err = proc.stderr.decode("utf-8", "replace").strip()
     if proc.returncode != 0:
         raise BackupFailed("pg_dump of %r failed with exit code %d: %s" % (req.database, proc.returncode, err))

@@ -6,6 +6,10 @@ from .fsutil import ensure_private_dir
 from .naming import stamp, utc_now
 
 
+def _echo(line):
+    sys.stderr.write(line + "\n")
+
+
 class StepLog:
     def __init__(self, backup_dir, operation, echo=True):
         self.path = None
@@ -26,7 +30,7 @@ class StepLog:
             self.fh.write(line + "\n")
             self.fh.flush()
         if self.echo:
-            print(line, file=sys.stderr)
+            _echo(line)
 
     def close(self):
         if self.fh:

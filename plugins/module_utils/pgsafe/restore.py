@@ -155,7 +155,7 @@ def _load(req, entry, scratch, log):
 
 
 def _run(argv, env, what):
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     if proc.returncode != 0:
         raise PgsafeError("%s failed with exit code %d: %s" % (
             what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
@@ -166,10 +166,10 @@ def _run_fed(argv, path, codec, env, what):
     decomp = compress.open_decompressed(path, codec)
     if decomp is None:
         with open(path, "rb") as fh:
-            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
         d_rc, d_err = 0, b""
     else:
-        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
         decomp.stdout.close()
         d_rc = decomp.wait()
         d_err = decomp.stderr.read()
@@ -230,8 +230,8 @@ def _swap(admin, scratch, target, exists, owner, log):
             _wait_no_sessions(cur, target)
             cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(old)))
             try:
-                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch),
-                                                                            sql.Identifier(target)))
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(scratch), sql.Identifier(target)))
             except Exception:
                 cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(target)))
                 cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))

@@ -34,6 +34,6 @@ def find(program, major=None):
 
 def version_of(path):
     out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True).stdout.strip()
+                         text=True, check=False).stdout.strip()
     match = re.search(r"(\d+(?:\.\d+)?)", out)
     return match.group(1) if match else out
