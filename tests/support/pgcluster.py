@@ -90,9 +90,14 @@ class PgCluster:
                 fh.write("%s = %s\n" % (key, value))
         return self
 
+    def server_env(self):
+        """What archive_command and restore_command see: a plain system environment, as on a real host
+        (the test runner's interpreter and PATH may live where the postgres user cannot read)."""
+        return {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "HOME": self.base_dir}
+
     def start(self, timeout=60):
         self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
-                           "-w", "-t", str(timeout), "start"])
+                           "-w", "-t", str(timeout), "start"], env=self.server_env())
         return self
 
     def stop(self, mode="fast"):
@@ -102,7 +107,7 @@ class PgCluster:
 
     def restart(self):
         self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
-                           "-m", "fast", "-w", "restart"])
+                           "-m", "fast", "-w", "restart"], env=self.server_env())
 
     def destroy(self):
         self.stop(mode="immediate")

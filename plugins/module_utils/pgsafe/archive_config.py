@@ -1,0 +1,194 @@
+"""What pg_wal_archive_config decides and does: archiving settings, applied idempotently.
+
+The configured value of a setting is read from pg_file_settings (what the
+config files say), not only from pg_settings (what the server runs with):
+after ALTER SYSTEM of a restart-only setting the two differ until a restart,
+and comparing against the running value would report a change forever.
+"""
+import os
+import shlex
+import time
+
+from .conn import connect
+from .errors import ConfigError
+from .fsutil import replace_bytes_atomic
+
+WAL_LEVEL_RANK = {"minimal": 0, "replica": 1, "logical": 2}
+RESTART_SETTINGS = ("wal_level", "archive_mode")
+DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
+
+
+def default_archive_command(pgsafe_command, archive_dir, compression="none"):
+    argv = [pgsafe_command, "archive-wal", "--archive-dir", archive_dir]
+    if compression and compression != "none":
+        argv += ["--compression", compression]
+    # %p and %f are PostgreSQL's placeholders; everything else is shell-quoted for its system() call.
+    return " ".join(shlex.quote(a) for a in argv) + " %p %f"
+
+
+def default_restore_command(pgsafe_command, archive_dir):
+    argv = [pgsafe_command, "restore-wal", "--archive-dir", archive_dir]
+    return " ".join(shlex.quote(a) for a in argv) + " %f %p"
+
+
+def desired_settings(current_wal_level, wal_level="replica", archive_mode="on", archive_command=None,
+                     archive_timeout=None):
+    if wal_level not in ("replica", "logical"):
+        raise ConfigError("wal_level must be replica or logical, got %r" % (wal_level,))
+    if archive_mode not in ("on", "always"):
+        raise ConfigError("archive_mode must be on or always, got %r" % (archive_mode,))
+    if not archive_command:
+        raise ConfigError("archive_command is empty")
+    # Never lower wal_level: logical decoding users would lose their slots' meaning.
+    if WAL_LEVEL_RANK.get(current_wal_level, 0) > WAL_LEVEL_RANK[wal_level]:
+        wal_level = current_wal_level
+    out = {"wal_level": wal_level, "archive_mode": archive_mode, "archive_command": archive_command}
+    if archive_timeout is not None:
+        try:
+            seconds = int(archive_timeout)
+        except (TypeError, ValueError):
+            raise ConfigError("archive_timeout %r is not a whole number of seconds" % (archive_timeout,))
+        if seconds < 0:
+            raise ConfigError("archive_timeout must be 0 (off) or more seconds")
+        out["archive_timeout"] = str(seconds)
+    return out
+
+
+def _normalise(name, value):
+    if value is None:
+        return None
+    value = str(value)
+    if name == "archive_timeout":
+        # pg_file_settings keeps what was written ('60', '1min'); pg_settings says seconds.
+        units = {"s": 1, "min": 60, "h": 3600, "d": 86400, "ms": 0.001}
+        for unit, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+            if value.endswith(unit) and value[:-len(unit)].strip().isdigit():
+                return str(int(int(value[:-len(unit)]) * factor))
+    return value
+
+
+def read_state(cur, names):
+    """{name: {'running', 'configured', 'pending_restart', 'context', 'sourcefile'}}."""
+    cur.execute("SELECT name, setting, pending_restart, context FROM pg_settings WHERE name = ANY(%s)", (list(names),))
+    state = {row[0]: {"running": row[1], "pending_restart": row[2], "context": row[3], "configured": None,
+                      "sourcefile": None} for row in cur.fetchall()}
+    # error is set for lines waiting on a restart too; those are still what the files say.
+    cur.execute("SELECT name, setting, sourcefile FROM pg_file_settings WHERE name = ANY(%s) "
+                "ORDER BY seqno", (list(names),))
+    for name, setting, sourcefile in cur.fetchall():
+        state[name]["configured"] = setting
+        state[name]["sourcefile"] = sourcefile
+    return state
+
+
+def effective(entry, name):
+    return _normalise(name, entry["configured"] if entry["configured"] is not None else entry["running"])
+
+
+def plan_changes(state, desired):
+    return {name: value for name, value in desired.items() if effective(state[name], name) != _normalise(name, value)}
+
+
+def apply(conninfo, wal_level="replica", archive_mode="on", archive_command=None, archive_timeout=None,
+          method="alter_system", conf_file=None, check_mode=False):
+    conn = connect(conninfo, "postgres")
+    try:
+        with conn.cursor() as cur:
+            names = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
+            before = read_state(cur, names)
+            desired = desired_settings(before["wal_level"]["running"], wal_level, archive_mode, archive_command,
+                                       archive_timeout)
+            changes = plan_changes(before, desired)
+            diff = {"before": {n: effective(before[n], n) for n in desired},
+                    "after": {n: _normalise(n, v) for n, v in desired.items()}}
+            if method not in ("alter_system", "conf_file"):
+                raise ConfigError("method must be alter_system or conf_file, got %r" % (method,))
+            conf_path = None
+            if method == "conf_file":
+                conf_path = conf_file or _default_conf_file(cur)
+            if changes and not check_mode:
+                if method == "alter_system":
+                    from psycopg2 import sql
+                    for name, value in changes.items():
+                        cur.execute(sql.SQL("ALTER SYSTEM SET {} = %s").format(sql.Identifier(name)), (value,))
+                else:
+                    previous = _read_bytes(conf_path)
+                    _write_conf_file(conf_path, desired)
+                cur.execute("SELECT pg_reload_conf()")
+                after = _wait_reloaded(cur, names, desired)
+                if method == "conf_file":
+                    try:
+                        _check_file_is_read(after, desired, conf_path)
+                    except ConfigError:
+                        # Put the file back as it was, so the next run sees the same state again.
+                        _restore_file(conf_path, previous)
+                        raise
+            else:
+                after = before
+            restart_required = _restart_required(after, desired, check_mode, changes)
+    finally:
+        conn.close()
+    return {"changed": bool(changes), "changes": changes, "restart_required": restart_required,
+            "diff": diff, "settings": diff["after"], "previous": diff["before"], "conf_file": conf_path}
+
+
+def _restart_required(state, desired, check_mode, changes):
+    for name in RESTART_SETTINGS:
+        if name not in desired:
+            continue
+        if check_mode and name in changes:
+            return True
+        if state[name]["pending_restart"] or _normalise(name, state[name]["running"]) != _normalise(name, desired[name]):
+            return True
+    return False
+
+
+def _wait_reloaded(cur, names, desired, timeout=10.0):
+    """pg_reload_conf() only signals; wait until this backend sees the new files."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_state(cur, names)
+        if all(effective(state[n], n) == _normalise(n, v) for n, v in desired.items()) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.1)
+
+
+def _default_conf_file(cur):
+    cur.execute("SHOW config_file")
+    return os.path.join(os.path.dirname(cur.fetchone()[0]), "conf.d", "pgsafe.conf")
+
+
+def _quote(value):
+    return "'%s'" % str(value).replace("'", "''")
+
+
+def _write_conf_file(path, desired):
+    lines = ["# Written by pgsafe.backup (pg_wal_archive_config); changes here are overwritten.\n"]
+    lines += ["%s = %s\n" % (name, _quote(value)) for name, value in sorted(desired.items())]
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise ConfigError("directory %s for the include file does not exist" % directory,
+                          "Create it and add include_dir = '%s' to postgresql.conf" % directory)
+    replace_bytes_atomic(path, "".join(lines).encode("utf-8"))
+    os.chmod(path, 0o644)
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def _restore_file(path, previous):
+    if previous is None:
+        os.unlink(path)
+    else:
+        replace_bytes_atomic(path, previous)
+
+
+def _check_file_is_read(state, desired, path):
+    if not any(state[n]["sourcefile"] == path for n in desired):
+        raise ConfigError("the server does not read %s" % path,
+                          "Add include_dir = '%s' (or include '%s') to postgresql.conf" % (os.path.dirname(path), path))

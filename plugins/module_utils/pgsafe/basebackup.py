@@ -1,0 +1,260 @@
+"""Physical base backups: pg_basebackup in tar format, manifest kept and checked by pg_verifybackup.
+
+PostgreSQL 15's pg_verifybackup reads only plain directories, so after the tar
+backup lands we extract it into a hidden scratch directory beside it, run
+pg_verifybackup there (WAL included), and remove the scratch copy.  Only a
+verified backup gets metadata; without metadata it is not in the catalog.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+from . import catalog, compress, retention, tools, walcleanup
+from .catalog import META_SUFFIX
+from .conn import connect
+from .errors import BackupFailed, ConfigError, VerificationFailed
+from .fsutil import (ensure_private_dir, fsync_tree, human_size, is_temp_name, is_within, publish, remove_quietly,
+                     temp_path_for, tree_size, write_json_atomic)
+from .lock import BackupLock
+from .naming import file_slug, iso, stamp, utc_now
+from .version import TOOL_NAME, TOOL_VERSION
+from .walnames import segment_of_lsn
+
+BASE_DIR = "base"
+COMPRESSIONS = ("zstd", "gzip", "none")
+
+
+class BaseBackupRequest:
+    def __init__(self, backup_dir, conninfo, compression="zstd", compression_level=None, checkpoint="fast",
+                 verify=True, retention_days=7, min_backups=1, archive_dir=None, wal_cleanup=True,
+                 label=None, lock_timeout=60, server_side=True):
+        if not backup_dir or not os.path.isabs(backup_dir):
+            raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
+        self.backup_dir = os.path.normpath(backup_dir)
+        self.conninfo = conninfo
+        if compression not in COMPRESSIONS:
+            raise ConfigError("compression %r is not one of %s" % (compression, ", ".join(COMPRESSIONS)))
+        self.compression = compression
+        self.compression_level = compress.validate(compression, compression_level)
+        if checkpoint not in ("fast", "spread"):
+            raise ConfigError("checkpoint must be fast or spread")
+        self.checkpoint = checkpoint
+        self.verify = bool(verify)
+        self.retention_days = int(retention_days)
+        self.min_backups = max(1, int(min_backups))
+        if self.retention_days < 0:
+            raise ConfigError("retention_days must be 0 or more")
+        self.archive_dir = archive_dir
+        self.wal_cleanup = bool(wal_cleanup)
+        self.label = label
+        self.lock_timeout = lock_timeout
+        self.server_side = bool(server_side)
+
+
+def base_dir(backup_dir):
+    return os.path.join(backup_dir, BASE_DIR)
+
+
+def list_base(backup_dir):
+    return catalog.scan(base_dir(backup_dir))
+
+
+def _cluster_label(cur, conninfo):
+    cur.execute("SHOW cluster_name")
+    name = cur.fetchone()[0]
+    if name:
+        return name
+    cur.execute("SHOW port")
+    return "port%s" % cur.fetchone()[0]
+
+
+def _server_facts(conninfo):
+    conn = connect(conninfo, "postgres")
+    try:
+        with conn.cursor() as cur:
+            label = _cluster_label(cur, conninfo)
+            cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+                        "(SELECT system_identifier FROM pg_control_system())::text, "
+                        "current_setting('wal_segment_size')")
+            version, version_num, sysid, segsize = cur.fetchone()
+    finally:
+        conn.close()
+    return {"label": label, "server_version": version, "server_version_num": version_num,
+            "system_identifier": sysid, "wal_segment_size": _bytes(segsize)}
+
+
+def _bytes(text):
+    text = str(text).strip()
+    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if text.endswith(unit):
+            return int(text[:-len(unit)]) * factor
+    return int(text)
+
+
+def _compress_arg(req, version_num):
+    if req.compression == "none":
+        return []
+    where = "server" if req.server_side and version_num >= 150000 else "client"
+    return ["--compress=%s-%s:%d" % (where, req.compression, req.compression_level)]
+
+
+def run_base_backup(req, log=lambda msg: None, check_mode=False):
+    facts = _server_facts(req.conninfo)
+    directory = base_dir(req.backup_dir)
+    moment = utc_now()
+    backup_id = "%s_base_%s" % (file_slug(facts["label"]), stamp(moment))
+    if check_mode:
+        return {"changed": True, "backup_id": backup_id, "backup_path": os.path.join(directory, backup_id),
+                "check_mode": True}
+    if not os.path.isdir(req.backup_dir):
+        raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
+    ensure_private_dir(req.backup_dir)
+    ensure_private_dir(directory)
+    with BackupLock(req.backup_dir, "base:" + facts["label"], timeout=req.lock_timeout):
+        for name in os.listdir(directory):
+            if is_temp_name(name):
+                remove_quietly(os.path.join(directory, name))
+        final = os.path.join(directory, backup_id)
+        n = 1
+        while os.path.lexists(final) or os.path.lexists(final + META_SUFFIX):
+            n += 1
+            final = os.path.join(directory, "%s_%d" % (backup_id, n))
+        backup_id = os.path.basename(final)
+        meta = _take(req, facts, backup_id, final, moment, log)
+        write_json_atomic(final + META_SUFFIX, meta)
+        log("base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"]))
+        entries, _problems = list_base(req.backup_dir)
+        entries = [e for e in entries if e.meta.get("database") == facts["label"]]
+        plan = retention.choose(entries, utc_now(), req.retention_days, req.min_backups)
+        removed = _remove_base(plan.remove, directory, log)
+        wal_removed = []
+        if req.archive_dir and req.wal_cleanup:
+            wal_removed = walcleanup.cleanup(req.archive_dir, plan.keep, log=log)
+    return {"changed": True, "backup_id": backup_id, "backup_path": final, "metadata_file": final + META_SUFFIX,
+            "metadata": meta, "removed": removed, "wal_removed": wal_removed}
+
+
+def _take(req, facts, backup_id, final, moment, log):
+    tmp = temp_path_for(final)
+    os.mkdir(tmp, 0o700)
+    started = time.monotonic()
+    try:
+        major = str(facts["server_version_num"] // 10000)
+        argv = [tools.find("pg_basebackup", major), "--no-password", "-D", tmp, "--format=tar", "--wal-method=stream",
+                "--checkpoint=%s" % req.checkpoint, "--label=%s" % (req.label or "pgsafe " + backup_id),
+                "--manifest-checksums=CRC32C"] + _compress_arg(req, facts["server_version_num"])
+        log("pg_basebackup into %s (%s)" % (final, req.compression))
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=req.conninfo.child_env(), check=False)
+        if proc.returncode != 0:
+            raise BackupFailed("pg_basebackup failed with exit code %d: %s" % (
+                proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+        manifest_path = os.path.join(tmp, "backup_manifest")
+        if not os.path.isfile(manifest_path):
+            raise BackupFailed("pg_basebackup wrote no backup_manifest")
+        with open(manifest_path) as fh:
+            manifest = json.load(fh)
+        for root, dirs, files in os.walk(tmp):
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o600)
+        if req.verify:
+            verify_tar_backup(tmp, major, log)
+        fsync_tree(tmp)
+        publish(tmp, final)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    ranges = manifest.get("WAL-Ranges") or [{}]
+    tli = int(ranges[0].get("Timeline", 1))
+    start_lsn, stop_lsn = ranges[0].get("Start-LSN"), ranges[-1].get("End-LSN")
+    segsize = facts["wal_segment_size"]
+    size = tree_size(final)
+    return {
+        "kind": "base", "backup_id": backup_id, "backup_file": backup_id, "database": facts["label"],
+        "timestamp": iso(moment), "finished_at": iso(utc_now()),
+        "start_lsn": start_lsn, "stop_lsn": stop_lsn, "timeline": tli,
+        "start_wal": segment_of_lsn(tli, start_lsn, segsize), "stop_wal": segment_of_lsn(tli, stop_lsn, segsize),
+        "size_bytes": size, "size_human": human_size(size),
+        "duration_seconds": round(time.monotonic() - started, 3),
+        "checksum": catalog.directory_checksum(final), "checksum_algorithm": "sha256",
+        "compression": req.compression, "compression_level": req.compression_level,
+        "pg_version": facts["server_version"], "server_version": facts["server_version"],
+        "server_version_num": facts["server_version_num"], "system_identifier": facts["system_identifier"],
+        "wal_segment_size": segsize, "status": "ok", "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
+        "verified_by": "pg_verifybackup" if req.verify else None, "host": socket.gethostname(),
+        "files": sorted(os.listdir(final)),
+    }
+
+
+def tar_members(backup_path):
+    """(archive path, member kind) of the tar files of a base backup: base first, then pg_wal."""
+    names = sorted(os.listdir(backup_path))
+    base = [n for n in names if n.startswith("base.tar")]
+    wal = [n for n in names if n.startswith("pg_wal.tar")]
+    if not base:
+        raise VerificationFailed("no base.tar in %s" % backup_path)
+    return os.path.join(backup_path, base[0]), (os.path.join(backup_path, wal[0]) if wal else None)
+
+
+def extract(backup_path, dest):
+    """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal."""
+    base_tar, wal_tar = tar_members(backup_path)
+    _untar(base_tar, dest)
+    if wal_tar:
+        wal_dir = os.path.join(dest, "pg_wal")
+        os.makedirs(wal_dir, mode=0o700, exist_ok=True)
+        _untar(wal_tar, wal_dir)
+
+
+def _untar(archive, dest):
+    codec = compress.compression_of_name(archive)
+    tar = ["tar", "-x", "-C", dest, "-f", "-"]
+    if codec == "none":
+        with open(archive, "rb") as fh:
+            proc = subprocess.run(tar, stdin=fh, stderr=subprocess.PIPE, check=False)
+        derr, drc = b"", 0
+    else:
+        dec = compress.open_decompressed(archive, codec)
+        proc = subprocess.run(tar, stdin=dec.stdout, stderr=subprocess.PIPE, check=False)
+        dec.stdout.close()
+        drc = dec.wait()
+        derr = dec.stderr.read()
+    if drc != 0:
+        raise VerificationFailed("decompressing %s failed: %s" % (archive, derr.decode("utf-8", "replace").strip()))
+    if proc.returncode != 0:
+        raise VerificationFailed("extracting %s failed: %s" % (archive, proc.stderr.decode("utf-8", "replace").strip()))
+
+
+def verify_tar_backup(backup_path, major="15", log=lambda msg: None):
+    """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly)."""
+    scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
+    try:
+        os.chmod(scratch, 0o700)
+        extract(backup_path, scratch)
+        shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
+        proc = subprocess.run([tools.find("pg_verifybackup", major), scratch], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise VerificationFailed("pg_verifybackup failed for %s: %s" % (
+                backup_path, (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]))
+        log("pg_verifybackup: %s" % proc.stdout.decode("utf-8", "replace").strip())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove_base(entries, directory, log):
+    removed = []
+    for entry in entries:
+        path = entry.data_path
+        if os.path.islink(path) or not is_within(directory, path):
+            log("retention: %s left alone (symlink or outside %s)" % (path, directory))
+            continue
+        remove_quietly(path)
+        remove_quietly(entry.meta_path)
+        log("retention: removed base backup %s" % entry.backup_id)
+        removed.append(path)
+    return removed

@@ -1,0 +1,133 @@
+"""Subcommands for physical backups: archive-wal, restore-wal, base-backup, restore-pitr.
+
+archive-wal and restore-wal run once per WAL segment from PostgreSQL itself, so
+they log only failures and import nothing that needs a database driver.
+"""
+import json
+import os
+
+from .cliutil import err, out
+from .errors import EXIT_OK, PgsafeError
+from .logfile import StepLog
+
+
+def _archive_dir(args):
+    return os.path.abspath(args.archive_dir or os.environ.get("WAL_ARCHIVE_DIR") or os.path.join(args.backup_dir, "wal"))
+
+
+def register(sub):
+    a = sub.add_parser("archive-wal", help="archive_command: archive %%p as %%f, never overwriting")
+    a.add_argument("path", metavar="%p")
+    a.add_argument("name", metavar="%f")
+    a.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
+    a.add_argument("--compression", choices=("none", "zstd", "gzip"), default="none")
+    a.add_argument("--compression-level", type=int)
+    a.set_defaults(handler=cmd_archive_wal)
+
+    r = sub.add_parser("restore-wal", help="restore_command: put archived %%f at %%p")
+    r.add_argument("name", metavar="%f")
+    r.add_argument("path", metavar="%p")
+    r.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
+    r.set_defaults(handler=cmd_restore_wal)
+
+    b = sub.add_parser("base-backup", help="take a verified pg_basebackup (tar, manifest checked)")
+    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
+    b.add_argument("--compression-level", type=int)
+    b.add_argument("--checkpoint", choices=("fast", "spread"), default="fast")
+    b.add_argument("--no-verify", action="store_true")
+    b.add_argument("--retention-days", type=int, default=7)
+    b.add_argument("--min-backups", type=int, default=1)
+    b.add_argument("--archive-dir", help="WAL archive to clean up (default BACKUP_DIR/wal when it exists)")
+    b.add_argument("--no-wal-cleanup", action="store_true")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=cmd_base_backup)
+
+    p = sub.add_parser("restore-pitr", help="recover a cluster from a base backup and the WAL archive")
+    p.add_argument("data_directory")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--target-time")
+    p.add_argument("--target-lsn")
+    p.add_argument("--target-name")
+    p.add_argument("--backup", help="a base backup id (default: the newest that ends before the target)")
+    p.add_argument("--archive-dir")
+    p.add_argument("--force", action="store_true", help="stop and move aside an existing cluster in DATA_DIRECTORY")
+    p.add_argument("--pgsafe-command", default=None, help="command for restore_command (default: this program)")
+    p.add_argument("--os-user", default="postgres")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_restore_pitr)
+
+
+def cmd_archive_wal(args, conninfo):
+    from .walarchive import archive_wal
+    try:
+        archive_wal(args.path, args.name, _archive_dir(args), args.compression, args.compression_level)
+    except PgsafeError as exc:
+        StepLog(args.backup_dir, "archive_wal", echo=False)("archive-wal %s failed: %s" % (args.name, exc), "ERROR")
+        raise
+    return EXIT_OK
+
+
+def cmd_restore_wal(args, conninfo):
+    from .walarchive import WalMissing, restore_wal
+    try:
+        restore_wal(args.name, args.path, _archive_dir(args))
+    except WalMissing as exc:
+        # Normal at the end of recovery: PostgreSQL probes for files that were never archived.
+        if not args.quiet:
+            err("pgsafe: %s" % exc)
+        return exc.exit_code
+    return EXIT_OK
+
+
+def cmd_base_backup(args, conninfo):
+    from .basebackup import BaseBackupRequest, run_base_backup
+    archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
+    log = StepLog(args.backup_dir, "backup_base", echo=not args.quiet)
+    try:
+        req = BaseBackupRequest(args.backup_dir, conninfo, compression=args.compression,
+                                compression_level=args.compression_level, checkpoint=args.checkpoint,
+                                verify=not args.no_verify, retention_days=args.retention_days,
+                                min_backups=args.min_backups,
+                                archive_dir=archive_dir if os.path.isdir(archive_dir) else None,
+                                wal_cleanup=not args.no_wal_cleanup)
+        result = run_base_backup(req, log=log)
+    except PgsafeError as exc:
+        log("base backup failed: %s" % exc, level="ERROR")
+        raise
+    finally:
+        log.close()
+    if args.json:
+        result = dict(result)
+        result.pop("metadata", None)
+        out(json.dumps(result, indent=2))
+    else:
+        out(result["backup_path"])
+    return EXIT_OK
+
+
+def cmd_restore_pitr(args, conninfo):
+    from .pitr import PitrRequest, run_pitr
+    log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)
+    try:
+        req = PitrRequest(args.backup_dir, _archive_dir(args), os.path.abspath(args.data_directory), args.port,
+                          target_time=args.target_time, target_lsn=args.target_lsn, target_name=args.target_name,
+                          overwrite=args.force, pgsafe_command=args.pgsafe_command or _self_command(),
+                          os_user=args.os_user, backup=args.backup)
+        result = run_pitr(req, log=log)
+    except PgsafeError as exc:
+        log("point-in-time recovery failed: %s" % exc, level="ERROR")
+        raise
+    finally:
+        log.close()
+    if args.json:
+        out(json.dumps(result, indent=2, default=str))
+    else:
+        out("recovered %s to %s (LSN %s, timeline %s) in %.1fs; running on port %d" % (
+            result["data_directory"], result.get("recovered_to_time"), result.get("recovered_lsn"),
+            result.get("timeline"), result["duration_seconds"], result["port"]))
+    return EXIT_OK
+
+
+def _self_command():
+    """The command that is running now, so restore_command calls the same installation."""
+    return os.environ.get("PGSAFE_COMMAND") or "/usr/local/bin/pgsafe"

@@ -1,0 +1,305 @@
+"""Point-in-time recovery from a base backup and the WAL archive, checked before it starts.
+
+Rules that come from other tools' bugs: the base backup must END before the
+target (otherwise recovery silently replays past it); a hole in the archived
+WAL is found before the server starts and named; and the recovered cluster
+never archives into the archive it was restored from (its new timeline would
+pollute it), so archive_mode is switched off in its configuration.
+"""
+import os
+import pwd
+import shlex
+import subprocess
+import time
+from datetime import datetime, timezone
+
+from . import basebackup, tools
+from .archive_config import DEFAULT_PGSAFE_COMMAND
+from .errors import ConfigError, PgsafeError, VerificationFailed
+from .naming import parse_iso, stamp, utc_now
+from .walnames import is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse
+
+
+class WalGap(VerificationFailed):
+    kind = "wal_gap"
+
+
+class PitrRequest:
+    def __init__(self, backup_dir, archive_dir, data_directory, port, target_time=None, target_lsn=None,
+                 target_name=None, overwrite=False, pgsafe_command=DEFAULT_PGSAFE_COMMAND, os_user="postgres",
+                 socket_dir=None, start_timeout=600, backup=None, keep_archiving_off=True):
+        for name, value in (("backup_dir", backup_dir), ("archive_dir", archive_dir),
+                            ("data_directory", data_directory)):
+            if not value or not os.path.isabs(value):
+                raise ConfigError("%s must be an absolute path, got %r" % (name, value))
+        if sum(x is not None and x != "" for x in (target_time, target_lsn, target_name)) > 1:
+            raise ConfigError("give at most one of target_time, target_lsn, target_name")
+        self.backup_dir = os.path.normpath(backup_dir)
+        self.archive_dir = os.path.normpath(archive_dir)
+        self.data_directory = os.path.normpath(data_directory)
+        try:
+            self.port = int(port)
+        except (TypeError, ValueError):
+            raise ConfigError("port %r is not a number" % (port,))
+        self.target_time = parse_target_time(target_time) if target_time else None
+        self.target_time_text = target_time
+        if target_lsn:
+            try:
+                lsn_to_int(target_lsn)
+            except (ValueError, AttributeError):
+                raise ConfigError("target_lsn %r is not an LSN like 0/3000060" % (target_lsn,))
+        self.target_lsn = target_lsn or None
+        if target_name is not None and ("\n" in target_name or "\x00" in target_name or not target_name):
+            raise ConfigError("target_name %r is not a restore point name" % (target_name,))
+        self.target_name = target_name or None
+        self.overwrite = bool(overwrite)
+        self.pgsafe_command = pgsafe_command
+        self.os_user = os_user
+        self.socket_dir = socket_dir or self.data_directory
+        self.start_timeout = int(start_timeout)
+        self.backup = backup
+        self.keep_archiving_off = keep_archiving_off
+
+
+def parse_target_time(text):
+    """'2026-11-20 14:30:00+00' or ISO 8601; a time without zone is refused (ambiguous at 2 a.m.)."""
+    if not isinstance(text, str) or "\n" in text or "\x00" in text:
+        raise ConfigError("target_time %r is not a timestamp" % (text,))
+    candidate = text.strip().replace(" ", "T", 1)
+    if candidate.endswith("Z"):
+        candidate = candidate[:-1] + "+00:00"
+    if len(candidate) >= 3 and candidate[-3] in "+-" and candidate[-2:].isdigit() and ":" not in candidate[-3:]:
+        candidate += ":00"
+    try:
+        value = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ConfigError("target_time %r is not a timestamp like '2026-11-20 14:30:00+00'" % (text,))
+    if value.tzinfo is None:
+        raise ConfigError("target_time %r has no time zone" % (text,), "Add one, e.g. +00 for UTC")
+    return value.astimezone(timezone.utc)
+
+
+def choose_base(entries, target_time=None, target_lsn=None, now=None):
+    """Newest good base backup that ended before the target; ConfigError naming why none fits."""
+    good = [e for e in entries if e.meta.get("kind") == "base" and e.is_good(now)]
+    if not good:
+        raise ConfigError("there is no good base backup to restore from", "Take one with pg_base_backup first")
+    if target_time is not None:
+        fits = [e for e in good if e.finished is not None and e.finished <= target_time]
+        if not fits:
+            oldest = min(good, key=lambda e: e.finished)
+            raise ConfigError("no base backup ended before %s (the oldest ended at %s)" % (
+                target_time.isoformat(), oldest.meta.get("finished_at")),
+                "Choose a later target_time; recovery cannot go back before a base backup's end")
+        return max(fits, key=lambda e: e.finished)
+    if target_lsn is not None:
+        fits = [e for e in good if lsn_to_int(e.meta["stop_lsn"]) <= lsn_to_int(target_lsn)]
+        if not fits:
+            raise ConfigError("no base backup ended before LSN %s" % target_lsn)
+        return max(fits, key=lambda e: lsn_to_int(e.meta["stop_lsn"]))
+    return max(good, key=lambda e: e.finished)
+
+
+def check_wal_continuity(archive_dir, entry):
+    """Every segment from the backup's start to the newest archived one must be there; name the first hole."""
+    meta = entry.meta
+    start, stop = meta.get("start_wal"), meta.get("stop_wal")
+    if not (is_segment(start or "") and is_segment(stop or "")):
+        raise VerificationFailed("base backup %s has no start/stop WAL in its metadata" % entry.backup_id)
+    archived = list_archive(archive_dir)
+    tli = parse(start)[0]
+    segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
+    on_timeline = sorted(n for n in archived if is_segment(n) and parse(n)[0] == tli)
+    last = max([stop] + on_timeline)
+    # The base backup carries its own WAL (start..stop), but the archive must continue after it.
+    first_needed = next_segment(stop, segsize) if on_timeline else stop
+    if not on_timeline or last < first_needed:
+        return {"checked_from": start, "checked_to": last, "segments": 0}
+    missing = missing_segments(archived, first_needed, last, segsize)
+    if missing:
+        raise WalGap("WAL gap in %s: %s is missing (needed after base backup %s; archive continues to %s)" % (
+            archive_dir, missing[0], entry.backup_id, last),
+            "Recovery would stop at the gap; find the segment or choose an earlier target")
+    return {"checked_from": first_needed, "checked_to": last, "segments": len(on_timeline)}
+
+
+def _running_pid(data_directory):
+    pidfile = os.path.join(data_directory, "postmaster.pid")
+    try:
+        with open(pidfile) as fh:
+            pid = int(fh.readline().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
+def _as_owner(req):
+    if os.geteuid() != 0:
+        return []
+    return ["runuser", "-u", req.os_user, "--"]
+
+
+def _pg_ctl(req, *args, check=True):
+    argv = _as_owner(req) + [tools.find("pg_ctl", "15"), "-D", req.data_directory] + list(args)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if check and proc.returncode != 0:
+        raise PgsafeError("pg_ctl %s failed: %s" % (" ".join(args), proc.stderr.decode("utf-8", "replace").strip()))
+    return proc
+
+
+def prepare_data_directory(req, log):
+    """An empty directory to restore into; an existing cluster is stopped and moved aside, never deleted."""
+    moved = None
+    path = req.data_directory
+    if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        running = _running_pid(path)
+        if not req.overwrite:
+            raise ConfigError("%s already holds %s" % (path, "a RUNNING cluster" if running else "files"),
+                              "Restore into a new data_directory, or set overwrite to stop it and move it aside")
+        if running:
+            log("stopping the cluster running in %s (pid %d)" % (path, running))
+            _pg_ctl(req, "-m", "fast", "-w", "stop")
+        moved = "%s.pgsafe-old-%s" % (path, stamp(utc_now()))
+        os.rename(path, moved)
+        log("moved the old data directory aside to %s" % moved)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return moved
+
+
+def _conf_value(value):
+    return "'%s'" % str(value).replace("'", "''")
+
+
+def recovery_settings(req):
+    restore_command = " ".join(shlex.quote(a) for a in (req.pgsafe_command, "restore-wal", "--archive-dir",
+                                                         req.archive_dir)) + " %f %p"
+    settings = {
+        "restore_command": restore_command,
+        "recovery_target_action": "promote",
+        "recovery_target_timeline": "latest",
+        "port": str(req.port),
+        "unix_socket_directories": req.socket_dir,
+        "listen_addresses": "localhost",
+        # Never archive into the archive we restore from: the new timeline would pollute it.
+        "archive_mode": "off",
+        "archive_command": "",
+    }
+    if req.target_time is not None:
+        settings["recovery_target_time"] = req.target_time.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        settings["recovery_target_inclusive"] = "true"
+    elif req.target_lsn:
+        settings["recovery_target_lsn"] = req.target_lsn
+    elif req.target_name:
+        settings["recovery_target_name"] = req.target_name
+    return settings
+
+
+def write_recovery_config(data_directory, settings):
+    with open(os.path.join(data_directory, "postgresql.auto.conf"), "a") as fh:
+        fh.write("\n# pgsafe point-in-time recovery\n")
+        for key, value in settings.items():
+            fh.write("%s = %s\n" % (key, _conf_value(value)))
+    with open(os.path.join(data_directory, "recovery.signal"), "w"):
+        pass
+    # A backup_label-less restore from pg_basebackup tar keeps its label; stale pid files must go.
+    for stale in ("postmaster.pid", "postmaster.opts"):
+        path = os.path.join(data_directory, stale)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def _chown_tree(path, user):
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def run_pitr(req, log=lambda msg: None, check_mode=False):
+    entries, _problems = basebackup.list_base(req.backup_dir)
+    if req.backup:
+        entries = [e for e in entries if req.backup in (e.backup_id, e.meta.get("backup_file"))]
+        if not entries:
+            raise ConfigError("no base backup named %r in %s" % (req.backup, basebackup.base_dir(req.backup_dir)))
+    entry = choose_base(entries, req.target_time, req.target_lsn)
+    log("base backup %s (ended %s, %s..%s)" % (entry.backup_id, entry.meta.get("finished_at"),
+                                              entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
+    from .catalog import verify_entry
+    verify_entry(entry)
+    continuity = check_wal_continuity(req.archive_dir, entry)
+    log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
+    if check_mode:
+        return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True}
+    started = time.monotonic()
+    moved = prepare_data_directory(req, log)
+    try:
+        basebackup.extract(entry.data_path, req.data_directory)
+        write_recovery_config(req.data_directory, recovery_settings(req))
+        if os.geteuid() == 0:
+            _chown_tree(req.data_directory, req.os_user)
+        log("starting recovery on port %d" % req.port)
+        logfile = os.path.join(req.data_directory, "pgsafe_recovery.log")
+        proc = _pg_ctl(req, "-l", logfile, "-w", "-t", str(req.start_timeout), "start", check=False)
+        if proc.returncode != 0:
+            raise PgsafeError("the recovered server did not start: %s" % _tail(logfile),
+                              "See %s" % logfile)
+        result = _wait_promoted(req, logfile)
+    except BaseException:
+        log("recovery failed; %s is left as it is for inspection" % req.data_directory)
+        raise
+    result.update({"changed": True, "base_backup": entry.backup_id, "data_directory": req.data_directory,
+                   "port": req.port, "moved_aside": moved, "wal": continuity,
+                   "duration_seconds": round(time.monotonic() - started, 3),
+                   "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name}})
+    log("recovered to %s (LSN %s, timeline %s)" % (result.get("recovered_to_time"), result.get("recovered_lsn"),
+                                                  result.get("timeline")))
+    return result
+
+
+def _tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:]).strip()
+    except OSError:
+        return "(no log)"
+
+
+def _wait_promoted(req, logfile):
+    import psycopg2
+    deadline = time.monotonic() + req.start_timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        if _running_pid(req.data_directory) is None:
+            raise PgsafeError("recovery stopped before reaching its target: %s" % _tail(logfile))
+        try:
+            conn = psycopg2.connect(host=req.socket_dir, port=req.port, user=req.os_user, dbname="postgres",
+                                    connect_timeout=5)
+        except psycopg2.OperationalError as exc:
+            last_error = exc
+            time.sleep(0.3)
+            continue
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery()")
+                if cur.fetchone()[0]:
+                    time.sleep(0.3)
+                    continue
+                # The checkpoint's timeline lags a fast promotion; the current WAL file's name does not.
+                cur.execute("SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn()), "
+                            "pg_last_xact_replay_timestamp()")
+                lsn, walfile, replayed = cur.fetchone()
+                tli = int(walfile[:8], 16)
+                return {"recovered_lsn": lsn, "timeline": tli,
+                        "recovered_to_time": replayed.astimezone(timezone.utc).isoformat() if replayed else None}
+        finally:
+            conn.close()
+    raise PgsafeError("recovery did not finish within %ss (%s): %s" % (req.start_timeout, last_error, _tail(logfile)))
