@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-APT_PACKAGES=(postgresql-15 postgresql-client-15 postgresql-contrib zstd pigz podman runc
+APT_PACKAGES=(postgresql-15 postgresql-client-15 postgresql-contrib zstd pigz podman runc shellcheck
               debootstrap pgbackrest cron python3-venv python3-psycopg2 rsync git procps)
 
 missing=()

@@ -19,7 +19,6 @@ options:
     description:
       - Port of the PostgreSQL server. When unset, C(PGPORT) and then 5432 apply.
     type: int
-    aliases: [port]
     version_added: 0.1.0
   login_user:
     description:

@@ -12,7 +12,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.conn import C
 def login_argument_spec():
     return dict(
         login_host=dict(type='str'),
-        login_port=dict(type='int', aliases=['port']),
+        login_port=dict(type='int'),
         login_user=dict(type='str'),
         login_password=dict(type='str', no_log=True),
         login_unix_socket=dict(type='str'),

@@ -9,9 +9,10 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: pg_restore_backup
-short_description: Restore a pgsafe logical backup and prove the result complete
+short_description: Restore a logical backup, or recover a cluster to a point in time
 version_added: 0.1.0
 description:
+  - B(Logical restore) (O(target_db)) and B(physical recovery) (O(data_directory)) share this module.
   - Restores the newest good backup of a database, or a named one, into O(target_db).
   - Verifies the backup's SHA-256 before anything else; a mismatch refuses the restore.
   - Restores into a scratch database, validates every table's exact row count against the counts
@@ -20,9 +21,8 @@ description:
     is untouched.
 options:
   target_db:
-    description: Database to restore into.
+    description: Database to restore a logical backup into. Required unless O(data_directory) is given.
     type: str
-    required: true
   backup:
     description:
       - A backup from the catalog, by id, file name, or a path inside O(backup_dir).
@@ -60,12 +60,50 @@ options:
     description: Database to connect to for CREATE, RENAME and DROP DATABASE.
     type: str
     default: postgres
+  data_directory:
+    description:
+      - Recover a whole cluster into this directory from the newest base backup that ends before the
+        target and the archived WAL (point-in-time recovery). Without a target, all archived WAL is replayed.
+      - The directory must be empty or absent; with O(overwrite=true) an existing cluster there is
+        stopped and moved aside (never deleted).
+    type: path
+  port:
+    description: Port to start the recovered cluster on (with O(data_directory)).
+    type: int
+  archive_dir:
+    description: The WAL archive (with O(data_directory)). Default O(backup_dir)C(/wal).
+    type: path
+  target_time:
+    description: Recover up to this time, with a zone, e.g. C(2026-11-20 14:30:00+00).
+    type: str
+  target_lsn:
+    description: Recover up to this WAL position.
+    type: str
+  target_name:
+    description: Recover up to this restore point (C(pg_create_restore_point)).
+    type: str
+  base_backup:
+    description: Use this base backup id instead of choosing one.
+    type: str
+  pgsafe_command:
+    description: The pgsafe host command on the server, used in C(restore_command).
+    type: path
+    default: /usr/local/bin/pgsafe
+  os_user:
+    description: OS user that owns and runs the recovered cluster when the module runs as root.
+    type: str
+    default: postgres
+notes:
+  - A recovered cluster gets C(archive_mode=off), so its new timeline never lands in the archive it
+    was recovered from.
+  - A missing WAL segment after the chosen base backup is found before the server starts and
+    reported by name.
 extends_documentation_fragment:
   - pgsafe.backup.login
 attributes:
   check_mode:
     support: full
-    description: Finds and verifies the backup and reports whether the target would be replaced, changing nothing.
+    description: Finds and verifies the backup (and the WAL it needs) and reports what would happen, changing nothing.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -91,6 +129,42 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+base_backup:
+  description: Base backup a point-in-time recovery started from.
+  returned: physical recovery
+  type: str
+recovered_lsn:
+  description: WAL position of the recovered cluster after promotion.
+  returned: physical recovery
+  type: str
+recovered_to_time:
+  description: Commit time of the last transaction replayed.
+  returned: physical recovery
+  type: str
+timeline:
+  description: Timeline the recovered cluster runs on.
+  returned: physical recovery
+  type: int
+moved_aside:
+  description: Where an existing data directory was moved (with O(overwrite=true)).
+  returned: physical recovery
+  type: str
+wal:
+  description: Range of archived WAL checked for gaps before starting.
+  returned: physical recovery
+  type: dict
+data_directory:
+  description: Where the recovered cluster runs.
+  returned: physical recovery
+  type: str
+port:
+  description: Port the recovered cluster listens on.
+  returned: physical recovery
+  type: int
+target:
+  description: The recovery target asked for (time, lsn, name).
+  returned: physical recovery
+  type: dict
 restored_from:
   description: Path of the backup that was restored.
   returned: success
@@ -141,11 +215,14 @@ log:
   elements: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.pitr import PitrRequest, run_pitr
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.restore import (
     RestoreRequest, run_restore)
 
@@ -153,7 +230,16 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.restore impor
 def main():
     argument_spec = login_argument_spec()
     argument_spec.update(
-        target_db=dict(type='str', required=True),
+        target_db=dict(type='str'),
+        data_directory=dict(type='path'),
+        port=dict(type='int'),
+        archive_dir=dict(type='path'),
+        target_time=dict(type='str'),
+        target_lsn=dict(type='str'),
+        target_name=dict(type='str'),
+        base_backup=dict(type='str'),
+        pgsafe_command=dict(type='path', default='/usr/local/bin/pgsafe'),
+        os_user=dict(type='str', default='postgres'),
         backup=dict(type='str'),
         latest=dict(type='bool', default=False),
         database=dict(type='str'),
@@ -167,10 +253,14 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_if=[('latest', True, ['database'])],
+        required_one_of=[('target_db', 'data_directory')],
+        mutually_exclusive=[('target_db', 'data_directory'), ('target_time', 'target_lsn', 'target_name')],
+        required_by={'data_directory': 'port'},
     )
     p = module.params
     log = LogCollector()
+    if p['data_directory']:
+        recover(module, p, log)
     try:
         req = RestoreRequest(
             p['target_db'], p['backup_dir'], conninfo_from_params(p), backup=p['backup'],
@@ -178,6 +268,20 @@ def main():
             verify_checksum=p['verify_checksum'], no_owner=p['no_owner'],
             maintenance_db=p['maintenance_db'])
         result = run_restore(req, log=log, check_mode=module.check_mode)
+    except PgsafeError as exc:
+        fail_from_error(module, exc, log=log.lines)
+    result.pop('check_mode', None)
+    module.exit_json(log=log.lines, **result)
+
+
+def recover(module, p, log):
+    try:
+        req = PitrRequest(
+            p['backup_dir'], p['archive_dir'] or os.path.join(p['backup_dir'], 'wal'), p['data_directory'],
+            p['port'], target_time=p['target_time'], target_lsn=p['target_lsn'], target_name=p['target_name'],
+            overwrite=p['overwrite'], pgsafe_command=p['pgsafe_command'], os_user=p['os_user'],
+            backup=p['base_backup'])
+        result = run_pitr(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
     result.pop('check_mode', None)

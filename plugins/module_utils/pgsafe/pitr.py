@@ -8,15 +8,15 @@ pollute it), so archive_mode is switched off in its configuration.
 """
 import os
 import pwd
-import shlex
 import subprocess
 import time
 from datetime import datetime, timezone
 
 from . import basebackup, tools
-from .archive_config import DEFAULT_PGSAFE_COMMAND
+from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
 from .errors import ConfigError, PgsafeError, VerificationFailed
-from .naming import parse_iso, stamp, utc_now
+from .catalog import verify_entry
+from .naming import stamp, utc_now
 from .walnames import is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse
 
 
@@ -142,12 +142,22 @@ def _running_pid(data_directory):
 def _as_owner(req):
     if os.geteuid() != 0:
         return []
-    return ["runuser", "-u", req.os_user, "--"]
+    return ["/usr/sbin/runuser", "-u", req.os_user, "--"]
+
+
+def server_env():
+    """The recovered server's environment: no PG* connection variables (no password) and a
+    system PATH, as restore_command runs with it."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "LANG": os.environ.get("LANG", "C.UTF-8")}
+    if os.environ.get("TZ"):
+        env["TZ"] = os.environ["TZ"]
+    return env
 
 
 def _pg_ctl(req, *args, check=True):
     argv = _as_owner(req) + [tools.find("pg_ctl", "15"), "-D", req.data_directory] + list(args)
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), check=False)
     if check and proc.returncode != 0:
         raise PgsafeError("pg_ctl %s failed: %s" % (" ".join(args), proc.stderr.decode("utf-8", "replace").strip()))
     return proc
@@ -178,10 +188,8 @@ def _conf_value(value):
 
 
 def recovery_settings(req):
-    restore_command = " ".join(shlex.quote(a) for a in (req.pgsafe_command, "restore-wal", "--archive-dir",
-                                                         req.archive_dir)) + " %f %p"
     settings = {
-        "restore_command": restore_command,
+        "restore_command": default_restore_command(req.pgsafe_command, req.archive_dir),
         "recovery_target_action": "promote",
         "recovery_target_timeline": "latest",
         "port": str(req.port),
@@ -230,9 +238,8 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
         if not entries:
             raise ConfigError("no base backup named %r in %s" % (req.backup, basebackup.base_dir(req.backup_dir)))
     entry = choose_base(entries, req.target_time, req.target_lsn)
-    log("base backup %s (ended %s, %s..%s)" % (entry.backup_id, entry.meta.get("finished_at"),
-                                              entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
-    from .catalog import verify_entry
+    log("base backup %s (ended %s, %s..%s)" % (
+        entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
     verify_entry(entry)
     continuity = check_wal_continuity(req.archive_dir, entry)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
@@ -259,8 +266,8 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
                    "port": req.port, "moved_aside": moved, "wal": continuity,
                    "duration_seconds": round(time.monotonic() - started, 3),
                    "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name}})
-    log("recovered to %s (LSN %s, timeline %s)" % (result.get("recovered_to_time"), result.get("recovered_lsn"),
-                                                  result.get("timeline")))
+    log("recovered to %s (LSN %s, timeline %s)" % (
+        result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline")))
     return result
 
 

@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgsafe engineers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_base_backup
+short_description: Take a physical base backup verified by pg_verifybackup
+version_added: 0.1.0
+description:
+  - Runs C(pg_basebackup) in tar format with its WAL streamed alongside, compressed on the server
+    with zstd by default, into a hidden temporary directory under O(backup_dir)C(/base).
+  - Checks the backup against its C(backup_manifest) with C(pg_verifybackup) before the backup is
+    published and its metadata (start/stop LSN, timeline, start/stop WAL file, size, checksum) is written.
+  - Applies retention to base backups and then removes archived WAL older than the oldest kept base
+    backup's start segment, never anything newer.
+options:
+  backup_dir:
+    description: Absolute path of the backup directory; base backups go to its C(base/) subdirectory.
+    type: path
+    required: true
+  archive_dir:
+    description: WAL archive to clean up after retention. Unset means no WAL cleanup.
+    type: path
+  compression:
+    description: V(zstd) and V(gzip) compress on the server (PostgreSQL 15+), saving network and controller CPU.
+    type: str
+    choices: [zstd, gzip, none]
+    default: zstd
+  compression_level:
+    description: 1-19 for zstd (default 3), 1-9 for gzip (default 6).
+    type: int
+  checkpoint:
+    description: V(fast) starts at once; V(spread) waits for a spread checkpoint (minutes on a busy server).
+    type: str
+    choices: [fast, spread]
+    default: fast
+  verify:
+    description: Check the backup with pg_verifybackup before publishing it.
+    type: bool
+    default: true
+  retention_days:
+    description: Base backups that finished more than this many days ago are removed.
+    type: int
+    default: 7
+  min_backups:
+    description: The newest this many good base backups are kept however old (at least 1).
+    type: int
+    default: 1
+  wal_cleanup:
+    description: Remove archived WAL the oldest kept base backup no longer needs.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - pgsafe.backup.login
+attributes:
+  check_mode:
+    support: full
+    description: Connects and reports the backup it would take.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+author:
+  - pgsafe engineers (@pgsafe)
+'''
+
+EXAMPLES = r'''
+- name: Hourly base backup with WAL cleanup
+  pgsafe.backup.pg_base_backup:
+    backup_dir: /var/backups/postgresql
+    archive_dir: /var/backups/postgresql/wal
+    retention_days: 7
+  become: true
+  become_user: postgres
+'''
+
+RETURN = r'''
+backup_id:
+  description: Identifier of the base backup.
+  returned: always
+  type: str
+backup_path:
+  description: Directory holding the tar files and backup_manifest.
+  returned: always
+  type: str
+metadata_file:
+  description: Path of the metadata JSON.
+  returned: success and not check mode
+  type: str
+start_lsn:
+  description: WAL position where the backup starts.
+  returned: success and not check mode
+  type: str
+stop_lsn:
+  description: WAL position where the backup is consistent.
+  returned: success and not check mode
+  type: str
+timeline:
+  description: Timeline of the backup.
+  returned: success and not check mode
+  type: int
+start_wal:
+  description: First WAL segment the backup needs.
+  returned: success and not check mode
+  type: str
+stop_wal:
+  description: Last WAL segment of the backup.
+  returned: success and not check mode
+  type: str
+size_bytes:
+  description: Size on disk.
+  returned: success and not check mode
+  type: int
+duration_seconds:
+  description: Time to take and verify the backup.
+  returned: success and not check mode
+  type: float
+removed:
+  description: Base backups retention removed.
+  returned: success and not check mode
+  type: list
+  elements: str
+wal_removed:
+  description: Archived WAL files removed because no kept base backup needs them.
+  returned: success and not check mode
+  type: list
+  elements: str
+log:
+  description: The steps the engine took.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.basebackup import (
+    BaseBackupRequest, run_base_backup)
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+
+
+def main():
+    argument_spec = login_argument_spec()
+    argument_spec.update(
+        backup_dir=dict(type='path', required=True),
+        archive_dir=dict(type='path'),
+        compression=dict(type='str', default='zstd', choices=['zstd', 'gzip', 'none']),
+        compression_level=dict(type='int'),
+        checkpoint=dict(type='str', default='fast', choices=['fast', 'spread']),
+        verify=dict(type='bool', default=True),
+        retention_days=dict(type='int', default=7),
+        min_backups=dict(type='int', default=1),
+        wal_cleanup=dict(type='bool', default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    log = LogCollector()
+    try:
+        req = BaseBackupRequest(
+            p['backup_dir'], conninfo_from_params(p), compression=p['compression'],
+            compression_level=p['compression_level'], checkpoint=p['checkpoint'], verify=p['verify'],
+            retention_days=p['retention_days'], min_backups=p['min_backups'], archive_dir=p['archive_dir'],
+            wal_cleanup=p['wal_cleanup'])
+        result = run_base_backup(req, log=log, check_mode=module.check_mode)
+    except PgsafeError as exc:
+        fail_from_error(module, exc, log=log.lines)
+    meta = result.pop('metadata', None) or {}
+    result.pop('check_mode', None)
+    for key in ('start_lsn', 'stop_lsn', 'timeline', 'start_wal', 'stop_wal', 'size_bytes', 'duration_seconds'):
+        if key in meta:
+            result[key] = meta[key]
+    module.exit_json(log=log.lines, **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,192 @@
+"""Base backups and point-in-time recovery on a real archiving cluster."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, run_cli
+from pgcluster import free_port, make_scratch_dir
+
+PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+
+
+@pytest.fixture
+def archiving(new_pg):
+    """A cluster archiving with pgsafe archive-wal into backup_dir/wal."""
+    backup_dir = make_scratch_dir("pgsafe-phys-")
+    archive_dir = os.path.join(backup_dir, "wal")
+    command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
+    cluster = new_pg(settings={"archive_mode": "on", "archive_command": command})
+    cluster.backup_dir = backup_dir
+    cluster.archive_dir = archive_dir
+    return cluster
+
+
+def switch_and_wait(cluster):
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    cluster.sql("SELECT pg_switch_wal()")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
+            return name
+        time.sleep(0.1)
+    raise AssertionError("segment %s was not archived" % name)
+
+
+def base_backup(cluster, *extra):
+    proc = run_cli(cluster, cluster.backup_dir, "base-backup", "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_base_backup_is_verified_and_described(archiving):
+    result = base_backup(archiving)
+    with open(result["metadata_file"]) as fh:
+        meta = json.load(fh)
+    assert meta["verified_by"] == "pg_verifybackup"
+    for key in ("start_lsn", "stop_lsn", "timeline", "start_wal", "stop_wal", "size_bytes", "duration_seconds",
+                "checksum"):
+        assert meta[key] not in (None, ""), key
+    assert "backup_manifest" in os.listdir(result["backup_path"])
+    assert any(n.startswith("base.tar") for n in os.listdir(result["backup_path"]))
+    assert os.stat(result["backup_path"]).st_mode & 0o777 == 0o700
+    from pgsafe.basebackup import verify_tar_backup
+    verify_tar_backup(result["backup_path"])  # verifying again on the published copy also passes
+
+
+def test_damaged_base_backup_fails_verification(archiving):
+    result = base_backup(archiving, "--compression", "none")
+    tar = os.path.join(result["backup_path"], "base.tar")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"corrupted!")
+    from pgsafe.basebackup import verify_tar_backup
+    from pgsafe.errors import VerificationFailed
+    with pytest.raises(VerificationFailed):
+        verify_tar_backup(result["backup_path"])
+
+
+def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansible_module):
+    c = archiving
+    c.sql("CREATE TABLE events (batch int, n int)")
+    base_backup(c)
+    marks = []
+    for batch in (1, 2, 3):
+        c.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 100) g", params=(batch,))
+        switch_and_wait(c)
+        marks.append(c.sql("SELECT clock_timestamp()")[0][0])
+        time.sleep(1.1)
+    target = marks[1]  # after batch 2 committed, before batch 3
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    port = free_port()
+    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
+        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port,
+        target_time=target.isoformat(), pgsafe_command=PGSAFE,
+        login_unix_socket=c.socket_dir, login_port=c.port))
+    assert rc == 0, out
+    try:
+        import psycopg2
+        conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT batch, count(*) FROM events GROUP BY batch ORDER BY batch")
+            assert cur.fetchall() == [(1, 100), (2, 100)]
+            cur.execute("SHOW archive_mode")
+            assert cur.fetchone()[0] == "off", "a recovered cluster never archives into the source archive"
+            cur.execute("SELECT pg_is_in_recovery()")
+            assert cur.fetchone()[0] is False
+        conn.close()
+        assert res["timeline"] == 2
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+                        "-m", "immediate", "stop"], capture_output=True, check=False)
+
+
+def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    base_backup(c)
+    c.sql("INSERT INTO t SELECT generate_series(1, 500)")
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, "precious"), "w") as fh:
+        fh.write("keep me")
+    port = free_port()
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--json")
+    assert proc.returncode == 2 and "already holds" in proc.stderr
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--json", "--force")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    try:
+        with open(os.path.join(result["moved_aside"], "precious")) as fh:
+            assert fh.read() == "keep me"
+        import psycopg2
+        conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM t")
+            assert cur.fetchone()[0] == 500
+        conn.close()
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+                        "-m", "immediate", "stop"], capture_output=True, check=False)
+
+
+def test_missing_segment_is_reported_as_gap_before_starting(archiving):
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    base_backup(c)
+    names = []
+    for _batch in range(3):
+        c.sql("INSERT INTO t SELECT generate_series(1, 100)")
+        names.append(switch_and_wait(c))
+    os.unlink(os.path.join(c.archive_dir, names[1]))
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()))
+    assert proc.returncode == 5
+    assert "WAL gap" in proc.stderr and names[1] in proc.stderr
+    assert not os.path.exists(os.path.join(data_dir, "PG_VERSION")), "nothing was extracted"
+
+
+def test_target_before_every_base_backup_is_refused(archiving):
+    c = archiving
+    base_backup(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()),
+                   "--target-time", "2000-01-01 00:00:00+00")
+    assert proc.returncode == 2
+    assert "no base backup ended before" in proc.stderr
+
+
+def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    for _round in range(2):
+        c.sql("INSERT INTO t SELECT generate_series(1, 100)")
+        switch_and_wait(c)
+    first = base_backup(c)
+    c.sql("INSERT INTO t SELECT generate_series(1, 100)")
+    switch_and_wait(c)
+    with open(first["metadata_file"]) as fh:
+        first_meta = json.load(fh)
+    # Age the first base backup past retention; the second run keeps only the newest.
+    first_meta["finished_at"] = first_meta["timestamp"] = "2020-01-01T00:00:00Z"
+    with open(first["metadata_file"], "w") as fh:
+        json.dump(first_meta, fh)
+    second = base_backup(c, "--retention-days", "1")
+    assert second["removed"] == [first["backup_path"]]
+    with open(second["metadata_file"]) as fh:
+        start = json.load(fh)["start_wal"]
+    remaining = sorted(n for n in os.listdir(c.archive_dir) if len(n) == 24)
+    assert remaining and min(n[8:] for n in remaining) >= start[8:]
+    assert set(second["wal_removed"]) and all(n[8:] < start[8:] for n in second["wal_removed"])
+    # And the kept base backup still recovers with what is left.
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    port = free_port()
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port))
+    try:
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+                        "-m", "immediate", "stop"], capture_output=True, check=False)
