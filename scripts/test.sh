@@ -4,7 +4,7 @@
 # Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
 # does not hide another.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 # shellcheck source=/dev/null
