@@ -7,7 +7,7 @@ own subcommands (cli_*.py), so this file only parses common options and dispatch
 import argparse
 import os
 
-from . import cli_logical, cli_physical
+from . import cli_health, cli_logical, cli_physical
 from .cliutil import UsageError, err
 from .conn import ConnInfo
 from .errors import EXIT_GENERAL, PgsafeError
@@ -15,7 +15,7 @@ from .version import TOOL_VERSION
 
 DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
 # Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
-COMMAND_MODULES = [cli_logical, cli_physical]
+COMMAND_MODULES = [cli_logical, cli_physical, cli_health]
 
 
 class _Parser(argparse.ArgumentParser):
