@@ -1,5 +1,6 @@
 """Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
 import json
+import os
 import sys
 
 from . import catalog
@@ -45,6 +46,13 @@ def register(sub):
     r.add_argument("--no-owner", action="store_true")
     r.add_argument("--json", action="store_true")
     r.set_defaults(handler=cmd_restore)
+
+    d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
+    d.add_argument("databases", nargs="*", help="default: every database in the catalog")
+    d.add_argument("--jobs", type=int, default=1)
+    d.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"), help="env ALERT_ENDPOINT")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(handler=cmd_drill)
 
 
 def cmd_backup(args, conninfo):
@@ -171,3 +179,31 @@ def cmd_restore(args, conninfo):
             result["backup_id"], result["target_db"], result["duration_seconds"],
             "passed" if v["passed"] else "FAILED", v["checked"]))
     return EXIT_OK
+
+
+def cmd_drill(args, conninfo):
+    from .drill import run_drill
+    log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
+    try:
+        report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log)
+        if not report["passed"] and args.alert_endpoint:
+            from .alerts import post
+            failed = [r["database"] for r in report["results"] if not r["passed"]]
+            error = post(args.alert_endpoint, {"type": "backup_health", "severity": "critical", "status": "critical",
+                                               "check": "restore_drill", "database": ",".join(failed),
+                                               "message": "restore drill failed for %s; report %s" % (
+                                                   ", ".join(failed), report["report_file"]),
+                                               "source": "pgsafe"})
+            if error:
+                log("drill alert not delivered: %s" % error, level="ERROR")
+    finally:
+        log.close()
+    if args.json:
+        out(json.dumps(report, indent=2))
+    else:
+        for r in report["results"]:
+            out("%-6s %s %s" % ("PASS" if r["passed"] else "FAIL", r["database"],
+                                "RTO %.1fs, %d tables" % (r["rto_seconds"], r["tables"]) if r["passed"]
+                                else r.get("error") or "; ".join(r.get("mismatches", []))))
+        out("report: %s" % report["report_file"])
+    return EXIT_OK if report["passed"] else EXIT_VERIFY

@@ -110,7 +110,7 @@ def _restore_locked(req, entry, admin, exists, log):
         log("validation passed: %d tables, row counts equal" % len(validation["tables"]))
         _swap(admin, scratch, req.target_db, exists, meta.get("database_owner"), log)
     except BaseException:
-        _drop_quietly(admin, scratch)
+        drop_quietly(admin, scratch)
         raise
     return {
         "changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
@@ -255,7 +255,7 @@ def _wait_no_sessions(cur, dbname, timeout=10.0):
         time.sleep(0.1)
 
 
-def _drop_quietly(admin, name):
+def drop_quietly(admin, name):
     from psycopg2 import sql
     try:
         with admin.cursor() as cur:

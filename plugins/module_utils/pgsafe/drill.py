@@ -1,0 +1,64 @@
+"""Restore drills: restore the newest backup of each database into a scratch database, prove it
+against the row counts captured at backup time, measure the time it took (the RTO), write a report
+under drills/, and drop the scratch copy.  The seed's monthly test restore, automated."""
+import os
+import secrets
+
+from . import catalog
+from .errors import ConfigError, PgsafeError
+from .fsutil import ensure_private_dir, write_json_atomic
+from .naming import iso, stamp, utc_now, validate_database_name
+from .restore import RestoreRequest, drop_quietly, run_restore
+
+DRILLS_DIR = "drills"
+
+
+def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres"):
+    if databases:
+        for name in databases:
+            validate_database_name(name)
+    else:
+        entries, _problems = catalog.list_full(backup_dir)
+        databases = sorted({e.database for e in entries if e.database})
+    if not databases:
+        raise ConfigError("no databases to drill: the catalog in %s is empty" % backup_dir)
+    started = utc_now()
+    results = []
+    for database in databases:
+        scratch = "pgsafe_drill_%s" % secrets.token_hex(6)
+        item = {"database": database, "scratch_db": scratch}
+        try:
+            outcome = run_restore(RestoreRequest(scratch, backup_dir, conninfo, latest=True, database=database,
+                                                 jobs=jobs, maintenance_db=maintenance_db), log=log)
+            item.update(passed=outcome["validation"]["passed"], backup_id=outcome["backup_id"],
+                        rto_seconds=outcome["duration_seconds"], tables=outcome["validation"]["checked"],
+                        mismatches=outcome["validation"]["mismatches"])
+        except PgsafeError as exc:
+            item.update(passed=False, error=str(exc), error_kind=exc.kind)
+        finally:
+            _drop_scratch(conninfo, scratch, maintenance_db)
+        log("drill %s: %s" % (database, "PASSED" if item["passed"] else "FAILED (%s)" % item.get("error")))
+        results.append(item)
+    report = {"started_at": iso(started), "finished_at": iso(utc_now()), "backup_dir": backup_dir,
+              "passed": all(r["passed"] for r in results), "results": results}
+    directory = ensure_private_dir(os.path.join(backup_dir, DRILLS_DIR))
+    report_path = os.path.join(directory, "drill_%s.json" % stamp(started))
+    n = 1
+    while os.path.lexists(report_path):
+        n += 1
+        report_path = os.path.join(directory, "drill_%s_%d.json" % (stamp(started), n))
+    write_json_atomic(report_path, report)
+    report["report_file"] = report_path
+    return report
+
+
+def _drop_scratch(conninfo, name, maintenance_db):
+    from .conn import connect
+    try:
+        admin = connect(conninfo, maintenance_db)
+    except PgsafeError:
+        return
+    try:
+        drop_quietly(admin, name)
+    finally:
+        admin.close()
