@@ -21,7 +21,7 @@ DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
 def default_archive_command(pgsafe_command, archive_dir, compression="none"):
     argv = [pgsafe_command, "archive-wal", "--archive-dir", archive_dir]
     if compression and compression != "none":
-        argv += ["--compression", compression]
+        argv += ["--compress", compression]
     # %p and %f are PostgreSQL's placeholders; everything else is shell-quoted for its system() call.
     return " ".join(shlex.quote(a) for a in argv) + " %p %f"
 

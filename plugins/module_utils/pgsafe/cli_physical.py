@@ -20,7 +20,9 @@ def register(sub):
     a.add_argument("path", metavar="%p")
     a.add_argument("name", metavar="%f")
     a.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
-    a.add_argument("--compression", choices=("none", "zstd", "gzip"), default="none")
+    # --compress is the spelling archive_command lines use (the data layout contract); both work.
+    a.add_argument("--compression", "--compress", dest="compression", choices=("none", "zstd", "gzip"),
+                   default="none")
     a.add_argument("--compression-level", type=int)
     a.set_defaults(handler=cmd_archive_wal)
 
