@@ -123,3 +123,38 @@ def test_unwritable_archive_keeps_segment_and_postgres_retries(new_pg):
     while time.time() < deadline and not os.path.exists(os.path.join(archive_dir, name)):
         time.sleep(0.5)
     assert os.path.exists(os.path.join(archive_dir, name)), "the retry archived it once writable"
+
+
+@pytest.fixture
+def small_fs():
+    """A 4 MiB tmpfs owned by the cluster's OS user: too small for one 16 MiB segment."""
+    import pwd
+    mnt = make_scratch_dir("pgsafe-wal-full-")
+    user = pwd.getpwnam(OS_USER)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700,uid=%d,gid=%d" % (
+        user.pw_uid, user.pw_gid), "tmpfs", mnt], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.strip())
+    yield mnt
+    subprocess.run(["umount", "-l", mnt], check=False)
+
+
+def test_full_archive_filesystem_keeps_segment_and_leaves_no_partial_file(new_pg, small_fs):
+    command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, small_fs)
+    cluster = new_pg(settings={"archive_mode": "on", "archive_command": command})
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
+    cluster.sql("SELECT pg_switch_wal()")
+    deadline = time.time() + 30
+    while time.time() < deadline and cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] == 0:
+        time.sleep(0.2)
+    assert cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0
+    assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", "archive_status", name + ".ready"))
+    assert os.listdir(small_fs) == [], "no partial segment and no temp file is left on the full disk"
+    subprocess.run(["mount", "-o", "remount,size=256m", small_fs], check=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not os.path.exists(os.path.join(small_fs, name)):
+        time.sleep(0.5)
+    assert os.path.exists(os.path.join(small_fs, name)), "the retry archived it once there was space"
+    with open(os.path.join(small_fs, name), "rb") as fh:
+        assert len(fh.read()) == 16 * 1024 * 1024

@@ -1,0 +1,92 @@
+"""pg_base_backup through Ansible on a real cluster: the data layout others build on, check mode, retention."""
+import json
+import os
+
+import pytest
+
+from pgcluster import make_scratch_dir
+
+from pgsafe import catalog
+from pgsafe.errors import VerificationFailed
+
+CONTRACT_KEYS = ("kind", "backup_id", "backup_file", "database", "timestamp", "finished_at", "start_lsn", "stop_lsn",
+                 "timeline", "start_wal", "stop_wal", "size_bytes", "size_human", "duration_seconds", "checksum",
+                 "checksum_algorithm", "compression", "compression_level", "pg_version", "server_version_num",
+                 "system_identifier", "wal_segment_size", "status", "tool", "tool_version", "verified_by")
+
+
+def login(cluster):
+    return {"login_unix_socket": cluster.socket_dir, "login_port": cluster.port, "login_user": cluster.user}
+
+
+@pytest.fixture
+def cluster(new_pg):
+    c = new_pg(settings={"cluster_name": "shopdb"})
+    c.sql("CREATE TABLE t AS SELECT generate_series(1, 20000) x")
+    return c
+
+
+def test_check_mode_writes_nothing(cluster, ansible_module):
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", dict(backup_dir=backup_dir, **login(cluster)),
+                                  check=True)
+    assert rc == 0, out
+    assert res["changed"] is True
+    assert res["backup_id"].startswith("shopdb_base_")
+    assert not os.path.exists(os.path.join(backup_dir, "base"))
+
+
+def test_module_backup_follows_the_data_layout_and_verifies(cluster, ansible_module):
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", dict(backup_dir=backup_dir, **login(cluster)))
+    assert rc == 0, out
+    assert res["changed"] is True
+    base = os.path.join(backup_dir, "base")
+    assert res["backup_path"] == os.path.join(base, res["backup_id"])
+    files = sorted(os.listdir(res["backup_path"]))
+    assert "backup_manifest" in files and "base.tar.zst" in files, files
+    entries, problems = catalog.scan(base)
+    assert not problems and [e.backup_id for e in entries] == [res["backup_id"]]
+    meta = entries[0].meta
+    for key in CONTRACT_KEYS:
+        assert meta.get(key) not in (None, ""), key
+    assert meta["kind"] == "base" and meta["status"] == "ok" and meta["database"] == "shopdb"
+    assert meta["verified_by"] == "pg_verifybackup" and isinstance(meta["timeline"], int)
+    assert meta["start_wal"] == res["start_wal"] and meta["stop_lsn"] == res["stop_lsn"]
+    assert meta["system_identifier"] == cluster.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
+    catalog.verify_entry(entries[0])
+    # The checksum covers the tar files: a changed byte is found by the catalog's verification.
+    tar = os.path.join(res["backup_path"], "base.tar.zst")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(VerificationFailed):
+        catalog.verify_entry(entries[0])
+
+
+def test_retention_keeps_the_newest_and_min_backups(cluster, ansible_module):
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    args = dict(backup_dir=backup_dir, compression="none", **login(cluster))
+    ids = []
+    for _ in range(3):
+        rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", args)
+        assert rc == 0, out
+        ids.append(res["backup_id"])
+    base = os.path.join(backup_dir, "base")
+    for n, backup_id in enumerate(ids):
+        path = os.path.join(base, backup_id + ".meta.json")
+        with open(path) as fh:
+            meta = json.load(fh)
+        meta["timestamp"] = meta["finished_at"] = "2020-01-0%dT00:00:00Z" % (n + 1)
+        with open(path, "w") as fh:
+            json.dump(meta, fh)
+    rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", dict(args, retention_days=1, min_backups=2))
+    assert rc == 0, out
+    entries, _ = catalog.scan(base)
+    kept = {e.backup_id for e in entries}
+    # The new one is young; min_backups=2 also keeps the newest old one (by end time, not name).
+    assert kept == {res["backup_id"], ids[2]}
+    assert sorted(os.path.basename(p) for p in res["removed"]) == sorted(ids[:2])
+    assert sorted(n for n in os.listdir(base) if not n.endswith(".meta.json")) == sorted(kept)
