@@ -49,4 +49,4 @@ if [ ! -f "$cache" ]; then
     cp tests/sanity/get_pip_standin.py "$cache"
 fi
 
-echo "setup: ok ($(. /etc/os-release; echo "$PRETTY_NAME"), $("$VENV/bin/ansible" --version | head -1), $(psql --version))"
+echo "setup: ok ($(. /etc/os-release; echo "$PRETTY_NAME"), ansible-core $("$VENV/bin/python" -c "import ansible.release as r; print(r.__version__)"), $(psql --version))"
