@@ -190,3 +190,49 @@ def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
     finally:
         subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
                         "-m", "immediate", "stop"], capture_output=True, check=False)
+
+
+def stop_cluster(data_dir):
+    subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+                    "-m", "immediate", "stop"], capture_output=True, check=False)
+
+
+def test_recovery_to_a_named_restore_point_and_to_an_lsn(archiving):
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    base_backup(c)
+    c.sql("INSERT INTO t SELECT generate_series(1, 300)")
+    c.sql("SELECT pg_create_restore_point('before_delete')")
+    lsn = c.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0]
+    c.sql("DELETE FROM t WHERE x > 100")
+    switch_and_wait(c)
+    for args, expected in ((("--target-name", "before_delete"), 300), (("--target-lsn", lsn), 300)):
+        data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+        port = free_port()
+        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--json", *args)
+        try:
+            assert proc.returncode == 0, proc.stderr
+            import psycopg2
+            conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM t")
+                assert cur.fetchone()[0] == expected, args
+            conn.close()
+        finally:
+            stop_cluster(data_dir)
+
+
+def test_target_after_the_end_of_the_archive_fails_instead_of_promoting_early(archiving):
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    base_backup(c)
+    c.sql("INSERT INTO t SELECT generate_series(1, 10)")
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()),
+                   "--target-time", "2099-01-01 00:00:00+00")
+    try:
+        assert proc.returncode != 0
+        assert "before reaching its target" in proc.stderr, proc.stderr
+    finally:
+        stop_cluster(data_dir)

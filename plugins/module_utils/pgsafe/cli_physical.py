@@ -64,9 +64,19 @@ def cmd_archive_wal(args, conninfo):
     try:
         archive_wal(args.path, args.name, _archive_dir(args), args.compression, args.compression_level)
     except PgsafeError as exc:
-        StepLog(args.backup_dir, "archive_wal", echo=False)("archive-wal %s failed: %s" % (args.name, exc), "ERROR")
+        _log_failure(args.backup_dir, "archive_wal", "archive-wal %s failed: %s" % (args.name, exc))
         raise
     return EXIT_OK
+
+
+def _log_failure(backup_dir, operation, message):
+    """Best effort: the log may sit on the same full or read-only disk, and PostgreSQL's log has the error anyway."""
+    try:
+        log = StepLog(backup_dir, operation, echo=False)
+        log(message, "ERROR")
+        log.close()
+    except (PgsafeError, OSError):
+        pass
 
 
 def cmd_restore_wal(args, conninfo):

@@ -17,7 +17,8 @@ from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
 from .errors import ConfigError, PgsafeError, VerificationFailed
 from .catalog import verify_entry
 from .naming import stamp, utc_now
-from .walnames import is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse
+from .walnames import (is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse, segment_of_lsn,
+                       to_number)
 
 
 class WalGap(VerificationFailed):
@@ -100,8 +101,13 @@ def choose_base(entries, target_time=None, target_lsn=None, now=None):
     return max(good, key=lambda e: e.finished)
 
 
-def check_wal_continuity(archive_dir, entry):
-    """Every segment from the backup's start to the newest archived one must be there; name the first hole."""
+def check_wal_continuity(archive_dir, entry, target_lsn=None):
+    """Every segment recovery needs must be archived; name the first hole.
+
+    Without a target (or with a time, whose position in the WAL is unknown
+    until replay) that is everything from the backup's end to the newest
+    archived segment; with target_lsn only the segments up to the target's.
+    """
     meta = entry.meta
     start, stop = meta.get("start_wal"), meta.get("stop_wal")
     if not (is_segment(start or "") and is_segment(stop or "")):
@@ -111,15 +117,27 @@ def check_wal_continuity(archive_dir, entry):
     segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
     on_timeline = sorted(n for n in archived if is_segment(n) and parse(n)[0] == tli)
     last = max([stop] + on_timeline)
+    if target_lsn is not None:
+        target_seg = segment_of_lsn(tli, target_lsn, segsize)
+        if last < target_seg:
+            raise WalGap("WAL archive %s ends at %s, before %s that holds target LSN %s" % (
+                archive_dir, last, target_seg, target_lsn),
+                "Wait for the segment to be archived (SELECT pg_switch_wal() on the source) or choose an earlier "
+                "target")
+        last = target_seg
     # The base backup carries its own WAL (start..stop), but the archive must continue after it.
-    first_needed = next_segment(stop, segsize) if on_timeline else stop
-    if not on_timeline or last < first_needed:
+    first_needed = next_segment(stop, segsize)
+    if last < first_needed:
         return {"checked_from": start, "checked_to": last, "segments": 0}
     missing = missing_segments(archived, first_needed, last, segsize)
     if missing:
+        # The segment before the hole surely replays; the backup's own end is the least one can reach.
+        before_hole = max((to_number(missing[0], segsize) - 1) * segsize, lsn_to_int(meta["stop_lsn"]))
+        reachable = "%X/%X" % divmod(before_hole, 1 << 32)
         raise WalGap("WAL gap in %s: %s is missing (needed after base backup %s; archive continues to %s)" % (
             archive_dir, missing[0], entry.backup_id, last),
-            "Recovery would stop at the gap; find the segment or choose an earlier target")
+            "Recovery would stop at the gap: find the segment, or recover up to it with target_lsn %s "
+            "or an earlier target" % reachable)
     return {"checked_from": first_needed, "checked_to": last, "segments": len(on_timeline)}
 
 
@@ -241,7 +259,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     log("base backup %s (ended %s, %s..%s)" % (
         entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
     verify_entry(entry)
-    continuity = check_wal_continuity(req.archive_dir, entry)
+    continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
         return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True}
