@@ -98,6 +98,8 @@ notes:
     was recovered from.
   - A missing WAL segment after the chosen base backup is found before the server starts and
     reported by name.
+  - When the base backup holds no C(postgresql.conf)/C(pg_hba.conf) (Debian keeps them in C(/etc)),
+    minimal ones are written that allow only the local socket, which lives in the data directory.
 extends_documentation_fragment:
   - pgsafe.backup.login
 attributes:
@@ -134,7 +136,7 @@ base_backup:
   returned: physical recovery
   type: str
 recovered_lsn:
-  description: WAL position of the recovered cluster after promotion.
+  description: WAL position where replay ended (the server log's C(redo done at)), before the new timeline began.
   returned: physical recovery
   type: str
 recovered_to_time:
@@ -255,7 +257,9 @@ def main():
         supports_check_mode=True,
         required_one_of=[('target_db', 'data_directory')],
         mutually_exclusive=[('target_db', 'data_directory'), ('target_time', 'target_lsn', 'target_name')],
-        required_by={'data_directory': 'port'},
+        # A recovery target means physical recovery: never let it be ignored by a logical restore.
+        required_by={'data_directory': 'port', 'target_time': 'data_directory', 'target_lsn': 'data_directory',
+                     'target_name': 'data_directory', 'archive_dir': 'data_directory'},
     )
     p = module.params
     log = LogCollector()

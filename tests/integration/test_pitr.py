@@ -236,3 +236,10 @@ def test_target_after_the_end_of_the_archive_fails_instead_of_promoting_early(ar
         assert "before reaching its target" in proc.stderr, proc.stderr
     finally:
         stop_cluster(data_dir)
+
+
+def test_a_recovery_target_is_never_silently_ignored_by_a_logical_restore(ansible_module, tmp_path):
+    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
+        backup_dir=str(tmp_path), target_db="shop", target_time="2026-11-20 14:30:00+00"))
+    assert rc != 0
+    assert "data_directory" in res["msg"]

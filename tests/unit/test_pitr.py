@@ -6,7 +6,8 @@ import pytest
 
 from pgsafe.catalog import Entry
 from pgsafe.errors import ConfigError
-from pgsafe.pitr import PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_settings
+from pgsafe.pitr import (PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_facts,
+                         recovery_settings)
 
 
 def entry(tmp_path, backup_id, finished, start_wal="000000010000000000000004", stop_wal="000000010000000000000004",
@@ -120,3 +121,20 @@ def test_only_one_target_and_absolute_paths():
         PitrRequest("relative", "/b/wal", "/d", 5999)
     with pytest.raises(ConfigError):
         PitrRequest("/b", "/b/wal", "/d", 5999, target_lsn="nonsense")
+
+
+RECOVERY_LOG = """\
+2026-11-24 02:47:22.096 UTC [18286] LOG:  database system is ready to accept read-only connections
+2026-11-24 02:47:22.097 UTC [18289] LOG:  recovery stopping before commit of transaction 745, time 2026-11-24 02:47:20.5+00
+2026-11-24 02:47:22.097 UTC [18289] LOG:  redo done at 0/3004BE8 system usage: CPU: user: 0.00 s, system: 0.00 s
+2026-11-24 02:47:22.097 UTC [18289] LOG:  last completed transaction was at log time 2026-11-24 02:47:19.915861+00
+2026-11-24 02:47:22.157 UTC [18289] LOG:  selected new timeline ID: 2
+2026-11-24 02:47:22.232 UTC [18286] LOG:  database system is ready to accept connections
+"""
+
+
+def test_recovery_facts_come_from_the_servers_log():
+    facts = recovery_facts(RECOVERY_LOG)
+    assert facts == {"recovered_lsn": "0/3004BE8", "timeline": 2,
+                     "recovered_to_time": "2026-11-24T02:47:19.915861+00:00"}
+    assert recovery_facts("") == {"recovered_lsn": None, "recovered_to_time": None, "timeline": None}

@@ -8,6 +8,7 @@ pollute it), so archive_mode is switched off in its configuration.
 """
 import os
 import pwd
+import re
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -173,8 +174,17 @@ def server_env():
     return env
 
 
+def _major(data_directory):
+    """The cluster's own major version (PG_VERSION), so Debian's side-by-side versions pick the right pg_ctl."""
+    try:
+        with open(os.path.join(data_directory, "PG_VERSION")) as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
 def _pg_ctl(req, *args, check=True):
-    argv = _as_owner(req) + [tools.find("pg_ctl", "15"), "-D", req.data_directory] + list(args)
+    argv = _as_owner(req) + [tools.find("pg_ctl", _major(req.data_directory)), "-D", req.data_directory] + list(args)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), check=False)
     if check and proc.returncode != 0:
         raise PgsafeError("pg_ctl %s failed: %s" % (" ".join(args), proc.stderr.decode("utf-8", "replace").strip()))
@@ -234,11 +244,36 @@ def write_recovery_config(data_directory, settings):
             fh.write("%s = %s\n" % (key, _conf_value(value)))
     with open(os.path.join(data_directory, "recovery.signal"), "w"):
         pass
+    written = _ensure_config_files(data_directory)
     # A backup_label-less restore from pg_basebackup tar keeps its label; stale pid files must go.
     for stale in ("postmaster.pid", "postmaster.opts"):
         path = os.path.join(data_directory, stale)
         if os.path.exists(path):
             os.unlink(path)
+    return written
+
+
+# Clusters laid out by Debian's pg_createcluster keep their configuration in /etc, so the
+# backup holds none; the recovered server then needs its own.  Only its owner can reach the
+# socket (it lives in the 0700 data directory) and TCP has no pg_hba line, so trust is local-only.
+FALLBACK_CONFIG = {
+    "postgresql.conf": "# Written by pgsafe: the base backup held no postgresql.conf; settings are in postgresql.auto.conf\n",
+    "pg_hba.conf": "# Written by pgsafe for a recovered cluster: local socket only (in the data directory)\n"
+                   "local all all trust\n",
+    "pg_ident.conf": "",
+}
+
+
+def _ensure_config_files(data_directory):
+    written = []
+    for name, text in FALLBACK_CONFIG.items():
+        path = os.path.join(data_directory, name)
+        if not os.path.exists(path):
+            with open(path, "w") as fh:
+                fh.write(text)
+            os.chmod(path, 0o600)
+            written.append(name)
+    return written
 
 
 def _chown_tree(path, user):
@@ -267,12 +302,15 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     moved = prepare_data_directory(req, log)
     try:
         basebackup.extract(entry.data_path, req.data_directory)
-        write_recovery_config(req.data_directory, recovery_settings(req))
+        written = write_recovery_config(req.data_directory, recovery_settings(req))
+        if written:
+            log("the base backup held no %s; wrote minimal ones (local socket access only)" % ", ".join(written))
         if os.geteuid() == 0:
             _chown_tree(req.data_directory, req.os_user)
         log("starting recovery on port %d" % req.port)
         logfile = os.path.join(req.data_directory, "pgsafe_recovery.log")
-        proc = _pg_ctl(req, "-l", logfile, "-w", "-t", str(req.start_timeout), "start", check=False)
+        proc = _pg_ctl(req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start",
+                       check=False)
         if proc.returncode != 0:
             raise PgsafeError("the recovered server did not start: %s" % _tail(logfile),
                               "See %s" % logfile)
@@ -297,34 +335,53 @@ def _tail(path, lines=15):
         return "(no log)"
 
 
+def _controldata_state(req):
+    argv = _as_owner(req) + [tools.find("pg_controldata", _major(req.data_directory)), req.data_directory]
+    env = dict(server_env(), LC_ALL="C")
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("Database cluster state:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+# The server log is started with lc_messages=C and log_timezone=UTC (see START_OPTIONS).
+_LOG_FACTS = {
+    "timeline": re.compile(r"selected new timeline ID: (\d+)"),
+    "recovered_lsn": re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)"),
+    "stop_time": re.compile(r"recovery stopping (?:before|after) \S+ of transaction \d+, time (\S+ \S+)"),
+    "last_xact_time": re.compile(r"last completed transaction was at log time (\S+ \S+)"),
+}
+START_OPTIONS = "-c lc_messages=C -c log_timezone=UTC"
+
+
+def recovery_facts(log_text):
+    """What recovery reached, read from the server's own log lines (no login needed)."""
+    found = {}
+    for key, pattern in _LOG_FACTS.items():
+        matches = pattern.findall(log_text)
+        if matches:
+            found[key] = matches[-1]
+    when = found.get("last_xact_time") or found.get("stop_time")
+    try:
+        when = parse_target_time(when).isoformat() if when else None
+    except ConfigError:
+        pass
+    return {"recovered_lsn": found.get("recovered_lsn"), "recovered_to_time": when,
+            "timeline": int(found["timeline"]) if "timeline" in found else None}
+
+
 def _wait_promoted(req, logfile):
-    import psycopg2
+    """Wait until the control file says 'in production'; no SQL login, so pg_hba's rules never get in the way."""
     deadline = time.monotonic() + req.start_timeout
-    last_error = None
     while time.monotonic() < deadline:
         if _running_pid(req.data_directory) is None:
             raise PgsafeError("recovery stopped before reaching its target: %s" % _tail(logfile))
-        try:
-            conn = psycopg2.connect(host=req.socket_dir, port=req.port, user=req.os_user, dbname="postgres",
-                                    connect_timeout=5)
-        except psycopg2.OperationalError as exc:
-            last_error = exc
-            time.sleep(0.3)
-            continue
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_is_in_recovery()")
-                if cur.fetchone()[0]:
-                    time.sleep(0.3)
-                    continue
-                # The checkpoint's timeline lags a fast promotion; the current WAL file's name does not.
-                cur.execute("SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn()), "
-                            "pg_last_xact_replay_timestamp()")
-                lsn, walfile, replayed = cur.fetchone()
-                tli = int(walfile[:8], 16)
-                return {"recovered_lsn": lsn, "timeline": tli,
-                        "recovered_to_time": replayed.astimezone(timezone.utc).isoformat() if replayed else None}
-        finally:
-            conn.close()
-    raise PgsafeError("recovery did not finish within %ss (%s): %s" % (req.start_timeout, last_error, _tail(logfile)))
+        if _controldata_state(req) == "in production":
+            try:
+                with open(logfile, errors="replace") as fh:
+                    return recovery_facts(fh.read())
+            except OSError:
+                return {"recovered_lsn": None, "recovered_to_time": None, "timeline": None}
+        time.sleep(0.3)
+    raise PgsafeError("recovery did not finish within %ss: %s" % (req.start_timeout, _tail(logfile)))
