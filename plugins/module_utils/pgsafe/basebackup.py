@@ -231,6 +231,7 @@ def _untar(archive, dest):
 
 def verify_tar_backup(backup_path, major="15", log=lambda msg: None):
     """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly)."""
+    _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
     try:
         os.chmod(scratch, 0o700)
@@ -244,6 +245,23 @@ def verify_tar_backup(backup_path, major="15", log=lambda msg: None):
         log("pg_verifybackup: %s" % proc.stdout.decode("utf-8", "replace").strip())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_room_to_verify(backup_path):
+    """The extracted copy is as big as the cluster: say so up front rather than fill the backup disk."""
+    try:
+        with open(os.path.join(backup_path, "backup_manifest")) as fh:
+            needed = sum(int(f.get("Size", 0)) for f in json.load(fh).get("Files", []))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return
+    st = os.statvfs(os.path.dirname(backup_path))
+    free = st.f_bavail * st.f_frsize
+    # Keep a margin so verification never takes the last free bytes WAL archiving may need.
+    if needed + needed // 10 + (256 << 20) > free:
+        raise VerificationFailed(
+            "verifying needs about %s free beside the backup for an extracted copy, only %s is free" % (
+                human_size(needed), human_size(free)),
+            "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)")
 
 
 def _remove_base(entries, directory, log):

@@ -1,0 +1,36 @@
+"""Base backup helpers that need no server."""
+import json
+import os
+
+import pytest
+
+from pgsafe.basebackup import _check_room_to_verify, tar_members
+from pgsafe.errors import VerificationFailed
+
+
+def backup(tmp_path, sizes):
+    path = tmp_path / "c_base_20261120_020000"
+    path.mkdir()
+    (path / "base.tar.zst").write_bytes(b"x")
+    (path / "pg_wal.tar.zst").write_bytes(b"x")
+    (path / "backup_manifest").write_text(json.dumps({"Files": [{"Path": "f%d" % i, "Size": s}
+                                                                 for i, s in enumerate(sizes)]}))
+    return str(path)
+
+
+def test_verification_refuses_to_fill_the_disk(tmp_path):
+    with pytest.raises(VerificationFailed) as info:
+        _check_room_to_verify(backup(tmp_path, [1 << 60]))
+    assert "free" in str(info.value)
+
+
+def test_verification_with_room_goes_ahead(tmp_path):
+    _check_room_to_verify(backup(tmp_path, [8192, 16384]))
+
+
+def test_tar_members_base_first_then_wal(tmp_path):
+    path = backup(tmp_path, [])
+    assert tar_members(path) == (os.path.join(path, "base.tar.zst"), os.path.join(path, "pg_wal.tar.zst"))
+    os.unlink(os.path.join(path, "base.tar.zst"))
+    with pytest.raises(VerificationFailed):
+        tar_members(path)
