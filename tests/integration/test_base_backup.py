@@ -1,9 +1,13 @@
 """pg_base_backup through Ansible on a real cluster: the data layout others build on, check mode, retention."""
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
+import pgcluster
 from pgcluster import make_scratch_dir
 
 from pgsafe import catalog
@@ -13,6 +17,22 @@ CONTRACT_KEYS = ("kind", "backup_id", "backup_file", "database", "timestamp", "f
                  "timeline", "start_wal", "stop_wal", "size_bytes", "size_human", "duration_seconds", "checksum",
                  "checksum_algorithm", "compression", "compression_level", "pg_version", "server_version_num",
                  "system_identifier", "wal_segment_size", "status", "tool", "tool_version", "verified_by")
+
+
+@pytest.fixture(autouse=True)
+def _remove_scratch_dirs(monkeypatch):
+    """Scratch directories (backups, archives, recovered clusters) go when the test is done."""
+    made = []
+    original = pgcluster.make_scratch_dir
+
+    def tracked(prefix="pgsafe-test-"):
+        made.append(original(prefix))
+        return made[-1]
+    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
+    yield
+    for path in made:
+        subprocess.run(["umount", "-l", path], capture_output=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def login(cluster):
@@ -70,7 +90,7 @@ def test_retention_keeps_the_newest_and_min_backups(cluster, ansible_module):
     backup_dir = make_scratch_dir("pgsafe-base-")
     args = dict(backup_dir=backup_dir, compression="none", **login(cluster))
     ids = []
-    for _ in range(3):
+    for _round in range(3):
         rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", args)
         assert rc == 0, out
         ids.append(res["backup_id"])
@@ -84,7 +104,7 @@ def test_retention_keeps_the_newest_and_min_backups(cluster, ansible_module):
             json.dump(meta, fh)
     rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", dict(args, retention_days=1, min_backups=2))
     assert rc == 0, out
-    entries, _ = catalog.scan(base)
+    entries, _problems = catalog.scan(base)
     kept = {e.backup_id for e in entries}
     # The new one is young; min_backups=2 also keeps the newest old one (by end time, not name).
     assert kept == {res["backup_id"], ids[2]}

@@ -1,15 +1,34 @@
 """Base backups and point-in-time recovery on a real archiving cluster."""
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
 from conftest import ROOT, run_cli
+import pgcluster
 from pgcluster import free_port, make_scratch_dir
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+
+
+@pytest.fixture(autouse=True)
+def _remove_scratch_dirs(monkeypatch):
+    """Scratch directories (backups, archives, recovered clusters) go when the test is done."""
+    made = []
+    original = pgcluster.make_scratch_dir
+
+    def tracked(prefix="pgsafe-test-"):
+        made.append(original(prefix))
+        return made[-1]
+    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
+    yield
+    for path in made:
+        subprocess.run(["umount", "-l", path], capture_output=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ def backup(tmp_path, sizes):
     path.mkdir()
     (path / "base.tar.zst").write_bytes(b"x")
     (path / "pg_wal.tar.zst").write_bytes(b"x")
-    (path / "backup_manifest").write_text(json.dumps({"Files": [{"Path": "f%d" % i, "Size": s}
-                                                                 for i, s in enumerate(sizes)]}))
+    files = [{"Path": "f%d" % i, "Size": size} for i, size in enumerate(sizes)]
+    (path / "backup_manifest").write_text(json.dumps({"Files": files}))
     return str(path)
 
 
