@@ -24,7 +24,9 @@ options:
     type: path
     required: true
   archive_dir:
-    description: WAL archive to clean up after retention. Unset means no WAL cleanup.
+    description:
+      - WAL archive to clean up after retention. Default O(backup_dir)C(/wal) when that directory exists
+        (as the host command does); otherwise no WAL cleanup.
     type: path
   compression:
     description: V(zstd) and V(gzip) compress on the server (PostgreSQL 15+), saving network and controller CPU.
@@ -136,6 +138,8 @@ log:
   elements: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
@@ -143,6 +147,13 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.basebackup import (
     BaseBackupRequest, run_base_backup)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+
+
+def archive_dir(p):
+    if p['archive_dir']:
+        return p['archive_dir']
+    default = os.path.join(p['backup_dir'], 'wal')
+    return default if os.path.isdir(default) else None
 
 
 def main():
@@ -165,7 +176,7 @@ def main():
         req = BaseBackupRequest(
             p['backup_dir'], conninfo_from_params(p), compression=p['compression'],
             compression_level=p['compression_level'], checkpoint=p['checkpoint'], verify=p['verify'],
-            retention_days=p['retention_days'], min_backups=p['min_backups'], archive_dir=p['archive_dir'],
+            retention_days=p['retention_days'], min_backups=p['min_backups'], archive_dir=archive_dir(p),
             wal_cleanup=p['wal_cleanup'])
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import pgcluster
+from conftest import ROOT
 from pgcluster import make_scratch_dir
 
 from pgsafe import catalog
@@ -110,3 +111,22 @@ def test_retention_keeps_the_newest_and_min_backups(cluster, ansible_module):
     assert kept == {res["backup_id"], ids[2]}
     assert sorted(os.path.basename(p) for p in res["removed"]) == sorted(ids[:2])
     assert sorted(n for n in os.listdir(base) if not n.endswith(".meta.json")) == sorted(kept)
+
+
+def test_module_cleans_the_default_archive_only_before_the_kept_backup(new_pg, ansible_module):
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    archive = os.path.join(backup_dir, "wal")
+    command = "'%s archive-wal --archive-dir %s %%p %%f'" % (os.path.join(ROOT, "scripts", "pgsafe"), archive)
+    c = new_pg(settings={"archive_mode": "on", "archive_command": command})
+    for _round in range(3):
+        c.sql("SELECT pg_switch_wal()")
+        c.sql("CREATE TABLE IF NOT EXISTS t AS SELECT 1 x")
+    c.sql("SELECT pg_switch_wal()")
+    args = dict(backup_dir=backup_dir, compression="none", retention_days=0, **login(c))
+    rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", args)
+    assert rc == 0, out
+    assert res["removed"] == []
+    assert res["wal_removed"], "segments before the only kept backup's start go"
+    archived = sorted(n for n in os.listdir(archive) if len(n) == 24)
+    assert all(n[8:] >= res["start_wal"][8:] for n in archived)
+    assert all(n[8:] < res["start_wal"][8:] for n in res["wal_removed"])
