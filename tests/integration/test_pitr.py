@@ -252,7 +252,7 @@ def test_target_after_the_end_of_the_archive_fails_instead_of_promoting_early(ar
                    "--target-time", "2099-01-01 00:00:00+00")
     try:
         assert proc.returncode != 0
-        assert "before reaching its target" in proc.stderr, proc.stderr
+        assert "before reaching its target" in proc.stderr and "WAL ends at 0/" in proc.stderr, proc.stderr
     finally:
         stop_cluster(data_dir)
 

@@ -312,8 +312,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
         proc = _pg_ctl(req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start",
                        check=False)
         if proc.returncode != 0:
-            raise PgsafeError("the recovered server did not start: %s" % _tail(logfile),
-                              "See %s" % logfile)
+            raise _start_failure(logfile)
         result = _wait_promoted(req, logfile)
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
@@ -327,10 +326,21 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     return result
 
 
+def _start_failure(logfile):
+    """One clear error whether pg_ctl saw the server die or we did."""
+    tail = _tail(logfile)
+    if "recovery ended before configured recovery target was reached" in tail:
+        facts = recovery_facts(_tail(logfile, lines=None))
+        return PgsafeError("recovery stopped before reaching its target: the archived WAL ends at %s "
+                           "(last transaction replayed at %s)" % (facts["recovered_lsn"], facts["recovered_to_time"]),
+                           "Choose an earlier target, or archive the missing WAL first; log: %s" % logfile)
+    return PgsafeError("the recovered server did not start: %s" % tail, "See %s" % logfile)
+
+
 def _tail(path, lines=15):
     try:
         with open(path, errors="replace") as fh:
-            return "".join(fh.readlines()[-lines:]).strip()
+            return "".join(fh.readlines()[-lines:] if lines else fh.readlines()).strip()
     except OSError:
         return "(no log)"
 
@@ -376,7 +386,7 @@ def _wait_promoted(req, logfile):
     deadline = time.monotonic() + req.start_timeout
     while time.monotonic() < deadline:
         if _running_pid(req.data_directory) is None:
-            raise PgsafeError("recovery stopped before reaching its target: %s" % _tail(logfile))
+            raise _start_failure(logfile)
         if _controldata_state(req) == "in production":
             try:
                 with open(logfile, errors="replace") as fh:
