@@ -3,12 +3,16 @@
 archive-wal and restore-wal run once per WAL segment from PostgreSQL itself, so
 they log only failures and import nothing that needs a database driver.
 """
-import json
 import os
 
 from .cliutil import err, out
 from .errors import EXIT_OK, PgsafeError
-from .logfile import StepLog
+
+
+def StepLog(*args, **kwargs):
+    # Imported when used: archive-wal, run once per segment, needs it only when it fails.
+    from .logfile import StepLog as _StepLog
+    return _StepLog(*args, **kwargs)
 
 
 def _archive_dir(args):
@@ -111,6 +115,7 @@ def cmd_base_backup(args, conninfo):
     if args.json:
         result = dict(result)
         result.pop("metadata", None)
+        import json
         out(json.dumps(result, indent=2))
     else:
         out(result["backup_path"])
@@ -132,6 +137,7 @@ def cmd_restore_pitr(args, conninfo):
     finally:
         log.close()
     if args.json:
+        import json
         out(json.dumps(result, indent=2, default=str))
     else:
         out("recovered %s to %s (LSN %s, timeline %s) in %.1fs; running on port %d" % (

@@ -1,8 +1,8 @@
-"""Durable, private file operations: temp name, fsync, rename, fsync the directory."""
-import json
+"""Durable, private file operations: temp name, fsync, rename, fsync the directory.
+
+Only os and stat at import time: archive_command loads this once per WAL segment.
+"""
 import os
-import secrets
-import shutil
 import stat
 
 from .errors import ConfigError
@@ -63,7 +63,7 @@ def ensure_private_dir(path, create=True):
 def temp_path_for(final_path):
     """A hidden temporary name beside final_path; never matches a catalog name."""
     head, tail = os.path.split(final_path)
-    return os.path.join(head, ".%s%s%d-%s" % (tail, TMP_MARK, os.getpid(), secrets.token_hex(4)))
+    return os.path.join(head, ".%s%s%d-%s" % (tail, TMP_MARK, os.getpid(), os.urandom(4).hex()))
 
 
 def is_temp_name(name):
@@ -113,6 +113,7 @@ def replace_bytes_atomic(final_path, data):
 
 
 def write_json_atomic(final_path, obj, replace=False):
+    import json
     data = (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     if replace:
         replace_bytes_atomic(final_path, data)
@@ -123,6 +124,7 @@ def write_json_atomic(final_path, obj, replace=False):
 def remove_quietly(path):
     try:
         if os.path.isdir(path) and not os.path.islink(path):
+            import shutil
             shutil.rmtree(path)
         else:
             os.unlink(path)

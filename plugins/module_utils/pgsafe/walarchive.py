@@ -10,16 +10,20 @@ keeps the segment and retries.
 restore-wal: non-zero for a missing file, as restore_command must, and a
 damaged compressed file is an error, never a silently short segment.
 """
-import hashlib
 import os
-import subprocess
 
-from . import compress
 from .errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from .fsutil import ensure_private_dir, fsync_dir, publish, remove_quietly, temp_path_for
 from .walnames import COMPRESSED_SUFFIXES, is_archivable_name, list_archive
 
 CODEC_SUFFIX = {"none": "", "zstd": ".zst", "gzip": ".gz"}
+
+
+def _compress():
+    """compress pulls in subprocess and threading: loaded only for compressed or already-archived files,
+    so the common case (a new, uncompressed segment) stays within a few milliseconds of cp."""
+    from . import compress
+    return compress
 
 
 class WalMissing(PgsafeError):
@@ -45,6 +49,8 @@ def stored_copy(archive_dir, wal_name):
 
 def _sha256_of_content(path):
     """SHA-256 of the uncompressed content of an archived (maybe compressed) file."""
+    import hashlib
+    compress = _compress()
     codec = compress.compression_of_name(path)
     sha = hashlib.sha256()
     if codec == "none":
@@ -63,7 +69,7 @@ def archive_wal(source_path, wal_name, archive_dir, compression="none", level=No
     _check_name(wal_name)
     if compression not in CODEC_SUFFIX:
         raise ConfigError("compression %r is not one of %s" % (compression, ", ".join(CODEC_SUFFIX)))
-    level = compress.validate(compression, level)
+    level = _compress().validate(compression, level) if compression != "none" or level is not None else 0
     if not os.path.isfile(source_path):
         raise ConfigError("WAL file %s does not exist (run from the data directory, pass %%p)" % source_path)
     ensure_private_dir(archive_dir)
@@ -71,7 +77,7 @@ def archive_wal(source_path, wal_name, archive_dir, compression="none", level=No
     if existing is not None:
         if os.path.islink(existing):
             raise BackupFailed("archived %s is a symlink; refusing to trust or replace it" % existing)
-        if _sha256_of_content(existing) == compress.sha256_file(source_path):
+        if _sha256_of_content(existing) == _compress().sha256_file(source_path):
             return "already-archived"
         raise BackupFailed("%s is already archived with DIFFERENT content at %s; refusing to overwrite" % (
             wal_name, existing), "Two clusters may be archiving into one directory; check archive_command everywhere")
@@ -83,7 +89,7 @@ def archive_wal(source_path, wal_name, archive_dir, compression="none", level=No
             if compression == "none":
                 _copy_fd(fd, tmp)
             else:
-                compress.stream_to_file(fd, tmp, compression, level, threads=1)
+                _compress().stream_to_file(fd, tmp, compression, level, threads=1)
         finally:
             os.close(fd)
         publish(tmp, final)
@@ -121,6 +127,7 @@ def restore_wal(wal_name, dest_path, archive_dir):
     stored = stored_copy(archive_dir, wal_name)
     if stored is None:
         raise WalMissing("%s is not in the archive %s" % (wal_name, archive_dir))
+    compress = _compress()
     codec = compress.compression_of_name(stored)
     tmp = temp_path_for(dest_path)
     try:
@@ -131,6 +138,7 @@ def restore_wal(wal_name, dest_path, archive_dir):
             finally:
                 os.close(fd)
         else:
+            import subprocess
             with open(tmp, "xb") as out:
                 proc = subprocess.run(compress.decompressor_argv(codec) + [stored], stdout=out,
                                       stderr=subprocess.PIPE, check=False)
