@@ -24,8 +24,9 @@ def test_defaults():
     assert compress.validate("gzip", None) == 6
 
 
+@pytest.mark.parametrize("watched", [True, False], ids=["through-python", "direct-to-compressor"])
 @pytest.mark.parametrize("codec", ["gzip", "zstd", "none"])
-def test_stream_round_trip_and_hash(tmp_path, codec):
+def test_stream_round_trip_and_hash(tmp_path, codec, watched):
     payload = os.urandom(1 << 16) * 40
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -37,10 +38,12 @@ def test_stream_round_trip_and_hash(tmp_path, codec):
     dest = str(tmp_path / "out")
     seen = []
     sha, size = compress.stream_to_file(read_fd, dest, codec, compress.validate(codec, None),
-                                        observe=lambda c: seen.append(len(c)))
+                                        observe=(lambda c: seen.append(len(c))) if watched else None)
     os.close(read_fd)
     os.waitpid(pid, 0)
-    assert sum(seen) == len(payload)
+    if watched:
+        assert sum(seen) == len(payload)
+    assert compress.read_head(dest, codec, 32) == payload[:32]
     assert size == os.path.getsize(dest)
     assert sha == compress.sha256_file(dest)
     if codec == "gzip":

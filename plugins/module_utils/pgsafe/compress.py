@@ -137,13 +137,18 @@ def stream_to_file(source_fd, dest_path, compression, level, threads=None, obser
     """Compress everything readable from source_fd into a new file at dest_path.
 
     ``observe`` sees every uncompressed chunk (to check a dump's header and
-    trailer).  Returns (sha256 hex, bytes written).  On any error the partial
-    file is left for the caller to remove and a BackupFailed is raised.
+    trailer); without it an external compressor reads source_fd itself, so the
+    uncompressed stream never passes through Python (a third of the CPU of a
+    dump at zstd speed).  Returns (sha256 hex, bytes written).  On any error the
+    partial file is left for the caller to remove and a BackupFailed is raised.
     """
     writer = HashingWriter(dest_path)
     try:
         argv = compressor_argv(compression, level, threads)
-        if argv:
+        if argv and observe is None:
+            _from_process(subprocess.Popen(argv, stdin=source_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+                          writer)
+        elif argv:
             _through_process(argv, source_fd, writer, observe)
         elif compression == "gzip":
             comp = zlib.compressobj(level, zlib.DEFLATED, 31)
@@ -207,6 +212,42 @@ def _through_process(argv, source_fd, writer, observe):
         raise BackupFailed("feeding the compressor failed: %s" % feed_error[0])
     if rc != 0:
         raise BackupFailed("%s exited with %d: %s" % (os.path.basename(argv[0]), rc, err))
+
+
+def _from_process(proc, writer):
+    try:
+        widen_pipe(proc.stdout.fileno())
+        for chunk in _read_chunks(proc.stdout.fileno()):
+            writer.write(chunk)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    err = proc.stderr.read().decode("utf-8", "replace").strip()
+    rc = proc.wait()
+    if rc != 0:
+        raise BackupFailed("%s exited with %d: %s" % (os.path.basename(proc.args[0]), rc, err))
+
+
+def read_head(path, compression, size=16):
+    """The first size uncompressed bytes of a (maybe compressed) file, without reading the rest."""
+    argv = decompressor_argv(compression)
+    if argv is None:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    proc = subprocess.Popen(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        head = b""
+        while len(head) < size:
+            chunk = proc.stdout.read(size - len(head))
+            if not chunk:
+                break
+            head += chunk
+    finally:
+        proc.kill()
+        proc.stdout.close()
+        proc.wait()
+    return head
 
 
 def _write_all(fd, data):

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from . import compress, retention, tools
@@ -163,11 +164,18 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
         if stale:
             log("removed %d temporary file(s) left by an interrupted run" % len(stale))
         backup_id, data_path, meta_path = plan_names(req, moment)
-        meta = _dump(req, backup_id, data_path, moment, log)
+        # Roles and tablespaces are saved while the dump runs (they are not part of its snapshot).
+        globals_job = _GlobalsJob(req, backup_id, log) if req.globals else None
+        try:
+            meta = _dump(req, backup_id, data_path, moment, log)
+        except BaseException:
+            if globals_job:
+                globals_job.discard()
+            raise
         warnings = []
-        if req.globals:
+        if globals_job:
             try:
-                meta["globals_file"] = _dump_globals(req, backup_id, log)
+                meta["globals_file"] = globals_job.result()
             except BackupFailed as exc:
                 warnings.append("roles and tablespaces were not saved: %s" % exc)
                 log("WARNING: " + warnings[-1])
@@ -260,10 +268,12 @@ def _dump(req, backup_id, data_path, moment, log):
 
 def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
     argv = pg_dump_argv(req, pg_dump, snapshot_id)
+    # A custom archive is checked by its header after the fact, so pg_dump can feed the compressor
+    # directly; a plain dump's completion line is only seen by watching the stream go by.
+    watch = _Watch() if req.format == "plain" else None
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
         compress.widen_pipe(proc.stdout.fileno())
-        watch = _Watch()
         try:
             checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, req.stream_compression(),
                                                      req.compression_level, req.threads, observe=watch)
@@ -278,8 +288,8 @@ def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
         err = errf.read().decode("utf-8", "replace").strip()
     if rc != 0:
         raise BackupFailed("pg_dump of %r failed with exit code %d: %s" % (req.database, rc, err or "(no message)"))
-    # pg_dump has been seen to exit 0 after losing its connection: check the stream itself.
-    if req.format == "custom" and not watch.head.startswith(CUSTOM_MAGIC):
+    # pg_dump has been seen to exit 0 after losing its connection: check the archive itself.
+    if req.format == "custom" and not compress.read_head(tmp, req.stream_compression()).startswith(CUSTOM_MAGIC):
         raise BackupFailed("pg_dump produced no custom-format archive for %r: %s" % (req.database, err))
     if req.format == "plain" and PLAIN_TRAILER not in watch.tail:
         raise BackupFailed("pg_dump output for %r ended before its completion line: %s" % (req.database, err))
@@ -300,6 +310,36 @@ def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
             os.chmod(os.path.join(root, name), 0o600)
     from .catalog import directory_checksum
     return directory_checksum(tmp), tree_size(tmp)
+
+
+class _GlobalsJob:
+    """_dump_globals in a thread; a failed dump takes its globals files with it."""
+
+    def __init__(self, req, backup_id, log):
+        self.req, self.backup_id = req, backup_id
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(log,), daemon=True)
+        self._thread.start()
+
+    def _run(self, log):
+        try:
+            self._value = _dump_globals(self.req, self.backup_id, log)
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, BackupFailed):
+                raise self._error
+            raise BackupFailed("saving roles and tablespaces failed: %s" % self._error)
+        return self._value
+
+    def discard(self):
+        self._thread.join()
+        base = os.path.join(self.req.backup_dir, GLOBALS_DIR, "%s_globals" % self.backup_id)
+        for path in (base + ".sql.gz", base + META_SUFFIX):
+            remove_quietly(path)
 
 
 def _dump_globals(req, backup_id, log):
