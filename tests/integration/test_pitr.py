@@ -87,6 +87,20 @@ def test_damaged_base_backup_fails_verification(archiving):
         verify_tar_backup(result["backup_path"])
 
 
+def test_recovery_from_a_damaged_base_backup_is_refused_and_leaves_nothing_to_start(archiving):
+    result = base_backup(archiving, "--compression", "none")
+    tar = os.path.join(result["backup_path"], "base.tar")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"corrupted!")
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    proc = run_cli(archiving, archiving.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()))
+    assert proc.returncode == 5, proc.stderr
+    assert "checksum mismatch" in proc.stderr
+    assert not os.path.exists(os.path.join(data_dir, "PG_VERSION")), "the extracted copy of a damaged backup is removed"
+    assert not os.path.exists(os.path.join(data_dir, "postmaster.pid"))
+
+
 def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansible_module):
     c = archiving
     c.sql("CREATE TABLE events (batch int, n int)")

@@ -293,15 +293,15 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     entry = choose_base(entries, req.target_time, req.target_lsn)
     log("base backup %s (ended %s, %s..%s)" % (
         entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
-    verify_entry(entry)
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
+        verify_entry(entry)
         return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True}
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
     try:
-        basebackup.extract(entry.data_path, req.data_directory)
+        _extract_verified(entry, req.data_directory)
         written = write_recovery_config(req.data_directory, recovery_settings(req))
         if written:
             log("the base backup held no %s; wrote minimal ones (local socket access only)" % ", ".join(written))
@@ -324,6 +324,43 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     log("recovered to %s (LSN %s, timeline %s)" % (
         result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline")))
     return result
+
+
+def _extract_verified(entry, data_directory):
+    """Extract while re-hashing the backup on the other core; nothing starts from a backup whose
+    checksum disagrees, and its extracted copy (in a directory that was new or moved aside) is removed."""
+    import threading
+    failure = []
+
+    def check():
+        try:
+            verify_entry(entry)
+        except BaseException as exc:  # re-raised below, after the extraction stops
+            failure.append(exc)
+    checker = threading.Thread(target=check, daemon=True)
+    checker.start()
+    try:
+        basebackup.extract(entry.data_path, data_directory)
+    except BaseException as exc:
+        checker.join()
+        if failure:  # a damaged backup often breaks the extraction too: the checksum says why
+            _empty_directory(data_directory)
+            raise failure[0]
+        raise exc
+    checker.join()
+    if failure:
+        _empty_directory(data_directory)
+        raise failure[0]
+
+
+def _empty_directory(path):
+    import shutil
+    for name in os.listdir(path):
+        child = os.path.join(path, name)
+        if os.path.isdir(child) and not os.path.islink(child):
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            os.unlink(child)
 
 
 def _start_failure(logfile):
