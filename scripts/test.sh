@@ -25,7 +25,7 @@ stage() {
 }
 
 rm -f tests/output/junit.xml
-only=${PGSAFE_TEST_STAGES:-pytest sanity lint}
+only=${PGSAFE_TEST_STAGES:-pytest sanity lint molecule bench}
 for s in $only; do
     case $s in
         pytest)   stage "pytest" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;

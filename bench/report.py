@@ -1,0 +1,156 @@
+"""Medians, spreads and ratios of a run, written as JSON, a Markdown table and a PNG plot."""
+import json
+import os
+import statistics
+
+# (what, our tool prefix, anchor tool prefix, target ratio, "time" or "throughput", how the target reads)
+RATIOS = [
+    ("logical backup vs seed pipeline", "pgsafe custom zstd-3 (default", "pg_dump | gzip -6", 0.25, "time"),
+    ("logical backup vs best bare pipeline", "pgsafe custom zstd-3 (default", "pg_dump -Fc -Z0 | zstd", 1.05, "time"),
+    ("logical backup without row counts vs best bare", "pgsafe custom zstd-3, no row", "pg_dump -Fc -Z0 | zstd", 1.05,
+     "time"),
+    ("logical backup size vs best bare", "pgsafe custom zstd-3 (default", "pg_dump -Fc -Z0 | zstd", 1.0, "bytes"),
+    ("base backup vs pgBackRest full", "pgsafe base-backup zstd-3 (default", "pgBackRest full", 1.0, "time"),
+    ("base backup without pg_verifybackup vs pgBackRest full", "pgsafe base-backup zstd-3 --no-verify", "pgBackRest full",
+     1.0, "time"),
+    ("base backup vs pg_basebackup", "pgsafe base-backup zstd-3 (default", "pg_basebackup", None, "time"),
+    ("physical restore vs pgBackRest restore", "pgsafe restore-pitr", "pgBackRest restore", 1.0, "time"),
+    ("logical restore vs pg_restore -j", "pgsafe restore --jobs", "pg_restore -j", 1.05, "time"),
+    ("logical restore vs seed gunzip | psql", "pgsafe restore --jobs", "gunzip | psql", None, "time"),
+    ("archive-wal throughput vs cp + sync", "pgsafe archive-wal (default", "cp + sync", 0.8, "throughput"),
+    ("archive-wal throughput vs pgBackRest archive-push", "pgsafe archive-wal (default", "pgBackRest archive-push", None,
+     "throughput"),
+]
+
+
+def summarise(records):
+    """records: one dict per timed run -> one row per (size, group, tool)."""
+    rows = {}
+    for rec in records:
+        key = (rec["size_mb"], rec["group"], rec["tool"])
+        rows.setdefault(key, []).append(rec)
+    out = []
+    for (size, group, tool), runs in rows.items():
+        secs = [r["seconds"] for r in runs]
+        row = {"size_mb": size, "group": group, "tool": tool, "anchor": runs[0]["anchor"], "runs": len(runs),
+               "median_s": round(statistics.median(secs), 3), "min_s": round(min(secs), 3), "max_s": round(max(secs), 3),
+               "spread_pct": round(100.0 * (max(secs) - min(secs)) / statistics.median(secs), 1) if secs and statistics.median(secs) else 0.0}
+        sizes = [r["bytes"] for r in runs if "bytes" in r]
+        if sizes:
+            row["bytes"] = int(statistics.median(sizes))
+        rss = [r["peak_rss_mb"] for r in runs if "peak_rss_mb" in r]
+        if rss:
+            row["peak_rss_mb"] = max(rss)
+        if "per_segment_ms" in runs[0]:
+            row["segments"] = runs[0]["segments"]
+            row["per_segment_ms"] = round(statistics.median(r["per_segment_ms"] for r in runs), 1)
+        out.append(row)
+    return out
+
+
+def _find(rows, size, prefix):
+    for row in rows:
+        if row["size_mb"] == size and row["tool"].startswith(prefix):
+            return row
+    return None
+
+
+def ratios(rows):
+    result = []
+    for size in sorted({r["size_mb"] for r in rows}):
+        for what, ours_prefix, anchor_prefix, target, kind in RATIOS:
+            ours, anchor = _find(rows, size, ours_prefix), _find(rows, size, anchor_prefix)
+            if not ours or not anchor:
+                continue
+            if kind == "bytes":
+                if "bytes" not in ours or "bytes" not in anchor:
+                    continue
+                value = ours["bytes"] / float(anchor["bytes"])
+                met = value <= target if target else None
+            elif kind == "throughput":
+                value = anchor["median_s"] / ours["median_s"]
+                met = value >= target if target else None
+            else:
+                value = ours["median_s"] / anchor["median_s"]
+                met = value <= target if target else None
+            result.append({"size_mb": size, "ratio": what, "ours": ours["tool"], "anchor": anchor["tool"],
+                           "value": round(value, 3), "target": target, "kind": kind, "met": met})
+    return result
+
+
+def _cell(text):
+    """A tool name such as 'pg_dump | gzip' inside a Markdown table cell."""
+    return text.replace("|", "\\|")
+
+
+def _mb(n):
+    return "%.1f" % (n / 1048576.0)
+
+
+def markdown(meta, rows, ratio_rows):
+    lines = ["Run %s on %s (%d cores, PostgreSQL %s, pgBackRest %s); %d repeat(s) per case, medians." % (
+        meta["started"], meta["host"], meta["cores"], meta["pg_version"], meta["pgbackrest_version"], meta["repeat"]), ""]
+    lines += ["### Ratios (ours / anchor; throughput: ours / anchor)", "",
+              "| DB size (MB) | ratio | value | target | met |", "|---:|---|---:|---:|:---:|"]
+    for r in ratio_rows:
+        target = "" if r["target"] is None else ("≥ %.2f" % r["target"] if r["kind"] == "throughput" else "≤ %.2f" % r["target"])
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        lines.append("| %s | %s | %.2f | %s | %s |" % (r["size_mb"], _cell(r["ratio"]), r["value"], target, met))
+    for size in sorted({r["size_mb"] for r in rows}):
+        lines += ["", "### Database of %s MB" % size, "",
+                  "| group | tool | median s | min–max s | spread | output MB | peak RSS MB |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for row in [r for r in rows if r["size_mb"] == size]:
+            extra = " (%s ms/segment, %d segments)" % (row["per_segment_ms"], row["segments"]) if "per_segment_ms" in row else ""
+            lines.append("| %s | %s%s | %.2f | %.2f–%.2f | %.0f%% | %s | %s |" % (
+                row["group"], _cell(row["tool"]), extra, row["median_s"], row["min_s"], row["max_s"], row["spread_pct"],
+                _mb(row["bytes"]) if "bytes" in row else "", row.get("peak_rss_mb", "")))
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    groups = [g for g in ("logical backup", "logical restore", "base backup", "physical restore")
+              if any(r["group"] == g for r in rows)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        tools = sorted({r["tool"] for r in rows if r["group"] == group})
+        for tool in tools:
+            points = sorted((r["size_mb"], r["median_s"]) for r in rows if r["group"] == group and r["tool"] == tool)
+            ours = tool.startswith("pgsafe")
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", linewidth=2.5 if ours else 1.2,
+                    linestyle="-" if ours else "--", label=tool)
+        ax.set_title(group)
+        ax.set_xlabel("database size (MB)")
+        ax.set_ylabel("median seconds")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(out_dir, meta, records):
+    os.makedirs(out_dir, exist_ok=True)
+    rows = summarise(records)
+    ratio_rows = ratios(rows)
+    with open(os.path.join(out_dir, "results.json"), "w") as fh:
+        json.dump({"meta": meta, "summary": rows, "ratios": ratio_rows, "runs": records}, fh, indent=1)
+    text = markdown(meta, rows, ratio_rows)
+    with open(os.path.join(out_dir, "results.md"), "w") as fh:
+        fh.write(text)
+    plot(rows, os.path.join(out_dir, "time_vs_size.png"))
+    return text
+
+
+def publish(doc_path, text):
+    """Replace the generated part of docs/performance.md, keeping the hand-written analysis."""
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    with open(doc_path) as fh:
+        doc = fh.read()
+    head, _, rest = doc.partition(begin)
+    _, _, tail = rest.partition(end)
+    with open(doc_path, "w") as fh:
+        fh.write(head + begin + "\n" + text + end + tail)
