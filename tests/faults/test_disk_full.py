@@ -1,0 +1,62 @@
+"""A backup directory on a disk that fills up mid-backup: the run fails clearly, nothing half-written
+looks like a backup, and what was there before still verifies and restores."""
+import os
+
+import pytest
+
+from conftest import drop_database, run_cli, table_contents, unique_name
+from faultkit import backup_ok, fill_incompressible, small_filesystem, visible
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture
+def big_db(pg):
+    name = unique_name("big")
+    pg.create_database(name)
+    fill_incompressible(pg, name, 60)
+    yield name
+    drop_database(pg, name)
+
+
+def restore_equals(pg, backup_dir, backup_id, expected):
+    target = unique_name("back")
+    try:
+        proc = run_cli(pg, backup_dir, "restore", backup_id, target)
+        assert proc.returncode == 0, proc.stderr
+        assert table_contents(pg, target) == expected
+    finally:
+        drop_database(pg, target)
+
+
+def test_logical_backup_fills_the_disk(pg, sample_db, big_db):
+    """Done: a good backup of a small database on a 24 MB tmpfs, then a backup of a 60 MB database of
+    random text into it. Seen: exit 4 saying no space is left; no file of the failed backup, visible
+    or temporary, in full/ or globals/; the earlier backup verifies and restores equal to its source."""
+    expected = table_contents(pg, sample_db)
+    with small_filesystem(24) as backup_dir:
+        good = backup_ok(lambda *a: run_cli(pg, backup_dir, *a), sample_db)
+        proc = run_cli(pg, backup_dir, "backup", big_db)
+        assert proc.returncode == 4, proc.stderr
+        assert "No space left on device" in proc.stderr
+        for sub in ("full", "globals"):
+            assert [n for n in os.listdir(os.path.join(backup_dir, sub)) if big_db in n] == []
+        assert run_cli(pg, backup_dir, "verify").returncode == 0
+        restore_equals(pg, backup_dir, good["backup_id"], expected)
+
+
+def test_base_backup_fills_the_disk(pg, sample_db, big_db):
+    """Done: a good logical backup on a 24 MB tmpfs, then a base backup of the whole cluster (over
+    60 MB of random text) into it. Seen: exit 4 naming pg_basebackup and the lack of space; base/ holds
+    nothing, not even a temporary directory; the logical backup still verifies and restores."""
+    expected = table_contents(pg, sample_db)
+    with small_filesystem(24) as backup_dir:
+        good = backup_ok(lambda *a: run_cli(pg, backup_dir, *a), sample_db)
+        proc = run_cli(pg, backup_dir, "base-backup")
+        assert proc.returncode == 4, proc.stderr
+        assert "No space left on device" in proc.stderr
+        base = os.path.join(backup_dir, "base")
+        assert not os.path.isdir(base) or os.listdir(base) == []
+        assert visible(os.path.join(backup_dir, "full")) == sorted(
+            [os.path.basename(good["backup_file"]), os.path.basename(good["metadata_file"])])
+        restore_equals(pg, backup_dir, good["backup_id"], expected)
