@@ -150,7 +150,7 @@ def publish(doc_path, text):
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     with open(doc_path) as fh:
         doc = fh.read()
-    head, _, rest = doc.partition(begin)
-    _, _, tail = rest.partition(end)
+    head, _begin, rest = doc.partition(begin)
+    _old, _end, tail = rest.partition(end)
     with open(doc_path, "w") as fh:
         fh.write(head + begin + "\n" + text + end + tail)
