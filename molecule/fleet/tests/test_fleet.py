@@ -40,7 +40,7 @@ def test_the_shipped_backup_is_private_and_apart_on_db2(host):
     if name_of(host) != "pgsafe-fleet-db2":
         return
     imported = "/var/backups/postgresql/imported/pgsafe-fleet-db1"
-    files = host.run("find %s -type f -name 'shop_full_*'" % imported).stdout.split()
+    files = host.run("find %s/full -type f -name 'shop_full_*'" % imported).stdout.split()
     assert len(files) == 2, files  # db1's backup and its metadata
     for path in files + [imported, imported + "/full"]:
         f = host.file(path)
