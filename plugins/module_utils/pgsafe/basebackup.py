@@ -8,6 +8,7 @@ verified backup gets metadata; without metadata it is not in the catalog.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -148,11 +149,9 @@ def _take(req, facts, backup_id, final, moment, log):
                 "--checkpoint=%s" % req.checkpoint, "--label=%s" % (req.label or "pgsafe " + backup_id),
                 "--manifest-checksums=CRC32C"] + _compress_arg(req, facts["server_version_num"])
         log("pg_basebackup into %s (%s)" % (final, req.compression))
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=req.conninfo.child_env(), check=False)
-        if proc.returncode != 0:
-            raise BackupFailed("pg_basebackup failed with exit code %d: %s" % (
-                proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+        rc, err = _run_pg_basebackup(argv, req.conninfo.child_env())
+        if rc != 0:
+            raise BackupFailed("pg_basebackup failed with exit code %d: %s" % (rc, err[-2000:]))
         manifest_path = os.path.join(tmp, "backup_manifest")
         if not os.path.isfile(manifest_path):
             raise BackupFailed("pg_basebackup wrote no backup_manifest")
@@ -188,6 +187,35 @@ def _take(req, facts, backup_id, final, moment, log):
         "verified_by": "pg_verifybackup" if req.verify else None, "host": socket.gethostname(),
         "files": sorted(os.listdir(final)),
     }
+
+
+def _run_pg_basebackup(argv, env):
+    """Run pg_basebackup in a process group of its own and return (exit code, stderr text).
+
+    pg_basebackup forks a child that streams WAL.  If the parent dies (killed, OOM), that child goes on
+    streaming for good, holding any pipe it inherited: waiting for EOF on a pipe would hang the backup
+    forever.  So stderr goes to a file, only the parent is waited for, and whatever is left of its group
+    is killed afterwards (on success the child has already exited)."""
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf, env=env, start_new_session=True)
+        try:
+            rc = proc.wait()
+        finally:
+            _kill_group(proc)
+        errf.seek(0)
+        return rc, errf.read().decode("utf-8", "replace").strip()
+
+
+def _kill_group(proc):
+    """SIGKILL what is left of proc's process group; wait (a few seconds at most) until it is gone."""
+    for _attempt in range(50):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL if _attempt == 0 else 0)
+        except OSError:
+            break
+        if proc.poll() is None:
+            proc.wait()
+        time.sleep(0.1)
 
 
 def tar_members(backup_path):
