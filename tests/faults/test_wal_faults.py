@@ -1,5 +1,5 @@
-"""archive-wal retried after a crash between write and rename (restore-wal of a damaged segment:
-tests/integration/test_wal_archiving.py)."""
+"""archive-wal retried after a crash between write and rename; restore-wal of a compressed segment with
+one flipped byte (an overwritten stretch: tests/integration/test_wal_archiving.py)."""
 import os
 
 import pytest
@@ -38,3 +38,40 @@ def test_archive_retried_after_crash_between_write_and_rename(pg, backup_dir, se
     assert proc.returncode == 0, proc.stderr
     with open(dest, "rb") as fh:
         assert fh.read() == data
+
+
+def compressible_segment(seed):
+    """16 MiB that compresses like real WAL: repeated records with a little noise."""
+    record = b"pgsafe-wal-record-%d " % seed + os.urandom(16).hex().encode()
+    return (record * (16 * 1024 * 1024 // len(record) + 1))[:16 * 1024 * 1024]
+
+
+@pytest.mark.parametrize("compression,suffix", [("zstd", ".zst"), ("gzip", ".gz")])
+def test_restore_of_segment_with_a_flipped_byte(pg, backup_dir, tmp_path, compression, suffix):
+    """Done: two segments archived compressed (zstd, gzip); one byte in the middle of the second's
+    compressed file flipped. Seen: restore-wal of it exits 5 naming the segment and writes nothing in the
+    target directory (no file, no temporary); the first segment still restores byte-identical."""
+    archive = str(tmp_path / "archive")
+    names = ["000000010000000000000051", "000000010000000000000052"]
+    contents = {}
+    for i, name in enumerate(names):
+        src = tmp_path / name
+        contents[name] = compressible_segment(i)
+        src.write_bytes(contents[name])
+        proc = run_cli(pg, backup_dir, "archive-wal", str(src), name, "--archive-dir", archive, "--compression", compression)
+        assert proc.returncode == 0, proc.stderr
+    stored = os.path.join(archive, names[1] + suffix)
+    with open(stored, "r+b") as fh:
+        fh.seek(os.path.getsize(stored) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0x01]))
+    pg_wal = tmp_path / "pg_wal"
+    pg_wal.mkdir()
+    proc = run_cli(pg, backup_dir, "restore-wal", names[1], str(pg_wal / "RECOVERYXLOG"), "--archive-dir", archive)
+    assert proc.returncode == 5, proc.stderr
+    assert names[1] in proc.stderr
+    assert os.listdir(str(pg_wal)) == []
+    proc = run_cli(pg, backup_dir, "restore-wal", names[0], str(pg_wal / "RECOVERYXLOG"), "--archive-dir", archive)
+    assert proc.returncode == 0, proc.stderr
+    assert (pg_wal / "RECOVERYXLOG").read_bytes() == contents[names[0]]
