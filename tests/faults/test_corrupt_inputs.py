@@ -111,3 +111,30 @@ def test_missing_metadata(pg, cli, sample_db):
         drop_database(pg, target)
     backup_ok(cli, sample_db, "--retention-days", "0")
     assert os.path.exists(newest["backup_file"])
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated file"])
+def test_damaged_backup_never_replaces_an_existing_database(pg, cli, sample_db, damage):
+    """Done: a backup damaged (flipped byte, truncated), then restored with --force over an existing
+    database that holds other data and has a client connected. Seen: exit 5 before anything is dropped:
+    the existing database and its client session are exactly as they were."""
+    good = backup_ok(cli, sample_db)
+    DATA_DAMAGE[damage](good["backup_file"])
+    target = unique_name("keep")
+    pg.create_database(target)
+    try:
+        pg.psql("CREATE TABLE precious AS SELECT generate_series(1, 99) AS x;", target)
+        before = table_contents(pg, target)
+        client = pg.connect(target)
+        try:
+            proc = cli("restore", "--force", good["backup_id"], target)
+            assert proc.returncode == 5, proc.stderr
+            assert "mismatch" in proc.stderr
+            with client.cursor() as cur:
+                cur.execute("SELECT count(*) FROM precious")
+                assert cur.fetchone()[0] == 99
+        finally:
+            client.close()
+        assert table_contents(pg, target) == before
+    finally:
+        drop_database(pg, target)
