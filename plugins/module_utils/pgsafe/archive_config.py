@@ -159,7 +159,9 @@ def _default_conf_file(cur):
 
 
 def _quote(value):
-    return "'%s'" % str(value).replace("'", "''")
+    """A quoted configuration-file string: the file's parser reads backslash escapes, so backslashes are
+    doubled as well as quotes (as ALTER SYSTEM does); otherwise 'a\\n' would arrive as a line break."""
+    return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "''")
 
 
 def _write_conf_file(path, desired):

@@ -212,7 +212,9 @@ def prepare_data_directory(req, log):
 
 
 def _conf_value(value):
-    return "'%s'" % str(value).replace("'", "''")
+    """A quoted configuration-file string: the file's parser reads backslash escapes, so backslashes are
+    doubled as well as quotes (as ALTER SYSTEM does); otherwise 'a\\n' would arrive as a line break."""
+    return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "''")
 
 
 def recovery_settings(req):
