@@ -67,10 +67,28 @@ def test_password_never_in_argv_logs_or_metadata(secured, backup_dir, command):
     assert proc.returncode == 0, err
     assert samples > 3, "the backup ended before argv could be watched"
     assert PASSWORD.encode() not in out + err
+    checked = {".log": 0, ".json": 0}
     for path in files_under(backup_dir):
         if path.endswith((".log", ".json")):
             with open(path, "rb") as fh:
                 assert PASSWORD.encode() not in fh.read(), path
+            checked[os.path.splitext(path)[1]] += 1
+    assert checked[".log"] >= 1 and checked[".json"] >= 1, checked
+
+
+def test_password_never_in_ansible_output(secured, ansible_module, backup_dir):
+    """Done: pg_full_backup run through Ansible (ansible localhost -m) with login_password over TCP with SCRAM auth.
+    Seen: the task succeeds and the password is nowhere in Ansible's output, the module's log lines or the
+    files it wrote."""
+    params = {"database": "secret_db", "backup_dir": backup_dir, "login_host": "127.0.0.1", "login_port": secured.port,
+              "login_user": "backup_user", "login_password": PASSWORD}
+    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup", params)
+    assert rc == 0, out
+    assert res["changed"] and os.path.exists(res["metadata_file"])
+    assert PASSWORD not in out
+    for path in files_under(backup_dir):
+        with open(path, "rb") as fh:
+            assert PASSWORD.encode() not in fh.read(), path
 
 
 @pytest.mark.parametrize("target_time", ["2026-11-20 14:30:00'; DROP TABLE x; --", "$(touch /tmp/pwned)",
@@ -116,6 +134,30 @@ def test_planted_symlink_is_never_followed_by_retention(pg, cli, backup_dir, sam
     backup_ok(cli, sample_db, "--retention-days", "0")
     with open(outside, "rb") as fh:
         assert fh.read() == b"do not delete me"
+
+
+def test_planted_symlink_in_base_is_never_followed_by_retention(pg, backup_dir):
+    """Done: a symlink planted in base/ as a base backup directory, pointing at a directory outside the backup
+    directory, with metadata of a base backup from 2020; then a base backup with retention_days 0. Seen: the
+    directory outside and its file are untouched."""
+    outside = make_scratch_dir("pgsafe-victim-")
+    with open(os.path.join(outside, "base.tar.zst"), "wb") as fh:
+        fh.write(b"do not delete me")
+    first = json.loads(run_cli(pg, backup_dir, "base-backup", "--json").stdout)
+    base = os.path.join(backup_dir, "base")
+    bait = first["backup_id"].rsplit("_base_", 1)[0] + "_base_20200101_000000"
+    os.symlink(outside, os.path.join(base, bait))
+    with open(first["metadata_file"]) as fh:
+        meta = json.load(fh)
+    meta.update({"backup_id": bait, "backup_file": bait, "timestamp": "2020-01-01T00:00:00Z",
+                 "finished_at": "2020-01-01T00:05:00Z"})
+    with open(os.path.join(base, bait + ".meta.json"), "w") as fh:
+        json.dump(meta, fh)
+    proc = run_cli(pg, backup_dir, "base-backup", "--retention-days", "0")
+    assert proc.returncode == 0, proc.stderr
+    with open(os.path.join(outside, "base.tar.zst"), "rb") as fh:
+        assert fh.read() == b"do not delete me"
+    subprocess.run(["rm", "-rf", outside], check=False)
 
 
 def test_files_private_and_owned_by_the_database_user(pg, sample_db):
