@@ -43,6 +43,10 @@ FOUND = [
     ("`restore-pitr --target-name` with a backslash in the name (and any configuration value with one) was "
      "mangled by the configuration parser's escapes, so recovery ran past the restore point and failed",
      "pitr.py and archive_config.py double backslashes as well as quotes, as ALTER SYSTEM does"),
+    ("a backup's clean-up of interrupted runs deleted the temporary file of a running backup of another "
+     "database whose name it prefixes ('race' vs 'race_full_1'), and a base backup deleted another cluster's "
+     "running base backup in a shared backup directory", "temporary names are matched to their own series "
+     "(id prefix, then the stamp): naming.is_temp_of, fsutil.remove_stale_temps"),
 ]
 
 

@@ -18,10 +18,10 @@ from . import catalog, compress, retention, tools, walcleanup
 from .catalog import META_SUFFIX
 from .conn import connect
 from .errors import BackupFailed, ConfigError, VerificationFailed
-from .fsutil import (ensure_private_dir, fsync_tree, human_size, is_temp_name, is_within, publish, remove_quietly,
-                     temp_path_for, tree_size, write_json_atomic)
+from .fsutil import (ensure_private_dir, fsync_tree, human_size, is_within, publish, remove_quietly,
+                     remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
 from .lock import BackupLock
-from .naming import file_slug, iso, stamp, utc_now
+from .naming import file_slug, is_temp_of, iso, stamp, utc_now
 from .version import TOOL_NAME, TOOL_VERSION
 from .walnames import segment_of_lsn
 
@@ -116,9 +116,10 @@ def run_base_backup(req, log=lambda msg: None, check_mode=False):
     ensure_private_dir(req.backup_dir)
     ensure_private_dir(directory)
     with BackupLock(req.backup_dir, "base:" + facts["label"], timeout=req.lock_timeout):
-        for name in os.listdir(directory):
-            if is_temp_name(name):
-                remove_quietly(os.path.join(directory, name))
+        series = "%s_base_" % file_slug(facts["label"])
+        stale = remove_stale_temps(directory, lambda name: is_temp_of(name, series))
+        if stale:
+            log("removed %d temporary director(ies) left by an interrupted run" % len(stale))
         final = os.path.join(directory, backup_id)
         n = 1
         while os.path.lexists(final) or os.path.lexists(final + META_SUFFIX):

@@ -16,10 +16,10 @@ from . import compress, retention, tools
 from .catalog import FULL_DIR, GLOBALS_DIR, META_SUFFIX
 from .conn import connect
 from .errors import BackupFailed, ConfigError
-from .fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, is_temp_name, publish,
-                     remove_quietly, temp_path_for, tree_size, write_json_atomic)
+from .fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
+                     remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
 from .lock import BackupLock
-from .naming import file_slug, iso, stamp, utc_now, validate_database_name
+from .naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
 from .snapshot import ExportedSnapshot
 from .version import TOOL_NAME, TOOL_VERSION
 
@@ -110,18 +110,6 @@ def prepare_dirs(backup_dir):
         ensure_private_dir(os.path.join(backup_dir, sub))
 
 
-def remove_stale_temps(directory, slug):
-    """Temp files of this database left by a killed run; safe because we hold its lock."""
-    removed = []
-    if not os.path.isdir(directory):
-        return removed
-    for name in os.listdir(directory):
-        if is_temp_name(name) and name.startswith(".%s_full_" % slug):
-            remove_quietly(os.path.join(directory, name))
-            removed.append(name)
-    return removed
-
-
 def pg_dump_argv(req, pg_dump, snapshot_id, output=None):
     argv = [pg_dump, "--no-password", "--format=" + req.format[0], "--snapshot=" + snapshot_id]
     if req.format != "plain":
@@ -160,7 +148,8 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
                 "check_mode": True}
     with BackupLock(req.backup_dir, req.database, timeout=req.lock_timeout):
         directory = os.path.dirname(data_path)
-        stale = remove_stale_temps(directory, file_slug(req.database))
+        series = "%s_full_" % file_slug(req.database)
+        stale = remove_stale_temps(directory, lambda name: is_temp_of(name, series))
         if stale:
             log("removed %d temporary file(s) left by an interrupted run" % len(stale))
         backup_id, data_path, meta_path = plan_names(req, moment)

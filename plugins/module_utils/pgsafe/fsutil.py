@@ -70,6 +70,19 @@ def is_temp_name(name):
     return name.startswith(".") and TMP_MARK in name
 
 
+def remove_stale_temps(directory, belongs):
+    """Remove the temporary files or directories for which belongs(name) is true: what a killed run of the
+    same backup series left.  Only safe under that series' lock, which no live run of it then holds."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        if is_temp_name(name) and belongs(name):
+            remove_quietly(os.path.join(directory, name))
+            removed.append(name)
+    return removed
+
+
 def open_private(path):
     """Create a new 0600 file; refuse to follow or replace anything already there."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)

@@ -5,6 +5,8 @@ from datetime import datetime, timezone
 from .errors import ConfigError
 
 TS_FORMAT = "%Y%m%d_%H%M%S"
+# What follows an id prefix in a hidden temporary name: the stamp, a same-second counter, then the suffix.
+_TEMP_AFTER_PREFIX = r"[0-9]{8}_[0-9]{6}(?:_[0-9]+)?\."
 _SAFE = re.compile(r"[A-Za-z0-9_.-]")
 MAX_IDENTIFIER_BYTES = 63
 
@@ -31,6 +33,14 @@ def file_slug(name):
         else:
             out.extend("%%%02X" % b for b in ch.encode("utf-8"))
     return "".join(out)
+
+
+def is_temp_of(name, id_prefix):
+    """True when name is the hidden temporary name of a backup whose id is id_prefix + stamp.
+
+    A bare prefix test is not enough: database 'a_full_1' has temporary names starting with
+    '.a_full_', and a run for database 'a' must never take its files for its own leftovers."""
+    return re.match(r"\." + re.escape(id_prefix) + _TEMP_AFTER_PREFIX, name) is not None
 
 
 def utc_now():
