@@ -36,6 +36,11 @@ options:
   compression_level:
     description: 1-19 for zstd (default 3), 1-9 for gzip (default 6).
     type: int
+  jobs:
+    description:
+      - Threads compressing with zstd (on the server with server-side compression). Default every core of the
+        host the module runs on, as pgBackRest's process-max; lower it to leave cores to a busy server.
+    type: int
   checkpoint:
     description: V(fast) starts at once; V(spread) waits for a spread checkpoint (minutes on a busy server).
     type: str
@@ -163,6 +168,7 @@ def main():
         archive_dir=dict(type='path'),
         compression=dict(type='str', default='zstd', choices=['zstd', 'gzip', 'none']),
         compression_level=dict(type='int'),
+        jobs=dict(type='int'),
         checkpoint=dict(type='str', default='fast', choices=['fast', 'spread']),
         verify=dict(type='bool', default=True),
         retention_days=dict(type='int', default=7),
@@ -177,7 +183,7 @@ def main():
             p['backup_dir'], conninfo_from_params(p), compression=p['compression'],
             compression_level=p['compression_level'], checkpoint=p['checkpoint'], verify=p['verify'],
             retention_days=p['retention_days'], min_backups=p['min_backups'], archive_dir=archive_dir(p),
-            wal_cleanup=p['wal_cleanup'])
+            wal_cleanup=p['wal_cleanup'], jobs=p['jobs'])
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)

@@ -45,16 +45,22 @@ def test_logical_backup_fills_the_disk(pg, sample_db, big_db):
         restore_equals(pg, backup_dir, good["backup_id"], expected)
 
 
-def test_base_backup_fills_the_disk(pg, sample_db, big_db):
+@pytest.mark.parametrize("verify", [False, True], ids=["no-verify", "verified"])
+def test_base_backup_fills_the_disk(pg, sample_db, big_db, verify):
     """Done: a good logical backup on a 24 MB tmpfs, then a base backup of the whole cluster (over
-    60 MB of random text) into it. Seen: exit 4 naming pg_basebackup and the lack of space; base/ holds
-    nothing, not even a temporary directory; the logical backup still verifies and restores."""
+    60 MB of random text) into it, without and with verification. Seen: exit 4; without verification
+    pg_basebackup runs and the message names it and the lack of space; with it, the run refuses before
+    starting, saying how much free space the verification copy needs; either way base/ holds nothing,
+    not even a temporary directory, and the logical backup still verifies and restores."""
     expected = table_contents(pg, sample_db)
     with small_filesystem(24) as backup_dir:
         good = backup_ok(lambda *a: run_cli(pg, backup_dir, *a), sample_db)
-        proc = run_cli(pg, backup_dir, "base-backup")
+        proc = run_cli(pg, backup_dir, "base-backup", *([] if verify else ["--no-verify"]))
         assert proc.returncode == 4, proc.stderr
-        assert "No space left on device" in proc.stderr
+        if verify:
+            assert "verifying needs about" in proc.stderr and "free" in proc.stderr
+        else:
+            assert "pg_basebackup" in proc.stderr and "No space left on device" in proc.stderr
         base = os.path.join(backup_dir, "base")
         assert not os.path.isdir(base) or os.listdir(base) == []
         assert visible(os.path.join(backup_dir, "full")) == sorted(

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from pgsafe.basebackup import _check_room_to_verify, tar_members
+from pgsafe.basebackup import BaseBackupRequest, _check_room_to_verify, _compress_arg, tar_members
+from pgsafe.errors import ConfigError
 from pgsafe.errors import VerificationFailed
 
 
@@ -34,3 +35,25 @@ def test_tar_members_base_first_then_wal(tmp_path):
     os.unlink(os.path.join(path, "base.tar.zst"))
     with pytest.raises(VerificationFailed):
         tar_members(path)
+
+
+def request(**kwargs):
+    return BaseBackupRequest("/var/backups/pg", conninfo=None, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"compression": "zstd", "jobs": 2}, ["--compress=server-zstd:level=3,workers=2"]),
+    ({"compression": "zstd", "jobs": 1}, ["--compress=server-zstd:level=3"]),
+    ({"compression": "zstd", "jobs": 4, "server_side": False}, ["--compress=client-zstd:level=3,workers=4"]),
+    ({"compression": "gzip", "jobs": 2}, ["--compress=server-gzip:level=6"]),
+    ({"compression": "none", "jobs": 2}, []),
+])
+def test_compression_spec_uses_zstd_workers(kwargs, expected):
+    assert _compress_arg(request(**kwargs), 150000) == expected
+
+
+def test_jobs_default_to_the_cores_and_refuse_nonsense():
+    assert request().jobs >= 1
+    for bad in (0, -2, "2", True):
+        with pytest.raises(ConfigError):
+            request(jobs=bad)

@@ -189,13 +189,17 @@ def verify_entry(entry):
     return actual
 
 
-def directory_checksum(path):
-    """SHA-256 over the sorted list of (relative name, file SHA-256) of a directory backup."""
+def directory_checksum(path, known=None):
+    """SHA-256 over the sorted list of (relative name, file SHA-256) of a directory backup.
+
+    known maps relative names to SHA-256s already computed from the very bytes on disk (a file
+    hashed while it was written), so it need not be read again."""
+    known = known or {}
     lines = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
             full = os.path.join(root, name)
             rel = os.path.relpath(full, path)
-            lines.append("%s  %s\n" % (compress.sha256_file(full), rel))
+            lines.append("%s  %s\n" % (known.get(rel) or compress.sha256_file(full), rel))
     return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()

@@ -40,6 +40,7 @@ def register(sub):
     b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
     b.add_argument("--compression-level", type=int)
     b.add_argument("--checkpoint", choices=("fast", "spread"), default="fast")
+    b.add_argument("--jobs", type=int, help="zstd compression threads (default: this host's cores)")
     b.add_argument("--no-verify", action="store_true")
     b.add_argument("--retention-days", type=int, default=7)
     b.add_argument("--min-backups", type=int, default=1)
@@ -105,7 +106,7 @@ def cmd_base_backup(args, conninfo):
                                 verify=not args.no_verify, retention_days=args.retention_days,
                                 min_backups=args.min_backups,
                                 archive_dir=archive_dir if os.path.isdir(archive_dir) else None,
-                                wal_cleanup=not args.no_wal_cleanup)
+                                wal_cleanup=not args.no_wal_cleanup, jobs=args.jobs)
         result = run_base_backup(req, log=log)
     except PgsafeError as exc:
         log("base backup failed: %s" % exc, level="ERROR")
