@@ -121,7 +121,7 @@ def _restore_locked(req, entry, admin, exists, log):
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
         _load(req, entry, scratch, log)
-        validation = validate(req.conninfo, scratch, meta)
+        validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
         if not validation["passed"]:
             raise VerificationFailed("restored data does not match the backup's row counts: %s" % (
                 "; ".join(validation["mismatches"])), "The target database was left untouched")
@@ -161,12 +161,13 @@ def _load(req, entry, scratch, log):
         # Parallel pg_restore needs a seekable file: decompress beside the backup first.
         with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
             plain = os.path.join(tmpd, "archive.dump")
-            proc = compress.open_decompressed(entry.data_path, stream_codec)
-            with open(plain, "wb") as out:
-                for chunk in iter(lambda: proc.stdout.read(compress.CHUNK), b""):
-                    out.write(chunk)
-            if proc.wait() != 0:
-                raise VerificationFailed("decompressing %s failed: %s" % (entry.data_path, proc.stderr.read().decode()))
+            # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
+            with open(plain, "xb") as out:
+                proc = subprocess.run(compress.decompressor_argv(stream_codec) + [entry.data_path], stdout=out,
+                                      stderr=subprocess.PIPE, check=False)
+            if proc.returncode != 0:
+                raise VerificationFailed("decompressing %s failed: %s" % (
+                    entry.data_path, proc.stderr.decode("utf-8", "replace").strip()))
             _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
         return
     _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
@@ -198,42 +199,89 @@ def _run_fed(argv, path, codec, env, what):
             what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
 
 
-def validate(conninfo, dbname, meta):
-    """Compare each table's exact row count with the count captured in the backup's snapshot."""
-    from psycopg2 import sql
+def validate(conninfo, dbname, meta, jobs=1):
+    """Compare each table's exact row count with the count captured in the backup's snapshot.
+
+    With jobs > 1 the tables are counted on that many connections at once (largest first), as
+    pg_restore --jobs loaded them: counting is a full scan of every table."""
     expected = meta.get("row_counts")
     result = {"passed": True, "tables": [], "mismatches": [], "checked": 0}
     if expected is None:
         result["note"] = "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
         return result
-    conn = connect(conninfo, dbname)
-    try:
-        with conn.cursor() as cur:
-            for item in expected:
-                schema, table, rows = item["schema"], item["table"], item["rows"]
-                cur.execute("SELECT to_regclass(%s)", (sql.Identifier(schema, table).as_string(conn),))
-                if cur.fetchone()[0] is None:
-                    actual = None
-                else:
-                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
-                    actual = cur.fetchone()[0]
-                ok = actual == rows
-                result["tables"].append({"schema": schema, "table": table, "expected": rows,
-                                         "actual": actual, "ok": ok})
-                if not ok:
-                    result["mismatches"].append("%s.%s: expected %s rows, found %s" % (
-                        schema, table, rows, "no table" if actual is None else actual))
-            if "large_objects" in meta:
+    actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs)
+    for item in expected:
+        schema, table, rows = item["schema"], item["table"], item["rows"]
+        found = actual[(schema, table)]
+        ok = found == rows
+        result["tables"].append({"schema": schema, "table": table, "expected": rows, "actual": found, "ok": ok})
+        if not ok:
+            result["mismatches"].append("%s.%s: expected %s rows, found %s" % (
+                schema, table, rows, "no table" if found is None else found))
+    if "large_objects" in meta:
+        conn = connect(conninfo, dbname)
+        try:
+            with conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM pg_largeobject_metadata")
-                actual = cur.fetchone()[0]
-                result["large_objects"] = {"expected": meta["large_objects"], "actual": actual}
-                if actual != meta["large_objects"]:
-                    result["mismatches"].append("large objects: expected %s, found %s" % (meta["large_objects"], actual))
-    finally:
-        conn.close()
+                found = cur.fetchone()[0]
+        finally:
+            conn.close()
+        result["large_objects"] = {"expected": meta["large_objects"], "actual": found}
+        if found != meta["large_objects"]:
+            result["mismatches"].append("large objects: expected %s, found %s" % (meta["large_objects"], found))
     result["checked"] = len(result["tables"])
     result["passed"] = not result["mismatches"]
     return result
+
+
+def _count_rows(conninfo, dbname, tables, jobs):
+    """{(schema, table): exact row count, or None when the table is missing}."""
+    import threading
+    from psycopg2 import sql
+    counts, failures, lock = {}, [], threading.Lock()
+    conn = connect(conninfo, dbname)
+    try:
+        with conn.cursor() as cur:
+            # Largest first, so the last table counted is a small one and the connections finish together.
+            cur.execute("SELECT n.nspname, c.relname, pg_relation_size(c.oid) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')")
+            sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
+    finally:
+        conn.close()
+    pending = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
+
+    def worker():
+        try:
+            conn = connect(conninfo, dbname)
+        except BaseException as exc:
+            failures.append(exc)
+            return
+        try:
+            with conn.cursor() as cur:
+                while True:
+                    with lock:
+                        if not pending or failures:
+                            return
+                        key = pending.pop(0)
+                    if key not in sizes:
+                        found = None
+                    else:
+                        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*key)))
+                        found = cur.fetchone()[0]
+                    with lock:
+                        counts[key] = found
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            conn.close()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(pending))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return counts
 
 
 def _swap(admin, scratch, target, exists, owner, log):
