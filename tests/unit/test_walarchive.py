@@ -111,6 +111,7 @@ def test_disk_full_while_copying_leaves_nothing_behind(wal, tmp_path, monkeypatc
     def full(*_args):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(walarchive.os, "sendfile", full)
+    monkeypatch.setattr(walarchive.os, "write", full)  # the O_DIRECT path
     with pytest.raises(BackupFailed) as info:
         archive_wal(wal, SEG, archive)
     assert "No space left" in str(info.value)
@@ -163,3 +164,23 @@ def test_default_commands_quote_paths_and_keep_placeholders():
     assert cmd == "/usr/local/bin/pgsafe archive-wal --archive-dir '/var/backups/my wal' --compress zstd %p %f"
     assert default_archive_command("/p", "/a") == "/p archive-wal --archive-dir /a %p %f"
     assert default_restore_command("/p", "/a") == "/p restore-wal --archive-dir /a %f %p"
+
+
+@pytest.mark.parametrize("direct_works", [True, False], ids=["O_DIRECT", "device refuses O_DIRECT"])
+def test_segment_copy_is_identical_whether_or_not_o_direct_is_taken(wal, tmp_path, monkeypatch, direct_works):
+    """A whole segment is written with O_DIRECT; a device that refuses it (EINVAL) gets the usual copy."""
+    calls = []
+    real_write = os.write
+
+    def write(fd, data):
+        calls.append(len(data))
+        if not direct_works:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+    monkeypatch.setattr(walarchive.os, "write", write)
+    archive = str(tmp_path / "wal")
+    assert archive_wal(wal, SEG, archive) == "archived"
+    with open(wal, "rb") as a, open(os.path.join(archive, SEG), "rb") as b:
+        assert a.read() == b.read()
+    assert calls, "the O_DIRECT path was tried"
+    assert hidden(archive) == []

@@ -110,7 +110,7 @@ def _copy_fd(src_fd, dest):
     out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         size = os.fstat(src_fd).st_size
-        offset = 0
+        offset = _copy_direct(src_fd, out, size)
         while offset < size:
             sent = os.sendfile(out, src_fd, offset, size - offset)
             if sent == 0:
@@ -119,6 +119,50 @@ def _copy_fd(src_fd, dest):
         os.fsync(out)
     finally:
         os.close(out)
+
+
+DIRECT_ALIGN = 4096
+DIRECT_CHUNK = 4 << 20
+
+
+def _copy_direct(src_fd, out, size):
+    """Write the segment with O_DIRECT straight from the source's mapped pages: no copy into the page
+    cache that fsync then has to write back (about a quarter of a 16 MB segment's archiving time).
+    Returns how many bytes were written; the caller copies the rest the ordinary way, so a filesystem
+    without O_DIRECT (tmpfs, some network mounts) or an odd-sized file just takes the usual path."""
+    if size == 0 or size % DIRECT_ALIGN or not hasattr(os, "O_DIRECT"):
+        return 0
+    import fcntl
+    import mmap
+    flags = fcntl.fcntl(out, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(out, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError:
+        return 0
+    offset = 0
+    try:
+        with mmap.mmap(src_fd, size, prot=mmap.PROT_READ) as mapped:
+            view = memoryview(mapped)
+            try:
+                while offset < size:
+                    chunk = view[offset:offset + DIRECT_CHUNK]
+                    try:
+                        written = os.write(out, chunk)
+                    finally:
+                        chunk.release()  # the map cannot close while a slice of it is alive
+                    if written <= 0 or written % DIRECT_ALIGN:
+                        offset += max(written, 0)
+                        break
+                    offset += written
+            finally:
+                view.release()
+    except OSError as exc:
+        import errno
+        if exc.errno != errno.EINVAL:  # EINVAL: alignment this device will not take; anything else is real
+            raise
+    finally:
+        fcntl.fcntl(out, fcntl.F_SETFL, flags)
+    return offset
 
 
 def restore_wal(wal_name, dest_path, archive_dir):
