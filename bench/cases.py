@@ -240,10 +240,11 @@ def _stop_and_remove(ctx, data, scratch):
 def wal_cases(ctx, source_dir, segments):
     driver = os.path.join(ROOT, "bench", "wal_driver.py")
 
-    def case(name, anchor, template_of):
+    def case(name, anchor, template_of, plain_copies=False):
         def once():
             dest = ctx.scratch("wal-dest")
-            out = measure.run(["/usr/bin/python3", driver, template_of(dest), source_dir, str(segments)], ctx.env)
+            check = [dest] if plain_copies else []
+            out = measure.run(["/usr/bin/python3", driver, template_of(dest), source_dir, str(segments)] + check, ctx.env)
             figures = json.loads(out["stdout"])
             shutil.rmtree(dest, ignore_errors=True)
             return {"seconds": figures["seconds"], "segments": figures["segments"],
@@ -258,10 +259,10 @@ def wal_cases(ctx, source_dir, segments):
             ctx.pgbackrest_conf, pgbackrest.STANZA, repo)
 
     return [
-        case("cp + sync (raw)", True, lambda d: "test ! -f %s/%%f && cp %%p %s/%%f && sync %s/%%f" % (d, d, d)),
+        case("cp + sync (raw)", True, lambda d: "test ! -f %s/%%f && cp %%p %s/%%f && sync %s/%%f" % (d, d, d), True),
         case("pgBackRest archive-push zst-3", True, backrest_template),
         case(OURS + " archive-wal (default, no compression)", False,
-             lambda d: "%s archive-wal %%p %%f --archive-dir %s" % (PGSAFE, d)),
+             lambda d: "%s archive-wal %%p %%f --archive-dir %s" % (PGSAFE, d), True),
         case(OURS + " archive-wal --compress zstd", False,
              lambda d: "%s archive-wal %%p %%f --archive-dir %s --compress zstd" % (PGSAFE, d)),
     ]
