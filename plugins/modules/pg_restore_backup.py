@@ -191,6 +191,14 @@ duration_seconds:
   description: Restore time, scratch creation to swap (the measured RTO).
   returned: success and not check mode
   type: float
+steps_seconds:
+  description:
+    - Seconds spent in each step of a logical restore - C(checksum), C(create_scratch), C(decompress)
+      (parallel restores of a compressed dump), C(load), C(validate), C(swap) - so an RTO can be
+      read step by step.
+  returned: success and not check mode (logical restores)
+  type: dict
+  sample: {"checksum": 0.12, "create_scratch": 0.05, "decompress": 0.74, "load": 8.95, "validate": 0.2, "swap": 0.01}
 validation:
   description: Per-table expected and actual row counts, and whether all matched.
   returned: success and not check mode

@@ -58,7 +58,7 @@ passed:
   returned: always
   type: bool
 results:
-  description: Per database - backup_id, scratch_db, passed, rto_seconds, tables, mismatches or error.
+  description: Per database - backup_id, scratch_db, passed, rto_seconds, rto_steps_seconds (where the RTO went), tables, mismatches or error.
   returned: always
   type: list
   elements: dict

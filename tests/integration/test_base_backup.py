@@ -130,3 +130,43 @@ def test_module_cleans_the_default_archive_only_before_the_kept_backup(new_pg, a
     archived = sorted(n for n in os.listdir(archive) if len(n) == 24)
     assert all(n[8:] >= res["start_wal"][8:] for n in archived)
     assert all(n[8:] < res["start_wal"][8:] for n in res["wal_removed"])
+
+
+def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster):
+    """A tar base backup keeps a tablespace in a tar of its own and a symlink to the live directory:
+    verifying or recovering base.tar alone would touch the live files, so such clusters are refused."""
+    from conftest import run_cli
+    location = make_scratch_dir("pgsafe-tblspc-")
+    cluster.sql("CREATE TABLESPACE archive_space LOCATION '%s'" % location)
+    try:
+        backup_dir = make_scratch_dir("pgsafe-base-")
+        proc = run_cli(cluster, backup_dir, "base-backup")
+        assert proc.returncode == 2, proc.stderr
+        assert "tablespaces (archive_space)" in proc.stderr and "logical backups" in proc.stderr
+        assert not os.path.exists(os.path.join(backup_dir, "base")) or os.listdir(os.path.join(backup_dir, "base")) == []
+    finally:
+        cluster.sql("DROP TABLESPACE archive_space")
+
+
+def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
+    from conftest import run_cli
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    proc = run_cli(cluster, backup_dir, "base-backup", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    backup_path = result["backup_path"]
+    # As a tool that does back up tablespaces would leave it: their tar listed in the catalog's size.
+    extra = b"made by another tool"
+    with open(os.path.join(backup_path, "16390.tar.zst"), "wb") as fh:
+        fh.write(extra)
+    with open(result["metadata_file"]) as fh:
+        meta = json.load(fh)
+    meta["size_bytes"] += len(extra)
+    with open(result["metadata_file"], "w") as fh:
+        json.dump(meta, fh)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    proc = run_cli(cluster, backup_dir, "restore-pitr", data_dir, "--port", "1", "--archive-dir",
+                   make_scratch_dir("pgsafe-wal-"))
+    assert proc.returncode == 2, proc.stderr
+    assert "tablespace archives (16390.tar.zst)" in proc.stderr
+    assert not os.path.exists(data_dir)

@@ -16,6 +16,7 @@ def test_drill_passes_writes_report_and_cleans_up(pg, cli, sample_db, backup_dir
     report = json.loads(proc.stdout)
     assert report["passed"] is True
     assert report["results"][0]["tables"] >= 4 and report["results"][0]["rto_seconds"] > 0
+    assert report["results"][0]["rto_steps_seconds"]["load"] > 0
     with open(report["report_file"]) as fh:
         assert json.load(fh)["passed"] is True
     assert os.path.dirname(report["report_file"]) == os.path.join(backup_dir, "drills")

@@ -59,7 +59,12 @@ def test_every_table_is_counted(pg, cli, sample_db, jobs):
     try:
         proc = cli("restore", "--json", backup["backup_id"], target, "--jobs", jobs)
         assert proc.returncode == 0, proc.stderr
-        validation = json.loads(proc.stdout)["validation"]
+        result = json.loads(proc.stdout)
+        validation = result["validation"]
+        steps = result["steps_seconds"]
+        expected_steps = {"checksum", "create_scratch", "load", "validate", "swap"} | ({"decompress"} if jobs == "2" else set())
+        assert set(steps) == expected_steps
+        assert sum(v for k, v in steps.items() if k != "checksum") <= result["duration_seconds"] + 0.01
         with open(backup["metadata_file"]) as fh:
             recorded = json.load(fh)["row_counts"]
         assert [(t["schema"], t["table"], t["actual"]) for t in validation["tables"]] == [

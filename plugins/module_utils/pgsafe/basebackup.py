@@ -90,10 +90,18 @@ def _server_facts(conninfo):
             cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
                         "(SELECT system_identifier FROM pg_control_system())::text, "
                         "current_setting('wal_segment_size'), "
-                        "(SELECT sum(pg_database_size(oid)) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT'))::bigint")
-            version, version_num, sysid, segsize, cluster_bytes = cur.fetchone()
+                        "(SELECT sum(pg_database_size(oid)) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
+                        "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
+                        " WHERE spcname NOT IN ('pg_default', 'pg_global'))")
+            version, version_num, sysid, segsize, cluster_bytes, tablespaces = cur.fetchone()
     finally:
         conn.close()
+    if tablespaces:
+        # A tar base backup keeps each tablespace in a tar of its own and a symlink to its original path:
+        # verifying or recovering only base.tar would read, or write, the live tablespace's files.
+        raise ConfigError("cluster %s has tablespaces (%s); base backups of clusters with tablespaces are not "
+                          "supported yet" % (label, ", ".join(tablespaces)),
+                          "Back up its databases with logical backups (pgsafe backup / pg_full_backup) instead")
     return {"label": label, "server_version": version, "server_version_num": version_num,
             "system_identifier": sysid, "wal_segment_size": _bytes(segsize), "cluster_bytes": int(cluster_bytes or 0)}
 

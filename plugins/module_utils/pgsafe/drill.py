@@ -31,7 +31,8 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
             outcome = run_restore(RestoreRequest(scratch, backup_dir, conninfo, latest=True, database=database,
                                                  jobs=jobs, maintenance_db=maintenance_db), log=log)
             item.update(passed=outcome["validation"]["passed"], backup_id=outcome["backup_id"],
-                        rto_seconds=outcome["duration_seconds"], tables=outcome["validation"]["checked"],
+                        rto_seconds=outcome["duration_seconds"], rto_steps_seconds=outcome.get("steps_seconds"),
+                        tables=outcome["validation"]["checked"],
                         mismatches=outcome["validation"]["mismatches"])
         except PgsafeError as exc:
             item.update(passed=False, error=str(exc), error_kind=exc.kind)

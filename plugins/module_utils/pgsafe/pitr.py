@@ -293,6 +293,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
         if not entries:
             raise ConfigError("no base backup named %r in %s" % (req.backup, basebackup.base_dir(req.backup_dir)))
     entry = choose_base(entries, req.target_time, req.target_lsn)
+    _refuse_tablespaces(entry)
     log("base backup %s (ended %s, %s..%s)" % (
         entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
@@ -326,6 +327,17 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     log("recovered to %s (LSN %s, timeline %s)" % (
         result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline")))
     return result
+
+
+def _refuse_tablespaces(entry):
+    """A backup with tablespace tars (taken by other tools) would come back with pg_tblspc links to the
+    original cluster's live tablespace directories: never recover from one."""
+    names = os.listdir(entry.data_path) if os.path.isdir(entry.data_path) else []
+    extra = sorted(n for n in names if ".tar" in n and not n.startswith(("base.tar", "pg_wal.tar")))
+    if extra:
+        raise ConfigError("base backup %s holds tablespace archives (%s); recovering clusters with tablespaces "
+                          "is not supported" % (entry.backup_id, ", ".join(extra)),
+                          "Recover it by hand with its tablespace_map, away from the original cluster's paths")
 
 
 def _extract_verified(entry, data_directory):

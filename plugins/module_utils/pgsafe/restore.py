@@ -20,6 +20,25 @@ from .naming import validate_database_name
 SCRATCH_PREFIX = "pgsafe_restore_"
 
 
+class Steps:
+    """Seconds spent in each step of a restore: where an RTO goes, reported with every restore."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def timed(self, name):
+        import contextlib
+
+        @contextlib.contextmanager
+        def watch():
+            started = time.monotonic()
+            try:
+                yield
+            finally:
+                self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
+        return watch()
+
+
 class RestoreRequest:
     def __init__(self, target_db, backup_dir, conninfo, backup=None, latest=False, database=None,
                  overwrite=False, jobs=1, verify_checksum=True, no_owner=False,
@@ -84,8 +103,10 @@ def _refuse_skipping_damaged(req, chosen):
 def run_restore(req, log=lambda msg: None, check_mode=False):
     entry = find_backup(req)
     log("restoring %s into %s" % (entry.backup_id, req.target_db))
+    steps = Steps()
     if req.verify_checksum:
-        catalog.verify_entry(entry)
+        with steps.timed("checksum"):
+            catalog.verify_entry(entry)
         log("checksum verified: %s" % entry.meta.get("checksum"))
     admin = connect(req.conninfo, req.maintenance_db)
     try:
@@ -99,12 +120,12 @@ def run_restore(req, log=lambda msg: None, check_mode=False):
             return {"changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
                     "would_replace": exists, "check_mode": True}
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
-            return _restore_locked(req, entry, admin, exists, log)
+            return _restore_locked(req, entry, admin, exists, log, steps)
     finally:
         admin.close()
 
 
-def _restore_locked(req, entry, admin, exists, log):
+def _restore_locked(req, entry, admin, exists, log, steps):
     from psycopg2 import sql
     started = time.monotonic()
     scratch = SCRATCH_PREFIX + secrets.token_hex(6)
@@ -117,16 +138,18 @@ def _restore_locked(req, entry, admin, exists, log):
         opts.append(sql.SQL("LC_COLLATE {}").format(sql.Literal(meta["lc_collate"])))
     if meta.get("lc_ctype"):
         opts.append(sql.SQL("LC_CTYPE {}").format(sql.Literal(meta["lc_ctype"])))
-    with admin.cursor() as cur:
+    with steps.timed("create_scratch"), admin.cursor() as cur:
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
-        _load(req, entry, scratch, log)
-        validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
+        _load(req, entry, scratch, log, steps)
+        with steps.timed("validate"):
+            validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
         if not validation["passed"]:
             raise VerificationFailed("restored data does not match the backup's row counts: %s" % (
                 "; ".join(validation["mismatches"])), "The target database was left untouched")
         log("validation passed: %d tables, row counts equal" % len(validation["tables"]))
-        _swap(admin, scratch, req.target_db, exists, meta.get("database_owner"), log)
+        with steps.timed("swap"):
+            _swap(admin, scratch, req.target_db, exists, meta.get("database_owner"), log)
     except BaseException:
         drop_quietly(admin, scratch)
         raise
@@ -134,10 +157,11 @@ def _restore_locked(req, entry, admin, exists, log):
         "changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
         "target_db": req.target_db, "replaced_existing": exists,
         "duration_seconds": round(time.monotonic() - started, 3), "validation": validation,
+        "steps_seconds": steps.seconds,
     }
 
 
-def _load(req, entry, scratch, log):
+def _load(req, entry, scratch, log, steps):
     meta = entry.meta
     fmt = meta.get("format", "custom")
     env = req.conninfo.child_env()
@@ -147,7 +171,8 @@ def _load(req, entry, scratch, log):
     if fmt == "plain":
         argv = [tools.find("psql", major), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
                 "--single-transaction", "-o", os.devnull]
-        _run_fed(argv, entry.data_path, stream_codec, env, "psql")
+        with steps.timed("load"):
+            _run_fed(argv, entry.data_path, stream_codec, env, "psql")
         return
     argv = [tools.find("pg_restore", major), "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
@@ -155,22 +180,25 @@ def _load(req, entry, scratch, log):
     if fmt == "directory" or stream_codec == "none":
         if req.jobs > 1:
             argv.append("--jobs=%d" % req.jobs)
-        _run(argv + [entry.data_path], env, "pg_restore")
+        with steps.timed("load"):
+            _run(argv + [entry.data_path], env, "pg_restore")
         return
     if req.jobs > 1:
         # Parallel pg_restore needs a seekable file: decompress beside the backup first.
         with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
             plain = os.path.join(tmpd, "archive.dump")
             # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
-            with open(plain, "xb") as out:
+            with steps.timed("decompress"), open(plain, "xb") as out:
                 proc = subprocess.run(compress.decompressor_argv(stream_codec) + [entry.data_path], stdout=out,
                                       stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0:
                 raise VerificationFailed("decompressing %s failed: %s" % (
                     entry.data_path, proc.stderr.decode("utf-8", "replace").strip()))
-            _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
+            with steps.timed("load"):
+                _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
         return
-    _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
+    with steps.timed("load"):
+        _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
 
 
 def _run(argv, env, what):
