@@ -3,6 +3,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 
 OS_USER = "postgres"
@@ -31,10 +32,12 @@ def run(argv, env, cwd=None):
     return {"seconds": seconds, "stdout": out.decode("utf-8", "replace")}
 
 
-def run_rss(argv, env, cwd=None):
-    """Like run, and the peak RSS (MB) of the largest process in the tree, from wait4's rusage."""
+def run_rss(argv, env, cwd=None, stdout=False):
+    """Like run, and the peak RSS (MB) of the largest process in the tree, from wait4's rusage.
+    With stdout=True the command's output is returned too (it must be small: read after it exits)."""
     started = time.monotonic()
-    proc = subprocess.Popen(as_user(argv), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    out_file = tempfile.TemporaryFile() if stdout else subprocess.DEVNULL
+    proc = subprocess.Popen(as_user(argv), env=env, cwd=cwd, stdout=out_file, stderr=subprocess.PIPE)
     err = proc.stderr.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
@@ -42,7 +45,12 @@ def run_rss(argv, env, cwd=None):
     if proc.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (shlex.join(argv)[:300], proc.returncode,
                                                    err.decode("utf-8", "replace")[-1500:]))
-    return {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+    result = {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
+    if stdout:
+        out_file.seek(0)
+        result["stdout"] = out_file.read().decode("utf-8", "replace")
+        out_file.close()
+    return result
 
 
 def path_size(path):

@@ -41,6 +41,9 @@ def summarise(records):
         rss = [r["peak_rss_mb"] for r in runs if "peak_rss_mb" in r]
         if rss:
             row["peak_rss_mb"] = max(rss)
+        steps = [r["steps"] for r in runs if r.get("steps")]
+        if steps:
+            row["steps"] = {name: round(statistics.median(s.get(name, 0.0) for s in steps), 3) for name in steps[0]}
         if "per_segment_ms" in runs[0]:
             row["segments"] = runs[0]["segments"]
             row["per_segment_ms"] = round(statistics.median(r["per_segment_ms"] for r in runs), 1)
@@ -112,7 +115,25 @@ def markdown(meta, rows, ratio_rows):
             lines.append("| %s | %s%s | %.2f | %.2f–%.2f | %.0f%% | %s | %s |" % (
                 row["group"], _cell(row["tool"]), extra, row["median_s"], row["min_s"], row["max_s"], row["spread_pct"],
                 _mb(row["bytes"]) if "bytes" in row else "", row.get("peak_rss_mb", "")))
+    lines += _steps_table(rows)
     return "\n".join(lines) + "\n"
+
+
+def _steps_table(rows):
+    """Our logical restore step by step, beside the anchor it is compared with."""
+    with_steps = [r for r in rows if r.get("steps")]
+    if not with_steps:
+        return []
+    names = list(with_steps[0]["steps"])
+    lines = ["", "### Where pgsafe's logical restore time goes (median seconds per step)", "",
+             "| DB size (MB) | %s | total | pg_restore -j alone |" % " | ".join(names),
+             "|---:|%s---:|---:|" % ("---:|" * len(names))]
+    for row in with_steps:
+        anchor = _find(rows, row["size_mb"], "pg_restore -j")
+        lines.append("| %s | %s | %.2f | %s |" % (
+            row["size_mb"], " | ".join("%.2f" % row["steps"].get(n, 0.0) for n in names), row["median_s"],
+            "%.2f" % anchor["median_s"] if anchor else ""))
+    return lines
 
 
 def plot(rows, path):
