@@ -30,6 +30,10 @@ ELSEWHERE = [
     "tests/integration/test_connection.py",
     "tests/integration/test_alerts_tls.py",
     "tests/integration/test_health.py::test_module_fail_on_and_secret_headers",
+    "tests/integration/test_restore_validation.py::test_mismatched_row_counts_fail_and_leave_the_target_alone",
+    "tests/integration/test_base_backup.py::test_cluster_with_a_tablespace_is_refused_before_anything_is_written",
+    "tests/integration/test_base_backup.py::test_recovery_from_a_backup_with_tablespace_archives_is_refused",
+    "tests/unit/test_tarfollow.py",
 ]
 
 
@@ -47,6 +51,10 @@ FOUND = [
      "database whose name it prefixes ('race' vs 'race_full_1'), and a base backup deleted another cluster's "
      "running base backup in a shared backup directory", "temporary names are matched to their own series "
      "(id prefix, then the stamp): naming.is_temp_of, fsutil.remove_stale_temps"),
+    ("a base backup of a cluster with tablespaces was verified (and would be recovered) from base.tar alone, "
+     "whose pg_tblspc links point at the live tablespace directories", "base backups refuse clusters with "
+     "tablespaces and restore-pitr refuses backups holding tablespace archives (exit 2, pointing to logical "
+     "backups)"),
 ]
 
 

@@ -133,8 +133,9 @@ def test_module_cleans_the_default_archive_only_before_the_kept_backup(new_pg, a
 
 
 def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster):
-    """A tar base backup keeps a tablespace in a tar of its own and a symlink to the live directory:
-    verifying or recovering base.tar alone would touch the live files, so such clusters are refused."""
+    """Done: a base backup of a cluster with a tablespace (a tar base backup keeps it in a tar of its own
+    and a symlink to the live directory, so verifying or recovering base.tar alone would touch the live
+    files). Seen: exit 2 naming the tablespace and pointing to logical backups; nothing in base/."""
     from conftest import run_cli
     location = make_scratch_dir("pgsafe-tblspc-")
     cluster.sql("CREATE TABLESPACE archive_space LOCATION '%s'" % location)
@@ -149,6 +150,8 @@ def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster
 
 
 def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
+    """Done: restore-pitr from a base backup that holds a tablespace archive (as another tool would leave
+    it, listed in the catalog). Seen: exit 2 naming the archive; no data directory is created."""
     from conftest import run_cli
     backup_dir = make_scratch_dir("pgsafe-base-")
     proc = run_cli(cluster, backup_dir, "base-backup", "--json")

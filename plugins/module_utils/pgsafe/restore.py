@@ -302,7 +302,7 @@ def _count_rows(conninfo, dbname, tables, jobs):
             failures.append(exc)
         finally:
             conn.close()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, min(jobs, len(pending))))]
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(max(1, min(jobs, len(pending))))]
     for thread in threads:
         thread.start()
     for thread in threads:
