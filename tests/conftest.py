@@ -94,12 +94,22 @@ def backup_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600):
+def _cli_env(cluster, backup_dir, env_extra=None):
     env = cluster.env
     env["BACKUP_DIR"] = backup_dir
     env.update(env_extra or {})
-    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
+    return env
+
+
+def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600):
+    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=_cli_env(cluster, backup_dir, env_extra),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
+
+
+def start_cli(cluster, backup_dir, *args):
+    """The host command started in the background (a run to interrupt or race): the Popen."""
+    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=_cli_env(cluster, backup_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -168,6 +178,18 @@ def ansible_playbook(collections_path):
         argv += list(args) + [playbook]
         return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
     return run
+
+
+def restore_into_new(pg, cli, *selector):
+    """restore --json SELECTOR (a backup id, or --latest --database DB) into a new database:
+    (the backup_id restored, the restored contents); the new database is dropped again."""
+    target = unique_name("restored")
+    try:
+        proc = cli("restore", "--json", *selector, target)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["backup_id"], table_contents(pg, target)
+    finally:
+        drop_database(pg, target)
 
 
 def table_contents(cluster, dbname):

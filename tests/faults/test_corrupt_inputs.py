@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import drop_database, table_contents, unique_name
+from conftest import drop_database, restore_into_new, table_contents, unique_name
 from faultkit import backup_ok
 
 pytestmark = pytest.mark.faults
@@ -60,13 +60,7 @@ def test_damaged_newest_backup(pg, cli, sample_db, damage):
         assert proc.returncode == 5, proc.stderr
         assert "checksum mismatch" in proc.stderr or "size mismatch" in proc.stderr
         assert not pg.database_exists(target)
-    target = unique_name("older")
-    try:
-        proc = cli("restore", older["backup_id"], target)
-        assert proc.returncode == 0, proc.stderr
-        assert table_contents(pg, target) == expected
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, cli, older["backup_id"])[1] == expected
 
 
 def test_malformed_metadata(pg, cli, sample_db):
@@ -81,14 +75,7 @@ def test_malformed_metadata(pg, cli, sample_db):
     proc = cli("verify")
     assert proc.returncode == 5
     assert os.path.basename(newest["metadata_file"]) in proc.stdout
-    target = unique_name("latest")
-    try:
-        proc = cli("restore", "--json", "--latest", "--database", sample_db, target)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["backup_id"] == older["backup_id"]
-        assert table_contents(pg, target) == expected
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, cli, "--latest", "--database", sample_db) == (older["backup_id"], expected)
     backup_ok(cli, sample_db, "--retention-days", "0")
     assert os.path.exists(newest["backup_file"]) and os.path.exists(newest["metadata_file"])
 
@@ -102,13 +89,7 @@ def test_missing_metadata(pg, cli, sample_db):
     os.unlink(newest["metadata_file"])
     listed = json.loads(cli("list", "--json").stdout)["backups"]
     assert [b["backup_id"] for b in listed] == [older["backup_id"]]
-    target = unique_name("latest")
-    try:
-        proc = cli("restore", "--json", "--latest", "--database", sample_db, target)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["backup_id"] == older["backup_id"]
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, cli, "--latest", "--database", sample_db)[0] == older["backup_id"]
     backup_ok(cli, sample_db, "--retention-days", "0")
     assert os.path.exists(newest["backup_file"])
 

@@ -4,29 +4,20 @@ import os
 
 import pytest
 
-from conftest import drop_database, run_cli, table_contents, unique_name
-from faultkit import backup_ok, fill_incompressible, small_filesystem, visible
+from conftest import restore_into_new, run_cli, table_contents
+from faultkit import backup_ok, incompressible_database, small_filesystem, visible
 
 pytestmark = pytest.mark.faults
 
 
 @pytest.fixture
 def big_db(pg):
-    name = unique_name("big")
-    pg.create_database(name)
-    fill_incompressible(pg, name, 60)
-    yield name
-    drop_database(pg, name)
+    with incompressible_database(pg, 60) as name:
+        yield name
 
 
 def restore_equals(pg, backup_dir, backup_id, expected):
-    target = unique_name("back")
-    try:
-        proc = run_cli(pg, backup_dir, "restore", backup_id, target)
-        assert proc.returncode == 0, proc.stderr
-        assert table_contents(pg, target) == expected
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, lambda *a: run_cli(pg, backup_dir, *a), backup_id)[1] == expected
 
 
 def test_logical_backup_fills_the_disk(pg, sample_db, big_db):

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conftest import PGSAFE, SAMPLE_SQL, drop_database, run_cli, table_contents, unique_name
-from faultkit import backup_ok, children, fill_incompressible, kill_child_when_running
+from conftest import SAMPLE_SQL, restore_into_new, run_cli, start_cli, table_contents
+from faultkit import backup_ok, children, fill_incompressible, incompressible_database, kill_child_when_running
 
 pytestmark = pytest.mark.faults
 
@@ -23,18 +23,8 @@ COPYING = "WHERE datname = %s AND state = 'active' AND query LIKE 'COPY %%' AND 
 
 @pytest.fixture
 def big_db(pg):
-    name = unique_name("big")
-    pg.create_database(name)
-    fill_incompressible(pg, name, 40)
-    yield name
-    drop_database(pg, name)
-
-
-def start(cluster, backup_dir, *args):
-    env = cluster.env
-    env["BACKUP_DIR"] = backup_dir
-    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    with incompressible_database(pg, 40) as name:
+        yield name
 
 
 def finish(proc):
@@ -58,42 +48,36 @@ def assert_nothing_of(backup_dir, db):
 
 def assert_earlier_backup_restores(pg, backup_dir, good, expected):
     assert run_cli(pg, backup_dir, "verify").returncode == 0
-    target = unique_name("back")
-    try:
-        proc = run_cli(pg, backup_dir, "restore", good["backup_id"], target)
-        assert proc.returncode == 0, proc.stderr
-        assert table_contents(pg, target) == expected
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, lambda *a: run_cli(pg, backup_dir, *a), good["backup_id"])[1] == expected
+
+
+def kill_during_dump(pg, cli, backup_dir, sample_db, big_db, victim, slow_args):
+    """A good backup of sample_db, then victim SIGKILLed while big_db is dumped: that run exits 4, leaves
+    nothing, and the good backup still verifies and restores. Returns the failed run's stderr."""
+    expected = table_contents(pg, sample_db)
+    good = backup_ok(cli, sample_db)
+    proc = start_cli(pg, backup_dir, "backup", big_db, *slow_args)
+    kill_child_when_running(proc, victim)
+    rc, err = finish(proc)
+    assert rc == 4, err
+    assert_nothing_of(backup_dir, big_db)
+    assert_earlier_backup_restores(pg, backup_dir, good, expected)
+    return err
 
 
 def test_pg_dump_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db):
     """Done: SIGKILL to pg_dump while it streams a 40 MB database (compressing it with gzip -9). Seen:
     exit 4, 'pg_dump ... failed' in the message, no file of that backup left (not even the temporary
     one, nor its roles file); the earlier backup of another database verifies and restores equal to its source."""
-    expected = table_contents(pg, sample_db)
-    good = backup_ok(cli, sample_db)
-    proc = start(pg, backup_dir, "backup", big_db, *DUMP_SLOW)
-    kill_child_when_running(proc, "pg_dump")
-    rc, err = finish(proc)
-    assert rc == 4, err
+    err = kill_during_dump(pg, cli, backup_dir, sample_db, big_db, "pg_dump", DUMP_SLOW)
     assert "pg_dump" in err and "failed" in err
-    assert_nothing_of(backup_dir, big_db)
-    assert_earlier_backup_restores(pg, backup_dir, good, expected)
 
 
 def test_compressor_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db):
     """Done: SIGKILL to the zstd process compressing the dump (level 19). Seen: exit 4 naming zstd or
     pg_dump; nothing of that backup left; the earlier backup verifies and restores equal to its source."""
-    expected = table_contents(pg, sample_db)
-    good = backup_ok(cli, sample_db)
-    proc = start(pg, backup_dir, "backup", big_db, *SLOW)
-    kill_child_when_running(proc, "zstd")
-    rc, err = finish(proc)
-    assert rc == 4, err
+    err = kill_during_dump(pg, cli, backup_dir, sample_db, big_db, "zstd", SLOW)
     assert "zstd" in err or "pg_dump" in err
-    assert_nothing_of(backup_dir, big_db)
-    assert_earlier_backup_restores(pg, backup_dir, good, expected)
 
 
 def test_pg_basebackup_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db):
@@ -103,7 +87,7 @@ def test_pg_basebackup_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db)
     backup and no temporary directory; the logical backup taken before verifies and restores."""
     expected = table_contents(pg, sample_db)
     good = backup_ok(cli, sample_db)
-    proc = start(pg, backup_dir, "base-backup", *SLOW)
+    proc = start_cli(pg, backup_dir, "base-backup", *SLOW)
     kill_child_when_running(proc, "pg_basebackup")
     rc, err = finish(proc)
     assert rc == 4, err
@@ -128,7 +112,7 @@ def test_backup_connection_terminated(pg, cli, backup_dir, sample_db, big_db):
     earlier backup verifies and restores equal to its source."""
     expected = table_contents(pg, sample_db)
     good = backup_ok(cli, sample_db)
-    proc = start(pg, backup_dir, "backup", big_db, *DUMP_SLOW)
+    proc = start_cli(pg, backup_dir, "backup", big_db, *DUMP_SLOW)
     deadline = time.time() + 60
     terminated = []
     while not terminated and time.time() < deadline and proc.poll() is None:
@@ -153,7 +137,7 @@ def test_server_stopped_mid_backup(new_pg, backup_dir):
     fill_incompressible(c, "big", 40)
     expected = table_contents(c, "shop")
     good = backup_ok(lambda *a: run_cli(c, backup_dir, *a), "shop")
-    proc = start(c, backup_dir, "backup", "big", *DUMP_SLOW)
+    proc = start_cli(c, backup_dir, "backup", "big", *DUMP_SLOW)
     deadline = time.time() + 60
     while not c.sql("SELECT 1 FROM pg_stat_activity " + COPYING, params=("big",)):
         assert time.time() < deadline and proc.poll() is None, "pg_dump never started copying"

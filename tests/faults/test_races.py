@@ -2,12 +2,11 @@
 interrupted run of the same database (or cluster) left behind; it must never take a backup that another
 run is still writing, however alike their names."""
 import os
-import subprocess
 import time
 
 import pytest
 
-from conftest import PGSAFE, drop_database, run_cli, table_contents
+from conftest import drop_database, run_cli, start_cli, table_contents
 from faultkit import fill_incompressible
 
 pytestmark = pytest.mark.faults
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.faults
 # while this one is still writing its temporary file.
 DUMP_SLOW = ("--compression", "gzip", "--compression-level", "9")
 BASE_SLOW = ("--compression-level", "19")
-
-
-def start(cluster, backup_dir, *args):
-    env = cluster.env
-    env["BACKUP_DIR"] = backup_dir
-    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_temp(directory, proc, timeout=60):
@@ -49,7 +41,7 @@ def test_backup_of_a_database_whose_name_prefixes_another_leaves_its_running_bac
         fill_incompressible(pg, slow_db, 40)
         pg.sql("CREATE TABLE t AS SELECT 1 AS x", dbname=quick_db)
         expected = table_contents(pg, slow_db)
-        slow = start(pg, backup_dir, "backup", slow_db, *DUMP_SLOW)
+        slow = start_cli(pg, backup_dir, "backup", slow_db, *DUMP_SLOW)
         wait_for_temp(os.path.join(backup_dir, "full"), slow)
         quick = run_cli(pg, backup_dir, "backup", quick_db, "--retention-days", "0")
         assert quick.returncode == 0, quick.stderr
@@ -72,7 +64,7 @@ def test_base_backup_of_one_cluster_leaves_another_clusters_running_backup_alone
     first, second = new_pg(), new_pg()
     first.create_database("big")
     fill_incompressible(first, "big", 40)
-    slow = start(first, backup_dir, "base-backup", *BASE_SLOW)
+    slow = start_cli(first, backup_dir, "base-backup", *BASE_SLOW)
     wait_for_temp(os.path.join(backup_dir, "base"), slow)
     quick = run_cli(second, backup_dir, "base-backup", "--retention-days", "0")
     assert quick.returncode == 0, quick.stderr

@@ -5,7 +5,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from conftest import PGSAFE
+from conftest import PGSAFE, restore_into_new
 
 from pgsafe.lock import BackupLock
 
@@ -98,14 +98,7 @@ def test_future_timestamp_does_not_fool_latest_or_retention(pg, cli, sample_db, 
     newest = backup(cli, sample_db, "--retention-days", "30")
     assert real["backup_file"] in newest["removed"]
     assert os.path.exists(bogus["backup_file"]), "a future-stamped backup is never deleted"
-    from conftest import drop_database, unique_name
-    target = unique_name("latest")
-    try:
-        proc = cli("restore", "--json", "--latest", "--database", sample_db, target)
-        assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["backup_id"] == newest["backup_id"]
-    finally:
-        drop_database(pg, target)
+    assert restore_into_new(pg, cli, "--latest", "--database", sample_db)[0] == newest["backup_id"]
 
 
 def test_killed_backup_leaves_no_backup_and_next_run_cleans_up(pg, cli, sample_db, backup_dir):

@@ -31,6 +31,19 @@ def fill_incompressible(cluster, dbname, mb, table="noise"):
                 "FROM generate_series(1, %d) g" % (table, rows), dbname=dbname)
 
 
+@contextlib.contextmanager
+def incompressible_database(cluster, mb):
+    """A new database of about mb MB of random text (see fill_incompressible), dropped afterwards."""
+    from conftest import drop_database, unique_name
+    name = unique_name("big")
+    cluster.create_database(name)
+    try:
+        fill_incompressible(cluster, name, mb)
+        yield name
+    finally:
+        drop_database(cluster, name)
+
+
 def children(pid):
     """Every live descendant of pid as (pid, command name); zombies (exited, not yet reaped) are left out."""
     parents = {}

@@ -55,14 +55,10 @@ class BaseBackupRequest:
         self.label = label
         self.lock_timeout = lock_timeout
         self.server_side = bool(server_side)
-        self.jobs = default_jobs() if jobs is None else jobs
+        # zstd workers: every core of this host, as for logical backups (backups run on the database host).
+        self.jobs = compress.default_threads() if jobs is None else jobs
         if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
             raise ConfigError("jobs must be a whole number of at least 1, got %r" % (jobs,))
-
-
-def default_jobs():
-    """zstd workers: every core of this host (backups run on the database host; the server compresses)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def base_dir(backup_dir):
@@ -267,10 +263,12 @@ def tar_members(backup_path):
     return os.path.join(backup_path, base[0]), (os.path.join(backup_path, wal[0]) if wal else None)
 
 
-def extract(backup_path, dest):
-    """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal."""
+def extract(backup_path, dest, base=True):
+    """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal; with
+    base=False only the WAL (base.tar is already there)."""
     base_tar, wal_tar = tar_members(backup_path)
-    _untar(base_tar, dest)
+    if base:
+        _untar(base_tar, dest)
     if wal_tar:
         wal_dir = os.path.join(dest, "pg_wal")
         os.makedirs(wal_dir, mode=0o700, exist_ok=True)
@@ -310,13 +308,7 @@ def verify_tar_backup(backup_path, major="15", log=lambda msg: None):
 def _verify_extracted(backup_path, scratch, major, log, skip_base=False):
     """Extract what is not yet in scratch (all, or only the WAL when base.tar was followed) and run
     pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
-    base_tar, wal_tar = tar_members(backup_path)
-    if not skip_base:
-        _untar(base_tar, scratch)
-    if wal_tar:
-        wal_dir = os.path.join(scratch, "pg_wal")
-        os.makedirs(wal_dir, mode=0o700, exist_ok=True)
-        _untar(wal_tar, wal_dir)
+    extract(backup_path, scratch, base=not skip_base)
     shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
     proc = subprocess.run([tools.find("pg_verifybackup", major), scratch], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, check=False)

@@ -5,6 +5,7 @@ validated against the row counts captured at backup time, and only then
 swapped in under the target's name.  A failure at any step leaves the target
 exactly as it was.
 """
+import contextlib
 import os
 import secrets
 import subprocess
@@ -26,17 +27,13 @@ class Steps:
     def __init__(self):
         self.seconds = {}
 
+    @contextlib.contextmanager
     def timed(self, name):
-        import contextlib
-
-        @contextlib.contextmanager
-        def watch():
-            started = time.monotonic()
-            try:
-                yield
-            finally:
-                self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
-        return watch()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
 
 
 class RestoreRequest:
@@ -264,51 +261,38 @@ def validate(conninfo, dbname, meta, jobs=1):
 
 def _count_rows(conninfo, dbname, tables, jobs):
     """{(schema, table): exact row count, or None when the table is missing}."""
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
     from psycopg2 import sql
-    counts, failures, lock = {}, [], threading.Lock()
     conn = connect(conninfo, dbname)
     try:
         with conn.cursor() as cur:
-            # Largest first, so the last table counted is a small one and the connections finish together.
             cur.execute("SELECT n.nspname, c.relname, pg_relation_size(c.oid) FROM pg_class c "
                         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')")
             sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
     finally:
         conn.close()
-    pending = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
+    # Largest first, dealt round robin, so the connections finish at about the same time.
+    ordered = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
+    workers = max(1, min(jobs, len(ordered)))
 
-    def worker():
-        try:
-            conn = connect(conninfo, dbname)
-        except BaseException as exc:
-            failures.append(exc)
-            return
+    def count(share):
+        found = {}
+        conn = connect(conninfo, dbname)
         try:
             with conn.cursor() as cur:
-                while True:
-                    with lock:
-                        if not pending or failures:
-                            return
-                        key = pending.pop(0)
+                for key in share:
                     if key not in sizes:
-                        found = None
-                    else:
-                        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*key)))
-                        found = cur.fetchone()[0]
-                    with lock:
-                        counts[key] = found
-        except BaseException as exc:
-            failures.append(exc)
+                        found[key] = None
+                        continue
+                    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*key)))
+                    found[key] = cur.fetchone()[0]
         finally:
             conn.close()
-    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(max(1, min(jobs, len(pending))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
+        return found
+    counts = {}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for found in pool.map(count, [ordered[i::workers] for i in range(workers)]):
+            counts.update(found)
     return counts
 
 
