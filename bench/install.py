@@ -3,7 +3,6 @@
 The bench times what cron and archive_command run on a real host: the role's launcher template
 rendered, the engine copied and byte-compiled, not the checkout's development launcher.
 """
-import glob
 import os
 import shutil
 import subprocess
@@ -15,12 +14,13 @@ PYTHON = "/usr/bin/python3"
 
 def install(prefix):
     """Returns the path of the installed pgsafe command."""
-    engine = os.path.join(prefix, "lib", "pgsafe", "pgsafe")
-    os.makedirs(engine)
+    release = os.path.join(prefix, "lib", "pgsafe", "releases", "bench")
+    engine = os.path.join(release, "pgsafe")
     os.makedirs(os.path.join(prefix, "bin"))
-    for path in glob.glob(os.path.join(ROOT, "plugins", "module_utils", "pgsafe", "*.py")):
-        shutil.copy(path, engine)
+    shutil.copytree(os.path.join(ROOT, "plugins", "module_utils", "pgsafe"), engine,
+                    ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([PYTHON, "-m", "compileall", "-q", engine], check=True)
+    os.symlink("releases/bench", os.path.join(prefix, "lib", "pgsafe", "current"))
     with open(TEMPLATE) as fh:
         text = fh.read()
     text = (text.replace("{{ ansible_managed }}", "installed by bench/run.py")

@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.conn import ConnInfo
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.conn import ConnInfo
 
 
 def login_argument_spec():

@@ -152,9 +152,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     conninfo_from_params, login_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.alerts import send_alerts
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.health import RANK, HealthRequest, run_health
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.metrics import write_metrics
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.alerts import send_alerts
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest, run_health
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.metrics import write_metrics
 
 THRESHOLDS = ('max_backup_age_hours', 'min_disk_space_gb', 'max_disk_usage_percent', 'size_decrease_percent',
               'size_increase_percent', 'recent_days', 'reverify_hours', 'max_archive_lag_segments',

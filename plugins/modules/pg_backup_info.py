@@ -125,8 +125,8 @@ count:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe import catalog
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import VerificationFailed
 
 
 def main():

@@ -149,9 +149,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.basebackup import (
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
     BaseBackupRequest, run_base_backup)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def archive_dir(p):

@@ -167,9 +167,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.dump import (
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
     FullBackupRequest, run_full_backup)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():

@@ -231,9 +231,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.pitr import PitrRequest, run_pitr
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.restore import (
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, run_pitr
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import (
     RestoreRequest, run_restore)
 
 

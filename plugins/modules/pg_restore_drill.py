@@ -84,8 +84,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.drill import run_drill
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.drill import run_drill
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PGSAFE, run_cli
 from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
-from pgsafe import walnames
+from pgsafe.physical import walnames
 
 pytestmark = [pytest.mark.faults, pytest.mark.load]
 

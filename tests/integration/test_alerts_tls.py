@@ -4,7 +4,7 @@ import ssl
 import subprocess
 import threading
 
-from pgsafe.alerts import post
+from pgsafe.monitoring.alerts import post
 
 
 def test_self_signed_https_endpoint_is_refused(tmp_path):

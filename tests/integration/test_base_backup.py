@@ -11,8 +11,8 @@ import pgcluster
 from conftest import ROOT
 from pgcluster import make_scratch_dir
 
-from pgsafe import catalog
-from pgsafe.errors import VerificationFailed
+from pgsafe.catalog import entries as catalog
+from pgsafe.core.errors import VerificationFailed
 
 CONTRACT_KEYS = ("kind", "backup_id", "backup_file", "database", "timestamp", "finished_at", "start_lsn", "stop_lsn",
                  "timeline", "start_wal", "stop_wal", "size_bytes", "size_human", "duration_seconds", "checksum",

@@ -24,7 +24,7 @@ def test_build_install_and_document(tmp_path):
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     assert proc.returncode == 0, proc.stdout
     installed = dest / "ansible_collections" / "pgsafe" / "backup"
-    assert (installed / "plugins" / "module_utils" / "pgsafe" / "dump.py").is_file()
+    assert (installed / "plugins" / "module_utils" / "pgsafe" / "logical" / "dump.py").is_file()
     assert not (installed / ".venv").exists()
     assert "pg_full_backup" in MODULES and "pg_restore_backup" in MODULES and "pg_backup_info" in MODULES
     for module in MODULES:

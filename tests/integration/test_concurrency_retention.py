@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from conftest import PGSAFE, restore_into_new
 
-from pgsafe.lock import BackupLock
+from pgsafe.core.lock import BackupLock
 
 
 def backup(cli, db, *extra):

@@ -71,7 +71,7 @@ def test_base_backup_is_verified_and_described(archiving):
     assert "backup_manifest" in os.listdir(result["backup_path"])
     assert any(n.startswith("base.tar") for n in os.listdir(result["backup_path"]))
     assert os.stat(result["backup_path"]).st_mode & 0o777 == 0o700
-    from pgsafe.basebackup import verify_tar_backup
+    from pgsafe.physical.basebackup import verify_tar_backup
     verify_tar_backup(result["backup_path"])  # verifying again on the published copy also passes
 
 
@@ -81,8 +81,8 @@ def test_damaged_base_backup_fails_verification(archiving):
     with open(tar, "r+b") as fh:
         fh.seek(os.path.getsize(tar) // 2)
         fh.write(b"corrupted!")
-    from pgsafe.basebackup import verify_tar_backup
-    from pgsafe.errors import VerificationFailed
+    from pgsafe.physical.basebackup import verify_tar_backup
+    from pgsafe.core.errors import VerificationFailed
     with pytest.raises(VerificationFailed):
         verify_tar_backup(result["backup_path"])
 

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
-from pgsafe import alerts
-from pgsafe.naming import iso
+from pgsafe.monitoring import alerts
+from pgsafe.core.naming import iso
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 AGE = {"name": "backup_age", "status": "critical", "message": "old", "database": "shop"}

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from pgsafe.basebackup import BaseBackupRequest, _check_room_to_verify, _compress_arg, tar_members
-from pgsafe.errors import ConfigError
-from pgsafe.errors import VerificationFailed
+from pgsafe.physical.basebackup import BaseBackupRequest, _check_room_to_verify, _compress_arg, tar_members
+from pgsafe.core.errors import ConfigError
+from pgsafe.core.errors import VerificationFailed
 
 
 def backup(tmp_path, sizes):

@@ -1,7 +1,7 @@
 """The archive-wal fast path parses exactly what archive_command lines hold, and hands anything else to argparse."""
 import os
 
-from pgsafe.cli import _fast_archive_args
+from pgsafe.cli.main import _fast_archive_args
 
 
 def test_plain_archive_command_line():

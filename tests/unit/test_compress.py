@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from pgsafe import compress
-from pgsafe.errors import ConfigError
+from pgsafe.core import compress
+from pgsafe.core.errors import ConfigError
 
 
 @pytest.mark.parametrize("codec,level,ok", [("gzip", 1, True), ("gzip", 9, True), ("gzip", 0, False),

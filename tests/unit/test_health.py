@@ -1,8 +1,8 @@
 from datetime import datetime, timedelta, timezone
 
-from pgsafe import health
-from pgsafe.catalog import Entry
-from pgsafe.naming import iso
+from pgsafe.monitoring import health
+from pgsafe.catalog.entries import Entry
+from pgsafe.core.naming import iso
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 

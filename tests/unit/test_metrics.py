@@ -1,6 +1,6 @@
 from prometheus_client.parser import text_string_to_metric_families
 
-from pgsafe import metrics
+from pgsafe.monitoring import metrics
 
 
 def report():

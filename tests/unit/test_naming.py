@@ -1,7 +1,7 @@
 import pytest
 
-from pgsafe.errors import ConfigError
-from pgsafe.naming import file_slug, is_temp_of, parse_iso, validate_database_name, validate_plain_name
+from pgsafe.core.errors import ConfigError
+from pgsafe.core.naming import file_slug, is_temp_of, parse_iso, validate_database_name, validate_plain_name
 
 
 @pytest.mark.parametrize("name", ["../../etc", "a/b", "x; rm -rf /", "ü", "..", "a b"])

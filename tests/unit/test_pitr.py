@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from pgsafe.catalog import Entry
-from pgsafe.errors import ConfigError
-from pgsafe.pitr import (PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_facts,
+from pgsafe.catalog.entries import Entry
+from pgsafe.core.errors import ConfigError
+from pgsafe.physical.pitr import (PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_facts,
                          recovery_settings)
 
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pgsafe.errors import VerificationFailed
-from pgsafe.tarfollow import TarFollower
+from pgsafe.core.errors import VerificationFailed
+from pgsafe.physical.tarfollow import TarFollower
 
 
 def tar_zst_bytes(files):

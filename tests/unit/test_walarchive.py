@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from pgsafe import walarchive
-from pgsafe.archive_config import default_archive_command, default_restore_command
-from pgsafe.errors import BackupFailed, ConfigError, VerificationFailed
-from pgsafe.walarchive import WalMissing, archive_wal, restore_wal
+from pgsafe.physical import walarchive
+from pgsafe.physical.archive_config import default_archive_command, default_restore_command
+from pgsafe.core.errors import BackupFailed, ConfigError, VerificationFailed
+from pgsafe.physical.walarchive import WalMissing, archive_wal, restore_wal
 
 SEG = "000000010000000A000000FE"
 ENGINE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -147,7 +147,7 @@ def test_archive_wal_through_the_cli_never_imports_psycopg2(wal, tmp_path):
     """archive_command runs with the system python3 as the postgres user: no driver needed."""
     archive = str(tmp_path / "wal")
     code = ("import sys; sys.modules['psycopg2'] = None; sys.path.insert(0, %r); "
-            "from pgsafe.cli import main; sys.exit(main(sys.argv[1:]))" % ENGINE)
+            "from pgsafe.cli.main import main; sys.exit(main(sys.argv[1:]))" % ENGINE)
     base = [sys.executable, "-c", code, "--backup-dir", str(tmp_path)]
     proc = subprocess.run(base + ["archive-wal", "--archive-dir", archive, "--compress", "zstd", wal, SEG],
                           capture_output=True, text=True, check=False)

@@ -2,7 +2,7 @@
 import os
 from types import SimpleNamespace
 
-from pgsafe.walcleanup import cleanup, cutoff_segment, removable
+from pgsafe.physical.walcleanup import cleanup, cutoff_segment, removable
 
 
 def kept(*start_wals):

@@ -14,16 +14,24 @@ import subprocess
 import tempfile
 import time
 
-from . import catalog, compress, retention, tools, walcleanup
-from .catalog import META_SUFFIX
-from .conn import connect
-from .errors import BackupFailed, ConfigError, VerificationFailed
-from .fsutil import (ensure_private_dir, fsync_tree, human_size, is_within, publish, remove_quietly,
+from ..catalog import entries as catalog
+
+from ..core import compress
+
+from ..catalog import retention
+
+from ..core import tools
+
+from . import walcleanup
+from ..catalog.entries import META_SUFFIX
+from ..core.conn import connect
+from ..core.errors import BackupFailed, ConfigError, VerificationFailed
+from ..core.fsutil import (ensure_private_dir, fsync_tree, human_size, is_within, publish, remove_quietly,
                      remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
-from .lock import BackupLock
-from .naming import file_slug, is_temp_of, iso, stamp, utc_now
+from ..core.lock import BackupLock
+from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from .tarfollow import TarFollower
-from .version import TOOL_NAME, TOOL_VERSION
+from ..core.version import TOOL_NAME, TOOL_VERSION
 from .walnames import segment_of_lsn
 
 BASE_DIR = "base"

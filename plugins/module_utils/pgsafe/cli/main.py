@@ -7,8 +7,8 @@ own subcommands (cli_*.py), so this file only parses common options and dispatch
 import os
 import sys
 
-from .cliutil import UsageError, err
-from .errors import EXIT_GENERAL, PgsafeError
+from .util import UsageError, err
+from ..core.errors import EXIT_GENERAL, PgsafeError
 
 DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
 
@@ -23,8 +23,10 @@ def _parser_class():
 
 
 def build_parser():
-    from . import cli_health, cli_logical, cli_physical
-    from .version import TOOL_VERSION
+    from . import health as cli_health
+    from . import logical as cli_logical
+    from . import physical as cli_physical
+    from ..core.version import TOOL_VERSION
     # Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
     command_modules = [cli_logical, cli_physical, cli_health]
     _Parser = _parser_class()
@@ -107,14 +109,14 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     fast = _fast_archive_args(argv)
     if fast is not None:
-        from .cli_physical import cmd_archive_wal
+        from .physical import cmd_archive_wal
         try:
             return cmd_archive_wal(_Args(fast), None)
         except PgsafeError as exc:
             err("pgsafe: error: %s" % exc)
             return exc.exit_code
     _enable_site()
-    from .conn import ConnInfo
+    from ..core.conn import ConnInfo
     try:
         args = build_parser().parse_args(argv)
         conninfo = ConnInfo(host=args.host or os.environ.get("PGHOST"), port=args.port or os.environ.get("PGPORT"),

@@ -15,8 +15,8 @@ import time
 import urllib.parse
 from datetime import timedelta
 
-from .fsutil import ensure_private_dir, write_json_atomic
-from .naming import iso, parse_iso, utc_now
+from ..core.fsutil import ensure_private_dir, write_json_atomic
+from ..core.naming import iso, parse_iso, utc_now
 
 ALERT_TYPES = {"backup_age": "backup_age", "disk_free": "disk_space", "disk_usage": "disk_space",
                "backup_integrity": "backup_integrity", "backup_count": "backup_count"}

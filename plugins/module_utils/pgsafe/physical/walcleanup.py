@@ -7,7 +7,7 @@ kept, nothing is removed: the archive may be all there is.
 """
 import os
 
-from .fsutil import remove_quietly
+from ..core.fsutil import remove_quietly
 from .walnames import is_segment, list_archive
 
 

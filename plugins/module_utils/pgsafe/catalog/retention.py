@@ -7,9 +7,9 @@ a wrong clock must not make retention remove the real newest backups.
 import os
 from datetime import timedelta
 
-from .catalog import FULL_DIR, list_full
-from .fsutil import is_within, remove_quietly
-from .naming import utc_now
+from .entries import FULL_DIR, list_full
+from ..core.fsutil import is_within, remove_quietly
+from ..core.naming import utc_now
 
 
 class Plan:

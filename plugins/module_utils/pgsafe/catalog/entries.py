@@ -9,10 +9,10 @@ import json
 import os
 from datetime import timedelta
 
-from . import compress
-from .errors import ConfigError, VerificationFailed
-from .fsutil import is_temp_name, is_within, tree_size
-from .naming import parse_iso, utc_now, validate_plain_name
+from ..core import compress
+from ..core.errors import ConfigError, VerificationFailed
+from ..core.fsutil import is_temp_name, is_within, tree_size
+from ..core.naming import parse_iso, utc_now, validate_plain_name
 
 META_SUFFIX = ".meta.json"
 FULL_DIR = "full"

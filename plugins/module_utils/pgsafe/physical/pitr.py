@@ -13,11 +13,13 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from . import basebackup, tools
+from . import basebackup
+
+from ..core import tools
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
-from .errors import ConfigError, PgsafeError, VerificationFailed
-from .catalog import verify_entry
-from .naming import stamp, utc_now
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
+from ..catalog.entries import verify_entry
+from ..core.naming import stamp, utc_now
 from .walnames import (is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse, segment_of_lsn,
                        to_number)
 

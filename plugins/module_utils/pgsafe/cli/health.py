@@ -2,9 +2,9 @@
 import json
 import os
 
-from .cliutil import env_int, out
-from .errors import EXIT_GENERAL, EXIT_OK
-from .logfile import StepLog
+from .util import env_int, out
+from ..core.errors import EXIT_GENERAL, EXIT_OK
+from ..core.logfile import StepLog
 
 
 def register(sub):
@@ -26,9 +26,9 @@ def register(sub):
 
 
 def cmd_health(args, conninfo):
-    from .alerts import send_alerts
-    from .health import HealthRequest, run_health
-    from .metrics import write_metrics
+    from ..monitoring.alerts import send_alerts
+    from ..monitoring.health import HealthRequest, run_health
+    from ..monitoring.metrics import write_metrics
     archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
     thresholds = {
         "max_backup_age_hours": args.max_backup_age_hours if args.max_backup_age_hours is not None

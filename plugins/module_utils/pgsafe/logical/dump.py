@@ -12,16 +12,20 @@ import tempfile
 import threading
 import time
 
-from . import compress, retention, tools
-from .catalog import FULL_DIR, GLOBALS_DIR, META_SUFFIX
-from .conn import connect
-from .errors import BackupFailed, ConfigError
-from .fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
+from ..core import compress
+
+from ..catalog import retention
+
+from ..core import tools
+from ..catalog.entries import FULL_DIR, GLOBALS_DIR, META_SUFFIX
+from ..core.conn import connect
+from ..core.errors import BackupFailed, ConfigError
+from ..core.fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
                      remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
-from .lock import BackupLock
-from .naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
+from ..core.lock import BackupLock
+from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
 from .snapshot import ExportedSnapshot
-from .version import TOOL_NAME, TOOL_VERSION
+from ..core.version import TOOL_NAME, TOOL_VERSION
 
 FORMATS = ("custom", "plain", "directory")
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
@@ -297,7 +301,7 @@ def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
     for root, dirs, files in os.walk(tmp):
         for name in files:
             os.chmod(os.path.join(root, name), 0o600)
-    from .catalog import directory_checksum
+    from ..catalog.entries import directory_checksum
     return directory_checksum(tmp), tree_size(tmp)
 
 

@@ -3,12 +3,12 @@ import json
 import os
 import sys
 
-from . import catalog
-from .cliutil import UsageError, env_int, err, out
-from .dump import FullBackupRequest, run_full_backup
-from .errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
-from .logfile import StepLog
-from .restore import RestoreRequest, run_restore
+from ..catalog import entries as catalog
+from .util import UsageError, env_int, err, out
+from ..logical.dump import FullBackupRequest, run_full_backup
+from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
+from ..core.logfile import StepLog
+from ..logical.restore import RestoreRequest, run_restore
 
 
 def register(sub):
@@ -182,12 +182,12 @@ def cmd_restore(args, conninfo):
 
 
 def cmd_drill(args, conninfo):
-    from .drill import run_drill
+    from ..monitoring.drill import run_drill
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
         report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log)
         if not report["passed"] and args.alert_endpoint:
-            from .alerts import post
+            from ..monitoring.alerts import post
             failed = [r["database"] for r in report["results"] if not r["passed"]]
             error = post(args.alert_endpoint, {"type": "backup_health", "severity": "critical", "status": "critical",
                                                "check": "restore_drill", "database": ",".join(failed),

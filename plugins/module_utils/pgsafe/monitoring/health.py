@@ -9,11 +9,15 @@ import statistics
 import subprocess
 from datetime import timedelta
 
-from . import catalog, compress, tools
-from .errors import VerificationFailed
-from .naming import utc_now
-from .verify_state import VerifyState
-from .walnames import is_segment, list_archive, missing_segments, parse, to_number
+from ..catalog import entries as catalog
+
+from ..core import compress
+
+from ..core import tools
+from ..core.errors import VerificationFailed
+from ..core.naming import utc_now
+from ..catalog.verify_state import VerifyState
+from ..physical.walnames import is_segment, list_archive, missing_segments, parse, to_number
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
@@ -212,7 +216,7 @@ def check_base_age(base_entries, now, max_hours):
 
 
 def archiver_stats(conninfo):
-    from .conn import connect
+    from ..core.conn import connect
     conn = connect(conninfo, "postgres")
     try:
         with conn.cursor() as cur:

@@ -4,11 +4,11 @@ under drills/, and drop the scratch copy.  The seed's monthly test restore, auto
 import os
 import secrets
 
-from . import catalog
-from .errors import ConfigError, PgsafeError
-from .fsutil import ensure_private_dir, write_json_atomic
-from .naming import iso, stamp, utc_now, validate_database_name
-from .restore import RestoreRequest, drop_quietly, run_restore
+from ..catalog import entries as catalog
+from ..core.errors import ConfigError, PgsafeError
+from ..core.fsutil import ensure_private_dir, write_json_atomic
+from ..core.naming import iso, stamp, utc_now, validate_database_name
+from ..logical.restore import RestoreRequest, drop_quietly, run_restore
 
 DRILLS_DIR = "drills"
 
@@ -54,7 +54,7 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
 
 
 def _drop_scratch(conninfo, name, maintenance_db):
-    from .conn import connect
+    from ..core.conn import connect
     try:
         admin = connect(conninfo, maintenance_db)
     except PgsafeError:

@@ -6,8 +6,8 @@ dump exactly.
 """
 import threading
 
-from .conn import connect
-from .errors import BackupFailed
+from ..core.conn import connect
+from ..core.errors import BackupFailed
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname

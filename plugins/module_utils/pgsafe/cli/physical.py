@@ -5,13 +5,13 @@ they log only failures and import nothing that needs a database driver.
 """
 import os
 
-from .cliutil import err, out
-from .errors import EXIT_OK, PgsafeError
+from .util import err, out
+from ..core.errors import EXIT_OK, PgsafeError
 
 
 def StepLog(*args, **kwargs):
     # Imported when used: archive-wal, run once per segment, needs it only when it fails.
-    from .logfile import StepLog as _StepLog
+    from ..core.logfile import StepLog as _StepLog
     return _StepLog(*args, **kwargs)
 
 
@@ -65,7 +65,7 @@ def register(sub):
 
 
 def cmd_archive_wal(args, conninfo):
-    from .walarchive import archive_wal
+    from ..physical.walarchive import archive_wal
     try:
         archive_wal(args.path, args.name, _archive_dir(args), args.compression, args.compression_level)
     except PgsafeError as exc:
@@ -85,7 +85,7 @@ def _log_failure(backup_dir, operation, message):
 
 
 def cmd_restore_wal(args, conninfo):
-    from .walarchive import WalMissing, restore_wal
+    from ..physical.walarchive import WalMissing, restore_wal
     try:
         restore_wal(args.name, args.path, _archive_dir(args))
     except WalMissing as exc:
@@ -97,7 +97,7 @@ def cmd_restore_wal(args, conninfo):
 
 
 def cmd_base_backup(args, conninfo):
-    from .basebackup import BaseBackupRequest, run_base_backup
+    from ..physical.basebackup import BaseBackupRequest, run_base_backup
     archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
     log = StepLog(args.backup_dir, "backup_base", echo=not args.quiet)
     try:
@@ -124,7 +124,7 @@ def cmd_base_backup(args, conninfo):
 
 
 def cmd_restore_pitr(args, conninfo):
-    from .pitr import PitrRequest, run_pitr
+    from ..physical.pitr import PitrRequest, run_pitr
     log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)
     try:
         req = PitrRequest(args.backup_dir, _archive_dir(args), os.path.abspath(args.data_directory), args.port,

@@ -9,9 +9,9 @@ import os
 import shlex
 import time
 
-from .conn import connect
-from .errors import ConfigError
-from .fsutil import replace_bytes_atomic
+from ..core.conn import connect
+from ..core.errors import ConfigError
+from ..core.fsutil import replace_bytes_atomic
 
 WAL_LEVEL_RANK = {"minimal": 0, "replica": 1, "logical": 2}
 RESTART_SETTINGS = ("wal_level", "archive_mode")

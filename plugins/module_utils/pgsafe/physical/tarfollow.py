@@ -13,8 +13,8 @@ import tempfile
 import threading
 import time
 
-from . import compress
-from .errors import VerificationFailed
+from ..core import compress
+from ..core.errors import VerificationFailed
 
 POLL_SECONDS = 0.02
 

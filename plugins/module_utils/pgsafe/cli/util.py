@@ -2,7 +2,7 @@
 import os
 import sys
 
-from .errors import EXIT_CONFIG, PgsafeError
+from ..core.errors import EXIT_CONFIG, PgsafeError
 
 
 class UsageError(PgsafeError):

@@ -12,11 +12,15 @@ import subprocess
 import tempfile
 import time
 
-from . import catalog, compress, tools
-from .conn import connect, database_exists
-from .errors import ConfigError, PgsafeError, VerificationFailed
-from .lock import BackupLock
-from .naming import validate_database_name
+from ..catalog import entries as catalog
+
+from ..core import compress
+
+from ..core import tools
+from ..core.conn import connect, database_exists
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
+from ..core.lock import BackupLock
+from ..core.naming import validate_database_name
 
 SCRATCH_PREFIX = "pgsafe_restore_"
 
@@ -83,7 +87,7 @@ def find_backup(req):
 def _refuse_skipping_damaged(req, chosen):
     """'latest' never quietly means 'an older one': a newer backup whose file is missing or of the wrong
     size is an error to see (as a newer one that fails its checksum is), not a reason to go back a day."""
-    from .naming import utc_now
+    from ..core.naming import utc_now
     now = utc_now()
     entries, _problems = catalog.list_full(req.backup_dir, req.database)
     for entry in entries:

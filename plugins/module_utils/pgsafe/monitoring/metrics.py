@@ -1,7 +1,7 @@
 """The seed's Grafana figures as JSON, and the same as a Prometheus textfile for node_exporter."""
 import os
 
-from .fsutil import replace_bytes_atomic
+from ..core.fsutil import replace_bytes_atomic
 
 SEED_FIELDS = ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
                "backup_count_recent", "corrupted_backups", "last_backup_size_mb")

@@ -12,8 +12,8 @@ damaged compressed file is an error, never a silently short segment.
 """
 import os
 
-from .errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
-from .fsutil import ensure_private_dir, fsync_dir, publish, remove_quietly, temp_path_for
+from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
+from ..core.fsutil import ensure_private_dir, fsync_dir, publish, remove_quietly, temp_path_for
 from .walnames import COMPRESSED_SUFFIXES, is_archivable_name, list_archive
 
 CODEC_SUFFIX = {"none": "", "zstd": ".zst", "gzip": ".gz"}
@@ -22,7 +22,7 @@ CODEC_SUFFIX = {"none": "", "zstd": ".zst", "gzip": ".gz"}
 def _compress():
     """compress pulls in subprocess and threading: loaded only for compressed or already-archived files,
     so the common case (a new, uncompressed segment) stays within a few milliseconds of cp."""
-    from . import compress
+    from ..core import compress
     return compress
 
 

@@ -4,8 +4,8 @@ import json
 import os
 from datetime import timedelta
 
-from .fsutil import ensure_private_dir, write_json_atomic
-from .naming import iso, parse_iso, utc_now
+from ..core.fsutil import ensure_private_dir, write_json_atomic
+from ..core.naming import iso, parse_iso, utc_now
 
 STATE_DIR = ".health"
 

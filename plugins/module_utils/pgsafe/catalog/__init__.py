@@ -1,0 +1,1 @@
+"""What a repository holds and what may go: backup entries, retention, verification state."""

@@ -1,0 +1,1 @@
+"""The pgsafe host command: argument parsing and one file per group of subcommands."""

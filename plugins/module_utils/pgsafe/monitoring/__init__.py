@@ -1,0 +1,1 @@
+"""Health checks, alerts, metrics and restore drills."""

@@ -1,0 +1,1 @@
+"""Physical backups: WAL archiving and its configuration, base backups, point-in-time recovery."""
