@@ -230,7 +230,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, run_pitr
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import (
@@ -238,28 +238,11 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.resto
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        target_db=dict(type='str'),
-        data_directory=dict(type='path'),
-        port=dict(type='int'),
-        archive_dir=dict(type='path'),
-        target_time=dict(type='str'),
-        target_lsn=dict(type='str'),
-        target_name=dict(type='str'),
-        base_backup=dict(type='str'),
-        pgsafe_command=dict(type='path', default='/usr/local/bin/pgsafe'),
-        os_user=dict(type='str', default='postgres'),
-        backup=dict(type='str'),
-        latest=dict(type='bool', default=False),
-        database=dict(type='str'),
-        backup_dir=dict(type='path', required=True),
-        overwrite=dict(type='bool', default=False),
-        jobs=dict(type='int', default=1),
-        verify_checksum=dict(type='bool', default=True),
-        no_owner=dict(type='bool', default=False),
-        maintenance_db=dict(type='str', default='postgres'),
-    )
+    argument_spec = module_argument_spec(
+        'target_db', 'data_directory', 'pitr_port', 'archive_dir', 'target_time', 'target_lsn', 'target_name',
+        'base_backup', 'pgsafe_command', 'os_user', 'backup', 'latest', 'database', 'backup_dir', 'overwrite',
+        'jobs', 'verify_checksum', 'no_owner', 'maintenance_db',
+        backup_dir=REQUIRED)
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,

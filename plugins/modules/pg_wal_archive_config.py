@@ -121,24 +121,16 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical import archive_config
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        archive_dir=dict(type='path', required=True),
-        wal_level=dict(type='str', default='replica', choices=['replica', 'logical']),
-        archive_mode=dict(type='str', default='on', choices=['on', 'always']),
-        archive_timeout=dict(type='int'),
-        archive_command=dict(type='str'),
-        compression=dict(type='str', default='none', choices=['none', 'zstd', 'gzip']),
-        pgsafe_command=dict(type='path', default=archive_config.DEFAULT_PGSAFE_COMMAND),
-        method=dict(type='str', default='alter_system', choices=['alter_system', 'conf_file']),
-        conf_file=dict(type='path'),
-    )
+    argument_spec = module_argument_spec(
+        'archive_dir', 'wal_level', 'archive_mode', 'archive_timeout', 'archive_command', 'wal_compression',
+        'pgsafe_command', 'method', 'conf_file',
+        archive_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     command = p['archive_command'] or archive_config.default_archive_command(
