@@ -55,8 +55,8 @@ def test_role_variables_of_an_option_default_to_the_option():
             else:
                 # Roles say "unset" with an empty string (one way for every role); the engine with None.
                 value = None if value == "" else value
-                assert value == opt.default, "%s defaults to %r, the engine's %s to %r" % (var, value, opt.id,
-                                                                                            opt.default)
+                assert value == opt.default, "%s defaults to %r, the engine's %s to %r" % (
+                    var, value, opt.id, opt.default)
 
 
 def test_a_role_variable_named_like_an_option_is_declared_as_one():

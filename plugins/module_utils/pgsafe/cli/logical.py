@@ -1,6 +1,5 @@
 """Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
 import json
-import os
 import sys
 
 from ..catalog import entries as catalog

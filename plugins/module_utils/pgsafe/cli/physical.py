@@ -128,4 +128,3 @@ def cmd_restore_pitr(args, conninfo):
             result["data_directory"], result.get("recovered_to_time"), result.get("recovered_lsn"),
             result.get("timeline"), result["duration_seconds"], result["port"]))
     return EXIT_OK
-

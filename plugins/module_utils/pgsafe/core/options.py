@@ -55,6 +55,7 @@ def _login_vars(what, roles=("backup_schedule", "monitoring", "restore_drill", "
     # Every role connects; each takes the connection from pgsafe_login_* unless told otherwise.
     return tuple("%s_login_%s" % (role, what) for role in roles)
 
+
 OPTIONS = _table(
     # Where backups live and how the host command talks.
     Option("backup_dir", "path", DEFAULT_BACKUP_DIR, "backup directory (the catalog)", env="BACKUP_DIR",
