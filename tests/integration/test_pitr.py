@@ -358,7 +358,7 @@ def test_recovery_reports_the_pg_ctl_that_stops_it(archiving, ansible_module):
         with open(os.path.join(data_dir, "PG_VERSION")) as fh:
             major = fh.read().strip()
         assert res["pg_ctl"].endswith("/pg_ctl") and os.access(res["pg_ctl"], os.X_OK)
-        version = subprocess.run([res["pg_ctl"], "--version"], capture_output=True, text=True).stdout
+        version = subprocess.run([res["pg_ctl"], "--version"], capture_output=True, text=True, check=True).stdout
         assert (" %s." % major) in version, version
     finally:
         stop_cluster(data_dir)

@@ -155,8 +155,10 @@ def server_facts(cur):
     """What a caller needs to restart this server itself: its major version, data directory and pg_ctl."""
     cur.execute("SELECT current_setting('server_version_num')::int")
     version_num = cur.fetchone()[0]
-    major = str(version_num // 10000) if version_num >= 100000 else "%d.%d" % (version_num // 10000,
-                                                                                  version_num // 100 % 100)
+    if version_num >= 100000:
+        major = str(version_num // 10000)
+    else:  # 9.6 and older: two numbers
+        major = "%d.%d" % (version_num // 10000, version_num // 100 % 100)
     import psycopg2  # connect() has imported it already
     try:
         # Superusers and pg_read_all_settings only; the connection is in autocommit, so a refusal ends here.
