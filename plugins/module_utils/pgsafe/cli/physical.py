@@ -16,7 +16,8 @@ def StepLog(*args, **kwargs):
 
 
 def _archive_dir(args):
-    return os.path.abspath(args.archive_dir or os.environ.get("WAL_ARCHIVE_DIR") or os.path.join(args.backup_dir, "wal"))
+    from ..core.paths import resolve_archive_dir
+    return resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ).path
 
 
 def register(sub):
