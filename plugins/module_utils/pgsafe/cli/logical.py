@@ -99,6 +99,7 @@ def cmd_verify(args, conninfo):
     for p in problems:
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
     failed = [r for r in results if not r["verified"]]
+    _record_failures(backup_dir, entries, results)
     if args.json:
         out(json.dumps({"results": results, "failed": len(failed)}, indent=2))
     else:
@@ -107,6 +108,22 @@ def cmd_verify(args, conninfo):
                                "" if r["verified"] else "  (%s)" % r["error"]))
         out("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
     return EXIT_VERIFY if failed else EXIT_OK
+
+
+def _record_failures(backup_dir, entries, results):
+    """A damaged backup is then never counted intact by health until it verifies again."""
+    from ..catalog.verify_state import VerifyState
+    by_id = {e.backup_id: e for e in entries}
+    bad = [r for r in results if not r["verified"] and r["backup_id"] in by_id]
+    if not bad:
+        return
+    try:
+        state = VerifyState(backup_dir)
+        for r in bad:
+            state.record(r["backup_id"], by_id[r["backup_id"]].meta.get("checksum"), False, error=r["error"])
+        state.save()
+    except (PgsafeError, OSError) as exc:
+        err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
 
 
 def _ask_on_terminal(target, entry):
