@@ -220,8 +220,12 @@ def test_missing_bucket_is_a_configuration_error_saying_how_to_create_it(s3_buck
     store = s3_bucket.store()
     missing = s3_bucket.name + "-missing"
     for call in (lambda: store.put_stream(missing, "k", io.BytesIO(b"x")),
+                 lambda: store.put_if_absent(missing, "k", io.BytesIO(b"x")),
                  lambda: store.head(missing, "k"),
+                 lambda: store.verify(missing, "k", "0" * 64),
                  lambda: list(store.list_objects(missing)),
+                 lambda: list(store.list_uploads(missing)),
+                 lambda: store.abort_upload(missing, "k", "2~no-such-upload"),
                  lambda: store.check_bucket(missing)):
         with pytest.raises(ConfigError) as err:
             call()

@@ -210,13 +210,15 @@ class ObjectStore:
         return client
 
     def _call(self, action, bucket, key, method, allow=(), **params):
-        """client.method(**params) -> (response, None); a ClientError whose code is in allow -> (None, code)."""
+        """client.method(**params) -> (response, None); a ClientError whose code is in allow -> (None, code).
+
+        Codes, not HTTP statuses: a missing bucket is a 404 too, and must not pass for a missing key."""
         try:
             return getattr(self.client, method)(**params), None
         except Exception as exc:  # pylint: disable=broad-except
-            code, status = client_error_code(exc)
-            if code and (code in allow or str(status) in allow):
-                return None, code or str(status)
+            code, _status = client_error_code(exc)
+            if code and code in allow:
+                return None, code
             _raise_mapped(exc, self.endpoint, action, bucket, key)
 
     # -- buckets and objects -------------------------------------------------------------------
@@ -285,7 +287,7 @@ class ObjectStore:
         params = {"Bucket": bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
-        resp, missing = self._call("GetObject", bucket, key, "get_object", allow=("NoSuchKey", "404"), **params)
+        resp, missing = self._call("GetObject", bucket, key, "get_object", allow=("NoSuchKey",), **params)
         if missing:
             raise ObjectMissing("s3://%s/%s does not exist at %s" % (bucket, key, self.endpoint))
         info = ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
@@ -391,7 +393,7 @@ class ObjectStore:
         params = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": meta, "ContentType": content_type}
         if if_absent:
             params["PgsafeIfNoneMatch"] = True
-        resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed", "412"), **params)
+        resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed",), **params)
         if refused:
             # Someone else created it since our HEAD.
             return self._settle_existing(bucket, key, self.head(bucket, key), size=len(body), sha256=computed)
@@ -509,7 +511,7 @@ class ObjectStore:
     def abort_upload(self, bucket, key, upload_id):
         """Abort one multipart upload; False if it was already gone."""
         _resp, gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
-                                 allow=("NoSuchUpload", "404"), Bucket=bucket, Key=key, UploadId=upload_id)
+                                 allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)
         return not gone
 
     def abort_stale_uploads(self, bucket, prefix, older_than, now=None):
