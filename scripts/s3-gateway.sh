@@ -7,12 +7,13 @@
 #   s3-gateway.sh down DIR                stop its daemons by their recorded PIDs, remove DIR
 #
 # up writes DIR/credentials (0600, the AWS shared-credentials format, usable as
-# AWS_SHARED_CREDENTIALS_FILE) with two profiles: [default], a user that may do anything with its
-# buckets, and [writer], a user whose IAM user policy allows reading and writing objects in any
-# bucket but denies every kind of delete (and the bucket settings that would allow one). With
-# TLSPORT it also serves https://localhost:TLSPORT with a self-signed certificate whose
-# subjectAltName is DNS:localhost and IP:127.0.0.1; DIR/cert.pem is that certificate, the CA
-# bundle for clients. The last line of up's output is a JSON summary (no secrets in it).
+# AWS_SHARED_CREDENTIALS_FILE) with two profiles: [default], a user that may do anything (its user
+# policy also lets it read the objects the writer wrote), and [writer], whose IAM user policy allows
+# reading and writing objects in any bucket but denies every kind of delete (and the bucket
+# settings that would allow one). With TLSPORT it also serves https://localhost:TLSPORT with a
+# self-signed certificate whose subjectAltName is DNS:localhost and IP:127.0.0.1; DIR/cert.pem is
+# that certificate, the CA bundle for clients. The last line of up's output is a JSON summary
+# (no secrets in it).
 set -euo pipefail
 
 die() { echo "s3-gateway: $*" >&2; exit 2; }
@@ -23,9 +24,10 @@ exe_of() { case $1 in mon) echo ceph-mon ;; osd) echo ceph-osd ;; rgw) echo rado
 
 # A PID file is trusted only while the process is still the daemon we started: PIDs get reused.
 alive() {
-    local pid
+    local pid binary
     pid=$(cat "$D/$1.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "/usr/bin/$(exe_of "$1")" ]
+    binary=$(command -v "$(exe_of "$1")") || return 1
+    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$binary")" ]
 }
 
 stop_daemon() {
@@ -162,6 +164,9 @@ create_cluster() {
     chmod 0700 "$D"
     mkdir -m 0700 "$D/mon.a" "$D/osd.0" "$D/rgw" "$D/run" "$D/log"
     read -r MON_V2 MON_V1 <<<"$(free_ports 2)"
+    while [[ " $PORT $TLSPORT " == *" $MON_V2 "* || " $PORT $TLSPORT " == *" $MON_V1 "* ]]; do
+        read -r MON_V2 MON_V1 <<<"$(free_ports 2)"
+    done
     fsid=$(cat /proc/sys/kernel/random/uuid)
     [ -z "$TLSPORT" ] || make_certificate
     write_conf "$fsid" "$MON_V2" "$MON_V1"

@@ -31,6 +31,8 @@ class S3Gateway:
         self.dir = base_dir or tempfile.mkdtemp(prefix="pgsafe-s3gw-")
         self.port = port or free_port()
         self.tls_port = tls_port or free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.tls_endpoint = "https://localhost:%d" % self.tls_port
         self.ca_bundle = os.path.join(self.dir, "cert.pem")

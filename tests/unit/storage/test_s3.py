@@ -142,16 +142,17 @@ def client_error(code, status, operation="PutObject"):
 ])
 def test_client_errors_map_to_typed_errors(code, status, action, kind, words):
     err = map_error(client_error(code, status, action), "E", action, "bkt", "k")
-    assert type(err) is kind
+    assert isinstance(err, kind) and err.exit_code == kind.exit_code
     for word in words:
         assert word in str(err)
 
 
 def test_transport_errors_map_to_connection_or_configuration_errors():
     from botocore import exceptions as bx
-    assert type(map_error(bx.EndpointConnectionError(endpoint_url="http://x"), "E", "PutObject", "b", "k")) is ConnectionFailed
+    assert isinstance(map_error(bx.EndpointConnectionError(endpoint_url="http://x"), "E", "PutObject", "b", "k"),
+                      ConnectionFailed)
     tls = map_error(bx.SSLError(endpoint_url="https://x", error="certificate verify failed"), "E", "PutObject", "b")
-    assert type(tls) is ConnectionFailed and "ca_bundle" in str(tls)
-    assert type(map_error(bx.NoCredentialsError(), "E", "PutObject", "b")) is ConfigError
-    assert type(map_error(bx.ProfileNotFound(profile="p"), "E", "client set-up")) is ConfigError
+    assert isinstance(tls, ConnectionFailed) and "ca_bundle" in str(tls)
+    assert isinstance(map_error(bx.NoCredentialsError(), "E", "PutObject", "b"), ConfigError)
+    assert isinstance(map_error(bx.ProfileNotFound(profile="p"), "E", "client set-up"), ConfigError)
     assert map_error(ValueError("not boto's"), "E", "PutObject", "b") is None

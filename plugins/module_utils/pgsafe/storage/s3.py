@@ -16,7 +16,7 @@ import threading
 import time
 
 from ..core.errors import BackupFailed, ConfigError, ConnectionFailed, VerificationFailed
-from .s3config import DEFAULT_REGION, S3Location, S3Settings, parse_url  # noqa: F401 (the interface)
+from .s3config import DEFAULT_REGION, S3Settings
 from .s3errors import DifferentObjectExists, ObjectMissing, client_error_code, map_error
 
 MIB = 1 << 20
@@ -269,8 +269,8 @@ class ObjectStore:
         keys = list(keys)
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start:start + 1000]]
-            resp, _ = self._call("DeleteObjects", bucket, None, "delete_objects", Bucket=bucket,
-                                 Delete={"Objects": batch, "Quiet": True})
+            resp = self._call("DeleteObjects", bucket, None, "delete_objects", Bucket=bucket,
+                              Delete={"Objects": batch, "Quiet": True})[0]
             errors = resp.get("Errors") or []
             if errors:
                 first = errors[0]
@@ -304,8 +304,7 @@ class ObjectStore:
             if expected is None:
                 raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given to check it against"
                                          % (bucket, key))
-            for chunk in reader:
-                yield chunk
+            yield from reader
             if reader.sha256 != expected:
                 raise VerificationFailed("s3://%s/%s is damaged: SHA-256 %s, expected %s" % (
                     bucket, key, reader.sha256, expected))
@@ -403,8 +402,8 @@ class ObjectStore:
     def _put_multipart(self, bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
-        resp, _ = self._call("CreateMultipartUpload", bucket, key, "create_multipart_upload",
-                             Bucket=bucket, Key=key, Metadata=meta, ContentType=content_type)
+        resp = self._call("CreateMultipartUpload", bucket, key, "create_multipart_upload",
+                          Bucket=bucket, Key=key, Metadata=meta, ContentType=content_type)[0]
         self._buckets_seen.add(bucket)
         upload_id = resp["UploadId"]
         parts, total, number, filled = [], 0, 1, len(buf)
@@ -445,8 +444,8 @@ class ObjectStore:
                     self._abort_quietly(bucket, key, upload_id)
                     upload_id = None
                     return self._settle_existing(bucket, key, existing, size=total, sha256=computed)
-            done, _ = self._call("CompleteMultipartUpload", bucket, key, "complete_multipart_upload",
-                                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+            done = self._call("CompleteMultipartUpload", bucket, key, "complete_multipart_upload",
+                              Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})[0]
             upload_id = None
         except BaseException:
             # Parts still on the wire would outlive the abort.
@@ -463,8 +462,8 @@ class ObjectStore:
         return PutResult(key, total, computed, True, done.get("ETag"), len(parts), done.get("VersionId"))
 
     def _upload_part(self, bucket, key, upload_id, number, body):
-        resp, _ = self._call("UploadPart", bucket, key, "upload_part", Bucket=bucket, Key=key,
-                             UploadId=upload_id, PartNumber=number, Body=body)
+        resp = self._call("UploadPart", bucket, key, "upload_part", Bucket=bucket, Key=key,
+                          UploadId=upload_id, PartNumber=number, Body=body)[0]
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
     def _settle_existing(self, bucket, key, existing, source=None, size=None, sha256=None):
@@ -510,8 +509,8 @@ class ObjectStore:
 
     def abort_upload(self, bucket, key, upload_id):
         """Abort one multipart upload; False if it was already gone."""
-        _resp, gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
-                                 allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)
+        gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
+                          allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)[1]
         return not gone
 
     def abort_stale_uploads(self, bucket, prefix, older_than, now=None):
