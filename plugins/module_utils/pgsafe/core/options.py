@@ -145,6 +145,11 @@ OPTIONS = _table(
     Option("method", "str", "alter_system", "how to write the settings", choices=("alter_system", "conf_file"),
            role_vars=("wal_archiving_method",)),
     Option("conf_file", "path", None, "file to write with method conf_file (included by postgresql.conf)"),
+    Option("server_os_user", "str", None, "OS user PostgreSQL runs as, whose archive_command is checked "
+           "(default: the owner of the data directory)", param="os_user"),
+    Option("preflight_only", "bool", False, "only check that archiving would work; change nothing"),
+    Option("archive_dir_pending", "bool", False, "the archive directory is created next by the caller; "
+           "check only that its parent is reachable"),
 
     # Base backups and recovery.
     Option("checkpoint", "str", "fast", "checkpoint mode of pg_basebackup", choices=("fast", "spread")),
