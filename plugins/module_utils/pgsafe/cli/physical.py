@@ -18,7 +18,8 @@ def StepLog(*args, **kwargs):
 
 
 def _archive_dir(args):
-    return os.path.abspath(args.archive_dir or os.environ.get("WAL_ARCHIVE_DIR") or os.path.join(args.backup_dir, "wal"))
+    return os.path.abspath(getattr(args, "archive_dir", None) or os.environ.get("WAL_ARCHIVE_DIR")
+                           or os.path.join(args.backup_dir, "wal"))
 
 
 def archive_dir_if_present(args):

@@ -64,7 +64,8 @@ def list_entries(repo, folder="full", database=None):
     if folder == "full":
         sizes.update(repo.names(catalog.GLOBALS_DIR))
     entries, problems = [], []
-    for name in sorted(n for n in sizes if n.endswith(META_SUFFIX) and n.count("/") == 1):
+    for name in sorted(n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX)
+                       and n.count("/") == 1):
         try:
             meta = repo.read_json(name)
             for key in ("backup_file", "database", "timestamp", "checksum", "size_bytes"):
