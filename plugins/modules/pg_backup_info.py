@@ -15,6 +15,9 @@ description:
   - Reads the metadata files under O(backup_dir)C(/full) and lists the backups newest first,
     ordered by each backup's own end time.
   - With O(verify=true), re-hashes each backup file and compares it with the SHA-256 in its metadata.
+    A backup that fails is recorded in O(backup_dir)C(/.health/verify_state.json), so
+    M(pgsafe.backup.backup_health) never counts it intact until it verifies again (the task then
+    reports C(changed)).
   - Metadata that is malformed, or points outside its directory, is reported under RV(problems), never trusted.
 options:
   backup_dir:
@@ -35,7 +38,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads only; behaves the same in check mode.
+    description: Reads and verifies the same in check mode, but records no verification failure.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -129,7 +132,8 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
 
 
 def main():
@@ -142,6 +146,7 @@ def main():
     backups = []
     failed = 0
     latest = {}
+    state = VerifyState(p['backup_dir'])
     for entry in entries:
         item = entry.summary()
         if p['verify']:
@@ -152,9 +157,15 @@ def main():
                 item['verified'] = False
                 item['verify_error'] = str(exc)
                 failed += 1
+                state.record(entry.backup_id, entry.meta.get('checksum'), False, error=str(exc))
         latest.setdefault(entry.database, item)
         backups.append(item)
-    result = dict(changed=False, backups=backups, latest=latest, count=len(backups),
+    try:
+        changed = state.pending() if module.check_mode else state.save()
+    except (PgsafeError, OSError) as exc:
+        changed = False
+        module.warn('verification failures not recorded for backup_health: %s' % exc)
+    result = dict(changed=changed, backups=backups, latest=latest, count=len(backups),
                   problems=[x.as_dict() for x in problems])
     if p['verify'] and failed and p['fail_on_verify_error']:
         module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (failed, len(backups)),

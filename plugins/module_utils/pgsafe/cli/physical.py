@@ -18,13 +18,13 @@ def StepLog(*args, **kwargs):
 
 
 def _archive_dir(args):
-    return os.path.abspath(getattr(args, "archive_dir", None) or os.environ.get("WAL_ARCHIVE_DIR")
-                           or os.path.join(args.backup_dir, "wal"))
+    from ..core.paths import resolve_archive_dir
+    return resolve_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ).path
 
 
 def archive_dir_if_present(args):
-    path = _archive_dir(args)
-    return path if os.path.isdir(path) else None
+    from ..core.paths import existing_archive_dir
+    return existing_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ)
 
 
 def register(sub):
@@ -109,14 +109,14 @@ def _restore_wal_from_offsite(args):
 
 def cmd_base_backup(args, conninfo):
     from ..physical.basebackup import BaseBackupRequest, run_base_backup
-    archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
+    from ..core.paths import existing_archive_dir
     log = StepLog(args.backup_dir, "backup_base", echo=not args.quiet)
     try:
         req = BaseBackupRequest(args.backup_dir, conninfo, compression=args.compression,
                                 compression_level=args.compression_level, checkpoint=args.checkpoint,
                                 verify=args.verify, retention_days=args.retention_days,
                                 min_backups=args.min_backups,
-                                archive_dir=archive_dir if os.path.isdir(archive_dir) else None,
+                                archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
                                 wal_cleanup=args.wal_cleanup, jobs=args.jobs)
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)

@@ -61,7 +61,9 @@ OPTIONS = _table(
     Option("backup_dir", "path", DEFAULT_BACKUP_DIR, "backup directory (the catalog)", env="BACKUP_DIR",
            role_vars=("backup_schedule_backup_dir", "monitoring_backup_dir", "restore_drill_backup_dir",
                       "wal_archiving_backup_dir")),
-    Option("archive_dir", "path", None, "WAL archive directory (default BACKUP_DIR/wal)", env="WAL_ARCHIVE_DIR"),
+    # Its environment variable, WAL_ARCHIVE_DIR, is read by core.paths.resolve_archive_dir, the one rule for it.
+    Option("archive_dir", "path", None, "WAL archive directory (default env WAL_ARCHIVE_DIR, then BACKUP_DIR/wal); "
+           "one that is named and missing is an error"),
     Option("quiet", "bool", False, "log to the log file only, print only results"),
     Option("json", "bool", False, "print the result as JSON"),
     Option("host", "str", None, "server host or socket directory (env PGHOST)"),
@@ -180,14 +182,20 @@ OPTIONS = _table(
     Option("recent_days", "int", 7, "window of the recent backup count; no backup in it is critical"),
     Option("reverify_hours", "float", 24.0, "re-hash an unchanged backup after this many hours",
            role_vars=("monitoring_reverify_hours",)),
-    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning"),
+    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning",
+           role_vars=("monitoring_max_archive_lag_segments",)),
+    Option("max_archive_wait_minutes", "float", 15.0, "WAL waiting to be archived longer than this, with nothing "
+           "archived meanwhile (or ever), is critical", role_vars=("monitoring_max_archive_wait_minutes",)),
     Option("max_base_backup_age_hours", "float", 25.0, "newest base backup older than this is critical",
            role_vars=("monitoring_max_base_backup_age_hours",)),
     Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
     Option("alert_endpoint", "str", None, "URL to POST alerts to as JSON; HTTPS certificates are verified",
            env="ALERT_ENDPOINT", role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint")),
     Option("alert_headers", "dict", None, "extra HTTP headers of the alerts (an Authorization token); never logged",
-           no_log=True),
+           no_log=True, role_vars=("monitoring_alert_headers",)),
+    Option("alert_header_file", "path", None, "extra alert headers as 'Name: value' lines (an Authorization "
+           "token), kept out of the command line; refused unless mode 0600"),
+    Option("nagios", "bool", False, "print one Nagios status line with perfdata; exit 0/1/2/3"),
     Option("realert_hours", "float", 4.0, "re-send a still failing alert only after this many hours",
            role_vars=("monitoring_realert_hours",)),
     Option("metrics_file", "path", None, "Prometheus textfile to write (node_exporter's textfile collector)",
