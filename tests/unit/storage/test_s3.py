@@ -156,3 +156,18 @@ def test_transport_errors_map_to_connection_or_configuration_errors():
     assert isinstance(map_error(bx.NoCredentialsError(), "E", "PutObject", "b"), ConfigError)
     assert isinstance(map_error(bx.ProfileNotFound(profile="p"), "E", "client set-up"), ConfigError)
     assert map_error(ValueError("not boto's"), "E", "PutObject", "b") is None
+
+
+def test_no_credentials_anywhere_is_a_configuration_error(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = s3.ObjectStore(S3Settings(endpoint_url="http://127.0.0.1:9", environ={}))
+    with pytest.raises(ConfigError, match="no S3 credentials found for http://127.0.0.1:9") as err:
+        store.head("bkt", "k")
+    assert "AWS_ACCESS_KEY_ID" in str(err.value)
+    with pytest.raises(ConfigError, match="no usable S3 credentials"):
+        s3.ObjectStore(S3Settings(profile="no-such-profile", environ={})).head("bkt", "k")
