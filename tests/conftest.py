@@ -15,6 +15,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 from pgcluster import PgCluster, make_scratch_dir, new_cluster  # noqa: E402
 
+# s3_gateway (one radosgw per session) and s3_bucket (a fresh bucket per test).
+pytest_plugins = ("s3gateway",)
+
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 # The launcher runs the engine with this interpreter: the one running the tests (it has psycopg2).
 os.environ.setdefault("PGSAFE_PYTHON", sys.executable)

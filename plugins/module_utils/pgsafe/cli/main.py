@@ -25,14 +25,15 @@ def build_parser():
     from . import flags
     from . import health as cli_health
     from . import logical as cli_logical
+    from . import offsite as cli_offsite
     from . import physical as cli_physical
     from ..core.version import TOOL_VERSION
     # Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
-    command_modules = [cli_logical, cli_physical, cli_health]
+    command_modules = [cli_logical, cli_physical, cli_offsite, cli_health]
     _Parser = _parser_class()
     p = _Parser(prog="pgsafe", description="PostgreSQL backups that are proven to restore.")
     p.add_argument("--version", action="version", version="pgsafe " + TOOL_VERSION)
-    flags.add(p, "backup_dir", "host", "port", "user", "quiet")
+    flags.add(p, "backup_dir", "host", "port", "user", "quiet", *cli_offsite.GLOBAL_OPTIONS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in command_modules:

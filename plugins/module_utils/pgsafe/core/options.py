@@ -70,6 +70,23 @@ OPTIONS = _table(
     Option("port", "int", None, "server port (env PGPORT)"),
     Option("user", "str", None, "login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass"),
 
+    # The off-site repository (S3-compatible object storage). Credentials never go on a command line:
+    # the host command takes them from AWS_* variables, ~/.aws or an instance role; modules from their options.
+    Option("offsite_url", "str", None, "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
+           env="PGSAFE_OFFSITE", flags=("--offsite",)),
+    Option("s3_endpoint_url", "str", None,
+           "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)"),
+    Option("s3_region", "str", None, "S3 region (default AWS_REGION, the profile's, then us-east-1)"),
+    Option("s3_access_key", "str", None, "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
+           no_log=True),
+    Option("s3_secret_key", "str", None, "S3 secret key; never logged", no_log=True),
+    Option("s3_ca_bundle", "path", None, "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); "
+           "TLS is always verified"),
+    Option("s3_addressing_style", "str", None, "path or virtual-host addressing (default: path with an endpoint, "
+           "virtual on AWS)", choices=("path", "virtual")),
+    Option("source", "str", "local", "which copy to work from: the host's own, or the off-site repository alone",
+           choices=("local", "offsite"), flags=("--from",)),
+
     # Connection options of the modules, named like community.postgresql's.
     Option("login_host", "str", None, "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
            role_vars=_login_vars("host")),
