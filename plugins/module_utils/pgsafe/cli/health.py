@@ -13,15 +13,19 @@ def register(sub):
     h.add_argument("--database", action="append", default=[], help="a database that must have backups (repeatable)")
     h.add_argument("--max-backup-age-hours", type=float, default=None, help="env MAX_BACKUP_AGE_HOURS, default 25")
     h.add_argument("--min-disk-space-gb", type=float, default=None, help="env MIN_DISK_SPACE_GB, default 10")
-    h.add_argument("--max-disk-usage-percent", type=float, default=90)
-    h.add_argument("--reverify-hours", type=float, default=24)
-    h.add_argument("--max-base-backup-age-hours", type=float, default=25)
+    h.add_argument("--max-disk-usage-percent", type=float, default=90,
+                   help="critical when the backup disk is fuller than this (default 90)")
+    h.add_argument("--reverify-hours", type=float, default=24,
+                   help="re-hash a backup when its last verification is older than this (default 24)")
+    h.add_argument("--max-base-backup-age-hours", type=float, default=25,
+                   help="critical when the newest base backup is older than this (default 25)")
     h.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"), help="env ALERT_ENDPOINT")
-    h.add_argument("--realert-hours", type=float, default=4)
+    h.add_argument("--realert-hours", type=float, default=4,
+                   help="repeat an alert for a problem that persists after this many hours (default 4)")
     h.add_argument("--metrics-file", help="Prometheus textfile to write")
     h.add_argument("--metrics-json", help="Grafana JSON to write")
     h.add_argument("--no-connect", action="store_true", help="do not read pg_stat_archiver")
-    h.add_argument("--json", action="store_true")
+    h.add_argument("--json", action="store_true", help="print the report as JSON")
     h.set_defaults(handler=cmd_health)
 
 

@@ -13,45 +13,56 @@ from ..logical.restore import RestoreRequest, run_restore
 
 def register(sub):
     b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
-    b.add_argument("database")
-    b.add_argument("--format", choices=("custom", "plain", "directory"), default="custom")
-    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
+    b.add_argument("database", help="database to back up")
+    b.add_argument("--format", choices=("custom", "plain", "directory"), default="custom",
+                   help="pg_dump format: custom (default; restorable in parallel), plain SQL (the seed's .sql.gz), "
+                        "or directory (dumped by --jobs workers)")
+    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd",
+                   help="default zstd (on every core); directory format: gzip or none")
     b.add_argument("--compression-level", type=int, default=None,
                    help="gzip 1-9, zstd 1-19 (env COMPRESSION_LEVEL)")
-    b.add_argument("--jobs", type=int, default=1)
-    b.add_argument("--retention-days", type=int, default=None, help="env RETENTION_DAYS, default 30")
-    b.add_argument("--min-backups", type=int, default=1)
+    b.add_argument("--jobs", type=int, default=1, help="parallel pg_dump workers; more than 1 needs --format directory")
+    b.add_argument("--retention-days", type=int, default=None,
+                   help="remove this database's backups that finished more than this many days ago "
+                        "(env RETENTION_DAYS, default 30)")
+    b.add_argument("--min-backups", type=int, default=1,
+                   help="always keep the newest this many good backups, however old (default 1)")
     b.add_argument("--no-globals", action="store_true", help="do not save roles and tablespaces")
-    b.add_argument("--no-row-counts", action="store_true")
-    b.add_argument("--lock-timeout", type=float, default=60)
+    b.add_argument("--no-row-counts", action="store_true",
+                   help="do not record per-table row counts (restores can then not be validated)")
+    b.add_argument("--lock-timeout", type=float, default=60,
+                   help="seconds to wait for another backup of the same database (default 60)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(handler=cmd_backup)
 
     ls = sub.add_parser("list", help="list the catalog, newest first")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the catalog and its problems as JSON")
     ls.set_defaults(handler=cmd_list)
 
     v = sub.add_parser("verify", help="re-hash every backup (or the named ones) against its metadata")
-    v.add_argument("backups", nargs="*")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("backups", nargs="*", help="backup ids or file names (default: every backup)")
+    v.add_argument("--json", action="store_true", help="print the results as JSON")
     v.set_defaults(handler=cmd_verify)
 
     r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
-    r.add_argument("args", nargs="+", metavar="[FILE] TARGET")
-    r.add_argument("--latest", action="store_true")
+    r.add_argument("args", nargs="+", metavar="[FILE] TARGET",
+                   help="the backup (id, file name or path in the catalog) and the database to restore into")
+    r.add_argument("--latest", action="store_true", help="restore the newest good backup (then give TARGET only)")
     r.add_argument("--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)")
     r.add_argument("--force", action="store_true", help="replace an existing TARGET database")
-    r.add_argument("--jobs", type=int, default=1)
+    r.add_argument("--jobs", type=int, default=1,
+                   help="parallel pg_restore jobs (default 1; more needs room for a decompressed copy)")
     r.add_argument("--no-verify", action="store_true", help="skip the checksum check (not recommended)")
-    r.add_argument("--no-owner", action="store_true")
-    r.add_argument("--json", action="store_true")
+    r.add_argument("--no-owner", action="store_true", help="do not restore object ownership (pg_restore --no-owner)")
+    r.add_argument("--json", action="store_true", help="print the result and its validation as JSON")
     r.set_defaults(handler=cmd_restore)
 
     d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
     d.add_argument("databases", nargs="*", help="default: every database in the catalog")
-    d.add_argument("--jobs", type=int, default=1)
-    d.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"), help="env ALERT_ENDPOINT")
-    d.add_argument("--json", action="store_true")
+    d.add_argument("--jobs", type=int, default=1, help="parallel pg_restore jobs (default 1)")
+    d.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"),
+                   help="URL to POST an alert to when the drill fails (env ALERT_ENDPOINT)")
+    d.add_argument("--json", action="store_true", help="print the drill report as JSON")
     d.set_defaults(handler=cmd_drill)
 
 
@@ -84,6 +95,7 @@ def cmd_backup(args, conninfo):
 
 
 def cmd_list(args, conninfo):
+    catalog.require_catalog(args.backup_dir)
     entries, problems = catalog.list_full(args.backup_dir)
     if args.json:
         out(json.dumps({"backups": [e.summary() for e in entries],
@@ -104,6 +116,7 @@ def cmd_list(args, conninfo):
 
 def cmd_verify(args, conninfo):
     backup_dir = args.backup_dir
+    catalog.require_catalog(backup_dir)
     if args.backups:
         entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
     else:

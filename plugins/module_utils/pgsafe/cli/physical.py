@@ -21,46 +21,51 @@ def _archive_dir(args):
 
 def register(sub):
     a = sub.add_parser("archive-wal", help="archive_command: archive %%p as %%f, never overwriting")
-    a.add_argument("path", metavar="%p")
-    a.add_argument("name", metavar="%f")
+    a.add_argument("path", metavar="%p", help="the segment's path (archive_command's %%p)")
+    a.add_argument("name", metavar="%f", help="the segment's file name (archive_command's %%f)")
     a.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
     # --compress is the spelling archive_command lines use (the data layout contract); both work.
     a.add_argument("--compression", "--compress", dest="compression", choices=("none", "zstd", "gzip"),
-                   default="none")
-    a.add_argument("--compression-level", type=int)
+                   default="none", help="compress archived segments (default none: fastest)")
+    a.add_argument("--compression-level", type=int, help="gzip 1-9, zstd 1-19")
     a.set_defaults(handler=cmd_archive_wal)
 
     r = sub.add_parser("restore-wal", help="restore_command: put archived %%f at %%p")
-    r.add_argument("name", metavar="%f")
-    r.add_argument("path", metavar="%p")
+    r.add_argument("name", metavar="%f", help="the segment wanted (restore_command's %%f)")
+    r.add_argument("path", metavar="%p", help="where to put it (restore_command's %%p)")
     r.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
     r.set_defaults(handler=cmd_restore_wal)
 
     b = sub.add_parser("base-backup", help="take a verified pg_basebackup (tar, manifest checked)")
-    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
-    b.add_argument("--compression-level", type=int)
-    b.add_argument("--checkpoint", choices=("fast", "spread"), default="fast")
+    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd",
+                   help="server-side compression (default zstd)")
+    b.add_argument("--compression-level", type=int, help="gzip 1-9, zstd 1-19")
+    b.add_argument("--checkpoint", choices=("fast", "spread"), default="fast",
+                   help="fast (default) starts at once; spread waits for a spread checkpoint")
     b.add_argument("--jobs", type=int, help="zstd compression threads (default: this host's cores)")
-    b.add_argument("--no-verify", action="store_true")
-    b.add_argument("--retention-days", type=int, default=7)
-    b.add_argument("--min-backups", type=int, default=1)
+    b.add_argument("--no-verify", action="store_true", help="skip pg_verifybackup on an extracted copy")
+    b.add_argument("--retention-days", type=int, default=7,
+                   help="remove base backups that finished more than this many days ago (default 7)")
+    b.add_argument("--min-backups", type=int, default=1, help="always keep the newest this many (default 1)")
     b.add_argument("--archive-dir", help="WAL archive to clean up (default BACKUP_DIR/wal when it exists)")
-    b.add_argument("--no-wal-cleanup", action="store_true")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--no-wal-cleanup", action="store_true",
+                   help="keep archived WAL older than the oldest kept base backup")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
     b.set_defaults(handler=cmd_base_backup)
 
     p = sub.add_parser("restore-pitr", help="recover a cluster from a base backup and the WAL archive")
-    p.add_argument("data_directory")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--target-time")
-    p.add_argument("--target-lsn")
-    p.add_argument("--target-name")
+    p.add_argument("data_directory", help="where to recover the cluster (empty or missing; see --force)")
+    p.add_argument("--port", type=int, required=True, help="port of the recovered server")
+    p.add_argument("--target-time", help="recover to this time, e.g. '2026-11-20 14:30:00+00'")
+    p.add_argument("--target-lsn", help="recover to this WAL position")
+    p.add_argument("--target-name", help="recover to this restore point (pg_create_restore_point)")
     p.add_argument("--backup", help="a base backup id (default: the newest that ends before the target)")
-    p.add_argument("--archive-dir")
+    p.add_argument("--archive-dir", help="WAL archive (default BACKUP_DIR/wal, env WAL_ARCHIVE_DIR)")
     p.add_argument("--force", action="store_true", help="stop and move aside an existing cluster in DATA_DIRECTORY")
     p.add_argument("--pgsafe-command", default=None, help="command for restore_command (default: this program)")
-    p.add_argument("--os-user", default="postgres")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--os-user", default="postgres",
+                   help="OS user the recovered server runs as when started by root (default postgres)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_restore_pitr)
 
 
