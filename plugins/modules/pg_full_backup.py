@@ -105,6 +105,8 @@ EXAMPLES = r'''
     compression_level: 6
     retention_days: 14
     min_backups: 3
+  become: true
+  become_user: postgres
 
 - name: Parallel dump of a large database over TCP
   pgsafe.backup.pg_full_backup:
@@ -116,6 +118,8 @@ EXAMPLES = r'''
     login_host: db1.example.com
     login_user: backup
     login_password: "{{ vault_backup_password }}"
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''

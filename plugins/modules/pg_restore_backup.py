@@ -120,6 +120,8 @@ EXAMPLES = r'''
     database: shop
     target_db: shop_restored
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 
 - name: Replace shop with a given backup
   pgsafe.backup.pg_restore_backup:
@@ -128,6 +130,8 @@ EXAMPLES = r'''
     overwrite: true
     jobs: 2
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''

@@ -82,13 +82,21 @@ EXAMPLES = r'''
   become: true
   become_user: postgres
   register: archiving
-  notify: Restart PostgreSQL if archiving needs it
+
+- name: Restart PostgreSQL only when wal_level or archive_mode wait for it
+  ansible.builtin.service:
+    name: postgresql
+    state: restarted
+  become: true
+  when: archiving.restart_required
 
 - name: Keep the settings in conf.d instead of postgresql.auto.conf
   pgsafe.backup.pg_wal_archive_config:
     archive_dir: /var/backups/postgresql/wal
     method: conf_file
     compression: zstd
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''
