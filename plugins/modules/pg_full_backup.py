@@ -77,7 +77,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Connects and reports the file it would write and what retention would remove, writing nothing.
+    description:
+      - Connects, and fails where the real run would - a backup directory (or its C(full/), C(globals/), C(.locks/))
+        that is missing, not a directory or not writable by this OS user, a missing pg_dump, pg_dumpall or zstd,
+        a login role that cannot read a table or sequence.
+      - Otherwise reports the file it would write and what retention would remove, writing nothing.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.

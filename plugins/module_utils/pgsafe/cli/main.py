@@ -49,13 +49,13 @@ def _parser_class():
 
 
 def build_parser():
+    import argparse
     from . import health as cli_health
     from . import logical as cli_logical
     from . import physical as cli_physical
     from ..core.version import TOOL_VERSION
     # Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
     command_modules = [cli_logical, cli_physical, cli_health]
-    import argparse
     _Parser = _parser_class()
     p = _Parser(prog="pgsafe", description="PostgreSQL backups that are proven to restore.", epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
