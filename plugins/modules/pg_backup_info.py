@@ -19,6 +19,8 @@ description:
     M(pgsafe.backup.backup_health) never counts it intact until it verifies again (the task then
     reports C(changed)).
   - Metadata that is malformed, or points outside its directory, is reported under RV(problems), never trusted.
+  - A backup directory that does not exist, is not a directory, or cannot be read by the user the module
+    runs as fails the task (an existing, empty directory is an empty catalog).
 options:
   backup_dir:
     description: Absolute path of the backup directory.
@@ -47,9 +49,12 @@ author:
 '''
 
 EXAMPLES = r'''
+# The catalog is the database OS user's (mode 0700): read it as that user.
 - name: List every backup
   pgsafe.backup.pg_backup_info:
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
   register: catalog
 
 - name: Re-hash the backups of shop
@@ -57,6 +62,8 @@ EXAMPLES = r'''
     backup_dir: /var/backups/postgresql
     database: shop
     verify: true
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''
@@ -128,7 +135,7 @@ count:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED
+from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED, fail_from_error
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
@@ -142,7 +149,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+    try:
+        catalog.require_catalog(p['backup_dir'])
+        entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+    except PgsafeError as exc:
+        fail_from_error(module, exc)
     backups = []
     failed = 0
     latest = {}

@@ -127,6 +127,8 @@ EXAMPLES = r'''
     database: shop
     target_db: shop_restored
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 
 - name: Replace shop with a given backup
   pgsafe.backup.pg_restore_backup:
@@ -135,6 +137,8 @@ EXAMPLES = r'''
     overwrite: true
     jobs: 2
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''

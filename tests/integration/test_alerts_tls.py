@@ -1,6 +1,7 @@
 """HTTPS alert endpoints are verified: a self-signed certificate is refused, never silently trusted,
 directly or through a proxy; HTTP(S)_PROXY and NO_PROXY are honoured as ansible.builtin.uri does."""
 import http.server
+import shutil
 import ssl
 import subprocess
 import threading
@@ -9,6 +10,7 @@ import pytest
 
 from alertkit import ConnectProxy, Receiver, make_ca_and_cert
 from conftest import run_cli
+from pgcluster import make_scratch_dir
 from pgsafe.monitoring.alerts import post
 
 
@@ -44,13 +46,16 @@ def test_self_signed_https_endpoint_is_refused(tmp_path):
 
 
 @pytest.fixture
-def tls(tmp_path):
-    ca, cert, key = make_ca_and_cert(str(tmp_path))
+def tls():
+    # A directory the database OS user can read: the host command runs as that user, as cron does.
+    directory = make_scratch_dir("pgsafe-tls-")
+    ca, cert, key = make_ca_and_cert(directory)
     receiver = Receiver(tls_cert=cert, tls_key=key)
     proxy = ConnectProxy()
     yield ca, receiver, proxy
     receiver.close()
     proxy.close()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def proxy_env(monkeypatch, **values):

@@ -7,6 +7,8 @@ import stat
 
 import pytest
 
+from pgcluster import os_user_ids
+
 from alertkit import Receiver
 from conftest import run_cli
 from faultkit import small_filesystem
@@ -114,6 +116,7 @@ def test_alert_header_file_private_and_never_echoed(pg, cli, sample_db, backup_d
     fd = os.open(header_file, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, ("# alert endpoint credentials\nAuthorization: %s\nX-Team: dba\n" % token).encode())
     os.close(fd)
+    os.chown(header_file, *os_user_ids())  # health runs as the database OS user, as cron does
     rc, report = health(pg, backup_dir, "--alert-endpoint", receiver.url, "--alert-header-file", header_file)
     assert rc == CRITICAL_EXIT and receiver.received
     assert {r["auth"] for r in receiver.received} == {token}

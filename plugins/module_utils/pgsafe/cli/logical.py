@@ -71,6 +71,7 @@ def cmd_list(args, conninfo):
         from ..offsite.fetch import list_entries
         entries, problems = list_entries(open_repo(args, "list --from offsite"), "full")
     else:
+        catalog.require_catalog(args.backup_dir)
         entries, problems = catalog.list_full(args.backup_dir)
     if args.json:
         out(json.dumps({"backups": [e.summary() for e in entries],
@@ -93,6 +94,7 @@ def cmd_verify(args, conninfo):
     if from_offsite(args):
         return _verify_offsite(args)
     backup_dir = args.backup_dir
+    catalog.require_catalog(backup_dir)
     if args.backups:
         entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
     else:

@@ -66,6 +66,8 @@ OPTIONS = _table(
            "one that is named and missing is an error"),
     Option("quiet", "bool", False, "log to the log file only, print only results"),
     Option("json", "bool", False, "print the result as JSON"),
+    # Read from argv before parsing too (cli.main._debug_wanted): an error in parsing may need it.
+    Option("debug", "bool", False, "show the traceback of an unexpected error (env PGSAFE_DEBUG=1)"),
     Option("host", "str", None, "server host or socket directory (env PGHOST)"),
     Option("port", "int", None, "server port (env PGPORT)"),
     Option("user", "str", None, "login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass"),
