@@ -28,7 +28,7 @@ description:
     Metric files are written to a temporary name before the alerts and renamed into place after them;
     one that cannot be written is a critical check the alerts carry.
   - Optionally POSTs alerts to O(alert_endpoint) without storms (honouring C(HTTP_PROXY), C(HTTPS_PROXY)
-    and C(NO_PROXY) as M(ansible.builtin.uri) does), and writes a Prometheus textfile and the seed's
+    and C(NO_PROXY) as M(ansible.builtin.uri) does), and writes a Prometheus textfile and the
     Grafana JSON.
   - Reports C(changed) when it wrote a state file under O(backup_dir)C(/.health), a metrics file, or
     sent an alert.
@@ -96,7 +96,7 @@ options:
     type: bool
     default: true
   alert_endpoint:
-    description: URL to POST alerts to as JSON (the seed's ALERT_ENDPOINT). HTTPS certificates are verified.
+    description: URL to POST alerts to as JSON (the ALERT_ENDPOINT of the host command). HTTPS certificates are verified.
     type: str
   alert_headers:
     description: Extra HTTP headers for the alerts, for example an C(Authorization) bearer token. Never logged.
@@ -109,7 +109,7 @@ options:
     description: Prometheus textfile to write (for node_exporter's textfile collector).
     type: path
   metrics_json:
-    description: JSON file with the seed's Grafana fields.
+    description: JSON file with the dashboard (Grafana) figures.
     type: path
   fail_on:
     description: Fail the task when the overall status is at least this.
@@ -155,7 +155,7 @@ checks:
   type: list
   elements: dict
 metrics:
-  description: The seed's Grafana figures plus per-database values.
+  description: The dashboard figures plus per-database values.
   returned: always
   type: dict
 metrics_written:

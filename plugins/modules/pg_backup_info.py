@@ -98,7 +98,7 @@ backups:
       description: Size on disk.
       type: int
     size_human:
-      description: Size in the seed's short form.
+      description: Size in short form, for example C(142M).
       type: str
     format:
       description: custom, plain or directory.

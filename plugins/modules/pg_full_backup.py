@@ -33,7 +33,7 @@ options:
   format:
     description:
       - V(custom) is pg_dump's archive format, restorable table by table and in parallel;
-        V(plain) is SQL text (the seed's C(.sql.gz)); V(directory) dumps with O(jobs) workers.
+        V(plain) is SQL text (C(.sql.gz) or C(.sql.zst)); V(directory) dumps with O(jobs) workers.
     type: str
     choices: [custom, plain, directory]
     default: custom
