@@ -45,3 +45,9 @@ class LogCollector(object):
 
     def __call__(self, message, level='INFO'):
         self.lines.append(message)
+
+
+def without_ansible_keys(result):
+    """An engine result ready for exit_json: the engine's own 'changed'/'check_mode' (older engine
+    results carried them) never override what the module decides."""
+    return {k: v for k, v in result.items() if k not in ('changed', 'check_mode')}

@@ -219,7 +219,7 @@ def main():
         report = run_monitoring(req, alert, p['metrics_file'], p['metrics_json'], check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc)
-    changed = report.pop('changed')
+    changed = report.pop('modified')
     for failure in report.get('alerts', {}).get('failed', []):
         module.warn('alert %s not delivered: %s' % (failure['type'], failure['error']))
     if report.get('alerts', {}).get('state_error'):

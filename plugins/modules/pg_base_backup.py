@@ -173,11 +173,10 @@ def main():
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
     meta = result.pop('metadata', None) or {}
-    result.pop('check_mode', None)
     for key in ('start_lsn', 'stop_lsn', 'timeline', 'start_wal', 'stop_wal', 'size_bytes', 'duration_seconds'):
         if key in meta:
             result[key] = meta[key]
-    module.exit_json(log=log.lines, **result)
+    module.exit_json(changed=True, log=log.lines, **result)
 
 
 if __name__ == '__main__':

@@ -200,10 +200,9 @@ def main():
     meta = result.pop('metadata', None) or {}
     for warning in result.pop('warnings', []):
         module.warn(warning)
-    result.pop('check_mode', None)
     if meta.get('row_counts') is not None:
         result['row_counts'] = meta['row_counts']
-    module.exit_json(log=log.lines, **result)
+    module.exit_json(changed=True, log=log.lines, **result)
 
 
 if __name__ == '__main__':

@@ -250,7 +250,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec, without_ansible_keys)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, pg_ctl_for, run_pitr
@@ -275,8 +275,12 @@ def main():
     )
     p = module.params
     log = LogCollector()
-    if p['data_directory']:
-        recover(module, p, log)
+    # Two entry points: a point-in-time recovery of the cluster, or a logical restore of one database.
+    result = recover(module, p, log) if p['data_directory'] else restore(module, p, log)
+    module.exit_json(changed=True, log=log.lines, **result)
+
+
+def restore(module, p, log):
     try:
         req = RestoreRequest(
             p['target_db'], p['backup_dir'], conninfo_from_params(p), backup=p['backup'],
@@ -286,8 +290,7 @@ def main():
         result = run_restore(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
-    result.pop('check_mode', None)
-    module.exit_json(log=log.lines, **result)
+    return without_ansible_keys(result)
 
 
 def recover(module, p, log):
@@ -302,10 +305,9 @@ def recover(module, p, log):
         # A caller cleaning up (a drill's always:) needs the pg_ctl that can stop what may have started.
         extra = {} if module.check_mode else {'pg_ctl': pg_ctl_for(p['data_directory'])}
         fail_from_error(module, exc, log=log.lines, **extra)
-    result.pop('check_mode', None)
     for warning in result.get('preflight', {}).get('warnings', []):
         module.warn(warning)
-    module.exit_json(log=log.lines, **result)
+    return without_ansible_keys(result)
 
 
 if __name__ == '__main__':

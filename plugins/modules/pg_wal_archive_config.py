@@ -232,7 +232,7 @@ def main():
         fail_from_error(module, exc)
     for warning in result['preflight']['warnings']:
         module.warn(warning)
-    module.exit_json(**result)
+    module.exit_json(changed=bool(result['changes']), **result)
 
 
 if __name__ == '__main__':

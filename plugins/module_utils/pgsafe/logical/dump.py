@@ -213,9 +213,8 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
     backup_id, data_path, meta_path = plan_names(req, moment)
     if check_mode:
         plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
-        return {"changed": True, "backup_file": data_path, "metadata_file": meta_path,
-                "backup_id": backup_id, "removed": [e.data_path for e in plan.remove],
-                "check_mode": True}
+        return {"backup_file": data_path, "metadata_file": meta_path,
+                "backup_id": backup_id, "removed": [e.data_path for e in plan.remove]}
     with BackupLock(req.backup_dir, req.database, timeout=req.lock_timeout):
         directory = os.path.dirname(data_path)
         series = "%s_full_" % file_slug(req.database)
@@ -247,7 +246,7 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
         plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
         removed = retention.apply(plan, req.backup_dir, log)
     return {
-        "changed": True, "backup_id": backup_id, "backup_file": data_path, "metadata_file": meta_path,
+        "backup_id": backup_id, "backup_file": data_path, "metadata_file": meta_path,
         "checksum": meta["checksum"], "size_bytes": meta["size_bytes"],
         "duration_seconds": meta["duration_seconds"], "removed": removed, "warnings": warnings,
         "metadata": meta,

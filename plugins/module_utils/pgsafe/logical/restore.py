@@ -132,8 +132,8 @@ def run_restore(req, log=lambda msg: None, check_mode=False):
             raise ConfigError("database %r already exists; it is never dropped without consent" % req.target_db,
                               "Restore into a new name, or set overwrite (CLI: --force) to replace it")
         if check_mode:
-            return {"changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
-                    "would_replace": exists, "check_mode": True}
+            return {"restored_from": entry.data_path, "backup_id": entry.backup_id,
+                    "would_replace": exists}
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
             return _restore_locked(req, entry, admin, exists, log, steps)
     finally:
@@ -169,7 +169,7 @@ def _restore_locked(req, entry, admin, exists, log, steps):
         drop_quietly(admin, scratch)
         raise
     return {
-        "changed": True, "restored_from": entry.data_path, "backup_id": entry.backup_id,
+        "restored_from": entry.data_path, "backup_id": entry.backup_id,
         "target_db": req.target_db, "replaced_existing": exists,
         "duration_seconds": round(time.monotonic() - started, 3), "validation": validation,
         "steps_seconds": steps.seconds,

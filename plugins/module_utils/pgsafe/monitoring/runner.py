@@ -79,7 +79,7 @@ def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_
         would_alert = bool(alert and alert.endpoint
                            and plan(report["checks"], AlertState(req.backup_dir).data, alert.realert_hours,
                                     now or utc_now(), "-"))
-        report["changed"] = bool(metrics_file or metrics_json or state_written or would_alert)
+        report["modified"] = bool(metrics_file or metrics_json or state_written or would_alert)
         return report
     staged = stage_metrics(report, metrics_file, metrics_json)
     alerts_changed = False
@@ -89,5 +89,5 @@ def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_
                                        retries=alert.retries, log=lambda message: log(message, "ERROR"))
         alerts_changed = report["alerts"].pop("state_written", False) or bool(report["alerts"]["sent"])
     report["metrics_written"] = publish_metrics(report, staged, log)
-    report["changed"] = bool(report["metrics_written"] or state_written or alerts_changed)
+    report["modified"] = bool(report["metrics_written"] or state_written or alerts_changed)
     return report

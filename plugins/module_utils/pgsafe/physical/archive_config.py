@@ -111,7 +111,7 @@ def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive
                 archive_dir_pending=archive_dir_pending and (check_mode or preflight_only))
             server["os_user"] = user
             if preflight_only:
-                return {"changed": False, "preflight": checked, "server": server}
+                return {"changes": {}, "preflight": checked, "server": server}
             names = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
             before = read_state(cur, names)
             desired = desired_settings(before["wal_level"]["running"], wal_level, archive_mode, archive_command,
@@ -146,7 +146,7 @@ def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive
             restart_required = _restart_required(after, desired, check_mode, changes)
     finally:
         conn.close()
-    return {"changed": bool(changes), "changes": changes, "restart_required": restart_required,
+    return {"changes": changes, "restart_required": restart_required,
             "diff": diff, "settings": diff["after"], "previous": diff["before"], "conf_file": conf_path,
             "preflight": checked, "server": server}
 

@@ -135,8 +135,7 @@ def run_base_backup(req, log=lambda msg: None, check_mode=False):
     moment = utc_now()
     backup_id = "%s_base_%s" % (file_slug(facts["label"]), stamp(moment))
     if check_mode:
-        return {"changed": True, "backup_id": backup_id, "backup_path": os.path.join(directory, backup_id),
-                "check_mode": True}
+        return {"backup_id": backup_id, "backup_path": os.path.join(directory, backup_id)}
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
     ensure_private_dir(req.backup_dir)
@@ -162,7 +161,7 @@ def run_base_backup(req, log=lambda msg: None, check_mode=False):
         wal_removed = []
         if req.archive_dir and req.wal_cleanup:
             wal_removed = walcleanup.cleanup(req.archive_dir, plan.keep, log=log)
-    return {"changed": True, "backup_id": backup_id, "backup_path": final, "metadata_file": final + META_SUFFIX,
+    return {"backup_id": backup_id, "backup_path": final, "metadata_file": final + META_SUFFIX,
             "metadata": meta, "removed": removed, "wal_removed": wal_removed}
 
 

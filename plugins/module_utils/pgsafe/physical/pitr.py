@@ -325,7 +325,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
         verify_entry(entry)
-        return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True,
+        return {"base_backup": entry.backup_id, "wal": continuity,
                 "preflight": checked}
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
@@ -346,7 +346,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
-    result.update({"changed": True, "base_backup": entry.backup_id, "data_directory": req.data_directory,
+    result.update({"base_backup": entry.backup_id, "data_directory": req.data_directory,
                    "port": req.port, "moved_aside": moved, "wal": continuity, "preflight": checked,
                    "pg_ctl": pg_ctl_for(req.data_directory),
                    "duration_seconds": round(time.monotonic() - started, 3),
