@@ -33,6 +33,18 @@ options:
     description: Re-hash every listed backup and report RV(backups[].verified).
     type: bool
     default: false
+  backup:
+    description:
+      - Select this backup (an id or file name) instead of listing the catalog; returned as RV(selected).
+    type: str
+    version_added: 0.2.0
+  latest:
+    description:
+      - Select the newest good backup of O(database) (the one a restore with C(latest) would take; a damaged
+        newest one is an error, never skipped); returned as RV(selected).
+    type: bool
+    default: false
+    version_added: 0.2.0
   fail_on_verify_error:
     description: With O(verify=true), fail the task when any backup does not verify.
     type: bool
@@ -118,6 +130,10 @@ backups:
     verify_error:
       description: Why verification failed.
       type: str
+selected:
+  description: The backup chosen by O(backup) or O(latest), with RV(backups[].verified) when O(verify=true).
+  returned: with O(backup) or O(latest)
+  type: dict
 latest:
   description: The newest backup per database.
   returned: always
@@ -145,13 +161,19 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors i
 
 def main():
     module = AnsibleModule(
-        argument_spec=module_spec('backup_dir', 'database', 'verify', 'fail_on_verify_error', backup_dir=REQUIRED),
+        argument_spec=module_spec('backup_dir', 'database', 'verify', 'fail_on_verify_error', 'backup', 'latest',
+                                  backup_dir=REQUIRED),
+        mutually_exclusive=[('backup', 'latest')],
         supports_check_mode=True,
     )
     p = module.params
     try:
         catalog.require_catalog(p['backup_dir'])
         entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+        chosen = None
+        if p['backup'] or p['latest']:
+            chosen = catalog.choose_backup(p['backup_dir'], p['backup'], p['database'])
+            entries = [chosen]
     except PgsafeError as exc:
         fail_from_error(module, exc)
     backups = []
@@ -178,6 +200,8 @@ def main():
         module.warn('verification failures not recorded for backup_health: %s' % exc)
     result = dict(changed=changed, backups=backups, latest=latest, count=len(backups),
                   problems=[x.as_dict() for x in problems])
+    if chosen is not None:
+        result['selected'] = backups[0]
     if p['verify'] and failed and p['fail_on_verify_error']:
         module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (failed, len(backups)),
                          **result)

@@ -222,3 +222,25 @@ def test_check_mode_fails_when_the_role_cannot_read_a_table(pg, ansible_module, 
         pg.sql('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "%s"' % role, sample_db)
         pg.sql('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "%s"' % role, sample_db)
         pg.sql('DROP ROLE "%s"' % role)
+
+
+def test_backup_info_selects_what_a_restore_would_take(pg, ansible_module, sample_db, backup_dir):
+    """pg_backup_info latest/backup: the engine's choice (copy_backup.yml ships it); a damaged newest
+    backup is an error there too, never an older one quietly."""
+    ids = []
+    for _ in range(2):
+        rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
+                                      dict(database=sample_db, backup_dir=backup_dir, **login(pg)))
+        assert rc == 0, out
+        ids.append(res["backup_id"])
+    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info",
+                                   dict(backup_dir=backup_dir, database=sample_db, latest=True, verify=True))
+    assert rc == 0, out
+    assert info["selected"]["backup_id"] == ids[-1] and info["selected"]["verified"] is True
+    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, backup=ids[0]))
+    assert rc == 0 and info["selected"]["backup_id"] == ids[0], out
+    with open(res["backup_file"], "r+b") as fh:
+        fh.truncate(10)
+    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info",
+                                   dict(backup_dir=backup_dir, database=sample_db, latest=True))
+    assert rc != 0 and ids[-1] in info["msg"] and "damaged" in info["msg"], out

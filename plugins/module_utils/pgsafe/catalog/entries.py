@@ -202,6 +202,30 @@ def latest_good(backup_dir, database):
     return None
 
 
+def choose_backup(backup_dir, backup=None, database=None):
+    """The backup named, or the newest good one of database: the one rule restores and shipping use.
+
+    'Newest' never quietly means 'an older one': a newer backup whose file is missing or of the wrong
+    size is an error to see (as a newer one that fails its checksum is), not a reason to go back a day."""
+    if backup:
+        return resolve(backup_dir, backup)
+    chosen = latest_good(backup_dir, database)
+    now = utc_now()
+    for entry in list_full(backup_dir, database)[0]:
+        if entry is chosen or (chosen is not None and sort_key(entry) <= sort_key(chosen)):
+            break
+        if entry.meta.get("status") == "ok" and entry.finished is not None and not entry.is_future(now):
+            raise VerificationFailed(
+                "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)" % (
+                    database, entry.backup_id, entry.data_path),
+                "Restore an older backup by name (%s), and take a new backup" % (
+                    chosen.backup_id if chosen else "none is left"))
+    if chosen is None:
+        raise ConfigError("no good backup of database %r in %s" % (database, full_dir(backup_dir)),
+                          "Take one first, or list the catalog")
+    return chosen
+
+
 def resolve(backup_dir, ref):
     """Find a backup by id, file name, metadata name or a path inside backup_dir."""
     if not isinstance(ref, str) or not ref or "\x00" in ref:

@@ -88,31 +88,7 @@ def only_database(backup_dir):
 
 
 def find_backup(req):
-    if req.latest:
-        entry = catalog.latest_good(req.backup_dir, req.database)
-        _refuse_skipping_damaged(req, entry)
-        if entry is None:
-            raise ConfigError("no good backup of database %r in %s" % (req.database, catalog.full_dir(req.backup_dir)),
-                              "Take one first, or list the catalog")
-        return entry
-    return catalog.resolve(req.backup_dir, req.backup)
-
-
-def _refuse_skipping_damaged(req, chosen):
-    """'latest' never quietly means 'an older one': a newer backup whose file is missing or of the wrong
-    size is an error to see (as a newer one that fails its checksum is), not a reason to go back a day."""
-    from ..core.naming import utc_now
-    now = utc_now()
-    entries, _problems = catalog.list_full(req.backup_dir, req.database)
-    for entry in entries:
-        if entry is chosen or (chosen is not None and catalog.sort_key(entry) <= catalog.sort_key(chosen)):
-            break
-        if entry.meta.get("status") == "ok" and entry.finished is not None and not entry.is_future(now):
-            raise VerificationFailed(
-                "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)" % (
-                    req.database, entry.backup_id, entry.data_path),
-                "Restore an older backup by name (%s), and take a new backup" % (
-                    chosen.backup_id if chosen else "none is left"))
+    return catalog.choose_backup(req.backup_dir, None if req.latest else req.backup, req.database)
 
 
 def run_restore(req, log=lambda msg: None, check_mode=False):
