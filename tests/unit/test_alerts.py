@@ -52,8 +52,21 @@ def test_types():
     assert alerts.alert_type("wal_gaps") == "backup_health"
 
 
-def test_unreachable_endpoint_returns_error_not_raise():
-    assert alerts.post("http://127.0.0.1:9/x", {"a": 1}, timeout=0.5, retries=2, backoff=0.01) is not None
+def test_unreachable_endpoint_returns_error_not_raise(monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    attempts = []
+    real_opener = alerts._opener
+
+    def counting_opener():
+        attempts.append(1)
+        return real_opener()
+    monkeypatch.setattr(alerts, "_opener", counting_opener)
+    error = alerts.post("http://127.0.0.1:9/x", {"a": 1}, timeout=0.5, retries=2, backoff=0.01)
+    assert isinstance(error, str) and "refused" in error.lower(), error
+    assert len(attempts) == 2, "a refused connection is retried as often as asked"
+    # The path of a webhook is often its secret: the error names scheme and host only.
+    assert alerts.post("ftp://example.org/t0ken", {"a": 1}) == "alert endpoint 'ftp://example.org' is not an http(s) URL"
 
 
 def header_file(tmp_path, text, mode=0o600):
