@@ -42,18 +42,6 @@ def test_unreadable_backup_file_is_one_line_not_a_traceback(pg, sample_db, backu
     assert proc.stderr.splitlines()[-1].startswith("pgsafe: error: ")
 
 
-def test_os_error_outside_the_engine_errors_is_one_line(pg, backup_dir):
-    """Done: health asked to write its metrics below a path whose parent is a regular file (an OSError
-    no part of the engine turns into its own error). Seen: exit 1, one line with the path and the cause."""
-    blocker = os.path.join(backup_dir, "not_a_dir")
-    with open(blocker, "w") as fh:
-        fh.write("x")
-    proc = run_cli(pg, backup_dir, "health", "--no-connect", "--metrics-file", os.path.join(blocker, "pgsafe.prom"))
-    assert proc.returncode == 1
-    line = one_error_line(proc)
-    assert blocker in line and "pgsafe health failed" in line, line
-
-
 @pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["verify"], ["verify", "--json"]])
 @pytest.mark.parametrize("case", ["missing", "a file", "below a file"])
 def test_missing_catalog_is_a_configuration_error(pg, backup_dir, command, case):
@@ -157,7 +145,8 @@ def test_root_may_read_and_may_use_its_own_catalog(pg, backup_dir):
     try:
         proc = run_cli(pg, own, "health", "--no-connect", "--json", "--min-disk-space-gb", "0",
                        "--max-disk-usage-percent", "100", as_root=True)
-        assert proc.returncode in (0, 1), proc.stderr
+        # Any verdict of health (0 ok, 1 warning, 5 critical), never the refusal (2).
+        assert proc.returncode in (0, 1, 5), proc.stderr
         assert json.loads(proc.stdout)["checks"]
     finally:
         shutil.rmtree(own)

@@ -175,7 +175,7 @@ def test_a_good_host_passes_and_the_probe_leaves_nothing(cluster, ansible_module
 
     rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, preflight_only=True,
                                                **login(cluster)))
-    assert rc == 0 and res["changed"] is False and "changes" not in res, out
+    assert rc == 0 and res["changed"] is False and res["changes"] == {}, out
     assert config_state(cluster) == before
 
 
