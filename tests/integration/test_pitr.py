@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from pgtest import ROOT, run_cli
 import pgcluster
 from pgcluster import free_port, make_scratch_dir
 

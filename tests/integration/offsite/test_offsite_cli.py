@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import drop_database, run_cli, table_contents, unique_name
+from pgtest import drop_database, run_cli, table_contents, unique_name
 from pgcluster import free_port, make_scratch_dir
 
 PREFIX = "db1"
@@ -130,7 +130,7 @@ def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(pg, sample_db, 
 @pytest.fixture
 def archiving_to(new_pg):
     """A cluster archiving with pgsafe archive-wal into a scratch backup directory's wal/."""
-    from conftest import PGSAFE
+    from pgtest import PGSAFE
     backup_dir = make_scratch_dir("pgsafe-offsite-phys-")
     archive_dir = os.path.join(backup_dir, "wal")
     command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
