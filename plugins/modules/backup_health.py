@@ -125,6 +125,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+seealso:
+  - module: pgsafe.backup.pg_backup_info
+    description: Re-hash the catalog on demand.
+  - module: pgsafe.backup.pg_restore_drill
+    description: Prove a restore works, not only that files are intact.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -184,10 +189,12 @@ error_kind:
   description: Kind of engine error when the module fails before any check ran.
   returned: on such a failure
   type: str
+  sample: "configuration"
 exit_code:
   description: The host command's exit code for that error.
   returned: on such a failure
   type: int
+  sample: 2
 '''
 
 from ansible.module_utils.basic import AnsibleModule
