@@ -313,7 +313,7 @@ def verify_tar_backup(backup_path, major=None, log=lambda msg: None):
     backup's PostgreSQL major version, by default read from its metadata."""
     if major is None:
         major = _backup_major(backup_path)
-    pg_verifybackup = tools.find("pg_verifybackup", major, why="the backup is of PostgreSQL %s" % major)
+    pg_verifybackup = tools.find("pg_verifybackup", major, why=major and "the backup is of PostgreSQL %s" % major)
     _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
     try:
