@@ -79,8 +79,8 @@ def main():
         step("pgsafe health (what cron runs every 15 minutes)")
         subprocess.run(as_postgres + ["health", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100"],
                        check=True)
-        step("ansible-playbook playbooks/restore.yml -e target_db=mastertrade_restored")
-        playbook("restore.yml", env, dict(site_vars, target_db="mastertrade_restored"))
+        step("ansible-playbook playbooks/restore.yml -e target_db=mastertrade_restored -e database=mastertrade")
+        playbook("restore.yml", env, dict(site_vars, target_db="mastertrade_restored", database="mastertrade"))
         step("ansible-playbook playbooks/drill.yml: logical drill and a PITR drill on a spare port")
         playbook("drill.yml", env, site_vars)
         step("done: every restore above was validated table by table against the backup's row counts")

@@ -7,17 +7,21 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.conn import ConnInfo
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+
+LOGIN_OPTIONS = ('login_host', 'login_port', 'login_user', 'login_password', 'login_unix_socket', 'connect_timeout')
+
+
+REQUIRED = {'required': True}
+
+
+def module_argument_spec(*option_ids, **overrides):
+    """A module's argument_spec from the engine's option table, the login options first."""
+    return module_spec(*(LOGIN_OPTIONS + option_ids), **overrides)
 
 
 def login_argument_spec():
-    return dict(
-        login_host=dict(type='str'),
-        login_port=dict(type='int'),
-        login_user=dict(type='str'),
-        login_password=dict(type='str', no_log=True),
-        login_unix_socket=dict(type='str'),
-        connect_timeout=dict(type='int', default=10),
-    )
+    return module_spec(*LOGIN_OPTIONS)
 
 
 def conninfo_from_params(params):

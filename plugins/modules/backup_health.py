@@ -151,7 +151,7 @@ alerts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    conninfo_from_params, login_argument_spec)
+    REQUIRED, conninfo_from_params, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.alerts import send_alerts
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest, run_health
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.metrics import write_metrics
@@ -162,28 +162,10 @@ THRESHOLDS = ('max_backup_age_hours', 'min_disk_space_gb', 'max_disk_usage_perce
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        backup_dir=dict(type='path', required=True),
-        archive_dir=dict(type='path'),
-        databases=dict(type='list', elements='str', default=[]),
-        max_backup_age_hours=dict(type='float', default=25),
-        min_disk_space_gb=dict(type='float', default=10),
-        max_disk_usage_percent=dict(type='float', default=90),
-        size_decrease_percent=dict(type='float', default=30),
-        size_increase_percent=dict(type='float', default=50),
-        recent_days=dict(type='int', default=7),
-        reverify_hours=dict(type='float', default=24),
-        max_archive_lag_segments=dict(type='int', default=16),
-        max_base_backup_age_hours=dict(type='float', default=25),
-        check_archiver=dict(type='bool', default=True),
-        alert_endpoint=dict(type='str'),
-        alert_headers=dict(type='dict', no_log=True),
-        realert_hours=dict(type='float', default=4),
-        metrics_file=dict(type='path'),
-        metrics_json=dict(type='path'),
-        fail_on=dict(type='str', default='critical', choices=['warning', 'critical', 'never']),
-    )
+    argument_spec = module_argument_spec(
+        'backup_dir', 'archive_dir', 'databases', *THRESHOLDS,
+        'check_archiver', 'alert_endpoint', 'alert_headers', 'realert_hours', 'metrics_file', 'metrics_json', 'fail_on',
+        backup_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     req = HealthRequest(p['backup_dir'], p['archive_dir'], p['databases'],

@@ -125,18 +125,16 @@ count:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import VerificationFailed
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            backup_dir=dict(type='path', required=True),
-            database=dict(type='str'),
-            verify=dict(type='bool', default=False),
-            fail_on_verify_error=dict(type='bool', default=True),
-        ),
+        argument_spec=module_spec('backup_dir', 'database', 'verify', 'fail_on_verify_error', backup_dir=REQUIRED),
         supports_check_mode=True,
     )
     p = module.params

@@ -148,7 +148,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
     BaseBackupRequest, run_base_backup)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
@@ -162,19 +162,10 @@ def archive_dir(p):
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        backup_dir=dict(type='path', required=True),
-        archive_dir=dict(type='path'),
-        compression=dict(type='str', default='zstd', choices=['zstd', 'gzip', 'none']),
-        compression_level=dict(type='int'),
-        jobs=dict(type='int'),
-        checkpoint=dict(type='str', default='fast', choices=['fast', 'spread']),
-        verify=dict(type='bool', default=True),
-        retention_days=dict(type='int', default=7),
-        min_backups=dict(type='int', default=1),
-        wal_cleanup=dict(type='bool', default=True),
-    )
+    argument_spec = module_argument_spec(
+        'backup_dir', 'archive_dir', 'compression', 'compression_level', 'base_jobs', 'checkpoint',
+        'base_verify', 'base_retention_days', 'min_backups', 'wal_cleanup',
+        backup_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     log = LogCollector()

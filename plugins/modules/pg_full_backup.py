@@ -70,7 +70,7 @@ options:
     default: true
   lock_timeout:
     description: Seconds to wait for another backup of the same database to finish.
-    type: int
+    type: float
     default: 60
 extends_documentation_fragment:
   - pgsafe.backup.login
@@ -166,27 +166,17 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
     FullBackupRequest, run_full_backup)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        database=dict(type='str', required=True),
-        backup_dir=dict(type='path', required=True),
-        format=dict(type='str', default='custom', choices=['custom', 'plain', 'directory']),
-        compression=dict(type='str', default='zstd', choices=['zstd', 'gzip', 'none']),
-        compression_level=dict(type='int'),
-        jobs=dict(type='int', default=1),
-        retention_days=dict(type='int', default=30),
-        min_backups=dict(type='int', default=1),
-        globals=dict(type='bool', default=True),
-        row_counts=dict(type='bool', default=True),
-        lock_timeout=dict(type='int', default=60),
-    )
+    argument_spec = module_argument_spec(
+        'database', 'backup_dir', 'format', 'compression', 'compression_level', 'jobs', 'retention_days',
+        'min_backups', 'globals', 'row_counts', 'lock_timeout',
+        database=REQUIRED, backup_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     log = LogCollector()

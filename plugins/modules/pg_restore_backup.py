@@ -66,6 +66,9 @@ options:
         target and the archived WAL (point-in-time recovery). Without a target, all archived WAL is replayed.
       - The directory must be empty or absent; with O(overwrite=true) an existing cluster there is
         stopped and moved aside (never deleted).
+      - Before anything is read, moved or started (in check mode too), proves that the OS user the
+        recovered server runs as can run O(pgsafe_command) (its C(restore_command)) and read O(archive_dir);
+        otherwise fails naming what is missing.
     type: path
   port:
     description: Port to start the recovered cluster on (with O(data_directory)).
@@ -86,11 +89,15 @@ options:
     description: Use this base backup id instead of choosing one.
     type: str
   pgsafe_command:
-    description: The pgsafe host command on the server, used in C(restore_command).
+    description:
+      - The pgsafe host command on the server, used in C(restore_command).
+      - Checked before recovery starts - it must exist and run (C(--version)) as the recovered cluster's OS user.
     type: path
     default: /usr/local/bin/pgsafe
   os_user:
-    description: OS user that owns and runs the recovered cluster when the module runs as root.
+    description:
+      - OS user that owns and runs the recovered cluster when the module runs as root (otherwise the
+        user the module runs as); the host checks are made as this user.
     type: str
     default: postgres
 notes:
@@ -147,6 +154,16 @@ timeline:
   description: Timeline the recovered cluster runs on.
   returned: physical recovery
   type: int
+pg_ctl:
+  description:
+    - The pg_ctl matching the recovered cluster's major version, to stop it with. Also returned by a
+      failed recovery once the cluster's files are in O(data_directory).
+  returned: physical recovery, not check mode
+  type: str
+preflight:
+  description: What the host checks before recovery proved (os_user, program, archive_dir, warnings).
+  returned: physical recovery
+  type: dict
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery
@@ -230,36 +247,19 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, run_pitr
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, pg_ctl_for, run_pitr
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import (
     RestoreRequest, run_restore)
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        target_db=dict(type='str'),
-        data_directory=dict(type='path'),
-        port=dict(type='int'),
-        archive_dir=dict(type='path'),
-        target_time=dict(type='str'),
-        target_lsn=dict(type='str'),
-        target_name=dict(type='str'),
-        base_backup=dict(type='str'),
-        pgsafe_command=dict(type='path', default='/usr/local/bin/pgsafe'),
-        os_user=dict(type='str', default='postgres'),
-        backup=dict(type='str'),
-        latest=dict(type='bool', default=False),
-        database=dict(type='str'),
-        backup_dir=dict(type='path', required=True),
-        overwrite=dict(type='bool', default=False),
-        jobs=dict(type='int', default=1),
-        verify_checksum=dict(type='bool', default=True),
-        no_owner=dict(type='bool', default=False),
-        maintenance_db=dict(type='str', default='postgres'),
-    )
+    argument_spec = module_argument_spec(
+        'target_db', 'data_directory', 'pitr_port', 'archive_dir', 'target_time', 'target_lsn', 'target_name',
+        'base_backup', 'pgsafe_command', 'os_user', 'backup', 'latest', 'database', 'backup_dir', 'overwrite',
+        'jobs', 'verify_checksum', 'no_owner', 'maintenance_db',
+        backup_dir=REQUIRED)
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
@@ -295,8 +295,12 @@ def recover(module, p, log):
             backup=p['base_backup'])
         result = run_pitr(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
-        fail_from_error(module, exc, log=log.lines)
+        # A caller cleaning up (a drill's always:) needs the pg_ctl that can stop what may have started.
+        extra = {} if module.check_mode else {'pg_ctl': pg_ctl_for(p['data_directory'])}
+        fail_from_error(module, exc, log=log.lines, **extra)
     result.pop('check_mode', None)
+    for warning in result.get('preflight', {}).get('warnings', []):
+        module.warn(warning)
     module.exit_json(log=log.lines, **result)
 
 

@@ -83,18 +83,15 @@ backup_dir:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    LogCollector, conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.drill import run_drill
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        backup_dir=dict(type='path', required=True),
-        databases=dict(type='list', elements='str', default=[]),
-        jobs=dict(type='int', default=1),
-    )
+    argument_spec = module_argument_spec(
+        'backup_dir', 'databases', 'jobs',
+        backup_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=False)
     p = module.params
     log = LogCollector()

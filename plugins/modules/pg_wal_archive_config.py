@@ -19,9 +19,16 @@ description:
   - Never restarts the server. RV(restart_required) says when C(wal_level) or C(archive_mode) wait
     for one (read from C(pending_restart)); a handler should restart only then.
   - Never lowers an existing C(wal_level=logical).
+  - Before anything is written, in check mode too, proves on the host that the PostgreSQL OS user
+    (O(os_user)) can run the archive command and write O(archive_dir) (a probe file is written, fsynced
+    and removed as that user), and fails without changing anything when it cannot, naming what is
+    missing and how to fix it. Running as root the checks switch to O(os_user); running as another
+    user that is not O(os_user) they cannot be made, and the module fails and says so.
 options:
   archive_dir:
-    description: Directory the archiver writes WAL into; used to build the default O(archive_command).
+    description:
+      - Directory the archiver writes WAL into; used to build the default O(archive_command).
+      - Must exist and be writable by O(os_user) (owner O(os_user), mode 0700), also with a custom O(archive_command).
     type: path
     required: true
   wal_level:
@@ -41,6 +48,8 @@ options:
     description:
       - Explicit archive command. Default is O(pgsafe_command) C(archive-wal --archive-dir) O(archive_dir) C(%p %f),
         which never overwrites an archived segment and fsyncs before reporting success.
+      - Its program (first word) is checked when it is an absolute path; otherwise the module warns that it
+        could not be checked.
     type: str
   compression:
     description: Compression the default archive command applies to each segment.
@@ -48,9 +57,32 @@ options:
     choices: [none, zstd, gzip]
     default: none
   pgsafe_command:
-    description: Path of the pgsafe host command on the server (installed by the backup_schedule role).
+    description:
+      - Path of the pgsafe host command on the server (installed by the backup_schedule role).
+      - Checked before use - it must exist and run (C(--version)) as O(os_user).
     type: path
     default: /usr/local/bin/pgsafe
+  os_user:
+    description:
+      - The OS user PostgreSQL runs as; archive_command runs as this user. Default the owner of the
+        server's data directory, or C(postgres) when the login may not read C(data_directory).
+    type: str
+    version_added: 0.1.0
+  preflight_only:
+    description:
+      - Only check the host (the archive command and O(archive_dir), as above) and change nothing.
+    type: bool
+    default: false
+    version_added: 0.1.0
+  archive_dir_pending:
+    description:
+      - The caller creates O(archive_dir) or sets its owner and mode next (the wal_archiving role does), so it
+        is not probed; only that O(os_user) can reach its nearest existing parent is checked.
+      - Honoured only with O(preflight_only=true) or in check mode; a run that writes the settings
+        always needs O(archive_dir) to exist and take the write probe.
+    type: bool
+    default: false
+    version_added: 0.1.0
   method:
     description:
       - V(alter_system) writes C(postgresql.auto.conf); V(conf_file) writes O(conf_file), which the server
@@ -66,7 +98,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Reports the settings that would change and whether a restart would be needed.
+    description: Runs the same host checks, and reports the settings that would change and whether a restart would be needed.
   diff_mode:
     support: full
     description: Shows each setting before and after.
@@ -84,6 +116,13 @@ EXAMPLES = r'''
   register: archiving
   notify: Restart PostgreSQL if archiving needs it
 
+- name: Only check that the postgres user can run pgsafe and write the archive
+  pgsafe.backup.pg_wal_archive_config:
+    archive_dir: /var/backups/postgresql/wal
+    preflight_only: true
+  become: true
+  become_user: postgres
+
 - name: Keep the settings in conf.d instead of postgresql.auto.conf
   pgsafe.backup.pg_wal_archive_config:
     archive_dir: /var/backups/postgresql/wal
@@ -94,62 +133,97 @@ EXAMPLES = r'''
 RETURN = r'''
 restart_required:
   description: True while wal_level or archive_mode wait for a server restart.
-  returned: always
+  returned: unless O(preflight_only)
   type: bool
 changes:
   description: Settings that were (or in check mode would be) changed, with their new values.
-  returned: always
+  returned: unless O(preflight_only)
   type: dict
 settings:
   description: The wanted value of every managed setting.
-  returned: always
+  returned: unless O(preflight_only)
   type: dict
 previous:
   description: The value of every managed setting before this run (configured, else running).
-  returned: always
+  returned: unless O(preflight_only)
   type: dict
 conf_file:
   description: The include file written with O(method=conf_file).
-  returned: always
+  returned: unless O(preflight_only)
   type: str
 diff:
   description: Managed settings before and after.
-  returned: always
+  returned: unless O(preflight_only)
   type: dict
+preflight:
+  description: What the host checks proved.
+  returned: success
+  type: dict
+  contains:
+    os_user:
+      description: The user the checks ran as.
+      type: str
+    program:
+      description: The program of archive_command that was checked (null when it could not be).
+      type: str
+    archive_dir:
+      description: The archive directory checked.
+      type: str
+    archive_dir_state:
+      description: V(ok) (written, fsynced and removed a probe file), or V(pending) (not probed, with O(archive_dir_pending)).
+      type: str
+    warnings:
+      description: What could not be checked.
+      type: list
+      elements: str
+server:
+  description: Facts about the server, for a handler that restarts it.
+  returned: success
+  type: dict
+  contains:
+    version_num:
+      description: C(server_version_num).
+      type: int
+    major:
+      description: Major version, e.g. V(15).
+      type: str
+    data_directory:
+      description: C(data_directory) (null when the login may not read it).
+      type: str
+    pg_ctl:
+      description: The host's pg_ctl for that major version (null when none is found).
+      type: str
+    os_user:
+      description: The PostgreSQL OS user the checks were made for.
+      type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    conninfo_from_params, fail_from_error, login_argument_spec)
+    REQUIRED, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical import archive_config
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        archive_dir=dict(type='path', required=True),
-        wal_level=dict(type='str', default='replica', choices=['replica', 'logical']),
-        archive_mode=dict(type='str', default='on', choices=['on', 'always']),
-        archive_timeout=dict(type='int'),
-        archive_command=dict(type='str'),
-        compression=dict(type='str', default='none', choices=['none', 'zstd', 'gzip']),
-        pgsafe_command=dict(type='path', default=archive_config.DEFAULT_PGSAFE_COMMAND),
-        method=dict(type='str', default='alter_system', choices=['alter_system', 'conf_file']),
-        conf_file=dict(type='path'),
-    )
+    argument_spec = module_argument_spec(
+        'archive_dir', 'wal_level', 'archive_mode', 'archive_timeout', 'archive_command', 'wal_compression',
+        'pgsafe_command', 'method', 'conf_file', 'server_os_user', 'preflight_only', 'archive_dir_pending',
+        archive_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    command = p['archive_command'] or archive_config.default_archive_command(
-        p['pgsafe_command'], p['archive_dir'], p['compression'])
     try:
         result = archive_config.apply(
-            conninfo_from_params(p), wal_level=p['wal_level'], archive_mode=p['archive_mode'],
-            archive_command=command, archive_timeout=p['archive_timeout'], method=p['method'],
-            conf_file=p['conf_file'], check_mode=module.check_mode)
+            conninfo_from_params(p), p['archive_dir'], wal_level=p['wal_level'], archive_mode=p['archive_mode'],
+            archive_command=p['archive_command'], archive_timeout=p['archive_timeout'], method=p['method'],
+            conf_file=p['conf_file'], check_mode=module.check_mode, pgsafe_command=p['pgsafe_command'],
+            compression=p['compression'], os_user=p['os_user'], preflight_only=p['preflight_only'],
+            archive_dir_pending=p['archive_dir_pending'])
     except PgsafeError as exc:
         fail_from_error(module, exc)
+    for warning in result['preflight']['warnings']:
+        module.warn(warning)
     module.exit_json(**result)
 
 

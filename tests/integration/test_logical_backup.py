@@ -1,6 +1,7 @@
 """Logical backups end to end on a real cluster: back up, list, verify, restore, compare with the source."""
 import json
 import os
+import re
 import stat
 import threading
 
@@ -183,8 +184,17 @@ def test_logs_one_line_per_step(cli, backup_dir, sample_db):
     assert logs
     with open(os.path.join(backup_dir, "logs", logs[0])) as fh:
         lines = fh.read().splitlines()
-    assert any("complete" in line for line in lines)
-    assert all(line[:4].isdigit() and "[" in line for line in lines)
+    steps = ["backup of %s starting" % sample_db, "dumping %s" % sample_db, "saved roles and tablespaces",
+             "backup %s_full_" % sample_db]
+    for step in steps:
+        found = [line for line in lines if step in line]
+        assert len(found) == 1, (step, lines)
+    assert "complete" in [line for line in lines if steps[-1] in line][0]
+    # The steps in the order they happen, each a timestamped line with its level.
+    positions = [next(i for i, line in enumerate(lines) if step in line) for step in steps[:2]] + \
+                [next(i for i, line in enumerate(lines) if steps[-1] in line)]
+    assert positions == sorted(positions)
+    assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(INFO|WARNING|ERROR)\] ", line) for line in lines), lines
 
 
 @pytest.mark.parametrize("answer,replaced", [("wrong_name", False), (None, True)])

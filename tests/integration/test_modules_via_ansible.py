@@ -79,3 +79,35 @@ def test_password_is_not_logged(pg, ansible_module, sample_db, backup_dir):
         for name in files:
             with open(os.path.join(root, name), "rb") as fh:
                 assert secret.encode() not in fh.read()
+
+
+def test_latest_without_database_takes_the_only_one_and_refuses_to_guess_between_two(pg, ansible_module, backup_dir):
+    """The source of a restore is never guessed from the target's name (shop_restored -> shop)."""
+    first, second = unique_name("only"), unique_name("other")
+    targets = [second + "_restored", first + "_restored"]
+
+    def back_up(name):
+        pg.create_database(name)
+        pg.psql("CREATE TABLE t AS SELECT generate_series(1, 7) AS n", name)
+        rc, _res, out = ansible_module("pgsafe.backup.pg_full_backup",
+                                       dict(database=name, backup_dir=backup_dir, **login(pg)))
+        assert rc == 0, out
+
+    def restore_latest(target):
+        return ansible_module("pgsafe.backup.pg_restore_backup",
+                              dict(latest=True, target_db=target, backup_dir=backup_dir, **login(pg)))
+    try:
+        back_up(first)
+        rc, res, out = restore_latest(targets[0])
+        assert rc == 0, out
+        assert res["backup_id"].startswith(first)
+        assert table_contents(pg, targets[0]) == table_contents(pg, first)
+
+        back_up(second)
+        rc, res, out = restore_latest(targets[1])
+        assert rc != 0
+        assert "latest needs the database" in res["msg"] and first in res["msg"] and second in res["msg"]
+        assert not pg.database_exists(targets[1])
+    finally:
+        for name in targets + [first, second]:
+            drop_database(pg, name)

@@ -276,3 +276,89 @@ def test_a_recovery_target_is_never_silently_ignored_by_a_logical_restore(ansibl
         backup_dir=str(tmp_path), target_db="shop", target_time="2026-11-20 14:30:00+00"))
     assert rc != 0
     assert "data_directory" in res["msg"]
+
+
+def _untouched_target(data_dir):
+    """An existing data directory with a file in it, owned by the cluster's user: overwrite would move it aside."""
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, "precious"), "w") as fh:
+        fh.write("keep me")
+    for path in (data_dir, os.path.join(data_dir, "precious")):
+        os.chown(path, *pgcluster.os_user_ids())
+
+
+def _assert_untouched(data_dir, port):
+    assert sorted(os.listdir(os.path.dirname(data_dir))) == ["data"], "nothing moved aside or created beside it"
+    assert os.listdir(data_dir) == ["precious"], "nothing extracted into the data directory"
+    import socket
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "no server was started"
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["real", "check_mode"])
+def test_pitr_with_a_missing_pgsafe_command_fails_before_touching_anything(archiving, ansible_module, check):
+    """It failed only after the server started: 'could not restore file "00000002.history": command not found'."""
+    c = archiving
+    base_backup(c)
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    _untouched_target(data_dir)
+    port = free_port()
+    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
+        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port, overwrite=True,
+        pgsafe_command="/nonexistent/bin/pgsafe", login_unix_socket=c.socket_dir, login_port=c.port), check=check)
+    try:
+        assert rc != 0 and "localhost | FAILED! =>" in out, out
+        assert "/nonexistent/bin/pgsafe" in res["msg"] and "does not exist" in res["msg"]
+        assert "backup_schedule" in res["msg"] and "pgsafe_command" in res["msg"]
+        assert res["exit_code"] == 2
+        assert not any("base backup" in line for line in res["log"]), "it failed before choosing a backup"
+        _assert_untouched(data_dir, port)
+    finally:
+        stop_cluster(data_dir)
+
+
+def test_restore_pitr_cli_checks_its_restore_command_and_archive_first(archiving):
+    c = archiving
+    base_backup(c)
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    _untouched_target(data_dir)
+    port = free_port()
+    unreadable = make_scratch_dir("pgsafe-wal-")
+    os.chown(unreadable, 0, 0)  # root's, 0700: the recovered server's user could not read it
+    try:
+        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--force",
+                       "--pgsafe-command", "/nonexistent/bin/pgsafe")
+        assert proc.returncode == 2, proc.stderr
+        assert "/nonexistent/bin/pgsafe" in proc.stderr and "does not exist" in proc.stderr
+        _assert_untouched(data_dir, port)
+
+        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--force",
+                       "--archive-dir", unreadable)
+        assert proc.returncode == 2, proc.stderr
+        assert unreadable in proc.stderr and "cannot be read by postgres" in proc.stderr
+        _assert_untouched(data_dir, port)
+    finally:
+        stop_cluster(data_dir)
+
+
+def test_recovery_reports_the_pg_ctl_that_stops_it(archiving, ansible_module):
+    c = archiving
+    base_backup(c)
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    port = free_port()
+    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
+        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port,
+        pgsafe_command=PGSAFE, login_unix_socket=c.socket_dir, login_port=c.port))
+    try:
+        assert rc == 0, out
+        assert res["preflight"]["os_user"] == "postgres" and res["preflight"]["program"] == PGSAFE
+        with open(os.path.join(data_dir, "PG_VERSION")) as fh:
+            major = fh.read().strip()
+        assert res["pg_ctl"].endswith("/pg_ctl") and os.access(res["pg_ctl"], os.X_OK)
+        version = subprocess.run([res["pg_ctl"], "--version"], capture_output=True, text=True, check=True).stdout
+        assert (" %s." % major) in version, version
+    finally:
+        stop_cluster(data_dir)

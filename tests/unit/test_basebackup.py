@@ -11,7 +11,7 @@ from pgsafe.core.errors import VerificationFailed
 
 def backup(tmp_path, sizes):
     path = tmp_path / "c_base_20261120_020000"
-    path.mkdir()
+    path.mkdir(parents=True)
     (path / "base.tar.zst").write_bytes(b"x")
     (path / "pg_wal.tar.zst").write_bytes(b"x")
     files = [{"Path": "f%d" % i, "Size": size} for i, size in enumerate(sizes)]
@@ -25,8 +25,20 @@ def test_verification_refuses_to_fill_the_disk(tmp_path):
     assert "free" in str(info.value)
 
 
-def test_verification_with_room_goes_ahead(tmp_path):
-    _check_room_to_verify(backup(tmp_path, [8192, 16384]))
+def test_verification_with_room_goes_ahead_and_the_margin_is_what_refuses(tmp_path):
+    st = os.statvfs(str(tmp_path))
+    free = st.f_bavail * st.f_frsize
+    _check_room_to_verify(backup(tmp_path / "small", [8192, 16384]))  # raises when it would refuse
+    # A manifest as large as the free space leaves no room for the 10% + 256 MB margin.
+    with pytest.raises(VerificationFailed):
+        _check_room_to_verify(backup(tmp_path / "large", [free]))
+
+
+def test_a_manifest_that_cannot_be_read_leaves_the_decision_to_pg_verifybackup(tmp_path):
+    path = backup(tmp_path, [1 << 60])
+    with open(os.path.join(path, "backup_manifest"), "w") as fh:
+        fh.write("not json")
+    _check_room_to_verify(path)
 
 
 def test_tar_members_base_first_then_wal(tmp_path):
@@ -52,8 +64,11 @@ def test_compression_spec_uses_zstd_workers(kwargs, expected):
     assert _compress_arg(request(**kwargs), 150000) == expected
 
 
-def test_jobs_default_to_the_cores_and_refuse_nonsense():
-    assert request().jobs >= 1
+def test_jobs_default_to_the_cores_and_refuse_nonsense(monkeypatch):
+    assert request().jobs == (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert request().jobs == 6
+    assert request(jobs=3).jobs == 3
     for bad in (0, -2, "2", True):
         with pytest.raises(ConfigError):
             request(jobs=bad)

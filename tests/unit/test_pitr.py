@@ -7,7 +7,7 @@ import pytest
 from pgsafe.catalog.entries import Entry
 from pgsafe.core.errors import ConfigError
 from pgsafe.physical.pitr import (PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_facts,
-                         recovery_settings)
+                                  recovery_settings)
 
 
 def entry(tmp_path, backup_id, finished, start_wal="000000010000000000000004", stop_wal="000000010000000000000004",

@@ -2,26 +2,21 @@
 import json
 import os
 
-from .util import env_int, out
+from . import flags
+from .util import out
 from ..core.errors import EXIT_GENERAL, EXIT_OK
 from ..core.logfile import StepLog
 
 
+THRESHOLDS = ("max_backup_age_hours", "min_disk_space_gb", "max_disk_usage_percent", "size_decrease_percent",
+              "size_increase_percent", "recent_days", "reverify_hours", "max_archive_lag_segments",
+              "max_base_backup_age_hours")
+
+
 def register(sub):
     h = sub.add_parser("health", help="check backups, disk and WAL archive; alert and write metrics")
-    h.add_argument("--archive-dir", help="WAL archive (default BACKUP_DIR/wal when it exists)")
-    h.add_argument("--database", action="append", default=[], help="a database that must have backups (repeatable)")
-    h.add_argument("--max-backup-age-hours", type=float, default=None, help="env MAX_BACKUP_AGE_HOURS, default 25")
-    h.add_argument("--min-disk-space-gb", type=float, default=None, help="env MIN_DISK_SPACE_GB, default 10")
-    h.add_argument("--max-disk-usage-percent", type=float, default=90)
-    h.add_argument("--reverify-hours", type=float, default=24)
-    h.add_argument("--max-base-backup-age-hours", type=float, default=25)
-    h.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"), help="env ALERT_ENDPOINT")
-    h.add_argument("--realert-hours", type=float, default=4)
-    h.add_argument("--metrics-file", help="Prometheus textfile to write")
-    h.add_argument("--metrics-json", help="Grafana JSON to write")
-    h.add_argument("--no-connect", action="store_true", help="do not read pg_stat_archiver")
-    h.add_argument("--json", action="store_true")
+    flags.add(h, "archive_dir", "databases", *THRESHOLDS)
+    flags.add(h, "alert_endpoint", "realert_hours", "metrics_file", "metrics_json", "check_archiver", "json")
     h.set_defaults(handler=cmd_health)
 
 
@@ -30,17 +25,10 @@ def cmd_health(args, conninfo):
     from ..monitoring.health import HealthRequest, run_health
     from ..monitoring.metrics import write_metrics
     archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
-    thresholds = {
-        "max_backup_age_hours": args.max_backup_age_hours if args.max_backup_age_hours is not None
-        else env_int("MAX_BACKUP_AGE_HOURS", 25),
-        "min_disk_space_gb": args.min_disk_space_gb if args.min_disk_space_gb is not None
-        else env_int("MIN_DISK_SPACE_GB", 10),
-        "max_disk_usage_percent": args.max_disk_usage_percent, "reverify_hours": args.reverify_hours,
-        "max_base_backup_age_hours": args.max_base_backup_age_hours,
-    }
+    thresholds = {name: getattr(args, name) for name in THRESHOLDS}
     log = StepLog(args.backup_dir, "monitor_backups", echo=False)
-    req = HealthRequest(args.backup_dir, archive_dir if os.path.isdir(archive_dir) else None, args.database,
-                        None if args.no_connect else conninfo, thresholds)
+    req = HealthRequest(args.backup_dir, archive_dir if os.path.isdir(archive_dir) else None, args.databases,
+                        conninfo if args.check_archiver else None, thresholds)
     report = run_health(req)
     report["metrics_written"] = write_metrics(report, args.metrics_file, args.metrics_json)
     if args.alert_endpoint:

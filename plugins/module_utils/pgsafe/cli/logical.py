@@ -1,10 +1,10 @@
 """Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
 import json
-import os
 import sys
 
 from ..catalog import entries as catalog
-from .util import UsageError, env_int, err, out
+from . import flags
+from .util import UsageError, err, out
 from ..logical.dump import FullBackupRequest, run_full_backup
 from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
 from ..core.logfile import StepLog
@@ -13,45 +13,29 @@ from ..logical.restore import RestoreRequest, run_restore
 
 def register(sub):
     b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
-    b.add_argument("database")
-    b.add_argument("--format", choices=("custom", "plain", "directory"), default="custom")
-    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
-    b.add_argument("--compression-level", type=int, default=None,
-                   help="gzip 1-9, zstd 1-19 (env COMPRESSION_LEVEL)")
-    b.add_argument("--jobs", type=int, default=1)
-    b.add_argument("--retention-days", type=int, default=None, help="env RETENTION_DAYS, default 30")
-    b.add_argument("--min-backups", type=int, default=1)
-    b.add_argument("--no-globals", action="store_true", help="do not save roles and tablespaces")
-    b.add_argument("--no-row-counts", action="store_true")
-    b.add_argument("--lock-timeout", type=float, default=60)
-    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    b.add_argument("database", help="database to back up")
+    flags.add(b, "format", "compression", "compression_level", "jobs", "retention_days", "min_backups", "globals",
+              "row_counts", "lock_timeout", "json")
     b.set_defaults(handler=cmd_backup)
 
     ls = sub.add_parser("list", help="list the catalog, newest first")
-    ls.add_argument("--json", action="store_true")
+    flags.add(ls, "json")
     ls.set_defaults(handler=cmd_list)
 
     v = sub.add_parser("verify", help="re-hash every backup (or the named ones) against its metadata")
-    v.add_argument("backups", nargs="*")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("backups", nargs="*", help="backup ids or files (default: the whole catalog)")
+    flags.add(v, "json")
     v.set_defaults(handler=cmd_verify)
 
     r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
-    r.add_argument("args", nargs="+", metavar="[FILE] TARGET")
-    r.add_argument("--latest", action="store_true")
+    r.add_argument("args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database")
+    flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "json")
     r.add_argument("--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)")
-    r.add_argument("--force", action="store_true", help="replace an existing TARGET database")
-    r.add_argument("--jobs", type=int, default=1)
-    r.add_argument("--no-verify", action="store_true", help="skip the checksum check (not recommended)")
-    r.add_argument("--no-owner", action="store_true")
-    r.add_argument("--json", action="store_true")
     r.set_defaults(handler=cmd_restore)
 
     d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
     d.add_argument("databases", nargs="*", help="default: every database in the catalog")
-    d.add_argument("--jobs", type=int, default=1)
-    d.add_argument("--alert-endpoint", default=os.environ.get("ALERT_ENDPOINT"), help="env ALERT_ENDPOINT")
-    d.add_argument("--json", action="store_true")
+    flags.add(d, "jobs", "alert_endpoint", "json")
     d.set_defaults(handler=cmd_drill)
 
 
@@ -61,11 +45,8 @@ def cmd_backup(args, conninfo):
     try:
         req = FullBackupRequest(
             args.database, backup_dir, conninfo, format=args.format, compression=args.compression,
-            compression_level=args.compression_level if args.compression_level is not None
-            else env_int("COMPRESSION_LEVEL", None),
-            jobs=args.jobs,
-            retention_days=args.retention_days if args.retention_days is not None else env_int("RETENTION_DAYS", 30),
-            min_backups=args.min_backups, globals=not args.no_globals, row_counts=not args.no_row_counts,
+            compression_level=args.compression_level, jobs=args.jobs, retention_days=args.retention_days,
+            min_backups=args.min_backups, globals=args.globals, row_counts=args.row_counts,
             lock_timeout=args.lock_timeout)
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
@@ -128,16 +109,6 @@ def cmd_verify(args, conninfo):
     return EXIT_VERIFY if failed else EXIT_OK
 
 
-def _only_database(backup_dir):
-    """--latest without --database: fine when the catalog holds a single database."""
-    entries, _problems = catalog.list_full(backup_dir)
-    names = sorted({e.database for e in entries})
-    if len(names) == 1:
-        return names[0]
-    raise UsageError("restore --latest needs --database DB: the catalog holds %s" % (
-        ", ".join(names) if names else "no backups"))
-
-
 def _ask_on_terminal(target, entry):
     """The seed's confirmation, kept for people at a terminal; scripts and cron use --force."""
     err("Database %r exists and will be replaced by %s." % (target, entry.backup_id))
@@ -161,10 +132,10 @@ def cmd_restore(args, conninfo):
     log = StepLog(backup_dir, "restore", echo=not args.quiet)
     try:
         req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
-                             database=args.database or (_only_database(backup_dir) if args.latest else None),
-                             overwrite=args.force, jobs=args.jobs, verify_checksum=not args.no_verify,
+                             database=args.database,
+                             overwrite=args.overwrite, jobs=args.jobs, verify_checksum=args.verify_checksum,
                              no_owner=args.no_owner,
-                             confirm=_ask_on_terminal if sys.stdin.isatty() and not args.force else None)
+                             confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None)
         result = run_restore(req, log=log)
     except PgsafeError as exc:
         log("restore failed: %s" % exc, level="ERROR")

@@ -9,8 +9,7 @@ import sys
 
 from .util import UsageError, err
 from ..core.errors import EXIT_GENERAL, PgsafeError
-
-DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
+from ..core.options import DEFAULT_BACKUP_DIR
 
 
 def _parser_class():
@@ -23,6 +22,7 @@ def _parser_class():
 
 
 def build_parser():
+    from . import flags
     from . import health as cli_health
     from . import logical as cli_logical
     from . import physical as cli_physical
@@ -32,12 +32,7 @@ def build_parser():
     _Parser = _parser_class()
     p = _Parser(prog="pgsafe", description="PostgreSQL backups that are proven to restore.")
     p.add_argument("--version", action="version", version="pgsafe " + TOOL_VERSION)
-    p.add_argument("--backup-dir", default=os.environ.get("BACKUP_DIR", DEFAULT_BACKUP_DIR),
-                   help="backup directory (env BACKUP_DIR, default %(default)s)")
-    p.add_argument("--host", default=None, help="server host or socket directory (env PGHOST)")
-    p.add_argument("--port", default=None, help="server port (env PGPORT)")
-    p.add_argument("--user", default=None, help="login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass")
-    p.add_argument("--quiet", action="store_true", help="log to the log file only")
+    flags.add(p, "backup_dir", "host", "port", "user", "quiet")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in command_modules:
@@ -119,8 +114,7 @@ def main(argv=None):
     from ..core.conn import ConnInfo
     try:
         args = build_parser().parse_args(argv)
-        conninfo = ConnInfo(host=args.host or os.environ.get("PGHOST"), port=args.port or os.environ.get("PGPORT"),
-                            user=args.user or os.environ.get("PGUSER"), password=os.environ.get("PGPASSWORD"))
+        conninfo = ConnInfo.from_env(host=args.host, port=args.port, user=args.user)
         args.backup_dir = os.path.abspath(args.backup_dir)
         return args.handler(args, conninfo)
     except PgsafeError as exc:

@@ -5,6 +5,7 @@ they log only failures and import nothing that needs a database driver.
 """
 import os
 
+from . import flags
 from .util import err, out
 from ..core.errors import EXIT_OK, PgsafeError
 
@@ -21,46 +22,28 @@ def _archive_dir(args):
 
 def register(sub):
     a = sub.add_parser("archive-wal", help="archive_command: archive %%p as %%f, never overwriting")
-    a.add_argument("path", metavar="%p")
-    a.add_argument("name", metavar="%f")
-    a.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
-    # --compress is the spelling archive_command lines use (the data layout contract); both work.
-    a.add_argument("--compression", "--compress", dest="compression", choices=("none", "zstd", "gzip"),
-                   default="none")
-    a.add_argument("--compression-level", type=int)
+    a.add_argument("path", metavar="%p", help="path of the segment (PostgreSQL's %%p)")
+    a.add_argument("name", metavar="%f", help="file name of the segment (PostgreSQL's %%f)")
+    flags.add(a, "archive_dir", "wal_compression", "compression_level")
     a.set_defaults(handler=cmd_archive_wal)
 
     r = sub.add_parser("restore-wal", help="restore_command: put archived %%f at %%p")
-    r.add_argument("name", metavar="%f")
-    r.add_argument("path", metavar="%p")
-    r.add_argument("--archive-dir", help="default BACKUP_DIR/wal (env WAL_ARCHIVE_DIR)")
+    r.add_argument("name", metavar="%f", help="file name PostgreSQL asks for (%%f)")
+    r.add_argument("path", metavar="%p", help="where to put it (%%p)")
+    flags.add(r, "archive_dir")
     r.set_defaults(handler=cmd_restore_wal)
 
     b = sub.add_parser("base-backup", help="take a verified pg_basebackup (tar, manifest checked)")
-    b.add_argument("--compression", choices=("zstd", "gzip", "none"), default="zstd")
-    b.add_argument("--compression-level", type=int)
-    b.add_argument("--checkpoint", choices=("fast", "spread"), default="fast")
-    b.add_argument("--jobs", type=int, help="zstd compression threads (default: this host's cores)")
-    b.add_argument("--no-verify", action="store_true")
-    b.add_argument("--retention-days", type=int, default=7)
-    b.add_argument("--min-backups", type=int, default=1)
-    b.add_argument("--archive-dir", help="WAL archive to clean up (default BACKUP_DIR/wal when it exists)")
-    b.add_argument("--no-wal-cleanup", action="store_true")
-    b.add_argument("--json", action="store_true")
+    flags.add(b, "compression", "compression_level", "checkpoint", "base_jobs", "base_verify", "base_retention_days",
+              "min_backups", "archive_dir", "wal_cleanup", "json")
     b.set_defaults(handler=cmd_base_backup)
 
     p = sub.add_parser("restore-pitr", help="recover a cluster from a base backup and the WAL archive")
-    p.add_argument("data_directory")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--target-time")
-    p.add_argument("--target-lsn")
-    p.add_argument("--target-name")
-    p.add_argument("--backup", help="a base backup id (default: the newest that ends before the target)")
-    p.add_argument("--archive-dir")
-    p.add_argument("--force", action="store_true", help="stop and move aside an existing cluster in DATA_DIRECTORY")
-    p.add_argument("--pgsafe-command", default=None, help="command for restore_command (default: this program)")
-    p.add_argument("--os-user", default="postgres")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("data_directory", help="data directory to recover into (must not hold a running cluster)")
+    flags.add(p, "pitr_port", required=True)
+    flags.add(p, "target_time", "target_lsn", "target_name", "archive_dir", "overwrite", "pgsafe_command", "os_user",
+              "json")
+    flags.add(p, "base_backup")
     p.set_defaults(handler=cmd_restore_pitr)
 
 
@@ -103,10 +86,10 @@ def cmd_base_backup(args, conninfo):
     try:
         req = BaseBackupRequest(args.backup_dir, conninfo, compression=args.compression,
                                 compression_level=args.compression_level, checkpoint=args.checkpoint,
-                                verify=not args.no_verify, retention_days=args.retention_days,
+                                verify=args.verify, retention_days=args.retention_days,
                                 min_backups=args.min_backups,
                                 archive_dir=archive_dir if os.path.isdir(archive_dir) else None,
-                                wal_cleanup=not args.no_wal_cleanup, jobs=args.jobs)
+                                wal_cleanup=args.wal_cleanup, jobs=args.jobs)
         result = run_base_backup(req, log=log)
     except PgsafeError as exc:
         log("base backup failed: %s" % exc, level="ERROR")
@@ -129,8 +112,8 @@ def cmd_restore_pitr(args, conninfo):
     try:
         req = PitrRequest(args.backup_dir, _archive_dir(args), os.path.abspath(args.data_directory), args.port,
                           target_time=args.target_time, target_lsn=args.target_lsn, target_name=args.target_name,
-                          overwrite=args.force, pgsafe_command=args.pgsafe_command or _self_command(),
-                          os_user=args.os_user, backup=args.backup)
+                          overwrite=args.overwrite, pgsafe_command=args.pgsafe_command,
+                          os_user=args.os_user, backup=args.base_backup)
         result = run_pitr(req, log=log)
     except PgsafeError as exc:
         log("point-in-time recovery failed: %s" % exc, level="ERROR")
@@ -145,8 +128,3 @@ def cmd_restore_pitr(args, conninfo):
             result["data_directory"], result.get("recovered_to_time"), result.get("recovered_lsn"),
             result.get("timeline"), result["duration_seconds"], result["port"]))
     return EXIT_OK
-
-
-def _self_command():
-    """The command that is running now, so restore_command calls the same installation."""
-    return os.environ.get("PGSAFE_COMMAND") or "/usr/local/bin/pgsafe"

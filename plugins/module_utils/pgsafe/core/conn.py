@@ -27,9 +27,10 @@ class ConnInfo:
         self.connect_timeout = connect_timeout
 
     @classmethod
-    def from_env(cls, environ=None):
+    def from_env(cls, environ=None, host=None, port=None, user=None):
+        """The host command's connection: its flags first, then libpq's variables (the password only from there)."""
         env = os.environ if environ is None else environ
-        return cls(host=env.get("PGHOST"), port=env.get("PGPORT"), user=env.get("PGUSER"),
+        return cls(host=host or env.get("PGHOST"), port=port or env.get("PGPORT"), user=user or env.get("PGUSER"),
                    password=env.get("PGPASSWORD"))
 
     def kwargs(self, dbname):

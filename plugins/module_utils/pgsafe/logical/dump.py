@@ -21,7 +21,7 @@ from ..catalog.entries import FULL_DIR, GLOBALS_DIR, META_SUFFIX
 from ..core.conn import connect, server_version
 from ..core.errors import BackupFailed, ConfigError
 from ..core.fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
-                     remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
+                           remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
 from ..core.lock import BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
 from .snapshot import ExportedSnapshot

@@ -51,8 +51,7 @@ class RestoreRequest:
         if bool(backup) == bool(latest):
             raise ConfigError("give exactly one of backup (a name from the catalog) or latest")
         if latest:
-            if not database:
-                raise ConfigError("latest needs database: the name of the database whose newest backup to restore")
+            database = database or only_database(self.backup_dir)
             validate_database_name(database)
         self.backup = backup
         self.latest = bool(latest)
@@ -71,6 +70,21 @@ class RestoreRequest:
         self.lock_timeout = lock_timeout
         # Asked before replacing an existing target when overwrite is off (the CLI's terminal prompt).
         self.confirm = confirm
+
+
+def only_database(backup_dir):
+    """latest without a database: fine when the catalog holds backups of one database only.
+
+    Guessing from the target's name (shop_restored -> shop) would restore the wrong database
+    the day someone names a target differently; asking is the only safe default.
+    """
+    entries, _problems = catalog.list_full(backup_dir)
+    names = sorted({e.database for e in entries})
+    if len(names) == 1:
+        return names[0]
+    raise ConfigError("latest needs the database whose newest backup to restore: the catalog %s holds %s" % (
+        catalog.full_dir(backup_dir), ", ".join(names) if names else "no backups"),
+        "Name it (module: database, CLI: --database, playbook: -e database=NAME)")
 
 
 def find_backup(req):

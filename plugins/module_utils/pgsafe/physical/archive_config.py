@@ -9,13 +9,15 @@ import os
 import shlex
 import time
 
+from . import preflight
+from ..core import tools
 from ..core.conn import connect
 from ..core.errors import ConfigError
 from ..core.fsutil import replace_bytes_atomic
+from ..core.options import DEFAULT_PGSAFE_COMMAND
 
 WAL_LEVEL_RANK = {"minimal": 0, "replica": 1, "logical": 2}
 RESTART_SETTINGS = ("wal_level", "archive_mode")
-DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
 
 
 def default_archive_command(pgsafe_command, archive_dir, compression="none"):
@@ -89,11 +91,27 @@ def plan_changes(state, desired):
     return {name: value for name, value in desired.items() if effective(state[name], name) != _normalise(name, value)}
 
 
-def apply(conninfo, wal_level="replica", archive_mode="on", archive_command=None, archive_timeout=None,
-          method="alter_system", conf_file=None, check_mode=False):
+def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive_command=None, archive_timeout=None,
+          method="alter_system", conf_file=None, check_mode=False, pgsafe_command=DEFAULT_PGSAFE_COMMAND,
+          compression="none", os_user=None, preflight_only=False, archive_dir_pending=False):
+    """archive_command defaults to pgsafe_command archive-wal into archive_dir.  Whatever it is, the
+    preflight proves the server's OS user can run it and write archive_dir before anything is written,
+    in check mode too; archive_dir_pending (honoured only when nothing is written) lets a caller that
+    creates archive_dir next have it checked as far as it can be."""
+    built = not archive_command
+    if built:
+        archive_command = default_archive_command(pgsafe_command, archive_dir, compression)
     conn = connect(conninfo, "postgres")
     try:
         with conn.cursor() as cur:
+            server = server_facts(cur)
+            user = os_user or preflight.os_user_of(server["data_directory"])
+            checked = preflight.check_archiving(
+                archive_command, archive_dir, user, pgsafe_command=pgsafe_command if built else None,
+                archive_dir_pending=archive_dir_pending and (check_mode or preflight_only))
+            server["os_user"] = user
+            if preflight_only:
+                return {"changed": False, "preflight": checked, "server": server}
             names = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
             before = read_state(cur, names)
             desired = desired_settings(before["wal_level"]["running"], wal_level, archive_mode, archive_command,
@@ -129,7 +147,30 @@ def apply(conninfo, wal_level="replica", archive_mode="on", archive_command=None
     finally:
         conn.close()
     return {"changed": bool(changes), "changes": changes, "restart_required": restart_required,
-            "diff": diff, "settings": diff["after"], "previous": diff["before"], "conf_file": conf_path}
+            "diff": diff, "settings": diff["after"], "previous": diff["before"], "conf_file": conf_path,
+            "preflight": checked, "server": server}
+
+
+def server_facts(cur):
+    """What a caller needs to restart this server itself: its major version, data directory and pg_ctl."""
+    cur.execute("SELECT current_setting('server_version_num')::int")
+    version_num = cur.fetchone()[0]
+    if version_num >= 100000:
+        major = str(version_num // 10000)
+    else:  # 9.6 and older: two numbers
+        major = "%d.%d" % (version_num // 10000, version_num // 100 % 100)
+    import psycopg2  # connect() has imported it already
+    try:
+        # Superusers and pg_read_all_settings only; the connection is in autocommit, so a refusal ends here.
+        cur.execute("SELECT current_setting('data_directory')")
+        data_directory = cur.fetchone()[0]
+    except psycopg2.Error:
+        data_directory = None
+    try:
+        pg_ctl = tools.find("pg_ctl", major)
+    except ConfigError:
+        pg_ctl = None
+    return {"version_num": version_num, "major": major, "data_directory": data_directory, "pg_ctl": pg_ctl}
 
 
 def _restart_required(state, desired, check_mode, changes):

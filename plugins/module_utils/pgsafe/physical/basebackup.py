@@ -27,7 +27,7 @@ from ..catalog.entries import META_SUFFIX
 from ..core.conn import connect
 from ..core.errors import BackupFailed, ConfigError, VerificationFailed
 from ..core.fsutil import (ensure_private_dir, fsync_tree, human_size, is_within, publish, remove_quietly,
-                     remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
+                           remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
 from ..core.lock import BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from .tarfollow import TarFollower

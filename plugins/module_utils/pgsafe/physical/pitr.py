@@ -13,7 +13,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from . import basebackup
+from . import basebackup, preflight
 
 from ..core import tools
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
@@ -294,7 +294,30 @@ def _chown_tree(path, user):
             os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def pg_ctl_for(data_directory):
+    """The pg_ctl matching the cluster in data_directory, or None when it holds none (yet)."""
+    major = _major(data_directory)
+    if major is None:
+        return None
+    try:
+        return tools.find("pg_ctl", major)
+    except ConfigError:
+        return None
+
+
+def check_host(req, log=lambda msg: None):
+    """restore_command runs as the recovered server's OS user: it must be able to run pgsafe and read the
+    archive, or recovery fails only after the server started ('could not restore file ... command not found')."""
+    user = req.os_user if os.geteuid() == 0 else preflight.current_user()
+    checked = preflight.check_restoring(req.pgsafe_command, req.archive_dir, user)
+    for warning in checked["warnings"]:
+        log("warning: %s" % warning)
+    return checked
+
+
 def run_pitr(req, log=lambda msg: None, check_mode=False):
+    # Before anything is read, extracted or started.
+    checked = check_host(req, log)
     entries, _problems = basebackup.list_base(req.backup_dir)
     if req.backup:
         entries = [e for e in entries if req.backup in (e.backup_id, e.meta.get("backup_file"))]
@@ -308,7 +331,8 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
         verify_entry(entry)
-        return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True}
+        return {"changed": True, "base_backup": entry.backup_id, "wal": continuity, "check_mode": True,
+                "preflight": checked}
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
     try:
@@ -329,7 +353,8 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
     result.update({"changed": True, "base_backup": entry.backup_id, "data_directory": req.data_directory,
-                   "port": req.port, "moved_aside": moved, "wal": continuity,
+                   "port": req.port, "moved_aside": moved, "wal": continuity, "preflight": checked,
+                   "pg_ctl": pg_ctl_for(req.data_directory),
                    "duration_seconds": round(time.monotonic() - started, 3),
                    "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name}})
     log("recovered to %s (LSN %s, timeline %s)" % (

@@ -1,0 +1,54 @@
+"""The pgsafe command line that cron runs, built from the option table so it always parses.
+
+The roles pass variables only; this decides flags, quoting and cron's own escapes.
+"""
+import shlex
+
+from ..core.options import OPTIONS
+
+GLOBAL_OPTIONS = ("backup_dir", "host", "port", "user", "quiet")
+
+
+def _flag_words(option_id, value):
+    opt = OPTIONS[option_id]
+    if value is None or value == "" or value == []:
+        return []
+    if opt.type == "bool":
+        # A flag exists only for the non-default side (--quiet, --no-globals).
+        return [opt.flags[0]] if bool(value) != bool(opt.default) else []
+    if opt.type == "list":
+        words = []
+        for item in value:
+            words += [opt.flags[0], str(item)]
+        return words
+    if opt.type == "dict":
+        raise ValueError("option %s cannot be given on a command line" % option_id)
+    return [opt.flags[0], str(value)]
+
+
+def command_words(pgsafe_command, subcommand, options=None, arguments=()):
+    """argv of one pgsafe run: global options before the subcommand, its own after, then its arguments."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError("unknown pgsafe option(s): %s" % ", ".join(unknown))
+    words = [pgsafe_command]
+    for option_id in GLOBAL_OPTIONS:
+        words += _flag_words(option_id, options.pop(option_id, None))
+    words.append(subcommand)
+    for option_id in sorted(options):
+        words += _flag_words(option_id, options[option_id])
+    if arguments:
+        # '--' keeps a database named like an option from being read as one.
+        words.append("--")
+        words += [str(a) for a in arguments]
+    return words
+
+
+def cron_line(pgsafe_command, subcommand, options=None, arguments=(), log_file=None):
+    """A cron job: shell-quoted words, output appended to log_file, and every % escaped (cron ends a
+    command at an unescaped %, which would cut a database or path name in two)."""
+    line = " ".join(shlex.quote(w) for w in command_words(pgsafe_command, subcommand, options, arguments))
+    if log_file:
+        line += " >> %s 2>&1" % shlex.quote(log_file)
+    return line.replace("%", "\\%")

@@ -1,0 +1,245 @@
+"""Every option of pgsafe, once: its type, default, choices, environment variable and help.
+
+The host command's argparse options and the modules' argument specs are built from this table
+(cli.util.add_options, module_support.module_spec), and tests check the modules' documentation
+and the roles' defaults against it, so an option cannot drift between the places that offer it.
+
+An option has an id (its key here). ``param`` is its name in modules and argparse (two ids may
+share a param when a default differs by context: logical backups keep 30 days, base backups 7).
+``flags`` are its command-line spellings; a boolean whose default is true is offered as --no-X.
+``env`` is read by the host command only (cron and archive_command have no other way in);
+modules take what the task says.
+"""
+
+DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
+DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
+
+
+class Option:
+    __slots__ = ("id", "type", "default", "help", "choices", "env", "param", "flags", "elements", "no_log",
+                 "metavar", "role_vars")
+
+    def __init__(self, id, type, default, help, choices=None, env=None, param=None, flags=None, elements=None,
+                 no_log=False, metavar=None, role_vars=()):
+        self.id = id
+        self.type = type
+        self.default = default
+        self.help = help
+        self.choices = tuple(choices) if choices else None
+        self.env = env
+        self.param = param or id
+        if flags is None:
+            name = self.param.replace("_", "-")
+            flags = ("--no-" + name,) if type == "bool" and default is True else ("--" + name,)
+        self.flags = tuple(flags)
+        self.elements = elements
+        self.no_log = no_log
+        self.metavar = metavar
+        # Role variables that set this option: tests check their defaults and argument_specs against it.
+        self.role_vars = tuple(role_vars)
+
+
+def _table(*options):
+    out = {}
+    for opt in options:
+        if opt.id in out:
+            raise ValueError("option %s is defined twice" % opt.id)
+        out[opt.id] = opt
+    return out
+
+
+COMPRESSIONS = ("zstd", "gzip", "none")
+
+
+def _login_vars(what, roles=("backup_schedule", "monitoring", "restore_drill", "wal_archiving")):
+    # Every role connects; each takes the connection from pgsafe_login_* unless told otherwise.
+    return tuple("%s_login_%s" % (role, what) for role in roles)
+
+
+OPTIONS = _table(
+    # Where backups live and how the host command talks.
+    Option("backup_dir", "path", DEFAULT_BACKUP_DIR, "backup directory (the catalog)", env="BACKUP_DIR",
+           role_vars=("backup_schedule_backup_dir", "monitoring_backup_dir", "restore_drill_backup_dir",
+                      "wal_archiving_backup_dir")),
+    Option("archive_dir", "path", None, "WAL archive directory (default BACKUP_DIR/wal)", env="WAL_ARCHIVE_DIR"),
+    Option("quiet", "bool", False, "log to the log file only, print only results"),
+    Option("json", "bool", False, "print the result as JSON"),
+    Option("host", "str", None, "server host or socket directory (env PGHOST)"),
+    Option("port", "int", None, "server port (env PGPORT)"),
+    Option("user", "str", None, "login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass"),
+
+    # Connection options of the modules, named like community.postgresql's.
+    Option("login_host", "str", None, "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
+           role_vars=_login_vars("host")),
+    Option("login_port", "int", None, "Port of the server; unset uses PGPORT or 5432.", role_vars=_login_vars("port")),
+    Option("login_user", "str", None, "Role to log in as; unset uses PGUSER or the OS user.",
+           role_vars=_login_vars("user")),
+    Option("login_password", "str", None, "Password; unset uses PGPASSWORD or ~/.pgpass. Never logged.", no_log=True,
+           role_vars=_login_vars("password", roles=("backup_schedule", "restore_drill", "wal_archiving"))),
+    Option("login_unix_socket", "str", None, "Socket directory; overrides login_host."),
+    Option("connect_timeout", "int", 10, "Seconds to wait for a connection."),
+
+    # Logical backups.
+    Option("database", "str", None, "database to back up or whose backups to use"),
+    Option("format", "str", "custom", "pg_dump archive format", choices=("custom", "plain", "directory"),
+           role_vars=("backup_schedule_format",)),
+    Option("compression", "str", "zstd", "compression of the backup", choices=COMPRESSIONS,
+           role_vars=("backup_schedule_compression",)),
+    Option("compression_level", "int", None, "compression level: gzip 1-9, zstd 1-19 (default: the codec's own)",
+           env="COMPRESSION_LEVEL"),
+    Option("jobs", "int", 1, "parallel connections (directory format and restores)", role_vars=("restore_drill_jobs",)),
+    Option("retention_days", "int", 30, "delete backups older than this many days", env="RETENTION_DAYS",
+           role_vars=("backup_schedule_retention_days",)),
+    Option("min_backups", "int", 1, "never keep fewer good backups than this, whatever their age",
+           role_vars=("backup_schedule_min_backups",)),
+    Option("globals", "bool", True, "save roles and tablespaces (pg_dumpall --globals-only) with the backup"),
+    Option("row_counts", "bool", True, "record every table's row count in the dump's own snapshot"),
+    Option("lock_timeout", "float", 60.0, "seconds to wait for another run on the same database"),
+
+    # Logical restores.
+    Option("target_db", "str", None, "database to restore into"),
+    Option("backup", "str", None, "backup id or file to restore (default with latest: the newest good one)"),
+    Option("latest", "bool", False, "restore the newest good backup of the database"),
+    Option("overwrite", "bool", False, "replace an existing target database or data directory, only after the new copy has passed", flags=("--force",)),
+    Option("verify_checksum", "bool", True, "check the backup's SHA-256 before restoring (skipping it is not recommended)",
+           flags=("--no-verify",)),
+    Option("no_owner", "bool", False, "do not restore object ownership"),
+    Option("maintenance_db", "str", "postgres", "database to connect to for CREATE/DROP DATABASE"),
+
+    # Catalog.
+    Option("verify", "bool", False, "re-hash every listed backup against its metadata"),
+    Option("fail_on_verify_error", "bool", True, "fail when any backup does not verify"),
+    Option("databases", "list", [], "a database that must have backups (repeatable)", elements="str",
+           flags=("--database",),
+           role_vars=("backup_schedule_databases", "monitoring_databases", "restore_drill_databases")),
+
+    # WAL archiving.
+    Option("wal_compression", "str", "none", "compression of archived WAL segments", choices=COMPRESSIONS,
+           param="compression", flags=("--compression", "--compress"), role_vars=("wal_archiving_compression",)),
+    Option("wal_level", "str", "replica", "wal_level to configure (never lowered)", choices=("replica", "logical"),
+           role_vars=("wal_archiving_wal_level",)),
+    Option("archive_mode", "str", "on", "archive_mode to configure", choices=("on", "always"),
+           role_vars=("wal_archiving_archive_mode",)),
+    Option("archive_timeout", "int", None, "seconds after which a partly filled segment is archived (bounds the RPO)"),
+    Option("archive_command", "str", None, "archive_command to set instead of pgsafe's own"),
+    Option("pgsafe_command", "path", DEFAULT_PGSAFE_COMMAND, "the pgsafe host command the server runs",
+           env="PGSAFE_COMMAND",
+           role_vars=("monitoring_pgsafe_command", "restore_drill_pgsafe_command", "wal_archiving_pgsafe_command")),
+    Option("method", "str", "alter_system", "how to write the settings", choices=("alter_system", "conf_file"),
+           role_vars=("wal_archiving_method",)),
+    Option("conf_file", "path", None, "file to write with method conf_file (included by postgresql.conf)"),
+    Option("server_os_user", "str", None, "OS user PostgreSQL runs as, whose archive_command is checked "
+           "(default: the owner of the data directory)", param="os_user"),
+    Option("preflight_only", "bool", False, "only check that archiving would work; change nothing"),
+    Option("archive_dir_pending", "bool", False, "the archive directory is created next by the caller; "
+           "check only that its parent is reachable"),
+
+    # Base backups and recovery.
+    Option("checkpoint", "str", "fast", "checkpoint mode of pg_basebackup", choices=("fast", "spread")),
+    Option("base_jobs", "int", None, "zstd compression threads (default: this host's cores)", param="jobs"),
+    Option("base_verify", "bool", True, "verify the backup with pg_verifybackup", param="verify"),
+    Option("base_retention_days", "int", 7, "delete base backups older than this many days", param="retention_days",
+           role_vars=("backup_schedule_base_retention_days",)),
+    Option("wal_cleanup", "bool", True, "remove archived WAL older than the oldest kept base backup"),
+    Option("data_directory", "path", None, "data directory to recover into (point-in-time recovery)"),
+    Option("pitr_port", "int", None, "port the recovered cluster listens on", param="port"),
+    Option("target_time", "str", None, "recover to this time (e.g. '2026-11-20 14:30:00+00')"),
+    Option("target_lsn", "str", None, "recover to this WAL position"),
+    Option("target_name", "str", None, "recover to this named restore point"),
+    Option("base_backup", "str", None, "base backup id to recover from (default: the newest ending before the target)",
+           flags=("--backup",)),
+    Option("os_user", "str", "postgres", "OS user that owns and runs the recovered cluster",
+           role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user", "wal_archiving_os_user")),
+
+    # Health.
+    Option("max_backup_age_hours", "float", 25.0, "newest backup of a database older than this is critical",
+           env="MAX_BACKUP_AGE_HOURS", role_vars=("monitoring_max_backup_age_hours",)),
+    Option("min_disk_space_gb", "float", 10.0, "less free space than this on the backup filesystem is critical",
+           env="MIN_DISK_SPACE_GB", role_vars=("monitoring_min_disk_space_gb",)),
+    Option("max_disk_usage_percent", "float", 90.0, "a fuller backup filesystem is critical",
+           role_vars=("monitoring_max_disk_usage_percent",)),
+    Option("size_decrease_percent", "float", 30.0, "newest backup smaller than the recent median by more is a warning"),
+    Option("size_increase_percent", "float", 50.0, "newest backup larger than the recent median by more is a warning"),
+    Option("recent_days", "int", 7, "window of the recent backup count; no backup in it is critical"),
+    Option("reverify_hours", "float", 24.0, "re-hash an unchanged backup after this many hours",
+           role_vars=("monitoring_reverify_hours",)),
+    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning"),
+    Option("max_base_backup_age_hours", "float", 25.0, "newest base backup older than this is critical",
+           role_vars=("monitoring_max_base_backup_age_hours",)),
+    Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
+    Option("alert_endpoint", "str", None, "URL to POST alerts to as JSON; HTTPS certificates are verified",
+           env="ALERT_ENDPOINT", role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint")),
+    Option("alert_headers", "dict", None, "extra HTTP headers of the alerts (an Authorization token); never logged",
+           no_log=True),
+    Option("realert_hours", "float", 4.0, "re-send a still failing alert only after this many hours",
+           role_vars=("monitoring_realert_hours",)),
+    Option("metrics_file", "path", None, "Prometheus textfile to write (node_exporter's textfile collector)",
+           role_vars=("monitoring_metrics_file",)),
+    Option("metrics_json", "path", None, "JSON file of the dashboard figures", role_vars=("monitoring_metrics_json",)),
+    Option("fail_on", "str", "critical", "fail when the overall status is at least this",
+           choices=("warning", "critical", "never")),
+)
+
+
+def get(option_id):
+    return OPTIONS[option_id]
+
+
+def env_value(opt, environ):
+    """The option's value from its environment variable, converted; None when unset or empty."""
+    if not opt.env:
+        return None
+    raw = environ.get(opt.env)
+    if raw in (None, ""):
+        return None
+    return convert(opt, raw, "environment variable %s" % opt.env)
+
+
+def convert(opt, raw, where):
+    """A string from the command line or the environment, as the option's type; ValueError says why."""
+    if opt.type == "int":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("%s=%r is not a whole number" % (where, raw))
+    elif opt.type == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError("%s=%r is not a number" % (where, raw))
+    elif opt.type == "bool":
+        lowered = raw.strip().lower()
+        if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError("%s=%r is not a yes/no value" % (where, raw))
+        value = lowered in ("1", "true", "yes", "on")
+    else:
+        value = raw
+    if opt.choices and value not in opt.choices:
+        raise ValueError("%s=%r is not one of %s" % (where, raw, ", ".join(opt.choices)))
+    return value
+
+
+def module_spec(*option_ids, **overrides):
+    """Ansible argument_spec entries for these options; overrides: {param: {key: value}} (e.g. required)."""
+    spec = {}
+    for option_id in option_ids:
+        opt = OPTIONS[option_id]
+        entry = {"type": opt.type}
+        if opt.default is not None:
+            entry["default"] = list(opt.default) if isinstance(opt.default, list) else opt.default
+        if opt.choices:
+            entry["choices"] = list(opt.choices)
+        if opt.elements:
+            entry["elements"] = opt.elements
+        if opt.no_log:
+            entry["no_log"] = True
+        if opt.param in spec:
+            raise ValueError("two options of one module share the name %s" % opt.param)
+        spec[opt.param] = entry
+    for param, changes in overrides.items():
+        if param not in spec:
+            raise ValueError("override of %s, which is not among the options" % param)
+        spec[param].update(changes)
+        if spec[param].get("required"):
+            spec[param].pop("default", None)
+    return spec
