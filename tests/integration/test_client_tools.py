@@ -50,8 +50,8 @@ def test_logical_backup_records_its_tools_and_server(pg, cli, sample_db, backup_
     assert globals_meta["server_version_num"] == meta["server_version_num"]
 
 
-def test_backup_without_a_new_enough_pg_dump_is_a_configuration_error(pg, cli, sample_db, backup_dir,
-                                                                        older_tools_only):
+def test_backup_without_a_new_enough_pg_dump_is_a_configuration_error(
+        pg, cli, sample_db, backup_dir, older_tools_only):
     proc = cli("backup", sample_db, env_extra=older_tools_only)
     major = server_major(pg)
     assert proc.returncode == 2, proc.stderr

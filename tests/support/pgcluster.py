@@ -14,7 +14,6 @@ import tempfile
 import time
 
 
-
 def server_bin_dir(explicit=None, pattern="/usr/lib/postgresql/*/bin"):
     """Where initdb and pg_ctl live: PGSAFE_TEST_PG_BIN, else the newest Debian server install present
     (a version directory with only the client package in it has no initdb)."""

@@ -99,3 +99,16 @@ def test_a_dump_is_read_by_a_pg_restore_as_new_as_its_pg_dump():
 def test_installed_ignores_other_names(tmp_path):
     os.makedirs(str(tmp_path / "15" / "bin"))
     assert tools.installed("pg_dump", [str(tmp_path / "*" / "bin")]) == []
+
+
+def test_find_takes_a_version_text(tmp_path, monkeypatch):
+    d = tmp_path / "17" / "bin"
+    d.mkdir(parents=True)
+    (d / "pg_ctl").write_text("#!/bin/sh\n")
+    (d / "pg_ctl").chmod(0o755)
+    monkeypatch.setenv("PGSAFE_PG_SEARCH", str(tmp_path / "*" / "bin"))
+    monkeypatch.delenv("PGSAFE_PG_BIN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert tools.find("pg_ctl", "17") == str(d / "pg_ctl")
+    with pytest.raises(ConfigError):  # a 9.6 server (two-number major) is simply not installed here
+        tools.find("pg_ctl", "9.6")

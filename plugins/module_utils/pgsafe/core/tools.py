@@ -67,9 +67,9 @@ def choose(program, need, available, exact=None, why=None):
 
 
 def find(program, major=None, why=None):
-    """Path of program, major (int or digit string, None: any) its minimum major version (exact for
+    """Path of program, major (int or version text, None: any) its minimum major version (exact for
     EXACT programs); why says what needs that version, for the error."""
-    need = int(major) if major not in (None, "") else None
+    need = major if isinstance(major, int) else major_of(major)
     explicit = os.environ.get("PGSAFE_PG_BIN")
     if explicit and os.access(os.path.join(explicit, program), os.X_OK):
         path = os.path.join(explicit, program)
