@@ -44,6 +44,9 @@ def archiving(new_pg):
 
 
 def switch_and_wait(cluster):
+    # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just
+    # after a base backup), and that segment would never be archived.
+    cluster.sql("SELECT txid_current()")
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("SELECT pg_switch_wal()")
     deadline = time.time() + 60
