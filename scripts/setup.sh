@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(postgresql-15 postgresql-client-15 postgresql-contrib zstd pigz podman runc shellcheck
-              debootstrap pgbackrest cron python3-venv python3-psycopg2 rsync git procps)
+              debootstrap pgbackrest cron python3-venv python3-psycopg2 python3-boto3 rsync git procps
+              ceph-mon ceph-osd radosgw curl openssl)  # the last line: scripts/s3-gateway.sh
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -32,7 +33,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-test.txt 2>&1 \
         | grep -v "^WARNING: Location" || true
-    "$VENV/bin/python" -c "import ansible, molecule, psycopg2, testinfra" # fails loudly if pip did
+    "$VENV/bin/python" -c "import ansible, molecule, psycopg2, testinfra, boto3" # fails loudly if pip did
     echo "$want" > "$stamp"
 fi
 

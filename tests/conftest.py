@@ -13,11 +13,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
-from pgcluster import PgCluster, make_scratch_dir, new_cluster  # noqa: E402
+from pgcluster import PgCluster, make_scratch_dir, new_cluster, os_user_ids  # noqa: E402
+
+# s3_gateway (one radosgw per session) and s3_bucket (a fresh bucket per test).
+pytest_plugins = ("s3gateway",)
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 # The launcher runs the engine with this interpreter: the one running the tests (it has psycopg2).
 os.environ.setdefault("PGSAFE_PYTHON", sys.executable)
+# Run as the database OS user (below), the host command gets the system interpreter, as the
+# backup_schedule role installs it: the test runner's may live where that user cannot read.
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 
 ANSIBLE_FIXTURES = {"ansible_module", "ansible_playbook", "collections_path"}
@@ -110,22 +116,36 @@ def backup_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _cli_env(cluster, backup_dir, env_extra=None):
+def as_os_user(as_root=False):
+    """Popen arguments that run a command as the database OS user, as cron and the roles run the host
+    command (run by root against that user's catalog, it refuses); nothing to change when the tests
+    do not run as root, or as_root asks for root itself."""
+    if os.geteuid() != 0 or as_root:
+        return {}
+    uid, gid = os_user_ids()
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
+def cli_env(cluster, backup_dir, env_extra=None, as_root=False):
     env = cluster.env
     env["BACKUP_DIR"] = backup_dir
+    if as_os_user(as_root):
+        env["PGSAFE_PYTHON"] = SYSTEM_PYTHON
     env.update(env_extra or {})
     return env
 
 
-def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600):
-    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=_cli_env(cluster, backup_dir, env_extra),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
+def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600, as_root=False):
+    """The host command as the database OS user (as_root=True: as root, when the tests run as root)."""
+    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir, env_extra, as_root),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False,
+                          **as_os_user(as_root))
 
 
 def start_cli(cluster, backup_dir, *args):
     """The host command started in the background (a run to interrupt or race): the Popen."""
-    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=_cli_env(cluster, backup_dir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **as_os_user())
 
 
 @pytest.fixture
@@ -160,12 +180,15 @@ def ansible_env(collections_path, cluster=None):
 @pytest.fixture
 def ansible_module(collections_path):
     """Run one module through ``ansible localhost -m`` and return (rc, result dict, raw output)."""
-    def run(module, args, cluster=None, check=False, diff=False):
+    def run(module, args, cluster=None, check=False, diff=False, become_user=None):
+        """become_user: run the module as that OS user (with the system interpreter, which it can read)."""
         env = ansible_env(collections_path, cluster)
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
         argv = ["ansible", "localhost", "-c", "local", "-i", "localhost,",
-                "-e", "ansible_python_interpreter=%s" % sys.executable,
+                "-e", "ansible_python_interpreter=%s" % (SYSTEM_PYTHON if become_user else sys.executable),
                 "-m", module, "-a", json.dumps(args)]
+        if become_user:
+            argv += ["--become", "--become-user", become_user]
         if check:
             argv.append("--check")
         if diff:

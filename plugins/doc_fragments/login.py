@@ -43,6 +43,12 @@ options:
     type: int
     default: 10
     version_added: 0.1.0
+attributes:
+  action_group:
+    description: Use C(group/pgsafe.backup.login) in C(module_defaults) to set the login options once for every module of the group.
+    support: full
+    membership:
+      - pgsafe.backup.login
 requirements:
   - psycopg2 on the managed host
   - PostgreSQL client programs (pg_dump, pg_restore, psql) on the managed host

@@ -16,10 +16,22 @@ description:
     directory, age of the newest backup per database, integrity (checksum plus a format check),
     free disk and disk usage, size trend against the recent median, recent backup count, and WAL
     archive health (archiver failures, archive lag, gaps since the oldest base backup, base backup age).
+  - WAL health is read where the server sees it too - C(pg_stat_archiver) and the C(.ready) files
+    waiting in its archive status directory (this needs the login role to be superuser or a member
+    of C(pg_monitor); without it the check fails, it is never skipped). WAL waiting while nothing
+    was ever archived, or waiting longer than O(max_archive_wait_minutes) with nothing archived
+    meanwhile, is critical; a C(failed_count) that grew since the previous run is a warning.
+  - A check that cannot run is a failed (critical) check, never a skipped one.
   - Integrity is verified when a backup is new and again every O(reverify_hours), with the state on
     disk, so frequent runs do not re-read unchanged files.
-  - Optionally POSTs alerts to O(alert_endpoint) without storms, and writes a Prometheus textfile and
-    the seed's Grafana JSON.
+  - Runs in this order - checks, then alerts, then metrics - so alerts go out whatever else breaks.
+    Metric files are written to a temporary name before the alerts and renamed into place after them;
+    one that cannot be written is a critical check the alerts carry.
+  - Optionally POSTs alerts to O(alert_endpoint) without storms (honouring C(HTTP_PROXY), C(HTTPS_PROXY)
+    and C(NO_PROXY) as M(ansible.builtin.uri) does), and writes a Prometheus textfile and the
+    Grafana JSON.
+  - Reports C(changed) when it wrote a state file under O(backup_dir)C(/.health), a metrics file, or
+    sent an alert.
   - Fails only when the overall status reaches O(fail_on).
 options:
   backup_dir:
@@ -27,7 +39,10 @@ options:
     type: path
     required: true
   archive_dir:
-    description: WAL archive to check. Unset skips the archive checks (the archiver is still read when archiving is on).
+    description:
+      - WAL archive to check. Default O(backup_dir)C(/wal), the same rule as the host command.
+      - A named archive that does not exist is critical. The default one may be missing only while the
+        server reports C(archive_mode=off) (or with O(check_archiver=false)).
     type: path
   databases:
     description: Databases that must have backups; a listed database without one is critical.
@@ -66,16 +81,22 @@ options:
     description: More WAL segments waiting to be archived than this is a warning.
     type: int
     default: 16
+  max_archive_wait_minutes:
+    description:
+      - WAL that has waited longer than this to be archived, with nothing archived in that time either,
+        is critical (archiving is stuck); waiting longer while archiving still progresses is a warning.
+    type: float
+    default: 15
   max_base_backup_age_hours:
-    description: Newest base backup older than this is critical (only with O(archive_dir)).
+    description: Newest base backup older than this is critical (when the WAL archive exists).
     type: float
     default: 25
   check_archiver:
-    description: Connect to the server and read C(pg_stat_archiver).
+    description: Connect to the server and read C(pg_stat_archiver) and its C(.ready) files.
     type: bool
     default: true
   alert_endpoint:
-    description: URL to POST alerts to as JSON (the seed's ALERT_ENDPOINT). HTTPS certificates are verified.
+    description: URL to POST alerts to as JSON (the ALERT_ENDPOINT of the host command). HTTPS certificates are verified.
     type: str
   alert_headers:
     description: Extra HTTP headers for the alerts, for example an C(Authorization) bearer token. Never logged.
@@ -88,7 +109,7 @@ options:
     description: Prometheus textfile to write (for node_exporter's textfile collector).
     type: path
   metrics_json:
-    description: JSON file with the seed's Grafana fields.
+    description: JSON file with the dashboard (Grafana) figures.
     type: path
   fail_on:
     description: Fail the task when the overall status is at least this.
@@ -100,7 +121,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Runs the checks but writes no state, metrics or alerts.
+    description: Runs the checks but writes no state or metrics and sends no alert; C(changed) says whether it would.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -134,7 +155,7 @@ checks:
   type: list
   elements: dict
 metrics:
-  description: The seed's Grafana figures plus per-database values.
+  description: The dashboard figures plus per-database values.
   returned: always
   type: dict
 metrics_written:
@@ -144,21 +165,43 @@ metrics_written:
   elements: str
 alerts:
   description: Alerts sent and alerts that could not be delivered.
-  returned: when alert_endpoint is set
+  returned: when alert_endpoint is set and not in check mode
   type: dict
+  contains:
+    sent:
+      description: The alert payloads delivered.
+      type: list
+      elements: dict
+    failed:
+      description: Alerts not delivered, with type, database and error; they are tried again on the next run.
+      type: list
+      elements: dict
+    state_error:
+      description: Why the alert state could not be saved (the alerts were sent anyway).
+      type: str
+      returned: when the state could not be saved
+error_kind:
+  description: Kind of engine error when the module fails before any check ran.
+  returned: on such a failure
+  type: str
+exit_code:
+  description: The host command's exit code for that error.
+  returned: on such a failure
+  type: int
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    REQUIRED, conninfo_from_params, module_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.alerts import send_alerts
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest, run_health
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.metrics import write_metrics
+    REQUIRED, conninfo_from_params, fail_from_error, module_argument_spec)
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.runner import AlertTarget, run_monitoring
 
 THRESHOLDS = ('max_backup_age_hours', 'min_disk_space_gb', 'max_disk_usage_percent', 'size_decrease_percent',
               'size_increase_percent', 'recent_days', 'reverify_hours', 'max_archive_lag_segments',
-              'max_base_backup_age_hours')
+              'max_archive_wait_minutes', 'max_base_backup_age_hours')
 
 
 def main():
@@ -168,22 +211,23 @@ def main():
         backup_dir=REQUIRED)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    req = HealthRequest(p['backup_dir'], p['archive_dir'], p['databases'],
-                        conninfo_from_params(p) if p['check_archiver'] else None,
-                        {name: p[name] for name in THRESHOLDS})
-    report = run_health(req, save_state=not module.check_mode)
-    report['metrics_written'] = []
-    if not module.check_mode:
-        report['metrics_written'] = write_metrics(report, p['metrics_file'], p['metrics_json'])
-        if p['alert_endpoint']:
-            report['alerts'] = send_alerts(report['checks'], p['backup_dir'], p['alert_endpoint'],
-                                           headers=p['alert_headers'], realert_hours=p['realert_hours'])
-            for failure in report['alerts']['failed']:
-                module.warn('alert %s not delivered: %s' % (failure['type'], failure['error']))
+    try:
+        req = HealthRequest(p['backup_dir'], resolve_archive_dir(p['backup_dir'], p['archive_dir']), p['databases'],
+                            conninfo_from_params(p) if p['check_archiver'] else None,
+                            {name: p[name] for name in THRESHOLDS})
+        alert = AlertTarget(p['alert_endpoint'], p['alert_headers'], p['realert_hours']) if p['alert_endpoint'] else None
+        report = run_monitoring(req, alert, p['metrics_file'], p['metrics_json'], check_mode=module.check_mode)
+    except PgsafeError as exc:
+        fail_from_error(module, exc)
+    changed = report.pop('changed')
+    for failure in report.get('alerts', {}).get('failed', []):
+        module.warn('alert %s not delivered: %s' % (failure['type'], failure['error']))
+    if report.get('alerts', {}).get('state_error'):
+        module.warn('alert state not saved: %s' % report['alerts']['state_error'])
     bad = [c['message'] for c in report['checks'] if c['status'] != 'ok']
     if p['fail_on'] != 'never' and RANK[report['status']] >= RANK[p['fail_on']]:
-        module.fail_json(msg='backup health is %s: %s' % (report['status'], '; '.join(bad)), changed=False, **report)
-    module.exit_json(changed=False, **report)
+        module.fail_json(msg='backup health is %s: %s' % (report['status'], '; '.join(bad)), changed=changed, **report)
+    module.exit_json(changed=changed, **report)
 
 
 if __name__ == '__main__':

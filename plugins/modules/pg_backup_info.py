@@ -15,7 +15,12 @@ description:
   - Reads the metadata files under O(backup_dir)C(/full) and lists the backups newest first,
     ordered by each backup's own end time.
   - With O(verify=true), re-hashes each backup file and compares it with the SHA-256 in its metadata.
+    A backup that fails is recorded in O(backup_dir)C(/.health/verify_state.json), so
+    M(pgsafe.backup.backup_health) never counts it intact until it verifies again (the task then
+    reports C(changed)).
   - Metadata that is malformed, or points outside its directory, is reported under RV(problems), never trusted.
+  - A backup directory that does not exist, is not a directory, or cannot be read by the user the module
+    runs as fails the task (an existing, empty directory is an empty catalog).
 options:
   backup_dir:
     description: Absolute path of the backup directory.
@@ -35,7 +40,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Reads only; behaves the same in check mode.
+    description: Reads and verifies the same in check mode, but records no verification failure.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -44,9 +49,12 @@ author:
 '''
 
 EXAMPLES = r'''
+# The catalog is the database OS user's (mode 0700): read it as that user.
 - name: List every backup
   pgsafe.backup.pg_backup_info:
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
   register: catalog
 
 - name: Re-hash the backups of shop
@@ -54,6 +62,8 @@ EXAMPLES = r'''
     backup_dir: /var/backups/postgresql
     database: shop
     verify: true
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''
@@ -88,7 +98,7 @@ backups:
       description: Size on disk.
       type: int
     size_human:
-      description: Size in the seed's short form.
+      description: Size in short form, for example C(142M).
       type: str
     format:
       description: custom, plain or directory.
@@ -125,11 +135,12 @@ count:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED
+from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED, fail_from_error
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
 
 
 def main():
@@ -138,10 +149,15 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+    try:
+        catalog.require_catalog(p['backup_dir'])
+        entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+    except PgsafeError as exc:
+        fail_from_error(module, exc)
     backups = []
     failed = 0
     latest = {}
+    state = VerifyState(p['backup_dir'])
     for entry in entries:
         item = entry.summary()
         if p['verify']:
@@ -152,9 +168,15 @@ def main():
                 item['verified'] = False
                 item['verify_error'] = str(exc)
                 failed += 1
+                state.record(entry.backup_id, entry.meta.get('checksum'), False, error=str(exc))
         latest.setdefault(entry.database, item)
         backups.append(item)
-    result = dict(changed=False, backups=backups, latest=latest, count=len(backups),
+    try:
+        changed = state.pending() if module.check_mode else state.save()
+    except (PgsafeError, OSError) as exc:
+        changed = False
+        module.warn('verification failures not recorded for backup_health: %s' % exc)
+    result = dict(changed=changed, backups=backups, latest=latest, count=len(backups),
                   problems=[x.as_dict() for x in problems])
     if p['verify'] and failed and p['fail_on_verify_error']:
         module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (failed, len(backups)),

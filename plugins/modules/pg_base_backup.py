@@ -143,7 +143,6 @@ log:
   elements: str
 '''
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -152,13 +151,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
     BaseBackupRequest, run_base_backup)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
-
-
-def archive_dir(p):
-    if p['archive_dir']:
-        return p['archive_dir']
-    default = os.path.join(p['backup_dir'], 'wal')
-    return default if os.path.isdir(default) else None
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
 
 
 def main():
@@ -173,7 +166,8 @@ def main():
         req = BaseBackupRequest(
             p['backup_dir'], conninfo_from_params(p), compression=p['compression'],
             compression_level=p['compression_level'], checkpoint=p['checkpoint'], verify=p['verify'],
-            retention_days=p['retention_days'], min_backups=p['min_backups'], archive_dir=archive_dir(p),
+            retention_days=p['retention_days'], min_backups=p['min_backups'],
+            archive_dir=existing_archive_dir(p['backup_dir'], p['archive_dir']),
             wal_cleanup=p['wal_cleanup'], jobs=p['jobs'])
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

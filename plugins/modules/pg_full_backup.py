@@ -33,7 +33,7 @@ options:
   format:
     description:
       - V(custom) is pg_dump's archive format, restorable table by table and in parallel;
-        V(plain) is SQL text (the seed's C(.sql.gz)); V(directory) dumps with O(jobs) workers.
+        V(plain) is SQL text (C(.sql.gz) or C(.sql.zst)); V(directory) dumps with O(jobs) workers.
     type: str
     choices: [custom, plain, directory]
     default: custom
@@ -77,7 +77,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Connects and reports the file it would write and what retention would remove, writing nothing.
+    description:
+      - Connects, and fails where the real run would - a backup directory (or its C(full/), C(globals/), C(.locks/))
+        that is missing, not a directory or not writable by this OS user, a missing pg_dump, pg_dumpall or zstd,
+        a login role that cannot read a table or sequence.
+      - Otherwise reports the file it would write and what retention would remove, writing nothing.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -105,6 +109,8 @@ EXAMPLES = r'''
     compression_level: 6
     retention_days: 14
     min_backups: 3
+  become: true
+  become_user: postgres
 
 - name: Parallel dump of a large database over TCP
   pgsafe.backup.pg_full_backup:
@@ -116,6 +122,8 @@ EXAMPLES = r'''
     login_host: db1.example.com
     login_user: backup
     login_password: "{{ vault_backup_password }}"
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''

@@ -127,6 +127,8 @@ EXAMPLES = r'''
     database: shop
     target_db: shop_restored
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 
 - name: Replace shop with a given backup
   pgsafe.backup.pg_restore_backup:
@@ -135,6 +137,8 @@ EXAMPLES = r'''
     overwrite: true
     jobs: 2
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''
@@ -242,13 +246,13 @@ log:
   elements: str
 '''
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, pg_ctl_for, run_pitr
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import (
     RestoreRequest, run_restore)
@@ -289,7 +293,7 @@ def main():
 def recover(module, p, log):
     try:
         req = PitrRequest(
-            p['backup_dir'], p['archive_dir'] or os.path.join(p['backup_dir'], 'wal'), p['data_directory'],
+            p['backup_dir'], resolve_archive_dir(p['backup_dir'], p['archive_dir']).path, p['data_directory'],
             p['port'], target_time=p['target_time'], target_lsn=p['target_lsn'], target_name=p['target_name'],
             overwrite=p['overwrite'], pgsafe_command=p['pgsafe_command'], os_user=p['os_user'],
             backup=p['base_backup'])

@@ -114,7 +114,13 @@ EXAMPLES = r'''
   become: true
   become_user: postgres
   register: archiving
-  notify: Restart PostgreSQL if archiving needs it
+
+- name: Restart PostgreSQL only when wal_level or archive_mode wait for it
+  ansible.builtin.service:
+    name: postgresql
+    state: restarted
+  become: true
+  when: archiving.restart_required
 
 - name: Only check that the postgres user can run pgsafe and write the archive
   pgsafe.backup.pg_wal_archive_config:
@@ -128,6 +134,8 @@ EXAMPLES = r'''
     archive_dir: /var/backups/postgresql/wal
     method: conf_file
     compression: zstd
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import PGSAFE, run_cli
+from conftest import PGSAFE, cli_env, as_os_user, run_cli
 from faultkit import backup_ok, fill_incompressible
 from pgcluster import OS_USER, PgCluster, free_port, make_scratch_dir, os_user_ids
 
@@ -54,9 +54,9 @@ def test_password_never_in_argv_logs_or_metadata(secured, backup_dir, command):
     """Done: a backup over TCP with SCRAM auth and PGPASSWORD set, while /proc/*/cmdline of every
     process is read every 20 ms. Seen: the password is in no process's argv at any moment, in no log
     line and in no metadata file; the backup itself succeeded."""
-    env = secured.env
-    env.update({"BACKUP_DIR": backup_dir, "PGHOST": "127.0.0.1", "PGUSER": "backup_user", "PGPASSWORD": PASSWORD})
-    proc = subprocess.Popen([PGSAFE, "--quiet"] + list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = cli_env(secured, backup_dir, {"PGHOST": "127.0.0.1", "PGUSER": "backup_user", "PGPASSWORD": PASSWORD})
+    proc = subprocess.Popen([PGSAFE, "--quiet"] + list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            **as_os_user())
     samples = 0
     while proc.poll() is None:
         for argv in all_argv():

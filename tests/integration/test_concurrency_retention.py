@@ -1,11 +1,11 @@
 """Locks and retention on real backups: nothing good is removed, concurrent runs never corrupt."""
 import json
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from conftest import PGSAFE, restore_into_new
+from conftest import restore_into_new, start_cli
+from pgcluster import os_user_ids
 
 from pgsafe.core.lock import BackupLock
 
@@ -37,7 +37,10 @@ def test_two_backups_at_once_both_complete_and_verify(pg, cli, sample_db, backup
 
 
 def test_second_backup_waits_then_fails_clearly_while_lock_held(cli, sample_db, backup_dir):
-    with BackupLock(backup_dir, sample_db, timeout=1):
+    with BackupLock(backup_dir, sample_db, timeout=1) as lock:
+        # Held here (as root), but the lock's files are the database OS user's, as the CLI's own runs make them.
+        for path in (lock.directory, lock.path):
+            os.chown(path, *os_user_ids())
         proc = cli("backup", sample_db, "--lock-timeout", "1")
     assert proc.returncode == 1
     assert "holds the lock" in proc.stderr
@@ -104,10 +107,7 @@ def test_future_timestamp_does_not_fool_latest_or_retention(pg, cli, sample_db, 
 def test_killed_backup_leaves_no_backup_and_next_run_cleans_up(pg, cli, sample_db, backup_dir):
     """A run interrupted before publishing leaves only a hidden temp file, which the next run removes."""
     pg.psql("CREATE TABLE bulk AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g", sample_db)
-    env = pg.env
-    env["BACKUP_DIR"] = backup_dir
-    proc = subprocess.Popen([PGSAFE, "--quiet", "backup", sample_db], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli(pg, backup_dir, "backup", sample_db)
     full = os.path.join(backup_dir, "full")
     import time
     deadline = time.time() + 30

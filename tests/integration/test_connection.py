@@ -5,7 +5,7 @@ import os
 import pytest
 
 from conftest import run_cli
-from pgcluster import make_scratch_dir
+from pgcluster import make_scratch_dir, os_user_ids
 
 PASSWORD = "correct horse battery staple"
 
@@ -37,6 +37,7 @@ def test_pgpass_file_is_honoured(secured, backup_dir):
     with open(passfile, "w") as fh:
         fh.write("127.0.0.1:%d:*:backup_user:%s\n" % (secured.port, PASSWORD))
     os.chmod(passfile, 0o600)
+    os.chown(passfile, *os_user_ids())  # the host command runs as the database OS user
     proc = run_cli(secured, backup_dir, "backup", "secure_db", "--json", "--no-globals",
                    env_extra=tcp_env(secured, PGPASSFILE=passfile))
     assert proc.returncode == 0, proc.stderr

@@ -1,44 +1,18 @@
 """Health checks, alerts and metrics against real backups, a real archiving cluster and a real HTTP receiver."""
-import http.server
 import json
 import os
-import threading
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from alertkit import Receiver
 from conftest import ROOT, run_cli
 from pgcluster import make_scratch_dir
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
-
-
-class Receiver:
-    """A local alert endpoint that records every POST body."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("Content-Length", 0))
-                received.append({"body": json.loads(self.rfile.read(length)),
-                                 "auth": self.headers.get("Authorization")})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d/api/alerts/health" % self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+# pgsafe health's documented exit codes (cli/health.py): 0 ok, 1 warning, 5 critical.
+WARNING_EXIT, CRITICAL_EXIT = 1, 5
 
 
 @pytest.fixture
@@ -95,14 +69,14 @@ def test_backup_age_fires_at_threshold(pg, cli, sample_db, backup_dir):
     assert by_name(report, "backup_age", sample_db)[0]["status"] == "ok"
     set_finished(result["metadata_file"], 26)
     rc, report = health(pg, backup_dir, "--max-backup-age-hours", "25")
-    assert rc == 1
+    assert rc == CRITICAL_EXIT
     assert by_name(report, "backup_age", sample_db)[0]["status"] == "critical"
 
 
 def test_listed_database_without_backup_is_critical(pg, backup_dir):
     os.makedirs(os.path.join(backup_dir, "full"))
     rc, report = health(pg, backup_dir, "--database", "never_backed_up")
-    assert rc == 1
+    assert rc == CRITICAL_EXIT
     assert by_name(report, "backup_age", "never_backed_up")[0]["status"] == "critical"
     assert by_name(report, "backup_count")[0]["status"] == "critical"
 
@@ -122,7 +96,7 @@ def test_corruption_found_and_reverify_schedule_kept_on_disk(pg, cli, sample_db,
     # ...and the scheduled re-verification catches it.
     rc, report = health(pg, backup_dir, "--reverify-hours", "0")
     bad = by_name(report, "backup_integrity")
-    assert rc == 1 and bad[0]["status"] == "critical" and "checksum mismatch" in bad[0]["message"]
+    assert rc == CRITICAL_EXIT and bad[0]["status"] == "critical" and "checksum mismatch" in bad[0]["message"]
     assert report["metrics"]["corrupted_backups"] == 1
 
 
@@ -131,7 +105,7 @@ def test_malformed_metadata_is_reported(pg, cli, sample_db, backup_dir):
     with open(result["metadata_file"], "w") as fh:
         fh.write("{not json")
     rc, report = health(pg, backup_dir)
-    assert rc == 1
+    assert rc == CRITICAL_EXIT
     assert any("malformed" in c["message"] for c in by_name(report, "backup_integrity"))
 
 
@@ -142,7 +116,7 @@ def test_size_drop_is_a_warning(pg, cli, sample_db, backup_dir):
     backup(cli, sample_db)
     rc, report = health(pg, backup_dir)
     assert by_name(report, "size_trend", sample_db)[0]["status"] == "warning"
-    assert rc == 1
+    assert rc == WARNING_EXIT
 
 
 def test_archive_failure_and_deleted_segment(new_pg):
@@ -210,7 +184,7 @@ def test_unreachable_endpoint_does_not_break_the_run(pg, cli, sample_db, backup_
     set_finished(result["metadata_file"], 30)
     rc, report = health(pg, backup_dir, "--alert-endpoint", "http://127.0.0.1:9/nowhere")
     assert report["alerts"]["failed"] and not report["alerts"]["sent"]
-    assert rc == 1 and report["status"] == "critical", "the checks still ran and reported"
+    assert rc == CRITICAL_EXIT and report["status"] == "critical", "the checks still ran and reported"
     # Undelivered alerts are not recorded as sent: the next run tries again.
     rc, report = health(pg, backup_dir, "--alert-endpoint", "http://127.0.0.1:9/nowhere")
     assert report["alerts"]["failed"]
@@ -219,10 +193,13 @@ def test_unreachable_endpoint_does_not_break_the_run(pg, cli, sample_db, backup_
 def test_module_fail_on_and_secret_headers(pg, cli, sample_db, backup_dir, ansible_module, receiver):
     result = backup(cli, sample_db)
     args = dict(backup_dir=backup_dir, min_disk_space_gb=0, max_disk_usage_percent=100,
-                login_unix_socket=pg.socket_dir, login_port=pg.port)
+                login_unix_socket=pg.socket_dir, login_port=pg.port, login_user=pg.user)
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
     assert rc == 0, out
-    assert res["status"] == "ok" and res["changed"] is False
+    assert res["status"] == "ok", [c["message"] for c in res["checks"] if c["status"] != "ok"]
+    assert res["changed"] is True, "the new backup's verification was recorded"
+    rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
+    assert rc == 0 and res["changed"] is False, "nothing new to record"
     set_finished(result["metadata_file"], 40)
     token = "Bearer tok-%s" % os.urandom(6).hex()
     args.update(alert_endpoint=receiver.url, alert_headers={"Authorization": token})

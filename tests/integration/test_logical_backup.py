@@ -202,16 +202,15 @@ def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, an
     """At a terminal without --force the seed's confirmation is asked; only the exact name confirms."""
     import pty
     import subprocess
-    from conftest import PGSAFE, run_cli
+    from conftest import PGSAFE, cli_env, as_os_user, run_cli
     result = json.loads(run_cli(pg, backup_dir, "backup", sample_db, "--json").stdout)
     target = unique_name("prompted")
     pg.create_database(target)
     master, slave = pty.openpty()
-    env = pg.env
-    env["BACKUP_DIR"] = backup_dir
     try:
         proc = subprocess.Popen([PGSAFE, "--quiet", "restore", result["backup_id"], target],
-                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=cli_env(pg, backup_dir), **as_os_user())
         os.write(master, ((answer or target) + "\n").encode())
         out, err = proc.communicate(timeout=120)
         assert (proc.returncode == 0) is replaced, err

@@ -1,6 +1,8 @@
 """The modules run through ansible itself, against a real cluster."""
 import os
 
+import pytest
+
 from conftest import drop_database, table_contents, unique_name
 
 
@@ -111,3 +113,112 @@ def test_latest_without_database_takes_the_only_one_and_refuses_to_guess_between
     finally:
         for name in targets + [first, second]:
             drop_database(pg, name)
+
+
+# -- a catalog that is missing or unreadable is an error, not an empty list ---------------------------
+
+@pytest.mark.parametrize("case", ["missing", "a file"])
+def test_backup_info_fails_on_a_missing_catalog(ansible_module, backup_dir, case):
+    target = os.path.join(backup_dir, "typo")
+    if case == "a file":
+        with open(target, "w") as fh:
+            fh.write("x")
+    rc, res, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=target))
+    assert rc != 0, out
+    assert target in res["msg"]
+    assert ("does not exist" if case == "missing" else "is not a directory") in res["msg"]
+    assert res["exit_code"] == 2
+
+
+def test_backup_info_fails_on_a_catalog_it_cannot_read(ansible_module, backup_dir):
+    """As the database OS user, another user's 0700 catalog cannot be listed: the task fails saying so
+    (it reported an empty catalog)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch user")
+    locked = os.path.join(backup_dir, "locked")
+    os.makedirs(os.path.join(locked, "full"))
+    os.chmod(locked, 0o700)
+    os.chmod(backup_dir, 0o755)
+    rc, res, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=locked), become_user="postgres")
+    assert rc != 0, out
+    assert "cannot read %s (owner root, mode 0700)" % locked in res["msg"], res["msg"]
+
+
+def test_backup_info_empty_catalog_is_an_empty_list(ansible_module, backup_dir):
+    rc, res, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir))
+    assert rc == 0, out
+    assert (res["count"], res["backups"], res["problems"]) == (0, [], [])
+
+
+# -- check mode fails where the real run would ---------------------------------------------------------
+
+def both_runs(ansible_module, args, **kwargs):
+    """The task in check mode and for real: (check result, real result)."""
+    rc_check, check, out_check = ansible_module("pgsafe.backup.pg_full_backup", args, check=True, **kwargs)
+    rc_real, real, out_real = ansible_module("pgsafe.backup.pg_full_backup", args, **kwargs)
+    assert rc_real != 0, out_real
+    assert rc_check != 0, "check mode passed where the real run fails: " + out_check
+    return check, real
+
+
+def test_check_mode_fails_on_a_directory_the_user_cannot_write(pg, ansible_module, sample_db, backup_dir):
+    """As the database OS user, a root-owned 0755 backup directory can be read but not written: the real
+    run fails, and check mode now fails with it (it passed)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch user")
+    readonly = os.path.join(backup_dir, "readonly")
+    os.makedirs(readonly)
+    os.chmod(backup_dir, 0o755)
+    os.chmod(readonly, 0o755)
+    check, real = both_runs(ansible_module, dict(database=sample_db, backup_dir=readonly, **login(pg)),
+                            become_user="postgres")
+    assert "not writable" in check["msg"] and readonly in check["msg"], check["msg"]
+    assert "not writable" in real["msg"]
+    assert os.listdir(readonly) == []
+
+
+@pytest.mark.parametrize("blocked", ["full", "globals", ".locks"])
+def test_check_mode_fails_where_a_subdirectory_is_a_file(pg, ansible_module, sample_db, backup_dir, blocked):
+    with open(os.path.join(backup_dir, blocked), "w") as fh:
+        fh.write("x")
+    check, real = both_runs(ansible_module, dict(database=sample_db, backup_dir=backup_dir, **login(pg)))
+    path = os.path.join(backup_dir, blocked)
+    assert path in check["msg"] and "not a directory" in check["msg"], check["msg"]
+    assert check["exit_code"] == real["exit_code"]
+
+
+def test_check_mode_fails_on_a_missing_backup_dir(pg, ansible_module, sample_db, backup_dir):
+    missing = os.path.join(backup_dir, "missing")
+    check, real = both_runs(ansible_module, dict(database=sample_db, backup_dir=missing, **login(pg)))
+    assert check["msg"] == real["msg"] and "does not exist" in check["msg"]
+    assert not os.path.exists(missing)
+
+
+def test_check_mode_fails_on_a_missing_database(pg, ansible_module, backup_dir):
+    check, real = both_runs(ansible_module, dict(database="missing_db_x", backup_dir=backup_dir, **login(pg)))
+    assert (check["exit_code"], real["exit_code"]) == (3, 3)
+    assert "does not exist" in check["msg"]
+
+
+def test_check_mode_fails_when_the_role_cannot_read_a_table(pg, ansible_module, sample_db, backup_dir):
+    """A login role without SELECT on a table: the real run fails (exit 4; its row count, then pg_dump,
+    cannot read the table), and check mode says so beforehand, naming the table (it passed)."""
+    role = unique_name("reader")
+    pg.sql('CREATE ROLE "%s" LOGIN' % role)
+    try:
+        pg.sql('GRANT SELECT ON ALL TABLES IN SCHEMA public TO "%s"' % role, sample_db)
+        pg.sql('GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO "%s"' % role, sample_db)
+        pg.sql('REVOKE SELECT ON orders FROM "%s"' % role, sample_db)
+        args = dict(database=sample_db, backup_dir=backup_dir, globals=False, **login(pg))
+        args["login_user"] = role
+        check, real = both_runs(ansible_module, args)
+        assert (check["exit_code"], real["exit_code"]) == (4, 4)
+        assert "public.orders" in check["msg"] and "permission denied" in check["msg"], check["msg"]
+        # With the grant back, check mode passes again.
+        pg.sql('GRANT SELECT ON orders TO "%s"' % role, sample_db)
+        rc, res, out = ansible_module("pgsafe.backup.pg_full_backup", args, check=True)
+        assert rc == 0, out
+    finally:
+        pg.sql('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM "%s"' % role, sample_db)
+        pg.sql('REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM "%s"' % role, sample_db)
+        pg.sql('DROP ROLE "%s"' % role)

@@ -198,3 +198,15 @@ class PgCluster:
 
 def new_cluster(settings=None):
     return PgCluster(settings=settings).init().start()
+
+
+def new_scram_cluster(password, role="backup_user", role_options="SUPERUSER REPLICATION"):
+    """A cluster that demands a SCRAM password over TCP (127.0.0.1) from `role`; the OS user keeps
+    trust over the local socket, for the test's own setup."""
+    cluster = PgCluster(settings={"password_encryption": "'scram-sha-256'"}).init()
+    with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
+        fh.write("local all %s trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+                 "host replication all 127.0.0.1/32 scram-sha-256\n" % cluster.user)
+    cluster.start()
+    cluster.sql('CREATE ROLE "%s" LOGIN %s PASSWORD %%s' % (role, role_options), params=(password,))
+    return cluster

@@ -1,5 +1,9 @@
+import os
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from pgsafe.core.errors import ConfigError
 from pgsafe.monitoring import alerts
 from pgsafe.core.naming import iso
 
@@ -50,3 +54,35 @@ def test_types():
 
 def test_unreachable_endpoint_returns_error_not_raise():
     assert alerts.post("http://127.0.0.1:9/x", {"a": 1}, timeout=0.5, retries=2, backoff=0.01) is not None
+
+
+def header_file(tmp_path, text, mode=0o600):
+    path = tmp_path / "headers"
+    path.write_text(text)
+    os.chmod(str(path), mode)
+    return str(path)
+
+
+def test_header_file_lines(tmp_path):
+    path = header_file(tmp_path, "# token for the pager\n\nAuthorization: Bearer abc:def\nX-Team:  dba \n")
+    assert alerts.read_header_file(path) == {"Authorization": "Bearer abc:def", "X-Team": "dba"}
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644])
+def test_header_file_open_to_others_is_refused(tmp_path, mode):
+    path = header_file(tmp_path, "Authorization: Bearer s3cret\n", mode)
+    with pytest.raises(ConfigError) as info:
+        alerts.read_header_file(path)
+    assert "chmod 600" in str(info.value) and "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["Authorization Bearer s3cret\n", "Bad Name: s3cret\n", "X-Empty:\n"])
+def test_header_file_bad_line_names_the_line_not_the_value(tmp_path, text):
+    with pytest.raises(ConfigError) as info:
+        alerts.read_header_file(header_file(tmp_path, text))
+    assert "line 1" in str(info.value) and "s3cret" not in str(info.value)
+
+
+def test_logged_endpoint_keeps_no_path_or_query():
+    assert alerts.safe_url("https://hooks.example.com:8443/services/T0/B0/s3cret?token=x") == \
+        "https://hooks.example.com:8443"

@@ -1,3 +1,6 @@
+import os
+import stat
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from pgsafe.monitoring import metrics
@@ -28,3 +31,22 @@ def test_grafana_json_has_seed_fields():
     for field in ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
                   "backup_count_recent", "corrupted_backups", "last_backup_size_mb"):
         assert field in out
+
+
+def test_a_file_that_cannot_be_staged_is_a_critical_check_the_other_file_shows(tmp_path):
+    from pgsafe.monitoring.runner import publish_metrics, stage_metrics
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    prom, js = str(blocker / "pgsafe.prom"), str(tmp_path / "m" / "pgsafe.json")
+    rep = report()
+    staged = stage_metrics(rep, prom, js)
+    assert rep["status"] == "critical"
+    failed = [c for c in rep["checks"] if c["name"] == "metrics"]
+    assert failed and failed[0]["value"] == prom and failed[0]["status"] == "critical"
+    assert [s.path for s in staged] == [js]
+    assert not (tmp_path / "m" / "pgsafe.json").exists(), "staged, not yet in place"
+    assert publish_metrics(rep, staged, lambda *a: None) == [js]
+    import json
+    assert json.load(open(js))["status"] == "critical"
+    assert sorted(os.listdir(str(tmp_path / "m"))) == ["pgsafe.json"]
+    assert stat.S_IMODE(os.stat(js).st_mode) == 0o644

@@ -13,6 +13,7 @@ ROLES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "roles"
 # Role variables named like an option but deliberately different from the engine's default, and why.
 ROLE_OWN = {
     "backup_schedule_base_backup": "a switch (schedule base backups), not the id of a base backup",
+    "monitoring_alert_header_file": "the role writes the headers there; the command reads none unless named",
     "monitoring_archive_dir": "empty when archiving is off, so the role's health check skips nothing by accident",
     "restore_drill_archive_dir": "the role's archive is always BACKUP_DIR/wal",
     "wal_archiving_archive_dir": "the role creates the archive, so it names it",
@@ -53,8 +54,8 @@ def test_role_variables_of_an_option_default_to_the_option():
                 if opt.default not in (None, ""):
                     assert str(opt.default) in value, "%s falls back to something else than %r" % (var, opt.default)
             else:
-                # Roles say "unset" with an empty string (one way for every role); the engine with None.
-                value = None if value == "" else value
+                # Roles say "unset" with an empty value (one way for every role); the engine with None.
+                value = None if value in ("", {}) else value
                 assert value == opt.default, "%s defaults to %r, the engine's %s to %r" % (
                     var, value, opt.id, opt.default)
 

@@ -7,6 +7,7 @@ points outside its directory is reported, never trusted.
 import hashlib
 import json
 import os
+import stat
 from datetime import timedelta
 
 from ..core import compress
@@ -106,12 +107,65 @@ def load_entry(meta_path):
     return Entry(meta, meta_path)
 
 
+def _owner_name(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _unreadable(path, exc):
+    try:
+        st = os.stat(path)
+        owner = _owner_name(st.st_uid)
+        return ConfigError("cannot read %s (owner %s, mode %04o): %s" % (
+            path, owner, stat.S_IMODE(st.st_mode), exc.strerror or exc),
+            "Run as its owner%s or fix its permissions" % ("" if owner == "root" else " (sudo -u %s ...)" % owner))
+    except OSError:
+        return ConfigError("cannot read %s: %s" % (path, exc.strerror or exc),
+                           "Run as the backup directory's owner or fix its permissions")
+
+
+def require_catalog(backup_dir):
+    """A catalog that is missing or unreadable is an error, not an empty list: a typo in the path, an
+    unmounted disk or the wrong OS user would otherwise read as "no backups".  An existing, empty
+    directory is a normal, empty catalog."""
+    try:
+        st = os.stat(backup_dir)
+    except FileNotFoundError:
+        raise ConfigError("backup directory %s does not exist" % backup_dir,
+                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+    except NotADirectoryError:
+        raise ConfigError("backup directory %s does not exist: a part of its path is not a directory" % backup_dir,
+                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+    except PermissionError as exc:
+        raise _unreadable(os.path.dirname(backup_dir) or backup_dir, exc)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError("backup directory %s is not a directory" % backup_dir,
+                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+    for path in (backup_dir, full_dir(backup_dir)):
+        try:
+            os.listdir(path)
+        except FileNotFoundError:
+            pass  # no full/ yet: nothing backed up, which is a normal empty catalog
+        except NotADirectoryError:
+            raise ConfigError("%s is not a directory; the catalog of logical backups should be there" % path)
+        except PermissionError as exc:
+            raise _unreadable(path, exc)
+    return backup_dir
+
+
 def scan(directory):
     """All entries and problems in one catalog directory, newest first by end time."""
     entries, problems = [], []
     if not os.path.isdir(directory):
         return entries, problems
-    for name in sorted(os.listdir(directory)):
+    try:
+        names = os.listdir(directory)
+    except PermissionError as exc:
+        raise _unreadable(directory, exc)
+    for name in sorted(names):
         if not name.endswith(META_SUFFIX) or is_temp_name(name):
             continue
         path = os.path.join(directory, name)
@@ -160,6 +214,7 @@ def resolve(backup_dir, ref):
                               "Copy the backup and its .meta.json into %s first" % directory)
         ref = os.path.basename(os.path.normpath(candidate))
     validate_plain_name(ref, "backup")
+    require_catalog(backup_dir)
     entries, _problems = scan(directory)
     for entry in entries:
         if ref in (entry.backup_id, entry.meta.get("backup_file"), os.path.basename(entry.meta_path)):

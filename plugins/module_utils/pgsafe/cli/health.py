@@ -1,51 +1,157 @@
-"""Subcommand health: the seed's monitor_backups.sh, as a table or JSON; exit 0 ok, 1 warning or critical."""
+"""Subcommand health: the seed's monitor_backups.sh, as a table, JSON or one Nagios line.
+
+Exit codes.  The plain command keeps the seed's scheme and gives each verdict its own code:
+  0  every check ok
+  1  a warning (the seed's "general" code, and what health exited with for any problem before, so
+     wrappers that test for non-zero keep firing)
+  5  critical: the backups cannot be trusted to restore, the same meaning as `pgsafe verify`'s 5
+  2  configuration error (bad option, alert header file open to others): nothing was checked
+With --nagios it prints one line, "PGSAFE <STATE> - <summary> | <perfdata>", and exits as a Nagios
+plugin does (Barman's `check --nagios` does the same): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (health
+could not run, e.g. an unreadable header file).  An unparsable command line still exits 2 before
+--nagios is read; Nagios then shows CRITICAL, which a broken check definition deserves.
+"""
 import json
 import os
 
 from . import flags
 from .util import out
-from ..core.errors import EXIT_GENERAL, EXIT_OK
+from ..core.errors import EXIT_GENERAL, EXIT_OK, EXIT_VERIFY, PgsafeError
 from ..core.logfile import StepLog
+
+EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_GENERAL, "critical": EXIT_VERIFY}
+NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 
 THRESHOLDS = ("max_backup_age_hours", "min_disk_space_gb", "max_disk_usage_percent", "size_decrease_percent",
               "size_increase_percent", "recent_days", "reverify_hours", "max_archive_lag_segments",
-              "max_base_backup_age_hours")
+              "max_archive_wait_minutes", "max_base_backup_age_hours")
 
 
 def register(sub):
-    h = sub.add_parser("health", help="check backups, disk and WAL archive; alert and write metrics")
+    h = sub.add_parser("health", help="check backups, disk and WAL archive; alert and write metrics",
+                       description="Exit 0 ok, 1 warning, 5 critical, 2 configuration error; "
+                                   "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
     flags.add(h, "archive_dir", "databases", *THRESHOLDS)
-    flags.add(h, "alert_endpoint", "realert_hours", "metrics_file", "metrics_json", "check_archiver", "json")
+    flags.add(h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json",
+              "check_archiver")
+    form = h.add_mutually_exclusive_group()
+    flags.add(form, "json", "nagios")
     h.set_defaults(handler=cmd_health)
 
 
 def cmd_health(args, conninfo):
-    from ..monitoring.alerts import send_alerts
-    from ..monitoring.health import HealthRequest, run_health
-    from ..monitoring.metrics import write_metrics
-    archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
+    try:
+        return _health(args, conninfo)
+    except Exception as exc:
+        if not args.nagios:
+            raise
+        # A Nagios plugin that cannot run says UNKNOWN, in one line, whatever the cause.
+        out("PGSAFE UNKNOWN - %s" % _one_line(str(exc) or exc.__class__.__name__))
+        return NAGIOS_EXIT["unknown"]
+
+
+class _SafeLog:
+    """The step log, if it can be opened and written: a full or read-only disk must not stop the alerts."""
+
+    def __init__(self, backup_dir):
+        try:
+            self.log = StepLog(backup_dir, "monitor_backups", echo=False)
+        except (PgsafeError, OSError):
+            self.log = None
+
+    def __call__(self, message, level="INFO"):
+        if self.log is not None:
+            try:
+                self.log(message, level=level)
+            except OSError:
+                self.log = None
+
+    def close(self):
+        if self.log is not None:
+            try:
+                self.log.close()
+            except OSError:
+                pass
+
+
+def _health(args, conninfo):
+    from ..core.paths import resolve_archive_dir
+    from ..monitoring.alerts import read_header_file
+    from ..monitoring.health import HealthRequest
+    from ..monitoring.runner import AlertTarget, run_monitoring
     thresholds = {name: getattr(args, name) for name in THRESHOLDS}
-    log = StepLog(args.backup_dir, "monitor_backups", echo=False)
-    req = HealthRequest(args.backup_dir, archive_dir if os.path.isdir(archive_dir) else None, args.databases,
-                        conninfo if args.check_archiver else None, thresholds)
-    report = run_health(req)
-    report["metrics_written"] = write_metrics(report, args.metrics_file, args.metrics_json)
-    if args.alert_endpoint:
-        report["alerts"] = send_alerts(report["checks"], args.backup_dir, args.alert_endpoint,
-                                       realert_hours=args.realert_hours, log=log)
-    for check in report["checks"]:
-        log("%s %s: %s" % (check["status"].upper(), check["name"], check["message"]),
-            level="INFO" if check["status"] == "ok" else check["status"].upper())
-    log.close()
+    # Read before anything runs: a broken header file is a configuration error, said at once.
+    headers = read_header_file(args.alert_header_file) if args.alert_header_file else None
+    archive = resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ)
+    req = HealthRequest(args.backup_dir, archive, args.databases, conninfo if args.check_archiver else None,
+                        thresholds)
+    alert = AlertTarget(args.alert_endpoint, headers, args.realert_hours) if args.alert_endpoint else None
+    log = _SafeLog(args.backup_dir)
+    try:
+        report = run_monitoring(req, alert, args.metrics_file, args.metrics_json, log=log)
+        for check in report["checks"]:
+            log("%s %s: %s" % (check["status"].upper(), check["name"], check["message"]),
+                level="INFO" if check["status"] == "ok" else check["status"].upper())
+    finally:
+        log.close()
+    if args.nagios:
+        out(nagios_line(report, req.t))
+        return NAGIOS_EXIT[report["status"]]
     if args.json:
         out(json.dumps(report, indent=2, default=str))
     else:
-        out("%-9s %-18s %-16s %s" % ("STATUS", "CHECK", "DATABASE", "MESSAGE"))
+        out("%-9s %-20s %-16s %s" % ("STATUS", "CHECK", "DATABASE", "MESSAGE"))
         for check in report["checks"]:
-            out("%-9s %-18s %-16s %s" % (check["status"].upper(), check["name"], check.get("database") or "-",
+            out("%-9s %-20s %-16s %s" % (check["status"].upper(), check["name"], check.get("database") or "-",
                                          check["message"]))
         out("overall: %s" % report["status"].upper())
         for failure in report.get("alerts", {}).get("failed", []):
             out("alert not delivered: %s (%s)" % (failure["type"], failure["error"]))
-    return EXIT_OK if report["status"] == "ok" else EXIT_GENERAL
+        if report.get("alerts", {}).get("state_error"):
+            out("alert state not saved: %s" % report["alerts"]["state_error"])
+    return EXIT_BY_STATUS[report["status"]]
+
+
+def _one_line(text):
+    # '|' starts Nagios perfdata; a newline ends the status line.
+    return " ".join(str(text).replace("|", "/").split())
+
+
+def _num(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return ("%.3f" % value).rstrip("0").rstrip(".")
+
+
+def _perf(label, value, crit="", minimum="", maximum="", unit=""):
+    if value is None:
+        return None
+    return "%s=%s%s;;%s;%s;%s" % (label, _num(value), unit, _num(crit), _num(minimum), _num(maximum))
+
+
+def nagios_line(report, t):
+    """'PGSAFE CRITICAL - 1 critical, 0 warning: <messages> | <perfdata>'. Critical thresholds are
+    given only where they are exactly the check's rule, in Nagios range syntax."""
+    checks = report["checks"]
+    bad = [c for c in checks if c["status"] == "critical"] + [c for c in checks if c["status"] == "warning"]
+    if bad:
+        summary = "%d critical, %d warning: %s" % (
+            len([c for c in bad if c["status"] == "critical"]), len([c for c in bad if c["status"] == "warning"]),
+            "; ".join(c["message"] for c in bad))
+    else:
+        summary = "%d checks ok" % len(checks)
+    m = report["metrics"]
+    perf = [
+        _perf("backup_age_hours", m.get("backup_age_hours"), t["max_backup_age_hours"], 0),
+        _perf("disk_free_gb", m.get("disk_free_gb"), "%s:" % _num(t["min_disk_space_gb"]), 0),
+        _perf("disk_usage_percent", m.get("disk_usage_percent"), t["max_disk_usage_percent"], 0, 100, "%"),
+        _perf("backup_count_total", m.get("backup_count_total"), "", 0),
+        _perf("backup_count_recent", m.get("backup_count_recent"), "1:", 0),
+        _perf("corrupted_backups", m.get("corrupted_backups"), 0, 0),
+        _perf("wal_ready_count", m.get("wal_ready_count"), "", 0),
+        _perf("wal_oldest_ready_seconds", m.get("wal_oldest_ready_seconds"), "", 0, "", "s"),
+        _perf("archiver_failed_count", m.get("archiver_failed_count"), "", 0, "", "c"),
+    ]
+    return "PGSAFE %s - %s | %s" % (report["status"].upper(), _one_line(summary),
+                                    " ".join(p for p in perf if p))

@@ -4,6 +4,7 @@ import sys
 
 from ..catalog import entries as catalog
 from . import flags
+from .offsite import from_offsite, open_repo, push_now
 from .util import UsageError, err, out
 from ..logical.dump import FullBackupRequest, run_full_backup
 from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
@@ -19,17 +20,17 @@ def register(sub):
     b.set_defaults(handler=cmd_backup)
 
     ls = sub.add_parser("list", help="list the catalog, newest first")
-    flags.add(ls, "json")
+    flags.add(ls, "source", "json")
     ls.set_defaults(handler=cmd_list)
 
     v = sub.add_parser("verify", help="re-hash every backup (or the named ones) against its metadata")
     v.add_argument("backups", nargs="*", help="backup ids or files (default: the whole catalog)")
-    flags.add(v, "json")
+    flags.add(v, "source", "json")
     v.set_defaults(handler=cmd_verify)
 
     r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
     r.add_argument("args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database")
-    flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "json")
+    flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "source", "json")
     r.add_argument("--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)")
     r.set_defaults(handler=cmd_restore)
 
@@ -50,6 +51,7 @@ def cmd_backup(args, conninfo):
             lock_timeout=args.lock_timeout)
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
+        result["offsite"] = push_now(args, log)
     except PgsafeError as exc:
         log("backup failed: %s" % exc, level="ERROR")
         raise
@@ -65,7 +67,12 @@ def cmd_backup(args, conninfo):
 
 
 def cmd_list(args, conninfo):
-    entries, problems = catalog.list_full(args.backup_dir)
+    if from_offsite(args):
+        from ..offsite.fetch import list_entries
+        entries, problems = list_entries(open_repo(args, "list --from offsite"), "full")
+    else:
+        catalog.require_catalog(args.backup_dir)
+        entries, problems = catalog.list_full(args.backup_dir)
     if args.json:
         out(json.dumps({"backups": [e.summary() for e in entries],
                         "problems": [p.as_dict() for p in problems]}, indent=2))
@@ -84,7 +91,10 @@ def cmd_list(args, conninfo):
 
 
 def cmd_verify(args, conninfo):
+    if from_offsite(args):
+        return _verify_offsite(args)
     backup_dir = args.backup_dir
+    catalog.require_catalog(backup_dir)
     if args.backups:
         entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
     else:
@@ -98,6 +108,11 @@ def cmd_verify(args, conninfo):
             results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": False, "error": str(exc)})
     for p in problems:
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
+    _record_failures(backup_dir, entries, results)
+    return _report_verify(args, results)
+
+
+def _report_verify(args, results):
     failed = [r for r in results if not r["verified"]]
     if args.json:
         out(json.dumps({"results": results, "failed": len(failed)}, indent=2))
@@ -107,6 +122,42 @@ def cmd_verify(args, conninfo):
                                "" if r["verified"] else "  (%s)" % r["error"]))
         out("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
     return EXIT_VERIFY if failed else EXIT_OK
+
+
+def _verify_offsite(args):
+    """Download and hash every object of every off-site backup (or the named ones)."""
+    from ..offsite.fetch import list_entries, verify_entry
+    repo = open_repo(args, "verify --from offsite")
+    results = []
+    for folder in ("full", "base"):
+        entries, problems = list_entries(repo, folder)
+        for e in entries:
+            if args.backups and e.backup_id not in args.backups:
+                continue
+            try:
+                verify_entry(repo, e)
+                results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": True})
+            except VerificationFailed as exc:
+                results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": False,
+                                "error": str(exc)})
+        results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
+    return _report_verify(args, results)
+
+
+def _record_failures(backup_dir, entries, results):
+    """A damaged backup is then never counted intact by health until it verifies again."""
+    from ..catalog.verify_state import VerifyState
+    by_id = {e.backup_id: e for e in entries}
+    bad = [r for r in results if not r["verified"] and r["backup_id"] in by_id]
+    if not bad:
+        return
+    try:
+        state = VerifyState(backup_dir)
+        for r in bad:
+            state.record(r["backup_id"], by_id[r["backup_id"]].meta.get("checksum"), False, error=r["error"])
+        state.save()
+    except (PgsafeError, OSError) as exc:
+        err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
 
 
 def _ask_on_terminal(target, entry):
@@ -130,8 +181,11 @@ def cmd_restore(args, conninfo):
             raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
         backup, target = args.args
     log = StepLog(backup_dir, "restore", echo=not args.quiet)
+    staging = None
     try:
-        req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
+        if from_offsite(args):
+            backup_dir, staging, backup = _stage_offsite(args, backup, log)
+        req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest and not staging,
                              database=args.database,
                              overwrite=args.overwrite, jobs=args.jobs, verify_checksum=args.verify_checksum,
                              no_owner=args.no_owner,
@@ -141,6 +195,9 @@ def cmd_restore(args, conninfo):
         log("restore failed: %s" % exc, level="ERROR")
         raise
     finally:
+        if staging:
+            from ..offsite.fetch import remove_staging
+            remove_staging(staging)
         log.close()
     if args.json:
         out(json.dumps(result, indent=2))
@@ -150,6 +207,29 @@ def cmd_restore(args, conninfo):
             result["backup_id"], result["target_db"], result["duration_seconds"],
             "passed" if v["passed"] else "FAILED", v["checked"]))
     return EXIT_OK
+
+
+def _stage_offsite(args, backup, log):
+    """The backup to restore, downloaded from the bucket into a private staging catalog and checked there."""
+    from ..offsite.fetch import find, list_entries, stage, staging_dir_for
+    repo = open_repo(args, "restore --from offsite")
+    database = args.database
+    if args.latest and not database:
+        names = sorted({e.database for e in list_entries(repo, "full")[0]})
+        if len(names) != 1:
+            raise UsageError("restore --latest --from offsite needs --database: %s holds %s" % (
+                repo.describe(), ", ".join(names) if names else "no backups"))
+        database = names[0]
+    entry = find(repo, "full", backup=None if args.latest else backup, database=database)
+    staging = staging_dir_for(args.backup_dir)
+    log("fetching %s from %s" % (entry.backup_id, repo.describe()))
+    try:
+        local = stage(repo, entry, staging)
+    except BaseException:
+        from ..offsite.fetch import remove_staging
+        remove_staging(staging)
+        raise
+    return staging, staging, local.backup_id
 
 
 def cmd_drill(args, conninfo):

@@ -6,6 +6,7 @@ they log only failures and import nothing that needs a database driver.
 import os
 
 from . import flags
+from .offsite import from_offsite, open_repo, push_now
 from .util import err, out
 from ..core.errors import EXIT_OK, PgsafeError
 
@@ -17,7 +18,13 @@ def StepLog(*args, **kwargs):
 
 
 def _archive_dir(args):
-    return os.path.abspath(args.archive_dir or os.environ.get("WAL_ARCHIVE_DIR") or os.path.join(args.backup_dir, "wal"))
+    from ..core.paths import resolve_archive_dir
+    return resolve_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ).path
+
+
+def archive_dir_if_present(args):
+    from ..core.paths import existing_archive_dir
+    return existing_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ)
 
 
 def register(sub):
@@ -42,7 +49,7 @@ def register(sub):
     p.add_argument("data_directory", help="data directory to recover into (must not hold a running cluster)")
     flags.add(p, "pitr_port", required=True)
     flags.add(p, "target_time", "target_lsn", "target_name", "archive_dir", "overwrite", "pgsafe_command", "os_user",
-              "json")
+              "source", "json")
     flags.add(p, "base_backup")
     p.set_defaults(handler=cmd_restore_pitr)
 
@@ -70,7 +77,12 @@ def _log_failure(backup_dir, operation, message):
 def cmd_restore_wal(args, conninfo):
     from ..physical.walarchive import WalMissing, restore_wal
     try:
-        restore_wal(args.name, args.path, _archive_dir(args))
+        try:
+            restore_wal(args.name, args.path, _archive_dir(args))
+        except WalMissing:
+            if not getattr(args, "offsite_url", None):
+                raise
+            _restore_wal_from_offsite(args)
     except WalMissing as exc:
         # Normal at the end of recovery: PostgreSQL probes for files that were never archived.
         if not args.quiet:
@@ -79,18 +91,35 @@ def cmd_restore_wal(args, conninfo):
     return EXIT_OK
 
 
+def _restore_wal_from_offsite(args):
+    """A segment the local archive lacks, fetched from the off-site copy into a private scratch archive."""
+    import tempfile
+    from ..offsite.fetch import fetch_wal
+    from ..physical.walarchive import WalMissing, restore_wal
+    from .offsite import open_repo
+    scratch = tempfile.mkdtemp(prefix="pgsafe-wal-")
+    try:
+        if fetch_wal(open_repo(args, "restore-wal"), args.name, scratch) is None:
+            raise WalMissing("%s is archived neither locally nor off-site" % args.name)
+        restore_wal(args.name, args.path, scratch)
+    finally:
+        import shutil
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def cmd_base_backup(args, conninfo):
     from ..physical.basebackup import BaseBackupRequest, run_base_backup
-    archive_dir = args.archive_dir or os.path.join(args.backup_dir, "wal")
+    from ..core.paths import existing_archive_dir
     log = StepLog(args.backup_dir, "backup_base", echo=not args.quiet)
     try:
         req = BaseBackupRequest(args.backup_dir, conninfo, compression=args.compression,
                                 compression_level=args.compression_level, checkpoint=args.checkpoint,
                                 verify=args.verify, retention_days=args.retention_days,
                                 min_backups=args.min_backups,
-                                archive_dir=archive_dir if os.path.isdir(archive_dir) else None,
+                                archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
                                 wal_cleanup=args.wal_cleanup, jobs=args.jobs)
         result = run_base_backup(req, log=log)
+        result["offsite"] = push_now(args, log)
     except PgsafeError as exc:
         log("base backup failed: %s" % exc, level="ERROR")
         raise
@@ -109,16 +138,30 @@ def cmd_base_backup(args, conninfo):
 def cmd_restore_pitr(args, conninfo):
     from ..physical.pitr import PitrRequest, run_pitr
     log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)
+    staging = None
     try:
         req = PitrRequest(args.backup_dir, _archive_dir(args), os.path.abspath(args.data_directory), args.port,
                           target_time=args.target_time, target_lsn=args.target_lsn, target_name=args.target_name,
                           overwrite=args.overwrite, pgsafe_command=args.pgsafe_command,
                           os_user=args.os_user, backup=args.base_backup)
+        if from_offsite(args):
+            from ..offsite.fetch import stage_for_recovery, staging_dir_for
+            staging = staging_dir_for(args.backup_dir)
+            entry, req.archive_dir = stage_for_recovery(open_repo(args, "restore-pitr --from offsite"), staging,
+                                                        req.target_time, req.target_lsn, args.base_backup, log)
+            req.backup_dir, req.backup = staging, entry.backup_id
+            if os.geteuid() == 0:
+                # The recovered server runs as os_user and reads the staged WAL through restore_command.
+                from ..physical.pitr import _chown_tree
+                _chown_tree(staging, args.os_user)
         result = run_pitr(req, log=log)
     except PgsafeError as exc:
         log("point-in-time recovery failed: %s" % exc, level="ERROR")
         raise
     finally:
+        if staging:
+            from ..offsite.fetch import remove_staging
+            remove_staging(staging)
         log.close()
     if args.json:
         import json

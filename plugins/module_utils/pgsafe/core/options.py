@@ -61,12 +61,33 @@ OPTIONS = _table(
     Option("backup_dir", "path", DEFAULT_BACKUP_DIR, "backup directory (the catalog)", env="BACKUP_DIR",
            role_vars=("backup_schedule_backup_dir", "monitoring_backup_dir", "restore_drill_backup_dir",
                       "wal_archiving_backup_dir")),
-    Option("archive_dir", "path", None, "WAL archive directory (default BACKUP_DIR/wal)", env="WAL_ARCHIVE_DIR"),
+    # Its environment variable, WAL_ARCHIVE_DIR, is read by core.paths.resolve_archive_dir, the one rule for it.
+    Option("archive_dir", "path", None, "WAL archive directory (default env WAL_ARCHIVE_DIR, then BACKUP_DIR/wal); "
+           "one that is named and missing is an error"),
     Option("quiet", "bool", False, "log to the log file only, print only results"),
     Option("json", "bool", False, "print the result as JSON"),
+    # Read from argv before parsing too (cli.main._debug_wanted): an error in parsing may need it.
+    Option("debug", "bool", False, "show the traceback of an unexpected error (env PGSAFE_DEBUG=1)"),
     Option("host", "str", None, "server host or socket directory (env PGHOST)"),
     Option("port", "int", None, "server port (env PGPORT)"),
     Option("user", "str", None, "login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass"),
+
+    # The off-site repository (S3-compatible object storage). Credentials never go on a command line:
+    # the host command takes them from AWS_* variables, ~/.aws or an instance role; modules from their options.
+    Option("offsite_url", "str", None, "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
+           env="PGSAFE_OFFSITE", flags=("--offsite",)),
+    Option("s3_endpoint_url", "str", None,
+           "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)"),
+    Option("s3_region", "str", None, "S3 region (default AWS_REGION, the profile's, then us-east-1)"),
+    Option("s3_access_key", "str", None, "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
+           no_log=True),
+    Option("s3_secret_key", "str", None, "S3 secret key; never logged", no_log=True),
+    Option("s3_ca_bundle", "path", None, "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); "
+           "TLS is always verified"),
+    Option("s3_addressing_style", "str", None, "path or virtual-host addressing (default: path with an endpoint, "
+           "virtual on AWS)", choices=("path", "virtual")),
+    Option("source", "str", "local", "which copy to work from: the host's own, or the off-site repository alone",
+           choices=("local", "offsite"), flags=("--from",)),
 
     # Connection options of the modules, named like community.postgresql's.
     Option("login_host", "str", None, "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
@@ -163,14 +184,20 @@ OPTIONS = _table(
     Option("recent_days", "int", 7, "window of the recent backup count; no backup in it is critical"),
     Option("reverify_hours", "float", 24.0, "re-hash an unchanged backup after this many hours",
            role_vars=("monitoring_reverify_hours",)),
-    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning"),
+    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning",
+           role_vars=("monitoring_max_archive_lag_segments",)),
+    Option("max_archive_wait_minutes", "float", 15.0, "WAL waiting to be archived longer than this, with nothing "
+           "archived meanwhile (or ever), is critical", role_vars=("monitoring_max_archive_wait_minutes",)),
     Option("max_base_backup_age_hours", "float", 25.0, "newest base backup older than this is critical",
            role_vars=("monitoring_max_base_backup_age_hours",)),
     Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
     Option("alert_endpoint", "str", None, "URL to POST alerts to as JSON; HTTPS certificates are verified",
            env="ALERT_ENDPOINT", role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint")),
     Option("alert_headers", "dict", None, "extra HTTP headers of the alerts (an Authorization token); never logged",
-           no_log=True),
+           no_log=True, role_vars=("monitoring_alert_headers",)),
+    Option("alert_header_file", "path", None, "extra alert headers as 'Name: value' lines (an Authorization "
+           "token), kept out of the command line; refused unless mode 0600"),
+    Option("nagios", "bool", False, "print one Nagios status line with perfdata; exit 0/1/2/3"),
     Option("realert_hours", "float", 4.0, "re-send a still failing alert only after this many hours",
            role_vars=("monitoring_realert_hours",)),
     Option("metrics_file", "path", None, "Prometheus textfile to write (node_exporter's textfile collector)",

@@ -22,7 +22,7 @@ from ..core.conn import connect, server_version
 from ..core.errors import BackupFailed, ConfigError
 from ..core.fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
                            remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
-from ..core.lock import BackupLock
+from ..core.lock import LOCK_DIR, BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
 from .snapshot import ExportedSnapshot
 from ..core.version import TOOL_NAME, TOOL_VERSION
@@ -136,14 +136,79 @@ class _Watch:
         self.tail = (self.tail + chunk[-256:])[-256:]
 
 
+def check_dirs(backup_dir):
+    """What prepare_dirs would refuse, found without creating or changing anything (check mode):
+    the backup directory and the ones the run writes into must be real directories this OS user can
+    write, or, where they do not exist yet, creatable."""
+    if os.path.lexists(backup_dir) and not os.path.isdir(backup_dir):
+        raise ConfigError("backup_dir %s is not a directory" % backup_dir)
+    if not os.path.isdir(backup_dir):
+        raise ConfigError("backup_dir %s does not exist" % backup_dir,
+                          "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it")
+    for path in (backup_dir, os.path.join(backup_dir, FULL_DIR), os.path.join(backup_dir, GLOBALS_DIR),
+                 os.path.join(backup_dir, LOCK_DIR)):
+        if os.path.islink(path):
+            raise ConfigError("%s is a symlink; pgsafe writes only into real directories" % path,
+                              "Point backup_dir at the real directory")
+        if not os.path.lexists(path):
+            continue  # created by the run: backup_dir, checked first, must be writable
+        if not os.path.isdir(path):
+            raise ConfigError("%s exists and is not a directory" % path)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ConfigError("directory %s is not writable by this user" % path,
+                              "Run as the database OS user or fix the directory's owner")
+
+
+# What pg_dump will lock and read: tables (LOCK TABLE needs SELECT in PostgreSQL 15) and sequences, in schemas
+# the role can use; extension members are left to their extension.
+UNREADABLE_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'S')
+   AND c.relpersistence <> 't'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%'
+   AND n.nspname NOT LIKE 'pg\\_temp%'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+   AND NOT (has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'))
+ ORDER BY 1
+ LIMIT 6
+"""
+
+
+def _check_can_dump(req, conn):
+    """Check mode: what would make the real run fail after connecting, found without running it."""
+    # pg_dump (and pg_dumpall for the roles) of at least the server's major version, the compressor.
+    why = "the server is PostgreSQL %s" % conn.server_version
+    tools.find("pg_dump", tools.major_of_num(conn.server_version), why=why)
+    if req.globals:
+        tools.find("pg_dumpall", tools.major_of_num(conn.server_version), why=why)
+    if req.stream_compression() != "none":
+        compress.compressor_argv(req.stream_compression(), req.compression_level, 1)
+    with conn.cursor() as cur:
+        cur.execute(UNREADABLE_SQL)
+        names = [row[0] for row in cur.fetchall()]
+        if names:
+            cur.execute("SELECT current_user")
+            role = cur.fetchone()[0]
+            raise BackupFailed(
+                "role %s cannot read %s%s in database %r: pg_dump would fail with 'permission denied'" % (
+                    role, ", ".join(names[:5]), " and more" if len(names) > 5 else "", req.database),
+                "Grant it SELECT (for instance the pg_read_all_data role) or log in as the database's owner")
+
+
 def run_full_backup(req, log=lambda msg: None, check_mode=False):
     if check_mode:
-        _check_dir_readable(req.backup_dir)
+        check_dirs(req.backup_dir)
     else:
         prepare_dirs(req.backup_dir)
-    probe = connect(req.conninfo, req.database)  # a missing database fails here with exit 3
+    probe = connect(req.conninfo, req.database)  # a missing database or a bad login fails here with exit 3
     try:
         server = server_version(probe)
+        if check_mode:
+            _check_can_dump(req, probe)
     finally:
         probe.close()
     moment = utc_now()
@@ -189,11 +254,6 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
         "duration_seconds": meta["duration_seconds"], "removed": removed, "warnings": warnings,
         "metadata": meta,
     }
-
-
-def _check_dir_readable(backup_dir):
-    if not os.path.isdir(backup_dir):
-        raise ConfigError("backup_dir %s does not exist" % backup_dir)
 
 
 def _dump(req, backup_id, data_path, moment, log):

@@ -4,19 +4,25 @@ A failing state is sent when it first appears and again only after
 realert_hours; its recovery is announced once.  State is kept on disk and is
 updated only for alerts that were delivered, so an unreachable endpoint means
 the alert is tried again on the next run.  Extra headers (a bearer token) are
-never logged.  HTTPS endpoints are verified against the system's CA store.
+never logged, nor is the endpoint's path.  HTTPS endpoints are verified against
+the system's CA store; HTTP(S)_PROXY and NO_PROXY are honoured as
+ansible.builtin.uri honours them.
 """
 import http.client
 import json
 import os
 import socket
 import ssl
+import stat
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from datetime import timedelta
 
-from ..core.fsutil import ensure_private_dir, write_json_atomic
+from ..core.errors import ConfigError, PgsafeError
 from ..core.naming import iso, parse_iso, utc_now
+from ..core.statefile import StateFile
 
 ALERT_TYPES = {"backup_age": "backup_age", "disk_free": "disk_space", "disk_usage": "disk_space",
                "backup_integrity": "backup_integrity", "backup_count": "backup_count"}
@@ -61,63 +67,120 @@ def plan(checks, state, realert_hours, now, host):
     return to_send
 
 
-def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
-    """POST JSON; returns None on success or the last error text. Never raises.
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would be replayed as a GET without its body and look delivered: refuse it."""
 
-    http.client rather than urllib's opener: the engine runs without Ansible, and this keeps the
-    request explicit (no proxies picked up from the environment, certificates always verified)."""
-    body = json.dumps(payload).encode("utf-8")
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _opener():
+    # ProxyHandler() reads HTTP(S)_PROXY and NO_PROXY as ansible.builtin.uri does; HTTPS, direct or
+    # tunnelled through a proxy with CONNECT, is verified against the system's CA store (SSL_CERT_FILE).
+    return urllib.request.build_opener(urllib.request.ProxyHandler(),
+                                       urllib.request.HTTPSHandler(context=ssl.create_default_context()),
+                                       _NoRedirect())
+
+
+def safe_url(endpoint):
+    """The endpoint for logs: scheme, host and port only (webhook paths and queries are often secrets)."""
+    try:
+        url = urllib.parse.urlsplit(endpoint)
+        return "%s://%s" % (url.scheme, url.hostname + (":%d" % url.port if url.port else ""))
+    except (ValueError, TypeError):
+        return "(unparsable URL)"
+
+
+def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
+    """POST JSON; returns None on success or the last error text. Never raises."""
+    body = json.dumps(payload, default=str).encode("utf-8")
     all_headers = {"Content-Type": "application/json", "User-Agent": "pgsafe"}
     all_headers.update(headers or {})
     try:
         url = urllib.parse.urlsplit(endpoint)
         if url.scheme not in ("http", "https") or not url.hostname:
-            return "alert endpoint %r is not an http(s) URL" % (endpoint,)
-    except ValueError as exc:
+            return "alert endpoint %r is not an http(s) URL" % (safe_url(endpoint),)
+    except (ValueError, TypeError) as exc:
         return "alert endpoint is not a URL: %s" % exc
-    path = (url.path or "/") + ("?" + url.query if url.query else "")
     error = None
     for attempt in range(max(1, retries)):
-        if url.scheme == "https":
-            conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=timeout,
-                                               context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
         try:
-            conn.request("POST", path, body=body, headers=all_headers)
-            response = conn.getresponse()
-            response.read()
-            if 200 <= response.status < 300:
-                return None
-            error = "HTTP %d %s" % (response.status, response.reason)
-            if 400 <= response.status < 500 and response.status != 429:
+            opener = _opener()
+            request = urllib.request.Request(endpoint, data=body, headers=all_headers, method="POST")
+            with opener.open(request, timeout=timeout) as response:
+                response.read()
+                if 200 <= response.status < 300:
+                    return None
+                error = "HTTP %d %s" % (response.status, response.reason)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            error = "HTTP %d %s" % (exc.code, exc.reason)
+            if 300 <= exc.code < 500 and exc.code != 429:
                 break
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        except urllib.error.URLError as exc:
+            error = str(exc.reason) or exc.__class__.__name__
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             error = str(exc) or exc.__class__.__name__
-        finally:
-            conn.close()
         if attempt + 1 < retries:
             time.sleep(backoff * (2 ** attempt))
     return error
 
 
-class AlertState:
-    def __init__(self, backup_dir):
-        self.directory = os.path.join(backup_dir, ".health")
-        self.path = os.path.join(self.directory, "alert_state.json")
-        try:
-            with open(self.path) as fh:
-                self.data = json.load(fh)
-        except (OSError, ValueError):
-            self.data = {}
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-    def save(self):
-        ensure_private_dir(self.directory)
-        write_json_atomic(self.path, self.data, replace=True)
+
+def read_header_file(path):
+    """Extra alert headers from a file of 'Name: value' lines (blank lines and # comments skipped).
+
+    The file holds a secret (a bearer token), so it must be private to its owner: one that group or
+    others may read or write is refused, as ssh refuses such a key.  Values never appear in errors."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError("cannot open alert header file %s: %s" % (path, exc.strerror),
+                          "Create it as 'Name: value' lines, owned by this user, mode 0600")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError("alert header file %s is not a regular file" % path)
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            raise ConfigError("alert header file %s is open to group or others (mode %04o)" % (path, mode),
+                              "It holds a secret: run chmod 600 %s" % path)
+        with os.fdopen(fd, "rb") as fh:
+            fd = None
+            raw = fh.read(1 << 16)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError("alert header file %s is not UTF-8 text" % path)
+    headers = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not set(name) <= _TOKEN_CHARS or not value \
+                or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ConfigError("line %d of alert header file %s is not 'Name: value'" % (number, path),
+                              "Write one header per line, e.g. 'Authorization: Bearer TOKEN'")
+        headers[name] = value
+    return headers
+
+
+class AlertState(StateFile):
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, "alert_state.json")
 
 
 def send_alerts(checks, backup_dir, endpoint, headers=None, realert_hours=4, now=None, host=None,
                 timeout=5.0, retries=3, log=lambda msg: None, save=True):
+    """Send what plan() says and remember what was delivered. Never raises: a state file that cannot
+    be saved is reported in the result (state_error), and the alerts went out anyway."""
     now = now or utc_now()
     host = host or socket.gethostname()
     state = AlertState(backup_dir)
@@ -126,15 +189,20 @@ def send_alerts(checks, backup_dir, endpoint, headers=None, realert_hours=4, now
         error = post(endpoint, payload, headers, timeout=timeout, retries=retries)
         if error:
             failed.append({"type": payload["type"], "database": payload["database"], "error": error})
-            log("alert %s to %s not delivered: %s" % (payload["type"], endpoint, error))
+            log("alert %s to %s not delivered: %s" % (payload["type"], safe_url(endpoint), error))
             continue
         sent.append(payload)
         if payload["status"] == "resolved":
-            state.data.pop(key, None)
+            state.remove(key)
         else:
-            state.data[key] = {"status": payload["status"], "last_sent": payload["timestamp"],
-                               "check": payload["check"], "database": payload["database"] or "",
-                               "message": payload["message"]}
+            state.set(key, {"status": payload["status"], "last_sent": payload["timestamp"],
+                            "check": payload["check"], "database": payload["database"] or "",
+                            "message": payload["message"]})
+    out = {"sent": sent, "failed": failed, "state_written": False}
     if save:
-        state.save()
-    return {"sent": sent, "failed": failed}
+        try:
+            out["state_written"] = state.save()
+        except (PgsafeError, OSError) as exc:
+            out["state_error"] = str(exc)
+            log("alert state not saved: %s" % exc)
+    return out

@@ -1,7 +1,11 @@
 """The seed's monitoring checks, one small function each, and a runner that gathers them.
 
 Every check returns a result: name, status (ok | warning | critical), value,
-threshold, message, and the database it concerns when there is one.
+threshold, message, and the database it concerns when there is one.  A check
+that cannot run is a failed check (critical), never a skipped one and never a
+crash: the alerts must still go out.  WAL health is read where the server sees
+it (pg_stat_archiver and the .ready files of its archive status directory), not
+only from the archive directory.
 """
 import os
 import shutil
@@ -14,8 +18,10 @@ from ..catalog import entries as catalog
 from ..core import compress
 
 from ..core import tools
-from ..core.errors import VerificationFailed
-from ..core.naming import utc_now
+from ..core.errors import PgsafeError, VerificationFailed
+from ..core.naming import iso, utc_now
+from ..core.paths import ArchiveDir, resolve_archive_dir
+from ..core.statefile import StateFile
 from ..catalog.verify_state import VerifyState
 from ..physical.walnames import is_segment, list_archive, missing_segments, parse, to_number
 
@@ -31,6 +37,7 @@ DEFAULTS = {
     "recent_days": 7,
     "reverify_hours": 24,
     "max_archive_lag_segments": 16,
+    "max_archive_wait_minutes": 15,
     "max_base_backup_age_hours": 25,
     "size_window": 7,
 }
@@ -175,14 +182,82 @@ def check_archiver(stats, max_lag):
         out.append(result("wal_archiver", CRITICAL, stats.get("failed_count"), "no failure after the last success",
                           "archiving is failing: %s could not be archived (last failure %s)" % (
                               stats.get("last_failed_wal"), failed)))
+    elif stats.get("last_archived_wal") is None:
+        # Not "healthy": an archive_command that cannot even start kills the archiver before it
+        # counts a failure, so no failure says little until something was archived (see wal_ready).
+        out.append(result("wal_archiver", OK, stats.get("archived_count"), "no failure after the last success",
+                          "no archive failure recorded, and nothing archived yet"))
     else:
         out.append(result("wal_archiver", OK, stats.get("archived_count"), "no failure after the last success",
-                          "archiver healthy; last archived %s" % stats.get("last_archived_wal")))
+                          "no archive failure since the last success; last archived %s at %s" % (
+                              stats.get("last_archived_wal"), archived)))
     lag = wal_segment_distance(stats.get("current_wal"), stats.get("last_archived_wal"))
     if lag is not None:
         out.append(result("wal_archive_lag", WARNING if lag > max_lag else OK, lag, max_lag,
                           "%d segment(s) between the current WAL and the last archived" % lag))
     return out
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 120:
+        return "%d s" % max(0, round(seconds))
+    if seconds < 7200:
+        return "%.0f min" % (seconds / 60.0)
+    return "%.1f h" % (seconds / 3600.0)
+
+
+def check_ready(stats, max_wait_minutes):
+    """WAL the server has finished and waits to archive (.ready files), against the last success.
+
+    Segments waiting while nothing was ever archived, or while the oldest has waited longer than
+    max_wait_minutes and nothing was archived in that time either, mean archiving is stuck: pg_wal
+    grows until the server stops, and point-in-time recovery ends at the last archived segment.
+    "Never archived" is critical at once: it is how an archive_command that cannot start looks from
+    the first segment on. (A crash or pg_stat_reset_shared('archiver') also forgets the last success;
+    a working archiver then empties the queue in seconds and the next run is ok again.)"""
+    threshold = {"max_wait_minutes": max_wait_minutes}
+    if stats.get("ready_error"):
+        return result("wal_ready", CRITICAL, None, threshold,
+                      "cannot count the WAL waiting to be archived: %s" % stats["ready_error"])
+    count = stats.get("ready_count") or 0
+    oldest, since = stats.get("oldest_ready_seconds"), stats.get("last_archived_age_seconds")
+    if count == 0:
+        return result("wal_ready", OK, 0, threshold, "no WAL waiting to be archived")
+    limit = 60.0 * max_wait_minutes
+    waiting = "%d WAL file(s) waiting to be archived, the oldest for %s" % (count, _duration(oldest))
+    if since is None:
+        return result("wal_ready", CRITICAL, count, threshold,
+                      "%s, and the server has never archived one: archive_command does not work "
+                      "(see the PostgreSQL log)" % waiting)
+    if oldest is not None and oldest > limit and since > limit:
+        return result("wal_ready", CRITICAL, count, threshold,
+                      "%s, and nothing archived for %s (limit %s min): archiving is stuck "
+                      "(see the PostgreSQL log)" % (waiting, _duration(since), max_wait_minutes))
+    if oldest is not None and oldest > limit:
+        return result("wal_ready", WARNING, count, threshold,
+                      "%s (limit %s min): archiving works (last success %s ago) but is behind" % (
+                          waiting, max_wait_minutes, _duration(since)))
+    return result("wal_ready", OK, count, threshold, waiting)
+
+
+def check_failure_growth(stats, previous):
+    """failed_count against the value the previous health run saw (kept in BACKUP_DIR/.health)."""
+    count = stats.get("failed_count")
+    reset = iso(stats["stats_reset"]) if stats.get("stats_reset") else None
+    threshold = "no new failures"
+    if count is None:
+        return result("wal_archive_failures", OK, None, threshold, "the server reports no failure count")
+    before = previous.get("failed_count") if isinstance(previous, dict) else None
+    if not isinstance(before, int) or previous.get("stats_reset") != reset or before > count:
+        return result("wal_archive_failures", OK, count, threshold,
+                      "archive failures counted from this run on (%d so far)" % count)
+    if count > before:
+        return result("wal_archive_failures", WARNING, count - before, threshold,
+                      "%d attempt(s) to archive WAL failed since the previous health run (last: %s at %s)" % (
+                          count - before, stats.get("last_failed_wal"), stats.get("last_failed_time")))
+    return result("wal_archive_failures", OK, 0, threshold, "no failed archive attempt since the previous health run")
 
 
 def check_wal_gaps(archive_dir, base_entries):
@@ -216,28 +291,61 @@ def check_base_age(base_entries, now, max_hours):
                   "newest base backup is %.1f hours old" % age)
 
 
+_STATS_SQL = (
+    "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, last_archived_time, "
+    "failed_count, last_failed_wal, last_failed_time, stats_reset, "
+    "EXTRACT(epoch FROM now() - last_archived_time)::float8, "
+    "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
+    "(SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode') "
+    "FROM pg_stat_archiver")
+_STATS_KEYS = ("archive_mode", "archived_count", "last_archived_wal", "last_archived_time", "failed_count",
+               "last_failed_wal", "last_failed_time", "stats_reset", "last_archived_age_seconds", "current_wal",
+               "archive_mode_pending_restart")
+# Ages on the server's clock: the .ready files' times and pg_stat_archiver's are the server's.
+_READY_SQL = ("SELECT count(*), EXTRACT(epoch FROM now() - min(modification))::float8 "
+              "FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")
+
+
 def archiver_stats(conninfo):
+    """pg_stat_archiver plus the .ready count and the oldest one's age. Reading the archive status
+    directory needs pg_monitor (or superuser); without it, ready_error says so."""
     from ..core.conn import connect
     conn = connect(conninfo, "postgres")
     try:
+        import psycopg2
         with conn.cursor() as cur:
-            cur.execute("SELECT current_setting('archive_mode'), archived_count, last_archived_wal, "
-                        "last_archived_time, failed_count, last_failed_wal, last_failed_time, "
-                        "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END "
-                        "FROM pg_stat_archiver")
-            row = cur.fetchone()
+            cur.execute(_STATS_SQL)
+            stats = dict(zip(_STATS_KEYS, cur.fetchone()))
+            try:
+                cur.execute(_READY_SQL)
+                stats["ready_count"], stats["oldest_ready_seconds"] = cur.fetchone()
+            except psycopg2.Error as exc:
+                text = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+                if exc.pgcode == "42501":
+                    text += "; grant pg_monitor to the login role (%s)" % (conninfo.user or "the default role")
+                stats["ready_error"] = text
     finally:
         conn.close()
-    keys = ("archive_mode", "archived_count", "last_archived_wal", "last_archived_time", "failed_count",
-            "last_failed_wal", "last_failed_time", "current_wal")
-    return dict(zip(keys, row))
+    return stats
+
+
+class ArchiverState(StateFile):
+    """What the previous health run saw of pg_stat_archiver (its failed_count)."""
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, "archiver_state.json")
 
 
 class HealthRequest:
+    """archive_dir: an ArchiveDir (core.paths), a path (named), or None for BACKUP_DIR/wal."""
+
     def __init__(self, backup_dir, archive_dir=None, databases=None, conninfo=None, thresholds=None,
                  disk_probe_fn=disk_probe):
         self.backup_dir = os.path.normpath(backup_dir)
-        self.archive_dir = archive_dir
+        if isinstance(archive_dir, ArchiveDir):
+            self.archive = archive_dir
+        else:
+            self.archive = resolve_archive_dir(self.backup_dir, archive_dir)
         self.databases = list(databases or [])
         self.conninfo = conninfo
         self.t = dict(DEFAULTS)
@@ -245,64 +353,149 @@ class HealthRequest:
         self.disk_probe = disk_probe_fn
 
 
+def error_text(exc):
+    return str(exc) or exc.__class__.__name__
+
+
+def guarded(name, fn, *args):
+    """fn's list of results, or one critical result when it cannot run."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # a check that cannot run is a failed check; the alerts must still go out
+        return [result(name, CRITICAL, None, None, "the %s check could not run: %s" % (name, error_text(exc)))]
+
+
 def run_health(req, now=None, save_state=True):
+    """Every check; state files are saved at the end (or, with save_state false, only predicted).
+    Never raises: the report's state_written says whether a state file changed."""
     now = now or utc_now()
-    results = [check_backup_dir(req.backup_dir)]
     metrics = {"backup_age_hours": None, "disk_free_gb": None, "disk_usage_percent": None,
                "backup_count_total": 0, "backup_count_recent": 0, "corrupted_backups": 0,
-               "last_backup_size_mb": None, "databases": {}}
-    if results[0]["status"] != OK:
-        return finish(results, metrics)
+               "last_backup_size_mb": None, "databases": {},
+               "wal_ready_count": None, "wal_oldest_ready_seconds": None, "archiver_failed_count": None}
+    states = []
+    results = guarded("backup_dir", lambda: [check_backup_dir(req.backup_dir)])
+    if results[0]["status"] == OK:
+        results += guarded("backup_catalog", catalog_checks, req, now, metrics, states)
+    results += guarded("wal_archiver", wal_checks, req, now, metrics, states)
+    written = False
+    for state in states:
+        try:
+            if save_state:
+                written = state.save() or written
+            else:
+                written = state.pending() or written
+        except (PgsafeError, OSError) as exc:
+            results.append(result("health_state", CRITICAL, state.path, "writable",
+                                  "cannot save %s: %s" % (state.path, error_text(exc))))
+    report = finish(results, metrics)
+    report["state_written"] = written
+    return report
+
+
+def catalog_checks(req, now, metrics, states):
+    results = []
     entries, problems = catalog.list_full(req.backup_dir)
     names = sorted(set(req.databases) | {e.database for e in entries if e.database})
     for db in names:
-        mine = [e for e in entries if e.database == db]
-        good = [e for e in mine if e.is_good(now)]
-        age = check_backup_age(db, good[0] if good else None, now, req.t["max_backup_age_hours"])
-        trend = check_size_trend(db, good, req.t["size_decrease_percent"], req.t["size_increase_percent"],
-                                 req.t["size_window"])
-        results += [age, trend]
-        metrics["databases"][db] = {"backup_age_hours": age["value"], "backup_count_total": len(mine),
-                                    "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2)
-                                    if good else None}
+        results += guarded("backup_age", database_checks, req, now, metrics, db, entries)
     state = VerifyState(req.backup_dir)
-    integrity, corrupted = check_integrity(entries, problems, state, req.t["reverify_hours"], now)
-    results += integrity
-    if save_state:
-        state.save()
-    disk = check_disk(req.backup_dir, req.t["min_disk_space_gb"], req.t["max_disk_usage_percent"], req.disk_probe)
+    states.append(state)
+    results += guarded("backup_integrity", integrity_checks, req, now, metrics, entries, problems, state)
+    disk = guarded("disk_free", check_disk, req.backup_dir, req.t["min_disk_space_gb"],
+                   req.t["max_disk_usage_percent"], req.disk_probe)
     results += disk
+    if len(disk) == 2:
+        metrics["disk_free_gb"], metrics["disk_usage_percent"] = disk[0]["value"], disk[1]["value"]
     count, recent = check_counts(entries, now, req.t["recent_days"])
     results.append(count)
-    results += wal_checks(req, now)
     good_all = [e for e in entries if e.is_good(now)]
     ages = [r["value"] for r in results if r["name"] == "backup_age" and r["value"] is not None]
     metrics.update({
         "backup_age_hours": max(ages) if ages else None,
-        "disk_free_gb": disk[0]["value"], "disk_usage_percent": disk[1]["value"],
-        "backup_count_total": len(entries), "backup_count_recent": recent, "corrupted_backups": corrupted,
+        "backup_count_total": len(entries), "backup_count_recent": recent,
         "last_backup_size_mb": round(good_all[0].meta["size_bytes"] / 1048576.0, 2) if good_all else None,
     })
-    return finish(results, metrics)
+    return results
 
 
-def wal_checks(req, now):
-    stats = None
+def integrity_checks(req, now, metrics, entries, problems, state):
+    results, metrics["corrupted_backups"] = check_integrity(entries, problems, state, req.t["reverify_hours"], now)
+    return results
+
+
+def database_checks(req, now, metrics, db, entries):
+    mine = [e for e in entries if e.database == db]
+    good = [e for e in mine if e.is_good(now)]
+    age = check_backup_age(db, good[0] if good else None, now, req.t["max_backup_age_hours"])
+    trend = check_size_trend(db, good, req.t["size_decrease_percent"], req.t["size_increase_percent"],
+                             req.t["size_window"])
+    metrics["databases"][db] = {"backup_age_hours": age["value"], "backup_count_total": len(mine),
+                                "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2)
+                                if good else None}
+    return [age, trend]
+
+
+def wal_checks(req, now, metrics, states):
+    """The archive as the server sees it and as it is on disk.
+
+    Which directory and whether it was named come from core.paths: a named archive that is missing
+    is critical; the default BACKUP_DIR/wal may be missing only while the server says archive_mode
+    is off (or when no connection was asked for)."""
+    archive = req.archive
+    stats = error = None
     if req.conninfo is not None:
         try:
             stats = archiver_stats(req.conninfo)
-        except Exception as exc:  # monitoring reports what it cannot see instead of crashing
-            if req.archive_dir:
-                return [result("wal_archiver", WARNING, None, None, "cannot read pg_stat_archiver: %s" % exc)]
-    archiving = bool(req.archive_dir) or (stats is not None and stats.get("archive_mode") in ("on", "always"))
-    if not archiving:
-        return [result("wal_archiving", OK, "off", None, "WAL archiving is not configured; WAL checks skipped")]
+        except Exception as exc:  # reported below as a failed check
+            error = error_text(exc)
+    mode = stats.get("archive_mode") if stats else None
+    server_on = mode in ("on", "always")
     out = []
-    if stats is not None:
+    if archive.exists():
+        pass
+    elif archive.named:
+        out.append(result("wal_archive_dir", CRITICAL, archive.path, "exists",
+                          "WAL archive %s does not exist" % archive.describe()))
+    elif server_on:
+        out.append(result("wal_archive_dir", CRITICAL, archive.path, "exists",
+                          "archive_mode is %s but the WAL archive %s does not exist; if the archive_command "
+                          "writes elsewhere, name that directory (archive_dir, --archive-dir or WAL_ARCHIVE_DIR)"
+                          % (mode, archive.describe())))
+    elif error is not None:
+        return [result("wal_archiving", WARNING, None, None,
+                       "cannot tell whether WAL archiving is on: %s" % error)]
+    else:
+        why = "archive_mode is %s" % mode if mode else "the server was not asked"
+        return [result("wal_archiving", OK, mode or "unknown", None,
+                       "WAL archiving is not configured (%s, no %s); WAL checks skipped" % (why, archive.path))]
+    if stats is not None and server_on:
         out += check_archiver(stats, req.t["max_archive_lag_segments"])
-    if req.archive_dir:
+        out.append(check_ready(stats, req.t["max_archive_wait_minutes"]))
+        if os.path.isdir(req.backup_dir):
+            state = ArchiverState(req.backup_dir)
+            states.append(state)
+            out.append(check_failure_growth(stats, state.get("archiver")))
+            state.set("archiver", {"failed_count": stats.get("failed_count"),
+                                   "stats_reset": iso(stats["stats_reset"]) if stats.get("stats_reset") else None})
+        metrics.update({"wal_ready_count": stats.get("ready_count"),
+                        "wal_oldest_ready_seconds": stats.get("oldest_ready_seconds"),
+                        "archiver_failed_count": stats.get("failed_count")})
+    elif stats is not None and stats.get("archive_mode_pending_restart"):
+        out.append(result("wal_archiving", WARNING, mode, "on",
+                          "archive_mode is %s until PostgreSQL restarts (a change is pending): no WAL reaches the "
+                          "archive %s yet" % (mode, archive.describe())))
+    elif stats is not None:
+        out.append(result("wal_archiving", WARNING, mode, "on",
+                          "archive_mode is %s but the WAL archive %s exists: no new WAL reaches it, so point-in-time "
+                          "recovery ends at its newest segment (move the archive away if archiving was turned off "
+                          "on purpose)" % (mode, archive.describe())))
+    elif error is not None:
+        out.append(result("wal_archiver", CRITICAL, None, None,
+                          "cannot read the server's archiver status: %s" % error))
+    if archive.exists():
         base_entries, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
-        out.append(check_wal_gaps(req.archive_dir, base_entries))
+        out += guarded("wal_gaps", lambda: [check_wal_gaps(archive.path, base_entries)])
         out.append(check_base_age(base_entries, now, req.t["max_base_backup_age_hours"]))
     return out
 

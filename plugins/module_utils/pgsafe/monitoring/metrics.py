@@ -1,10 +1,17 @@
-"""The seed's Grafana figures as JSON, and the same as a Prometheus textfile for node_exporter."""
+"""The seed's Grafana figures as JSON, and the same as a Prometheus textfile for node_exporter.
+
+Files are staged (written in full to a hidden temporary name and fsynced) before the alerts go out
+and renamed into place after them: a metrics file that cannot be written is then a failed check
+the alerts already carry, and a hung alert endpoint never leaves a half-written file.
+"""
+import json
 import os
 
-from ..core.fsutil import replace_bytes_atomic
+from ..core.fsutil import fsync_dir, open_private, remove_quietly, temp_path_for
 
 SEED_FIELDS = ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
                "backup_count_recent", "corrupted_backups", "last_backup_size_mb")
+WAL_FIELDS = ("wal_ready_count", "wal_oldest_ready_seconds", "archiver_failed_count")
 
 HELP = {
     "backup_age_hours": "Age in hours of the oldest newest-backup across databases",
@@ -14,13 +21,16 @@ HELP = {
     "backup_count_recent": "Logical backups in the recent window",
     "corrupted_backups": "Backups that failed checksum or format verification",
     "last_backup_size_mb": "Size of the newest backup in MB",
+    "wal_ready_count": "WAL files the server has waiting to be archived (.ready)",
+    "wal_oldest_ready_seconds": "Seconds the oldest WAL file waiting to be archived has waited",
+    "archiver_failed_count": "pg_stat_archiver.failed_count",
     "health_status": "Overall health: 0 ok, 1 warning, 2 critical",
     "check_status": "Status of each check: 0 ok, 1 warning, 2 critical",
 }
 
 
 def grafana_json(report):
-    out = {field: report["metrics"].get(field) for field in SEED_FIELDS}
+    out = {field: report["metrics"].get(field) for field in SEED_FIELDS + WAL_FIELDS}
     out["status"] = report["status"]
     out["databases"] = report["metrics"].get("databases", {})
     return out
@@ -49,7 +59,7 @@ def prometheus_text(report):
         lines.append("%s%s %s" % (full, label_text, _number(value)))
 
     m = report["metrics"]
-    for field in SEED_FIELDS:
+    for field in SEED_FIELDS + WAL_FIELDS:
         metric(field, m.get(field))
     for db, values in sorted(m.get("databases", {}).items()):
         metric("database_backup_age_hours", values.get("backup_age_hours"), {"database": db})
@@ -64,18 +74,46 @@ def prometheus_text(report):
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(report, metrics_file=None, metrics_json=None):
-    import json
-    written = []
-    for path, data in ((metrics_file, prometheus_text(report) if metrics_file else None),
-                       (metrics_json, json.dumps(grafana_json(report), indent=2, sort_keys=True) + "\n"
-                        if metrics_json else None)):
-        if not path:
-            continue
-        # Not 0700: node_exporter reads this directory as its own user.
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        replace_bytes_atomic(path, data.encode("utf-8"))
-        # node_exporter runs as its own user: the textfile must be readable by it.
-        os.chmod(path, 0o644)
-        written.append(path)
-    return written
+class StagedFile:
+    """data written in full beside path under a hidden name; publish() renames it into place."""
+
+    def __init__(self, path, data):
+        self.path = path
+        # One level only, so a metrics directory inside a missing backup directory never recreates
+        # it (the next run would find the backup directory "there"). Not 0700: node_exporter reads it.
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            os.mkdir(directory, 0o755)
+        self.temp = temp_path_for(path)
+        try:
+            with open_private(self.temp) as fh:
+                fh.write(data)
+                fh.flush()
+                # node_exporter runs as its own user: the textfile must be readable by it.
+                os.fchmod(fh.fileno(), 0o644)
+                os.fsync(fh.fileno())
+        except BaseException:
+            remove_quietly(self.temp)
+            raise
+
+    def publish(self):
+        try:
+            os.replace(self.temp, self.path)
+            fsync_dir(os.path.dirname(self.path) or ".")
+        except BaseException:
+            remove_quietly(self.temp)
+            raise
+
+    def discard(self):
+        remove_quietly(self.temp)
+
+
+def renderers(metrics_file=None, metrics_json=None):
+    """[(path, render(report) -> bytes)] for the files asked for."""
+    out = []
+    if metrics_file:
+        out.append((metrics_file, lambda report: prometheus_text(report).encode("utf-8")))
+    if metrics_json:
+        out.append((metrics_json, lambda report: (json.dumps(grafana_json(report), indent=2, sort_keys=True,
+                                                             default=str) + "\n").encode("utf-8")))
+    return out

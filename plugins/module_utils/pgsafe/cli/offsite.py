@@ -1,0 +1,70 @@
+"""Subcommand push, and how the other subcommands reach the off-site repository (--offsite, --from offsite)."""
+import json
+
+from . import flags
+from .util import UsageError, out
+from ..core.errors import EXIT_OK
+
+S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
+GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS
+
+
+def register(sub):
+    p = sub.add_parser("push", help="upload every backup and WAL segment that is not yet off-site (idempotent; "
+                                    "cron runs it each minute)")
+    flags.add(p, "archive_dir", "json")
+    p.set_defaults(handler=cmd_push)
+
+
+def open_repo(args, what):
+    if not getattr(args, "offsite_url", None):
+        raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)"
+                         % what)
+    from ..offsite.repository import OffsiteRepository, settings_from
+    return OffsiteRepository.open(args.offsite_url, settings_from(vars(args)))
+
+
+def from_offsite(args):
+    return getattr(args, "source", "local") == "offsite"
+
+
+def push_now(args, log):
+    """Push after a backup when an off-site repository is set; a failed upload fails the run (the backup
+    itself stays good and the next push completes it)."""
+    if not getattr(args, "offsite_url", None):
+        return None
+    from ..offsite.push import push
+    from .physical import archive_dir_if_present
+    report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
+    _raise_first_failure(report)
+    return report
+
+
+def _raise_first_failure(report):
+    if report["failed"]:
+        from ..core.errors import PgsafeError
+        first = report["failed"][0]
+        error = PgsafeError("%d upload(s) to %s failed; first: %s" % (
+            len(report["failed"]), report["repository"], first["error"]),
+            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed")
+        error.exit_code = first.get("exit_code", 1)
+        raise error
+
+
+def cmd_push(args, conninfo):
+    from ..core.logfile import StepLog
+    from ..offsite.push import push
+    from .physical import archive_dir_if_present
+    log = StepLog(args.backup_dir, "push", echo=not args.quiet)
+    try:
+        report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
+    finally:
+        log.close()
+    if args.json:
+        out(json.dumps(report, indent=2))
+    else:
+        out("pushed %d backup(s) and %d WAL segment(s) to %s; %d already there; %d failed" % (
+            len(report["pushed"]), len(report["wal_pushed"]), report["repository"], report["already_offsite"],
+            len(report["failed"])))
+    _raise_first_failure(report)
+    return EXIT_OK

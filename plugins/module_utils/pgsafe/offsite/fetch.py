@@ -1,0 +1,219 @@
+"""Reading the off-site copy: its catalog, verification, and a backup staged locally for a restore.
+
+A restore from off-site never trusts an object it has not hashed: every object is downloaded
+under a temporary name, its SHA-256 compared with the metadata, and only then renamed into a
+private staging catalog with the same layout as BACKUP_DIR. The local restore and recovery code
+then work on that catalog exactly as on the host's own (checksum again, scratch database,
+validation), so a damaged object stops the restore before any database is touched.
+"""
+import os
+import shutil
+import tempfile
+
+from ..catalog import entries as catalog
+from ..core.errors import ConfigError, VerificationFailed
+from ..core.fsutil import (ensure_private_dir, open_private, publish, remove_quietly, temp_path_for,
+                           write_json_atomic)
+from ..core.naming import parse_iso, utc_now
+from ..physical.walnames import is_archivable_name, strip_compression
+from .repository import META_SUFFIX
+
+
+class OffsiteEntry:
+    """A backup as its off-site metadata object describes it."""
+
+    def __init__(self, meta, name, sizes):
+        self.meta = meta
+        self.meta_name = name
+        self.folder = name.split("/", 1)[0]
+        self.finished = parse_iso(meta.get("finished_at") or meta.get("timestamp"))
+        self.objects = (meta.get("offsite") or {}).get("objects") or {}
+        self._sizes = sizes
+
+    @property
+    def backup_id(self):
+        return self.meta.get("backup_id") or os.path.basename(self.meta_name)[:-len(META_SUFFIX)]
+
+    @property
+    def database(self):
+        return self.meta.get("database")
+
+    def present(self):
+        """Every object the metadata names is listed with its size: cheap evidence, no download."""
+        return bool(self.objects) and all(self._sizes.get(name) == info.get("size")
+                                          for name, info in self.objects.items())
+
+    def is_good(self, now=None):
+        now = now or utc_now()
+        return (self.meta.get("status") == "ok" and self.finished is not None
+                and self.finished <= now + catalog.FUTURE_TOLERANCE and self.present())
+
+    def summary(self):
+        out = {"backup_id": self.backup_id, "database": self.database, "timestamp": self.meta.get("timestamp"),
+               "finished_at": self.meta.get("finished_at"), "size_bytes": self.meta.get("size_bytes"),
+               "size_human": self.meta.get("size_human"), "format": self.meta.get("format"),
+               "compression": self.meta.get("compression"), "checksum": self.meta.get("checksum"),
+               "status": self.meta.get("status"), "metadata_object": self.meta_name,
+               "pushed_at": (self.meta.get("offsite") or {}).get("pushed_at")}
+        return out
+
+
+def list_entries(repo, folder="full", database=None):
+    """(entries newest first by end time, problems) of one folder of the off-site catalog."""
+    sizes = repo.names(folder)
+    if folder == "full":
+        sizes.update(repo.names(catalog.GLOBALS_DIR))
+    entries, problems = [], []
+    for name in sorted(n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX)
+                       and n.count("/") == 1):
+        try:
+            meta = repo.read_json(name)
+            for key in ("backup_file", "database", "timestamp", "checksum", "size_bytes"):
+                if key not in meta:
+                    raise ValueError("metadata lacks %s" % key)
+            entry = OffsiteEntry(meta, name, sizes)
+        except (ValueError, VerificationFailed) as exc:
+            problems.append(catalog.Problem(repo.location.url(name), str(exc)))
+            continue
+        if database is None or entry.database == database:
+            entries.append(entry)
+    entries.sort(key=lambda e: (e.finished.timestamp() if e.finished else float("-inf"), e.backup_id), reverse=True)
+    return entries, problems
+
+
+def find(repo, folder, backup=None, database=None):
+    """The named backup, or the newest good one of database; a damaged newer one is not skipped quietly."""
+    entries, _problems = list_entries(repo, folder, None if backup else database)
+    if backup:
+        for entry in entries:
+            if backup in (entry.backup_id, entry.meta.get("backup_file")):
+                return entry
+        raise ConfigError("no backup named %r in the off-site repository %s" % (backup, repo.describe()),
+                          "List it with 'pgsafe list --from offsite'")
+    now = utc_now()
+    for entry in entries:
+        if entry.is_good(now):
+            return entry
+        if entry.meta.get("status") == "ok" and entry.finished and entry.finished <= now:
+            raise VerificationFailed("the newest off-site backup of %r, %s, is incomplete (an object is missing "
+                                     "or of the wrong size)" % (database, entry.backup_id),
+                                     "Restore an older one by name, and push again from the host if it still exists")
+    raise ConfigError("no good off-site backup of %r in %s" % (database, repo.describe()))
+
+
+def verify_entry(repo, entry):
+    """Download and hash every object of a backup; raises VerificationFailed naming the first bad one."""
+    if not entry.objects:
+        raise VerificationFailed("%s has no list of objects in its off-site metadata" % entry.meta_name)
+    for name, info in sorted(entry.objects.items()):
+        repo.verify(name, info["sha256"])
+    return True
+
+
+def _download_to(repo, name, sha256, final):
+    """The object at final, proven: written under a temporary name, renamed only once its SHA-256 matched
+    (sha256 None: the object's own sha256 metadata)."""
+    ensure_private_dir(os.path.dirname(final))
+    tmp = temp_path_for(final)
+    try:
+        with open_private(tmp) as fh:
+            repo.download(name, fh, sha256)
+            fh.flush()
+            os.fsync(fh.fileno())
+        publish(tmp, final)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def stage(repo, entry, staging_dir):
+    """Download one backup (and its globals) into staging_dir with the local layout; returns the local Entry."""
+    ensure_private_dir(staging_dir)
+    for name, info in sorted(entry.objects.items()):
+        if ".." in name.split("/") or name.startswith("/"):
+            raise VerificationFailed("off-site metadata %s names an object outside the repository: %r"
+                                     % (entry.meta_name, name))
+        _download_to(repo, name, info["sha256"], os.path.join(staging_dir, name))
+    globals_rel = entry.meta.get("globals_file")
+    if isinstance(globals_rel, str) and globals_rel in entry.objects and globals_rel.endswith(".sql.gz"):
+        meta_rel = globals_rel[:-len(".sql.gz")] + META_SUFFIX
+        try:
+            _write_json(os.path.join(staging_dir, meta_rel), repo.read_json(meta_rel))
+        except (ValueError, VerificationFailed):
+            pass  # the globals are a convenience; the backup itself is whole without them
+    local = dict(entry.meta)
+    local.pop("offsite", None)
+    meta_path = os.path.join(staging_dir, entry.meta_name)
+    _write_json(meta_path, local)
+    return catalog.load_entry(meta_path)
+
+
+def _write_json(path, obj):
+    ensure_private_dir(os.path.dirname(path))
+    write_json_atomic(path, obj)
+
+
+def staging_dir_for(backup_dir):
+    """A private staging catalog beside the backup directory (same disk, same owner), removed after use."""
+    parent = backup_dir if os.path.isdir(backup_dir) else tempfile.gettempdir()
+    path = tempfile.mkdtemp(prefix=".offsite-staging-", dir=parent)
+    os.chmod(path, 0o700)
+    return path
+
+
+def remove_staging(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def wal_objects(repo):
+    """{wal name: object name} of the off-site WAL archive."""
+    out = {}
+    for name in repo.names("wal"):
+        stored = name.split("/", 1)[1]
+        wal, _suffix = strip_compression(stored)
+        if is_archivable_name(wal):
+            out[wal] = name
+    return out
+
+
+def fetch_wal(repo, wal_name, archive_dir, known=None):
+    """Download one archived segment (as stored, compressed or not) into archive_dir; returns its path or None.
+
+    A WAL object carries its SHA-256 as object metadata (push sets it), checked before the rename."""
+    known = wal_objects(repo) if known is None else known
+    name = known.get(wal_name)
+    if name is None:
+        return None
+    final = os.path.join(archive_dir, name.split("/", 1)[1])
+    if not os.path.exists(final):
+        _download_to(repo, name, None, final)
+    return final
+
+
+def stage_for_recovery(repo, staging_dir, target_time=None, target_lsn=None, backup=None, log=lambda msg: None):
+    """Stage the base backup a point-in-time recovery needs, and the WAL after it, from the bucket alone.
+
+    Returns (local base Entry, staged archive directory). The base backup is chosen by the same rule as
+    on the host (the newest good one that ended before the target); the WAL staged is every segment of
+    its timeline from its start on, and the timeline history files."""
+    from ..physical.pitr import choose_base
+    from ..physical.walnames import is_segment, parse
+    entries, _problems = list_entries(repo, "base")
+    if backup:
+        entries = [e for e in entries if backup in (e.backup_id, e.meta.get("backup_file"))]
+        if not entries:
+            raise ConfigError("no base backup named %r in the off-site repository %s" % (backup, repo.describe()))
+    entry = choose_base(entries, target_time, target_lsn)
+    log("staging base backup %s from %s" % (entry.backup_id, repo.describe()))
+    local = stage(repo, entry, staging_dir)
+    archive = os.path.join(staging_dir, "wal")
+    start = entry.meta.get("start_wal") or ""
+    objects = wal_objects(repo)
+    wanted = [name for name in sorted(objects)
+              if not is_segment(name) or (is_segment(start) and parse(name)[0] >= parse(start)[0]
+                                          and name[8:] >= start[8:])]
+    for name in wanted:
+        fetch_wal(repo, name, archive, objects)
+    log("staged %d WAL file(s) from %s" % (len(wanted), repo.describe()))
+    ensure_private_dir(archive)
+    return local, archive

@@ -1,0 +1,136 @@
+"""Push: upload every backup and WAL segment that is not yet off-site, oldest first.
+
+Idempotent and safe to repeat after a crash: a backup counts as off-site only once its metadata
+object exists, and that is written last; objects already there with the same bytes are kept
+(put_if_absent), different ones are never replaced. A single-file backup is uploaded with its
+SHA-256 from the local metadata, so a local file damaged since it was verified never completes
+its upload; a directory backup is proven by recomputing its directory checksum from the SHA-256s
+the upload computed.
+"""
+import os
+import socket
+
+from ..catalog import entries as catalog
+from ..core import compress
+from ..core.errors import PgsafeError, VerificationFailed
+from ..core.lock import BackupLock
+from ..core.naming import iso, utc_now
+from ..physical.walnames import list_archive
+from .repository import META_SUFFIX
+
+FOLDERS = (("full", catalog.FULL_DIR), ("base", "base"))
+# A multipart upload older than this was left by a run that died; abort it so its parts stop costing.
+STALE_UPLOAD_SECONDS = 24 * 3600
+
+
+def push(backup_dir, repo, archive_dir=None, log=lambda msg, level="INFO": None, lock_timeout=600):
+    """Upload what is missing; returns a report. Errors of single backups are collected, not raised,
+    so one damaged backup does not keep the others from leaving the host (the caller decides the exit)."""
+    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [],
+              "failed": []}
+    with BackupLock(backup_dir, "push", timeout=lock_timeout):
+        aborted = repo.store.abort_stale_uploads(repo.location.bucket, repo.key(""), STALE_UPLOAD_SECONDS)
+        if aborted:
+            log("aborted %d multipart upload(s) left by an interrupted push" % len(aborted))
+        for kind, folder in FOLDERS:
+            _push_folder(backup_dir, repo, kind, folder, report, log)
+        if archive_dir:
+            _push_wal(repo, archive_dir, report, log)
+    return report
+
+
+def _push_folder(backup_dir, repo, kind, folder, report, log):
+    entries, _problems = catalog.scan(os.path.join(backup_dir, folder))
+    remote = set(repo.metadata_names(folder))
+    for entry in sorted(entries, key=catalog.sort_key):
+        meta_name = "%s/%s" % (folder, os.path.basename(entry.meta_path))
+        if meta_name in remote:
+            report["already_offsite"] += 1
+            continue
+        if entry.meta.get("status") != "ok":
+            continue
+        try:
+            push_entry(backup_dir, repo, entry, folder, log)
+            report["pushed"].append({"backup_id": entry.backup_id, "kind": kind})
+        except PgsafeError as exc:
+            log("push of %s failed: %s" % (entry.backup_id, exc), "ERROR")
+            report["failed"].append({"backup_id": entry.backup_id, "kind": kind, "error": str(exc),
+                                     "exit_code": exc.exit_code})
+
+
+def _files_of(path):
+    """(relative name, full path) of a backup's files: one, or every file of a directory backup."""
+    if not os.path.isdir(path):
+        return [("", path)]
+    out = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            out.append((os.path.relpath(full, path), full))
+    return out
+
+
+def push_entry(backup_dir, repo, entry, folder, log=lambda msg, level="INFO": None):
+    """Upload one backup: its files, its globals, then its metadata object with the objects' SHA-256s."""
+    if os.path.islink(entry.data_path) or not os.path.exists(entry.data_path):
+        raise VerificationFailed("backup file %s is missing; it cannot go off-site" % entry.data_path)
+    objects = {}
+    files = _files_of(entry.data_path)
+    single = files == [("", entry.data_path)]
+    for rel, path in files:
+        name = "%s/%s" % (folder, entry.meta["backup_file"]) + ("/" + rel if rel else "")
+        expected = entry.meta.get("checksum") if single else None
+        result = repo.put_file(name, path, os.path.getsize(path), sha256=expected)
+        objects[name] = {"size": result.size, "sha256": result.sha256}
+    if not single:
+        known = {name.split("/", 2)[2]: info["sha256"] for name, info in objects.items()}
+        if catalog.directory_checksum(entry.data_path, known) != entry.meta.get("checksum"):
+            raise VerificationFailed("%s as uploaded does not match its metadata checksum; the local copy is damaged"
+                                     % entry.data_path, "Verify it with 'pgsafe verify' and take a new backup")
+    globals_rel = entry.meta.get("globals_file")
+    if isinstance(globals_rel, str) and globals_rel.startswith(catalog.GLOBALS_DIR + "/"):
+        objects.update(_push_globals(backup_dir, repo, globals_rel))
+    meta = dict(entry.meta)
+    meta["offsite"] = {"objects": objects, "pushed_at": iso(utc_now()), "pushed_from": socket.gethostname()}
+    repo.put_json("%s/%s" % (folder, os.path.basename(entry.meta_path)), meta)
+    log("pushed %s to %s (%d object(s))" % (entry.backup_id, repo.describe(), len(objects) + 1))
+    return meta
+
+
+def _push_globals(backup_dir, repo, rel):
+    path = os.path.join(backup_dir, rel)
+    meta_rel = rel[:-len(".sql.gz")] + META_SUFFIX if rel.endswith(".sql.gz") else rel + META_SUFFIX
+    meta_path = os.path.join(backup_dir, meta_rel)
+    if not (os.path.isfile(path) and os.path.isfile(meta_path)):
+        return {}
+    gmeta = catalog.load_entry(meta_path).meta
+    result = repo.put_file(rel, path, os.path.getsize(path), sha256=gmeta.get("checksum"))
+    objects = {rel: {"size": result.size, "sha256": result.sha256}}
+    repo.put_json(meta_rel, gmeta)
+    return objects
+
+
+def pending_wal(repo, archive_dir):
+    """{wal name: stored file name} archived locally and not yet off-site, oldest first."""
+    remote = {name.split("/", 1)[1] for name in repo.names("wal")}
+    local = list_archive(archive_dir)
+    return {name: stored for name, stored in sorted(local.items()) if stored not in remote}
+
+
+def _push_wal(repo, archive_dir, report, log):
+    for name, stored in pending_wal(repo, archive_dir).items():
+        path = os.path.join(archive_dir, stored)
+        try:
+            # Hashed first (the segment is in the page cache): the object carries its SHA-256, which
+            # restore-wal checks before PostgreSQL ever reads the segment.
+            repo.put_file("wal/" + stored, path, os.path.getsize(path), sha256=compress.sha256_file(path))
+        except FileNotFoundError:
+            continue  # removed by WAL clean-up since the listing: nothing to keep
+        except PgsafeError as exc:
+            log("push of WAL %s failed: %s" % (name, exc), "ERROR")
+            report["failed"].append({"wal": name, "error": str(exc), "exit_code": exc.exit_code})
+            return  # later segments wait: the off-site archive stays without gaps
+        report["wal_pushed"].append(stored)
+    if report["wal_pushed"]:
+        log("pushed %d WAL segment(s) to %s" % (len(report["wal_pushed"]), repo.describe()))

@@ -1,0 +1,104 @@
+"""An off-site repository: a catalog in a bucket with the same layout as BACKUP_DIR.
+
+full/<file> + full/<id>.meta.json, globals/..., base/<id>/<file> + base/<id>.meta.json, wal/<segment>.
+As on disk, the metadata object is written last: an object without its metadata is not a backup.
+Each metadata object is the local metadata plus an "offsite" block naming every object of the backup
+with its size and SHA-256, so a restore can check each object before it uses it.
+"""
+import json
+import socket
+
+from ..core.errors import ConfigError, VerificationFailed
+from ..storage.s3 import ObjectStore
+from ..storage.s3config import S3Settings, parse_url
+from ..storage.s3errors import ObjectMissing
+
+META_SUFFIX = ".meta.json"
+MAX_META_BYTES = 4 << 20
+
+
+class OffsiteRepository:
+    def __init__(self, store, location):
+        self.store = store
+        self.location = location
+
+    @classmethod
+    def open(cls, url, settings=None, default_prefix=None):
+        """The repository at url (s3://BUCKET[/PREFIX]; without PREFIX, this host's name)."""
+        location = parse_url(url, default_prefix or socket.gethostname())
+        repo = cls(ObjectStore(settings if settings is not None else S3Settings()), location)
+        repo.store.check_bucket(location.bucket)
+        return repo
+
+    def describe(self):
+        return self.location.url()
+
+    def key(self, name):
+        return self.location.key(name)
+
+    def names(self, folder):
+        """{name: size} of every object under folder/ (names relative to the repository)."""
+        out = {}
+        for info in self.store.list_objects(self.location.bucket, self.key(folder) + "/"):
+            name = self.location.name_of(info.key)
+            if name is not None:
+                out[name] = info.size
+        return out
+
+    def metadata_names(self, folder):
+        """Names of the metadata objects directly in folder/ (a backup's files sit one level deeper)."""
+        return sorted(n for n in self.names(folder) if n.endswith(META_SUFFIX) and n.count("/") == 1)
+
+    def read_json(self, name):
+        with self.store.get(self.location.bucket, self.key(name)) as reader:
+            if reader.info.size > MAX_META_BYTES:
+                raise ValueError("metadata object is %d bytes, more than metadata can be" % reader.info.size)
+            raw = b"".join(reader)
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("malformed JSON: %s" % exc)
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not a JSON object")
+        return meta
+
+    def head(self, name):
+        return self.store.head(self.location.bucket, self.key(name))
+
+    def put_file(self, name, path, size, sha256=None):
+        """Upload a local file to name, never over different content; returns the PutResult."""
+        with open(path, "rb") as fh:
+            return self.store.put_if_absent(self.location.bucket, self.key(name), fh, size=size, sha256=sha256)
+
+    def put_json(self, name, obj):
+        import io
+        data = json.dumps(obj, indent=2, sort_keys=True).encode("utf-8")
+        return self.store.put_if_absent(self.location.bucket, self.key(name), io.BytesIO(data), size=len(data),
+                                        content_type="application/json")
+
+    def download(self, name, fileobj, sha256):
+        """Write the object to fileobj, VerificationFailed unless its bytes have this SHA-256."""
+        try:
+            return self.store.download(self.location.bucket, self.key(name), fileobj, sha256)
+        except ObjectMissing as exc:
+            raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe()),
+                                     "The off-site copy is damaged; restore another backup") from exc
+
+    def verify(self, name, sha256):
+        try:
+            return self.store.verify(self.location.bucket, self.key(name), sha256)
+        except ObjectMissing as exc:
+            raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe())) from exc
+
+    def delete(self, name):
+        self.store.delete(self.location.bucket, self.key(name))
+
+
+def settings_from(options):
+    """S3Settings from option values (module params or parsed CLI args as a dict)."""
+    try:
+        return S3Settings(endpoint_url=options.get("s3_endpoint_url"), region=options.get("s3_region"),
+                          access_key=options.get("s3_access_key"), secret_key=options.get("s3_secret_key"),
+                          ca_bundle=options.get("s3_ca_bundle"), addressing_style=options.get("s3_addressing_style"))
+    except TypeError as exc:
+        raise ConfigError("S3 settings: %s" % exc)

@@ -1,0 +1,603 @@
+"""An S3-compatible object store over boto3: what the off-site repository is built on.
+
+Uploads stream: a readable binary stream of known or unknown size goes up in one pass, hashed
+(SHA-256) as it is read, in bounded parts, so memory stays at concurrency + 1 parts whatever the
+size (24 MiB by default): one being filled from the source while the previous ones are sent. A
+stream shorter than a part is one plain PUT. Any failure aborts the multipart upload, so a partial object never becomes visible.
+put_if_absent never replaces different content (archive_command's rule): the key is checked
+first, an identical object is success, a different one an error.
+
+boto3 is imported when the first request is made, never at import time: the host command's
+archive-wal path must not pay for it, and hosts without an off-site repository do not need it.
+"""
+import hashlib
+import re
+import threading
+import time
+
+from ..core.errors import BackupFailed, ConfigError, ConnectionFailed, VerificationFailed
+from .s3config import DEFAULT_REGION, S3Settings
+from .s3errors import DifferentObjectExists, ObjectMissing, client_error_code, map_error
+
+MIB = 1 << 20
+MIN_PART_SIZE = 5 * MIB             # S3's floor for every part but the last
+MAX_PART_SIZE = 5 * 1024 * MIB      # and its ceiling
+MAX_PARTS = 10000
+MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MIB
+# 8 MiB parts, two on the wire while the next is read: 24 MiB of buffers, and on loopback radosgw
+# as fast as boto3's upload_file (10 threads) or faster; 16 MiB parts one at a time were slower.
+DEFAULT_PART_SIZE = 8 * MIB
+DEFAULT_CONCURRENCY = 2
+READ_CHUNK = MIB
+# Parts of a stream of unknown size double every this many parts (8 MiB parts reach 8 TiB).
+GROWTH_EVERY = 1000
+SHA256_KEY = "sha256"
+_META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_META_LIMIT = 2048                  # S3's limit for all user metadata of an object
+
+
+class ObjectInfo:
+    """What HEAD or a listing says about an object. metadata is None in listings (not fetched)."""
+
+    def __init__(self, key, size, etag=None, last_modified=None, metadata=None, version_id=None):
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.last_modified = last_modified
+        self.metadata = metadata
+        self.version_id = version_id
+
+    @property
+    def sha256(self):
+        return (self.metadata or {}).get(SHA256_KEY)
+
+    def __repr__(self):
+        return "ObjectInfo(%r, size=%r, sha256=%r)" % (self.key, self.size, self.sha256)
+
+
+class PutResult:
+    """An upload's outcome. created is False when put_if_absent found the identical object there."""
+
+    def __init__(self, key, size, sha256, created, etag=None, parts=0, version_id=None):
+        self.key = key
+        self.size = size
+        self.sha256 = sha256
+        self.created = created
+        self.etag = etag
+        self.parts = parts
+        self.version_id = version_id
+
+    def __repr__(self):
+        return "PutResult(%r, size=%r, created=%r, parts=%r)" % (self.key, self.size, self.created, self.parts)
+
+
+class MultipartUpload:
+    def __init__(self, key, upload_id, initiated):
+        self.key = key
+        self.upload_id = upload_id
+        self.initiated = initiated
+
+    def __repr__(self):
+        return "MultipartUpload(%r, initiated=%r)" % (self.key, self.initiated)
+
+
+def first_part_size(size, part_size=DEFAULT_PART_SIZE):
+    """The part size for an object of size bytes (None: unknown), within S3's 10,000 parts.
+
+    A known size gets parts large enough for 9,000 parts (room if the size was a little off)."""
+    if size is None:
+        return part_size
+    if size > MAX_OBJECT_SIZE:
+        raise BackupFailed("%d bytes is more than an S3 object can hold (5 TiB)" % size)
+    need = -(-size // (MAX_PARTS - 1000))
+    need = -(-need // MIB) * MIB
+    return min(MAX_PART_SIZE, max(part_size, need))
+
+
+def part_size_of(number, base, size_known):
+    """Size of part number (1-based): constant for a known size, doubling every GROWTH_EVERY parts otherwise."""
+    if size_known:
+        return base
+    return min(MAX_PART_SIZE, base << ((number - 1) // GROWTH_EVERY))
+
+
+def _check_metadata(metadata):
+    out = {}
+    for name, value in (metadata or {}).items():
+        name = str(name).lower()
+        value = str(value)
+        if not _META_KEY_RE.match(name):
+            raise ConfigError("object metadata name %r must be lower-case letters, digits, '-' or '_'" % (name,))
+        if any(not 32 <= ord(ch) < 127 for ch in value):
+            raise ConfigError("object metadata %s must be printable ASCII" % name)
+        out[name] = value
+    if sum(len(k) + len(v) for k, v in out.items()) > _META_LIMIT:
+        raise ConfigError("object metadata is larger than S3's %d bytes" % _META_LIMIT)
+    return out
+
+
+def _check_sha256(sha256):
+    if sha256 is not None and not _SHA256_RE.match(sha256):
+        raise ConfigError("%r is not a lower-case hex SHA-256" % (sha256,))
+    return sha256
+
+
+def _fill(source, buf, sha):
+    """Read from source into buf until it is full or the source ends; hash what was read."""
+    view = memoryview(buf)
+    filled = 0
+    readinto = getattr(source, "readinto", None)
+    while filled < len(buf):
+        end = min(len(buf), filled + READ_CHUNK)
+        if readinto is not None:
+            got = readinto(view[filled:end])
+        else:
+            data = source.read(end - filled)
+            got = len(data) if data else 0
+            view[filled:filled + got] = data or b""
+        if not got:
+            break
+        sha.update(view[filled:filled + got])
+        filled += got
+    return filled
+
+
+class ObjectStore:
+    """Operations on one S3 endpoint. Thread-safe; the boto3 client is made on first use."""
+
+    def __init__(self, settings=None, part_size=DEFAULT_PART_SIZE, concurrency=DEFAULT_CONCURRENCY):
+        self.settings = settings if settings is not None else S3Settings()
+        if not MIN_PART_SIZE <= int(part_size) <= MAX_PART_SIZE:
+            raise ConfigError("part size %r is outside S3's 5 MiB - 5 GiB" % (part_size,))
+        if not 1 <= int(concurrency) <= 16:
+            raise ConfigError("upload concurrency %r is outside 1-16" % (concurrency,))
+        self.part_size = int(part_size)
+        self.concurrency = int(concurrency)
+        self._client = None
+        self._lock = threading.Lock()
+        self._buckets_seen = set()
+
+    # -- the client ----------------------------------------------------------------------------
+    @property
+    def endpoint(self):
+        """The endpoint for messages: never a credential."""
+        if self.settings.endpoint_url:
+            return self.settings.endpoint_url
+        if self._client is not None:
+            return self._client.meta.endpoint_url
+        return "AWS S3"
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self):
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            raise ConfigError("the Python module boto3 is not installed on this host",
+                              "Install python3-boto3 (Debian) or boto3 from PyPI")
+        s = self.settings
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
+                aws_session_token=s.session_token, profile_name=s.profile, region_name=s.region)
+            if session.get_credentials() is None:
+                raise ConfigError("no S3 credentials found for %s" % self.endpoint,
+                                  "Give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                                  "a profile in ~/.aws/credentials, or run with an instance role")
+            config = Config(region_name=session.region_name or DEFAULT_REGION, signature_version="s3v4",
+                            s3={"addressing_style": s.addressing_style},
+                            retries={"max_attempts": s.max_attempts, "mode": "standard"},
+                            connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
+                            user_agent_extra="pgsafe")
+            client = session.client("s3", endpoint_url=s.endpoint_url, verify=s.ca_bundle or True, config=config)
+        except ConfigError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            mapped = map_error(exc, self.endpoint, "client set-up")
+            if mapped is None:
+                raise
+            raise mapped from exc
+        # boto3 1.26 has no IfNoneMatch parameter: a private one becomes the header before signing.
+        client.meta.events.register("provide-client-params.s3.PutObject", _take_if_none_match)
+        client.meta.events.register("before-sign.s3.PutObject", _add_if_none_match)
+        return client
+
+    def _call(self, action, bucket, key, method, allow=(), **params):
+        """client.method(**params) -> (response, None); a ClientError whose code is in allow -> (None, code).
+
+        Codes, not HTTP statuses: a missing bucket is a 404 too, and must not pass for a missing key."""
+        try:
+            return getattr(self.client, method)(**params), None
+        except Exception as exc:  # pylint: disable=broad-except
+            code, _status = client_error_code(exc)
+            if code and code in allow:
+                return None, code
+            _raise_mapped(exc, self.endpoint, action, bucket, key)
+
+    # -- buckets and objects -------------------------------------------------------------------
+    def check_bucket(self, bucket):
+        """Raise ConfigError naming the bucket when it does not exist (ConnectionFailed when access is refused)."""
+        if bucket in self._buckets_seen:
+            return
+        self._call("HeadBucket", bucket, None, "head_bucket", Bucket=bucket)
+        self._buckets_seen.add(bucket)
+
+    def head(self, bucket, key, version_id=None):
+        """ObjectInfo with metadata, or None when there is no such object (a missing bucket raises)."""
+        params = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        resp, missing = self._call("HeadObject", bucket, key, "head_object", allow=("404", "NoSuchKey", "NotFound"), **params)
+        if missing:
+            # HEAD has no body: a missing bucket looks like a missing key until asked.
+            self.check_bucket(bucket)
+            return None
+        self._buckets_seen.add(bucket)
+        return ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
+                          dict(resp.get("Metadata") or {}), resp.get("VersionId"))
+
+    def list_objects(self, bucket, prefix="", page_size=1000, start_after=None):
+        """Every object under prefix, in key order, page by page (metadata not included)."""
+        config = {"PageSize": page_size}
+        params = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": config}
+        if start_after:
+            params["StartAfter"] = start_after
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**params):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(item["Key"], item["Size"], item.get("ETag"), item.get("LastModified"))
+        except Exception as exc:  # pylint: disable=broad-except
+            _raise_mapped(exc, self.endpoint, "ListObjectsV2", bucket, prefix or None)
+
+    def delete(self, bucket, key, version_id=None):
+        """Delete one object (no error if it is already gone). With versioning, this adds a delete marker
+        unless version_id is given."""
+        params = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        self._call("DeleteObject", bucket, key, "delete_object", **params)
+
+    def delete_many(self, bucket, keys):
+        """Delete keys in batches of 1,000; any key refused raises (the rest of its batch may be gone)."""
+        keys = list(keys)
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            resp = self._call("DeleteObjects", bucket, None, "delete_objects", Bucket=bucket,
+                              Delete={"Objects": batch, "Quiet": True})[0]
+            errors = resp.get("Errors") or []
+            if errors:
+                first = errors[0]
+                if first.get("Code") == "AccessDenied":
+                    raise ConnectionFailed("%s denied DeleteObjects on s3://%s/%s and %d more" % (
+                        self.endpoint, bucket, first.get("Key"), len(errors) - 1),
+                        "Check that these credentials may delete in this bucket")
+                raise BackupFailed("deleting s3://%s/%s failed: %s %s (and %d more)" % (
+                    bucket, first.get("Key"), first.get("Code"), first.get("Message") or "", len(errors) - 1))
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, bucket, key, chunk_size=READ_CHUNK, version_id=None):
+        """An ObjectReader: iterate it for the object's bytes; raises ObjectMissing when there is none."""
+        params = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
+        resp, missing = self._call("GetObject", bucket, key, "get_object", allow=("NoSuchKey",), **params)
+        if missing:
+            raise ObjectMissing("s3://%s/%s does not exist at %s" % (bucket, key, self.endpoint))
+        info = ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
+                          dict(resp.get("Metadata") or {}), resp.get("VersionId"))
+        return ObjectReader(self, bucket, info, resp["Body"], chunk_size)
+
+    def iter_verified(self, bucket, key, sha256=None, chunk_size=READ_CHUNK):
+        """The object's bytes, chunk by chunk; after the last one, VerificationFailed if its SHA-256 is not
+        sha256 (or, without it, the object's own sha256 metadata). Treat the bytes as unproven until the
+        iteration ends: write them to a temporary name and rename only then."""
+        _check_sha256(sha256)
+        with self.get(bucket, key, chunk_size) as reader:
+            expected = sha256 or reader.info.sha256
+            if expected is None:
+                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given to check it against"
+                                         % (bucket, key))
+            yield from reader
+            if reader.sha256 != expected:
+                raise VerificationFailed("s3://%s/%s is damaged: SHA-256 %s, expected %s" % (
+                    bucket, key, reader.sha256, expected))
+
+    def verify(self, bucket, key, sha256=None):
+        """Read the whole object and check its SHA-256 (see iter_verified); returns the SHA-256."""
+        sha = hashlib.sha256()
+        for chunk in self.iter_verified(bucket, key, sha256):
+            sha.update(chunk)
+        return sha.hexdigest()
+
+    def download(self, bucket, key, fileobj, sha256=None):
+        """Write the object to fileobj, verified as iter_verified does; returns the SHA-256."""
+        sha = hashlib.sha256()
+        for chunk in self.iter_verified(bucket, key, sha256):
+            fileobj.write(chunk)
+            sha.update(chunk)
+        return sha.hexdigest()
+
+    def sha256_of(self, bucket, key):
+        """The SHA-256 of an object's bytes as stored, read in full (no check against anything)."""
+        with self.get(bucket, key) as reader:
+            for _chunk in reader:
+                pass
+            return reader.sha256
+
+    # -- writing -------------------------------------------------------------------------------
+    def put_stream(self, bucket, key, source, size=None, metadata=None, sha256=None,
+                   content_type="application/octet-stream"):
+        """Upload source (a readable binary stream) to key, replacing what is there.
+
+        size: the byte count if known (checked: a source that ends early or runs long fails);
+        None for a stream of unknown length. sha256: the expected SHA-256 if known; it is then
+        stored as the object's sha256 metadata and the object is completed only if the bytes read
+        match it. Without it, a stream shorter than one part still gets its sha256 metadata (it is
+        known before the PUT); a multipart object gets none (its metadata is fixed when the upload
+        starts): record PutResult.sha256 in the repository's own metadata instead.
+        """
+        return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=False)
+
+    def put_if_absent(self, bucket, key, source, size=None, metadata=None, sha256=None,
+                      content_type="application/octet-stream"):
+        """put_stream, but never over different content: an identical object already at key is success
+        (created=False), a different one raises DifferentObjectExists and is left untouched.
+
+        Identical means the same size and SHA-256 (from sha256 and the object's metadata when both
+        are known, otherwise by reading both). The key is checked before the upload and again
+        before a multipart upload completes; a plain PUT also carries If-None-Match: * (radosgw
+        honours it on a plain PUT only, not when a multipart upload completes)."""
+        return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=True)
+
+    def _put(self, bucket, key, source, size, metadata, sha256, content_type, if_absent):
+        meta = _check_metadata(metadata)
+        _check_sha256(sha256)
+        if size is not None and (int(size) < 0):
+            raise ConfigError("size %r is negative" % (size,))
+        if if_absent:
+            existing = self.head(bucket, key)
+            if existing is not None:
+                return self._settle_existing(bucket, key, existing, source=source, size=size, sha256=sha256)
+        sha = hashlib.sha256()
+        base = first_part_size(size, self.part_size)
+        buf = bytearray(base)
+        try:
+            filled = _fill(source, buf, sha)
+        except (OSError, ValueError) as exc:
+            raise BackupFailed("reading the source for s3://%s/%s failed: %s" % (bucket, key, exc))
+        if filled < len(buf):
+            del buf[filled:]
+            return self._put_single(bucket, key, buf, sha.hexdigest(), size, meta, sha256, content_type, if_absent)
+        if sha256:
+            meta[SHA256_KEY] = sha256
+        return self._put_multipart(bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent)
+
+    def _check_source(self, bucket, key, total, size, computed, sha256):
+        if size is not None and total != int(size):
+            raise BackupFailed("the source for s3://%s/%s gave %d bytes, not the %d expected" % (bucket, key, total, int(size)))
+        if sha256 is not None and computed != sha256:
+            raise VerificationFailed("the source for s3://%s/%s has SHA-256 %s, not the %s expected: it changed while it "
+                                     "was read" % (bucket, key, computed, sha256))
+
+    def _put_single(self, bucket, key, body, computed, size, meta, sha256, content_type, if_absent):
+        self._check_source(bucket, key, len(body), size, computed, sha256)
+        meta[SHA256_KEY] = computed
+        params = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": meta, "ContentType": content_type}
+        if if_absent:
+            params["PgsafeIfNoneMatch"] = True
+        resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed",), **params)
+        if refused:
+            # Someone else created it since our HEAD.
+            return self._settle_existing(bucket, key, self.head(bucket, key), size=len(body), sha256=computed)
+        self._buckets_seen.add(bucket)
+        return PutResult(key, len(body), computed, True, resp.get("ETag"), 0, resp.get("VersionId"))
+
+    def _put_multipart(self, bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+        resp = self._call("CreateMultipartUpload", bucket, key, "create_multipart_upload",
+                          Bucket=bucket, Key=key, Metadata=meta, ContentType=content_type)[0]
+        self._buckets_seen.add(bucket)
+        upload_id = resp["UploadId"]
+        parts, total, number, filled = [], 0, 1, len(buf)
+        spare = []          # buffers whose part is safely uploaded, for reuse
+        pending = deque()   # (future, buffer) of parts on the wire, oldest first
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="pgsafe-s3-part")
+        try:
+            while True:
+                # concurrency parts on the wire while the next one is read and hashed: memory is
+                # concurrency + 1 parts, whatever the object's size.
+                pending.append((pool.submit(self._upload_part, bucket, key, upload_id, number, buf), buf))
+                total += filled
+                next_size = part_size_of(number + 1, base, size is not None)
+                nxt = spare.pop() if spare and len(spare[-1]) == next_size else bytearray(next_size)
+                try:
+                    nfilled = _fill(source, nxt, sha)
+                except (OSError, ValueError) as exc:
+                    raise BackupFailed("reading the source for s3://%s/%s failed: %s" % (bucket, key, exc))
+                while pending and (len(pending) >= self.concurrency or nfilled == 0):
+                    future, done_buf = pending[0]
+                    parts.append(future.result())
+                    pending.popleft()
+                    spare = [done_buf]
+                if nfilled == 0:
+                    break
+                if nfilled < len(nxt):
+                    del nxt[nfilled:]
+                buf, filled = nxt, nfilled
+                number += 1
+                if number > MAX_PARTS:
+                    raise BackupFailed("s3://%s/%s would need more than %d parts" % (bucket, key, MAX_PARTS))
+            buf = nxt = spare = None
+            computed = sha.hexdigest()
+            self._check_source(bucket, key, total, size, computed, sha256)
+            if if_absent:
+                existing = self.head(bucket, key)
+                if existing is not None:
+                    self._abort_quietly(bucket, key, upload_id)
+                    upload_id = None
+                    return self._settle_existing(bucket, key, existing, size=total, sha256=computed)
+            done = self._call("CompleteMultipartUpload", bucket, key, "complete_multipart_upload",
+                              Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})[0]
+            upload_id = None
+        except BaseException:
+            # Parts still on the wire would outlive the abort.
+            for future, _buf in pending:
+                try:
+                    future.result()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+            if upload_id is not None:
+                self._abort_quietly(bucket, key, upload_id)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        return PutResult(key, total, computed, True, done.get("ETag"), len(parts), done.get("VersionId"))
+
+    def _upload_part(self, bucket, key, upload_id, number, body):
+        resp = self._call("UploadPart", bucket, key, "upload_part", Bucket=bucket, Key=key,
+                          UploadId=upload_id, PartNumber=number, Body=body)[0]
+        return {"PartNumber": number, "ETag": resp["ETag"]}
+
+    def _settle_existing(self, bucket, key, existing, source=None, size=None, sha256=None):
+        """put_if_absent met an object at key: success if it holds the same bytes, else DifferentObjectExists."""
+        if existing is None:
+            raise BackupFailed("s3://%s/%s refused a conditional PUT but cannot be read back" % (bucket, key))
+        if size is not None and existing.size != int(size):
+            raise DifferentObjectExists("s3://%s/%s already exists with DIFFERENT content (%d bytes, not %d); "
+                                        "refusing to overwrite" % (bucket, key, existing.size, int(size)))
+        if sha256 is not None:
+            theirs = existing.sha256 or self.sha256_of(bucket, key)
+            same = theirs == sha256
+        else:
+            same, theirs = self._source_matches(bucket, key, source)
+        if not same:
+            raise DifferentObjectExists("s3://%s/%s already exists with DIFFERENT content; refusing to overwrite"
+                                        % (bucket, key))
+        return PutResult(key, existing.size, theirs, False, existing.etag, 0, existing.version_id)
+
+    def _source_matches(self, bucket, key, source):
+        """Compare a source stream with the stored object byte for byte: (same, the SHA-256 of the object)."""
+        sha = hashlib.sha256()
+        same = True
+        with self.get(bucket, key) as reader:
+            for chunk in reader:
+                sha.update(chunk)
+                if same:
+                    mine = _read_exactly(source, len(chunk))
+                    same = mine == chunk
+            if same and _read_exactly(source, 1):
+                same = False
+        return same, sha.hexdigest()
+
+    # -- multipart uploads left by crashes ------------------------------------------------------
+    def list_uploads(self, bucket, prefix=""):
+        """Multipart uploads begun and neither completed nor aborted, under prefix."""
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield MultipartUpload(item["Key"], item["UploadId"], item.get("Initiated"))
+        except Exception as exc:  # pylint: disable=broad-except
+            _raise_mapped(exc, self.endpoint, "ListMultipartUploads", bucket, prefix or None)
+
+    def abort_upload(self, bucket, key, upload_id):
+        """Abort one multipart upload; False if it was already gone."""
+        gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
+                          allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)[1]
+        return not gone
+
+    def abort_stale_uploads(self, bucket, prefix, older_than, now=None):
+        """Abort uploads under prefix begun more than older_than seconds ago (by the server's clock
+        as it reports them); returns those aborted. For clean-up after a crash: keep older_than
+        above the longest upload another process may still be running."""
+        now = time.time() if now is None else now
+        aborted = []
+        for upload in list(self.list_uploads(bucket, prefix)):
+            started = upload.initiated.timestamp() if upload.initiated is not None else 0
+            if now - started >= older_than and self.abort_upload(bucket, upload.key, upload.upload_id):
+                aborted.append(upload)
+        return aborted
+
+    def _abort_quietly(self, bucket, key, upload_id):
+        """Best effort: when the endpoint is gone the upload stays invisible and abort_stale_uploads ends it."""
+        try:
+            self.abort_upload(bucket, key, upload_id)
+        except Exception:  # pylint: disable=broad-except
+            pass
+
+
+class ObjectReader:
+    """A GET's body as an iterator of chunks, hashed as it goes; close() (or with) releases the connection."""
+
+    def __init__(self, store, bucket, info, body, chunk_size):
+        self.info = info
+        self.bytes_read = 0
+        self._store = store
+        self._bucket = bucket
+        self._body = body
+        self._chunk_size = chunk_size
+        self._sha = hashlib.sha256()
+
+    @property
+    def sha256(self):
+        """The SHA-256 of the bytes read so far (of the whole object once iteration has ended)."""
+        return self._sha.hexdigest()
+
+    def __iter__(self):
+        key = self.info.key
+        while True:
+            try:
+                chunk = self._body.read(self._chunk_size)
+            except Exception as exc:  # pylint: disable=broad-except
+                _raise_mapped(exc, self._store.endpoint, "GetObject", self._bucket, key)
+            if not chunk:
+                break
+            self.bytes_read += len(chunk)
+            self._sha.update(chunk)
+            yield chunk
+        if self.bytes_read != self.info.size:
+            raise ConnectionFailed("reading s3://%s/%s from %s ended after %d of %d bytes" % (
+                self._bucket, key, self._store.endpoint, self.bytes_read, self.info.size))
+
+    def close(self):
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _raise_mapped(exc, endpoint, action, bucket, key=None):
+    mapped = map_error(exc, endpoint, action, bucket, key)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
+
+
+def _read_exactly(source, count):
+    out = bytearray()
+    while len(out) < count:
+        data = source.read(count - len(out))
+        if not data:
+            break
+        out += data
+    return bytes(out)
+
+
+def _take_if_none_match(params, context, **_kwargs):
+    if params.pop("PgsafeIfNoneMatch", None):
+        context["pgsafe_if_none_match"] = True
+
+
+def _add_if_none_match(request, **_kwargs):
+    if request.context.get("pgsafe_if_none_match"):
+        request.headers["If-None-Match"] = "*"

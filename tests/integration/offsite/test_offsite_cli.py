@@ -1,0 +1,187 @@
+"""The off-site copy through the host command, against a real S3 gateway (radosgw).
+
+The disaster case is the point: the host's backup directory is deleted, and the database comes
+back from the bucket alone, compared row for row with its source.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import drop_database, run_cli, table_contents, unique_name
+from pgcluster import free_port, make_scratch_dir
+
+PREFIX = "db1"
+
+
+def s3_env(bucket, profile="default", **extra):
+    creds = bucket.gateway.profile(profile)
+    env = {"AWS_ACCESS_KEY_ID": creds["access_key"], "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+           "AWS_ENDPOINT_URL": bucket.gateway.endpoint, "AWS_REGION": "us-east-1",
+           "PGSAFE_OFFSITE": "s3://%s/%s" % (bucket.name, PREFIX)}
+    env.update(extra)
+    return env
+
+
+def keys(bucket):
+    out = {}
+    for page in bucket.client.get_paginator("list_objects_v2").paginate(Bucket=bucket.name):
+        for item in page.get("Contents", []):
+            out[item["Key"]] = item["Size"]
+    return out
+
+
+def offsite_backup(pg, backup_dir, bucket, database):
+    proc = run_cli(pg, backup_dir, "backup", database, "--json", env_extra=s3_env(bucket))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_a_database_whose_backups_are_gone_comes_back_from_the_bucket_alone(pg, sample_db, s3_bucket):
+    backup_dir = make_scratch_dir("pgsafe-offsite-")
+    elsewhere = make_scratch_dir("pgsafe-newhost-")
+    target = unique_name("from_bucket")
+    try:
+        result = offsite_backup(pg, backup_dir, s3_bucket, sample_db)
+        assert [p["backup_id"] for p in result["offsite"]["pushed"]] == [result["backup_id"]]
+        stored = keys(s3_bucket)
+        meta_key = "%s/full/%s.meta.json" % (PREFIX, result["backup_id"])
+        assert meta_key in stored and "%s/full/%s" % (PREFIX, os.path.basename(result["backup_file"])) in stored
+        assert any(k.startswith(PREFIX + "/globals/") for k in stored)
+
+        shutil.rmtree(backup_dir)  # the host's backups are lost
+        listing = run_cli(pg, elsewhere, "list", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
+        assert listing.returncode == 0, listing.stderr
+        assert [b["backup_id"] for b in json.loads(listing.stdout)["backups"]] == [result["backup_id"]]
+        proc = run_cli(pg, elsewhere, "restore", "--from", "offsite", "--latest", "--json", target,
+                       env_extra=s3_env(s3_bucket))
+        assert proc.returncode == 0, proc.stderr
+        restored = json.loads(proc.stdout)
+        assert restored["backup_id"] == result["backup_id"] and restored["validation"]["passed"]
+        assert table_contents(pg, target) == table_contents(pg, sample_db)
+        assert [n for n in os.listdir(elsewhere) if n.startswith(".offsite-staging")] == []
+    finally:
+        drop_database(pg, target)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_push_is_idempotent_and_completes_what_a_crash_left(pg, sample_db, s3_bucket, backup_dir):
+    first = offsite_backup(pg, backup_dir, s3_bucket, sample_db)
+    again = run_cli(pg, backup_dir, "push", "--json", env_extra=s3_env(s3_bucket))
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["pushed"] == [] and report["already_offsite"] == 1
+    # A crash between the data and the metadata: the data object is there, the backup is not yet off-site.
+    meta_key = "%s/full/%s.meta.json" % (PREFIX, first["backup_id"])
+    s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=meta_key)
+    listing = run_cli(pg, backup_dir, "list", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
+    assert json.loads(listing.stdout)["backups"] == []
+    proc = run_cli(pg, backup_dir, "push", "--json", env_extra=s3_env(s3_bucket))
+    assert proc.returncode == 0, proc.stderr
+    assert [p["backup_id"] for p in json.loads(proc.stdout)["pushed"]] == [first["backup_id"]]
+    assert meta_key in keys(s3_bucket)
+    verify = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_damaged_or_missing_object_is_refused_before_anything_is_restored(pg, sample_db, s3_bucket, backup_dir):
+    result = offsite_backup(pg, backup_dir, s3_bucket, sample_db)
+    data_key = "%s/full/%s" % (PREFIX, os.path.basename(result["backup_file"]))
+    body = bytearray(s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=data_key)["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=data_key, Body=bytes(body))
+    verify = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
+    assert verify.returncode == 5
+    failed = [r for r in json.loads(verify.stdout)["results"] if not r["verified"]]
+    assert [r["backup_id"] for r in failed] == [result["backup_id"]] and "damaged" in failed[0]["error"]
+    target = unique_name("never")
+    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target,
+                   env_extra=s3_env(s3_bucket))
+    assert proc.returncode == 5, proc.stderr
+    assert not pg.database_exists(target)
+    assert [n for n in os.listdir(backup_dir) if n.startswith(".offsite-staging")] == []
+
+    s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=data_key)
+    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", "--latest", "--database", sample_db, target,
+                   env_extra=s3_env(s3_bucket))
+    assert proc.returncode == 5 and "incomplete" in proc.stderr, proc.stderr
+    assert not pg.database_exists(target)
+
+
+def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(pg, sample_db, s3_bucket, backup_dir):
+    env = s3_env(s3_bucket, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    proc = run_cli(pg, backup_dir, "push", env_extra=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "not-the-secret" not in proc.stderr and "Traceback" not in proc.stderr
+    env = s3_env(s3_bucket, PGSAFE_OFFSITE="s3://no-such-bucket-pgsafe/x")
+    proc = run_cli(pg, backup_dir, "push", env_extra=env)
+    assert proc.returncode == 2 and "no-such-bucket-pgsafe" in proc.stderr, proc.stderr
+    # The local backup is taken and kept when the upload fails; the failure is loud.
+    proc = run_cli(pg, backup_dir, "backup", sample_db, env_extra=env)
+    assert proc.returncode == 2, proc.stderr
+    listing = run_cli(pg, backup_dir, "list", "--json")
+    assert [b["database"] for b in json.loads(listing.stdout)["backups"]] == [sample_db]
+
+
+@pytest.fixture
+def archiving_to(new_pg):
+    """A cluster archiving with pgsafe archive-wal into a scratch backup directory's wal/."""
+    from conftest import PGSAFE
+    backup_dir = make_scratch_dir("pgsafe-offsite-phys-")
+    archive_dir = os.path.join(backup_dir, "wal")
+    command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
+    cluster = new_pg(settings={"archive_mode": "on", "archive_command": command})
+    cluster.backup_dir, cluster.archive_dir = backup_dir, archive_dir
+    yield cluster
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def _switch_and_wait(cluster):
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    cluster.sql("SELECT pg_switch_wal()")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("segment %s was not archived" % name)
+
+
+def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
+    c = archiving_to
+    env = s3_env(s3_bucket)
+    c.sql("CREATE TABLE events (batch int, n int)")
+    proc = run_cli(c, c.backup_dir, "base-backup", "--json", env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    marks = []
+    for batch in (1, 2):
+        c.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 100) g", params=(batch,))
+        _switch_and_wait(c)
+        marks.append(c.sql("SELECT clock_timestamp()")[0][0])
+        time.sleep(1.1)
+    proc = run_cli(c, c.backup_dir, "push", "--json", env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["wal_pushed"]
+    shutil.rmtree(c.backup_dir)  # base backups and the WAL archive are lost with the host
+    elsewhere = make_scratch_dir("pgsafe-newhost-")
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    port = free_port()
+    try:
+        proc = run_cli(c, elsewhere, "restore-pitr", data_dir, "--port", str(port), "--from", "offsite",
+                       "--target-time", marks[0].isoformat(), "--json", env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        import psycopg2
+        conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT batch, count(*) FROM events GROUP BY batch ORDER BY batch")
+            assert cur.fetchall() == [(1, 100)]
+        conn.close()
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)

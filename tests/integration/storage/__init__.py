@@ -1,0 +1,1 @@
+"""Tests of the storage layer against a real S3-compatible gateway."""
