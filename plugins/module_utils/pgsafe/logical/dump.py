@@ -181,7 +181,7 @@ SELECT format('%I.%I', n.nspname, c.relname)
 def _check_can_dump(req, conn):
     """Check mode: what would make the real run fail after connecting, found without running it."""
     # pg_dump (and pg_dumpall for the roles) of at least the server's major version, the compressor.
-    why = "the server is PostgreSQL %s" % conn.server_version
+    why = "the server is PostgreSQL %d.%d" % divmod(conn.server_version, 10000)
     tools.find("pg_dump", tools.major_of_num(conn.server_version), why=why)
     if req.globals:
         tools.find("pg_dumpall", tools.major_of_num(conn.server_version), why=why)
