@@ -125,12 +125,13 @@ def format_check(entry):
     if fmt == "plain":
         compress.test_stream(path, compress.compression_of_name(path))
         return
+    pg_restore = tools.find("pg_restore", *tools.needed_to_read_dump(meta))
     if fmt == "directory" or compress.compression_of_name(path) == "none":
-        argv = [tools.find("pg_restore"), "--list", path]
+        argv = [pg_restore, "--list", path]
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     else:
         dec = compress.open_decompressed(path, compress.compression_of_name(path))
-        proc = subprocess.run([tools.find("pg_restore"), "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL,
+        proc = subprocess.run([pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, check=False)
         dec.stdout.close()
         dec.wait()
