@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
+from pgtest import run_cli
 import pgcluster
 from pgcluster import make_scratch_dir
 
