@@ -18,7 +18,7 @@ def test_cron_jobs_follow_the_seed_schedule(host):
     assert "0 2 * * * postgres /usr/local/bin/pgsafe" in shop.content_string
     assert "backup shop" in shop.content_string
     odd = host.file("/etc/cron.d/pgsafe-full-odd_name")
-    assert "backup 'odd name'" in odd.content_string
+    assert "backup -- 'odd name'" in odd.content_string
     assert "5 * * * * postgres" in host.file("/etc/cron.d/pgsafe-base").content_string
     assert "*/15 * * * * postgres" in host.file("/etc/cron.d/pgsafe-monitor").content_string
     assert "-mtime +90" in host.file("/etc/cron.d/pgsafe-logs").content_string
