@@ -1,4 +1,6 @@
 """Locating PostgreSQL's client programs and reading their versions."""
+from __future__ import annotations
+
 import os
 import re
 import shutil
@@ -6,10 +8,14 @@ import subprocess
 
 from .errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
 _SEARCH = ["/usr/lib/postgresql/%s/bin", "/usr/pgsql-%s/bin"]
 
 
-def find(program, major=None):
+def find(program: str, major: Optional[str] = None) -> str:
     """Prefer the binaries matching the server's major version (Debian keeps several)."""
     env_dir = os.environ.get("PGSAFE_PG_BIN")
     candidates = []
@@ -32,7 +38,7 @@ def find(program, major=None):
                       "Install the PostgreSQL client package (postgresql-client-%s)" % (major or "15"))
 
 
-def version_of(path):
+def version_of(path: str) -> str:
     out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, check=False).stdout.strip()
     match = re.search(r"(\d+(?:\.\d+)?)", out)
