@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of the project, as CI runs it: setup, pytest on real PostgreSQL (unit, integration,
-# faults), ansible-test sanity, ansible-lint, Molecule scenarios in podman, and a bench smoke run.
+# Every test of the project, as CI runs it: setup, static checks (mypy, shellcheck, ruff: scripts/style.sh),
+# pytest on real PostgreSQL (unit, integration, faults), ansible-test sanity, ansible-lint, Molecule
+# scenarios in podman, and a bench smoke run.
 # Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
 # does not hide another.
 set -uo pipefail
@@ -25,9 +26,10 @@ stage() {
 }
 
 rm -f tests/output/junit.xml
-only=${PGSAFE_TEST_STAGES:-pytest sanity lint molecule bench}
+only=${PGSAFE_TEST_STAGES:-style pytest sanity lint molecule bench}
 for s in $only; do
     case $s in
+        style)    stage "style" bash scripts/style.sh ;;
         pytest)   stage "pytest" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
         sanity)   stage "ansible-test sanity" bash scripts/sanity.sh ;;
         lint)     stage "ansible-lint" ansible-lint --profile production ;;
