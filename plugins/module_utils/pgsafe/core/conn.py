@@ -46,7 +46,7 @@ class ConnInfo:
     def kwargs(self, dbname: str) -> dict[str, Any]:
         """Keyword arguments for psycopg2.connect; unset values fall through to libpq defaults."""
         out: dict[str, Any] = {"dbname": dbname, "connect_timeout": self.connect_timeout,
-               "application_name": "pgsafe"}
+                               "application_name": "pgsafe"}
         for key in ("host", "port", "user", "password"):
             value = getattr(self, key)
             if value is not None:

@@ -141,11 +141,11 @@ def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", arch
             if method == "conf_file":
                 conf_path = conf_file or _default_conf_file(cur)
             if changes and not check_mode:
-                if method == "alter_system":
+                if conf_path is None:  # method alter_system
                     from psycopg2 import sql
                     for name, value in changes.items():
                         cur.execute(sql.SQL("ALTER SYSTEM SET {} = %s").format(sql.Identifier(name)), (value,))
-                elif conf_path is not None:  # method conf_file
+                else:
                     previous = _read_bytes(conf_path)
                     _write_conf_file(conf_path, desired)
                 cur.execute("SELECT pg_reload_conf()")

@@ -59,8 +59,8 @@ def map_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[s
                                 "Give ca_bundle (or AWS_CA_BUNDLE) the PEM of the CA that signed the "
                                 "endpoint's certificate; verification cannot be switched off")
     if names.intersection(_CONNECTION_ERRORS):
-        return ConnectionFailed("cannot reach the S3 endpoint %s during %s of %s: %s" % (
-            endpoint, action, where, _short(exc)),
+        return ConnectionFailed("cannot reach the S3 endpoint %s during %s of %s: %s"
+                                % (endpoint, action, where, _short(exc)),
                                 "Check that the endpoint runs and is reachable from this host")
     if names.intersection(_CREDENTIAL_ERRORS):
         return ConfigError("no usable S3 credentials for %s: %s" % (endpoint, _short(exc)),
