@@ -1,11 +1,13 @@
-"""Fixtures shared by every test: real PostgreSQL clusters, backup directories, the CLI, Ansible."""
+"""Fixtures shared by every test: real PostgreSQL clusters, backup directories, the CLI, Ansible.
+
+Helpers that are not fixtures live in tests/support/pgtest.py.
+"""
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 
 import pytest
 
@@ -13,17 +15,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
-from pgcluster import PgCluster, make_scratch_dir, new_cluster, os_user_ids  # noqa: E402
+from pgcluster import PgCluster, make_scratch_dir, new_cluster  # noqa: E402
+from pgtest import (SAMPLE_SQL, SYSTEM_PYTHON, ansible_env, drop_database, run_cli,  # noqa: E402
+                    unique_name)
 
 # s3_gateway (one radosgw per session) and s3_bucket (a fresh bucket per test).
 pytest_plugins = ("s3gateway",)
 
-PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
-# The launcher runs the engine with this interpreter: the one running the tests (it has psycopg2).
-os.environ.setdefault("PGSAFE_PYTHON", sys.executable)
-# Run as the database OS user (below), the host command gets the system interpreter, as the
-# backup_schedule role installs it: the test runner's may live where that user cannot read.
-SYSTEM_PYTHON = "/usr/bin/python3"
+
+ANSIBLE_FIXTURES = {"ansible_module", "ansible_playbook", "collections_path"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """PGSAFE_TEST_NO_ANSIBLE=1 (scripts/matrix.sh: its containers have no Ansible) deselects the tests
+    that drive a module through Ansible; the engine under them is what the other tests there check."""
+    if os.environ.get("PGSAFE_TEST_NO_ANSIBLE") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if ANSIBLE_FIXTURES & set(getattr(item, "fixturenames", ())) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -50,29 +63,6 @@ def new_pg():
         cluster.destroy()
 
 
-def unique_name(prefix="db"):
-    return "%s_%s" % (prefix, uuid.uuid4().hex[:10])
-
-
-SAMPLE_SQL = r"""
-CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, created timestamptz DEFAULT now());
-INSERT INTO customers (name) SELECT 'customer ' || g FROM generate_series(1, 500) g;
-CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int REFERENCES customers(id),
-                     amount numeric(12,2), doc jsonb);
-INSERT INTO orders (customer_id, amount, doc)
-  SELECT 1 + g % 500, (g * 7 % 10000) / 100.0, jsonb_build_object('n', g, 'tag', md5(g::text))
-  FROM generate_series(1, 3000) g;
-CREATE TABLE "Odd ""Quoted"" Table" (x int);
-INSERT INTO "Odd ""Quoted"" Table" VALUES (1), (2), (3);
-CREATE TABLE tëst_ünïcode (wört text);
-INSERT INTO tëst_ünïcode VALUES ('grüße'), ('日本語');
-CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 50;
-CREATE SEQUENCE invoice_no START 1000;
-SELECT setval('invoice_no', 4242);
-SELECT lo_from_bytea(0, 'large object payload');
-"""
-
-
 @pytest.fixture
 def sample_db(pg):
     """A fresh database with varied sample data on the session cluster."""
@@ -83,53 +73,11 @@ def sample_db(pg):
     drop_database(pg, name)
 
 
-def drop_database(pg, name):
-    from psycopg2 import sql
-    conn = pg.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    finally:
-        conn.close()
-
-
 @pytest.fixture
 def backup_dir():
     path = make_scratch_dir("pgsafe-backups-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def as_os_user(as_root=False):
-    """Popen arguments that run a command as the database OS user, as cron and the roles run the host
-    command (run by root against that user's catalog, it refuses); nothing to change when the tests
-    do not run as root, or as_root asks for root itself."""
-    if os.geteuid() != 0 or as_root:
-        return {}
-    uid, gid = os_user_ids()
-    return {"user": uid, "group": gid, "extra_groups": []}
-
-
-def cli_env(cluster, backup_dir, env_extra=None, as_root=False):
-    env = cluster.env
-    env["BACKUP_DIR"] = backup_dir
-    if as_os_user(as_root):
-        env["PGSAFE_PYTHON"] = SYSTEM_PYTHON
-    env.update(env_extra or {})
-    return env
-
-
-def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600, as_root=False):
-    """The host command as the database OS user (as_root=True: as root, when the tests run as root)."""
-    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir, env_extra, as_root),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False,
-                          **as_os_user(as_root))
-
-
-def start_cli(cluster, backup_dir, *args):
-    """The host command started in the background (a run to interrupt or race): the Popen."""
-    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **as_os_user())
 
 
 @pytest.fixture
@@ -149,16 +97,6 @@ def collections_path():
     os.symlink(ROOT, os.path.join(ns, "backup"))
     yield base
     shutil.rmtree(base, ignore_errors=True)
-
-
-def ansible_env(collections_path, cluster=None):
-    env = dict(cluster.env if cluster else os.environ)
-    env["ANSIBLE_COLLECTIONS_PATH"] = collections_path + os.pathsep + env.get("ANSIBLE_COLLECTIONS_PATH", "")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["ANSIBLE_NOCOLOR"] = "1"
-    env["ANSIBLE_LOCALHOST_WARNING"] = "0"
-    env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "0"
-    return env
 
 
 @pytest.fixture
@@ -201,44 +139,3 @@ def ansible_playbook(collections_path):
         argv += list(args) + [playbook]
         return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
     return run
-
-
-def restore_into_new(pg, cli, *selector):
-    """restore --json SELECTOR (a backup id, or --latest --database DB) into a new database:
-    (the backup_id restored, the restored contents); the new database is dropped again."""
-    target = unique_name("restored")
-    try:
-        proc = cli("restore", "--json", *selector, target)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)["backup_id"], table_contents(pg, target)
-    finally:
-        drop_database(pg, target)
-
-
-def table_contents(cluster, dbname):
-    """Every user table's rows, sorted, plus sequence states and large objects: the data to compare."""
-    from psycopg2 import sql
-    conn = cluster.connect(dbname)
-    out = {}
-    try:
-        with conn.cursor() as cur:
-            cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                           WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema')
-                           AND n.nspname NOT LIKE 'pg\\_toast%' ORDER BY 1, 2""")
-            for schema, table in cur.fetchall():
-                cur.execute(sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
-                out["table:%s.%s" % (schema, table)] = sorted(repr(row) for row in cur.fetchall())
-            cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                           WHERE c.relkind = 'S' ORDER BY 1, 2""")
-            for schema, seq in cur.fetchall():
-                cur.execute(sql.SQL("SELECT last_value, is_called FROM {}.{}").format(sql.Identifier(schema),
-                                                                                      sql.Identifier(seq)))
-                out["sequence:%s.%s" % (schema, seq)] = cur.fetchone()
-            cur.execute("SELECT table_schema, table_name, view_definition FROM information_schema.views "
-                        "WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2")
-            out["views"] = cur.fetchall()
-            cur.execute("SELECT oid, encode(lo_get(oid), 'escape') FROM pg_largeobject_metadata ORDER BY 1")
-            out["large_objects"] = [row[1] for row in cur.fetchall()]
-    finally:
-        conn.close()
-    return out

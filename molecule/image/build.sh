@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
-# Builds the Molecule base image localhost/pgsafe-debian12-pg15 with debootstrap (no registry can be
-# reached), from the machine's own Debian mirror. Skipped when an image built from the same
-# package list already exists.
+# Builds a local Debian image with one PostgreSQL major version, with debootstrap (no registry can be
+# reached) from the machine's own Debian mirror, and imports it into podman.
+# Usage: build.sh [SUITE MAJOR]   (default: bookworm 15, the Molecule scenarios' base image)
+#   bookworm 15 -> localhost/pgsafe-debian12-pg15   (Molecule, and the host's version)
+#   trixie 17   -> localhost/pgsafe-debian13-pg17   (scripts/matrix.sh)
+#   forky 18    -> localhost/pgsafe-debian14-pg18   (scripts/matrix.sh)
+# Skipped when an image built from the same package list and the same version of this script exists.
+# Progress goes to stderr; the last line on stdout is the image's name.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/molecule/containers.conf}
-IMAGE=localhost/pgsafe-debian12-pg15:latest
-PACKAGES="python3,python3-psycopg2,postgresql-15,postgresql-contrib,postgresql-client-15,sudo,cron,zstd,procps,locales,ca-certificates,iproute2,openssh-client"
-stamp=$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-16)
+SUITE=${1:-bookworm}
+MAJOR=${2:-15}
+case $SUITE in
+    bookworm) release=12 ;;
+    trixie) release=13 ;;
+    forky) release=14 ;;
+    *) echo "build.sh: unknown Debian suite $SUITE (bookworm, trixie or forky)" >&2; exit 2 ;;
+esac
+if ! [[ $MAJOR =~ ^[0-9]+$ ]]; then
+    echo "build.sh: PostgreSQL major version must be a number, got '$MAJOR'" >&2
+    exit 2
+fi
+IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest
+# python3-pytest and python3-prometheus-client: scripts/matrix.sh runs the integration tests inside.
+PACKAGES="python3,python3-psycopg2,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
+if [ "$SUITE" = bookworm ]; then
+    # What the Molecule scenarios use besides. Only here: from trixie on, cron depends on systemd,
+    # whose configuration fails inside a debootstrap chroot.
+    PACKAGES="$PACKAGES,cron,iproute2,openssh-client"
+fi
+# The script is part of the stamp: a change in how the image is made rebuilds it.
+stamp=$( { printf '%s\n%s\n' "$SUITE" "$PACKAGES"; cat molecule/image/build.sh; } | sha256sum | cut -c1-16)
 
 if podman image exists "$IMAGE" && [ "$(podman image inspect "$IMAGE" --format '{{ index .Labels "pgsafe.stamp" }}' 2>/dev/null)" = "$stamp" ]; then
-    echo "image $IMAGE is up to date"
+    echo "image $IMAGE is up to date" >&2
+    echo "$IMAGE"
     exit 0
 fi
 
@@ -22,20 +47,28 @@ if [ -z "$mirror" ]; then
     echo "build.sh: cannot find a Debian mirror in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list" >&2
     exit 2
 fi
+# An older debootstrap has no script for a newer suite (bookworm's knows no forky): sid's script
+# bootstraps any suite of the same layout.
+script=()
+if [ ! -e "/usr/share/debootstrap/scripts/$SUITE" ]; then
+    script=(/usr/share/debootstrap/scripts/sid)
+fi
 
 rootfs=$(mktemp -d /tmp/pgsafe-rootfs-XXXXXX)
+log=$(mktemp /tmp/pgsafe-debootstrap-XXXXXX.log)
 # The postgres user inside the chroot must be able to enter it (initdb runs as postgres).
 chmod 0755 "$rootfs"
-trap 'rm -rf "$rootfs"' EXIT
-echo "debootstrap bookworm from $mirror"
-debootstrap --variant=minbase --include="$PACKAGES" bookworm "$rootfs" "$mirror" >/tmp/pgsafe-debootstrap.log 2>&1 || {
-    tail -20 /tmp/pgsafe-debootstrap.log >&2; exit 1; }
-# Debian creates the 15/main cluster when the package configures; make sure it is there.
-if [ ! -d "$rootfs/var/lib/postgresql/15/main" ]; then
-    chroot "$rootfs" pg_createcluster 15 main >/dev/null
+trap 'rm -rf "$rootfs" "$log"' EXIT
+echo "debootstrap $SUITE (PostgreSQL $MAJOR) from $mirror" >&2
+debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$mirror" "${script[@]}" >"$log" 2>&1 || {
+    tail -20 "$log" >&2; exit 1; }
+# Debian creates the N/main cluster when the package configures; make sure it is there.
+if [ ! -d "$rootfs/var/lib/postgresql/$MAJOR/main" ]; then
+    chroot "$rootfs" pg_createcluster "$MAJOR" main >/dev/null
 fi
 printf 'en_US.UTF-8 UTF-8\n' > "$rootfs/etc/locale.gen"
 chroot "$rootfs" locale-gen >/dev/null 2>&1 || true
 rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
 tar -C "$rootfs" -c . | podman import -q --change "LABEL pgsafe.stamp=$stamp" --change 'CMD ["sleep", "infinity"]' - "$IMAGE" >/dev/null
-echo "built $IMAGE"
+echo "built $IMAGE ($(chroot "$rootfs" "/usr/lib/postgresql/$MAJOR/bin/postgres" --version))" >&2
+echo "$IMAGE"

@@ -15,7 +15,8 @@ description:
   - Runs the checks of the original monitoring script with their thresholds as options - backup
     directory, age of the newest backup per database, integrity (checksum plus a format check),
     free disk and disk usage, size trend against the recent median, recent backup count, and WAL
-    archive health (archiver failures, archive lag, gaps since the oldest base backup, base backup age).
+    archive health (archiver failures, archive lag, gaps since the oldest base backup, base backup age),
+    and, with O(offsite_url), the off-site copy in S3-compatible object storage.
   - WAL health is read where the server sees it too - C(pg_stat_archiver) and the C(.ready) files
     waiting in its archive status directory (this needs the login role to be superuser or a member
     of C(pg_monitor); without it the check fails, it is never skipped). WAL waiting while nothing
@@ -91,6 +92,68 @@ options:
     description: Newest base backup older than this is critical (when the WAL archive exists).
     type: float
     default: 25
+  offsite_url:
+    description:
+      - Off-site repository to check too, C(s3://BUCKET[/PREFIX]) (PREFIX defaults to this host's name),
+        as the hosts push to it. Unset checks the local copy only.
+      - Checked on every run from listings and metadata objects - the newest off-site backup's age per
+        database (critical beyond O(max_backup_age_hours) plus O(offsite_grace_hours)), objects missing or
+        of the wrong size (critical, naming the backup), good local backups not yet pushed, archived WAL not
+        yet off-site, and gaps in the off-site WAL after the oldest base backup's start (critical).
+      - One off-site backup per run is downloaded and hashed, the one read back longest ago first, each again
+        after O(offsite_reverify_hours); a damaged one stays critical until it reads back intact (the state is
+        kept in O(backup_dir)C(/.health)).
+      - A repository that cannot be reached or listed is a critical check, never a skipped one.
+      - Reading is all it does; credentials that may not delete are enough.
+    type: str
+  s3_endpoint_url:
+    description:
+      - S3 endpoint of S3-compatible storage, C(https://HOST[:PORT]). Default C(AWS_ENDPOINT_URL), then AWS S3.
+    type: str
+  s3_region:
+    description: S3 region. Default C(AWS_REGION), the profile's, then C(us-east-1).
+    type: str
+  s3_access_key:
+    description:
+      - S3 access key. Default C(AWS_ACCESS_KEY_ID), C(~/.aws) or an instance role. Give it with O(s3_secret_key).
+    type: str
+  s3_secret_key:
+    description: S3 secret key (from Ansible Vault). Never logged.
+    type: str
+  s3_ca_bundle:
+    description:
+      - PEM of the CA that signs the endpoint's certificate. Default C(AWS_CA_BUNDLE). TLS is always verified.
+    type: path
+  s3_addressing_style:
+    description: Path or virtual-host addressing. Default C(path) with an endpoint, C(virtual) on AWS.
+    type: str
+    choices: [path, virtual]
+  offsite_grace_hours:
+    description:
+      - Hours the newest off-site backup may be older than O(max_backup_age_hours) (O(max_base_backup_age_hours)
+        for base backups) before it is critical - the time an upload takes.
+    type: float
+    default: 2
+  offsite_wal_warning_segments:
+    description: More archived WAL files than this not yet off-site is a warning.
+    type: int
+    default: 16
+  offsite_wal_warning_minutes:
+    description: An archived WAL file (by its time in the local archive) not off-site after this many minutes is a warning.
+    type: float
+    default: 15
+  offsite_wal_critical_minutes:
+    description: An archived WAL file not off-site after this many minutes is critical (the upload is stuck).
+    type: float
+    default: 60
+  offsite_unpushed_warning:
+    description: More good local backups than this not yet off-site is a warning.
+    type: int
+    default: 1
+  offsite_reverify_hours:
+    description: Read an off-site backup back again after this many hours (one backup per run).
+    type: float
+    default: 168
   check_archiver:
     description: Connect to the server and read C(pg_stat_archiver) and its C(.ready) files.
     type: bool
@@ -125,6 +188,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+seealso:
+  - module: pgsafe.backup.pg_backup_info
+    description: Re-hash the catalog on demand.
+  - module: pgsafe.backup.pg_restore_drill
+    description: Prove a restore works, not only that files are intact.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -141,6 +209,17 @@ EXAMPLES = r'''
     metrics_file: /var/lib/prometheus/node-exporter/pgsafe.prom
   become: true
   become_user: postgres
+
+- name: Check the off-site copy too (read-only credentials are enough)
+  pgsafe.backup.backup_health:
+    backup_dir: /var/backups/postgresql
+    databases: [shop]
+    offsite_url: s3://pgsafe-backups
+    s3_endpoint_url: https://s3.example.com
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
+  become: true
+  become_user: postgres
 '''
 
 RETURN = r'''
@@ -155,7 +234,11 @@ checks:
   type: list
   elements: dict
 metrics:
-  description: The dashboard figures plus per-database values.
+  description:
+    - The dashboard figures plus per-database values.
+    - With O(offsite_url), an C(offsite) dict too (C(up), C(backup_age_hours), C(base_backup_age_hours),
+      C(backup_count_total), C(damaged_backups), C(unpushed_backups), C(wal_pending_count),
+      C(wal_pending_oldest_seconds), C(wal_missing_segments)) and C(offsite_backup_age_hours) per database.
   returned: always
   type: dict
 metrics_written:
@@ -184,11 +267,15 @@ error_kind:
   description: Kind of engine error when the module fails before any check ran.
   returned: on such a failure
   type: str
+  sample: "configuration"
 exit_code:
   description: The host command's exit code for that error.
   returned: on such a failure
   type: int
+  sample: 2
 '''
+
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -198,23 +285,35 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors i
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.runner import AlertTarget, run_monitoring
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.offsite_health import OffsiteTarget
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import settings_from
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
 THRESHOLDS = ('max_backup_age_hours', 'min_disk_space_gb', 'max_disk_usage_percent', 'size_decrease_percent',
               'size_increase_percent', 'recent_days', 'reverify_hours', 'max_archive_lag_segments',
-              'max_archive_wait_minutes', 'max_base_backup_age_hours')
+              'max_archive_wait_minutes', 'max_base_backup_age_hours', 'offsite_grace_hours',
+              'offsite_wal_warning_segments', 'offsite_wal_warning_minutes', 'offsite_wal_critical_minutes',
+              'offsite_unpushed_warning', 'offsite_reverify_hours')
+S3_OPTIONS = ('offsite_url', 's3_endpoint_url', 's3_region', 's3_access_key', 's3_secret_key', 's3_ca_bundle',
+              's3_addressing_style')
 
 
 def main():
     argument_spec = module_argument_spec(
-        'backup_dir', 'archive_dir', 'databases', *THRESHOLDS,
+        'backup_dir', 'archive_dir', 'databases', *THRESHOLDS, *S3_OPTIONS,
         'check_archiver', 'alert_endpoint', 'alert_headers', 'realert_hours', 'metrics_file', 'metrics_json', 'fail_on',
         backup_dir=REQUIRED)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_together=[('s3_access_key', 's3_secret_key')])
     p = module.params
     try:
+        offsite = None
+        if p['offsite_url']:
+            parse_url(p['offsite_url'], socket.gethostname())
+            offsite = OffsiteTarget(p['offsite_url'], settings_from(p))
         req = HealthRequest(p['backup_dir'], resolve_archive_dir(p['backup_dir'], p['archive_dir']), p['databases'],
                             conninfo_from_params(p) if p['check_archiver'] else None,
-                            {name: p[name] for name in THRESHOLDS})
+                            {name: p[name] for name in THRESHOLDS}, offsite=offsite)
         alert = AlertTarget(p['alert_endpoint'], p['alert_headers'], p['realert_hours']) if p['alert_endpoint'] else None
         report = run_monitoring(req, alert, p['metrics_file'], p['metrics_json'], check_mode=module.check_mode)
     except PgsafeError as exc:

@@ -56,6 +56,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
+seealso:
+  - module: pgsafe.backup.pg_restore_backup
+    description: Restore the backup selected here.
+  - module: pgsafe.backup.backup_health
+    description: The same verification on a schedule, with alerts.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -147,6 +152,7 @@ count:
   description: Number of backups listed.
   returned: always
   type: int
+  sample: 3
 '''
 
 from ansible.module_utils.basic import AnsibleModule

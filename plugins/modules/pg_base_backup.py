@@ -71,6 +71,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+seealso:
+  - module: pgsafe.backup.pg_wal_archive_config
+    description: Turn on the WAL archiving a base backup needs for recovery.
+  - module: pgsafe.backup.pg_restore_backup
+    description: Recover to a point in time from a base backup.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -90,42 +95,52 @@ backup_id:
   description: Identifier of the base backup.
   returned: always
   type: str
+  sample: "main_base_20261120_020500"
 backup_path:
   description: Directory holding the tar files and backup_manifest.
   returned: always
   type: str
+  sample: "/var/backups/postgresql/base/main_base_20261120_020500"
 metadata_file:
   description: Path of the metadata JSON.
   returned: success and not check mode
   type: str
+  sample: "/var/backups/postgresql/base/main_base_20261120_020500.meta.json"
 start_lsn:
   description: WAL position where the backup starts.
   returned: success and not check mode
   type: str
+  sample: "0/5000028"
 stop_lsn:
   description: WAL position where the backup is consistent.
   returned: success and not check mode
   type: str
+  sample: "0/5000138"
 timeline:
   description: Timeline of the backup.
   returned: success and not check mode
   type: int
+  sample: 1
 start_wal:
   description: First WAL segment the backup needs.
   returned: success and not check mode
   type: str
+  sample: "000000010000000000000005"
 stop_wal:
   description: Last WAL segment of the backup.
   returned: success and not check mode
   type: str
+  sample: "000000010000000000000005"
 size_bytes:
   description: Size on disk.
   returned: success and not check mode
   type: int
+  sample: 4390912
 duration_seconds:
   description: Time to take and verify the backup.
   returned: success and not check mode
   type: float
+  sample: 2.41
 removed:
   description: Base backups retention removed.
   returned: success and not check mode

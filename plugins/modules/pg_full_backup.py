@@ -88,6 +88,13 @@ attributes:
 notes:
   - Run it as the database's OS user (C(become_user=postgres)) so files are owned by that user;
     files are created 0600 and directories 0700.
+seealso:
+  - module: pgsafe.backup.pg_restore_backup
+    description: Restore a backup this module took, validated table by table.
+  - module: pgsafe.backup.pg_backup_info
+    description: List and re-hash the catalog.
+  - module: pgsafe.backup.backup_health
+    description: Alert when backups are missing, old or damaged.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -146,14 +153,17 @@ checksum:
   description: SHA-256 of the backup file as written.
   returned: success and not check mode
   type: str
+  sample: "9f2c0d7e5b1a4c8e3f6d2b7a1c9e8f0d4b3a2c1e7f6d5b4a3c2e1f0d9b8a7c6e"
 size_bytes:
   description: Size of the backup on disk.
   returned: success and not check mode
   type: int
+  sample: 148897792
 duration_seconds:
   description: Time from snapshot to published file.
   returned: success and not check mode
   type: float
+  sample: 4.24
 removed:
   description: Backup files retention deleted (or would delete, in check mode).
   returned: always

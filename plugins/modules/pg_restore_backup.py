@@ -116,6 +116,13 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
+seealso:
+  - module: pgsafe.backup.pg_full_backup
+    description: Take the logical backups restored here.
+  - module: pgsafe.backup.pg_base_backup
+    description: Take the base backups a point-in-time recovery starts from.
+  - module: pgsafe.backup.pg_restore_drill
+    description: Prove restores work on a schedule.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -146,24 +153,29 @@ base_backup:
   description: Base backup a point-in-time recovery started from.
   returned: physical recovery
   type: str
+  sample: "main_base_20261120_020500"
 recovered_lsn:
   description: WAL position where replay ended (the server log's C(redo done at)), before the new timeline began.
   returned: physical recovery
   type: str
+  sample: "0/7000110"
 recovered_to_time:
   description: Commit time of the last transaction replayed.
   returned: physical recovery
   type: str
+  sample: "2026-11-20 14:29:58.123+00"
 timeline:
   description: Timeline the recovered cluster runs on.
   returned: physical recovery
   type: int
+  sample: 2
 pg_ctl:
   description:
     - The pg_ctl matching the recovered cluster's major version, to stop it with. Also returned by a
       failed recovery once the cluster's files are in O(data_directory).
   returned: physical recovery, not check mode
   type: str
+  sample: "/usr/lib/postgresql/15/bin/pg_ctl"
 preflight:
   description: What the host checks before recovery proved (os_user, program, archive_dir, warnings).
   returned: physical recovery
@@ -172,6 +184,7 @@ moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery
   type: str
+  sample: "/var/lib/postgresql/pgsafe_pitr/shop.moved-20261120_143512"
 wal:
   description: Range of archived WAL checked for gaps before starting.
   returned: physical recovery
@@ -180,10 +193,12 @@ data_directory:
   description: Where the recovered cluster runs.
   returned: physical recovery
   type: str
+  sample: "/var/lib/postgresql/pgsafe_pitr/shop"
 port:
   description: Port the recovered cluster listens on.
   returned: physical recovery
   type: int
+  sample: 5433
 target:
   description: The recovery target asked for (time, lsn, name).
   returned: physical recovery
@@ -192,26 +207,32 @@ restored_from:
   description: Path of the backup that was restored.
   returned: success
   type: str
+  sample: "/var/backups/postgresql/full/shop_full_20261120_020000.dump.zst"
 backup_id:
   description: Identifier of that backup.
   returned: success
   type: str
+  sample: "shop_full_20261120_020000"
 target_db:
   description: The database restored into.
   returned: success and not check mode
   type: str
+  sample: "shop_restored"
 replaced_existing:
   description: Whether an existing database was replaced.
   returned: success and not check mode
   type: bool
+  sample: false
 would_replace:
   description: In check mode, whether the target exists and would be replaced.
   returned: check mode
   type: bool
+  sample: false
 duration_seconds:
   description: Restore time, scratch creation to swap (the measured RTO).
   returned: success and not check mode
   type: float
+  sample: 12.8
 steps_seconds:
   description:
     - Seconds spent in each step of a logical restore - C(checksum), C(create_scratch), C(decompress)

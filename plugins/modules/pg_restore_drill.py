@@ -40,6 +40,11 @@ attributes:
   diff_mode:
     support: none
     description: Nothing to diff.
+seealso:
+  - module: pgsafe.backup.pg_restore_backup
+    description: The restore a drill performs.
+  - module: pgsafe.backup.backup_health
+    description: Checks between drills.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -57,6 +62,7 @@ passed:
   description: True when every database restored and validated.
   returned: always
   type: bool
+  sample: true
 results:
   description: Per database - backup_id, scratch_db, passed, rto_seconds, rto_steps_seconds (where the RTO went), tables, mismatches or error.
   returned: always
@@ -66,18 +72,22 @@ report_file:
   description: Path of the JSON report under drills/.
   returned: always
   type: str
+  sample: "/var/backups/postgresql/drills/20261201_043000.json"
 started_at:
   description: UTC start of the drill.
   returned: always
   type: str
+  sample: "2026-12-01T04:30:00+00:00"
 finished_at:
   description: UTC end of the drill.
   returned: always
   type: str
+  sample: "2026-12-01T04:31:12+00:00"
 backup_dir:
   description: The backup directory drilled.
   returned: always
   type: str
+  sample: "/var/backups/postgresql"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

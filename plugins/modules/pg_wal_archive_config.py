@@ -102,6 +102,11 @@ attributes:
   diff_mode:
     support: full
     description: Shows each setting before and after.
+seealso:
+  - module: pgsafe.backup.pg_base_backup
+    description: Take base backups to recover from with the archived WAL.
+  - module: pgsafe.backup.backup_health
+    description: Alert when the archiver fails or WAL waits.
 author:
   - pgsafe engineers (@pgsafe)
 '''
@@ -143,6 +148,7 @@ restart_required:
   description: True while wal_level or archive_mode wait for a server restart.
   returned: unless O(preflight_only)
   type: bool
+  sample: true
 changes:
   description: Settings that were (or in check mode would be) changed, with their new values.
   returned: unless O(preflight_only)
@@ -159,6 +165,7 @@ conf_file:
   description: The include file written with O(method=conf_file).
   returned: unless O(preflight_only)
   type: str
+  sample: "/etc/postgresql/15/main/conf.d/pgsafe_archiving.conf"
 diff:
   description: Managed settings before and after.
   returned: unless O(preflight_only)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import SYSTEM_PYTHON, run_cli
+from pgtest import SYSTEM_PYTHON, run_cli
 from faultkit import backup_ok
 from pgcluster import OS_USER, make_scratch_dir
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import drop_database, restore_into_new, table_contents, unique_name
+from pgtest import drop_database, restore_into_new, table_contents, unique_name
 from faultkit import backup_ok
 
 pytestmark = pytest.mark.faults

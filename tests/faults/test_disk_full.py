@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import restore_into_new, run_cli, table_contents
+from pgtest import restore_into_new, run_cli, table_contents
 from faultkit import backup_ok, incompressible_database, small_filesystem, visible
 
 pytestmark = pytest.mark.faults

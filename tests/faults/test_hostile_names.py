@@ -8,7 +8,7 @@ import uuid
 import psycopg2
 import pytest
 
-from conftest import PGSAFE, drop_database, run_cli, table_contents, unique_name
+from pgtest import PGSAFE, drop_database, run_cli, table_contents, unique_name
 from faultkit import backup_ok
 from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import SAMPLE_SQL, restore_into_new, run_cli, start_cli, table_contents
+from pgtest import SAMPLE_SQL, restore_into_new, run_cli, start_cli, table_contents
 from faultkit import backup_ok, children, fill_incompressible, incompressible_database, kill_child_when_running
 
 pytestmark = pytest.mark.faults

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import PGSAFE, run_cli
+from pgtest import PGSAFE, run_cli
 from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
 from pgsafe.physical import walnames
 

@@ -2,11 +2,10 @@
 interrupted run of the same database (or cluster) left behind; it must never take a backup that another
 run is still writing, however alike their names."""
 import os
-import time
 
 import pytest
 
-from conftest import drop_database, run_cli, start_cli, table_contents
+from pgtest import drop_database, run_cli, start_cli, table_contents, wait_until
 from faultkit import fill_incompressible
 
 pytestmark = pytest.mark.faults
@@ -18,14 +17,10 @@ BASE_SLOW = ("--compression-level", "19")
 
 
 def wait_for_temp(directory, proc, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def temps():
         assert proc.poll() is None, "the slow backup ended before the race: %s" % proc.communicate()[1]
-        temps = [n for n in os.listdir(directory) if n.startswith(".")] if os.path.isdir(directory) else []
-        if temps:
-            return temps
-        time.sleep(0.02)
-    raise AssertionError("no temporary file appeared in %s" % directory)
+        return [n for n in os.listdir(directory) if n.startswith(".")] if os.path.isdir(directory) else []
+    return wait_until(temps, timeout, 0.02, "a temporary file in %s" % directory)
 
 
 def test_backup_of_a_database_whose_name_prefixes_another_leaves_its_running_backup_alone(pg, backup_dir):

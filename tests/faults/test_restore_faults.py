@@ -5,7 +5,7 @@ import json
 import psycopg2
 import pytest
 
-from conftest import drop_database, table_contents, unique_name
+from pgtest import drop_database, table_contents, unique_name
 from faultkit import backup_ok
 
 pytestmark = pytest.mark.faults

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import PGSAFE, cli_env, as_os_user, run_cli
+from pgtest import PGSAFE, cli_env, as_os_user, run_cli
 from faultkit import backup_ok, fill_incompressible
 from pgcluster import OS_USER, PgCluster, free_port, make_scratch_dir, os_user_ids
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import run_cli
+from pgtest import run_cli
 from pgcluster import make_scratch_dir, os_user_ids
 
 pytestmark = pytest.mark.faults

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from alertkit import ConnectProxy, Receiver, make_ca_and_cert
-from conftest import run_cli
+from pgtest import run_cli
 from pgcluster import make_scratch_dir
 from pgsafe.monitoring.alerts import post
 

@@ -3,11 +3,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import ROOT
+from pgtest import ROOT, wait_until
 import pgcluster
 from pgcluster import make_scratch_dir
 
@@ -35,12 +34,10 @@ def login(cluster):
 
 
 def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    try:
+        return wait_until(predicate, timeout, 0.2)
+    except AssertionError:
+        return False
 
 
 def test_configure_restart_and_archive_flows(new_pg, ansible_module):

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import SYSTEM_PYTHON, unique_name
+from pgtest import SYSTEM_PYTHON, unique_name
 from pgcluster import make_scratch_dir, new_scram_cluster
 
 # ':' and '\' must be escaped in .pgpass; a password holding both proves the role escapes them.

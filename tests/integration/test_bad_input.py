@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import run_cli, unique_name
+from pgtest import run_cli, unique_name
 
 
 def backup_files(backup_dir):
@@ -43,7 +43,7 @@ def test_database_named_with_metacharacters_is_backed_up_safely(pg, cli, backup_
         assert "/" not in os.path.basename(path) and " " not in os.path.basename(path)
         assert not os.path.exists(marker)
     finally:
-        from conftest import drop_database
+        from pgtest import drop_database
         drop_database(pg, name)
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import pgcluster
-from conftest import ROOT
+from pgtest import ROOT
 from pgcluster import make_scratch_dir
 
 from pgsafe.catalog import entries as catalog
@@ -136,7 +136,7 @@ def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster
     """Done: a base backup of a cluster with a tablespace (a tar base backup keeps it in a tar of its own
     and a symlink to the live directory, so verifying or recovering base.tar alone would touch the live
     files). Seen: exit 2 naming the tablespace and pointing to logical backups; nothing in base/."""
-    from conftest import run_cli
+    from pgtest import run_cli
     location = make_scratch_dir("pgsafe-tblspc-")
     cluster.sql("CREATE TABLESPACE archive_space LOCATION '%s'" % location)
     try:
@@ -152,7 +152,7 @@ def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster
 def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
     """Done: restore-pitr from a base backup that holds a tablespace archive (as another tool would leave
     it, listed in the catalog). Seen: exit 2 naming the archive; no data directory is created."""
-    from conftest import run_cli
+    from pgtest import run_cli
     backup_dir = make_scratch_dir("pgsafe-base-")
     proc = run_cli(cluster, backup_dir, "base-backup", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -4,16 +4,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from conftest import restore_into_new, start_cli
+from pgtest import backup, restore_into_new, start_cli, wait_until
 from pgcluster import os_user_ids
 
 from pgsafe.core.lock import BackupLock
-
-
-def backup(cli, db, *extra):
-    proc = cli("backup", db, "--json", *extra)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def age_backup(result, days):
@@ -71,7 +65,7 @@ def test_retention_never_removes_newest_good_backups(cli, sample_db, backup_dir)
 
 
 def test_retention_is_per_database(pg, cli, sample_db, backup_dir):
-    from conftest import SAMPLE_SQL, drop_database, unique_name
+    from pgtest import SAMPLE_SQL, drop_database, unique_name
     other = unique_name("other")
     pg.create_database(other)
     pg.psql(SAMPLE_SQL, other)
@@ -109,12 +103,8 @@ def test_killed_backup_leaves_no_backup_and_next_run_cleans_up(pg, cli, sample_d
     pg.psql("CREATE TABLE bulk AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g", sample_db)
     proc = start_cli(pg, backup_dir, "backup", sample_db)
     full = os.path.join(backup_dir, "full")
-    import time
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if os.path.isdir(full) and any(n.startswith(".") for n in os.listdir(full)):
-            break
-        time.sleep(0.01)
+    wait_until(lambda: os.path.isdir(full) and any(n.startswith(".") for n in os.listdir(full)), 30, 0.01,
+               "the backup's temporary file")
     proc.kill()
     proc.wait()
     listed = json.loads(cli("list", "--json").stdout)["backups"]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from pgtest import run_cli
 from pgcluster import make_scratch_dir, os_user_ids
 
 PASSWORD = "correct horse battery staple"

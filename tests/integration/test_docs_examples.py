@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import ROOT, SYSTEM_PYTHON, drop_database, table_contents, unique_name
+from pgtest import ROOT, SYSTEM_PYTHON, drop_database, table_contents, unique_name
 
 MODULES_DIR = os.path.join(ROOT, "plugins", "modules")
 MODULES = sorted(n[:-3] for n in os.listdir(MODULES_DIR) if n.endswith(".py") and not n.startswith("_"))

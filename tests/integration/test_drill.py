@@ -2,7 +2,7 @@
 import json
 import os
 
-from conftest import run_cli
+from pgtest import run_cli
 
 
 def scratch_dbs(pg):

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from alertkit import Receiver
-from conftest import ROOT, run_cli
+from pgtest import ROOT, backup, run_cli, wait_until
 from pgcluster import make_scratch_dir
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -30,12 +30,6 @@ def health(cluster, backup_dir, *args):
 
 def by_name(report, name, database=None):
     return [c for c in report["checks"] if c["name"] == name and (database is None or c.get("database") == database)]
-
-
-def backup(cli, db, *extra):
-    proc = cli("backup", db, "--json", *extra)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def set_finished(meta_path, hours_ago):
@@ -130,9 +124,7 @@ def test_archive_failure_and_deleted_segment(new_pg):
         c.sql("CREATE TABLE IF NOT EXISTS t (x int); INSERT INTO t VALUES (1)")
         names.append(c.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0])
         c.sql("SELECT pg_switch_wal()")
-        deadline = time.time() + 30
-        while time.time() < deadline and not os.path.exists(os.path.join(archive_dir, names[-1])):
-            time.sleep(0.1)
+        wait_until(lambda: os.path.exists(os.path.join(archive_dir, names[-1])), 30, what="archiving " + names[-1])
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     assert by_name(report, "wal_gaps")[0]["status"] == "ok", report
     assert by_name(report, "wal_archiver")[0]["status"] == "ok"
@@ -146,9 +138,7 @@ def test_archive_failure_and_deleted_segment(new_pg):
     time.sleep(0.5)
     c.sql("INSERT INTO t VALUES (2)")
     c.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 30
-    while time.time() < deadline and c.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] == 0:
-        time.sleep(0.2)
+    wait_until(lambda: c.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2, "an archive failure")
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     assert by_name(report, "wal_archiver")[0]["status"] == "critical"
 

@@ -10,7 +10,7 @@ import pytest
 from pgcluster import os_user_ids
 
 from alertkit import Receiver
-from conftest import run_cli
+from pgtest import run_cli
 from faultkit import small_filesystem
 from integration.test_health import CRITICAL_EXIT, backup, by_name, health, set_finished
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import run_cli
+from pgtest import run_cli, wait_until
 from integration.test_health import CRITICAL_EXIT, PGSAFE, WARNING_EXIT, backup, by_name, health
 from pgcluster import make_scratch_dir
 
@@ -34,12 +34,10 @@ def switch_segment(cluster):
 
 
 def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    try:
+        return wait_until(predicate, timeout, 0.2)
+    except AssertionError:
+        return False
 
 
 def good_archive_command(archive_dir):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import drop_database, table_contents, unique_name
+from pgtest import backup, drop_database, table_contents, unique_name
 
 FORMATS = [
     ("custom", "zstd", ".dump.zst"),
@@ -19,12 +19,6 @@ FORMATS = [
     ("directory", "gzip", ".dir"),
     ("directory", "none", ".dir"),
 ]
-
-
-def backup(cli, db, *extra):
-    proc = cli("backup", db, "--json", *extra)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 @pytest.mark.parametrize("fmt,compression,suffix", FORMATS)
@@ -202,7 +196,7 @@ def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, an
     """At a terminal without --force the seed's confirmation is asked; only the exact name confirms."""
     import pty
     import subprocess
-    from conftest import PGSAFE, cli_env, as_os_user, run_cli
+    from pgtest import PGSAFE, cli_env, as_os_user, run_cli
     result = json.loads(run_cli(pg, backup_dir, "backup", sample_db, "--json").stdout)
     target = unique_name("prompted")
     pg.create_database(target)

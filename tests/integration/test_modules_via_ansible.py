@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from conftest import drop_database, table_contents, unique_name
+from pgtest import drop_database, table_contents, unique_name
 
 
 def login(pg):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from pgtest import ROOT, run_cli
 import pgcluster
 from pgcluster import free_port, make_scratch_dir
 
@@ -44,6 +44,9 @@ def archiving(new_pg):
 
 
 def switch_and_wait(cluster):
+    # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just
+    # after a base backup), and that segment would never be archived.
+    cluster.sql("SELECT txid_current()")
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("SELECT pg_switch_wal()")
     deadline = time.time() + 60
@@ -132,7 +135,7 @@ def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansib
         conn.close()
         assert res["timeline"] == 2
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
                         "-m", "immediate", "stop"], capture_output=True, check=False)
 
 
@@ -162,7 +165,7 @@ def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
             assert cur.fetchone()[0] == 500
         conn.close()
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
                         "-m", "immediate", "stop"], capture_output=True, check=False)
 
 
@@ -221,12 +224,12 @@ def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
     try:
         assert proc.returncode == 0, proc.stderr
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
                         "-m", "immediate", "stop"], capture_output=True, check=False)
 
 
 def stop_cluster(data_dir):
-    subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
+    subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
                     "-m", "immediate", "stop"], capture_output=True, check=False)
 
 

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT
+from pgtest import ROOT, wait_until
 from pgcluster import OS_USER, PgCluster, make_scratch_dir, os_user_ids
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -276,11 +276,7 @@ def test_role_restarts_through_its_handler_with_the_servers_own_version(new_pg, 
     walfile = c.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     c.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
     c.sql("SELECT pg_switch_wal()")
-    import time
-    deadline = time.time() + 30
-    while time.time() < deadline and not os.path.exists(os.path.join(archive, walfile)):
-        time.sleep(0.2)
-    assert os.path.exists(os.path.join(archive, walfile))
+    wait_until(lambda: os.path.exists(os.path.join(archive, walfile)), 30, 0.2, "archiving " + walfile)
     assert c.sql("SELECT failed_count FROM pg_stat_archiver") == [(0,)]
 
 

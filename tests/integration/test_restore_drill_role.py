@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from pgtest import ROOT, run_cli
 from pgcluster import PG_BIN, free_port, make_scratch_dir, os_user_ids
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")

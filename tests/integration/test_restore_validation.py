@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import drop_database, table_contents, unique_name
+from pgtest import drop_database, table_contents, unique_name
 
 
 def doctor_row_counts(metadata_file, change):

@@ -3,11 +3,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import ROOT
+from pgtest import ROOT, wait_until
 import pgcluster
 from pgcluster import OS_USER, make_scratch_dir
 
@@ -129,18 +128,13 @@ def test_unwritable_archive_keeps_segment_and_postgres_retries(new_pg):
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
     cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 30
-    while time.time() < deadline and cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] == 0:
-        time.sleep(0.2)
-    assert cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0
+    wait_until(lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2,
+               "an archive failure")
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", name)), "PostgreSQL kept the segment"
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", "archive_status", name + ".ready"))
     import pwd
     os.chown(archive_dir, pwd.getpwnam(OS_USER).pw_uid, 0)
-    deadline = time.time() + 90
-    while time.time() < deadline and not os.path.exists(os.path.join(archive_dir, name)):
-        time.sleep(0.5)
-    assert os.path.exists(os.path.join(archive_dir, name)), "the retry archived it once writable"
+    wait_until(lambda: os.path.exists(os.path.join(archive_dir, name)), 90, 0.5, "the retry once writable")
 
 
 @pytest.fixture
@@ -163,16 +157,11 @@ def test_full_archive_filesystem_keeps_segment_and_leaves_no_partial_file(new_pg
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
     cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 30
-    while time.time() < deadline and cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] == 0:
-        time.sleep(0.2)
-    assert cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0
+    wait_until(lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2,
+               "an archive failure")
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", "archive_status", name + ".ready"))
     assert os.listdir(small_fs) == [], "no partial segment and no temp file is left on the full disk"
     subprocess.run(["mount", "-o", "remount,size=256m", small_fs], check=True)
-    deadline = time.time() + 90
-    while time.time() < deadline and not os.path.exists(os.path.join(small_fs, name)):
-        time.sleep(0.5)
-    assert os.path.exists(os.path.join(small_fs, name)), "the retry archived it once there was space"
+    wait_until(lambda: os.path.exists(os.path.join(small_fs, name)), 90, 0.5, "the retry once there was space")
     with open(os.path.join(small_fs, name), "rb") as fh:
         assert len(fh.read()) == 16 * 1024 * 1024

@@ -34,7 +34,7 @@ def fill_incompressible(cluster, dbname, mb, table="noise"):
 @contextlib.contextmanager
 def incompressible_database(cluster, mb):
     """A new database of about mb MB of random text (see fill_incompressible), dropped afterwards."""
-    from conftest import drop_database, unique_name
+    from pgtest import drop_database, unique_name
     name = unique_name("big")
     cluster.create_database(name)
     try:

@@ -4,6 +4,7 @@ Each cluster is a real ``initdb`` run as the ``postgres`` OS user (the server
 refuses root), on a free TCP port, with a socket directory of its own, so
 clusters never collide with each other or with a system PostgreSQL.
 """
+import glob
 import os
 import pwd
 import shutil
@@ -12,7 +13,22 @@ import subprocess
 import tempfile
 import time
 
-PG_BIN = os.environ.get("PGSAFE_PG_BIN", "/usr/lib/postgresql/15/bin")
+
+def server_bin_dir(explicit=None, pattern="/usr/lib/postgresql/*/bin"):
+    """Where initdb and pg_ctl live: PGSAFE_TEST_PG_BIN, else the newest Debian server install present
+    (a version directory with only the client package in it has no initdb)."""
+    if explicit:
+        return explicit
+    found = []
+    for path in glob.glob(pattern):
+        version = os.path.basename(os.path.dirname(path))
+        if version.isdigit() and os.access(os.path.join(path, "initdb"), os.X_OK):
+            found.append((int(version), path))
+    # None: unit tests still run on a machine without a server; init() says what is missing.
+    return max(found)[1] if found else None
+
+
+PG_BIN = server_bin_dir(os.environ.get("PGSAFE_TEST_PG_BIN"))
 OS_USER = os.environ.get("PGSAFE_TEST_OS_USER", "postgres")
 
 
@@ -66,6 +82,9 @@ class PgCluster:
         return proc
 
     def init(self):
+        if PG_BIN is None:
+            raise RuntimeError("no PostgreSQL server under /usr/lib/postgresql/*/bin; install postgresql-N "
+                               "or set PGSAFE_TEST_PG_BIN to the directory holding initdb")
         for path in (self.socket_dir,):
             os.makedirs(path, exist_ok=True)
             uid, gid = os_user_ids()

@@ -11,27 +11,9 @@ import time
 
 import pytest
 
-from conftest import drop_database, run_cli, table_contents, unique_name
+from pgtest import drop_database, run_cli, table_contents, unique_name
+from offsitekit import PREFIX, archiving_cluster, keys, s3_env, switch_and_wait
 from pgcluster import free_port, make_scratch_dir
-
-PREFIX = "db1"
-
-
-def s3_env(bucket, profile="default", **extra):
-    creds = bucket.gateway.profile(profile)
-    env = {"AWS_ACCESS_KEY_ID": creds["access_key"], "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
-           "AWS_ENDPOINT_URL": bucket.gateway.endpoint, "AWS_REGION": "us-east-1",
-           "PGSAFE_OFFSITE": "s3://%s/%s" % (bucket.name, PREFIX)}
-    env.update(extra)
-    return env
-
-
-def keys(bucket):
-    out = {}
-    for page in bucket.client.get_paginator("list_objects_v2").paginate(Bucket=bucket.name):
-        for item in page.get("Contents", []):
-            out[item["Key"]] = item["Size"]
-    return out
 
 
 def offsite_backup(pg, backup_dir, bucket, database):
@@ -88,6 +70,12 @@ def test_push_is_idempotent_and_completes_what_a_crash_left(pg, sample_db, s3_bu
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+def offsite_health(pg, backup_dir, bucket, *args):
+    proc = run_cli(pg, backup_dir, "health", "--json", "--no-connect", "--min-disk-space-gb", "0",
+                   "--max-disk-usage-percent", "100", *args, env_extra=s3_env(bucket))
+    return proc.returncode, json.loads(proc.stdout)
+
+
 def test_a_damaged_or_missing_object_is_refused_before_anything_is_restored(pg, sample_db, s3_bucket, backup_dir):
     result = offsite_backup(pg, backup_dir, s3_bucket, sample_db)
     data_key = "%s/full/%s" % (PREFIX, os.path.basename(result["backup_file"]))
@@ -104,12 +92,30 @@ def test_a_damaged_or_missing_object_is_refused_before_anything_is_restored(pg, 
     assert proc.returncode == 5, proc.stderr
     assert not pg.database_exists(target)
     assert [n for n in os.listdir(backup_dir) if n.startswith(".offsite-staging")] == []
+    # Health reads that backup back (it was never read back) and names it, on this run and the next.
+    for _run in (1, 2):
+        rc, report = offsite_health(pg, backup_dir, s3_bucket)
+        damaged = [c for c in report["checks"] if c["name"] == "offsite_integrity"]
+        assert rc == 5 and [c["status"] for c in damaged] == ["critical"], report
+        assert result["backup_id"] in damaged[0]["message"] and "damaged" in damaged[0]["message"]
+        assert damaged[0]["database"] == sample_db and report["metrics"]["offsite"]["damaged_backups"] == 1
 
     s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=data_key)
     proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", "--latest", "--database", sample_db, target,
                    env_extra=s3_env(s3_bucket))
     assert proc.returncode == 5 and "incomplete" in proc.stderr, proc.stderr
     assert not pg.database_exists(target)
+    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target,
+                   env_extra=s3_env(s3_bucket))
+    assert proc.returncode == 5 and "missing" in proc.stderr, proc.stderr
+    assert not pg.database_exists(target)
+    verify = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
+    assert verify.returncode == 5 and "missing" in json.loads(verify.stdout)["results"][0]["error"]
+    # The missing object is seen from the listing alone, named with its backup.
+    rc, report = offsite_health(pg, backup_dir, s3_bucket)
+    damaged = [c for c in report["checks"] if c["name"] == "offsite_integrity"]
+    assert rc == 5 and len(damaged) == 1 and damaged[0]["status"] == "critical"
+    assert result["backup_id"] in damaged[0]["message"] and data_key.split("/", 1)[1] in damaged[0]["message"]
 
 
 def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(pg, sample_db, s3_bucket, backup_dir):
@@ -129,26 +135,9 @@ def test_wrong_credentials_and_a_missing_bucket_are_clear_errors(pg, sample_db, 
 
 @pytest.fixture
 def archiving_to(new_pg):
-    """A cluster archiving with pgsafe archive-wal into a scratch backup directory's wal/."""
-    from conftest import PGSAFE
-    backup_dir = make_scratch_dir("pgsafe-offsite-phys-")
-    archive_dir = os.path.join(backup_dir, "wal")
-    command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
-    cluster = new_pg(settings={"archive_mode": "on", "archive_command": command})
-    cluster.backup_dir, cluster.archive_dir = backup_dir, archive_dir
+    cluster = archiving_cluster(new_pg)
     yield cluster
-    shutil.rmtree(backup_dir, ignore_errors=True)
-
-
-def _switch_and_wait(cluster):
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-            return
-        time.sleep(0.1)
-    raise AssertionError("segment %s was not archived" % name)
+    shutil.rmtree(cluster.backup_dir, ignore_errors=True)
 
 
 def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
@@ -160,7 +149,7 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
     marks = []
     for batch in (1, 2):
         c.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 100) g", params=(batch,))
-        _switch_and_wait(c)
+        switch_and_wait(c)
         marks.append(c.sql("SELECT clock_timestamp()")[0][0])
         time.sleep(1.1)
     proc = run_cli(c, c.backup_dir, "push", "--json", env_extra=env)

@@ -26,13 +26,19 @@ NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 THRESHOLDS = ("max_backup_age_hours", "min_disk_space_gb", "max_disk_usage_percent", "size_decrease_percent",
               "size_increase_percent", "recent_days", "reverify_hours", "max_archive_lag_segments",
               "max_archive_wait_minutes", "max_base_backup_age_hours")
+# Used when an off-site repository is set (pgsafe --offsite URL health, or PGSAFE_OFFSITE).
+OFFSITE_THRESHOLDS = ("offsite_grace_hours", "offsite_wal_warning_segments", "offsite_wal_warning_minutes",
+                      "offsite_wal_critical_minutes", "offsite_unpushed_warning", "offsite_reverify_hours")
 
 
 def register(sub):
-    h = sub.add_parser("health", help="check backups, disk and WAL archive; alert and write metrics",
+    h = sub.add_parser("health", help="check backups, disk, WAL archive and the off-site copy; alert and write "
+                                      "metrics",
                        description="Exit 0 ok, 1 warning, 5 critical, 2 configuration error; "
-                                   "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
+                                   "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --offsite URL "
+                                   "(before the subcommand, or PGSAFE_OFFSITE) the off-site copy is checked too.")
     flags.add(h, "archive_dir", "databases", *THRESHOLDS)
+    flags.add(h, *OFFSITE_THRESHOLDS)
     flags.add(h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json",
               "check_archiver")
     form = h.add_mutually_exclusive_group()
@@ -80,12 +86,12 @@ def _health(args, conninfo):
     from ..monitoring.alerts import read_header_file
     from ..monitoring.health import HealthRequest
     from ..monitoring.runner import AlertTarget, run_monitoring
-    thresholds = {name: getattr(args, name) for name in THRESHOLDS}
+    thresholds = {name: getattr(args, name) for name in THRESHOLDS + OFFSITE_THRESHOLDS}
     # Read before anything runs: a broken header file is a configuration error, said at once.
     headers = read_header_file(args.alert_header_file) if args.alert_header_file else None
     archive = resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ)
     req = HealthRequest(args.backup_dir, archive, args.databases, conninfo if args.check_archiver else None,
-                        thresholds)
+                        thresholds, offsite=_offsite_target(args))
     alert = AlertTarget(args.alert_endpoint, headers, args.realert_hours) if args.alert_endpoint else None
     log = _SafeLog(args.backup_dir)
     try:
@@ -111,6 +117,18 @@ def _health(args, conninfo):
         if report.get("alerts", {}).get("state_error"):
             out("alert state not saved: %s" % report["alerts"]["state_error"])
     return EXIT_BY_STATUS[report["status"]]
+
+
+def _offsite_target(args):
+    """The off-site repository to check, or None; bad settings are a configuration error, said at once."""
+    if not getattr(args, "offsite_url", None):
+        return None
+    import socket
+    from ..monitoring.offsite_health import OffsiteTarget
+    from ..offsite.repository import settings_from
+    from ..storage.s3config import parse_url
+    parse_url(args.offsite_url, socket.gethostname())
+    return OffsiteTarget(args.offsite_url, settings_from(vars(args)))
 
 
 def _one_line(text):
@@ -153,5 +171,18 @@ def nagios_line(report, t):
         _perf("wal_oldest_ready_seconds", m.get("wal_oldest_ready_seconds"), "", 0, "", "s"),
         _perf("archiver_failed_count", m.get("archiver_failed_count"), "", 0, "", "c"),
     ]
+    offsite = m.get("offsite")
+    if offsite is not None:
+        perf += [
+            _perf("offsite_up", offsite.get("up"), "1:", 0, 1),
+            _perf("offsite_backup_age_hours", offsite.get("backup_age_hours"),
+                  t["max_backup_age_hours"] + t["offsite_grace_hours"], 0),
+            _perf("offsite_damaged_backups", offsite.get("damaged_backups"), 0, 0),
+            _perf("offsite_unpushed_backups", offsite.get("unpushed_backups"), "", 0),
+            _perf("offsite_wal_pending_count", offsite.get("wal_pending_count"), "", 0),
+            _perf("offsite_wal_pending_oldest_seconds", offsite.get("wal_pending_oldest_seconds"),
+                  60 * t["offsite_wal_critical_minutes"], 0, "", "s"),
+            _perf("offsite_wal_missing_segments", offsite.get("wal_missing_segments"), 0, 0),
+        ]
     return "PGSAFE %s - %s | %s" % (report["status"].upper(), _one_line(summary),
                                     " ".join(p for p in perf if p))

@@ -34,7 +34,7 @@ Errors are one line on stderr; --debug (or PGSAFE_DEBUG=1) adds the traceback of
 WRITES_INTO = {
     "backup": "backup_dir", "base-backup": "backup_dir", "restore": "backup_dir", "health": "backup_dir",
     "verify": "backup_dir", "drill": "backup_dir", "archive-wal": "archive",
-    "push": "backup_dir", "list": None, "restore-wal": None, "restore-pitr": None,
+    "push": "backup_dir", "offsite-retention": "backup_dir", "list": None, "restore-wal": None, "restore-pitr": None,
 }
 
 

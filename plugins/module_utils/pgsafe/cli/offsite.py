@@ -14,6 +14,17 @@ def register(sub):
                                     "cron runs it each minute)")
     flags.add(p, "archive_dir", "json")
     p.set_defaults(handler=cmd_push)
+    # Its own subcommand, not an option of push: push runs on every host each minute with credentials
+    # that cannot delete (by design), retention runs once a day where the delete credentials are, and
+    # needs nothing from a host (no backup directory, no server).
+    r = sub.add_parser("offsite-retention",
+                       help="delete off-site backups past their own retention and the WAL no kept base backup "
+                            "needs (run where the delete credentials are)",
+                       description="Same rules as on disk: each backup's own end time, never the newest "
+                                   "offsite_min_backups good ones per database, a backup stamped in the future is "
+                                   "never deleted. Exit 3 when the credentials may not delete.")
+    flags.add(r, "offsite_retention_days", "offsite_base_retention_days", "offsite_min_backups", "dry_run", "json")
+    r.set_defaults(handler=cmd_offsite_retention)
 
 
 def open_repo(args, what):
@@ -67,4 +78,31 @@ def cmd_push(args, conninfo):
             len(report["pushed"]), len(report["wal_pushed"]), report["repository"], report["already_offsite"],
             len(report["failed"])))
     _raise_first_failure(report)
+    return EXIT_OK
+
+
+def cmd_offsite_retention(args, conninfo):
+    from ..core.logfile import StepLog
+    from ..offsite.retention import run
+    log = StepLog(args.backup_dir, "offsite_retention", echo=not args.quiet)
+    try:
+        report = run(open_repo(args, "offsite-retention"), args.offsite_retention_days,
+                     args.offsite_base_retention_days, args.offsite_min_backups, dry_run=args.dry_run, log=log)
+    finally:
+        log.close()
+    if args.json:
+        out(json.dumps(report, indent=2))
+        return EXIT_OK
+    verb = "would remove" if report["dry_run"] else "removed"
+    for item in report["removed"]:
+        out("%s %s backup %s (%s, finished %s)" % (
+            verb, item["kind"], item["backup_id"], item["database"], item["finished_at"]))
+    out("%s %d backup(s), %d WAL file(s)%s and %d orphaned object(s) from %s; %d backup(s) kept" % (
+        verb, len(report["removed"]), report["wal_removed"],
+        " before %s" % report["wal_cutoff"] if report["wal_removed"] else "", len(report["orphans_removed"]),
+        report["repository"], len(report["kept"])))
+    if report["wal_note"]:
+        out(report["wal_note"])
+    for problem in report["problems"]:
+        out("PROBLEM: %s: %s (left alone)" % (problem["path"], problem["reason"]))
     return EXIT_OK

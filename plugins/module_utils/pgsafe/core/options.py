@@ -98,6 +98,15 @@ OPTIONS = _table(
            "virtual on AWS)", choices=("path", "virtual")),
     Option("source", "str", "local", "which copy to work from: the host's own, or the off-site repository alone",
            choices=("local", "offsite"), flags=("--from",)),
+    # Off-site retention: settings of its own (keep 30 days on the host and 90 in the bucket), applied where
+    # the delete credentials are.
+    Option("offsite_retention_days", "int", 90, "delete off-site backups older than this many days",
+           env="PGSAFE_OFFSITE_RETENTION_DAYS"),
+    Option("offsite_base_retention_days", "int", None, "delete off-site base backups older than this many days "
+           "(default: offsite_retention_days); their WAL goes with them"),
+    Option("offsite_min_backups", "int", 1, "never keep fewer good off-site backups per database than this, "
+           "whatever their age"),
+    Option("dry_run", "bool", False, "say what would be deleted; delete nothing"),
 
     # Connection options of the modules, named like community.postgresql's.
     Option("login_host", "str", None,
@@ -206,6 +215,17 @@ OPTIONS = _table(
            "archived meanwhile (or ever), is critical", role_vars=("monitoring_max_archive_wait_minutes",)),
     Option("max_base_backup_age_hours", "float", 25.0, "newest base backup older than this is critical",
            role_vars=("monitoring_max_base_backup_age_hours",)),
+    Option("offsite_grace_hours", "float", 2.0, "hours the newest off-site backup may be older than "
+           "max_backup_age_hours (max_base_backup_age_hours for base backups) before it is critical: time to upload"),
+    Option("offsite_wal_warning_segments", "int", 16,
+           "more archived WAL files than this not yet off-site is a warning"),
+    Option("offsite_wal_warning_minutes", "float", 15.0, "an archived WAL file not off-site after this many minutes "
+           "is a warning"),
+    Option("offsite_wal_critical_minutes", "float", 60.0, "an archived WAL file not off-site after this many minutes "
+           "is critical"),
+    Option("offsite_unpushed_warning", "int", 1, "more local backups than this not yet off-site is a warning"),
+    Option("offsite_reverify_hours", "float", 168.0, "read back an off-site backup again after this many hours "
+           "(one backup per health run, the longest unverified first)"),
     Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
     Option("alert_endpoint", "str", None, "URL to POST alerts to as JSON; HTTPS certificates are verified",
            env="ALERT_ENDPOINT", role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint")),

@@ -18,7 +18,7 @@ from datetime import datetime
 from ..catalog import retention
 from ..catalog.entries import FULL_DIR, GLOBALS_DIR, META_SUFFIX
 from ..core import compress, tools
-from ..core.conn import connect
+from ..core.conn import connect, server_version
 from ..core.errors import BackupFailed, ConfigError
 from ..core.fsutil import (
     ensure_private_dir,
@@ -201,10 +201,11 @@ SELECT format('%I.%I', n.nspname, c.relname)
 
 def _check_can_dump(req: FullBackupRequest, conn: PgConnection) -> None:
     """Check mode: what would make the real run fail after connecting, found without running it."""
-    # pg_dump of the server's major version, pg_dumpall for the roles, the compressor.
-    tools.find("pg_dump", str(conn.server_version // 10000))
+    # pg_dump (and pg_dumpall for the roles) of at least the server's major version, the compressor.
+    why = "the server is PostgreSQL %d.%d" % divmod(conn.server_version, 10000)
+    tools.find("pg_dump", tools.major_of_num(conn.server_version), why=why)
     if req.globals:
-        tools.find("pg_dumpall")
+        tools.find("pg_dumpall", tools.major_of_num(conn.server_version), why=why)
     if req.stream_compression() != "none":
         compress.compressor_argv(req.stream_compression(), req.compression_level, 1)
     with conn.cursor() as cur:
@@ -227,6 +228,7 @@ def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda 
         prepare_dirs(req.backup_dir)
     probe = connect(req.conninfo, req.database)  # a missing database or a bad login fails here with exit 3
     try:
+        server = server_version(probe)
         if check_mode:
             _check_can_dump(req, probe)
     finally:
@@ -245,7 +247,7 @@ def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda 
             log("removed %d temporary file(s) left by an interrupted run" % len(stale))
         backup_id, data_path, meta_path = plan_names(req, moment)
         # Roles and tablespaces are saved while the dump runs (they are not part of its snapshot).
-        globals_job = _GlobalsJob(req, backup_id, log) if req.globals else None
+        globals_job = _GlobalsJob(req, backup_id, server, log) if req.globals else None
         try:
             meta = _dump(req, backup_id, data_path, moment, log)
         except BaseException:
@@ -280,8 +282,8 @@ def _dump(req: FullBackupRequest, backup_id: str, data_path: str, moment: dateti
     started = time.monotonic()
     snap = ExportedSnapshot(req.conninfo, req.database)
     try:
-        major = str(snap.info["server_version_num"] // 10000)
-        pg_dump = tools.find("pg_dump", major)
+        pg_dump = tools.find("pg_dump", tools.major_of_num(snap.info["server_version_num"]),
+                             why="the server is PostgreSQL %s" % snap.info["server_version"])
         tmp = temp_path_for(data_path)
         log("dumping %s (%s, %s level %d) from snapshot %s" % (
             req.database, req.format, req.compression, req.compression_level, snap.snapshot_id))
@@ -394,8 +396,9 @@ def _dump_directory(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp:
 class _GlobalsJob:
     """_dump_globals in a thread; a failed dump takes its globals files with it."""
 
-    def __init__(self, req: FullBackupRequest, backup_id: str, log: Callable[[str], None]) -> None:
-        self.req, self.backup_id = req, backup_id
+    def __init__(self, req: FullBackupRequest, backup_id: str, server: tuple[str, int],
+                 log: Callable[[str], None]) -> None:
+        self.req, self.backup_id, self.server = req, backup_id, server
         self._value: Optional[str] = None
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, args=(log,), daemon=True)
@@ -403,7 +406,7 @@ class _GlobalsJob:
 
     def _run(self, log: Callable[[str], None]) -> None:
         try:
-            self._value = _dump_globals(self.req, self.backup_id, log)
+            self._value = _dump_globals(self.req, self.backup_id, self.server, log)
         except BaseException as exc:  # handed to result()
             self._error = exc
 
@@ -422,13 +425,14 @@ class _GlobalsJob:
             remove_quietly(path)
 
 
-def _dump_globals(req: FullBackupRequest, backup_id: str, log: Callable[[str], None]) -> str:
-    """Roles and tablespaces, gzip-compressed beside the backup; returns the path relative to backup_dir."""
+def _dump_globals(req: FullBackupRequest, backup_id: str, server: tuple[str, int], log: Callable[[str], None]) -> str:
+    """Roles and tablespaces, gzip-compressed beside the backup; returns the path relative to backup_dir.
+    server: (version text, version_num) of the server."""
     directory = os.path.join(req.backup_dir, GLOBALS_DIR)
     name = "%s_globals.sql.gz" % backup_id
     final = os.path.join(directory, name)
     tmp = temp_path_for(final)
-    pg_dumpall = tools.find("pg_dumpall")
+    pg_dumpall = tools.find("pg_dumpall", tools.major_of_num(server[1]), why="the server is PostgreSQL %s" % server[0])
     env = req.conninfo.child_env()
     env["PGDATABASE"] = req.database
     attempts = [[pg_dumpall, "--no-password", "--globals-only"],
@@ -450,6 +454,8 @@ def _dump_globals(req: FullBackupRequest, backup_id: str, log: Callable[[str], N
                 "kind": "globals", "backup_file": name, "database": req.database, "for_backup": backup_id,
                 "timestamp": iso(utc_now()), "checksum": checksum, "size_bytes": size,
                 "role_passwords": "--no-role-passwords" not in argv, "status": "ok",
+                "pg_dumpall_version": tools.version_of(pg_dumpall), "server_version": server[0],
+                "server_version_num": server[1],
                 "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
             })
             fsync_dir(directory)

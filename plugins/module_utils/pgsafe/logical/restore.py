@@ -107,6 +107,8 @@ def find_backup(req: RestoreRequest) -> Entry:
 def run_restore(req: RestoreRequest, log: Callable[[str], None] = lambda msg: None,
                 check_mode: bool = False) -> dict[str, Any]:
     entry = find_backup(req)
+    # Before anything is read or created: a host whose pg_restore is older than the dump's pg_dump says so.
+    loader = loader_program(entry.meta)
     log("restoring %s into %s" % (entry.backup_id, req.target_db))
     steps = Steps()
     if req.verify_checksum:
@@ -125,13 +127,13 @@ def run_restore(req: RestoreRequest, log: Callable[[str], None] = lambda msg: No
             return {"restored_from": entry.data_path, "backup_id": entry.backup_id,
                     "would_replace": exists}
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
-            return _restore_locked(req, entry, admin, exists, log, steps)
+            return _restore_locked(req, entry, admin, exists, log, steps, loader)
     finally:
         admin.close()
 
 
 def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exists: bool,
-                    log: Callable[[str], None], steps: Steps) -> dict[str, Any]:
+                    log: Callable[[str], None], steps: Steps, loader: str) -> dict[str, Any]:
     from psycopg2 import sql
     started = time.monotonic()
     scratch = SCRATCH_PREFIX + secrets.token_hex(6)
@@ -147,7 +149,7 @@ def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exis
     with steps.timed("create_scratch"), admin.cursor() as cur:
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
-        _load(req, entry, scratch, log, steps)
+        _load(req, entry, scratch, loader, steps)
         with steps.timed("validate"):
             validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
         if not validation["passed"]:
@@ -167,20 +169,25 @@ def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exis
     }
 
 
-def _load(req: RestoreRequest, entry: Entry, scratch: str, log: Callable[[str], None], steps: Steps) -> None:
+def loader_program(meta: dict[str, Any]) -> str:
+    """psql for a plain dump, pg_restore otherwise, at least as new as the pg_dump that wrote it."""
+    program = "psql" if meta.get("format", "custom") == "plain" else "pg_restore"
+    return tools.find(program, *tools.needed_to_read_dump(meta))
+
+
+def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
     env = req.conninfo.child_env()
     env["PGDATABASE"] = scratch
-    major = str(int(meta.get("server_version_num", 150000)) // 10000)
     stream_codec = compress.compression_of_name(entry.data_path) if fmt != "directory" else "none"
     if fmt == "plain":
-        argv = [tools.find("psql", major), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+        argv = [loader, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
                 "--single-transaction", "-o", os.devnull]
         with steps.timed("load"):
             _run_fed(argv, entry.data_path, stream_codec, env, "psql")
         return
-    argv = [tools.find("pg_restore", major), "--no-password", "--exit-on-error", "-d", scratch]
+    argv = [loader, "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
         argv += ["--no-owner", "--no-privileges"]
     unpack = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed

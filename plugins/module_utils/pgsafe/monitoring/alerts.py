@@ -25,7 +25,10 @@ from ..core.naming import iso, parse_iso, utc_now
 from ..core.statefile import StateFile
 
 ALERT_TYPES = {"backup_age": "backup_age", "disk_free": "disk_space", "disk_usage": "disk_space",
-               "backup_integrity": "backup_integrity", "backup_count": "backup_count"}
+               "backup_integrity": "backup_integrity", "backup_count": "backup_count",
+               # The off-site copy's checks under the seed's types, so routing rules catch them too;
+               # the payload's check and message say off-site.
+               "offsite_backup_age": "backup_age", "offsite_integrity": "backup_integrity"}
 
 
 def alert_type(check_name):

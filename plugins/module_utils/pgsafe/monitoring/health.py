@@ -40,6 +40,12 @@ DEFAULTS = {
     "max_archive_wait_minutes": 15,
     "max_base_backup_age_hours": 25,
     "size_window": 7,
+    "offsite_grace_hours": 2,
+    "offsite_wal_warning_segments": 16,
+    "offsite_wal_warning_minutes": 15,
+    "offsite_wal_critical_minutes": 60,
+    "offsite_unpushed_warning": 1,
+    "offsite_reverify_hours": 168,
 }
 
 
@@ -125,12 +131,13 @@ def format_check(entry):
     if fmt == "plain":
         compress.test_stream(path, compress.compression_of_name(path))
         return
+    pg_restore = tools.find("pg_restore", *tools.needed_to_read_dump(meta))
     if fmt == "directory" or compress.compression_of_name(path) == "none":
-        argv = [tools.find("pg_restore"), "--list", path]
+        argv = [pg_restore, "--list", path]
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     else:
         dec = compress.open_decompressed(path, compress.compression_of_name(path))
-        proc = subprocess.run([tools.find("pg_restore"), "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL,
+        proc = subprocess.run([pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, check=False)
         dec.stdout.close()
         dec.wait()
@@ -260,24 +267,29 @@ def check_failure_growth(stats, previous):
 
 
 def check_wal_gaps(archive_dir, base_entries):
-    archived = list_archive(archive_dir)
+    return wal_gap_result("wal_gaps", "the archive", list_archive(archive_dir), base_entries)
+
+
+def wal_gap_result(name, where, archived, base_entries):
+    """Segments missing from archived (names) between the oldest base backup's start and the newest archived
+    segment of its timeline; where names the archive in the message."""
     starts = [e.meta.get("start_wal") for e in base_entries if is_segment(e.meta.get("start_wal") or "")]
     if not starts:
-        return result("wal_gaps", OK, 0, 0, "no base backup yet: nothing to check for gaps")
+        return result(name, OK, 0, 0, "no base backup yet: nothing to check for gaps")
     oldest = min(starts, key=lambda n: n[8:])
     tli = parse(oldest)[0]
     segs = sorted(n for n in archived if is_segment(n) and parse(n)[0] == tli and n[8:] >= oldest[8:])
     if not segs:
-        return result("wal_gaps", OK, 0, 0, "no archived WAL after %s yet" % oldest)
+        return result(name, OK, 0, 0, "no archived WAL after %s yet" % oldest)
     first = oldest
     # The base backup's own first segments may be inside the backup; start at the first archived one after it.
     if segs[0][8:] > oldest[8:]:
         first = segs[0]
     missing = missing_segments(archived, first, segs[-1])
     if missing:
-        return result("wal_gaps", CRITICAL, len(missing), 0, "%d segment(s) missing from the archive, first %s" % (
-            len(missing), missing[0]))
-    return result("wal_gaps", OK, 0, 0, "archive continuous from %s to %s" % (first, segs[-1]))
+        return result(name, CRITICAL, len(missing), 0, "%d segment(s) missing from %s, first %s" % (
+            len(missing), where, missing[0]))
+    return result(name, OK, 0, 0, "%s is continuous from %s to %s" % (where, first, segs[-1]))
 
 
 def check_base_age(base_entries, now, max_hours):
@@ -336,10 +348,11 @@ class ArchiverState(StateFile):
 
 
 class HealthRequest:
-    """archive_dir: an ArchiveDir (core.paths), a path (named), or None for BACKUP_DIR/wal."""
+    """archive_dir: an ArchiveDir (core.paths), a path (named), or None for BACKUP_DIR/wal.
+    offsite: an offsite_health.OffsiteTarget to check the off-site copy too, or None."""
 
     def __init__(self, backup_dir, archive_dir=None, databases=None, conninfo=None, thresholds=None,
-                 disk_probe_fn=disk_probe):
+                 disk_probe_fn=disk_probe, offsite=None):
         self.backup_dir = os.path.normpath(backup_dir)
         if isinstance(archive_dir, ArchiveDir):
             self.archive = archive_dir
@@ -350,6 +363,7 @@ class HealthRequest:
         self.t = dict(DEFAULTS)
         self.t.update({k: v for k, v in (thresholds or {}).items() if v is not None})
         self.disk_probe = disk_probe_fn
+        self.offsite = offsite
 
 
 def error_text(exc):
@@ -377,6 +391,9 @@ def run_health(req, now=None, save_state=True):
     if results[0]["status"] == OK:
         results += guarded("backup_catalog", catalog_checks, req, now, metrics, states)
     results += guarded("wal_archiver", wal_checks, req, now, metrics, states)
+    if req.offsite is not None:
+        from .offsite_health import offsite_checks
+        results += guarded("offsite_repository", offsite_checks, req, now, metrics, states)
     written = False
     for state in states:
         try:
@@ -429,9 +446,9 @@ def database_checks(req, now, metrics, db, entries):
     age = check_backup_age(db, good[0] if good else None, now, req.t["max_backup_age_hours"])
     trend = check_size_trend(db, good, req.t["size_decrease_percent"], req.t["size_increase_percent"],
                              req.t["size_window"])
-    metrics["databases"][db] = {"backup_age_hours": age["value"], "backup_count_total": len(mine),
-                                "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2)
-                                if good else None}
+    metrics["databases"].setdefault(db, {}).update({
+        "backup_age_hours": age["value"], "backup_count_total": len(mine),
+        "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2) if good else None})
     return [age, trend]
 
 

@@ -12,6 +12,9 @@ from ..core.fsutil import fsync_dir, open_private, remove_quietly, temp_path_for
 SEED_FIELDS = ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
                "backup_count_recent", "corrupted_backups", "last_backup_size_mb")
 WAL_FIELDS = ("wal_ready_count", "wal_oldest_ready_seconds", "archiver_failed_count")
+# Written only when an off-site repository is checked, as pgsafe_offsite_<field>.
+OFFSITE_FIELDS = ("up", "backup_age_hours", "base_backup_age_hours", "backup_count_total", "damaged_backups",
+                  "unpushed_backups", "wal_pending_count", "wal_pending_oldest_seconds", "wal_missing_segments")
 
 HELP = {
     "backup_age_hours": "Age in hours of the oldest newest-backup across databases",
@@ -24,6 +27,16 @@ HELP = {
     "wal_ready_count": "WAL files the server has waiting to be archived (.ready)",
     "wal_oldest_ready_seconds": "Seconds the oldest WAL file waiting to be archived has waited",
     "archiver_failed_count": "pg_stat_archiver.failed_count",
+    "offsite_up": "1 when the off-site repository could be listed on this run, else 0",
+    "offsite_backup_age_hours": "Age in hours of the oldest newest-off-site-backup across databases",
+    "offsite_base_backup_age_hours": "Age in hours of the newest off-site base backup",
+    "offsite_backup_count_total": "Backups (logical and base) in the off-site repository",
+    "offsite_damaged_backups": "Off-site backups with a missing, resized or damaged object, or unreadable metadata",
+    "offsite_unpushed_backups": "Good local backups not yet in the off-site repository",
+    "offsite_wal_pending_count": "Archived WAL files not yet in the off-site repository",
+    "offsite_wal_pending_oldest_seconds": "Seconds since the oldest archived WAL file not yet off-site was archived",
+    "offsite_wal_missing_segments": "WAL segments missing from the off-site archive after the oldest base backup",
+    "database_offsite_backup_age_hours": "Age in hours of the newest good off-site backup of the database",
     "health_status": "Overall health: 0 ok, 1 warning, 2 critical",
     "check_status": "Status of each check: 0 ok, 1 warning, 2 critical",
 }
@@ -33,6 +46,8 @@ def grafana_json(report):
     out = {field: report["metrics"].get(field) for field in SEED_FIELDS + WAL_FIELDS}
     out["status"] = report["status"]
     out["databases"] = report["metrics"].get("databases", {})
+    if "offsite" in report["metrics"]:
+        out["offsite"] = report["metrics"]["offsite"]
     return out
 
 
@@ -61,16 +76,31 @@ def prometheus_text(report):
     m = report["metrics"]
     for field in SEED_FIELDS + WAL_FIELDS:
         metric(field, m.get(field))
-    for db, values in sorted(m.get("databases", {}).items()):
-        metric("database_backup_age_hours", values.get("backup_age_hours"), {"database": db})
-        metric("database_backup_count_total", values.get("backup_count_total"), {"database": db})
-        metric("database_last_backup_size_mb", values.get("last_backup_size_mb"), {"database": db})
+    offsite = m.get("offsite")
+    if offsite is not None:
+        for field in OFFSITE_FIELDS:
+            metric("offsite_" + field, offsite.get(field))
+    per_database = [("database_backup_age_hours", "backup_age_hours"),
+                    ("database_backup_count_total", "backup_count_total"),
+                    ("database_last_backup_size_mb", "last_backup_size_mb")]
+    if offsite is not None:
+        per_database.append(("database_offsite_backup_age_hours", "offsite_backup_age_hours"))
+    # Each family's samples together: the text format wants one group per metric name.
+    for name, field in per_database:
+        for db, values in sorted(m.get("databases", {}).items()):
+            metric(name, values.get(field), {"database": db})
     metric("health_status", RANK[report["status"]])
+    # One series per check and database, the worst of its results (two damaged backups of one database
+    # must not give two samples with the same labels: node_exporter would reject the whole file).
+    statuses = {}
     for check in report["checks"]:
-        labels = {"check": check["name"]}
-        if check.get("database"):
-            labels["database"] = check["database"]
-        metric("check_status", RANK[check["status"]], labels)
+        series = (check["name"], check.get("database") or "")
+        statuses[series] = max(statuses.get(series, 0), RANK[check["status"]])
+    for (name, database), rank in sorted(statuses.items()):
+        labels = {"check": name}
+        if database:
+            labels["database"] = database
+        metric("check_status", rank, labels)
     return "\n".join(lines) + "\n"
 
 

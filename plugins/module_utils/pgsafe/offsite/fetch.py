@@ -27,7 +27,9 @@ class OffsiteEntry:
         self.meta_name = name
         self.folder = name.split("/", 1)[0]
         self.finished = parse_iso(meta.get("finished_at") or meta.get("timestamp"))
-        self.objects = (meta.get("offsite") or {}).get("objects") or {}
+        offsite = meta.get("offsite")
+        objects = offsite.get("objects") if isinstance(offsite, dict) else None
+        self.objects = objects if isinstance(objects, dict) else {}
         self._sizes = sizes
 
     @property
@@ -38,15 +40,22 @@ class OffsiteEntry:
     def database(self):
         return self.meta.get("database")
 
+    def absent(self):
+        """Names of the objects the metadata names that are not listed, or not with their size."""
+        return sorted(name for name, info in self.objects.items()
+                      if not isinstance(info, dict) or self._sizes.get(name) != info.get("size"))
+
     def present(self):
         """Every object the metadata names is listed with its size: cheap evidence, no download."""
-        return bool(self.objects) and all(self._sizes.get(name) == info.get("size")
-                                          for name, info in self.objects.items())
+        return bool(self.objects) and not self.absent()
+
+    def is_future(self, now=None):
+        now = now or utc_now()
+        return self.finished is not None and self.finished > now + catalog.FUTURE_TOLERANCE
 
     def is_good(self, now=None):
-        now = now or utc_now()
         return (self.meta.get("status") == "ok" and self.finished is not None
-                and self.finished <= now + catalog.FUTURE_TOLERANCE and self.present())
+                and not self.is_future(now) and self.present())
 
     def summary(self):
         out = {"backup_id": self.backup_id, "database": self.database, "timestamp": self.meta.get("timestamp"),
@@ -165,10 +174,10 @@ def remove_staging(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def wal_objects(repo):
-    """{wal name: object name} of the off-site WAL archive."""
+def wal_objects(repo, names=None):
+    """{wal name: object name} of the off-site WAL archive (names: its listing, if already read)."""
     out = {}
-    for name in repo.names("wal"):
+    for name in (repo.names("wal") if names is None else names):
         stored = name.split("/", 1)[1]
         wal, _suffix = strip_compression(stored)
         if is_archivable_name(wal):

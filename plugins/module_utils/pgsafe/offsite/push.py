@@ -111,9 +111,10 @@ def _push_globals(backup_dir, repo, rel):
     return objects
 
 
-def pending_wal(repo, archive_dir):
-    """{wal name: stored file name} archived locally and not yet off-site, oldest first."""
-    remote = {name.split("/", 1)[1] for name in repo.names("wal")}
+def pending_wal(repo, archive_dir, remote_names=None):
+    """{wal name: stored file name} archived locally and not yet off-site, oldest first.
+    remote_names: the names under wal/ already listed (repo.names('wal')), to save a listing."""
+    remote = {name.split("/", 1)[1] for name in (repo.names("wal") if remote_names is None else remote_names)}
     local = list_archive(archive_dir)
     return {name: stored for name, stored in sorted(local.items()) if stored not in remote}
 

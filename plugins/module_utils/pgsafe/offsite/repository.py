@@ -38,11 +38,15 @@ class OffsiteRepository:
 
     def names(self, folder):
         """{name: size} of every object under folder/ (names relative to the repository)."""
+        return {name: info.size for name, info in self.objects(folder).items()}
+
+    def objects(self, folder):
+        """{name: ObjectInfo} of every object under folder/, with its size and last-modified time."""
         out = {}
         for info in self.store.list_objects(self.location.bucket, self.key(folder) + "/"):
             name = self.location.name_of(info.key)
             if name is not None:
-                out[name] = info.size
+                out[name] = info
         return out
 
     def metadata_names(self, folder):
@@ -92,6 +96,9 @@ class OffsiteRepository:
 
     def delete(self, name):
         self.store.delete(self.location.bucket, self.key(name))
+
+    def delete_many(self, names):
+        self.store.delete_many(self.location.bucket, [self.key(name) for name in names])
 
 
 def settings_from(options):

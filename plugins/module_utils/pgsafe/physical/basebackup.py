@@ -195,8 +195,12 @@ def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: 
     scratch: Optional[str] = None
     follower: Optional[TarFollower] = None
     try:
-        major = str(facts["server_version_num"] // 10000)
-        argv = [tools.find("pg_basebackup", major), "--no-password", "-D", tmp, "--format=tar", "--wal-method=stream",
+        major = tools.major_of_num(facts["server_version_num"])
+        why = "the server is PostgreSQL %s" % facts["server_version"]
+        pg_basebackup = tools.find("pg_basebackup", major, why=why)
+        # Found before anything is written: a host without it fails here with exit 2, not after the copy.
+        pg_verifybackup = tools.find("pg_verifybackup", major, why=why) if req.verify else None
+        argv = [pg_basebackup, "--no-password", "-D", tmp, "--format=tar", "--wal-method=stream",
                 "--checkpoint=%s" % req.checkpoint, "--label=%s" % (req.label or "pgsafe " + backup_id),
                 "--manifest-checksums=CRC32C"] + _compress_arg(req, facts["server_version_num"])
         if req.verify:
@@ -218,9 +222,9 @@ def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: 
             for name in files:
                 os.chmod(os.path.join(root, name), 0o600)
         known: dict[str, str] = {}
-        if follower is not None and scratch is not None:  # set together
+        if follower is not None and scratch is not None and pg_verifybackup is not None:  # all with verify
             follower.finish()
-            _verify_extracted(tmp, scratch, major, log, skip_base=True)
+            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True)
             path, sha256 = follower.path, follower.sha256  # both set once finish() returns
             if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
                 known[os.path.basename(path)] = sha256
@@ -252,6 +256,8 @@ def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: 
         "server_version_num": facts["server_version_num"], "system_identifier": facts["system_identifier"],
         "wal_segment_size": segsize, "status": "ok", "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
         "verified_by": "pg_verifybackup" if req.verify else None, "host": socket.gethostname(),
+        "pg_basebackup_version": tools.version_of(pg_basebackup),
+        "pg_verifybackup_version": tools.version_of(pg_verifybackup) if pg_verifybackup else None,
         "files": sorted(os.listdir(final)),
     }
 
@@ -326,24 +332,38 @@ def _untar(archive: str, dest: str) -> None:
         raise VerificationFailed("extracting %s failed: %s" % (archive, proc.stderr.decode("utf-8", "replace").strip()))
 
 
-def verify_tar_backup(backup_path: str, major: str = "15", log: Callable[[str], None] = lambda msg: None) -> None:
-    """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly)."""
+def verify_tar_backup(backup_path: str, major: Optional[int] = None,
+                      log: Callable[[str], None] = lambda msg: None) -> None:
+    """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly); major: the
+    backup's PostgreSQL major version, by default read from its metadata."""
+    if major is None:
+        major = _backup_major(backup_path)
+    why = "the backup is of PostgreSQL %s" % major if major else None
+    pg_verifybackup = tools.find("pg_verifybackup", major, why=why)
     _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
     try:
         os.chmod(scratch, 0o700)
-        _verify_extracted(backup_path, scratch, major, log)
+        _verify_extracted(backup_path, scratch, pg_verifybackup, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _verify_extracted(backup_path: str, scratch: str, major: str, log: Callable[[str], None],
+def _backup_major(backup_path: str) -> Optional[int]:
+    try:
+        with open(backup_path + META_SUFFIX) as fh:
+            return tools.major_of_num(json.load(fh).get("server_version_num"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _verify_extracted(backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None],
                       skip_base: bool = False) -> None:
     """Extract what is not yet in scratch (all, or only the WAL when base.tar was followed) and run
     pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
     extract(backup_path, scratch, base=not skip_base)
     shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
-    proc = subprocess.run([tools.find("pg_verifybackup", major), scratch], stdout=subprocess.PIPE,
+    proc = subprocess.run([pg_verifybackup, scratch], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
         raise VerificationFailed("pg_verifybackup failed for %s: %s" % (

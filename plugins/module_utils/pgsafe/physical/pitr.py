@@ -213,8 +213,14 @@ def _major(data_directory: str) -> Optional[str]:
         return None
 
 
+def _server_program(req: PitrRequest, program: str) -> str:
+    """program of exactly the data directory's major version (PG_VERSION)."""
+    major = _major(req.data_directory)
+    return tools.find(program, major, why="the data directory is PostgreSQL %s" % major)
+
+
 def _pg_ctl(req: PitrRequest, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    argv = _as_owner(req) + [tools.find("pg_ctl", _major(req.data_directory)), "-D", req.data_directory] + list(args)
+    argv = _as_owner(req) + [_server_program(req, "pg_ctl"), "-D", req.data_directory] + list(args)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), check=False)
     if check and proc.returncode != 0:
         raise PgsafeError("pg_ctl %s failed: %s" % (" ".join(args), proc.stderr.decode("utf-8", "replace").strip()))
@@ -454,7 +460,7 @@ def _tail(path: str, lines: Optional[int] = 15) -> str:
 
 
 def _controldata_state(req: PitrRequest) -> Optional[str]:
-    argv = _as_owner(req) + [tools.find("pg_controldata", _major(req.data_directory)), req.data_directory]
+    argv = _as_owner(req) + [_server_program(req, "pg_controldata"), req.data_directory]
     env = dict(server_env(), LC_ALL="C")
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, check=False)
     for line in proc.stdout.splitlines():

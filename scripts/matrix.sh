@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The integration tests whose outcome depends on PostgreSQL's major version, run against other
+# majors than the host's, each in a podman container built from the Debian release that packages it.
+# Usage: bash scripts/matrix.sh [MAJOR ...]   (default: 17 18)
+# The checkout is mounted read-only; pytest runs inside as root and starts its clusters as postgres
+# with the container's own server (tests/support/pgcluster.py picks the newest installed). JUnit
+# files land in tests/output/matrix/ (PGSAFE_MATRIX_OUT), one per major.
+set -euo pipefail
+cd "$(dirname "$0")/.." || exit 2
+# shellcheck source=/dev/null
+source scripts/env.sh
+
+# Logical backup and restore, base backup, archive-wal/restore-wal, PITR, health: what touches
+# pg_dump, pg_restore, pg_basebackup, pg_verifybackup, recovery and the server's statistics views.
+TESTS=(
+    tests/integration/test_logical_backup.py
+    tests/integration/test_restore_validation.py
+    tests/integration/test_base_backup.py
+    tests/integration/test_wal_archiving.py
+    tests/integration/test_pitr.py
+    tests/integration/test_health.py
+    tests/integration/test_client_tools.py
+)
+
+suite_of() {
+    case $1 in
+        15) echo bookworm ;;
+        17) echo trixie ;;
+        18) echo forky ;;
+        *) return 1 ;;
+    esac
+}
+
+majors=("$@")
+[ ${#majors[@]} -gt 0 ] || majors=(17 18)
+for major in "${majors[@]}"; do
+    suite_of "$major" >/dev/null || { echo "matrix.sh: no Debian image for PostgreSQL '$major' (15, 17 or 18)" >&2; exit 2; }
+done
+
+out=${PGSAFE_MATRIX_OUT:-$PWD/tests/output/matrix}
+mkdir -p "$out"
+failed=()
+for major in "${majors[@]}"; do
+    start=$SECONDS
+    image=$(bash molecule/image/build.sh "$(suite_of "$major")" "$major" | tail -n 1)
+    echo "--- PostgreSQL $major: image ready ($((SECONDS - start))s)"
+    # Not "pgsafe-...": scripts/molecule.sh removes leftover containers by that prefix.
+    name=pgsafematrix-pg$major-$$
+    rm -f "$out/junit-pg$major.xml"
+    start=$SECONDS
+    # No network but the container's own loopback: the tests talk to their clusters and receivers only.
+    # SYS_ADMIN: the full-archive test mounts a small tmpfs. No Ansible inside: the tests that drive
+    # modules through it run on the host (PGSAFE_TEST_NO_ANSIBLE deselects them here).
+    if podman run --rm --name "$name" --network none --shm-size 256m --cap-add SYS_ADMIN \
+            -v "$PWD:/src:ro" -v "$out:/out" -w /src \
+            -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 \
+            "$image" \
+            python3 -m pytest -p no:cacheprovider -q -rs --junitxml="/out/junit-pg$major.xml" \
+            -o junit_suite_name="pg$major" "${TESTS[@]}"; then
+        echo "--- PostgreSQL $major: passed ($((SECONDS - start))s)"
+    else
+        echo "--- PostgreSQL $major: FAILED ($((SECONDS - start))s)"
+        failed+=("$major")
+    fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "matrix: failed on PostgreSQL ${failed[*]}"
+    exit 1
+fi
+echo "matrix: passed on PostgreSQL ${majors[*]}"
