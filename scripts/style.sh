@@ -24,7 +24,7 @@ shell_scripts() {
         if [[ $first =~ ^#!.*[/\ ](ba|da)?sh([[:space:]]|$) ]]; then
             printf '%s\0' "$file"
         fi
-    done < <(git ls-files -z --cached --others --exclude-standard)
+    done < <(git ls-files -z --deduplicate --cached --others --exclude-standard)
 }
 
 check() {
