@@ -324,8 +324,8 @@ class ObjectStore:
         with self.get(bucket, key, chunk_size) as reader:
             expected = sha256 or reader.info.sha256
             if expected is None:
-                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given to check it "
-                                         "against"
+                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given "
+                                         "to check it against"
                                          % (bucket, key))
             yield from reader
             if reader.sha256 != expected:
