@@ -62,7 +62,8 @@ def main():
             "wal_archiving_restart_method": "pg_ctl", "wal_archiving_data_directory": cluster.data_dir,
             "restore_drill_pitr_port": free_port(),
         }
-        step("ansible-playbook playbooks/site.yml: host command, archiving (restart only because it is needed), monitoring")
+        step("ansible-playbook playbooks/site.yml: host command, archiving (restart only because it is needed), "
+             "monitoring")
         playbook("site.yml", env, site_vars)
         step("site.yml again: nothing left to change")
         playbook("site.yml", env, site_vars)

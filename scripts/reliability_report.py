@@ -118,8 +118,8 @@ def cell(text):
 
 def main():
     os.makedirs(os.path.dirname(JUNIT), exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1", "--junitxml=" + JUNIT,
-            "tests/faults"] + ELSEWHERE
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1",
+            "--junitxml=" + JUNIT, "tests/faults"] + ELSEWHERE
     run = subprocess.run(argv, cwd=ROOT, check=False)
     rows, figures, docs = [], [], {}
     for path, name, result, seconds, props in cases(JUNIT):

@@ -50,4 +50,5 @@ if [ ! -f "$cache" ]; then
     cp tests/sanity/get_pip_standin.py "$cache"
 fi
 
+# shellcheck source=/dev/null  # the machine's /etc/os-release, not a file of the project
 echo "setup: ok ($(. /etc/os-release; echo "$PRETTY_NAME"), ansible-core $("$VENV/bin/python" -c "import ansible.release as r; print(r.__version__)"), $(psql --version))"

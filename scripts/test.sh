@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test of the project, as CI runs it: setup, pytest on real PostgreSQL (unit, integration,
-# faults), ansible-test sanity, ansible-lint, Molecule scenarios in podman, the version-dependent
-# integration tests on PostgreSQL 17 and 18 in podman (scripts/matrix.sh), and a bench smoke run.
+# Every test of the project, as CI runs it: setup, static checks (mypy, shellcheck, ruff: scripts/style.sh),
+# pytest on real PostgreSQL (unit, integration, faults), ansible-test sanity, ansible-lint, Molecule
+# scenarios in podman, the version-dependent integration tests on PostgreSQL 17 and 18 in podman
+# (scripts/matrix.sh), and a bench smoke run.
 # Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
 # does not hide another.
 set -uo pipefail
@@ -26,9 +27,10 @@ stage() {
 }
 
 rm -f tests/output/junit.xml tests/output/matrix/junit-pg*.xml
-only=${PGSAFE_TEST_STAGES:-pytest sanity lint molecule matrix bench}
+only=${PGSAFE_TEST_STAGES:-style pytest sanity lint molecule matrix bench}
 for s in $only; do
     case $s in
+        style)    stage "style" bash scripts/style.sh ;;
         pytest)   stage "pytest" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
         sanity)   stage "ansible-test sanity" bash scripts/sanity.sh ;;
         lint)     stage "ansible-lint" ansible-lint --profile production ;;

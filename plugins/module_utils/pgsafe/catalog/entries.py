@@ -4,16 +4,32 @@ Listing, "latest", verification and retention all read the metadata; a data
 file without metadata is not a backup, and metadata that is malformed or
 points outside its directory is reported, never trusted.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import stat
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from ..core import compress
 from ..core.errors import ConfigError, VerificationFailed
 from ..core.fsutil import is_temp_name, is_within, tree_size
 from ..core.naming import parse_iso, utc_now, validate_plain_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional, Protocol
+
+    class CatalogEntry(Protocol):
+        """What choosing a backup reads of an entry: an Entry here, or offsite.fetch's OffsiteEntry."""
+        meta: dict[str, Any]
+        finished: Optional[datetime]
+
+        @property
+        def backup_id(self) -> str: ...
+
+        def is_good(self, now: Optional[datetime] = None) -> bool: ...
 
 META_SUFFIX = ".meta.json"
 FULL_DIR = "full"
@@ -25,7 +41,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 class Entry:
     """One backup as its metadata describes it."""
 
-    def __init__(self, meta, meta_path):
+    def __init__(self, meta: dict[str, Any], meta_path: str) -> None:
         self.meta = meta
         self.meta_path = meta_path
         self.directory = os.path.dirname(meta_path)
@@ -34,18 +50,18 @@ class Entry:
         self.started = parse_iso(meta.get("timestamp"))
 
     @property
-    def backup_id(self):
+    def backup_id(self) -> str:
         return self.meta.get("backup_id") or os.path.basename(self.meta_path)[:-len(META_SUFFIX)]
 
     @property
-    def database(self):
+    def database(self) -> Optional[str]:
         return self.meta.get("database")
 
-    def is_future(self, now=None):
+    def is_future(self, now: Optional[datetime] = None) -> bool:
         now = now or utc_now()
         return self.finished is not None and self.finished > now + FUTURE_TOLERANCE
 
-    def present(self):
+    def present(self) -> bool:
         """The data is there, real, and the size matches: cheap evidence, no re-hash."""
         if os.path.islink(self.data_path) or not os.path.exists(self.data_path):
             return False
@@ -54,11 +70,11 @@ class Entry:
         except (OSError, ValueError, TypeError):
             return False
 
-    def is_good(self, now=None):
+    def is_good(self, now: Optional[datetime] = None) -> bool:
         return (self.meta.get("status") == "ok" and self.finished is not None
                 and not self.is_future(now) and self.present())
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         m = self.meta
         return {
             "backup_id": self.backup_id,
@@ -78,15 +94,15 @@ class Entry:
 
 
 class Problem:
-    def __init__(self, path, reason):
+    def __init__(self, path: str, reason: str) -> None:
         self.path = path
         self.reason = reason
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
 
 
-def load_entry(meta_path):
+def load_entry(meta_path: str) -> Entry:
     """Parse one metadata file; raise ValueError with a reason when it cannot be trusted."""
     if os.path.islink(meta_path):
         raise ValueError("metadata is a symlink")
@@ -107,7 +123,7 @@ def load_entry(meta_path):
     return Entry(meta, meta_path)
 
 
-def _owner_name(uid):
+def _owner_name(uid: int) -> str:
     import pwd
     try:
         return pwd.getpwuid(uid).pw_name
@@ -115,7 +131,7 @@ def _owner_name(uid):
         return str(uid)
 
 
-def _unreadable(path, exc):
+def _unreadable(path: str, exc: OSError) -> ConfigError:
     try:
         st = os.stat(path)
         owner = _owner_name(st.st_uid)
@@ -127,7 +143,7 @@ def _unreadable(path, exc):
                            "Run as the backup directory's owner or fix its permissions")
 
 
-def require_catalog(backup_dir):
+def require_catalog(backup_dir: str) -> str:
     """A catalog that is missing or unreadable is an error, not an empty list: a typo in the path, an
     unmounted disk or the wrong OS user would otherwise read as "no backups".  An existing, empty
     directory is a normal, empty catalog."""
@@ -156,9 +172,10 @@ def require_catalog(backup_dir):
     return backup_dir
 
 
-def scan(directory):
+def scan(directory: str) -> tuple[list[Entry], list[Problem]]:
     """All entries and problems in one catalog directory, newest first by end time."""
-    entries, problems = [], []
+    entries: list[Entry] = []
+    problems: list[Problem] = []
     if not os.path.isdir(directory):
         return entries, problems
     try:
@@ -177,23 +194,23 @@ def scan(directory):
     return entries, problems
 
 
-def sort_key(entry):
+def sort_key(entry: Entry) -> tuple[float, str]:
     # Order by the backup's own end time; ties broken by id so the order is stable.
     return (entry.finished.timestamp() if entry.finished else float("-inf"), entry.backup_id)
 
 
-def full_dir(backup_dir):
+def full_dir(backup_dir: str) -> str:
     return os.path.join(backup_dir, FULL_DIR)
 
 
-def list_full(backup_dir, database=None):
+def list_full(backup_dir: str, database: Optional[str] = None) -> tuple[list[Entry], list[Problem]]:
     entries, problems = scan(full_dir(backup_dir))
     if database is not None:
         entries = [e for e in entries if e.database == database]
     return entries, problems
 
 
-def latest_good(backup_dir, database):
+def latest_good(backup_dir: str, database: Optional[str]) -> Optional[Entry]:
     now = utc_now()
     entries, _problems = list_full(backup_dir, database)
     for entry in entries:
@@ -202,7 +219,7 @@ def latest_good(backup_dir, database):
     return None
 
 
-def choose_backup(backup_dir, backup=None, database=None):
+def choose_backup(backup_dir: str, backup: Optional[str] = None, database: Optional[str] = None) -> Entry:
     """The backup named, or the newest good one of database: the one rule restores and shipping use.
 
     'Newest' never quietly means 'an older one': a newer backup whose file is missing or of the wrong
@@ -226,7 +243,7 @@ def choose_backup(backup_dir, backup=None, database=None):
     return chosen
 
 
-def resolve(backup_dir, ref):
+def resolve(backup_dir: str, ref: Any) -> Entry:
     """Find a backup by id, file name, metadata name or a path inside backup_dir."""
     if not isinstance(ref, str) or not ref or "\x00" in ref:
         raise ConfigError("backup reference is empty or contains a NUL byte")
@@ -247,7 +264,7 @@ def resolve(backup_dir, ref):
                       "List the catalog with 'pgsafe list' or pg_backup_info")
 
 
-def verify_entry(entry):
+def verify_entry(entry: Entry) -> str:
     """Re-hash the data and compare with the metadata; raises VerificationFailed naming the file."""
     if os.path.islink(entry.data_path):
         raise VerificationFailed("%s is a symlink, not a backup file" % entry.data_path)
@@ -268,7 +285,7 @@ def verify_entry(entry):
     return actual
 
 
-def directory_checksum(path, known=None):
+def directory_checksum(path: str, known: Optional[Mapping[str, str]] = None) -> str:
     """SHA-256 over the sorted list of (relative name, file SHA-256) of a directory backup.
 
     known maps relative names to SHA-256s already computed from the very bytes on disk (a file

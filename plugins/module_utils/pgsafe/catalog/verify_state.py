@@ -3,17 +3,23 @@ does not re-read every unchanged file: a backup is verified when new and again e
 
 `pgsafe verify` records its failures here too, so a backup known to be damaged is never counted
 intact by a health run until it verifies again."""
-from datetime import timedelta
+from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from ..core.naming import iso, parse_iso, utc_now
 from ..core.statefile import StateFile
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Container, Optional
+
 
 class VerifyState(StateFile):
-    def __init__(self, backup_dir, name="verify_state.json"):
+    def __init__(self, backup_dir: str, name: str = "verify_state.json") -> None:
         super().__init__(backup_dir, name)
 
-    def due(self, key, checksum, reverify_hours, now=None):
+    def due(self, key: str, checksum: Optional[str], reverify_hours: float, now: Optional[datetime] = None) -> bool:
         """True when key was never verified, changed since, failed last time, or is older than the schedule."""
         now = now or utc_now()
         item = self.data.get(key)
@@ -22,14 +28,15 @@ class VerifyState(StateFile):
         when = parse_iso(item.get("verified_at"))
         return when is None or now - when >= timedelta(hours=reverify_hours)
 
-    def record(self, key, checksum, ok, error=None, now=None):
+    def record(self, key: str, checksum: Optional[str], ok: bool, error: Optional[str] = None,
+               now: Optional[datetime] = None) -> None:
         self.set(key, {"checksum": checksum, "ok": bool(ok), "verified_at": iso(now or utc_now()),
                        "error": error})
 
-    def last(self, key):
+    def last(self, key: str) -> Any:
         return self.data.get(key)
 
-    def forget_missing(self, keys):
+    def forget_missing(self, keys: Container[str]) -> None:
         for key in list(self.data):
             if key not in keys:
                 self.remove(key)

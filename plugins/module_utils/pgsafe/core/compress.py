@@ -5,6 +5,8 @@ uses ``pigz`` when the host has it and zlib in-process otherwise.  The hash is
 taken of the bytes exactly as they land on disk, so a later re-hash proves the
 file is unchanged.
 """
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import os
@@ -16,6 +18,10 @@ import zlib
 from .errors import BackupFailed, ConfigError, VerificationFailed
 from .fsutil import open_private
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable, Iterator, Optional
+
 CHUNK = 1 << 20
 
 # name -> (min level, max level, default level, file suffix)
@@ -26,7 +32,7 @@ CODECS = {
 }
 
 
-def validate(compression, level):
+def validate(compression: str, level: Any) -> int:
     """Return the effective level, or raise ConfigError naming the allowed range."""
     if compression not in CODECS:
         raise ConfigError("compression %r is not one of %s" % (compression, ", ".join(sorted(CODECS))))
@@ -46,11 +52,11 @@ def validate(compression, level):
     return level
 
 
-def suffix(compression):
+def suffix(compression: str) -> str:
     return CODECS[compression][3]
 
 
-def compression_of_name(name):
+def compression_of_name(name: str) -> str:
     if name.endswith(".zst"):
         return "zstd"
     if name.endswith(".gz"):
@@ -58,11 +64,11 @@ def compression_of_name(name):
     return "none"
 
 
-def default_threads():
+def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def compressor_argv(compression, level, threads=None):
+def compressor_argv(compression: str, level: int, threads: Optional[int] = None) -> Optional[list[str]]:
     threads = threads or default_threads()
     if compression == "zstd":
         return [_need("zstd"), "-q", "-c", "-%d" % level, "-T%d" % threads]
@@ -71,7 +77,7 @@ def compressor_argv(compression, level, threads=None):
     return None
 
 
-def decompressor_argv(compression):
+def decompressor_argv(compression: str) -> Optional[list[str]]:
     if compression == "zstd":
         return [_need("zstd"), "-q", "-d", "-c"]
     if compression == "gzip":
@@ -79,7 +85,7 @@ def decompressor_argv(compression):
     return None
 
 
-def _need(binary):
+def _need(binary: str) -> str:
     path = shutil.which(binary)
     if not path:
         raise ConfigError("the %s program is not installed on this host" % binary,
@@ -90,24 +96,24 @@ def _need(binary):
 class HashingWriter:
     """Writes a new private file, hashing and counting as it goes; fsync on finish."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         self.sha = hashlib.sha256()
         self.size = 0
         self.fh = open_private(path)
 
-    def write(self, chunk):
+    def write(self, chunk: bytes) -> None:
         self.fh.write(chunk)
         self.sha.update(chunk)
         self.size += len(chunk)
 
-    def finish(self):
+    def finish(self) -> tuple[str, int]:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
         return self.sha.hexdigest(), self.size
 
-    def abort(self):
+    def abort(self) -> None:
         try:
             self.fh.close()
         except OSError:
@@ -117,7 +123,7 @@ class HashingWriter:
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-def widen_pipe(fd, size=CHUNK):
+def widen_pipe(fd: int, size: int = CHUNK) -> None:
     """Default 64 KiB pipes mean 16 syscalls and thread switches per MiB; ask for 1 MiB."""
     try:
         fcntl.fcntl(fd, F_SETPIPE_SZ, size)
@@ -125,7 +131,14 @@ def widen_pipe(fd, size=CHUNK):
         pass
 
 
-def _read_chunks(fd):
+def piped(stream: Optional[IO[bytes]]) -> IO[bytes]:
+    """A stream of a Popen that was asked for with PIPE: typed Optional, never None then."""
+    if stream is None:
+        raise AssertionError("the process was started without a pipe for this stream")
+    return stream
+
+
+def _read_chunks(fd: int) -> Iterator[bytes]:
     while True:
         chunk = os.read(fd, CHUNK)
         if not chunk:
@@ -133,7 +146,8 @@ def _read_chunks(fd):
         yield chunk
 
 
-def stream_to_file(source_fd, dest_path, compression, level, threads=None, observe=None):
+def stream_to_file(source_fd: int, dest_path: str, compression: str, level: int, threads: Optional[int] = None,
+                   observe: Optional[Callable[[bytes], None]] = None) -> tuple[str, int]:
     """Compress everything readable from source_fd into a new file at dest_path.
 
     ``observe`` sees every uncompressed chunk (to check a dump's header and
@@ -146,8 +160,7 @@ def stream_to_file(source_fd, dest_path, compression, level, threads=None, obser
     try:
         argv = compressor_argv(compression, level, threads)
         if argv and observe is None:
-            _from_process(subprocess.Popen(argv, stdin=source_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-                          writer)
+            _from_process(argv, source_fd, writer)
         elif argv:
             _through_process(argv, source_fd, writer, observe)
         elif compression == "gzip":
@@ -172,15 +185,16 @@ def stream_to_file(source_fd, dest_path, compression, level, threads=None, obser
         raise
 
 
-def _through_process(argv, source_fd, writer, observe):
+def _through_process(argv: list[str], source_fd: int, writer: HashingWriter,
+                     observe: Optional[Callable[[bytes], None]]) -> None:
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    widen_pipe(proc.stdin.fileno())
-    widen_pipe(proc.stdout.fileno())
-    feed_error = []
+    widen_pipe(piped(proc.stdin).fileno())
+    widen_pipe(piped(proc.stdout).fileno())
+    feed_error: list[BaseException] = []
 
-    stdin_fd = proc.stdin.fileno()
+    stdin_fd = piped(proc.stdin).fileno()
 
-    def feed():
+    def feed() -> None:
         try:
             for chunk in _read_chunks(source_fd):
                 if observe:
@@ -190,14 +204,14 @@ def _through_process(argv, source_fd, writer, observe):
             feed_error.append(exc)
         finally:
             try:
-                proc.stdin.close()
+                piped(proc.stdin).close()
             except OSError:
                 pass
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     try:
-        out_fd = proc.stdout.fileno()
+        out_fd = piped(proc.stdout).fileno()
         for chunk in _read_chunks(out_fd):
             writer.write(chunk)
     except BaseException:
@@ -206,7 +220,7 @@ def _through_process(argv, source_fd, writer, observe):
         proc.wait()
         raise
     feeder.join()
-    err = proc.stderr.read().decode("utf-8", "replace").strip()
+    err = piped(proc.stderr).read().decode("utf-8", "replace").strip()
     rc = proc.wait()
     if feed_error:
         raise BackupFailed("feeding the compressor failed: %s" % feed_error[0])
@@ -214,22 +228,23 @@ def _through_process(argv, source_fd, writer, observe):
         raise BackupFailed("%s exited with %d: %s" % (os.path.basename(argv[0]), rc, err))
 
 
-def _from_process(proc, writer):
+def _from_process(argv: list[str], source_fd: int, writer: HashingWriter) -> None:
+    proc = subprocess.Popen(argv, stdin=source_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        widen_pipe(proc.stdout.fileno())
-        for chunk in _read_chunks(proc.stdout.fileno()):
+        widen_pipe(piped(proc.stdout).fileno())
+        for chunk in _read_chunks(piped(proc.stdout).fileno()):
             writer.write(chunk)
     except BaseException:
         proc.kill()
         proc.wait()
         raise
-    err = proc.stderr.read().decode("utf-8", "replace").strip()
+    err = piped(proc.stderr).read().decode("utf-8", "replace").strip()
     rc = proc.wait()
     if rc != 0:
-        raise BackupFailed("%s exited with %d: %s" % (os.path.basename(proc.args[0]), rc, err))
+        raise BackupFailed("%s exited with %d: %s" % (os.path.basename(argv[0]), rc, err))
 
 
-def read_head(path, compression, size=16):
+def read_head(path: str, compression: str, size: int = 16) -> bytes:
     """The first size uncompressed bytes of a (maybe compressed) file, without reading the rest."""
     argv = decompressor_argv(compression)
     if argv is None:
@@ -239,25 +254,25 @@ def read_head(path, compression, size=16):
     try:
         head = b""
         while len(head) < size:
-            chunk = proc.stdout.read(size - len(head))
+            chunk = piped(proc.stdout).read(size - len(head))
             if not chunk:
                 break
             head += chunk
     finally:
         proc.kill()
-        proc.stdout.close()
+        piped(proc.stdout).close()
         proc.wait()
     return head
 
 
-def _write_all(fd, data):
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def open_decompressed(path, compression):
+def open_decompressed(path: str, compression: str) -> Optional[subprocess.Popen[bytes]]:
     """A process whose stdout yields the uncompressed content of path (or None for 'none')."""
     argv = decompressor_argv(compression)
     if argv is None:
@@ -265,7 +280,7 @@ def open_decompressed(path, compression):
     return subprocess.Popen(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def sha256_file(path):
+def sha256_file(path: str) -> str:
     sha = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
@@ -276,7 +291,7 @@ def sha256_file(path):
     return sha.hexdigest()
 
 
-def test_stream(path, compression):
+def test_stream(path: str, compression: str) -> None:
     """Decompress to nowhere; raises VerificationFailed when the stream is damaged."""
     if compression == "none":
         return

@@ -3,16 +3,25 @@
 Passwords travel to child processes only in their environment (PGPASSWORD),
 never in argv, and never into logs or metadata.
 """
+from __future__ import annotations
+
 import os
 
 from .errors import ConfigError, ConnectionFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional, Union
+
+    from psycopg2.extensions import connection as PgConnection
 
 DEFAULT_CONNECT_TIMEOUT = 10
 
 
 class ConnInfo:
-    def __init__(self, host=None, port=None, user=None, password=None, unix_socket=None,
-                 connect_timeout=DEFAULT_CONNECT_TIMEOUT):
+    def __init__(self, host: Optional[str] = None, port: Union[int, str, None] = None, user: Optional[str] = None,
+                 password: Optional[str] = None, unix_socket: Optional[str] = None,
+                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
         if port is not None and port != "":
             try:
                 port = int(port)
@@ -27,23 +36,24 @@ class ConnInfo:
         self.connect_timeout = connect_timeout
 
     @classmethod
-    def from_env(cls, environ=None, host=None, port=None, user=None):
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, host: Optional[str] = None,
+                 port: Union[int, str, None] = None, user: Optional[str] = None) -> ConnInfo:
         """The host command's connection: its flags first, then libpq's variables (the password only from there)."""
         env = os.environ if environ is None else environ
         return cls(host=host or env.get("PGHOST"), port=port or env.get("PGPORT"), user=user or env.get("PGUSER"),
                    password=env.get("PGPASSWORD"))
 
-    def kwargs(self, dbname):
+    def kwargs(self, dbname: str) -> dict[str, Any]:
         """Keyword arguments for psycopg2.connect; unset values fall through to libpq defaults."""
-        out = {"dbname": dbname, "connect_timeout": self.connect_timeout,
-               "application_name": "pgsafe"}
+        out: dict[str, Any] = {"dbname": dbname, "connect_timeout": self.connect_timeout,
+                               "application_name": "pgsafe"}
         for key in ("host", "port", "user", "password"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
         return out
 
-    def child_env(self, base=None):
+    def child_env(self, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
         """Environment for pg_dump & co: connection in PG* variables, password included there only."""
         env = dict(os.environ if base is None else base)
         for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"),
@@ -56,13 +66,13 @@ class ConnInfo:
         env.pop("PGDATABASE", None)
         return env
 
-    def describe(self):
+    def describe(self) -> str:
         """Safe for logs: no password."""
         return "host=%s port=%s user=%s" % (
             self.host or "(default)", self.port or "(default)", self.user or "(default)")
 
 
-def connect(info, dbname, autocommit=True):
+def connect(info: ConnInfo, dbname: str, autocommit: bool = True) -> PgConnection:
     try:
         import psycopg2
     except ImportError:
@@ -81,7 +91,7 @@ def connect(info, dbname, autocommit=True):
     return conn
 
 
-def server_version(conn):
+def server_version(conn: PgConnection) -> tuple[str, int]:
     """'15.18' style version and the numeric form."""
     with conn.cursor() as cur:
         cur.execute("SHOW server_version")
@@ -91,7 +101,7 @@ def server_version(conn):
     return text, num
 
 
-def database_exists(conn, name):
+def database_exists(conn: PgConnection, name: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         return cur.fetchone() is not None

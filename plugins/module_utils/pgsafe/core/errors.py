@@ -1,4 +1,10 @@
 """Typed errors carrying the seed's exit codes, so every caller maps them the same way."""
+from __future__ import annotations
+
+# Not typing itself: archive_command imports this once per WAL segment, and typing costs milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 EXIT_OK = 0
 EXIT_GENERAL = 1
@@ -12,12 +18,12 @@ class PgsafeError(Exception):
     exit_code = EXIT_GENERAL
     kind = "general"
 
-    def __init__(self, message, hint=None):
+    def __init__(self, message: str, hint: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
 
-    def __str__(self):
+    def __str__(self) -> str:
         if self.hint:
             return "%s. %s" % (self.message.rstrip("."), self.hint)
         return self.message

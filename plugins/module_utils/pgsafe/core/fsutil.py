@@ -2,17 +2,23 @@
 
 Only os and stat at import time: archive_command loads this once per WAL segment.
 """
+from __future__ import annotations
+
 import os
 import stat
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (see above)
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 TMP_MARK = ".tmp-"
 
 
-def fsync_dir(path):
+def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -20,9 +26,9 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def fsync_tree(path):
+def fsync_tree(path: str) -> None:
     """fsync every file and directory below path (directory-format backups)."""
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for name in files:
             fd = os.open(os.path.join(root, name), os.O_RDONLY)
             try:
@@ -32,7 +38,7 @@ def fsync_tree(path):
         fsync_dir(root)
 
 
-def ensure_private_dir(path, create=True):
+def ensure_private_dir(path: str, create: bool = True) -> str:
     """Make path a 0700 directory; refuse a symlink so nothing is written through it."""
     if os.path.islink(path):
         raise ConfigError("%s is a symlink; pgsafe writes only into real directories" % path,
@@ -60,20 +66,20 @@ def ensure_private_dir(path, create=True):
     return path
 
 
-def temp_path_for(final_path):
+def temp_path_for(final_path: str) -> str:
     """A hidden temporary name beside final_path; never matches a catalog name."""
     head, tail = os.path.split(final_path)
     return os.path.join(head, ".%s%s%d-%s" % (tail, TMP_MARK, os.getpid(), os.urandom(4).hex()))
 
 
-def is_temp_name(name):
+def is_temp_name(name: str) -> bool:
     return name.startswith(".") and TMP_MARK in name
 
 
-def remove_stale_temps(directory, belongs):
+def remove_stale_temps(directory: str, belongs: Callable[[str], bool]) -> list[str]:
     """Remove the temporary files or directories for which belongs(name) is true: what a killed run of the
     same backup series left.  Only safe under that series' lock, which no live run of it then holds."""
-    removed = []
+    removed: list[str] = []
     if not os.path.isdir(directory):
         return removed
     for name in os.listdir(directory):
@@ -83,13 +89,13 @@ def remove_stale_temps(directory, belongs):
     return removed
 
 
-def open_private(path):
+def open_private(path: str) -> IO[bytes]:
     """Create a new 0600 file; refuse to follow or replace anything already there."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     return os.fdopen(fd, "wb")
 
 
-def publish(temp_path, final_path):
+def publish(temp_path: str, final_path: str) -> None:
     """Rename a finished temp file into place without ever replacing an existing one."""
     if os.path.lexists(final_path):
         raise FileExistsError("refusing to replace existing %s" % final_path)
@@ -97,7 +103,7 @@ def publish(temp_path, final_path):
     fsync_dir(os.path.dirname(final_path) or ".")
 
 
-def write_bytes_atomic(final_path, data):
+def write_bytes_atomic(final_path: str, data: bytes) -> None:
     tmp = temp_path_for(final_path)
     try:
         with open_private(tmp) as fh:
@@ -110,7 +116,7 @@ def write_bytes_atomic(final_path, data):
         raise
 
 
-def replace_bytes_atomic(final_path, data):
+def replace_bytes_atomic(final_path: str, data: bytes) -> None:
     """Like write_bytes_atomic, but for state files that are meant to be replaced."""
     tmp = temp_path_for(final_path)
     try:
@@ -125,7 +131,7 @@ def replace_bytes_atomic(final_path, data):
         raise
 
 
-def write_json_atomic(final_path, obj, replace=False):
+def write_json_atomic(final_path: str, obj: Any, replace: bool = False) -> None:
     import json
     data = (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     if replace:
@@ -134,7 +140,7 @@ def write_json_atomic(final_path, obj, replace=False):
         write_bytes_atomic(final_path, data)
 
 
-def remove_quietly(path):
+def remove_quietly(path: str) -> None:
     try:
         if os.path.isdir(path) and not os.path.islink(path):
             import shutil
@@ -145,14 +151,14 @@ def remove_quietly(path):
         pass
 
 
-def is_within(base, path):
+def is_within(base: str, path: str) -> bool:
     """True when path, with symlinks resolved, stays inside base."""
     base_real = os.path.realpath(base)
     real = os.path.realpath(path)
     return real == base_real or real.startswith(base_real + os.sep)
 
 
-def tree_size(path):
+def tree_size(path: str) -> int:
     if os.path.isdir(path) and not os.path.islink(path):
         total = 0
         for root, _dirs, files in os.walk(path):
@@ -162,7 +168,7 @@ def tree_size(path):
     return os.lstat(path).st_size
 
 
-def human_size(num):
+def human_size(num: float) -> str:
     """The seed's size_human: 142M, 1.5G, 812K."""
     value = float(num)
     for unit in ("B", "K", "M", "G", "T"):

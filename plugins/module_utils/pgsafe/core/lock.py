@@ -3,6 +3,8 @@
 The kernel drops an flock when its holder dies, so a killed run never leaves a
 stale lock behind.
 """
+from __future__ import annotations
+
 import fcntl
 import os
 import time
@@ -11,19 +13,23 @@ from .errors import LockTimeout
 from .fsutil import ensure_private_dir
 from .naming import file_slug
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Optional
+
 LOCK_DIR = ".locks"
 
 
 class BackupLock:
-    def __init__(self, backup_dir, name, timeout=60.0, poll=0.2):
+    def __init__(self, backup_dir: str, name: str, timeout: float = 60.0, poll: float = 0.2) -> None:
         self.directory = os.path.join(backup_dir, LOCK_DIR)
         self.path = os.path.join(self.directory, "%s.lock" % file_slug(name))
         self.name = name
         self.timeout = timeout
         self.poll = poll
-        self.fd = None
+        self.fd: Optional[int] = None
 
-    def acquire(self):
+    def acquire(self) -> BackupLock:
         ensure_private_dir(self.directory)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         deadline = time.monotonic() + max(0.0, float(self.timeout))
@@ -44,15 +50,15 @@ class BackupLock:
         self.fd = fd
         return self
 
-    def release(self):
+    def release(self) -> None:
         if self.fd is not None:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> BackupLock:
         return self.acquire()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.release()
         return False

@@ -1,19 +1,25 @@
 """The seed's operation logs: BACKUP_DIR/logs/<operation>_<timestamp>.log, one timestamped line per step."""
+from __future__ import annotations
+
 import os
 import sys
 
 from .fsutil import ensure_private_dir
 from .naming import stamp, utc_now
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, TextIO
 
-def _echo(line):
+
+def _echo(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
 class StepLog:
-    def __init__(self, backup_dir, operation, echo=True):
-        self.path = None
-        self.fh = None
+    def __init__(self, backup_dir: Optional[str], operation: str, echo: bool = True) -> None:
+        self.path: Optional[str] = None
+        self.fh: Optional[TextIO] = None
         self.echo = echo
         if backup_dir and os.path.isdir(backup_dir):
             try:
@@ -24,7 +30,7 @@ class StepLog:
             except OSError:
                 self.fh = None
 
-    def __call__(self, message, level="INFO"):
+    def __call__(self, message: str, level: str = "INFO") -> None:
         line = "%s [%s] %s" % (utc_now().strftime("%Y-%m-%d %H:%M:%S"), level, message)
         if self.fh:
             self.fh.write(line + "\n")
@@ -32,7 +38,7 @@ class StepLog:
         if self.echo:
             _echo(line)
 
-    def close(self):
+    def close(self) -> None:
         if self.fh:
             self.fh.close()
             self.fh = None

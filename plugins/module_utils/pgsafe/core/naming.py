@@ -1,8 +1,14 @@
 """Names on disk: validated inputs in, safe file names out."""
+from __future__ import annotations
+
 import re
 from datetime import datetime, timezone
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 TS_FORMAT = "%Y%m%d_%H%M%S"
 # What follows an id prefix in a hidden temporary name: the stamp, a same-second counter, then the suffix.
@@ -11,7 +17,7 @@ _SAFE = re.compile(r"[A-Za-z0-9_.-]")
 MAX_IDENTIFIER_BYTES = 63
 
 
-def validate_database_name(name, what="database"):
+def validate_database_name(name: Any, what: str = "database") -> str:
     """PostgreSQL accepts almost any name; we refuse only what cannot be one or is a trick."""
     if not isinstance(name, str) or name == "":
         raise ConfigError("%s name is empty" % what)
@@ -24,7 +30,7 @@ def validate_database_name(name, what="database"):
     return name
 
 
-def file_slug(name):
+def file_slug(name: str) -> str:
     """A file-name-safe form of a database name: unusual bytes become %XX, so '/' or '..' never survive."""
     out = []
     for ch in name:
@@ -35,7 +41,7 @@ def file_slug(name):
     return "".join(out)
 
 
-def is_temp_of(name, id_prefix):
+def is_temp_of(name: str, id_prefix: str) -> bool:
     """True when name is the hidden temporary name of a backup whose id is id_prefix + stamp.
 
     A bare prefix test is not enough: database 'a_full_1' has temporary names starting with
@@ -43,19 +49,19 @@ def is_temp_of(name, id_prefix):
     return re.match(r"\." + re.escape(id_prefix) + _TEMP_AFTER_PREFIX, name) is not None
 
 
-def utc_now():
+def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def stamp(moment):
+def stamp(moment: datetime) -> str:
     return moment.strftime(TS_FORMAT)
 
 
-def iso(moment):
+def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text):
+def parse_iso(text: Any) -> Optional[datetime]:
     """Parse the metadata's UTC timestamps; None when absent or malformed."""
     if not isinstance(text, str):
         return None
@@ -73,7 +79,7 @@ def parse_iso(text):
     return value
 
 
-def validate_plain_name(name, what):
+def validate_plain_name(name: Any, what: str) -> str:
     """A single path component chosen by a user (a backup id or file name)."""
     if not isinstance(name, str) or not name:
         raise ConfigError("%s is empty" % what)

@@ -10,6 +10,11 @@ share a param when a default differs by context: logical backups keep 30 days, b
 ``env`` is read by the host command only (cron and archive_command have no other way in);
 modules take what the task says.
 """
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping, Optional, Union
 
 DEFAULT_BACKUP_DIR = "/var/backups/postgresql"
 DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
@@ -19,8 +24,10 @@ class Option:
     __slots__ = ("id", "type", "default", "help", "choices", "env", "param", "flags", "elements", "no_log",
                  "metavar", "role_vars")
 
-    def __init__(self, id, type, default, help, choices=None, env=None, param=None, flags=None, elements=None,
-                 no_log=False, metavar=None, role_vars=()):
+    def __init__(self, id: str, type: str, default: Any, help: str, choices: Optional[Iterable[str]] = None,
+                 env: Optional[str] = None, param: Optional[str] = None, flags: Optional[Iterable[str]] = None,
+                 elements: Optional[str] = None, no_log: bool = False, metavar: Optional[str] = None,
+                 role_vars: Iterable[str] = ()) -> None:
         self.id = id
         self.type = type
         self.default = default
@@ -39,8 +46,8 @@ class Option:
         self.role_vars = tuple(role_vars)
 
 
-def _table(*options):
-    out = {}
+def _table(*options: Option) -> dict[str, Option]:
+    out: dict[str, Option] = {}
     for opt in options:
         if opt.id in out:
             raise ValueError("option %s is defined twice" % opt.id)
@@ -51,7 +58,9 @@ def _table(*options):
 COMPRESSIONS = ("zstd", "gzip", "none")
 
 
-def _login_vars(what, roles=("backup_schedule", "monitoring", "restore_drill", "wal_archiving")):
+def _login_vars(what: str,
+                roles: tuple[str, ...] = ("backup_schedule", "monitoring", "restore_drill", "wal_archiving"),
+                ) -> tuple[str, ...]:
     # Every role connects; each takes the connection from pgsafe_login_* unless told otherwise.
     return tuple("%s_login_%s" % (role, what) for role in roles)
 
@@ -74,7 +83,8 @@ OPTIONS = _table(
 
     # The off-site repository (S3-compatible object storage). Credentials never go on a command line:
     # the host command takes them from AWS_* variables, ~/.aws or an instance role; modules from their options.
-    Option("offsite_url", "str", None, "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
+    Option("offsite_url", "str", None,
+           "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
            env="PGSAFE_OFFSITE", flags=("--offsite",)),
     Option("s3_endpoint_url", "str", None,
            "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)"),
@@ -99,7 +109,8 @@ OPTIONS = _table(
     Option("dry_run", "bool", False, "say what would be deleted; delete nothing"),
 
     # Connection options of the modules, named like community.postgresql's.
-    Option("login_host", "str", None, "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
+    Option("login_host", "str", None,
+           "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
            role_vars=_login_vars("host")),
     Option("login_port", "int", None, "Port of the server; unset uses PGPORT or 5432.", role_vars=_login_vars("port")),
     Option("login_user", "str", None, "Role to log in as; unset uses PGUSER or the OS user.",
@@ -130,8 +141,11 @@ OPTIONS = _table(
     Option("target_db", "str", None, "database to restore into"),
     Option("backup", "str", None, "backup id or file to restore (default with latest: the newest good one)"),
     Option("latest", "bool", False, "restore the newest good backup of the database"),
-    Option("overwrite", "bool", False, "replace an existing target database or data directory, only after the new copy has passed", flags=("--force",)),
-    Option("verify_checksum", "bool", True, "check the backup's SHA-256 before restoring (skipping it is not recommended)",
+    Option("overwrite", "bool", False,
+           "replace an existing target database or data directory, only after the new copy has passed",
+           flags=("--force",)),
+    Option("verify_checksum", "bool", True,
+           "check the backup's SHA-256 before restoring (skipping it is not recommended)",
            flags=("--no-verify",)),
     Option("no_owner", "bool", False, "do not restore object ownership"),
     Option("maintenance_db", "str", "postgres", "database to connect to for CREATE/DROP DATABASE"),
@@ -179,7 +193,8 @@ OPTIONS = _table(
     Option("base_backup", "str", None, "base backup id to recover from (default: the newest ending before the target)",
            flags=("--backup",)),
     Option("os_user", "str", "postgres", "OS user that owns and runs the recovered cluster",
-           role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user", "wal_archiving_os_user")),
+           role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user",
+                      "wal_archiving_os_user")),
 
     # Health.
     Option("max_backup_age_hours", "float", 25.0, "newest backup of a database older than this is critical",
@@ -193,7 +208,8 @@ OPTIONS = _table(
     Option("recent_days", "int", 7, "window of the recent backup count; no backup in it is critical"),
     Option("reverify_hours", "float", 24.0, "re-hash an unchanged backup after this many hours",
            role_vars=("monitoring_reverify_hours",)),
-    Option("max_archive_lag_segments", "int", 16, "more WAL segments between the current and the last archived is a warning",
+    Option("max_archive_lag_segments", "int", 16,
+           "more WAL segments between the current and the last archived is a warning",
            role_vars=("monitoring_max_archive_lag_segments",)),
     Option("max_archive_wait_minutes", "float", 15.0, "WAL waiting to be archived longer than this, with nothing "
            "archived meanwhile (or ever), is critical", role_vars=("monitoring_max_archive_wait_minutes",)),
@@ -201,7 +217,8 @@ OPTIONS = _table(
            role_vars=("monitoring_max_base_backup_age_hours",)),
     Option("offsite_grace_hours", "float", 2.0, "hours the newest off-site backup may be older than "
            "max_backup_age_hours (max_base_backup_age_hours for base backups) before it is critical: time to upload"),
-    Option("offsite_wal_warning_segments", "int", 16, "more archived WAL files than this not yet off-site is a warning"),
+    Option("offsite_wal_warning_segments", "int", 16,
+           "more archived WAL files than this not yet off-site is a warning"),
     Option("offsite_wal_warning_minutes", "float", 15.0, "an archived WAL file not off-site after this many minutes "
            "is a warning"),
     Option("offsite_wal_critical_minutes", "float", 60.0, "an archived WAL file not off-site after this many minutes "
@@ -227,11 +244,11 @@ OPTIONS = _table(
 )
 
 
-def get(option_id):
+def get(option_id: str) -> Option:
     return OPTIONS[option_id]
 
 
-def env_value(opt, environ):
+def env_value(opt: Option, environ: Mapping[str, str]) -> Any:
     """The option's value from its environment variable, converted; None when unset or empty."""
     if not opt.env:
         return None
@@ -241,8 +258,9 @@ def env_value(opt, environ):
     return convert(opt, raw, "environment variable %s" % opt.env)
 
 
-def convert(opt, raw, where):
+def convert(opt: Option, raw: str, where: str) -> Any:
     """A string from the command line or the environment, as the option's type; ValueError says why."""
+    value: Union[int, float, bool, str]
     if opt.type == "int":
         try:
             value = int(raw)
@@ -265,12 +283,12 @@ def convert(opt, raw, where):
     return value
 
 
-def module_spec(*option_ids, **overrides):
+def module_spec(*option_ids: str, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Ansible argument_spec entries for these options; overrides: {param: {key: value}} (e.g. required)."""
-    spec = {}
+    spec: dict[str, dict[str, Any]] = {}
     for option_id in option_ids:
         opt = OPTIONS[option_id]
-        entry = {"type": opt.type}
+        entry: dict[str, Any] = {"type": opt.type}
         if opt.default is not None:
             entry["default"] = list(opt.default) if isinstance(opt.default, list) else opt.default
         if opt.choices:

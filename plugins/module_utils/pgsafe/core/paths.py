@@ -7,7 +7,13 @@ missing only because archiving was never set up here.
 
 Only os at import time: archive_command resolves the archive once per WAL segment.
 """
+from __future__ import annotations
+
 import os
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (see above)
+if TYPE_CHECKING:
+    from typing import Mapping, Optional
 
 WAL_SUBDIR = "wal"
 ENV_VAR = "WAL_ARCHIVE_DIR"
@@ -16,26 +22,27 @@ ENV_VAR = "WAL_ARCHIVE_DIR"
 class ArchiveDir:
     __slots__ = ("path", "named", "source")
 
-    def __init__(self, path, named, source):
+    def __init__(self, path: str, named: bool, source: str) -> None:
         self.path = path
         self.named = named
         self.source = source
 
-    def exists(self):
+    def exists(self) -> bool:
         return os.path.isdir(self.path)
 
-    def existing(self):
+    def existing(self) -> Optional[str]:
         """The path when the directory is there, else None."""
         return self.path if self.exists() else None
 
-    def describe(self):
+    def describe(self) -> str:
         return "%s (%s)" % (self.path, self.source)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ArchiveDir(%r, named=%r, source=%r)" % (self.path, self.named, self.source)
 
 
-def resolve_archive_dir(backup_dir, explicit=None, environ=None):
+def resolve_archive_dir(backup_dir: str, explicit: Optional[str] = None,
+                        environ: Optional[Mapping[str, str]] = None) -> ArchiveDir:
     """The WAL archive for backup_dir: explicit, else environ's WAL_ARCHIVE_DIR (the host command
     passes os.environ; modules pass nothing), else BACKUP_DIR/wal. Always an absolute path."""
     if explicit:
@@ -45,7 +52,8 @@ def resolve_archive_dir(backup_dir, explicit=None, environ=None):
     return ArchiveDir(os.path.join(os.path.abspath(backup_dir), WAL_SUBDIR), False, "default")
 
 
-def existing_archive_dir(backup_dir, explicit=None, environ=None):
+def existing_archive_dir(backup_dir: str, explicit: Optional[str] = None,
+                         environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
     """The archive to clean up after a base backup: None when the default one is absent (archiving was
     never set up), a ConfigError when a named one is missing (a typo must not skip the clean-up quietly)."""
     archive = resolve_archive_dir(backup_dir, explicit, environ)

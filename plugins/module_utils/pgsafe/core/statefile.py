@@ -5,6 +5,8 @@ under a lock, so a long health run never puts back its older view of a key anoth
 meanwhile (a `pgsafe verify` recording a damaged backup).  Nothing is written when nothing
 changed, so callers can report an honest `changed`.
 """
+from __future__ import annotations
+
 import json
 import os
 
@@ -12,19 +14,23 @@ from .errors import ConfigError
 from .fsutil import ensure_private_dir, write_json_atomic
 from .lock import BackupLock
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 STATE_DIR = ".health"
 _REMOVED = object()
 
 
 class StateFile:
-    def __init__(self, backup_dir, name):
+    def __init__(self, backup_dir: str, name: str) -> None:
         self.backup_dir = backup_dir
         self.directory = os.path.join(backup_dir, STATE_DIR)
         self.path = os.path.join(self.directory, name)
         self.data = self._load()
-        self._changes = {}
+        self._changes: dict[str, Any] = {}
 
-    def _load(self):
+    def _load(self) -> dict[str, Any]:
         try:
             with open(self.path) as fh:
                 loaded = json.load(fh)
@@ -32,19 +38,19 @@ class StateFile:
             return {}
         return loaded if isinstance(loaded, dict) else {}
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 
-    def set(self, key, value):
+    def set(self, key: str, value: Any) -> None:
         self.data[key] = value
         self._changes[key] = value
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         if key in self.data:
             del self.data[key]
             self._changes[key] = _REMOVED
 
-    def _merged(self, current):
+    def _merged(self, current: dict[str, Any]) -> dict[str, Any]:
         merged = dict(current)
         for key, value in self._changes.items():
             if value is _REMOVED:
@@ -53,14 +59,14 @@ class StateFile:
                 merged[key] = value
         return merged
 
-    def pending(self):
+    def pending(self) -> bool:
         """True when save() would write (check mode's prediction)."""
         if not self._changes:
             return False
         current = self._load()
         return self._merged(current) != current
 
-    def save(self):
+    def save(self) -> bool:
         """Apply this run's changes to the file; True when it was written."""
         if not self._changes:
             return False

@@ -8,6 +8,8 @@ pg_controldata) must be of exactly its major version.  Debian and the PGDG RPMs 
 a directory of its own (SEARCH); PGSAFE_PG_BIN names one directory to prefer; programs on PATH
 count too, except Debian's pg_wrapper, which chooses a version by rules of its own.
 """
+from __future__ import annotations
+
 import glob
 import os
 import re
@@ -16,13 +18,20 @@ import subprocess
 
 from .errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+    # (major version, path) of an installed copy of a program; None: its version could not be read.
+    Copy = tuple[Optional[int], str]
+
 SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
 # Tied to one data directory's major version, and in Debian's server package (postgresql-N); every
 # other program used here is a client that reads older versions too (postgresql-client-N).
 EXACT = frozenset(("pg_ctl", "pg_controldata", "initdb", "postgres", "pg_resetwal", "pg_checksums", "pg_rewind"))
 
 
-def search_patterns():
+def search_patterns() -> tuple[str, ...]:
     """Version directories to look in; PGSAFE_PG_SEARCH (os.pathsep-separated globs) replaces the default."""
     env = os.environ.get("PGSAFE_PG_SEARCH")
     if env is not None:
@@ -30,10 +39,10 @@ def search_patterns():
     return SEARCH
 
 
-def installed(program, patterns):
+def installed(program: str, patterns: Iterable[str]) -> list[tuple[int, str]]:
     """[(major, path)] of every executable copy of program in the version directories of patterns,
     the major read from the directory's name (the part the pattern's * matches)."""
-    found = []
+    found: list[tuple[int, str]] = []
     for pattern in patterns:
         matcher = re.compile("^" + re.escape(pattern).replace(r"\*", r"(\d+)") + "$")
         for directory in glob.glob(pattern):
@@ -44,7 +53,8 @@ def installed(program, patterns):
     return found
 
 
-def choose(program, need, available, exact=None, why=None):
+def choose(program: str, need: Optional[int], available: Sequence[Copy], exact: Optional[bool] = None,
+           why: Optional[str] = None) -> str:
     """The path to run from available [(major, path)]: with exact, one of major need; otherwise the
     newest of at least need (any, when need is None).  ConfigError naming the package to install
     when there is none."""
@@ -54,19 +64,25 @@ def choose(program, need, available, exact=None, why=None):
         suitable = list(available)
     elif exact:
         suitable = [item for item in available if item[0] == need]
-    else:
-        suitable = [item for item in available if item[0] >= need]
+    else:  # a copy whose version could not be read is never taken for new enough
+        suitable = [item for item in available if item[0] is not None and item[0] >= need]
     if suitable:
-        return max(suitable)[1]
+        return max(suitable, key=_by_version)[1]
     package = "postgresql-%s" if program in EXACT else "postgresql-client-%s"
     wanted = "%s %s" % (program, need if exact else "%s or newer" % need) if need is not None else program
-    have = ", ".join("%d (%s)" % item for item in sorted(available)) or "none"
+    have = ", ".join("%s (%s)" % ("unknown version" if major is None else major, path)
+                     for major, path in sorted(available, key=_by_version)) or "none"
     raise ConfigError("%s is needed%s; this host has %s: %s" % (
         wanted, " (%s)" % why if why else "", program, have),
         "Install %s" % (package % (need if need is not None else "N")))
 
 
-def find(program, major=None, why=None):
+def _by_version(item: Copy) -> tuple[int, str]:
+    """Sort key of copies: by major version, an unreadable one first; then by path."""
+    return (-1 if item[0] is None else item[0]), item[1]
+
+
+def find(program: str, major: Union[int, str, None] = None, why: Optional[str] = None) -> str:
     """Path of program, major (int or version text, None: any) its minimum major version (exact for
     EXACT programs); why says what needs that version, for the error."""
     need = major if isinstance(major, int) else major_of(major)
@@ -86,7 +102,7 @@ def find(program, major=None, why=None):
     return choose(program, need, available + [(major_of(version_of(on_path)), on_path)], why=why)
 
 
-def version_of(path):
+def version_of(path: str) -> str:
     """'17.12' style version of a PostgreSQL program."""
     out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, check=False).stdout.strip()
@@ -94,13 +110,13 @@ def version_of(path):
     return match.group(1) if match else out
 
 
-def major_of(version):
+def major_of(version: Any) -> Optional[int]:
     """Major version (int) of a version text ('17.12', '18devel', '9.6.24' -> 9), or None."""
     match = re.match(r"\s*(\d+)", str(version or ""))
     return int(match.group(1)) if match else None
 
 
-def major_of_num(version_num):
+def major_of_num(version_num: Any) -> Optional[int]:
     """Major version of a server_version_num (170012 -> 17), or None."""
     try:
         return int(version_num) // 10000
@@ -108,7 +124,7 @@ def major_of_num(version_num):
         return None
 
 
-def needed_to_read_dump(meta):
+def needed_to_read_dump(meta: Mapping[str, Any]) -> tuple[Optional[int], Optional[str]]:
     """(minimum major, why) of pg_restore or psql for a logical backup described by meta: its pg_dump's
     major (a newer pg_dump writes what an older pg_restore cannot read), else its server's."""
     if major_of(meta.get("pg_dump_version")) is not None:

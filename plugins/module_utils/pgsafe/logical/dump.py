@@ -5,27 +5,45 @@ data goes to a hidden temporary name, is fsynced and renamed, the directory is
 fsynced, and only then is the metadata written (the same way).  Metadata is
 what makes a file a backup.
 """
+from __future__ import annotations
+
 import os
 import socket
 import subprocess
 import tempfile
 import threading
 import time
-
-from ..core import compress
+from datetime import datetime
 
 from ..catalog import retention
-
-from ..core import tools
 from ..catalog.entries import FULL_DIR, GLOBALS_DIR, META_SUFFIX
+from ..core import compress, tools
 from ..core.conn import connect, server_version
 from ..core.errors import BackupFailed, ConfigError
-from ..core.fsutil import (ensure_private_dir, fsync_dir, fsync_tree, human_size, publish, remove_quietly,
-                           remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
+from ..core.fsutil import (
+    ensure_private_dir,
+    fsync_dir,
+    fsync_tree,
+    human_size,
+    publish,
+    remove_quietly,
+    remove_stale_temps,
+    temp_path_for,
+    tree_size,
+    write_json_atomic,
+)
 from ..core.lock import LOCK_DIR, BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now, validate_database_name
-from .snapshot import ExportedSnapshot
 from ..core.version import TOOL_NAME, TOOL_VERSION
+from .snapshot import ExportedSnapshot
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
+    from psycopg2.extensions import connection as PgConnection
+
+    from ..core.conn import ConnInfo
 
 FORMATS = ("custom", "plain", "directory")
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
@@ -33,9 +51,10 @@ CUSTOM_MAGIC = b"PGDMP"
 
 
 class FullBackupRequest:
-    def __init__(self, database, backup_dir, conninfo, format="custom", compression="zstd",
-                 compression_level=None, jobs=1, retention_days=30, min_backups=1,
-                 globals=True, row_counts=True, lock_timeout=60, threads=None):
+    def __init__(self, database: str, backup_dir: str, conninfo: ConnInfo, format: str = "custom",
+                 compression: str = "zstd", compression_level: Optional[int] = None, jobs: int = 1,
+                 retention_days: int = 30, min_backups: int = 1, globals: bool = True, row_counts: bool = True,
+                 lock_timeout: float = 60, threads: Optional[int] = None) -> None:
         self.database = validate_database_name(database)
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -59,7 +78,7 @@ class FullBackupRequest:
         self.lock_timeout = float(lock_timeout)
         self.threads = threads
 
-    def extension(self):
+    def extension(self) -> str:
         if self.format == "directory":
             return ".dir"
         if self.format == "custom":
@@ -67,19 +86,19 @@ class FullBackupRequest:
             return ".dump" + (compress.suffix("zstd") if self.compression == "zstd" else "")
         return ".sql" + compress.suffix(self.compression)
 
-    def stream_compression(self):
+    def stream_compression(self) -> str:
         """What our pipeline compresses with (pg_dump itself does gzip for custom/directory)."""
         if self.format == "plain" or self.compression == "zstd":
             return self.compression
         return "none"
 
-    def pg_dump_level(self):
+    def pg_dump_level(self) -> int:
         if self.format in ("custom", "directory") and self.compression == "gzip":
             return self.compression_level
         return 0
 
 
-def _positive_int(value, name, minimum=1):
+def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     try:
         value = int(value)
     except (TypeError, ValueError):
@@ -89,7 +108,7 @@ def _positive_int(value, name, minimum=1):
     return value
 
 
-def plan_names(req, moment):
+def plan_names(req: FullBackupRequest, moment: datetime) -> tuple[str, str, str]:
     """Data and metadata paths for a backup started at moment; never an existing name."""
     directory = os.path.join(req.backup_dir, FULL_DIR)
     base = "%s_full_%s" % (file_slug(req.database), stamp(moment))
@@ -103,7 +122,7 @@ def plan_names(req, moment):
         candidate = "%s_%d" % (base, n)
 
 
-def prepare_dirs(backup_dir):
+def prepare_dirs(backup_dir: str) -> None:
     if not os.path.isdir(backup_dir):
         if os.path.lexists(backup_dir) and not os.path.isdir(backup_dir):
             raise ConfigError("backup_dir %s is not a directory" % backup_dir)
@@ -114,11 +133,13 @@ def prepare_dirs(backup_dir):
         ensure_private_dir(os.path.join(backup_dir, sub))
 
 
-def pg_dump_argv(req, pg_dump, snapshot_id, output=None):
+def pg_dump_argv(req: FullBackupRequest, pg_dump: str, snapshot_id: str, output: Optional[str] = None) -> list[str]:
     argv = [pg_dump, "--no-password", "--format=" + req.format[0], "--snapshot=" + snapshot_id]
     if req.format != "plain":
         argv.append("--compress=%d" % req.pg_dump_level())
     if req.format == "directory":
+        if output is None:
+            raise ValueError("the directory format needs output, the directory to dump into")
         argv += ["--jobs=%d" % req.jobs, "--file=" + output]
     return argv
 
@@ -126,17 +147,17 @@ def pg_dump_argv(req, pg_dump, snapshot_id, output=None):
 class _Watch:
     """Keeps the first and last bytes of the stream to prove the dump is complete."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.head = b""
         self.tail = b""
 
-    def __call__(self, chunk):
+    def __call__(self, chunk: bytes) -> None:
         if len(self.head) < 16:
             self.head += chunk[:16 - len(self.head)]
         self.tail = (self.tail + chunk[-256:])[-256:]
 
 
-def check_dirs(backup_dir):
+def check_dirs(backup_dir: str) -> None:
     """What prepare_dirs would refuse, found without creating or changing anything (check mode):
     the backup directory and the ones the run writes into must be real directories this OS user can
     write, or, where they do not exist yet, creatable."""
@@ -178,7 +199,7 @@ SELECT format('%I.%I', n.nspname, c.relname)
 """
 
 
-def _check_can_dump(req, conn):
+def _check_can_dump(req: FullBackupRequest, conn: PgConnection) -> None:
     """Check mode: what would make the real run fail after connecting, found without running it."""
     # pg_dump (and pg_dumpall for the roles) of at least the server's major version, the compressor.
     why = "the server is PostgreSQL %d.%d" % divmod(conn.server_version, 10000)
@@ -199,7 +220,8 @@ def _check_can_dump(req, conn):
                 "Grant it SELECT (for instance the pg_read_all_data role) or log in as the database's owner")
 
 
-def run_full_backup(req, log=lambda msg: None, check_mode=False):
+def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda msg: None,
+                    check_mode: bool = False) -> dict[str, Any]:
     if check_mode:
         check_dirs(req.backup_dir)
     else:
@@ -232,7 +254,7 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
             if globals_job:
                 globals_job.discard()
             raise
-        warnings = []
+        warnings: list[str] = []
         if globals_job:
             try:
                 meta["globals_file"] = globals_job.result()
@@ -255,7 +277,8 @@ def run_full_backup(req, log=lambda msg: None, check_mode=False):
     }
 
 
-def _dump(req, backup_id, data_path, moment, log):
+def _dump(req: FullBackupRequest, backup_id: str, data_path: str, moment: datetime,
+          log: Callable[[str], None]) -> dict[str, Any]:
     started = time.monotonic()
     snap = ExportedSnapshot(req.conninfo, req.database)
     try:
@@ -285,7 +308,7 @@ def _dump(req, backup_id, data_path, moment, log):
         snap.close()
     finished = utc_now()
     duration = round(time.monotonic() - started, 3)
-    meta = {
+    meta: dict[str, Any] = {
         "kind": "full",
         "backup_id": backup_id,
         "backup_file": os.path.basename(data_path),
@@ -321,23 +344,25 @@ def _dump(req, backup_id, data_path, moment, log):
     return meta
 
 
-def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
+def _dump_stream(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str,
+                 env: dict[str, str]) -> tuple[str, int]:
     argv = pg_dump_argv(req, pg_dump, snapshot_id)
     # A custom archive is checked by its header after the fact, so pg_dump can feed the compressor
     # directly; a plain dump's completion line is only seen by watching the stream go by.
     watch = _Watch() if req.format == "plain" else None
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
-        compress.widen_pipe(proc.stdout.fileno())
+        compress.widen_pipe(compress.piped(proc.stdout).fileno())
         try:
-            checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, req.stream_compression(),
-                                                     req.compression_level, req.threads, observe=watch)
+            checksum, size = compress.stream_to_file(compress.piped(proc.stdout).fileno(), tmp,
+                                                     req.stream_compression(), req.compression_level, req.threads,
+                                                     observe=watch)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
         finally:
-            proc.stdout.close()
+            compress.piped(proc.stdout).close()
         rc = proc.wait()
         errf.seek(0)
         err = errf.read().decode("utf-8", "replace").strip()
@@ -346,12 +371,13 @@ def _dump_stream(req, pg_dump, snapshot_id, tmp, env):
     # pg_dump has been seen to exit 0 after losing its connection: check the archive itself.
     if req.format == "custom" and not compress.read_head(tmp, req.stream_compression()).startswith(CUSTOM_MAGIC):
         raise BackupFailed("pg_dump produced no custom-format archive for %r: %s" % (req.database, err))
-    if req.format == "plain" and PLAIN_TRAILER not in watch.tail:
+    if watch is not None and PLAIN_TRAILER not in watch.tail:  # watched: the plain format
         raise BackupFailed("pg_dump output for %r ended before its completion line: %s" % (req.database, err))
     return checksum, size
 
 
-def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
+def _dump_directory(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str,
+                    env: dict[str, str]) -> tuple[str, int]:
     argv = pg_dump_argv(req, pg_dump, snapshot_id, output=tmp)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     err = proc.stderr.decode("utf-8", "replace").strip()
@@ -360,7 +386,7 @@ def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
     if not os.path.isfile(os.path.join(tmp, "toc.dat")):
         raise BackupFailed("pg_dump wrote no toc.dat for %r: %s" % (req.database, err))
     os.chmod(tmp, 0o700)
-    for root, dirs, files in os.walk(tmp):
+    for root, _dirs, files in os.walk(tmp):
         for name in files:
             os.chmod(os.path.join(root, name), 0o600)
     from ..catalog.entries import directory_checksum
@@ -370,19 +396,21 @@ def _dump_directory(req, pg_dump, snapshot_id, tmp, env):
 class _GlobalsJob:
     """_dump_globals in a thread; a failed dump takes its globals files with it."""
 
-    def __init__(self, req, backup_id, server, log):
+    def __init__(self, req: FullBackupRequest, backup_id: str, server: tuple[str, int],
+                 log: Callable[[str], None]) -> None:
         self.req, self.backup_id, self.server = req, backup_id, server
-        self._value = self._error = None
+        self._value: Optional[str] = None
+        self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, args=(log,), daemon=True)
         self._thread.start()
 
-    def _run(self, log):
+    def _run(self, log: Callable[[str], None]) -> None:
         try:
             self._value = _dump_globals(self.req, self.backup_id, self.server, log)
         except BaseException as exc:  # handed to result()
             self._error = exc
 
-    def result(self):
+    def result(self) -> Optional[str]:
         self._thread.join()
         if self._error is not None:
             if isinstance(self._error, BackupFailed):
@@ -390,14 +418,14 @@ class _GlobalsJob:
             raise BackupFailed("saving roles and tablespaces failed: %s" % self._error)
         return self._value
 
-    def discard(self):
+    def discard(self) -> None:
         self._thread.join()
         base = os.path.join(self.req.backup_dir, GLOBALS_DIR, "%s_globals" % self.backup_id)
         for path in (base + ".sql.gz", base + META_SUFFIX):
             remove_quietly(path)
 
 
-def _dump_globals(req, backup_id, server, log):
+def _dump_globals(req: FullBackupRequest, backup_id: str, server: tuple[str, int], log: Callable[[str], None]) -> str:
     """Roles and tablespaces, gzip-compressed beside the backup; returns the path relative to backup_dir.
     server: (version text, version_num) of the server."""
     directory = os.path.join(req.backup_dir, GLOBALS_DIR)
@@ -414,9 +442,9 @@ def _dump_globals(req, backup_id, server, log):
         with tempfile.TemporaryFile() as errf:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
             try:
-                checksum, size = compress.stream_to_file(proc.stdout.fileno(), tmp, "gzip", 6)
+                checksum, size = compress.stream_to_file(compress.piped(proc.stdout).fileno(), tmp, "gzip", 6)
             finally:
-                proc.stdout.close()
+                compress.piped(proc.stdout).close()
             rc = proc.wait()
             errf.seek(0)
             last_err = errf.read().decode("utf-8", "replace").strip()

@@ -5,6 +5,8 @@ validated against the row counts captured at backup time, and only then
 swapped in under the target's name.  A failure at any step leaves the target
 exactly as it was.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import secrets
@@ -13,14 +15,24 @@ import tempfile
 import time
 
 from ..catalog import entries as catalog
-
-from ..core import compress
-
-from ..core import tools
+from ..core import compress, tools
 from ..core.conn import connect, database_exists
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator, Optional
+
+    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import cursor as PgCursor
+
+    from ..catalog.entries import Entry
+    from ..core.conn import ConnInfo
+
+    # {(schema, table): exact row count, or None when the table is missing}
+    Counts = dict[tuple[str, str], Optional[int]]
 
 SCRATCH_PREFIX = "pgsafe_restore_"
 
@@ -28,11 +40,11 @@ SCRATCH_PREFIX = "pgsafe_restore_"
 class Steps:
     """Seconds spent in each step of a restore: where an RTO goes, reported with every restore."""
 
-    def __init__(self):
-        self.seconds = {}
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def timed(self, name):
+    def timed(self, name: str) -> Iterator[None]:
         started = time.monotonic()
         try:
             yield
@@ -41,9 +53,10 @@ class Steps:
 
 
 class RestoreRequest:
-    def __init__(self, target_db, backup_dir, conninfo, backup=None, latest=False, database=None,
-                 overwrite=False, jobs=1, verify_checksum=True, no_owner=False,
-                 maintenance_db="postgres", lock_timeout=60, confirm=None):
+    def __init__(self, target_db: str, backup_dir: str, conninfo: ConnInfo, backup: Optional[str] = None,
+                 latest: bool = False, database: Optional[str] = None, overwrite: bool = False, jobs: int = 1,
+                 verify_checksum: bool = True, no_owner: bool = False, maintenance_db: str = "postgres",
+                 lock_timeout: float = 60, confirm: Optional[Callable[[str, Entry], bool]] = None) -> None:
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -72,14 +85,14 @@ class RestoreRequest:
         self.confirm = confirm
 
 
-def only_database(backup_dir):
+def only_database(backup_dir: str) -> str:
     """latest without a database: fine when the catalog holds backups of one database only.
 
     Guessing from the target's name (shop_restored -> shop) would restore the wrong database
     the day someone names a target differently; asking is the only safe default.
     """
     entries, _problems = catalog.list_full(backup_dir)
-    names = sorted({e.database for e in entries})
+    names = sorted({e.database for e in entries if e.database is not None})
     if len(names) == 1:
         return names[0]
     raise ConfigError("latest needs the database whose newest backup to restore: the catalog %s holds %s" % (
@@ -87,11 +100,12 @@ def only_database(backup_dir):
         "Name it (module: database, CLI: --database, playbook: -e database=NAME)")
 
 
-def find_backup(req):
+def find_backup(req: RestoreRequest) -> Entry:
     return catalog.choose_backup(req.backup_dir, None if req.latest else req.backup, req.database)
 
 
-def run_restore(req, log=lambda msg: None, check_mode=False):
+def run_restore(req: RestoreRequest, log: Callable[[str], None] = lambda msg: None,
+                check_mode: bool = False) -> dict[str, Any]:
     entry = find_backup(req)
     # Before anything is read or created: a host whose pg_restore is older than the dump's pg_dump says so.
     loader = loader_program(entry.meta)
@@ -118,7 +132,8 @@ def run_restore(req, log=lambda msg: None, check_mode=False):
         admin.close()
 
 
-def _restore_locked(req, entry, admin, exists, log, steps, loader):
+def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exists: bool,
+                    log: Callable[[str], None], steps: Steps, loader: str) -> dict[str, Any]:
     from psycopg2 import sql
     started = time.monotonic()
     scratch = SCRATCH_PREFIX + secrets.token_hex(6)
@@ -154,13 +169,13 @@ def _restore_locked(req, entry, admin, exists, log, steps, loader):
     }
 
 
-def loader_program(meta):
+def loader_program(meta: dict[str, Any]) -> str:
     """psql for a plain dump, pg_restore otherwise, at least as new as the pg_dump that wrote it."""
     program = "psql" if meta.get("format", "custom") == "plain" else "pg_restore"
     return tools.find(program, *tools.needed_to_read_dump(meta))
 
 
-def _load(req, entry, scratch, loader, steps):
+def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
     env = req.conninfo.child_env()
@@ -175,7 +190,8 @@ def _load(req, entry, scratch, loader, steps):
     argv = [loader, "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
         argv += ["--no-owner", "--no-privileges"]
-    if fmt == "directory" or stream_codec == "none":
+    unpack = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed
+    if unpack is None:
         if req.jobs > 1:
             argv.append("--jobs=%d" % req.jobs)
         with steps.timed("load"):
@@ -187,7 +203,7 @@ def _load(req, entry, scratch, loader, steps):
             plain = os.path.join(tmpd, "archive.dump")
             # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
             with steps.timed("decompress"), open(plain, "xb") as out:
-                proc = subprocess.run(compress.decompressor_argv(stream_codec) + [entry.data_path], stdout=out,
+                proc = subprocess.run(unpack + [entry.data_path], stdout=out,
                                       stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0:
                 raise VerificationFailed("decompressing %s failed: %s" % (
@@ -199,14 +215,14 @@ def _load(req, entry, scratch, loader, steps):
         _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
 
 
-def _run(argv, env, what):
+def _run(argv: list[str], env: dict[str, str], what: str) -> None:
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     if proc.returncode != 0:
         raise PgsafeError("%s failed with exit code %d: %s" % (
             what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
 
 
-def _run_fed(argv, path, codec, env, what):
+def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: str) -> None:
     """Run argv with the decompressed backup on stdin; every stage's exit status is checked."""
     decomp = compress.open_decompressed(path, codec)
     if decomp is None:
@@ -214,10 +230,11 @@ def _run_fed(argv, path, codec, env, what):
             proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
         d_rc, d_err = 0, b""
     else:
-        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        decomp.stdout.close()
+        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                              check=False)
+        compress.piped(decomp.stdout).close()
         d_rc = decomp.wait()
-        d_err = decomp.stderr.read()
+        d_err = compress.piped(decomp.stderr).read()
     if d_rc != 0:
         raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
     if proc.returncode != 0:
@@ -225,15 +242,16 @@ def _run_fed(argv, path, codec, env, what):
             what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
 
 
-def validate(conninfo, dbname, meta, jobs=1):
+def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1) -> dict[str, Any]:
     """Compare each table's exact row count with the count captured in the backup's snapshot.
 
     With jobs > 1 the tables are counted on that many connections at once (largest first), as
     pg_restore --jobs loaded them: counting is a full scan of every table."""
     expected = meta.get("row_counts")
-    result = {"passed": True, "tables": [], "mismatches": [], "checked": 0}
+    result: dict[str, Any] = {"passed": True, "tables": [], "mismatches": [], "checked": 0}
     if expected is None:
-        result["note"] = "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
+        result["note"] = ("the backup recorded no row counts (row_counts: false); "
+                          "only the restore's exit status was checked")
         return result
     actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs)
     for item in expected:
@@ -260,9 +278,10 @@ def validate(conninfo, dbname, meta, jobs=1):
     return result
 
 
-def _count_rows(conninfo, dbname, tables, jobs):
+def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], jobs: int) -> Counts:
     """{(schema, table): exact row count, or None when the table is missing}."""
     from concurrent.futures import ThreadPoolExecutor
+
     from psycopg2 import sql
     conn = connect(conninfo, dbname)
     try:
@@ -276,8 +295,8 @@ def _count_rows(conninfo, dbname, tables, jobs):
     ordered = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
     workers = max(1, min(jobs, len(ordered)))
 
-    def count(share):
-        found = {}
+    def count(share: list[tuple[str, str]]) -> Counts:
+        found: Counts = {}
         conn = connect(conninfo, dbname)
         try:
             with conn.cursor() as cur:
@@ -290,14 +309,15 @@ def _count_rows(conninfo, dbname, tables, jobs):
         finally:
             conn.close()
         return found
-    counts = {}
+    counts: Counts = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for found in pool.map(count, [ordered[i::workers] for i in range(workers)]):
             counts.update(found)
     return counts
 
 
-def _swap(admin, scratch, target, exists, owner, log):
+def _swap(admin: PgConnection, scratch: str, target: str, exists: bool, owner: Optional[str],
+          log: Callable[[str], None]) -> None:
     from psycopg2 import sql
     with admin.cursor() as cur:
         if exists:
@@ -312,20 +332,23 @@ def _swap(admin, scratch, target, exists, owner, log):
                 cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                     sql.Identifier(scratch), sql.Identifier(target)))
             except Exception:
-                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(target)))
+                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(old), sql.Identifier(target)))
                 cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
                 raise
             cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(old)))
             log("replaced the existing database %s" % target)
         else:
-            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target)))
+            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(scratch), sql.Identifier(target)))
         if owner:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
             if cur.fetchone():
-                cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(target), sql.Identifier(owner)))
+                cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(target), sql.Identifier(owner)))
 
 
-def _wait_no_sessions(cur, dbname, timeout=10.0):
+def _wait_no_sessions(cur: PgCursor, dbname: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
@@ -334,7 +357,7 @@ def _wait_no_sessions(cur, dbname, timeout=10.0):
         time.sleep(0.1)
 
 
-def drop_quietly(admin, name):
+def drop_quietly(admin: PgConnection, name: str) -> None:
     from psycopg2 import sql
     try:
         with admin.cursor() as cur:

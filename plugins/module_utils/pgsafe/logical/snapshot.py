@@ -4,10 +4,23 @@ The counts are taken in the very transaction whose snapshot pg_dump imports,
 so a restore can be checked table by table against numbers that describe the
 dump exactly.
 """
+from __future__ import annotations
+
 import threading
 
 from ..core.conn import connect
 from ..core.errors import BackupFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+    from psycopg2.extensions import cursor as PgCursor
+
+    from ..core.conn import ConnInfo
+
+    # ([{"schema", "table", "rows"}, ...], number of large objects): what the metadata records.
+    RowCounts = tuple[list[dict[str, Any]], int]
 
 TABLES_SQL = """
 SELECT n.nspname, c.relname
@@ -31,12 +44,12 @@ SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, pg_get_userbyi
 """
 
 
-def count_rows(cur):
+def count_rows(cur: PgCursor) -> RowCounts:
     """Exact counts of every user table visible to cur's transaction."""
     from psycopg2 import sql
     cur.execute(TABLES_SQL)
     tables = cur.fetchall()
-    counts = []
+    counts: list[dict[str, Any]] = []
     for schema, table in tables:
         cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
         counts.append({"schema": schema, "table": table, "rows": cur.fetchone()[0]})
@@ -48,7 +61,7 @@ def count_rows(cur):
 class ExportedSnapshot:
     """Holds a REPEATABLE READ transaction open while pg_dump works from its snapshot."""
 
-    def __init__(self, conninfo, database):
+    def __init__(self, conninfo: ConnInfo, database: str) -> None:
         self.conn = connect(conninfo, database, autocommit=False)
         self.conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         self.cur = self.conn.cursor()
@@ -61,12 +74,12 @@ class ExportedSnapshot:
             "database_owner": row[3], "server_version": row[4], "server_version_num": row[5],
             "database_size_bytes": row[6],
         }
-        self._thread = None
-        self._result = None
-        self._error = None
+        self._thread: Optional[threading.Thread] = None
+        self._result: Optional[RowCounts] = None
+        self._error: Optional[Exception] = None
 
-    def start_counting(self):
-        def work():
+    def start_counting(self) -> None:
+        def work() -> None:
             try:
                 self._result = count_rows(self.cur)
             except Exception as exc:  # reported by wait_counts
@@ -74,13 +87,16 @@ class ExportedSnapshot:
         self._thread = threading.Thread(target=work, daemon=True)
         self._thread.start()
 
-    def wait_counts(self):
-        self._thread.join()
+    def wait_counts(self) -> RowCounts:
+        if self._thread is not None:
+            self._thread.join()
         if self._error is not None:
             raise BackupFailed("counting rows in the backup snapshot failed: %s" % self._error)
+        if self._result is None:  # never started, or its thread ended by something not an Exception
+            raise BackupFailed("counting rows in the backup snapshot did not finish")
         return self._result
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.conn.rollback()
         except Exception:

@@ -5,22 +5,35 @@ config files say), not only from pg_settings (what the server runs with):
 after ALTER SYSTEM of a restart-only setting the two differ until a restart,
 and comparing against the running value would report a change forever.
 """
+from __future__ import annotations
+
 import os
 import shlex
 import time
 
-from . import preflight
 from ..core import tools
 from ..core.conn import connect
 from ..core.errors import ConfigError
 from ..core.fsutil import replace_bytes_atomic
 from ..core.options import DEFAULT_PGSAFE_COMMAND
+from . import preflight
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping, Optional, Union
+
+    from psycopg2.extensions import cursor as PgCursor
+
+    from ..core.conn import ConnInfo
+
+    # {setting: {'running', 'configured', 'pending_restart', 'context', 'sourcefile'}}
+    State = dict[str, dict[str, Any]]
 
 WAL_LEVEL_RANK = {"minimal": 0, "replica": 1, "logical": 2}
 RESTART_SETTINGS = ("wal_level", "archive_mode")
 
 
-def default_archive_command(pgsafe_command, archive_dir, compression="none"):
+def default_archive_command(pgsafe_command: str, archive_dir: str, compression: Optional[str] = "none") -> str:
     argv = [pgsafe_command, "archive-wal", "--archive-dir", archive_dir]
     if compression and compression != "none":
         argv += ["--compress", compression]
@@ -28,13 +41,14 @@ def default_archive_command(pgsafe_command, archive_dir, compression="none"):
     return " ".join(shlex.quote(a) for a in argv) + " %p %f"
 
 
-def default_restore_command(pgsafe_command, archive_dir):
+def default_restore_command(pgsafe_command: str, archive_dir: str) -> str:
     argv = [pgsafe_command, "restore-wal", "--archive-dir", archive_dir]
     return " ".join(shlex.quote(a) for a in argv) + " %f %p"
 
 
-def desired_settings(current_wal_level, wal_level="replica", archive_mode="on", archive_command=None,
-                     archive_timeout=None):
+def desired_settings(current_wal_level: str, wal_level: str = "replica", archive_mode: str = "on",
+                     archive_command: Optional[str] = None,
+                     archive_timeout: Union[int, str, None] = None) -> dict[str, str]:
     if wal_level not in ("replica", "logical"):
         raise ConfigError("wal_level must be replica or logical, got %r" % (wal_level,))
     if archive_mode not in ("on", "always"):
@@ -56,7 +70,7 @@ def desired_settings(current_wal_level, wal_level="replica", archive_mode="on", 
     return out
 
 
-def _normalise(name, value):
+def _normalise(name: str, value: Any) -> Optional[str]:
     if value is None:
         return None
     value = str(value)
@@ -69,7 +83,7 @@ def _normalise(name, value):
     return value
 
 
-def read_state(cur, names):
+def read_state(cur: PgCursor, names: Iterable[str]) -> State:
     """{name: {'running', 'configured', 'pending_restart', 'context', 'sourcefile'}}."""
     cur.execute("SELECT name, setting, pending_restart, context FROM pg_settings WHERE name = ANY(%s)", (list(names),))
     state = {row[0]: {"running": row[1], "pending_restart": row[2], "context": row[3], "configured": None,
@@ -83,23 +97,25 @@ def read_state(cur, names):
     return state
 
 
-def effective(entry, name):
+def effective(entry: Mapping[str, Any], name: str) -> Optional[str]:
     return _normalise(name, entry["configured"] if entry["configured"] is not None else entry["running"])
 
 
-def plan_changes(state, desired):
+def plan_changes(state: State, desired: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in desired.items() if effective(state[name], name) != _normalise(name, value)}
 
 
-def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive_command=None, archive_timeout=None,
-          method="alter_system", conf_file=None, check_mode=False, pgsafe_command=DEFAULT_PGSAFE_COMMAND,
-          compression="none", os_user=None, preflight_only=False, archive_dir_pending=False):
+def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", archive_mode: str = "on",
+          archive_command: Optional[str] = None, archive_timeout: Union[int, str, None] = None,
+          method: str = "alter_system", conf_file: Optional[str] = None, check_mode: bool = False,
+          pgsafe_command: str = DEFAULT_PGSAFE_COMMAND, compression: str = "none", os_user: Optional[str] = None,
+          preflight_only: bool = False, archive_dir_pending: bool = False) -> dict[str, Any]:
     """archive_command defaults to pgsafe_command archive-wal into archive_dir.  Whatever it is, the
     preflight proves the server's OS user can run it and write archive_dir before anything is written,
     in check mode too; archive_dir_pending (honoured only when nothing is written) lets a caller that
     creates archive_dir next have it checked as far as it can be."""
     built = not archive_command
-    if built:
+    if not archive_command:
         archive_command = default_archive_command(pgsafe_command, archive_dir, compression)
     conn = connect(conninfo, "postgres")
     try:
@@ -125,7 +141,7 @@ def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive
             if method == "conf_file":
                 conf_path = conf_file or _default_conf_file(cur)
             if changes and not check_mode:
-                if method == "alter_system":
+                if conf_path is None:  # method alter_system
                     from psycopg2 import sql
                     for name, value in changes.items():
                         cur.execute(sql.SQL("ALTER SYSTEM SET {} = %s").format(sql.Identifier(name)), (value,))
@@ -134,7 +150,7 @@ def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive
                     _write_conf_file(conf_path, desired)
                 cur.execute("SELECT pg_reload_conf()")
                 after = _wait_reloaded(cur, names, desired)
-                if method == "conf_file":
+                if conf_path is not None:  # method conf_file
                     try:
                         _check_file_is_read(after, desired, conf_path)
                     except ConfigError:
@@ -151,7 +167,7 @@ def apply(conninfo, archive_dir, wal_level="replica", archive_mode="on", archive
             "preflight": checked, "server": server}
 
 
-def server_facts(cur):
+def server_facts(cur: PgCursor) -> dict[str, Any]:
     """What a caller needs to restart this server itself: its major version, data directory and pg_ctl."""
     cur.execute("SELECT current_setting('server_version_num')::int")
     version_num = cur.fetchone()[0]
@@ -173,18 +189,19 @@ def server_facts(cur):
     return {"version_num": version_num, "major": major, "data_directory": data_directory, "pg_ctl": pg_ctl}
 
 
-def _restart_required(state, desired, check_mode, changes):
+def _restart_required(state: State, desired: Mapping[str, str], check_mode: bool, changes: Mapping[str, str]) -> bool:
     for name in RESTART_SETTINGS:
         if name not in desired:
             continue
         if check_mode and name in changes:
             return True
-        if state[name]["pending_restart"] or _normalise(name, state[name]["running"]) != _normalise(name, desired[name]):
+        if state[name]["pending_restart"] or \
+                _normalise(name, state[name]["running"]) != _normalise(name, desired[name]):
             return True
     return False
 
 
-def _wait_reloaded(cur, names, desired, timeout=10.0):
+def _wait_reloaded(cur: PgCursor, names: Iterable[str], desired: Mapping[str, str], timeout: float = 10.0) -> State:
     """pg_reload_conf() only signals; wait until this backend sees the new files."""
     deadline = time.monotonic() + timeout
     while True:
@@ -194,18 +211,18 @@ def _wait_reloaded(cur, names, desired, timeout=10.0):
         time.sleep(0.1)
 
 
-def _default_conf_file(cur):
+def _default_conf_file(cur: PgCursor) -> str:
     cur.execute("SHOW config_file")
     return os.path.join(os.path.dirname(cur.fetchone()[0]), "conf.d", "pgsafe.conf")
 
 
-def _quote(value):
+def _quote(value: object) -> str:
     """A quoted configuration-file string: the file's parser reads backslash escapes, so backslashes are
     doubled as well as quotes (as ALTER SYSTEM does); otherwise 'a\\n' would arrive as a line break."""
     return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "''")
 
 
-def _write_conf_file(path, desired):
+def _write_conf_file(path: str, desired: Mapping[str, str]) -> None:
     lines = ["# Written by pgsafe.backup (pg_wal_archive_config); changes here are overwritten.\n"]
     lines += ["%s = %s\n" % (name, _quote(value)) for name, value in sorted(desired.items())]
     directory = os.path.dirname(path)
@@ -216,7 +233,7 @@ def _write_conf_file(path, desired):
     os.chmod(path, 0o644)
 
 
-def _read_bytes(path):
+def _read_bytes(path: str) -> Optional[bytes]:
     try:
         with open(path, "rb") as fh:
             return fh.read()
@@ -224,14 +241,14 @@ def _read_bytes(path):
         return None
 
 
-def _restore_file(path, previous):
+def _restore_file(path: str, previous: Optional[bytes]) -> None:
     if previous is None:
         os.unlink(path)
     else:
         replace_bytes_atomic(path, previous)
 
 
-def _check_file_is_read(state, desired, path):
+def _check_file_is_read(state: State, desired: Mapping[str, str], path: str) -> None:
     if not any(state[n]["sourcefile"] == path for n in desired):
         raise ConfigError("the server does not read %s" % path,
                           "Add include_dir = '%s' (or include '%s') to postgresql.conf" % (os.path.dirname(path), path))

@@ -5,6 +5,8 @@ backup lands we extract it into a hidden scratch directory beside it, run
 pg_verifybackup there (WAL included), and remove the scratch copy.  Only a
 verified backup gets metadata; without metadata it is not in the catalog.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -13,35 +15,52 @@ import socket
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 
 from ..catalog import entries as catalog
-
-from ..core import compress
-
 from ..catalog import retention
-
-from ..core import tools
-
-from . import walcleanup
 from ..catalog.entries import META_SUFFIX
+from ..core import compress, tools
 from ..core.conn import connect
-from ..core.errors import BackupFailed, ConfigError, VerificationFailed
-from ..core.fsutil import (ensure_private_dir, fsync_tree, human_size, is_within, publish, remove_quietly,
-                           remove_stale_temps, temp_path_for, tree_size, write_json_atomic)
+from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
+from ..core.fsutil import (
+    ensure_private_dir,
+    fsync_tree,
+    human_size,
+    is_within,
+    publish,
+    remove_quietly,
+    remove_stale_temps,
+    temp_path_for,
+    tree_size,
+    write_json_atomic,
+)
 from ..core.lock import BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
-from .tarfollow import TarFollower
 from ..core.version import TOOL_NAME, TOOL_VERSION
+from . import walcleanup
+from .tarfollow import TarFollower
 from .walnames import segment_of_lsn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Optional
+
+    from psycopg2.extensions import cursor as PgCursor
+
+    from ..catalog.entries import Entry, Problem
+    from ..core.conn import ConnInfo
 
 BASE_DIR = "base"
 COMPRESSIONS = ("zstd", "gzip", "none")
 
 
 class BaseBackupRequest:
-    def __init__(self, backup_dir, conninfo, compression="zstd", compression_level=None, checkpoint="fast",
-                 verify=True, retention_days=7, min_backups=1, archive_dir=None, wal_cleanup=True,
-                 label=None, lock_timeout=60, server_side=True, jobs=None):
+    def __init__(self, backup_dir: str, conninfo: ConnInfo, compression: str = "zstd",
+                 compression_level: Optional[int] = None, checkpoint: str = "fast", verify: bool = True,
+                 retention_days: int = 7, min_backups: int = 1, archive_dir: Optional[str] = None,
+                 wal_cleanup: bool = True, label: Optional[str] = None, lock_timeout: float = 60,
+                 server_side: bool = True, jobs: Optional[int] = None) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
         self.backup_dir = os.path.normpath(backup_dir)
@@ -69,15 +88,15 @@ class BaseBackupRequest:
             raise ConfigError("jobs must be a whole number of at least 1, got %r" % (jobs,))
 
 
-def base_dir(backup_dir):
+def base_dir(backup_dir: str) -> str:
     return os.path.join(backup_dir, BASE_DIR)
 
 
-def list_base(backup_dir):
+def list_base(backup_dir: str) -> tuple[list[Entry], list[Problem]]:
     return catalog.scan(base_dir(backup_dir))
 
 
-def _cluster_label(cur, conninfo):
+def _cluster_label(cur: PgCursor, conninfo: ConnInfo) -> str:
     cur.execute("SHOW cluster_name")
     name = cur.fetchone()[0]
     if name:
@@ -86,7 +105,7 @@ def _cluster_label(cur, conninfo):
     return "port%s" % cur.fetchone()[0]
 
 
-def _server_facts(conninfo):
+def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
     conn = connect(conninfo, "postgres")
     try:
         with conn.cursor() as cur:
@@ -94,7 +113,8 @@ def _server_facts(conninfo):
             cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
                         "(SELECT system_identifier FROM pg_control_system())::text, "
                         "current_setting('wal_segment_size'), "
-                        "(SELECT sum(pg_database_size(oid)) FROM pg_database WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
+                        "(SELECT sum(pg_database_size(oid)) FROM pg_database "
+                        "WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
                         "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
                         " WHERE spcname NOT IN ('pg_default', 'pg_global'))")
             version, version_num, sysid, segsize, cluster_bytes, tablespaces = cur.fetchone()
@@ -110,7 +130,7 @@ def _server_facts(conninfo):
             "system_identifier": sysid, "wal_segment_size": _bytes(segsize), "cluster_bytes": int(cluster_bytes or 0)}
 
 
-def _bytes(text):
+def _bytes(text: Any) -> int:
     text = str(text).strip()
     for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if text.endswith(unit):
@@ -118,7 +138,7 @@ def _bytes(text):
     return int(text)
 
 
-def _compress_arg(req, version_num):
+def _compress_arg(req: BaseBackupRequest, version_num: int) -> list[str]:
     if req.compression == "none":
         return []
     where = "server" if req.server_side and version_num >= 150000 else "client"
@@ -129,7 +149,8 @@ def _compress_arg(req, version_num):
     return ["--compress=%s-%s:%s" % (where, req.compression, spec)]
 
 
-def run_base_backup(req, log=lambda msg: None, check_mode=False):
+def run_base_backup(req: BaseBackupRequest, log: Callable[[str], None] = lambda msg: None,
+                    check_mode: bool = False) -> dict[str, Any]:
     facts = _server_facts(req.conninfo)
     directory = base_dir(req.backup_dir)
     moment = utc_now()
@@ -153,23 +174,26 @@ def run_base_backup(req, log=lambda msg: None, check_mode=False):
         backup_id = os.path.basename(final)
         meta = _take(req, facts, backup_id, final, moment, log)
         write_json_atomic(final + META_SUFFIX, meta)
-        log("base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"]))
+        log("base backup %s complete: %s, %s..%s" % (
+            backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"]))
         entries, _problems = list_base(req.backup_dir)
         entries = [e for e in entries if e.meta.get("database") == facts["label"]]
         plan = retention.choose(entries, utc_now(), req.retention_days, req.min_backups)
         removed = _remove_base(plan.remove, directory, log)
-        wal_removed = []
+        wal_removed: list[str] = []
         if req.archive_dir and req.wal_cleanup:
             wal_removed = walcleanup.cleanup(req.archive_dir, plan.keep, log=log)
     return {"backup_id": backup_id, "backup_path": final, "metadata_file": final + META_SUFFIX,
             "metadata": meta, "removed": removed, "wal_removed": wal_removed}
 
 
-def _take(req, facts, backup_id, final, moment, log):
+def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: str, moment: datetime,
+          log: Callable[[str], None]) -> dict[str, Any]:
     tmp = temp_path_for(final)
     os.mkdir(tmp, 0o700)
     started = time.monotonic()
-    scratch = follower = None
+    scratch: Optional[str] = None
+    follower: Optional[TarFollower] = None
     try:
         major = tools.major_of_num(facts["server_version_num"])
         why = "the server is PostgreSQL %s" % facts["server_version"]
@@ -194,15 +218,16 @@ def _take(req, facts, backup_id, final, moment, log):
             raise BackupFailed("pg_basebackup wrote no backup_manifest")
         with open(manifest_path) as fh:
             manifest = json.load(fh)
-        for root, dirs, files in os.walk(tmp):
+        for root, _dirs, files in os.walk(tmp):
             for name in files:
                 os.chmod(os.path.join(root, name), 0o600)
-        known = {}
-        if follower is not None:
+        known: dict[str, str] = {}
+        if follower is not None and scratch is not None and pg_verifybackup is not None:  # all with verify
             follower.finish()
             _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True)
-            if os.path.getsize(follower.path) == follower.size:
-                known[os.path.basename(follower.path)] = follower.sha256
+            path, sha256 = follower.path, follower.sha256  # both set once finish() returns
+            if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
+                known[os.path.basename(path)] = sha256
         fsync_tree(tmp)
         publish(tmp, final)
     except BaseException:
@@ -237,7 +262,7 @@ def _take(req, facts, backup_id, final, moment, log):
     }
 
 
-def _run_pg_basebackup(argv, env):
+def _run_pg_basebackup(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run pg_basebackup in a process group of its own and return (exit code, stderr text).
 
     pg_basebackup forks a child that streams WAL.  If the parent dies (killed, OOM), that child goes on
@@ -254,7 +279,7 @@ def _run_pg_basebackup(argv, env):
         return rc, errf.read().decode("utf-8", "replace").strip()
 
 
-def _kill_group(proc):
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL what is left of proc's process group; wait (a few seconds at most) until it is gone."""
     for _attempt in range(50):
         try:
@@ -266,7 +291,7 @@ def _kill_group(proc):
         time.sleep(0.1)
 
 
-def tar_members(backup_path):
+def tar_members(backup_path: str) -> tuple[str, Optional[str]]:
     """(archive path, member kind) of the tar files of a base backup: base first, then pg_wal."""
     names = sorted(os.listdir(backup_path))
     base = [n for n in names if n.startswith("base.tar")]
@@ -276,7 +301,7 @@ def tar_members(backup_path):
     return os.path.join(backup_path, base[0]), (os.path.join(backup_path, wal[0]) if wal else None)
 
 
-def extract(backup_path, dest, base=True):
+def extract(backup_path: str, dest: str, base: bool = True) -> None:
     """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal; with
     base=False only the WAL (base.tar is already there)."""
     base_tar, wal_tar = tar_members(backup_path)
@@ -288,31 +313,33 @@ def extract(backup_path, dest, base=True):
         _untar(wal_tar, wal_dir)
 
 
-def _untar(archive, dest):
+def _untar(archive: str, dest: str) -> None:
     codec = compress.compression_of_name(archive)
     tar = ["tar", "-x", "-C", dest, "-f", "-"]
-    if codec == "none":
+    dec = compress.open_decompressed(archive, codec)  # None: not compressed
+    if dec is None:
         with open(archive, "rb") as fh:
             proc = subprocess.run(tar, stdin=fh, stderr=subprocess.PIPE, check=False)
         derr, drc = b"", 0
     else:
-        dec = compress.open_decompressed(archive, codec)
         proc = subprocess.run(tar, stdin=dec.stdout, stderr=subprocess.PIPE, check=False)
-        dec.stdout.close()
+        compress.piped(dec.stdout).close()
         drc = dec.wait()
-        derr = dec.stderr.read()
+        derr = compress.piped(dec.stderr).read()
     if drc != 0:
         raise VerificationFailed("decompressing %s failed: %s" % (archive, derr.decode("utf-8", "replace").strip()))
     if proc.returncode != 0:
         raise VerificationFailed("extracting %s failed: %s" % (archive, proc.stderr.decode("utf-8", "replace").strip()))
 
 
-def verify_tar_backup(backup_path, major=None, log=lambda msg: None):
+def verify_tar_backup(backup_path: str, major: Optional[int] = None,
+                      log: Callable[[str], None] = lambda msg: None) -> None:
     """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly); major: the
     backup's PostgreSQL major version, by default read from its metadata."""
     if major is None:
         major = _backup_major(backup_path)
-    pg_verifybackup = tools.find("pg_verifybackup", major, why=major and "the backup is of PostgreSQL %s" % major)
+    why = "the backup is of PostgreSQL %s" % major if major else None
+    pg_verifybackup = tools.find("pg_verifybackup", major, why=why)
     _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
     try:
@@ -322,7 +349,7 @@ def verify_tar_backup(backup_path, major=None, log=lambda msg: None):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _backup_major(backup_path):
+def _backup_major(backup_path: str) -> Optional[int]:
     try:
         with open(backup_path + META_SUFFIX) as fh:
             return tools.major_of_num(json.load(fh).get("server_version_num"))
@@ -330,7 +357,8 @@ def _backup_major(backup_path):
         return None
 
 
-def _verify_extracted(backup_path, scratch, pg_verifybackup, log, skip_base=False):
+def _verify_extracted(backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None],
+                      skip_base: bool = False) -> None:
     """Extract what is not yet in scratch (all, or only the WAL when base.tar was followed) and run
     pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
     extract(backup_path, scratch, base=not skip_base)
@@ -343,7 +371,7 @@ def _verify_extracted(backup_path, scratch, pg_verifybackup, log, skip_base=Fals
     log("pg_verifybackup: %s" % proc.stdout.decode("utf-8", "replace").strip())
 
 
-def _check_room_to_verify(backup_path):
+def _check_room_to_verify(backup_path: str) -> None:
     """The extracted copy is as big as the cluster: say so up front rather than fill the backup disk."""
     try:
         with open(os.path.join(backup_path, "backup_manifest")) as fh:
@@ -353,7 +381,7 @@ def _check_room_to_verify(backup_path):
     _check_room(os.path.dirname(backup_path), needed, VerificationFailed)
 
 
-def _check_room(directory, needed, error=BackupFailed):
+def _check_room(directory: str, needed: int, error: type[PgsafeError] = BackupFailed) -> None:
     st = os.statvfs(directory)
     free = st.f_bavail * st.f_frsize
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
@@ -364,8 +392,8 @@ def _check_room(directory, needed, error=BackupFailed):
             "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)")
 
 
-def _remove_base(entries, directory, log):
-    removed = []
+def _remove_base(entries: Iterable[Entry], directory: str, log: Callable[[str], None]) -> list[str]:
+    removed: list[str] = []
     for entry in entries:
         path = entry.data_path
         if os.path.islink(path) or not is_within(directory, path):

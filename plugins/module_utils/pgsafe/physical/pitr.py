@@ -6,6 +6,8 @@ WAL is found before the server starts and named; and the recovered cluster
 never archives into the archive it was restored from (its new timeline would
 pollute it), so archive_mode is switched off in its configuration.
 """
+from __future__ import annotations
+
 import os
 import pwd
 import re
@@ -13,15 +15,30 @@ import subprocess
 import time
 from datetime import datetime, timezone
 
-from . import basebackup, preflight
-
-from ..core import tools
-from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
-from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..catalog.entries import verify_entry
+from ..core import tools
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
-from .walnames import (is_segment, list_archive, lsn_to_int, missing_segments, next_segment, parse, segment_of_lsn,
-                       to_number)
+from . import basebackup, preflight
+from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
+from .walnames import (
+    is_segment,
+    list_archive,
+    lsn_to_int,
+    missing_segments,
+    next_segment,
+    parse,
+    segment_of_lsn,
+    to_number,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+
+    from ..catalog.entries import CatalogEntry, Entry
+
+    AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
 
 class WalGap(VerificationFailed):
@@ -29,9 +46,12 @@ class WalGap(VerificationFailed):
 
 
 class PitrRequest:
-    def __init__(self, backup_dir, archive_dir, data_directory, port, target_time=None, target_lsn=None,
-                 target_name=None, overwrite=False, pgsafe_command=DEFAULT_PGSAFE_COMMAND, os_user="postgres",
-                 socket_dir=None, start_timeout=600, backup=None, keep_archiving_off=True):
+    def __init__(self, backup_dir: str, archive_dir: str, data_directory: str, port: Union[int, str],
+                 target_time: Optional[str] = None, target_lsn: Optional[str] = None,
+                 target_name: Optional[str] = None, overwrite: bool = False,
+                 pgsafe_command: str = DEFAULT_PGSAFE_COMMAND, os_user: str = "postgres",
+                 socket_dir: Optional[str] = None, start_timeout: int = 600, backup: Optional[str] = None,
+                 keep_archiving_off: bool = True) -> None:
         for name, value in (("backup_dir", backup_dir), ("archive_dir", archive_dir),
                             ("data_directory", data_directory)):
             if not value or not os.path.isabs(value):
@@ -65,7 +85,7 @@ class PitrRequest:
         self.keep_archiving_off = keep_archiving_off
 
 
-def parse_target_time(text):
+def parse_target_time(text: str) -> datetime:
     """'2026-11-20 14:30:00+00' or ISO 8601; a time without zone is refused (ambiguous at 2 a.m.)."""
     if not isinstance(text, str) or "\n" in text or "\x00" in text:
         raise ConfigError("target_time %r is not a timestamp" % (text,))
@@ -83,7 +103,15 @@ def parse_target_time(text):
     return value.astimezone(timezone.utc)
 
 
-def choose_base(entries, target_time=None, target_lsn=None, now=None):
+def _ended(entry: CatalogEntry) -> datetime:
+    """When a good backup ended: is_good() means it has an end."""
+    if entry.finished is None:
+        raise AssertionError("backup %s has no end time" % entry.backup_id)
+    return entry.finished
+
+
+def choose_base(entries: Iterable[AnyEntry], target_time: Optional[datetime] = None, target_lsn: Optional[str] = None,
+                now: Optional[datetime] = None) -> AnyEntry:
     """Newest good base backup that ended before the target; ConfigError naming why none fits."""
     good = [e for e in entries if e.meta.get("kind") == "base" and e.is_good(now)]
     if not good:
@@ -91,20 +119,20 @@ def choose_base(entries, target_time=None, target_lsn=None, now=None):
     if target_time is not None:
         fits = [e for e in good if e.finished is not None and e.finished <= target_time]
         if not fits:
-            oldest = min(good, key=lambda e: e.finished)
+            oldest = min(good, key=_ended)
             raise ConfigError("no base backup ended before %s (the oldest ended at %s)" % (
                 target_time.isoformat(), oldest.meta.get("finished_at")),
                 "Choose a later target_time; recovery cannot go back before a base backup's end")
-        return max(fits, key=lambda e: e.finished)
+        return max(fits, key=_ended)
     if target_lsn is not None:
         fits = [e for e in good if lsn_to_int(e.meta["stop_lsn"]) <= lsn_to_int(target_lsn)]
         if not fits:
             raise ConfigError("no base backup ended before LSN %s" % target_lsn)
         return max(fits, key=lambda e: lsn_to_int(e.meta["stop_lsn"]))
-    return max(good, key=lambda e: e.finished)
+    return max(good, key=_ended)
 
 
-def check_wal_continuity(archive_dir, entry, target_lsn=None):
+def check_wal_continuity(archive_dir: str, entry: Entry, target_lsn: Optional[str] = None) -> dict[str, Any]:
     """Every segment recovery needs must be archived; name the first hole.
 
     Without a target (or with a time, whose position in the WAL is unknown
@@ -112,8 +140,8 @@ def check_wal_continuity(archive_dir, entry, target_lsn=None):
     archived segment; with target_lsn only the segments up to the target's.
     """
     meta = entry.meta
-    start, stop = meta.get("start_wal"), meta.get("stop_wal")
-    if not (is_segment(start or "") and is_segment(stop or "")):
+    start, stop = meta.get("start_wal") or "", meta.get("stop_wal") or ""
+    if not (is_segment(start) and is_segment(stop)):
         raise VerificationFailed("base backup %s has no start/stop WAL in its metadata" % entry.backup_id)
     archived = list_archive(archive_dir)
     tli = parse(start)[0]
@@ -144,7 +172,7 @@ def check_wal_continuity(archive_dir, entry, target_lsn=None):
     return {"checked_from": first_needed, "checked_to": last, "segments": len(on_timeline)}
 
 
-def _running_pid(data_directory):
+def _running_pid(data_directory: str) -> Optional[int]:
     pidfile = os.path.join(data_directory, "postmaster.pid")
     try:
         with open(pidfile) as fh:
@@ -160,13 +188,13 @@ def _running_pid(data_directory):
     return pid
 
 
-def _as_owner(req):
+def _as_owner(req: PitrRequest) -> list[str]:
     if os.geteuid() != 0:
         return []
     return ["/usr/sbin/runuser", "-u", req.os_user, "--"]
 
 
-def server_env():
+def server_env() -> dict[str, str]:
     """The recovered server's environment: no PG* connection variables (no password) and a
     system PATH, as restore_command runs with it."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -176,7 +204,7 @@ def server_env():
     return env
 
 
-def _major(data_directory):
+def _major(data_directory: str) -> Optional[str]:
     """The cluster's own major version (PG_VERSION), so Debian's side-by-side versions pick the right pg_ctl."""
     try:
         with open(os.path.join(data_directory, "PG_VERSION")) as fh:
@@ -185,13 +213,13 @@ def _major(data_directory):
         return None
 
 
-def _server_program(req, program):
+def _server_program(req: PitrRequest, program: str) -> str:
     """program of exactly the data directory's major version (PG_VERSION)."""
     major = _major(req.data_directory)
     return tools.find(program, major, why="the data directory is PostgreSQL %s" % major)
 
 
-def _pg_ctl(req, *args, check=True):
+def _pg_ctl(req: PitrRequest, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     argv = _as_owner(req) + [_server_program(req, "pg_ctl"), "-D", req.data_directory] + list(args)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=server_env(), check=False)
     if check and proc.returncode != 0:
@@ -199,7 +227,7 @@ def _pg_ctl(req, *args, check=True):
     return proc
 
 
-def prepare_data_directory(req, log):
+def prepare_data_directory(req: PitrRequest, log: Callable[[str], None]) -> Optional[str]:
     """An empty directory to restore into; an existing cluster is stopped and moved aside, never deleted."""
     moved = None
     path = req.data_directory
@@ -219,13 +247,13 @@ def prepare_data_directory(req, log):
     return moved
 
 
-def _conf_value(value):
+def _conf_value(value: object) -> str:
     """A quoted configuration-file string: the file's parser reads backslash escapes, so backslashes are
     doubled as well as quotes (as ALTER SYSTEM does); otherwise 'a\\n' would arrive as a line break."""
     return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "''")
 
 
-def recovery_settings(req):
+def recovery_settings(req: PitrRequest) -> dict[str, str]:
     settings = {
         "restore_command": default_restore_command(req.pgsafe_command, req.archive_dir),
         "recovery_target_action": "promote",
@@ -247,7 +275,7 @@ def recovery_settings(req):
     return settings
 
 
-def write_recovery_config(data_directory, settings):
+def write_recovery_config(data_directory: str, settings: Mapping[str, str]) -> list[str]:
     with open(os.path.join(data_directory, "postgresql.auto.conf"), "a") as fh:
         fh.write("\n# pgsafe point-in-time recovery\n")
         for key, value in settings.items():
@@ -267,15 +295,16 @@ def write_recovery_config(data_directory, settings):
 # backup holds none; the recovered server then needs its own.  Only its owner can reach the
 # socket (it lives in the 0700 data directory) and TCP has no pg_hba line, so trust is local-only.
 FALLBACK_CONFIG = {
-    "postgresql.conf": "# Written by pgsafe: the base backup held no postgresql.conf; settings are in postgresql.auto.conf\n",
+    "postgresql.conf": "# Written by pgsafe: the base backup held no postgresql.conf; "
+                       "settings are in postgresql.auto.conf\n",
     "pg_hba.conf": "# Written by pgsafe for a recovered cluster: local socket only (in the data directory)\n"
                    "local all all trust\n",
     "pg_ident.conf": "",
 }
 
 
-def _ensure_config_files(data_directory):
-    written = []
+def _ensure_config_files(data_directory: str) -> list[str]:
+    written: list[str] = []
     for name, text in FALLBACK_CONFIG.items():
         path = os.path.join(data_directory, name)
         if not os.path.exists(path):
@@ -286,15 +315,15 @@ def _ensure_config_files(data_directory):
     return written
 
 
-def _chown_tree(path, user):
+def _chown_tree(path: str, user: str) -> None:
     entry = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in files:
             os.lchown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def pg_ctl_for(data_directory):
+def pg_ctl_for(data_directory: str) -> Optional[str]:
     """The pg_ctl matching the cluster in data_directory, or None when it holds none (yet)."""
     major = _major(data_directory)
     if major is None:
@@ -305,7 +334,7 @@ def pg_ctl_for(data_directory):
         return None
 
 
-def check_host(req, log=lambda msg: None):
+def check_host(req: PitrRequest, log: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
     """restore_command runs as the recovered server's OS user: it must be able to run pgsafe and read the
     archive, or recovery fails only after the server started ('could not restore file ... command not found')."""
     user = req.os_user if os.geteuid() == 0 else preflight.current_user()
@@ -315,7 +344,8 @@ def check_host(req, log=lambda msg: None):
     return checked
 
 
-def run_pitr(req, log=lambda msg: None, check_mode=False):
+def run_pitr(req: PitrRequest, log: Callable[[str], None] = lambda msg: None,
+             check_mode: bool = False) -> dict[str, Any]:
     # Before anything is read, extracted or started.
     checked = check_host(req, log)
     entries, _problems = basebackup.list_base(req.backup_dir)
@@ -362,7 +392,7 @@ def run_pitr(req, log=lambda msg: None, check_mode=False):
     return result
 
 
-def _refuse_tablespaces(entry):
+def _refuse_tablespaces(entry: Entry) -> None:
     """A backup with tablespace tars (taken by other tools) would come back with pg_tblspc links to the
     original cluster's live tablespace directories: never recover from one."""
     names = os.listdir(entry.data_path) if os.path.isdir(entry.data_path) else []
@@ -373,13 +403,13 @@ def _refuse_tablespaces(entry):
                           "Recover it by hand with its tablespace_map, away from the original cluster's paths")
 
 
-def _extract_verified(entry, data_directory):
+def _extract_verified(entry: Entry, data_directory: str) -> None:
     """Extract while re-hashing the backup on the other core; nothing starts from a backup whose
     checksum disagrees, and its extracted copy (in a directory that was new or moved aside) is removed."""
     import threading
-    failure = []
+    failure: list[BaseException] = []
 
-    def check():
+    def check() -> None:
         try:
             verify_entry(entry)
         except BaseException as exc:  # re-raised below, after the extraction stops
@@ -400,7 +430,7 @@ def _extract_verified(entry, data_directory):
         raise failure[0]
 
 
-def _empty_directory(path):
+def _empty_directory(path: str) -> None:
     import shutil
     for name in os.listdir(path):
         child = os.path.join(path, name)
@@ -410,7 +440,7 @@ def _empty_directory(path):
             os.unlink(child)
 
 
-def _start_failure(logfile):
+def _start_failure(logfile: str) -> PgsafeError:
     """One clear error whether pg_ctl saw the server die or we did."""
     tail = _tail(logfile)
     if "recovery ended before configured recovery target was reached" in tail:
@@ -421,7 +451,7 @@ def _start_failure(logfile):
     return PgsafeError("the recovered server did not start: %s" % tail, "See %s" % logfile)
 
 
-def _tail(path, lines=15):
+def _tail(path: str, lines: Optional[int] = 15) -> str:
     try:
         with open(path, errors="replace") as fh:
             return "".join(fh.readlines()[-lines:] if lines else fh.readlines()).strip()
@@ -429,7 +459,7 @@ def _tail(path, lines=15):
         return "(no log)"
 
 
-def _controldata_state(req):
+def _controldata_state(req: PitrRequest) -> Optional[str]:
     argv = _as_owner(req) + [_server_program(req, "pg_controldata"), req.data_directory]
     env = dict(server_env(), LC_ALL="C")
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, check=False)
@@ -449,9 +479,9 @@ _LOG_FACTS = {
 START_OPTIONS = "-c lc_messages=C -c log_timezone=UTC"
 
 
-def recovery_facts(log_text):
+def recovery_facts(log_text: str) -> dict[str, Any]:
     """What recovery reached, read from the server's own log lines (no login needed)."""
-    found = {}
+    found: dict[str, str] = {}
     for key, pattern in _LOG_FACTS.items():
         matches = pattern.findall(log_text)
         if matches:
@@ -465,7 +495,7 @@ def recovery_facts(log_text):
             "timeline": int(found["timeline"]) if "timeline" in found else None}
 
 
-def _wait_promoted(req, logfile):
+def _wait_promoted(req: PitrRequest, logfile: str) -> dict[str, Any]:
     """Wait until the control file says 'in production'; no SQL login, so pg_hba's rules never get in the way."""
     deadline = time.monotonic() + req.start_timeout
     while time.monotonic() < deadline:

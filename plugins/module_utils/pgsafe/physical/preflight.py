@@ -8,6 +8,8 @@ must take a file that user writes, fsyncs and removes.  Running as root, the che
 switched to that user, so the kernel answers for that user (groups, ACLs, every directory on the
 path); running as another unprivileged user they cannot be made, and that is a failure too.
 """
+from __future__ import annotations
+
 import errno
 import json
 import os
@@ -18,13 +20,21 @@ import subprocess
 
 from ..core.errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
+    # What a probe found, as plain data (it may cross a pipe from a child process).
+    Facts = dict[str, Any]
+    Probe = Callable[[Facts], Facts]
+
 DEFAULT_OS_USER = "postgres"
 PROBE_PREFIX = ".pgsafe-preflight-"
 INSTALL_HINT = ("install the host command with the pgsafe.backup.backup_schedule role, "
                 "or set pgsafe_command to where it is")
 
 
-def os_user_of(data_directory, fallback=DEFAULT_OS_USER):
+def os_user_of(data_directory: Optional[str], fallback: str = DEFAULT_OS_USER) -> str:
     """The server's OS user: the owner of its data directory (PostgreSQL insists on it), else fallback."""
     if data_directory:
         try:
@@ -34,14 +44,14 @@ def os_user_of(data_directory, fallback=DEFAULT_OS_USER):
     return fallback
 
 
-def current_user():
+def current_user() -> str:
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return str(os.geteuid())
 
 
-def program_of(archive_command):
+def program_of(archive_command: Optional[str]) -> Optional[str]:
     """The program a shell command line runs: its first word when that is an absolute path, else None."""
     try:
         words = shlex.split(archive_command or "")
@@ -52,7 +62,8 @@ def program_of(archive_command):
     return None
 
 
-def check_archiving(archive_command, archive_dir, os_user, pgsafe_command=None, archive_dir_pending=False):
+def check_archiving(archive_command: str, archive_dir: str, os_user: str, pgsafe_command: Optional[str] = None,
+                    archive_dir_pending: bool = False) -> dict[str, Any]:
     """ConfigError naming every problem, or the facts checked (with warnings for what could not be).
 
     pgsafe_command: the command was built from it (it is then also run, with --version, as os_user);
@@ -61,7 +72,7 @@ def check_archiving(archive_command, archive_dir, os_user, pgsafe_command=None, 
     a role that does): it is not probed then, only its nearest existing parent checked.
     """
     _require_absolute(archive_dir)
-    warnings = []
+    warnings: list[str] = []
     program = pgsafe_command or program_of(archive_command)
     if program is None or not os.path.isabs(program):
         warnings.append("the program of archive_command %r is not an absolute path, so it could not be checked; "
@@ -77,11 +88,11 @@ def check_archiving(archive_command, archive_dir, os_user, pgsafe_command=None, 
             "archive_dir_state": facts["dir"]["state"]}
 
 
-def check_restoring(pgsafe_command, archive_dir, os_user):
+def check_restoring(pgsafe_command: Optional[str], archive_dir: str, os_user: str) -> dict[str, Any]:
     """The same for a recovery's restore_command (pgsafe restore-wal): the command runs as os_user and
     the archive directory can be read by it."""
     _require_absolute(archive_dir)
-    warnings = []
+    warnings: list[str] = []
     program = pgsafe_command if pgsafe_command and os.path.isabs(pgsafe_command) else None
     if program is None:
         warnings.append("pgsafe_command %r is not an absolute path, so it could not be checked" % (pgsafe_command,))
@@ -94,13 +105,13 @@ def check_restoring(pgsafe_command, archive_dir, os_user):
     return {"os_user": os_user, "program": program, "archive_dir": archive_dir, "warnings": warnings}
 
 
-def _require_absolute(archive_dir):
+def _require_absolute(archive_dir: Optional[str]) -> None:
     if not archive_dir or not os.path.isabs(archive_dir):
         raise ConfigError("archive_dir must be an absolute path, got %r" % (archive_dir,))
 
 
-def _problems(facts, os_user, setting, is_pgsafe, dir_option):
-    out = []
+def _problems(facts: Facts, os_user: str, setting: str, is_pgsafe: bool, dir_option: str) -> list[str]:
+    out: list[str] = []
     prog = facts.get("program")
     if prog and prog["state"] != "ok":
         path = prog["path"]
@@ -130,7 +141,8 @@ def _problems(facts, os_user, setting, is_pgsafe, dir_option):
             "unreachable": "%s %s cannot be reached by %s (%s): make its parent directories searchable" % (
                 dir_option, path, os_user, d.get("error")),
             "not_a_directory": "%s %s is not a directory: %s" % (dir_option, path, create),
-            "denied": "%s %s cannot be %s by %s (%s; %s): make it owned by %s with mode 0700 (chown %s %s; chmod 0700 %s)"
+            "denied": "%s %s cannot be %s by %s (%s; %s): "
+                      "make it owned by %s with mode 0700 (chown %s %s; chmod 0700 %s)"
                       % (dir_option, path, access, os_user, d.get("error"), d.get("owner_mode"), os_user,
                          os_user, path, path),
         }[d["state"]]
@@ -138,7 +150,7 @@ def _problems(facts, os_user, setting, is_pgsafe, dir_option):
     return out
 
 
-def _owner_mode(st):
+def _owner_mode(st: os.stat_result) -> str:
     try:
         owner = pwd.getpwuid(st.st_uid).pw_name
     except KeyError:
@@ -146,11 +158,11 @@ def _owner_mode(st):
     return "owner %s, mode %04o" % (owner, stat.S_IMODE(st.st_mode))
 
 
-def _error(exc):
+def _error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def server_env(home=None):
+def server_env(home: Optional[str] = None) -> dict[str, str]:
     """Roughly what a server started by systemd or pg_ctlcluster runs its commands with."""
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
     if home:
@@ -158,16 +170,16 @@ def server_env(home=None):
     return env
 
 
-def _probe(spec):
+def _probe(spec: Facts) -> Facts:
     """Runs as the OS user; returns plain data (it may cross a pipe from a child process)."""
-    out = {"write": spec["write"]}
+    out: Facts = {"write": spec["write"]}
     if spec["program"]:
         out["program"] = _probe_program(spec["program"], spec["run"])
     out["dir"] = _probe_dir(spec["dir"], spec["write"], spec["dir_pending"])
     return out
 
 
-def _probe_program(path, run):
+def _probe_program(path: str, run: bool) -> dict[str, str]:
     fact = {"path": path}
     try:
         st = os.stat(path)
@@ -196,7 +208,7 @@ def _probe_program(path, run):
     return dict(fact, state="ok")
 
 
-def _exec_error(path, exc):
+def _exec_error(path: str, exc: OSError) -> str:
     if exc.errno == errno.ENOENT:  # the file is there (stat said so): what is missing is its interpreter
         try:
             with open(path, "rb") as fh:
@@ -208,7 +220,7 @@ def _exec_error(path, exc):
     return exc.strerror or str(exc)
 
 
-def _probe_dir(path, write, pending):
+def _probe_dir(path: str, write: bool, pending: bool) -> dict[str, str]:
     fact = {"path": path}
     if pending:
         return _probe_parent(path, fact)
@@ -233,7 +245,7 @@ def _probe_dir(path, write, pending):
     return dict(fact, state="ok")
 
 
-def _probe_parent(path, fact):
+def _probe_parent(path: str, fact: dict[str, str]) -> dict[str, str]:
     parent = os.path.dirname(os.path.normpath(path))
     while parent and not os.path.lexists(parent):
         parent = os.path.dirname(parent)
@@ -243,7 +255,7 @@ def _probe_parent(path, fact):
     return dict(fact, state="pending")
 
 
-def _write_probe(directory):
+def _write_probe(directory: str) -> None:
     """What archive-wal does to a segment, in small: create, write, fsync, fsync the directory, remove."""
     path = os.path.join(directory, "%s%d" % (PROBE_PREFIX, os.getpid()))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -262,7 +274,7 @@ def _write_probe(directory):
         os.unlink(path)
 
 
-def _as_user(user, func, arg):
+def _as_user(user: str, func: Probe, arg: Facts) -> Facts:
     """func(arg) run as user: here when we are that user, in a forked child switched to it when we are root."""
     try:
         entry = pwd.getpwnam(user)
@@ -279,7 +291,7 @@ def _as_user(user, func, arg):
     return _in_child(entry, func, arg)
 
 
-def _in_child(entry, func, arg):
+def _in_child(entry: pwd.struct_passwd, func: Probe, arg: Facts) -> Facts:
     groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -303,7 +315,7 @@ def _in_child(entry, func, arg):
         finally:
             os._exit(code)
     os.close(write_end)
-    chunks = []
+    chunks: list[bytes] = []
     with os.fdopen(read_end, "rb") as fh:
         for chunk in iter(lambda: fh.read(65536), b""):
             chunks.append(chunk)

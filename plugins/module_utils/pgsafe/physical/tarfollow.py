@@ -6,6 +6,8 @@ front to back and never goes back, so the bytes can be followed as they land: th
 the otherwise idle client side during the backup, and the SHA-256 the catalog records comes from the
 same pass.  The follower only ever reads; the backup on disk is what pg_basebackup wrote.
 """
+from __future__ import annotations
+
 import hashlib
 import os
 import subprocess
@@ -16,6 +18,10 @@ import time
 from ..core import compress
 from ..core.errors import VerificationFailed
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Optional, Union
+
 POLL_SECONDS = 0.02
 
 
@@ -25,23 +31,23 @@ class TarFollower:
     start() before the writer runs; then finish() once it has exited with success (raises
     VerificationFailed if the extraction failed), or abort() when it failed."""
 
-    def __init__(self, directory, dest, prefix="base.tar"):
+    def __init__(self, directory: str, dest: str, prefix: str = "base.tar") -> None:
         self.directory, self.dest, self.prefix = directory, dest, prefix
-        self.path = None
+        self.path: Optional[str] = None
         self.size = 0
-        self.sha256 = None
+        self.sha256: Optional[str] = None
         self._digest = hashlib.sha256()
         self._writer_done = threading.Event()
         self._aborted = threading.Event()
-        self._procs = []
-        self._error = None
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._error: Optional[VerificationFailed] = None
         self._thread = threading.Thread(target=self._run, name="tar-follower", daemon=True)
 
-    def start(self):
+    def start(self) -> TarFollower:
         self._thread.start()
         return self
 
-    def finish(self):
+    def finish(self) -> None:
         self._writer_done.set()
         self._thread.join()
         if self._error is not None:
@@ -49,7 +55,7 @@ class TarFollower:
         if self.path is None:
             raise VerificationFailed("no %s* appeared in %s" % (self.prefix, self.directory))
 
-    def abort(self):
+    def abort(self) -> None:
         self._aborted.set()
         self._writer_done.set()
         for proc in self._procs:
@@ -59,7 +65,7 @@ class TarFollower:
         for proc in self._procs:
             proc.wait()
 
-    def _run(self):
+    def _run(self) -> None:
         try:
             self.path = self._wait_for_file()
             if self.path is not None and not self._aborted.is_set():
@@ -68,7 +74,7 @@ class TarFollower:
             self._error = exc if isinstance(exc, VerificationFailed) else VerificationFailed(
                 "extracting %s for verification failed: %s" % (self.path or self.prefix, exc))
 
-    def _wait_for_file(self):
+    def _wait_for_file(self) -> Optional[str]:
         while not self._aborted.is_set():
             done = self._writer_done.is_set()
             names = sorted(n for n in os.listdir(self.directory) if n.startswith(self.prefix))
@@ -79,19 +85,19 @@ class TarFollower:
             time.sleep(POLL_SECONDS)
         return None
 
-    def _extract(self, path):
+    def _extract(self, path: str) -> None:
         argv = compress.decompressor_argv(compress.compression_of_name(path))
         tar_argv = ["tar", "-x", "-C", self.dest, "-f", "-"]
-        err_files = []
+        err_files: list[IO[bytes]] = []
         if argv is None:
             tar = self._spawn(tar_argv, subprocess.PIPE, err_files)
-            sink, stages = tar.stdin, [("tar", tar)]
+            sink, stages = compress.piped(tar.stdin), [("tar", tar)]
         else:
             decomp = self._spawn(argv, subprocess.PIPE, err_files, stdout=subprocess.PIPE)
             tar = self._spawn(tar_argv, decomp.stdout, err_files)
-            decomp.stdout.close()  # tar holds the read end now: a dead tar stops the decompressor
-            sink, stages = decomp.stdin, [(argv[0], decomp), ("tar", tar)]
-        broken = None
+            compress.piped(decomp.stdout).close()  # tar holds the read end now: a dead tar stops the decompressor
+            sink, stages = compress.piped(decomp.stdin), [(argv[0], decomp), ("tar", tar)]
+        broken: Optional[BrokenPipeError] = None
         try:
             with open(path, "rb", buffering=0) as fh:
                 self._copy_while_written(fh, sink)
@@ -107,7 +113,7 @@ class TarFollower:
         try:
             if self._aborted.is_set():
                 return
-            for (name, proc), errf in zip(stages, err_files):
+            for (name, proc), errf in zip(stages, err_files):  # noqa: B905 (strict= needs Python 3.10)
                 if proc.returncode != 0:
                     errf.seek(0)
                     raise VerificationFailed("extracting %s for verification failed: %s exited with %d: %s" % (
@@ -119,14 +125,15 @@ class TarFollower:
                 errf.close()
         self.sha256 = self._digest.hexdigest()
 
-    def _spawn(self, argv, stdin, err_files, stdout=subprocess.DEVNULL):
+    def _spawn(self, argv: list[str], stdin: Union[int, IO[bytes], None], err_files: list[IO[bytes]],
+               stdout: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
         errf = tempfile.TemporaryFile()
         err_files.append(errf)
         proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=errf)
         self._procs.append(proc)
         return proc
 
-    def _copy_while_written(self, fh, sink):
+    def _copy_while_written(self, fh: IO[bytes], sink: IO[bytes]) -> None:
         while not self._aborted.is_set():
             # Read the flag before the read: an empty read after the writer exited is the true end.
             done = self._writer_done.is_set()

@@ -10,16 +10,23 @@ keeps the segment and retries.
 restore-wal: non-zero for a missing file, as restore_command must, and a
 damaged compressed file is an error, never a silently short segment.
 """
+from __future__ import annotations
+
 import os
 
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import ensure_private_dir, fsync_dir, publish, remove_quietly, temp_path_for
 from .walnames import COMPRESSED_SUFFIXES, is_archivable_name, list_archive
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: archive_command runs once per segment
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Optional
+
 CODEC_SUFFIX = {"none": "", "zstd": ".zst", "gzip": ".gz"}
 
 
-def _compress():
+def _compress() -> ModuleType:
     """compress pulls in subprocess and threading: loaded only for compressed or already-archived files,
     so the common case (a new, uncompressed segment) stays within a few milliseconds of cp."""
     from ..core import compress
@@ -32,13 +39,13 @@ class WalMissing(PgsafeError):
     kind = "missing"
 
 
-def _check_name(wal_name):
+def _check_name(wal_name: str) -> None:
     if not is_archivable_name(wal_name):
         raise ConfigError("%r is not a WAL file name PostgreSQL archives" % (wal_name,),
                           "archive_command must pass %f as the file name")
 
 
-def stored_copy(archive_dir, wal_name):
+def stored_copy(archive_dir: str, wal_name: str) -> Optional[str]:
     """Path of the archived copy of wal_name (any compression), or None."""
     for suffix in ("",) + COMPRESSED_SUFFIXES:
         path = os.path.join(archive_dir, wal_name + suffix)
@@ -47,7 +54,7 @@ def stored_copy(archive_dir, wal_name):
     return None
 
 
-def _sha256_of_content(path):
+def _sha256_of_content(path: str) -> str:
     """SHA-256 of the uncompressed content of an archived (maybe compressed) file."""
     import hashlib
     compress = _compress()
@@ -60,11 +67,13 @@ def _sha256_of_content(path):
         sha.update(chunk)
     err = proc.stderr.read()
     if proc.wait() != 0:
-        raise VerificationFailed("archived %s cannot be decompressed: %s" % (path, err.decode("utf-8", "replace").strip()))
+        raise VerificationFailed("archived %s cannot be decompressed: %s" % (
+            path, err.decode("utf-8", "replace").strip()))
     return sha.hexdigest()
 
 
-def archive_wal(source_path, wal_name, archive_dir, compression="none", level=None):
+def archive_wal(source_path: str, wal_name: str, archive_dir: str, compression: str = "none",
+                level: Optional[int] = None) -> str:
     """Archive one file; returns 'archived' or 'already-archived'."""
     _check_name(wal_name)
     if compression not in CODEC_SUFFIX:
@@ -106,7 +115,7 @@ def archive_wal(source_path, wal_name, archive_dir, compression="none", level=No
     return "archived"
 
 
-def _copy_fd(src_fd, dest):
+def _copy_fd(src_fd: int, dest: str) -> None:
     out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         size = os.fstat(src_fd).st_size
@@ -125,7 +134,7 @@ DIRECT_ALIGN = 4096
 DIRECT_CHUNK = 4 << 20
 
 
-def _copy_direct(src_fd, out, size):
+def _copy_direct(src_fd: int, out: int, size: int) -> int:
     """Write the segment with O_DIRECT straight from the source's mapped pages: no copy into the page
     cache that fsync then has to write back (about a quarter of a 16 MB segment's archiving time).
     Returns how many bytes were written; the caller copies the rest the ordinary way, so a filesystem
@@ -165,7 +174,7 @@ def _copy_direct(src_fd, out, size):
     return offset
 
 
-def restore_wal(wal_name, dest_path, archive_dir):
+def restore_wal(wal_name: str, dest_path: str, archive_dir: str) -> str:
     """Put the archived wal_name at dest_path (decompressing); WalMissing when it is not archived."""
     _check_name(wal_name)
     stored = stored_copy(archive_dir, wal_name)
@@ -197,5 +206,5 @@ def restore_wal(wal_name, dest_path, archive_dir):
     return stored
 
 
-def archived_names(archive_dir):
+def archived_names(archive_dir: str) -> dict[str, str]:
     return list_archive(archive_dir)

@@ -5,27 +5,35 @@ oldest kept base backup's start segment go; timeline history files always stay
 (they are tiny and a PITR across a promotion needs them).  With no base backup
 kept, nothing is removed: the archive may be all there is.
 """
+from __future__ import annotations
+
 import os
 
 from ..core.fsutil import remove_quietly
 from .walnames import is_segment, list_archive
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Optional
 
-def _position(name):
+    from ..catalog.entries import Entry
+
+
+def _position(name: str) -> str:
     """Log/segment part of a name, ignoring the timeline, as pg_archivecleanup compares."""
     return name[8:24]
 
 
-def cutoff_segment(kept_entries):
-    starts = [e.meta.get("start_wal") for e in kept_entries if is_segment(e.meta.get("start_wal") or "")]
+def cutoff_segment(kept_entries: Iterable[Entry]) -> Optional[str]:
+    starts = [e.meta["start_wal"] for e in kept_entries if is_segment(e.meta.get("start_wal") or "")]
     if not starts:
         return None
     return min(starts, key=_position)
 
 
-def removable(archived, cutoff):
+def removable(archived: Iterable[str], cutoff: str) -> list[str]:
     """Names from the archive listing that lie before cutoff; never history files."""
-    out = []
+    out: list[str] = []
     for name in archived:
         if name.endswith(".history"):
             continue
@@ -34,7 +42,8 @@ def removable(archived, cutoff):
     return sorted(out)
 
 
-def cleanup(archive_dir, kept_entries, log=lambda msg: None, dry_run=False):
+def cleanup(archive_dir: str, kept_entries: Iterable[Entry], log: Callable[[str], None] = lambda msg: None,
+            dry_run: bool = False) -> list[str]:
     cutoff = cutoff_segment(kept_entries)
     if cutoff is None:
         log("wal cleanup: no retained base backup, nothing removed")

@@ -3,7 +3,13 @@
 A segment name is 24 hex digits: timeline, log id, segment number.  With the
 default 16 MiB segments there are 0x100 segments per log id.
 """
+from __future__ import annotations
+
 import os
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (see below)
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
 
 COMPRESSED_SUFFIXES = (".zst", ".gz")
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
@@ -12,11 +18,11 @@ _UPPER_HEX = frozenset("0123456789ABCDEF")
 # Plain string checks, not re: archive_command imports this once per segment and re costs ~10 ms.
 
 
-def _hex(text, length):
+def _hex(text: str, length: int) -> bool:
     return len(text) == length and all(c in _UPPER_HEX for c in text)
 
 
-def is_archivable_name(name):
+def is_archivable_name(name: Optional[str]) -> bool:
     """Names PostgreSQL hands to archive_command: segments, .partial, .history, .backup labels."""
     name = name or ""
     if _hex(name, 24):
@@ -30,61 +36,61 @@ def is_archivable_name(name):
     return False
 
 
-def is_segment(name):
+def is_segment(name: Optional[str]) -> bool:
     return _hex(name or "", 24)
 
 
-def segments_per_id(segment_size=DEFAULT_SEGMENT_SIZE):
+def segments_per_id(segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
     return 0x100000000 // segment_size
 
 
-def parse(name):
+def parse(name: str) -> tuple[int, int, int]:
     """(timeline, log id, segment) of a segment name; ValueError otherwise."""
     if not is_segment(name):
         raise ValueError("%r is not a WAL segment name" % (name,))
     return int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
 
 
-def fmt(timeline, log, seg):
+def fmt(timeline: int, log: int, seg: int) -> str:
     return "%08X%08X%08X" % (timeline, log, seg)
 
 
-def to_number(name, segment_size=DEFAULT_SEGMENT_SIZE):
+def to_number(name: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> int:
     """Position of a segment in its timeline, for ordering and distance."""
     _tli, log, seg = parse(name)
     return log * segments_per_id(segment_size) + seg
 
 
-def from_number(timeline, number, segment_size=DEFAULT_SEGMENT_SIZE):
+def from_number(timeline: int, number: int, segment_size: int = DEFAULT_SEGMENT_SIZE) -> str:
     per = segments_per_id(segment_size)
     return fmt(timeline, number // per, number % per)
 
 
-def next_segment(name, segment_size=DEFAULT_SEGMENT_SIZE):
+def next_segment(name: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> str:
     tli, _log, _seg = parse(name)
     return from_number(tli, to_number(name, segment_size) + 1, segment_size)
 
 
-def lsn_to_int(lsn):
+def lsn_to_int(lsn: str) -> int:
     hi, lo = lsn.split("/")
     return (int(hi, 16) << 32) | int(lo, 16)
 
 
-def segment_of_lsn(timeline, lsn, segment_size=DEFAULT_SEGMENT_SIZE):
+def segment_of_lsn(timeline: int, lsn: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> str:
     """The segment holding lsn (PostgreSQL's pg_walfile_name for a non-boundary LSN)."""
     return from_number(timeline, lsn_to_int(lsn) // segment_size, segment_size)
 
 
-def strip_compression(name):
+def strip_compression(name: str) -> tuple[str, str]:
     for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):
             return name[:-len(suffix)], suffix
     return name, ""
 
 
-def list_archive(archive_dir):
+def list_archive(archive_dir: str) -> dict[str, str]:
     """{wal name: stored file name} of everything archived (compressed or not); temp files skipped."""
-    out = {}
+    out: dict[str, str] = {}
     if not os.path.isdir(archive_dir):
         return out
     for stored in os.listdir(archive_dir):
@@ -96,7 +102,8 @@ def list_archive(archive_dir):
     return out
 
 
-def missing_segments(archived_names, first, last, segment_size=DEFAULT_SEGMENT_SIZE):
+def missing_segments(archived_names: Iterable[str], first: str, last: str,
+                     segment_size: int = DEFAULT_SEGMENT_SIZE) -> list[str]:
     """Segments from first to last (inclusive, same timeline) that are not in archived_names."""
     tli = parse(first)[0]
     present = set(archived_names)

@@ -3,13 +3,16 @@
 Uploads stream: a readable binary stream of known or unknown size goes up in one pass, hashed
 (SHA-256) as it is read, in bounded parts, so memory stays at concurrency + 1 parts whatever the
 size (24 MiB by default): one being filled from the source while the previous ones are sent. A
-stream shorter than a part is one plain PUT. Any failure aborts the multipart upload, so a partial object never becomes visible.
+stream shorter than a part is one plain PUT. Any failure aborts the multipart upload, so a partial object never
+becomes visible.
 put_if_absent never replaces different content (archive_command's rule): the key is checked
 first, an identical object is success, a different one an error.
 
 boto3 is imported when the first request is made, never at import time: the host command's
 archive-wal path must not pay for it, and hosts without an off-site repository do not need it.
 """
+from __future__ import annotations
+
 import hashlib
 import re
 import threading
@@ -18,6 +21,17 @@ import time
 from ..core.errors import BackupFailed, ConfigError, ConnectionFailed, VerificationFailed
 from .s3config import DEFAULT_REGION, S3Settings
 from .s3errors import DifferentObjectExists, ObjectMissing, client_error_code, map_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _hashlib import HASH
+    from collections import deque
+    from concurrent.futures import Future
+    from datetime import datetime
+    from typing import IO, Any, Iterable, Iterator, Mapping, NoReturn, Optional
+
+    # {"PartNumber": n, "ETag": etag} of an uploaded part, as CompleteMultipartUpload takes it.
+    Part = dict[str, Any]
 
 MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB             # S3's floor for every part but the last
@@ -40,7 +54,8 @@ _META_LIMIT = 2048                  # S3's limit for all user metadata of an obj
 class ObjectInfo:
     """What HEAD or a listing says about an object. metadata is None in listings (not fetched)."""
 
-    def __init__(self, key, size, etag=None, last_modified=None, metadata=None, version_id=None):
+    def __init__(self, key: str, size: int, etag: Optional[str] = None, last_modified: Optional[datetime] = None,
+                 metadata: Optional[dict[str, str]] = None, version_id: Optional[str] = None) -> None:
         self.key = key
         self.size = size
         self.etag = etag
@@ -49,17 +64,18 @@ class ObjectInfo:
         self.version_id = version_id
 
     @property
-    def sha256(self):
+    def sha256(self) -> Optional[str]:
         return (self.metadata or {}).get(SHA256_KEY)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ObjectInfo(%r, size=%r, sha256=%r)" % (self.key, self.size, self.sha256)
 
 
 class PutResult:
     """An upload's outcome. created is False when put_if_absent found the identical object there."""
 
-    def __init__(self, key, size, sha256, created, etag=None, parts=0, version_id=None):
+    def __init__(self, key: str, size: int, sha256: str, created: bool, etag: Optional[str] = None, parts: int = 0,
+                 version_id: Optional[str] = None) -> None:
         self.key = key
         self.size = size
         self.sha256 = sha256
@@ -68,21 +84,21 @@ class PutResult:
         self.parts = parts
         self.version_id = version_id
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "PutResult(%r, size=%r, created=%r, parts=%r)" % (self.key, self.size, self.created, self.parts)
 
 
 class MultipartUpload:
-    def __init__(self, key, upload_id, initiated):
+    def __init__(self, key: str, upload_id: str, initiated: Optional[datetime]) -> None:
         self.key = key
         self.upload_id = upload_id
         self.initiated = initiated
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "MultipartUpload(%r, initiated=%r)" % (self.key, self.initiated)
 
 
-def first_part_size(size, part_size=DEFAULT_PART_SIZE):
+def first_part_size(size: Optional[int], part_size: int = DEFAULT_PART_SIZE) -> int:
     """The part size for an object of size bytes (None: unknown), within S3's 10,000 parts.
 
     A known size gets parts large enough for 9,000 parts (room if the size was a little off)."""
@@ -95,15 +111,15 @@ def first_part_size(size, part_size=DEFAULT_PART_SIZE):
     return min(MAX_PART_SIZE, max(part_size, need))
 
 
-def part_size_of(number, base, size_known):
+def part_size_of(number: int, base: int, size_known: bool) -> int:
     """Size of part number (1-based): constant for a known size, doubling every GROWTH_EVERY parts otherwise."""
     if size_known:
         return base
     return min(MAX_PART_SIZE, base << ((number - 1) // GROWTH_EVERY))
 
 
-def _check_metadata(metadata):
-    out = {}
+def _check_metadata(metadata: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    out: dict[str, str] = {}
     for name, value in (metadata or {}).items():
         name = str(name).lower()
         value = str(value)
@@ -117,13 +133,13 @@ def _check_metadata(metadata):
     return out
 
 
-def _check_sha256(sha256):
+def _check_sha256(sha256: Optional[str]) -> Optional[str]:
     if sha256 is not None and not _SHA256_RE.match(sha256):
         raise ConfigError("%r is not a lower-case hex SHA-256" % (sha256,))
     return sha256
 
 
-def _fill(source, buf, sha):
+def _fill(source: IO[bytes], buf: bytearray, sha: HASH) -> int:
     """Read from source into buf until it is full or the source ends; hash what was read."""
     view = memoryview(buf)
     filled = 0
@@ -146,7 +162,8 @@ def _fill(source, buf, sha):
 class ObjectStore:
     """Operations on one S3 endpoint. Thread-safe; the boto3 client is made on first use."""
 
-    def __init__(self, settings=None, part_size=DEFAULT_PART_SIZE, concurrency=DEFAULT_CONCURRENCY):
+    def __init__(self, settings: Optional[S3Settings] = None, part_size: int = DEFAULT_PART_SIZE,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.settings = settings if settings is not None else S3Settings()
         if not MIN_PART_SIZE <= int(part_size) <= MAX_PART_SIZE:
             raise ConfigError("part size %r is outside S3's 5 MiB - 5 GiB" % (part_size,))
@@ -154,13 +171,13 @@ class ObjectStore:
             raise ConfigError("upload concurrency %r is outside 1-16" % (concurrency,))
         self.part_size = int(part_size)
         self.concurrency = int(concurrency)
-        self._client = None
+        self._client: Any = None  # a boto3 S3 client
         self._lock = threading.Lock()
-        self._buckets_seen = set()
+        self._buckets_seen: set[str] = set()
 
     # -- the client ----------------------------------------------------------------------------
     @property
-    def endpoint(self):
+    def endpoint(self) -> str:
         """The endpoint for messages: never a credential."""
         if self.settings.endpoint_url:
             return self.settings.endpoint_url
@@ -169,13 +186,13 @@ class ObjectStore:
         return "AWS S3"
 
     @property
-    def client(self):
+    def client(self) -> Any:
         with self._lock:
             if self._client is None:
                 self._client = self._make_client()
             return self._client
 
-    def _make_client(self):
+    def _make_client(self) -> Any:
         try:
             import boto3
             from botocore.config import Config
@@ -209,7 +226,8 @@ class ObjectStore:
         client.meta.events.register("before-sign.s3.PutObject", _add_if_none_match)
         return client
 
-    def _call(self, action, bucket, key, method, allow=(), **params):
+    def _call(self, action: str, bucket: Optional[str], key: Optional[str], method: str, allow: tuple[str, ...] = (),
+              **params: Any) -> tuple[Any, Optional[str]]:
         """client.method(**params) -> (response, None); a ClientError whose code is in allow -> (None, code).
 
         Codes, not HTTP statuses: a missing bucket is a 404 too, and must not pass for a missing key."""
@@ -222,19 +240,20 @@ class ObjectStore:
             _raise_mapped(exc, self.endpoint, action, bucket, key)
 
     # -- buckets and objects -------------------------------------------------------------------
-    def check_bucket(self, bucket):
+    def check_bucket(self, bucket: str) -> None:
         """Raise ConfigError naming the bucket when it does not exist (ConnectionFailed when access is refused)."""
         if bucket in self._buckets_seen:
             return
         self._call("HeadBucket", bucket, None, "head_bucket", Bucket=bucket)
         self._buckets_seen.add(bucket)
 
-    def head(self, bucket, key, version_id=None):
+    def head(self, bucket: str, key: str, version_id: Optional[str] = None) -> Optional[ObjectInfo]:
         """ObjectInfo with metadata, or None when there is no such object (a missing bucket raises)."""
         params = {"Bucket": bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
-        resp, missing = self._call("HeadObject", bucket, key, "head_object", allow=("404", "NoSuchKey", "NotFound"), **params)
+        resp, missing = self._call("HeadObject", bucket, key, "head_object", allow=("404", "NoSuchKey", "NotFound"),
+                                   **params)
         if missing:
             # HEAD has no body: a missing bucket looks like a missing key until asked.
             self.check_bucket(bucket)
@@ -243,10 +262,11 @@ class ObjectStore:
         return ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
                           dict(resp.get("Metadata") or {}), resp.get("VersionId"))
 
-    def list_objects(self, bucket, prefix="", page_size=1000, start_after=None):
+    def list_objects(self, bucket: str, prefix: str = "", page_size: int = 1000,
+                     start_after: Optional[str] = None) -> Iterator[ObjectInfo]:
         """Every object under prefix, in key order, page by page (metadata not included)."""
         config = {"PageSize": page_size}
-        params = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": config}
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": config}
         if start_after:
             params["StartAfter"] = start_after
         try:
@@ -256,19 +276,19 @@ class ObjectStore:
         except Exception as exc:  # pylint: disable=broad-except
             _raise_mapped(exc, self.endpoint, "ListObjectsV2", bucket, prefix or None)
 
-    def delete(self, bucket, key, version_id=None):
+    def delete(self, bucket: str, key: str, version_id: Optional[str] = None) -> None:
         """Delete one object (no error if it is already gone). With versioning, this adds a delete marker
         unless version_id is given."""
-        params = {"Bucket": bucket, "Key": key}
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
         self._call("DeleteObject", bucket, key, "delete_object", **params)
 
-    def delete_many(self, bucket, keys):
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> None:
         """Delete keys in batches of 1,000; any key refused raises (the rest of its batch may be gone)."""
-        keys = list(keys)
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start:start + 1000]]
+        names = list(keys)
+        for start in range(0, len(names), 1000):
+            batch = [{"Key": k} for k in names[start:start + 1000]]
             resp = self._call("DeleteObjects", bucket, None, "delete_objects", Bucket=bucket,
                               Delete={"Objects": batch, "Quiet": True})[0]
             errors = resp.get("Errors") or []
@@ -282,7 +302,8 @@ class ObjectStore:
                     bucket, first.get("Key"), first.get("Code"), first.get("Message") or "", len(errors) - 1))
 
     # -- reading -------------------------------------------------------------------------------
-    def get(self, bucket, key, chunk_size=READ_CHUNK, version_id=None):
+    def get(self, bucket: str, key: str, chunk_size: int = READ_CHUNK,
+            version_id: Optional[str] = None) -> ObjectReader:
         """An ObjectReader: iterate it for the object's bytes; raises ObjectMissing when there is none."""
         params = {"Bucket": bucket, "Key": key}
         if version_id:
@@ -294,7 +315,8 @@ class ObjectStore:
                           dict(resp.get("Metadata") or {}), resp.get("VersionId"))
         return ObjectReader(self, bucket, info, resp["Body"], chunk_size)
 
-    def iter_verified(self, bucket, key, sha256=None, chunk_size=READ_CHUNK):
+    def iter_verified(self, bucket: str, key: str, sha256: Optional[str] = None,
+                      chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         """The object's bytes, chunk by chunk; after the last one, VerificationFailed if its SHA-256 is not
         sha256 (or, without it, the object's own sha256 metadata). Treat the bytes as unproven until the
         iteration ends: write them to a temporary name and rename only then."""
@@ -302,21 +324,22 @@ class ObjectStore:
         with self.get(bucket, key, chunk_size) as reader:
             expected = sha256 or reader.info.sha256
             if expected is None:
-                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given to check it against"
+                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given "
+                                         "to check it against"
                                          % (bucket, key))
             yield from reader
             if reader.sha256 != expected:
                 raise VerificationFailed("s3://%s/%s is damaged: SHA-256 %s, expected %s" % (
                     bucket, key, reader.sha256, expected))
 
-    def verify(self, bucket, key, sha256=None):
+    def verify(self, bucket: str, key: str, sha256: Optional[str] = None) -> str:
         """Read the whole object and check its SHA-256 (see iter_verified); returns the SHA-256."""
         sha = hashlib.sha256()
         for chunk in self.iter_verified(bucket, key, sha256):
             sha.update(chunk)
         return sha.hexdigest()
 
-    def download(self, bucket, key, fileobj, sha256=None):
+    def download(self, bucket: str, key: str, fileobj: IO[bytes], sha256: Optional[str] = None) -> str:
         """Write the object to fileobj, verified as iter_verified does; returns the SHA-256."""
         sha = hashlib.sha256()
         for chunk in self.iter_verified(bucket, key, sha256):
@@ -324,7 +347,7 @@ class ObjectStore:
             sha.update(chunk)
         return sha.hexdigest()
 
-    def sha256_of(self, bucket, key):
+    def sha256_of(self, bucket: str, key: str) -> str:
         """The SHA-256 of an object's bytes as stored, read in full (no check against anything)."""
         with self.get(bucket, key) as reader:
             for _chunk in reader:
@@ -332,8 +355,9 @@ class ObjectStore:
             return reader.sha256
 
     # -- writing -------------------------------------------------------------------------------
-    def put_stream(self, bucket, key, source, size=None, metadata=None, sha256=None,
-                   content_type="application/octet-stream"):
+    def put_stream(self, bucket: str, key: str, source: IO[bytes], size: Optional[int] = None,
+                   metadata: Optional[Mapping[str, Any]] = None, sha256: Optional[str] = None,
+                   content_type: str = "application/octet-stream") -> PutResult:
         """Upload source (a readable binary stream) to key, replacing what is there.
 
         size: the byte count if known (checked: a source that ends early or runs long fails);
@@ -345,8 +369,9 @@ class ObjectStore:
         """
         return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=False)
 
-    def put_if_absent(self, bucket, key, source, size=None, metadata=None, sha256=None,
-                      content_type="application/octet-stream"):
+    def put_if_absent(self, bucket: str, key: str, source: IO[bytes], size: Optional[int] = None,
+                      metadata: Optional[Mapping[str, Any]] = None, sha256: Optional[str] = None,
+                      content_type: str = "application/octet-stream") -> PutResult:
         """put_stream, but never over different content: an identical object already at key is success
         (created=False), a different one raises DifferentObjectExists and is left untouched.
 
@@ -356,7 +381,9 @@ class ObjectStore:
         honours it on a plain PUT only, not when a multipart upload completes)."""
         return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=True)
 
-    def _put(self, bucket, key, source, size, metadata, sha256, content_type, if_absent):
+    def _put(self, bucket: str, key: str, source: IO[bytes], size: Optional[int],
+             metadata: Optional[Mapping[str, Any]], sha256: Optional[str], content_type: str,
+             if_absent: bool) -> PutResult:
         meta = _check_metadata(metadata)
         _check_sha256(sha256)
         if size is not None and (int(size) < 0):
@@ -379,17 +406,21 @@ class ObjectStore:
             meta[SHA256_KEY] = sha256
         return self._put_multipart(bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent)
 
-    def _check_source(self, bucket, key, total, size, computed, sha256):
+    def _check_source(self, bucket: str, key: str, total: int, size: Optional[int], computed: str,
+                      sha256: Optional[str]) -> None:
         if size is not None and total != int(size):
-            raise BackupFailed("the source for s3://%s/%s gave %d bytes, not the %d expected" % (bucket, key, total, int(size)))
+            raise BackupFailed("the source for s3://%s/%s gave %d bytes, not the %d expected" % (
+                bucket, key, total, int(size)))
         if sha256 is not None and computed != sha256:
-            raise VerificationFailed("the source for s3://%s/%s has SHA-256 %s, not the %s expected: it changed while it "
-                                     "was read" % (bucket, key, computed, sha256))
+            raise VerificationFailed("the source for s3://%s/%s has SHA-256 %s, not the %s expected: it changed "
+                                     "while it was read" % (bucket, key, computed, sha256))
 
-    def _put_single(self, bucket, key, body, computed, size, meta, sha256, content_type, if_absent):
+    def _put_single(self, bucket: str, key: str, body: bytearray, computed: str, size: Optional[int],
+                    meta: dict[str, str], sha256: Optional[str], content_type: str, if_absent: bool) -> PutResult:
         self._check_source(bucket, key, len(body), size, computed, sha256)
         meta[SHA256_KEY] = computed
-        params = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": meta, "ContentType": content_type}
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": meta,
+                                  "ContentType": content_type}
         if if_absent:
             params["PgsafeIfNoneMatch"] = True
         resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed",), **params)
@@ -399,16 +430,19 @@ class ObjectStore:
         self._buckets_seen.add(bucket)
         return PutResult(key, len(body), computed, True, resp.get("ETag"), 0, resp.get("VersionId"))
 
-    def _put_multipart(self, bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent):
+    def _put_multipart(self, bucket: str, key: str, source: IO[bytes], buf: bytearray, sha: HASH,
+                       size: Optional[int], base: int, meta: dict[str, str], sha256: Optional[str], content_type: str,
+                       if_absent: bool) -> PutResult:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
         resp = self._call("CreateMultipartUpload", bucket, key, "create_multipart_upload",
                           Bucket=bucket, Key=key, Metadata=meta, ContentType=content_type)[0]
         self._buckets_seen.add(bucket)
         upload_id = resp["UploadId"]
-        parts, total, number, filled = [], 0, 1, len(buf)
-        spare = []          # buffers whose part is safely uploaded, for reuse
-        pending = deque()   # (future, buffer) of parts on the wire, oldest first
+        parts: list[Part] = []
+        total, number, filled = 0, 1, len(buf)
+        spare: list[bytearray] = []  # buffers whose part is safely uploaded, for reuse
+        pending: deque[tuple[Future[Part], bytearray]] = deque()  # parts on the wire, oldest first
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="pgsafe-s3-part")
         try:
             while True:
@@ -435,7 +469,7 @@ class ObjectStore:
                 number += 1
                 if number > MAX_PARTS:
                     raise BackupFailed("s3://%s/%s would need more than %d parts" % (bucket, key, MAX_PARTS))
-            buf = nxt = spare = None
+            del buf, nxt, spare  # let the buffers go before the upload completes
             computed = sha.hexdigest()
             self._check_source(bucket, key, total, size, computed, sha256)
             if if_absent:
@@ -461,12 +495,14 @@ class ObjectStore:
             pool.shutdown(wait=True)
         return PutResult(key, total, computed, True, done.get("ETag"), len(parts), done.get("VersionId"))
 
-    def _upload_part(self, bucket, key, upload_id, number, body):
+    def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> Part:
         resp = self._call("UploadPart", bucket, key, "upload_part", Bucket=bucket, Key=key,
                           UploadId=upload_id, PartNumber=number, Body=body)[0]
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
-    def _settle_existing(self, bucket, key, existing, source=None, size=None, sha256=None):
+    def _settle_existing(self, bucket: str, key: str, existing: Optional[ObjectInfo],
+                         source: Optional[IO[bytes]] = None, size: Optional[int] = None,
+                         sha256: Optional[str] = None) -> PutResult:
         """put_if_absent met an object at key: success if it holds the same bytes, else DifferentObjectExists."""
         if existing is None:
             raise BackupFailed("s3://%s/%s refused a conditional PUT but cannot be read back" % (bucket, key))
@@ -476,14 +512,16 @@ class ObjectStore:
         if sha256 is not None:
             theirs = existing.sha256 or self.sha256_of(bucket, key)
             same = theirs == sha256
-        else:
+        elif source is not None:
             same, theirs = self._source_matches(bucket, key, source)
+        else:
+            raise AssertionError("settling s3://%s/%s needs its sha256 or its source" % (bucket, key))
         if not same:
             raise DifferentObjectExists("s3://%s/%s already exists with DIFFERENT content; refusing to overwrite"
                                         % (bucket, key))
         return PutResult(key, existing.size, theirs, False, existing.etag, 0, existing.version_id)
 
-    def _source_matches(self, bucket, key, source):
+    def _source_matches(self, bucket: str, key: str, source: IO[bytes]) -> tuple[bool, str]:
         """Compare a source stream with the stored object byte for byte: (same, the SHA-256 of the object)."""
         sha = hashlib.sha256()
         same = True
@@ -498,7 +536,7 @@ class ObjectStore:
         return same, sha.hexdigest()
 
     # -- multipart uploads left by crashes ------------------------------------------------------
-    def list_uploads(self, bucket, prefix=""):
+    def list_uploads(self, bucket: str, prefix: str = "") -> Iterator[MultipartUpload]:
         """Multipart uploads begun and neither completed nor aborted, under prefix."""
         try:
             for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
@@ -507,25 +545,26 @@ class ObjectStore:
         except Exception as exc:  # pylint: disable=broad-except
             _raise_mapped(exc, self.endpoint, "ListMultipartUploads", bucket, prefix or None)
 
-    def abort_upload(self, bucket, key, upload_id):
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> bool:
         """Abort one multipart upload; False if it was already gone."""
         gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
                           allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)[1]
         return not gone
 
-    def abort_stale_uploads(self, bucket, prefix, older_than, now=None):
+    def abort_stale_uploads(self, bucket: str, prefix: str, older_than: float,
+                            now: Optional[float] = None) -> list[MultipartUpload]:
         """Abort uploads under prefix begun more than older_than seconds ago (by the server's clock
         as it reports them); returns those aborted. For clean-up after a crash: keep older_than
         above the longest upload another process may still be running."""
         now = time.time() if now is None else now
-        aborted = []
+        aborted: list[MultipartUpload] = []
         for upload in list(self.list_uploads(bucket, prefix)):
             started = upload.initiated.timestamp() if upload.initiated is not None else 0
             if now - started >= older_than and self.abort_upload(bucket, upload.key, upload.upload_id):
                 aborted.append(upload)
         return aborted
 
-    def _abort_quietly(self, bucket, key, upload_id):
+    def _abort_quietly(self, bucket: str, key: str, upload_id: str) -> None:
         """Best effort: when the endpoint is gone the upload stays invisible and abort_stale_uploads ends it."""
         try:
             self.abort_upload(bucket, key, upload_id)
@@ -536,7 +575,7 @@ class ObjectStore:
 class ObjectReader:
     """A GET's body as an iterator of chunks, hashed as it goes; close() (or with) releases the connection."""
 
-    def __init__(self, store, bucket, info, body, chunk_size):
+    def __init__(self, store: ObjectStore, bucket: str, info: ObjectInfo, body: Any, chunk_size: int) -> None:
         self.info = info
         self.bytes_read = 0
         self._store = store
@@ -546,11 +585,11 @@ class ObjectReader:
         self._sha = hashlib.sha256()
 
     @property
-    def sha256(self):
+    def sha256(self) -> str:
         """The SHA-256 of the bytes read so far (of the whole object once iteration has ended)."""
         return self._sha.hexdigest()
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         key = self.info.key
         while True:
             try:
@@ -566,24 +605,25 @@ class ObjectReader:
             raise ConnectionFailed("reading s3://%s/%s from %s ended after %d of %d bytes" % (
                 self._bucket, key, self._store.endpoint, self.bytes_read, self.info.size))
 
-    def close(self):
+    def close(self) -> None:
         self._body.close()
 
-    def __enter__(self):
+    def __enter__(self) -> ObjectReader:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _raise_mapped(exc, endpoint, action, bucket, key=None):
+def _raise_mapped(exc: BaseException, endpoint: str, action: str, bucket: Optional[str],
+                  key: Optional[str] = None) -> NoReturn:
     mapped = map_error(exc, endpoint, action, bucket, key)
     if mapped is None:
         raise exc
     raise mapped from exc
 
 
-def _read_exactly(source, count):
+def _read_exactly(source: IO[bytes], count: int) -> bytes:
     out = bytearray()
     while len(out) < count:
         data = source.read(count - len(out))
@@ -593,11 +633,11 @@ def _read_exactly(source, count):
     return bytes(out)
 
 
-def _take_if_none_match(params, context, **_kwargs):
+def _take_if_none_match(params: dict[str, Any], context: dict[str, Any], **_kwargs: Any) -> None:
     if params.pop("PgsafeIfNoneMatch", None):
         context["pgsafe_if_none_match"] = True
 
 
-def _add_if_none_match(request, **_kwargs):
+def _add_if_none_match(request: Any, **_kwargs: Any) -> None:
     if request.context.get("pgsafe_if_none_match"):
         request.headers["If-None-Match"] = "*"

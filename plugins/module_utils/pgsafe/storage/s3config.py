@@ -6,10 +6,16 @@ Debian 12's boto3 (1.26) reads neither AWS_ENDPOINT_URL nor AWS_ENDPOINT_URL_S3,
 here. TLS is always verified: a CA bundle can be given, verification can never be switched off.
 Pure logic, no boto3: safe to import anywhere.
 """
+from __future__ import annotations
+
 import os
 import re
 
 from ..core.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional
 
 SCHEME = "s3://"
 DEFAULT_REGION = "us-east-1"
@@ -22,36 +28,36 @@ _ENDPOINT_RE = re.compile(r"^https?://[^/\s?#@]+/?$")
 class S3Location:
     """A bucket and a key prefix inside it; keys of a repository are PREFIX/NAME."""
 
-    def __init__(self, bucket, prefix):
+    def __init__(self, bucket: str, prefix: str) -> None:
         self.bucket = bucket
         self.prefix = prefix
 
-    def key(self, name):
+    def key(self, name: str) -> str:
         """The object key of name (a relative path such as 'wal/000000010000000000000001')."""
         name = name.lstrip("/")
         return "%s/%s" % (self.prefix, name) if self.prefix else name
 
-    def name_of(self, key):
+    def name_of(self, key: str) -> Optional[str]:
         """The inverse of key(): the name relative to the prefix, or None for a key outside it."""
         if not self.prefix:
             return key
         head = self.prefix + "/"
         return key[len(head):] if key.startswith(head) else None
 
-    def url(self, name=None):
+    def url(self, name: Optional[str] = None) -> str:
         return "%s%s/%s" % (SCHEME, self.bucket, self.key(name) if name else self.prefix)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "S3Location(%r)" % self.url()
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, S3Location) and (self.bucket, self.prefix) == (other.bucket, other.prefix)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.bucket, self.prefix))
 
 
-def validate_bucket(bucket):
+def validate_bucket(bucket: str) -> str:
     if not _BUCKET_RE.match(bucket or "") or ".." in bucket or re.match(r"^\d+\.\d+\.\d+\.\d+$", bucket):
         raise ConfigError("%r is not a valid S3 bucket name" % (bucket,),
                           "Use 3-63 lower-case letters, digits, dots and hyphens, starting and ending "
@@ -59,7 +65,7 @@ def validate_bucket(bucket):
     return bucket
 
 
-def clean_prefix(prefix, what="prefix"):
+def clean_prefix(prefix: Optional[str], what: str = "prefix") -> str:
     """A key prefix without leading or trailing slashes; empty, '.' and '..' segments refused."""
     text = (prefix or "").strip("/")
     if not text:
@@ -70,7 +76,7 @@ def clean_prefix(prefix, what="prefix"):
     return text
 
 
-def parse_url(url, default_prefix):
+def parse_url(url: str, default_prefix: Optional[str]) -> S3Location:
     """s3://BUCKET[/PREFIX] as an S3Location; without PREFIX the caller's default (the host name)."""
     if not isinstance(url, str) or not url.startswith(SCHEME):
         raise ConfigError("repository URL %r does not start with %s" % (url, SCHEME),
@@ -84,14 +90,14 @@ def parse_url(url, default_prefix):
     return S3Location(bucket, prefix)
 
 
-def _first(*values):
+def _first(*values: Optional[str]) -> Optional[str]:
     for value in values:
         if value not in (None, ""):
             return value
     return None
 
 
-def _positive_number(value, what, integer=False):
+def _positive_number(value: Any, what: str, integer: bool = False) -> float:
     try:
         number = int(value) if integer else float(value)
     except (TypeError, ValueError):
@@ -104,9 +110,11 @@ def _positive_number(value, what, integer=False):
 class S3Settings:
     """How to reach the object store. Secrets are kept out of repr() and describe()."""
 
-    def __init__(self, endpoint_url=None, region=None, access_key=None, secret_key=None,
-                 session_token=None, profile=None, ca_bundle=None, addressing_style=None,
-                 connect_timeout=10, read_timeout=60, max_attempts=5, environ=None):
+    def __init__(self, endpoint_url: Optional[str] = None, region: Optional[str] = None,
+                 access_key: Optional[str] = None, secret_key: Optional[str] = None,
+                 session_token: Optional[str] = None, profile: Optional[str] = None, ca_bundle: Optional[str] = None,
+                 addressing_style: Optional[str] = None, connect_timeout: float = 10, read_timeout: float = 60,
+                 max_attempts: int = 5, environ: Optional[Mapping[str, str]] = None) -> None:
         env = os.environ if environ is None else environ
         self.endpoint_url = _first(endpoint_url, env.get("AWS_ENDPOINT_URL_S3"), env.get("AWS_ENDPOINT_URL"))
         if self.endpoint_url is not None:
@@ -138,25 +146,25 @@ class S3Settings:
         self.max_attempts = _positive_number(max_attempts, "max_attempts", integer=True)
 
     @property
-    def secret_key(self):
+    def secret_key(self) -> Optional[str]:
         return self._secret_key
 
     @property
-    def session_token(self):
+    def session_token(self) -> Optional[str]:
         return self._session_token
 
-    def credential_source(self):
+    def credential_source(self) -> str:
         if self.access_key:
             return "explicit access key"
         if self.profile:
             return "profile %s" % self.profile
         return "AWS default chain"
 
-    def describe(self):
+    def describe(self) -> str:
         """Safe for logs and messages: no secret, no session token."""
         return "endpoint=%s region=%s addressing=%s ca_bundle=%s credentials=%s" % (
             self.endpoint_url or "(AWS)", self.region or "(default)", self.addressing_style,
             self.ca_bundle or "(system)", self.credential_source())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "S3Settings(%s)" % self.describe()

@@ -4,7 +4,13 @@ A missing bucket is a configuration error (exit 2); refused credentials, a denie
 certificate that does not verify and an endpoint that does not answer are connection errors
 (exit 3). Messages carry error codes and names, never keys, tokens or signatures.
 """
+from __future__ import annotations
+
 from ..core.errors import BackupFailed, ConfigError, ConnectionFailed, PgsafeError, VerificationFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 _CONNECTION_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
                       "ReadTimeoutError", "ResponseStreamingError", "IncompleteReadError",
@@ -21,7 +27,7 @@ class DifferentObjectExists(BackupFailed):
     """put_if_absent found the key holding other content; it was left as it was."""
 
 
-def client_error_code(exc):
+def client_error_code(exc: BaseException) -> tuple[str, int]:
     """(code, HTTP status) of a botocore ClientError; ('', 0) for anything else."""
     response = getattr(exc, "response", None) or {}
     code = str((response.get("Error") or {}).get("Code") or "")
@@ -29,7 +35,7 @@ def client_error_code(exc):
     return code, status
 
 
-def _where(bucket, key):
+def _where(bucket: Optional[str], key: Optional[str]) -> str:
     if bucket and key:
         return "s3://%s/%s" % (bucket, key)
     if bucket:
@@ -37,11 +43,12 @@ def _where(bucket, key):
     return "the object store"
 
 
-def _class_names(exc):
+def _class_names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def map_error(exc, endpoint, action, bucket=None, key=None):
+def map_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[str] = None,
+              key: Optional[str] = None) -> Optional[PgsafeError]:
     """The typed error for exc (raised by boto3 while doing action), or None if exc is not boto3's."""
     names = _class_names(exc)
     where = _where(bucket, key)
@@ -52,7 +59,8 @@ def map_error(exc, endpoint, action, bucket=None, key=None):
                                 "Give ca_bundle (or AWS_CA_BUNDLE) the PEM of the CA that signed the "
                                 "endpoint's certificate; verification cannot be switched off")
     if names.intersection(_CONNECTION_ERRORS):
-        return ConnectionFailed("cannot reach the S3 endpoint %s during %s of %s: %s" % (endpoint, action, where, _short(exc)),
+        return ConnectionFailed("cannot reach the S3 endpoint %s during %s of %s: %s"
+                                % (endpoint, action, where, _short(exc)),
                                 "Check that the endpoint runs and is reachable from this host")
     if names.intersection(_CREDENTIAL_ERRORS):
         return ConfigError("no usable S3 credentials for %s: %s" % (endpoint, _short(exc)),
@@ -68,7 +76,8 @@ def map_error(exc, endpoint, action, bucket=None, key=None):
     return None
 
 
-def _map_client_error(exc, endpoint, action, bucket, where):
+def _map_client_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[str],
+                      where: str) -> PgsafeError:
     code, status = client_error_code(exc)
     if code == "NoSuchBucket" or (code in ("404", "NotFound") and action == "HeadBucket"):
         return ConfigError("bucket %r does not exist at %s" % (bucket, endpoint),
@@ -95,6 +104,6 @@ def _map_client_error(exc, endpoint, action, bucket, where):
     return PgsafeError("%s of %s at %s failed: %s %s" % (action, where, endpoint, code or status, message))
 
 
-def _short(exc):
+def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
