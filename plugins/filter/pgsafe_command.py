@@ -4,9 +4,10 @@
 """Filter pgsafe_cron_line: the roles' cron jobs, built by the engine from the option table."""
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 name: pgsafe_cron_line
 short_description: The pgsafe command line of a cron job
 version_added: 0.2.0
@@ -35,20 +36,20 @@ options:
   log_file:
     description: File the job's output is appended to.
     type: path
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Nightly backup of shop
   ansible.builtin.cron:
     name: pgsafe full backup shop
     job: "{{ '/usr/local/bin/pgsafe' | pgsafe.backup.pgsafe_cron_line('backup', {'quiet': true, 'retention_days': 30}, ['shop']) }}"
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 _value:
   description: The command line, ready for a cron job.
   type: str
-'''
+"""
 
 from ansible.errors import AnsibleFilterError
 
@@ -59,9 +60,9 @@ def pgsafe_cron_line(pgsafe_command, subcommand, options=None, arguments=None, l
     try:
         return cron_line(pgsafe_command, subcommand, options or {}, arguments or [], log_file)
     except ValueError as exc:
-        raise AnsibleFilterError('pgsafe_cron_line: %s' % exc)
+        raise AnsibleFilterError("pgsafe_cron_line: %s" % exc)
 
 
 class FilterModule(object):
     def filters(self):
-        return {'pgsafe_cron_line': pgsafe_cron_line}
+        return {"pgsafe_cron_line": pgsafe_cron_line}

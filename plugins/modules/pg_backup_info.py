@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_backup_info
 short_description: List the pgsafe backup catalog, optionally re-hashing every backup
@@ -63,9 +64,9 @@ seealso:
     description: The same verification on a schedule, with alerts.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 # The catalog is the database OS user's (mode 0700): read it as that user.
 - name: List every backup
   pgsafe.backup.pg_backup_info:
@@ -81,9 +82,9 @@ EXAMPLES = r'''
     verify: true
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 backups:
   description: Backups, newest first.
   returned: always
@@ -153,66 +154,68 @@ count:
   returned: always
   type: int
   sample: 3
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED, fail_from_error
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
-
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=module_spec('backup_dir', 'database', 'verify', 'fail_on_verify_error', 'backup', 'latest',
-                                  backup_dir=REQUIRED),
-        mutually_exclusive=[('backup', 'latest')],
+        argument_spec=module_spec(
+            "backup_dir", "database", "verify", "fail_on_verify_error", "backup", "latest", backup_dir=REQUIRED
+        ),
+        mutually_exclusive=[("backup", "latest")],
         supports_check_mode=True,
     )
     p = module.params
     try:
-        catalog.require_catalog(p['backup_dir'])
-        entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+        catalog.require_catalog(p["backup_dir"])
+        entries, problems = catalog.list_full(p["backup_dir"], p["database"])
         chosen = None
-        if p['backup'] or p['latest']:
-            chosen = catalog.choose_backup(p['backup_dir'], p['backup'], p['database'])
+        if p["backup"] or p["latest"]:
+            chosen = catalog.choose_backup(p["backup_dir"], p["backup"], p["database"])
             entries = [chosen]
     except PgsafeError as exc:
         fail_from_error(module, exc)
     backups = []
     failed = 0
     latest = {}
-    state = VerifyState(p['backup_dir'])
+    state = VerifyState(p["backup_dir"])
     for entry in entries:
         item = entry.summary()
-        if p['verify']:
+        if p["verify"]:
             try:
                 catalog.verify_entry(entry)
-                item['verified'] = True
+                item["verified"] = True
             except VerificationFailed as exc:
-                item['verified'] = False
-                item['verify_error'] = str(exc)
+                item["verified"] = False
+                item["verify_error"] = str(exc)
                 failed += 1
-                state.record(entry.backup_id, entry.meta.get('checksum'), False, error=str(exc))
+                state.record(entry.backup_id, entry.meta.get("checksum"), False, error=str(exc))
         latest.setdefault(entry.database, item)
         backups.append(item)
     try:
         changed = state.pending() if module.check_mode else state.save()
     except (PgsafeError, OSError) as exc:
         changed = False
-        module.warn('verification failures not recorded for backup_health: %s' % exc)
-    result = dict(changed=changed, backups=backups, latest=latest, count=len(backups),
-                  problems=[x.as_dict() for x in problems])
+        module.warn("verification failures not recorded for backup_health: %s" % exc)
+    result = dict(
+        changed=changed, backups=backups, latest=latest, count=len(backups), problems=[x.as_dict() for x in problems]
+    )
     if chosen is not None:
-        result['selected'] = backups[0]
-    if p['verify'] and failed and p['fail_on_verify_error']:
-        module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (failed, len(backups)),
-                         **result)
+        result["selected"] = backups[0]
+    if p["verify"] and failed and p["fail_on_verify_error"]:
+        module.fail_json(
+            msg="%d of %d backups failed verification; see backups[].verify_error" % (failed, len(backups)), **result
+        )
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
 """The command lines cron runs are built from the option table and always parse back to what was meant."""
+
 import shlex
 
 import pytest
@@ -8,11 +9,34 @@ from pgsafe.cli.main import build_parser
 
 
 def test_global_options_go_before_the_subcommand_and_defaults_are_left_out():
-    words = command_words("/usr/local/bin/pgsafe", "backup",
-                          {"quiet": True, "backup_dir": "/b", "host": "", "port": 5433, "retention_days": 30,
-                           "globals": True, "row_counts": False}, ["shop"])
-    assert words == ["/usr/local/bin/pgsafe", "--backup-dir", "/b", "--port", "5433", "--quiet", "backup",
-                     "--retention-days", "30", "--no-row-counts", "--", "shop"]
+    words = command_words(
+        "/usr/local/bin/pgsafe",
+        "backup",
+        {
+            "quiet": True,
+            "backup_dir": "/b",
+            "host": "",
+            "port": 5433,
+            "retention_days": 30,
+            "globals": True,
+            "row_counts": False,
+        },
+        ["shop"],
+    )
+    assert words == [
+        "/usr/local/bin/pgsafe",
+        "--backup-dir",
+        "/b",
+        "--port",
+        "5433",
+        "--quiet",
+        "backup",
+        "--retention-days",
+        "30",
+        "--no-row-counts",
+        "--",
+        "shop",
+    ]
 
 
 def test_a_hostile_database_name_stays_one_argument_through_the_shell_and_cron():
@@ -28,8 +52,17 @@ def test_a_hostile_database_name_stays_one_argument_through_the_shell_and_cron()
 
 
 def test_every_generated_line_parses_with_the_real_parser():
-    argv = command_words("pgsafe", "health", {"quiet": True, "databases": ["a", "b"], "max_backup_age_hours": 12,
-                                              "check_archiver": False, "metrics_file": "/m.prom"})[1:]
+    argv = command_words(
+        "pgsafe",
+        "health",
+        {
+            "quiet": True,
+            "databases": ["a", "b"],
+            "max_backup_age_hours": 12,
+            "check_archiver": False,
+            "metrics_file": "/m.prom",
+        },
+    )[1:]
     args = build_parser().parse_args(argv)
     assert args.databases == ["a", "b"] and args.max_backup_age_hours == 12 and args.check_archiver is False
 

@@ -1,9 +1,10 @@
 """Three hosts converged together; db1's backup, shipped to db2, restored there after db1 was lost."""
+
 import json
 
 
 def psql(host, dbname, sql):
-    out = host.run("su postgres -s /bin/sh -c \"psql -X -At -d '%s' -c \\\"%s\\\"\"" % (dbname, sql))
+    out = host.run('su postgres -s /bin/sh -c "psql -X -At -d \'%s\' -c \\"%s\\""' % (dbname, sql))
     assert out.rc == 0, out.stderr
     return out.stdout.strip()
 

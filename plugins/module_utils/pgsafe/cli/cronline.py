@@ -2,6 +2,7 @@
 
 The roles pass variables only; this decides flags, quoting and cron's own escapes.
 """
+
 import shlex
 
 from ..core.options import OPTIONS

@@ -1,6 +1,7 @@
 """Restore drills: restore the newest backup of each database into a scratch database, prove it
 against the row counts captured at backup time, measure the time it took (the RTO), write a report
 under drills/, and drop the scratch copy.  The seed's monthly test restore, automated."""
+
 import os
 import secrets
 
@@ -28,20 +29,39 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
         scratch = "pgsafe_drill_%s" % secrets.token_hex(6)
         item = {"database": database, "scratch_db": scratch}
         try:
-            outcome = run_restore(RestoreRequest(scratch, backup_dir, conninfo, latest=True, database=database,
-                                                 jobs=jobs, maintenance_db=maintenance_db), log=log)
-            item.update(passed=outcome["validation"]["passed"], backup_id=outcome["backup_id"],
-                        rto_seconds=outcome["duration_seconds"], rto_steps_seconds=outcome.get("steps_seconds"),
-                        tables=outcome["validation"]["checked"],
-                        mismatches=outcome["validation"]["mismatches"])
+            outcome = run_restore(
+                RestoreRequest(
+                    scratch,
+                    backup_dir,
+                    conninfo,
+                    latest=True,
+                    database=database,
+                    jobs=jobs,
+                    maintenance_db=maintenance_db,
+                ),
+                log=log,
+            )
+            item.update(
+                passed=outcome["validation"]["passed"],
+                backup_id=outcome["backup_id"],
+                rto_seconds=outcome["duration_seconds"],
+                rto_steps_seconds=outcome.get("steps_seconds"),
+                tables=outcome["validation"]["checked"],
+                mismatches=outcome["validation"]["mismatches"],
+            )
         except PgsafeError as exc:
             item.update(passed=False, error=str(exc), error_kind=exc.kind)
         finally:
             _drop_scratch(conninfo, scratch, maintenance_db)
         log("drill %s: %s" % (database, "PASSED" if item["passed"] else "FAILED (%s)" % item.get("error")))
         results.append(item)
-    report = {"started_at": iso(started), "finished_at": iso(utc_now()), "backup_dir": backup_dir,
-              "passed": all(r["passed"] for r in results), "results": results}
+    report = {
+        "started_at": iso(started),
+        "finished_at": iso(utc_now()),
+        "backup_dir": backup_dir,
+        "passed": all(r["passed"] for r in results),
+        "results": results,
+    }
     directory = ensure_private_dir(os.path.join(backup_dir, DRILLS_DIR))
     report_path = os.path.join(directory, "drill_%s.json" % stamp(started))
     n = 1
@@ -55,6 +75,7 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
 
 def _drop_scratch(conninfo, name, maintenance_db):
     from ..core.conn import connect
+
     try:
         admin = connect(conninfo, maintenance_db)
     except PgsafeError:
