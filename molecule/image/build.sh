@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/molecule/containers.conf}
 IMAGE=localhost/pgsafe-debian12-pg15:latest
-PACKAGES="python3,python3-psycopg2,postgresql-15,postgresql-contrib,postgresql-client-15,sudo,cron,zstd,procps,locales,ca-certificates,iproute2,openssh-client"
+PACKAGES="python3,python3-psycopg2,python3-boto3,postgresql-15,postgresql-contrib,postgresql-client-15,sudo,cron,zstd,procps,locales,ca-certificates,iproute2,openssh-client"
 stamp=$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-16)
 
 if podman image exists "$IMAGE" && [ "$(podman image inspect "$IMAGE" --format '{{ index .Labels "pgsafe.stamp" }}' 2>/dev/null)" = "$stamp" ]; then
