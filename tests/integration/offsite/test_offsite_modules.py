@@ -107,8 +107,9 @@ def test_offsite_push_is_idempotent_and_check_mode_lists_what_would_go(pg, sampl
     assert check["changed"] is True and check["pushed"] == [{"backup_id": res["backup_id"], "kind": "full"}]
     assert keys(s3_bucket) == {}, "check mode uploaded something"
 
-    rc, first, out = run("pgsafe.backup.pg_offsite_push", push)
+    rc, first, out = run("pgsafe.backup.pg_offsite_push", push, verbose=True)
     assert rc == 0, out
+    assert "s3_secret_key" in first["invocation"]["module_args"], "-vvv shows the arguments, masked"
     assert first["changed"] is True and first["pushed"] == check["pushed"] and first["already_offsite"] == 0
     assert "%s/full/%s.meta.json" % (PREFIX, res["backup_id"]) in keys(s3_bucket)
 
