@@ -4,6 +4,7 @@ import json
 from . import flags
 from .util import UsageError, out
 from ..core.errors import EXIT_OK
+from ..offsite.push import raise_for_failures as _raise_first_failure
 
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
 GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS
@@ -49,17 +50,6 @@ def push_now(args, log):
     report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
     _raise_first_failure(report)
     return report
-
-
-def _raise_first_failure(report):
-    if report["failed"]:
-        from ..core.errors import PgsafeError
-        first = report["failed"][0]
-        error = PgsafeError("%d upload(s) to %s failed; first: %s" % (
-            len(report["failed"]), report["repository"], first["error"]),
-            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed")
-        error.exit_code = first.get("exit_code", 1)
-        raise error
 
 
 def cmd_push(args, conninfo):
