@@ -4,6 +4,7 @@ A case is (group, tool, anchor?) plus a function that does the job once and retu
 measured.  Ours run through the installed-style host command (scripts/pgsafe) exactly as cron
 would; anchors are the pipelines a user would otherwise run.
 """
+
 import json
 import os
 import shlex
@@ -32,8 +33,15 @@ class Context:
         self.cores = cores
         self.log = log
         self.env = dict(cluster.env)
-        self.env.update({"PATH": PG_BIN + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "PGDATABASE": DB,
-                         "PGSAFE_PYTHON": "/usr/bin/python3", "HOME": work_dir, "LANG": "C.UTF-8"})
+        self.env.update(
+            {
+                "PATH": PG_BIN + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                "PGDATABASE": DB,
+                "PGSAFE_PYTHON": "/usr/bin/python3",
+                "HOME": work_dir,
+                "LANG": "C.UTF-8",
+            }
+        )
         self.pgbackrest_conf = None
         self.counter = 0
         self.keep = {}
@@ -59,6 +67,7 @@ def _drop(ctx, name):
 
 # -- logical backup -------------------------------------------------------------------------
 
+
 def logical_backup_cases(ctx):
     bare = shlex.quote(pg("pg_dump"))
     cores = ctx.cores
@@ -71,6 +80,7 @@ def logical_backup_cases(ctx):
             result["bytes"] = measure.path_size(out)
             _keep_or_remove(ctx, keep_as, out_dir, out)
             return result
+
         return ("logical backup", name, True, once)
 
     def ours(name, *options, keep_as=None):
@@ -82,19 +92,30 @@ def logical_backup_cases(ctx):
             result["bytes"] = sum(measure.path_size(os.path.join(full, n)) for n in data)
             _keep_or_remove(ctx, keep_as, backup_dir, backup_dir)
             return result
+
         return ("logical backup", name, False, once)
 
     return [
         anchor("pg_dump | gzip -6 (seed)", bare + " | gzip -6 > {out}", ".sql.gz", keep_as="seed_sql_gz"),
         anchor("pg_dump -Fc", bare + " -Fc -f {out}", ".dump", keep_as="bare_custom"),
-        anchor("pg_dump -Fc -Z0 | zstd -T%d (best bare)" % cores,
-               bare + " -Fc -Z0 | zstd -q -3 -T%d > {out}" % cores, ".dump.zst"),
+        anchor(
+            "pg_dump -Fc -Z0 | zstd -T%d (best bare)" % cores,
+            bare + " -Fc -Z0 | zstd -q -3 -T%d > {out}" % cores,
+            ".dump.zst",
+        ),
         ours(OURS + " custom zstd-3 (default)", keep_as="ours_backup_dir"),
         ours(OURS + " custom zstd-3, no row counts or globals", "--no-row-counts", "--no-globals"),
         ours(OURS + " custom gzip-6", "--compression", "gzip"),
         ours(OURS + " plain gzip-6 (seed format)", "--format", "plain", "--compression", "gzip"),
-        ours(OURS + " directory gzip-6 -j%d" % cores, "--format", "directory", "--compression", "gzip",
-             "--jobs", str(cores)),
+        ours(
+            OURS + " directory gzip-6 -j%d" % cores,
+            "--format",
+            "directory",
+            "--compression",
+            "gzip",
+            "--jobs",
+            str(cores),
+        ),
     ]
 
 
@@ -111,6 +132,7 @@ def _keep_or_remove(ctx, keep_as, directory, path):
 
 # -- logical restore ------------------------------------------------------------------------
 
+
 def logical_restore_cases(ctx):
     target = "bench_restored"
     cores = ctx.cores
@@ -119,23 +141,32 @@ def logical_restore_cases(ctx):
         _drop(ctx, target)
         ctx.sql('CREATE DATABASE "%s"' % target)
         src = shlex.quote(ctx.keep["seed_sql_gz"][1])
-        result = measure.run_rss(measure.shell("gunzip -c %s | %s -X -q -o /dev/null -v ON_ERROR_STOP=1 -d %s" % (
-            src, shlex.quote(pg("psql")), target)), ctx.env)
+        result = measure.run_rss(
+            measure.shell(
+                "gunzip -c %s | %s -X -q -o /dev/null -v ON_ERROR_STOP=1 -d %s" % (src, shlex.quote(pg("psql")), target)
+            ),
+            ctx.env,
+        )
         _drop(ctx, target)
         return result
 
     def bare():
         _drop(ctx, target)
         ctx.sql('CREATE DATABASE "%s"' % target)
-        result = measure.run_rss([pg("pg_restore"), "-j", str(cores), "-d", target, ctx.keep["bare_custom"][1]], ctx.env)
+        result = measure.run_rss(
+            [pg("pg_restore"), "-j", str(cores), "-d", target, ctx.keep["bare_custom"][1]], ctx.env
+        )
         _drop(ctx, target)
         return result
 
     def ours():
         _drop(ctx, target)
         backup_dir = ctx.keep["ours_backup_dir"][0]
-        result = measure.run_rss(ctx.pgsafe(backup_dir, "restore", "--json", "--latest", "--database", DB,
-                                            "--jobs", str(cores), target), ctx.env, stdout=True)
+        result = measure.run_rss(
+            ctx.pgsafe(backup_dir, "restore", "--json", "--latest", "--database", DB, "--jobs", str(cores), target),
+            ctx.env,
+            stdout=True,
+        )
         # Where the time went, by the restore's own account (reported under the tables).
         result["steps"] = json.loads(result.pop("stdout"))["steps_seconds"]
         _drop(ctx, target)
@@ -150,12 +181,14 @@ def logical_restore_cases(ctx):
 
 # -- physical backup and restore -----------------------------------------------------------
 
+
 def physical_backup_cases(ctx):
     def bare():
         out = ctx.scratch("basebackup")
         os.rmdir(out)
-        result = measure.run_rss([pg("pg_basebackup"), "-D", out, "-Ft", "-X", "stream", "-c", "fast",
-                                  "--compress=server-zstd:3"], ctx.env)
+        result = measure.run_rss(
+            [pg("pg_basebackup"), "-D", out, "-Ft", "-X", "stream", "-c", "fast", "--compress=server-zstd:3"], ctx.env
+        )
         result["bytes"] = measure.path_size(out)
         shutil.rmtree(out, ignore_errors=True)
         return result
@@ -171,8 +204,9 @@ def physical_backup_cases(ctx):
             backup_dir = ctx.physical_backup_dir if keep else ctx.scratch("ours-base")
             base = os.path.join(backup_dir, "base")
             before = set(os.listdir(base)) if os.path.isdir(base) else set()
-            result = measure.run_rss(ctx.pgsafe(backup_dir, "base-backup", "--no-wal-cleanup", "--retention-days", "1000",
-                                                *extra), ctx.env)
+            result = measure.run_rss(
+                ctx.pgsafe(backup_dir, "base-backup", "--no-wal-cleanup", "--retention-days", "1000", *extra), ctx.env
+            )
             new = [n for n in os.listdir(base) if n not in before and not n.endswith(".json")]
             result["bytes"] = measure.path_size(os.path.join(base, new[0]))
             if keep:
@@ -180,6 +214,7 @@ def physical_backup_cases(ctx):
             else:
                 shutil.rmtree(backup_dir, ignore_errors=True)
             return result
+
         return once
 
     return [
@@ -197,9 +232,22 @@ def physical_restore_cases(ctx):
         data = ctx.scratch("pgbr-restore")
         sock = ctx.scratch("pgbr-sock")
         result = measure.run_rss(pgbackrest.command(ctx.pgbackrest_conf, "--pg1-path=" + data, "restore"), ctx.env)
-        started = measure.run([pg("pg_ctl"), "-D", data, "-l", os.path.join(sock, "log"), "-w", "-t", "600",
-                               "-o", "-p %d -k %s -c archive_mode=off -c listen_addresses=''" % (port, sock), "start"],
-                              ctx.env)
+        started = measure.run(
+            [
+                pg("pg_ctl"),
+                "-D",
+                data,
+                "-l",
+                os.path.join(sock, "log"),
+                "-w",
+                "-t",
+                "600",
+                "-o",
+                "-p %d -k %s -c archive_mode=off -c listen_addresses=''" % (port, sock),
+                "start",
+            ],
+            ctx.env,
+        )
         promoted = _wait_promoted(ctx, sock, port)
         result["seconds"] += started["seconds"] + promoted
         _stop_and_remove(ctx, data, sock)
@@ -207,9 +255,20 @@ def physical_restore_cases(ctx):
 
     def ours():
         data = os.path.join(ctx.scratch("ours-restore"), "data")
-        result = measure.run_rss(ctx.pgsafe(ctx.physical_backup_dir, "restore-pitr", data, "--port", str(port),
-                                            "--archive-dir", ctx.archive_dir, "--backup", ctx.keep["ours_base_backup"]),
-                                 ctx.env)
+        result = measure.run_rss(
+            ctx.pgsafe(
+                ctx.physical_backup_dir,
+                "restore-pitr",
+                data,
+                "--port",
+                str(port),
+                "--archive-dir",
+                ctx.archive_dir,
+                "--backup",
+                ctx.keep["ours_base_backup"],
+            ),
+            ctx.env,
+        )
         _stop_and_remove(ctx, data, os.path.dirname(data))
         return result
 
@@ -221,6 +280,7 @@ def physical_restore_cases(ctx):
 
 def _wait_promoted(ctx, sock, port):
     import time
+
     started = time.monotonic()
     query = [pg("psql"), "-X", "-At", "-h", sock, "-p", str(port), "-d", "postgres", "-c", "SELECT pg_is_in_recovery()"]
     while time.monotonic() - started < 600:
@@ -239,6 +299,7 @@ def _stop_and_remove(ctx, data, scratch):
 
 # -- WAL archiving --------------------------------------------------------------------------
 
+
 def wal_cases(ctx, source_dir, segments):
     driver = os.path.join(ROOT, "bench", "wal_driver.py")
 
@@ -246,11 +307,17 @@ def wal_cases(ctx, source_dir, segments):
         def once():
             dest = ctx.scratch("wal-dest")
             check = [dest] if plain_copies else []
-            out = measure.run(["/usr/bin/python3", driver, template_of(dest), source_dir, str(segments)] + check, ctx.env)
+            out = measure.run(
+                ["/usr/bin/python3", driver, template_of(dest), source_dir, str(segments)] + check, ctx.env
+            )
             figures = json.loads(out["stdout"])
             shutil.rmtree(dest, ignore_errors=True)
-            return {"seconds": figures["seconds"], "segments": figures["segments"],
-                    "per_segment_ms": round(1000.0 * figures["seconds"] / max(1, figures["segments"]), 1)}
+            return {
+                "seconds": figures["seconds"],
+                "segments": figures["segments"],
+                "per_segment_ms": round(1000.0 * figures["seconds"] / max(1, figures["segments"]), 1),
+            }
+
         return ("WAL archiving", name, anchor, once)
 
     def backrest_template(_dest):
@@ -258,13 +325,23 @@ def wal_cases(ctx, source_dir, segments):
         repo = ctx.scratch("pgbr-wal-repo")
         measure.run(pgbackrest.command(ctx.pgbackrest_conf, "--repo1-path=" + repo, "stanza-create"), ctx.env)
         return "pgbackrest --config=%s --stanza=%s --repo1-path=%s archive-push %%p" % (
-            ctx.pgbackrest_conf, pgbackrest.STANZA, repo)
+            ctx.pgbackrest_conf,
+            pgbackrest.STANZA,
+            repo,
+        )
 
     return [
         case("cp + sync (raw)", True, lambda d: "test ! -f %s/%%f && cp %%p %s/%%f && sync %s/%%f" % (d, d, d), True),
         case("pgBackRest archive-push zst-3", True, backrest_template),
-        case(OURS + " archive-wal (default, no compression)", False,
-             lambda d: "%s archive-wal %%p %%f --archive-dir %s" % (PGSAFE, d), True),
-        case(OURS + " archive-wal --compress zstd", False,
-             lambda d: "%s archive-wal %%p %%f --archive-dir %s --compress zstd" % (PGSAFE, d)),
+        case(
+            OURS + " archive-wal (default, no compression)",
+            False,
+            lambda d: "%s archive-wal %%p %%f --archive-dir %s" % (PGSAFE, d),
+            True,
+        ),
+        case(
+            OURS + " archive-wal --compress zstd",
+            False,
+            lambda d: "%s archive-wal %%p %%f --archive-dir %s --compress zstd" % (PGSAFE, d),
+        ),
     ]

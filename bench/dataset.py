@@ -5,6 +5,7 @@ indexes, and fifty small reference tables: data that compresses like real data (
 unlike pgbench's blank filler.  ``grow`` only ever adds rows, so one cluster serves every
 size of a run, smallest first.
 """
+
 import time
 
 SCHEMA = """
@@ -74,8 +75,10 @@ def create(conn):
         cur.execute(SCHEMA)
         for n in range(SMALL_TABLES):
             cur.execute("CREATE TABLE IF NOT EXISTS ref_%02d (code text PRIMARY KEY, label text, weight numeric)" % n)
-            cur.execute("INSERT INTO ref_%02d SELECT 'C' || g, 'label ' || md5(g::text), random() "
-                        "FROM generate_series(1, %d) g ON CONFLICT DO NOTHING" % (n, 50 + 40 * n))
+            cur.execute(
+                "INSERT INTO ref_%02d SELECT 'C' || g, 'label ' || md5(g::text), random() "
+                "FROM generate_series(1, %d) g ON CONFLICT DO NOTHING" % (n, 50 + 40 * n)
+            )
 
 
 def size_mb(conn):

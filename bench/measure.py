@@ -1,4 +1,5 @@
 """Run one command and measure it: wall time and the peak RSS of the largest process in its tree."""
+
 import os
 import shlex
 import shutil
@@ -27,8 +28,10 @@ def run(argv, env, cwd=None):
     out, err = proc.communicate()
     seconds = time.monotonic() - started
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (shlex.join(argv)[:300], proc.returncode,
-                                                   (err or out).decode("utf-8", "replace")[-1500:]))
+        raise RuntimeError(
+            "%s failed (%d): %s"
+            % (shlex.join(argv)[:300], proc.returncode, (err or out).decode("utf-8", "replace")[-1500:])
+        )
     return {"seconds": seconds, "stdout": out.decode("utf-8", "replace")}
 
 
@@ -43,8 +46,9 @@ def run_rss(argv, env, cwd=None, stdout=False):
     seconds = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError("%s failed (%d): %s" % (shlex.join(argv)[:300], proc.returncode,
-                                                   err.decode("utf-8", "replace")[-1500:]))
+        raise RuntimeError(
+            "%s failed (%d): %s" % (shlex.join(argv)[:300], proc.returncode, err.decode("utf-8", "replace")[-1500:])
+        )
     result = {"seconds": seconds, "peak_rss_mb": round(usage.ru_maxrss / 1024.0, 1)}
     if stdout:
         out_file.seek(0)
@@ -66,12 +70,13 @@ def path_size(path):
 def chown_to_user(path):
     if os.geteuid() == 0:
         import pwd
+
         entry = pwd.getpwnam(OS_USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def chown_tree(path):
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         chown_to_user(root)
         for name in files:
             chown_to_user(os.path.join(root, name))

@@ -1,4 +1,5 @@
 """Medians, spreads and ratios of a run, written as JSON, a Markdown table and a PNG plot."""
+
 import json
 import os
 import statistics
@@ -7,19 +8,34 @@ import statistics
 RATIOS = [
     ("logical backup vs seed pipeline", "pgsafe custom zstd-3 (default", "pg_dump | gzip -6", 0.25, "time"),
     ("logical backup vs best bare pipeline", "pgsafe custom zstd-3 (default", "pg_dump -Fc -Z0 | zstd", 1.05, "time"),
-    ("logical backup without row counts vs best bare", "pgsafe custom zstd-3, no row", "pg_dump -Fc -Z0 | zstd", 1.05,
-     "time"),
+    (
+        "logical backup without row counts vs best bare",
+        "pgsafe custom zstd-3, no row",
+        "pg_dump -Fc -Z0 | zstd",
+        1.05,
+        "time",
+    ),
     ("logical backup size vs best bare", "pgsafe custom zstd-3 (default", "pg_dump -Fc -Z0 | zstd", 1.0, "bytes"),
     ("base backup vs pgBackRest full", "pgsafe base-backup zstd-3 (default", "pgBackRest full", 1.0, "time"),
-    ("base backup without pg_verifybackup vs pgBackRest full", "pgsafe base-backup zstd-3 --no-verify", "pgBackRest full",
-     1.0, "time"),
+    (
+        "base backup without pg_verifybackup vs pgBackRest full",
+        "pgsafe base-backup zstd-3 --no-verify",
+        "pgBackRest full",
+        1.0,
+        "time",
+    ),
     ("base backup vs pg_basebackup", "pgsafe base-backup zstd-3 (default", "pg_basebackup", None, "time"),
     ("physical restore vs pgBackRest restore", "pgsafe restore-pitr", "pgBackRest restore", 1.0, "time"),
     ("logical restore vs pg_restore -j", "pgsafe restore --jobs", "pg_restore -j", 1.05, "time"),
     ("logical restore vs seed gunzip | psql", "pgsafe restore --jobs", "gunzip | psql", None, "time"),
     ("archive-wal throughput vs cp + sync", "pgsafe archive-wal (default", "cp + sync", 0.8, "throughput"),
-    ("archive-wal throughput vs pgBackRest archive-push", "pgsafe archive-wal (default", "pgBackRest archive-push", None,
-     "throughput"),
+    (
+        "archive-wal throughput vs pgBackRest archive-push",
+        "pgsafe archive-wal (default",
+        "pgBackRest archive-push",
+        None,
+        "throughput",
+    ),
 ]
 
 
@@ -32,9 +48,19 @@ def summarise(records):
     out = []
     for (size, group, tool), runs in rows.items():
         secs = [r["seconds"] for r in runs]
-        row = {"size_mb": size, "group": group, "tool": tool, "anchor": runs[0]["anchor"], "runs": len(runs),
-               "median_s": round(statistics.median(secs), 3), "min_s": round(min(secs), 3), "max_s": round(max(secs), 3),
-               "spread_pct": round(100.0 * (max(secs) - min(secs)) / statistics.median(secs), 1) if secs and statistics.median(secs) else 0.0}
+        row = {
+            "size_mb": size,
+            "group": group,
+            "tool": tool,
+            "anchor": runs[0]["anchor"],
+            "runs": len(runs),
+            "median_s": round(statistics.median(secs), 3),
+            "min_s": round(min(secs), 3),
+            "max_s": round(max(secs), 3),
+            "spread_pct": round(100.0 * (max(secs) - min(secs)) / statistics.median(secs), 1)
+            if secs and statistics.median(secs)
+            else 0.0,
+        }
         sizes = [r["bytes"] for r in runs if "bytes" in r]
         if sizes:
             row["bytes"] = int(statistics.median(sizes))
@@ -81,9 +107,18 @@ def ratios(rows):
             else:
                 value = ours["median_s"] / anchor["median_s"]
                 met = value <= target if target else None
-            result.append({"size_mb": size, "ratio": what, "ours": ours["tool"], "anchor": anchor["tool"],
-                           "value": round(value, 5 if kind == "bytes" else 3), "target": target, "kind": kind,
-                           "met": met})
+            result.append(
+                {
+                    "size_mb": size,
+                    "ratio": what,
+                    "ours": ours["tool"],
+                    "anchor": anchor["tool"],
+                    "value": round(value, 5 if kind == "bytes" else 3),
+                    "target": target,
+                    "kind": kind,
+                    "met": met,
+                }
+            )
     return result
 
 
@@ -97,24 +132,61 @@ def _mb(n):
 
 
 def markdown(meta, rows, ratio_rows):
-    lines = ["Run %s on %s (%d cores, PostgreSQL %s, pgBackRest %s); %d repeat(s) per case, medians." % (
-        meta["started"], meta["host"], meta["cores"], meta["pg_version"], meta["pgbackrest_version"], meta["repeat"]), ""]
-    lines += ["### Ratios (ours / anchor; throughput: ours / anchor)", "",
-              "| DB size (MB) | ratio | value | target | met |", "|---:|---|---:|---:|:---:|"]
+    lines = [
+        "Run %s on %s (%d cores, PostgreSQL %s, pgBackRest %s); %d repeat(s) per case, medians."
+        % (
+            meta["started"],
+            meta["host"],
+            meta["cores"],
+            meta["pg_version"],
+            meta["pgbackrest_version"],
+            meta["repeat"],
+        ),
+        "",
+    ]
+    lines += [
+        "### Ratios (ours / anchor; throughput: ours / anchor)",
+        "",
+        "| DB size (MB) | ratio | value | target | met |",
+        "|---:|---|---:|---:|:---:|",
+    ]
     for r in ratio_rows:
-        target = "" if r["target"] is None else ("≥ %.2f" % r["target"] if r["kind"] == "throughput" else "≤ %.2f" % r["target"])
+        target = (
+            ""
+            if r["target"] is None
+            else ("≥ %.2f" % r["target"] if r["kind"] == "throughput" else "≤ %.2f" % r["target"])
+        )
         met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
         value = ("%.4f" if r["kind"] == "bytes" else "%.2f") % r["value"]
         lines.append("| %s | %s | %s | %s | %s |" % (r["size_mb"], _cell(r["ratio"]), value, target, met))
     for size in sorted({r["size_mb"] for r in rows}):
-        lines += ["", "### Database of %s MB" % size, "",
-                  "| group | tool | median s | min–max s | spread | output MB | peak RSS MB |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "### Database of %s MB" % size,
+            "",
+            "| group | tool | median s | min–max s | spread | output MB | peak RSS MB |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for row in [r for r in rows if r["size_mb"] == size]:
-            extra = " (%s ms/segment, %d segments)" % (row["per_segment_ms"], row["segments"]) if "per_segment_ms" in row else ""
-            lines.append("| %s | %s%s | %.2f | %.2f–%.2f | %.0f%% | %s | %s |" % (
-                row["group"], _cell(row["tool"]), extra, row["median_s"], row["min_s"], row["max_s"], row["spread_pct"],
-                _mb(row["bytes"]) if "bytes" in row else "", row.get("peak_rss_mb", "")))
+            extra = (
+                " (%s ms/segment, %d segments)" % (row["per_segment_ms"], row["segments"])
+                if "per_segment_ms" in row
+                else ""
+            )
+            lines.append(
+                "| %s | %s%s | %.2f | %.2f–%.2f | %.0f%% | %s | %s |"
+                % (
+                    row["group"],
+                    _cell(row["tool"]),
+                    extra,
+                    row["median_s"],
+                    row["min_s"],
+                    row["max_s"],
+                    row["spread_pct"],
+                    _mb(row["bytes"]) if "bytes" in row else "",
+                    row.get("peak_rss_mb", ""),
+                )
+            )
     lines += _steps_table(rows)
     return "\n".join(lines) + "\n"
 
@@ -125,31 +197,52 @@ def _steps_table(rows):
     if not with_steps:
         return []
     names = list(with_steps[0]["steps"])
-    lines = ["", "### Where pgsafe's logical restore time goes (median seconds per step)", "",
-             "| DB size (MB) | %s | total | pg_restore -j alone |" % " | ".join(names),
-             "|---:|%s---:|---:|" % ("---:|" * len(names))]
+    lines = [
+        "",
+        "### Where pgsafe's logical restore time goes (median seconds per step)",
+        "",
+        "| DB size (MB) | %s | total | pg_restore -j alone |" % " | ".join(names),
+        "|---:|%s---:|---:|" % ("---:|" * len(names)),
+    ]
     for row in with_steps:
         anchor = _find(rows, row["size_mb"], "pg_restore -j")
-        lines.append("| %s | %s | %.2f | %s |" % (
-            row["size_mb"], " | ".join("%.2f" % row["steps"].get(n, 0.0) for n in names), row["median_s"],
-            "%.2f" % anchor["median_s"] if anchor else ""))
+        lines.append(
+            "| %s | %s | %.2f | %s |"
+            % (
+                row["size_mb"],
+                " | ".join("%.2f" % row["steps"].get(n, 0.0) for n in names),
+                row["median_s"],
+                "%.2f" % anchor["median_s"] if anchor else "",
+            )
+        )
     return lines
 
 
 def plot(rows, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    groups = [g for g in ("logical backup", "logical restore", "base backup", "physical restore")
-              if any(r["group"] == g for r in rows)]
+
+    groups = [
+        g
+        for g in ("logical backup", "logical restore", "base backup", "physical restore")
+        if any(r["group"] == g for r in rows)
+    ]
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
-    for ax, group in zip(axes[0], groups):
+    for ax, group in zip(axes[0], groups, strict=True):
         tools = sorted({r["tool"] for r in rows if r["group"] == group})
         for tool in tools:
             points = sorted((r["size_mb"], r["median_s"]) for r in rows if r["group"] == group and r["tool"] == tool)
             ours = tool.startswith("pgsafe")
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", linewidth=2.5 if ours else 1.2,
-                    linestyle="-" if ours else "--", label=tool)
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="o",
+                linewidth=2.5 if ours else 1.2,
+                linestyle="-" if ours else "--",
+                label=tool,
+            )
         ax.set_title(group)
         ax.set_xlabel("database size (MB)")
         ax.set_ylabel("median seconds")

@@ -7,6 +7,7 @@
 Times are wall-clock medians with min–max; nothing here asserts a time.  Run as root (the
 cluster and every tool run as the postgres OS user) on an otherwise idle machine.
 """
+
 import argparse
 import datetime
 import os
@@ -60,10 +61,16 @@ def start_cluster(work_dir, archive_dir, conf):
     measure.chown_to_user(base)
     cluster = PgCluster(base_dir=base)
     ours = "%s --quiet --backup-dir %s archive-wal %%p %%f --archive-dir %s" % (
-        cases.PGSAFE, os.path.dirname(archive_dir), archive_dir)
+        cases.PGSAFE,
+        os.path.dirname(archive_dir),
+        archive_dir,
+    )
     # pgBackRest first: its backup waits for its own copy of the last segment, not for ours.
     cluster.settings = {
-        "fsync": "on", "synchronous_commit": "on", "archive_mode": "on", "max_wal_size": "'4GB'",
+        "fsync": "on",
+        "synchronous_commit": "on",
+        "archive_mode": "on",
+        "max_wal_size": "'4GB'",
         "archive_command": "'%s && %s'" % (pgbackrest.archive_command(conf), ours),
     }
     cluster.init()
@@ -78,8 +85,9 @@ def versions():
 
 def wal_source(ctx, count):
     """count segment files with distinct names, hard links to real archived segments of this cluster."""
-    real = sorted(os.path.join(ctx.archive_dir, n) for n in os.listdir(ctx.archive_dir)
-                  if len(n) == 24 and not n.startswith("."))
+    real = sorted(
+        os.path.join(ctx.archive_dir, n) for n in os.listdir(ctx.archive_dir) if len(n) == 24 and not n.startswith(".")
+    )
     if not real:
         raise RuntimeError("no archived segments to benchmark archiving with")
     src = ctx.scratch("wal-source")
@@ -130,9 +138,16 @@ def main(argv=None):
     cluster = start_cluster(work_dir, archive_dir, conf)
     records = []
     pg_version, pgbr_version = versions()
-    meta = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "host": socket.gethostname(), "cores": cores, "pg_version": pg_version,
-            "pgbackrest_version": pgbr_version, "repeat": args.repeat, "sizes_mb": args.sizes, "smoke": args.smoke}
+    meta = {
+        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": socket.gethostname(),
+        "cores": cores,
+        "pg_version": pg_version,
+        "pgbackrest_version": pgbr_version,
+        "repeat": args.repeat,
+        "sizes_mb": args.sizes,
+        "smoke": args.smoke,
+    }
     try:
         pgbackrest.write_config(work_dir, cluster, cores)
         measure.chown_tree(work_dir)

@@ -3,9 +3,10 @@
 Runs as the database OS user (so no runuser per segment skews the figure) and prints JSON:
 segments, seconds.  Given a fourth argument (the directory the template archives into, uncompressed),
 every archived copy is then compared byte for byte with its source, outside the timing: a fast
-archiver that writes the wrong bytes fails the bench.  The template gets %p and %f like archive_command, and runs through
-/bin/sh -c, exactly how the archiver runs it.
+archiver that writes the wrong bytes fails the bench.  The template gets %p and %f like archive_command,
+and runs through /bin/sh -c, exactly how the archiver runs it.
 """
+
 import filecmp
 import json
 import os
@@ -20,13 +21,17 @@ def main(template, source_dir, limit, check_dir=None):
     for name in names:
         path = os.path.join(source_dir, name)
         command = template.replace("%p", path).replace("%f", name)
-        proc = subprocess.run(["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+        )
         if proc.returncode != 0:
             sys.stderr.write("%s failed: %s\n" % (command, proc.stderr.decode("utf-8", "replace")))
             return 1
     seconds = time.monotonic() - started
     if check_dir:
-        wrong = [n for n in names if not filecmp.cmp(os.path.join(source_dir, n), os.path.join(check_dir, n), shallow=False)]
+        wrong = [
+            n for n in names if not filecmp.cmp(os.path.join(source_dir, n), os.path.join(check_dir, n), shallow=False)
+        ]
         if wrong:
             sys.stderr.write("archived copies differ from their source: %s\n" % ", ".join(wrong))
             return 1

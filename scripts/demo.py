@@ -1,4 +1,5 @@
 """Drive the demo: a throwaway PostgreSQL with sample data, the demo playbook, the host command."""
+
 import os
 import shutil
 import subprocess
@@ -30,8 +31,8 @@ def step(title):
 
 def playbook(name, env, extra_vars):
     import json
-    argv = ["ansible-playbook", "-i", "localhost,", os.path.join(ROOT, "playbooks", name),
-            "-e", json.dumps(extra_vars)]
+
+    argv = ["ansible-playbook", "-i", "localhost,", os.path.join(ROOT, "playbooks", name), "-e", json.dumps(extra_vars)]
     subprocess.run(argv, env=env, check=True)
 
 
@@ -52,24 +53,45 @@ def main():
         # The embedded default: this machine over a local connection, the throwaway cluster, and
         # everything installed under a scratch prefix instead of /usr/local and /etc/cron.d.
         site_vars = {
-            "pgsafe_hosts": "localhost", "ansible_connection": "local",
-            "ansible_python_interpreter": "/usr/bin/python3", "ansible_become_method": "su",
-            "pgsafe_backup_dir": backup_dir, "pgsafe_databases": ["mastertrade"],
-            "pgsafe_login_host": cluster.socket_dir, "pgsafe_login_port": str(cluster.port),
-            "pgsafe_login_user": cluster.user, "pgsafe_command": pgsafe,
-            "backup_schedule_install_prefix": prefix, "backup_schedule_install_packages": False,
-            "backup_schedule_manage_cron": False, "monitoring_manage_cron": False,
-            "wal_archiving_restart_method": "pg_ctl", "wal_archiving_data_directory": cluster.data_dir,
+            "pgsafe_hosts": "localhost",
+            "ansible_connection": "local",
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "ansible_become_method": "su",
+            "pgsafe_backup_dir": backup_dir,
+            "pgsafe_databases": ["mastertrade"],
+            "pgsafe_login_host": cluster.socket_dir,
+            "pgsafe_login_port": str(cluster.port),
+            "pgsafe_login_user": cluster.user,
+            "pgsafe_command": pgsafe,
+            "backup_schedule_install_prefix": prefix,
+            "backup_schedule_install_packages": False,
+            "backup_schedule_manage_cron": False,
+            "monitoring_manage_cron": False,
+            "wal_archiving_restart_method": "pg_ctl",
+            "wal_archiving_data_directory": cluster.data_dir,
             "restore_drill_pitr_port": free_port(),
         }
-        step("ansible-playbook playbooks/site.yml: host command, archiving (restart only because it is needed), "
-             "monitoring")
+        step(
+            "ansible-playbook playbooks/site.yml: host command, archiving (restart only because it is needed), "
+            "monitoring"
+        )
         playbook("site.yml", env, site_vars)
         step("site.yml again: nothing left to change")
         playbook("site.yml", env, site_vars)
 
-        as_postgres = ["runuser", "-u", cluster.user, "--", pgsafe, "--backup-dir", backup_dir,
-                       "--host", cluster.socket_dir, "--port", str(cluster.port)]
+        as_postgres = [
+            "runuser",
+            "-u",
+            cluster.user,
+            "--",
+            pgsafe,
+            "--backup-dir",
+            backup_dir,
+            "--host",
+            cluster.socket_dir,
+            "--port",
+            str(cluster.port),
+        ]
         step("what cron runs at 02:00 and at :05: pgsafe backup mastertrade; pgsafe base-backup")
         subprocess.run(as_postgres + ["backup", "mastertrade"], check=True)
         subprocess.run(as_postgres + ["base-backup"], check=True)
@@ -78,8 +100,9 @@ def main():
         step("pgsafe verify")
         subprocess.run(as_postgres + ["verify"], check=True)
         step("pgsafe health (what cron runs every 15 minutes)")
-        subprocess.run(as_postgres + ["health", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100"],
-                       check=True)
+        subprocess.run(
+            as_postgres + ["health", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100"], check=True
+        )
         step("ansible-playbook playbooks/restore.yml -e target_db=mastertrade_restored -e database=mastertrade")
         playbook("restore.yml", env, dict(site_vars, target_db="mastertrade_restored", database="mastertrade"))
         step("ansible-playbook playbooks/drill.yml: logical drill and a PITR drill on a spare port")

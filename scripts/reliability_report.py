@@ -6,6 +6,7 @@ Each case's "done" and "seen" come from its test's docstring ("Done: ... Seen: .
 figures (record_property) from the JUnit XML of this very run, so the report cannot claim what the
 run did not show.
 """
+
 import ast
 import os
 import subprocess
@@ -47,44 +48,71 @@ ELSEWHERE = [
 
 # Engine bugs this suite found, each fixed in the commit named (kept here so the page says what changed).
 FOUND = [
-    ("`pg_wal_archive_config` reported `changed` for an archive_command whose program did not exist or an "
-     "archive directory the server could not write: after the restart every segment failed and pg_wal filled",
-     "physical/preflight.py proves, as the PostgreSQL OS user, that the command runs and the archive takes a "
-     "write, fsync and removal before anything is changed (exit 2, nothing changed); PITR checks its "
-     "restore_command the same way before it touches the data directory"),
-    ("`pgsafe health` said `archiver healthy; last archived None`, overall OK, while segments piled up: a "
-     "missing archive program kills the archiver without counting a failure", "health counts the server's "
-     "`.ready` segments and their age (wal_ready): waiting with nothing ever archived, or longer than "
-     "max_archive_wait_minutes, is critical"),
-    ("health with an unwritable metrics file ended in a traceback before any alert was sent", "checks, then "
-     "alerts, then metrics (monitoring/runner.py); a metrics file that cannot be written is a critical check"),
-    ("the host command run as root left root-owned 0600 files in a catalog owned by postgres, which later "
-     "verify and health runs could not read", "root refuses another user's catalog (exit 2) and prints the "
-     "command to run instead"),
-    ("`restore --latest` went quietly back to an older backup when the newest one's file was missing or of "
-     "the wrong size", "restore.py refuses and names the damaged newest backup (exit 5)"),
-    ("a base backup whose `pg_basebackup` was killed never ended: its orphaned WAL-streaming child kept the "
-     "pipes open", "basebackup.py runs it in its own process group, reads stderr from a file and kills the "
-     "group when the parent exits: exit 4 at once"),
-    ("`restore-pitr --target-name` with a backslash in the name (and any configuration value with one) was "
-     "mangled by the configuration parser's escapes, so recovery ran past the restore point and failed",
-     "pitr.py and archive_config.py double backslashes as well as quotes, as ALTER SYSTEM does"),
-    ("a backup's clean-up of interrupted runs deleted the temporary file of a running backup of another "
-     "database whose name it prefixes ('race' vs 'race_full_1'), and a base backup deleted another cluster's "
-     "running base backup in a shared backup directory", "temporary names are matched to their own series "
-     "(id prefix, then the stamp): naming.is_temp_of, fsutil.remove_stale_temps"),
-    ("a base backup of a cluster with tablespaces was verified (and would be recovered) from base.tar alone, "
-     "whose pg_tblspc links point at the live tablespace directories", "base backups refuse clusters with "
-     "tablespaces and restore-pitr refuses backups holding tablespace archives (exit 2, pointing to logical "
-     "backups)"),
+    (
+        "`pg_wal_archive_config` reported `changed` for an archive_command whose program did not exist or an "
+        "archive directory the server could not write: after the restart every segment failed and pg_wal filled",
+        "physical/preflight.py proves, as the PostgreSQL OS user, that the command runs and the archive takes a "
+        "write, fsync and removal before anything is changed (exit 2, nothing changed); PITR checks its "
+        "restore_command the same way before it touches the data directory",
+    ),
+    (
+        "`pgsafe health` said `archiver healthy; last archived None`, overall OK, while segments piled up: a "
+        "missing archive program kills the archiver without counting a failure",
+        "health counts the server's "
+        "`.ready` segments and their age (wal_ready): waiting with nothing ever archived, or longer than "
+        "max_archive_wait_minutes, is critical",
+    ),
+    (
+        "health with an unwritable metrics file ended in a traceback before any alert was sent",
+        "checks, then "
+        "alerts, then metrics (monitoring/runner.py); a metrics file that cannot be written is a critical check",
+    ),
+    (
+        "the host command run as root left root-owned 0600 files in a catalog owned by postgres, which later "
+        "verify and health runs could not read",
+        "root refuses another user's catalog (exit 2) and prints the command to run instead",
+    ),
+    (
+        "`restore --latest` went quietly back to an older backup when the newest one's file was missing or of "
+        "the wrong size",
+        "restore.py refuses and names the damaged newest backup (exit 5)",
+    ),
+    (
+        "a base backup whose `pg_basebackup` was killed never ended: its orphaned WAL-streaming child kept the "
+        "pipes open",
+        "basebackup.py runs it in its own process group, reads stderr from a file and kills the "
+        "group when the parent exits: exit 4 at once",
+    ),
+    (
+        "`restore-pitr --target-name` with a backslash in the name (and any configuration value with one) was "
+        "mangled by the configuration parser's escapes, so recovery ran past the restore point and failed",
+        "pitr.py and archive_config.py double backslashes as well as quotes, as ALTER SYSTEM does",
+    ),
+    (
+        "a backup's clean-up of interrupted runs deleted the temporary file of a running backup of another "
+        "database whose name it prefixes ('race' vs 'race_full_1'), and a base backup deleted another cluster's "
+        "running base backup in a shared backup directory",
+        "temporary names are matched to their own series "
+        "(id prefix, then the stamp): naming.is_temp_of, fsutil.remove_stale_temps",
+    ),
+    (
+        "a base backup of a cluster with tablespaces was verified (and would be recovered) from base.tar alone, "
+        "whose pg_tblspc links point at the live tablespace directories",
+        "base backups refuse clusters with "
+        "tablespaces and restore-pitr refuses backups holding tablespace archives (exit 2, pointing to logical "
+        "backups)",
+    ),
 ]
 
 
 def docstrings(path):
     with open(os.path.join(ROOT, path)) as fh:
         tree = ast.parse(fh.read())
-    return {node.name: " ".join((ast.get_docstring(node) or "").split())
-            for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return {
+        node.name: " ".join((ast.get_docstring(node) or "").split())
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+    }
 
 
 def split(doc, name):
@@ -92,8 +120,8 @@ def split(doc, name):
     if "Done:" in doc and "Seen:" in doc:
         done, seen = doc.split("Seen:", 1)
         return done.replace("Done:", "", 1).strip(), seen.strip()
-    title = name.split("[")[0][len("test_"):].replace("_", " ")
-    params = name[len(name.split("[")[0]):]
+    title = name.split("[")[0][len("test_") :].replace("_", " ")
+    params = name[len(name.split("[")[0]) :]
     return (doc or title + (" " + params if params else "")), "as the test's name says (its assertions)"
 
 
@@ -118,8 +146,18 @@ def cell(text):
 
 def main():
     os.makedirs(os.path.dirname(JUNIT), exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1",
-            "--junitxml=" + JUNIT, "tests/faults"] + ELSEWHERE
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-o",
+        "junit_family=xunit1",
+        "--junitxml=" + JUNIT,
+        "tests/faults",
+    ] + ELSEWHERE
     run = subprocess.run(argv, cwd=ROOT, check=False)
     rows, figures, docs = [], [], {}
     for path, name, result, seconds, props in cases(JUNIT):
@@ -127,8 +165,10 @@ def main():
             docs[path] = docstrings(path) if os.path.exists(os.path.join(ROOT, path)) else {}
         done, seen = split(docs[path].get(name.split("[")[0], ""), name)
         lost = "nothing lost" if result == "passed" else "not shown"
-        rows.append("| `%s` %s | %s | %s | %s | %s | %.1f s |" % (
-            os.path.basename(path)[:-3], cell(name), cell(done), cell(seen), lost, result, seconds))
+        rows.append(
+            "| `%s` %s | %s | %s | %s | %s | %.1f s |"
+            % (os.path.basename(path)[:-3], cell(name), cell(done), cell(seen), lost, result, seconds)
+        )
         figures += ["| %s | %s | %s |" % (cell(name), key, value) for key, value in sorted(props.items())]
     passed = sum(1 for r in rows if "| passed |" in r)
     lines = [

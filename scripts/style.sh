@@ -46,7 +46,7 @@ check() {
 }
 
 declare -a failed=()
-[ $# -gt 0 ] || set -- mypy shellcheck ruff
+[ $# -gt 0 ] || set -- mypy shellcheck ruff ruff-format
 for name in "$@"; do
     echo "--- $name"
     check "$name" || failed+=("$name")

@@ -2,6 +2,7 @@
 
 Helpers that are not fixtures live in tests/support/pgtest.py.
 """
+
 import json
 import os
 import shutil
@@ -16,8 +17,14 @@ sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 from pgcluster import PgCluster, make_scratch_dir, new_cluster  # noqa: E402
-from pgtest import (SAMPLE_SQL, SYSTEM_PYTHON, ansible_env, drop_database, run_cli,  # noqa: E402
-                    unique_name)
+from pgtest import (
+    SAMPLE_SQL,
+    SYSTEM_PYTHON,
+    ansible_env,
+    drop_database,
+    run_cli,  # noqa: E402
+    unique_name,
+)
 
 # s3_gateway (one radosgw per session) and s3_bucket (a fresh bucket per test).
 pytest_plugins = ("s3gateway",)
@@ -58,6 +65,7 @@ def new_pg():
             cluster.start()
         made.append(cluster)
         return cluster
+
     yield make
     for cluster in made:
         cluster.destroy()
@@ -83,8 +91,10 @@ def backup_dir():
 @pytest.fixture
 def cli(pg, backup_dir):
     """Run the host command against the session cluster and backup_dir."""
+
     def run(*args, **kwargs):
         return run_cli(pg, backup_dir, *args, **kwargs)
+
     return run
 
 
@@ -102,14 +112,26 @@ def collections_path():
 @pytest.fixture
 def ansible_module(collections_path):
     """Run one module through ``ansible localhost -m`` and return (rc, result dict, raw output)."""
+
     def run(module, args, cluster=None, check=False, diff=False, become_user=None, verbose=False):
         """become_user: run the module as that OS user (with the system interpreter, which it can read);
         verbose: -vvv, so a test can prove no_log hides what it must."""
         env = ansible_env(collections_path, cluster)
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
-        argv = ["ansible", "localhost", "-c", "local", "-i", "localhost,",
-                "-e", "ansible_python_interpreter=%s" % (SYSTEM_PYTHON if become_user else sys.executable),
-                "-m", module, "-a", json.dumps(args)]
+        argv = [
+            "ansible",
+            "localhost",
+            "-c",
+            "local",
+            "-i",
+            "localhost,",
+            "-e",
+            "ansible_python_interpreter=%s" % (SYSTEM_PYTHON if become_user else sys.executable),
+            "-m",
+            module,
+            "-a",
+            json.dumps(args),
+        ]
         if become_user:
             argv += ["--become", "--become-user", become_user]
         if check:
@@ -119,27 +141,41 @@ def ansible_module(collections_path):
         if verbose:
             # -vvv shows the module's arguments (invocation): where a missing no_log shows.
             argv.append("-vvv")
-        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900, check=False)
+        proc = subprocess.run(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900, check=False
+        )
         text = proc.stdout
         # minimal callback: "localhost | CHANGED => {json}" (check/diff output may precede it)
         marker = text.find(" => {")
         if marker < 0:
             raise AssertionError("no module result in ansible output:\n%s\n%s" % (text, proc.stderr))
-        result = json.loads(text[marker + 4:text.rindex("}") + 1])
+        result = json.loads(text[marker + 4 : text.rindex("}") + 1])
         return proc.returncode, result, proc.stdout + proc.stderr
+
     return run
 
 
 @pytest.fixture
 def ansible_playbook(collections_path):
     """Run a playbook with the working tree as pgsafe.backup; returns the CompletedProcess."""
+
     def run(playbook, extra_vars=None, cluster=None, args=()):
         env = ansible_env(collections_path, cluster)
         env["ANSIBLE_STDOUT_CALLBACK"] = "default"
-        argv = ["ansible-playbook", "-i", "localhost,", "-c", "local",
-                "-e", "ansible_python_interpreter=%s" % sys.executable]
+        argv = [
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=%s" % sys.executable,
+        ]
         for key, value in (extra_vars or {}).items():
             argv += ["-e", json.dumps({key: value})]
         argv += list(args) + [playbook]
-        return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800, check=False)
+        return subprocess.run(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800, check=False
+        )
+
     return run

@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   login_host:
     description:
@@ -55,4 +56,4 @@ requirements:
 notes:
   - Connection settings follow libpq, so C(PGHOST), C(PGPORT), C(PGUSER), C(PGPASSWORD) and
     C(~/.pgpass) of the user the module runs as are honoured for any option left unset.
-'''
+"""

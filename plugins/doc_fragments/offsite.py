@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    DOCUMENTATION = r'''
+    DOCUMENTATION = r"""
 options:
   offsite_url:
     description:
@@ -57,4 +58,4 @@ options:
     version_added: 0.2.0
 requirements:
   - boto3 on the managed host when O(offsite_url) is set (Debian's C(python3-boto3))
-'''
+"""

@@ -4,9 +4,10 @@
 """Filter pgsafe_cron_line: the roles' cron jobs, built by the engine from the option table."""
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 name: pgsafe_cron_line
 short_description: The pgsafe command line of a cron job
 version_added: 0.2.0
@@ -42,9 +43,9 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Nightly backup of shop
   ansible.builtin.cron:
     name: pgsafe full backup shop
@@ -56,13 +57,13 @@ EXAMPLES = r'''
     job: >-
       {{ '/usr/local/bin/pgsafe' | pgsafe.backup.pgsafe_cron_line('push', {'quiet': true, 'offsite_url': 's3://bucket'},
          [], '/var/backups/postgresql/logs/push_cron_errors.log', true) }}
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 _value:
   description: The command line, ready for a cron job.
   type: str
-'''
+"""
 
 from ansible.errors import AnsibleFilterError
 
@@ -73,9 +74,9 @@ def pgsafe_cron_line(pgsafe_command, subcommand, options=None, arguments=None, l
     try:
         return cron_line(pgsafe_command, subcommand, options or {}, arguments or [], log_file, errors_only)
     except ValueError as exc:
-        raise AnsibleFilterError('pgsafe_cron_line: %s' % exc)
+        raise AnsibleFilterError("pgsafe_cron_line: %s" % exc)
 
 
 class FilterModule(object):
     def filters(self):
-        return {'pgsafe_cron_line': pgsafe_cron_line}
+        return {"pgsafe_cron_line": pgsafe_cron_line}

@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: backup_health
 short_description: Tell whether a host's backups can be trusted, alert people and feed dashboards
@@ -195,9 +196,9 @@ seealso:
     description: Prove a restore works, not only that files are intact.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Check backups and WAL, alert on problems, feed node_exporter
   pgsafe.backup.backup_health:
     backup_dir: /var/backups/postgresql
@@ -220,9 +221,9 @@ EXAMPLES = r'''
     s3_secret_key: "{{ vault_s3_secret_key }}"
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 status:
   description: Overall status, the worst of the checks.
   returned: always
@@ -273,61 +274,104 @@ exit_code:
   returned: on such a failure
   type: int
   sample: 2
-'''
+"""
 
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    REQUIRED, conninfo_from_params, fail_from_error, module_argument_spec)
+    REQUIRED,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.runner import AlertTarget, run_monitoring
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.offsite_health import OffsiteTarget
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.runner import AlertTarget, run_monitoring
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import settings_from
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
-THRESHOLDS = ('max_backup_age_hours', 'min_disk_space_gb', 'max_disk_usage_percent', 'size_decrease_percent',
-              'size_increase_percent', 'recent_days', 'reverify_hours', 'max_archive_lag_segments',
-              'max_archive_wait_minutes', 'max_base_backup_age_hours', 'offsite_grace_hours',
-              'offsite_wal_warning_segments', 'offsite_wal_warning_minutes', 'offsite_wal_critical_minutes',
-              'offsite_unpushed_warning', 'offsite_reverify_hours')
-S3_OPTIONS = ('offsite_url', 's3_endpoint_url', 's3_region', 's3_access_key', 's3_secret_key', 's3_ca_bundle',
-              's3_addressing_style')
+THRESHOLDS = (
+    "max_backup_age_hours",
+    "min_disk_space_gb",
+    "max_disk_usage_percent",
+    "size_decrease_percent",
+    "size_increase_percent",
+    "recent_days",
+    "reverify_hours",
+    "max_archive_lag_segments",
+    "max_archive_wait_minutes",
+    "max_base_backup_age_hours",
+    "offsite_grace_hours",
+    "offsite_wal_warning_segments",
+    "offsite_wal_warning_minutes",
+    "offsite_wal_critical_minutes",
+    "offsite_unpushed_warning",
+    "offsite_reverify_hours",
+)
+S3_OPTIONS = (
+    "offsite_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_ca_bundle",
+    "s3_addressing_style",
+)
 
 
 def main():
     argument_spec = module_argument_spec(
-        'backup_dir', 'archive_dir', 'databases', *THRESHOLDS, *S3_OPTIONS,
-        'check_archiver', 'alert_endpoint', 'alert_headers', 'realert_hours', 'metrics_file', 'metrics_json', 'fail_on',
-        backup_dir=REQUIRED)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_together=[('s3_access_key', 's3_secret_key')])
+        "backup_dir",
+        "archive_dir",
+        "databases",
+        *THRESHOLDS,
+        *S3_OPTIONS,
+        "check_archiver",
+        "alert_endpoint",
+        "alert_headers",
+        "realert_hours",
+        "metrics_file",
+        "metrics_json",
+        "fail_on",
+        backup_dir=REQUIRED,
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, supports_check_mode=True, required_together=[("s3_access_key", "s3_secret_key")]
+    )
     p = module.params
     try:
         offsite = None
-        if p['offsite_url']:
-            parse_url(p['offsite_url'], socket.gethostname())
-            offsite = OffsiteTarget(p['offsite_url'], settings_from(p))
-        req = HealthRequest(p['backup_dir'], resolve_archive_dir(p['backup_dir'], p['archive_dir']), p['databases'],
-                            conninfo_from_params(p) if p['check_archiver'] else None,
-                            {name: p[name] for name in THRESHOLDS}, offsite=offsite)
-        alert = AlertTarget(p['alert_endpoint'], p['alert_headers'], p['realert_hours']) if p['alert_endpoint'] else None
-        report = run_monitoring(req, alert, p['metrics_file'], p['metrics_json'], check_mode=module.check_mode)
+        if p["offsite_url"]:
+            parse_url(p["offsite_url"], socket.gethostname())
+            offsite = OffsiteTarget(p["offsite_url"], settings_from(p))
+        req = HealthRequest(
+            p["backup_dir"],
+            resolve_archive_dir(p["backup_dir"], p["archive_dir"]),
+            p["databases"],
+            conninfo_from_params(p) if p["check_archiver"] else None,
+            {name: p[name] for name in THRESHOLDS},
+            offsite=offsite,
+        )
+        alert = (
+            AlertTarget(p["alert_endpoint"], p["alert_headers"], p["realert_hours"]) if p["alert_endpoint"] else None
+        )
+        report = run_monitoring(req, alert, p["metrics_file"], p["metrics_json"], check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc)
-    changed = report.pop('modified')
-    for failure in report.get('alerts', {}).get('failed', []):
-        module.warn('alert %s not delivered: %s' % (failure['type'], failure['error']))
-    if report.get('alerts', {}).get('state_error'):
-        module.warn('alert state not saved: %s' % report['alerts']['state_error'])
-    bad = [c['message'] for c in report['checks'] if c['status'] != 'ok']
-    if p['fail_on'] != 'never' and RANK[report['status']] >= RANK[p['fail_on']]:
-        module.fail_json(msg='backup health is %s: %s' % (report['status'], '; '.join(bad)), changed=changed, **report)
+    changed = report.pop("modified")
+    for failure in report.get("alerts", {}).get("failed", []):
+        module.warn("alert %s not delivered: %s" % (failure["type"], failure["error"]))
+    if report.get("alerts", {}).get("state_error"):
+        module.warn("alert state not saved: %s" % report["alerts"]["state_error"])
+    bad = [c["message"] for c in report["checks"] if c["status"] != "ok"]
+    if p["fail_on"] != "never" and RANK[report["status"]] >= RANK[p["fail_on"]]:
+        module.fail_json(msg="backup health is %s: %s" % (report["status"], "; ".join(bad)), changed=changed, **report)
     module.exit_json(changed=changed, **report)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

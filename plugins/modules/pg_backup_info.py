@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_backup_info
 short_description: List the pgsafe backup catalog, optionally re-hashing every backup
@@ -74,9 +75,9 @@ seealso:
     description: The same verification on a schedule, with alerts.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 # The catalog is the database OS user's (mode 0700): read it as that user.
 - name: List every backup
   pgsafe.backup.pg_backup_info:
@@ -99,9 +100,9 @@ EXAMPLES = r'''
     offsite_url: s3://pgsafe-backups/db1
     backup_dir: /var/backups/postgresql
     verify: true
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 backups:
   description: Backups, newest first.
   returned: always
@@ -181,100 +182,125 @@ repository:
   description: The off-site repository listed, C(s3://BUCKET/PREFIX).
   returned: with source=offsite
   type: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, fail_from_error, offsite_repository)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
-
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    fail_from_error,
+    offsite_repository,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import fetch
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=module_spec('backup_dir', 'database', 'verify', 'fail_on_verify_error', 'backup', 'latest',
-                                  'source', *OFFSITE_OPTIONS, backup_dir=REQUIRED),
-        mutually_exclusive=[('backup', 'latest')],
-        required_if=[('source', 'offsite', ('offsite_url',))],
+        argument_spec=module_spec(
+            "backup_dir",
+            "database",
+            "verify",
+            "fail_on_verify_error",
+            "backup",
+            "latest",
+            "source",
+            *OFFSITE_OPTIONS,
+            backup_dir=REQUIRED,
+        ),
+        mutually_exclusive=[("backup", "latest")],
+        required_if=[("source", "offsite", ("offsite_url",))],
         supports_check_mode=True,
     )
     p = module.params
-    if p['source'] == 'offsite':
+    if p["source"] == "offsite":
         try:
             list_offsite(module, p)
         except PgsafeError as exc:
             fail_from_error(module, exc)
     try:
-        catalog.require_catalog(p['backup_dir'])
-        entries, problems = catalog.list_full(p['backup_dir'], p['database'])
+        catalog.require_catalog(p["backup_dir"])
+        entries, problems = catalog.list_full(p["backup_dir"], p["database"])
         chosen = None
-        if p['backup'] or p['latest']:
-            chosen = catalog.choose_backup(p['backup_dir'], p['backup'], p['database'])
+        if p["backup"] or p["latest"]:
+            chosen = catalog.choose_backup(p["backup_dir"], p["backup"], p["database"])
             entries = [chosen]
     except PgsafeError as exc:
         fail_from_error(module, exc)
     backups = []
     failed = 0
     latest = {}
-    state = VerifyState(p['backup_dir'])
+    state = VerifyState(p["backup_dir"])
     for entry in entries:
         item = entry.summary()
-        if p['verify']:
+        if p["verify"]:
             try:
                 catalog.verify_entry(entry)
-                item['verified'] = True
+                item["verified"] = True
             except VerificationFailed as exc:
-                item['verified'] = False
-                item['verify_error'] = str(exc)
+                item["verified"] = False
+                item["verify_error"] = str(exc)
                 failed += 1
-                state.record(entry.backup_id, entry.meta.get('checksum'), False, error=str(exc))
+                state.record(entry.backup_id, entry.meta.get("checksum"), False, error=str(exc))
         latest.setdefault(entry.database, item)
         backups.append(item)
     try:
         changed = state.pending() if module.check_mode else state.save()
     except (PgsafeError, OSError) as exc:
         changed = False
-        module.warn('verification failures not recorded for backup_health: %s' % exc)
-    result = dict(changed=changed, backups=backups, latest=latest, count=len(backups),
-                  problems=[x.as_dict() for x in problems])
+        module.warn("verification failures not recorded for backup_health: %s" % exc)
+    result = dict(
+        changed=changed, backups=backups, latest=latest, count=len(backups), problems=[x.as_dict() for x in problems]
+    )
     if chosen is not None:
-        result['selected'] = backups[0]
+        result["selected"] = backups[0]
     finish(module, p, result, failed)
 
 
 def list_offsite(module, p):
     """The off-site catalog; verify downloads and hashes every object (written nowhere)."""
     repo = offsite_repository(p)
-    entries, problems = fetch.list_entries(repo, 'full', p['database'])
+    entries, problems = fetch.list_entries(repo, "full", p["database"])
     backups, latest, failed = [], {}, 0
     for entry in entries:
         item = offsite.summary(repo, entry)
-        if p['verify']:
+        if p["verify"]:
             try:
                 fetch.verify_entry(repo, entry)
-                item['verified'] = True
+                item["verified"] = True
             except VerificationFailed as exc:
-                item['verified'] = False
-                item['verify_error'] = str(exc)
+                item["verified"] = False
+                item["verify_error"] = str(exc)
                 failed += 1
         latest.setdefault(entry.database, item)
         backups.append(item)
-    finish(module, p, dict(changed=False, backups=backups, latest=latest, count=len(backups),
-                           problems=[x.as_dict() for x in problems], repository=repo.describe()), failed)
+    finish(
+        module,
+        p,
+        dict(
+            changed=False,
+            backups=backups,
+            latest=latest,
+            count=len(backups),
+            problems=[x.as_dict() for x in problems],
+            repository=repo.describe(),
+        ),
+        failed,
+    )
 
 
 def finish(module, p, result, failed):
-    if p['verify'] and failed and p['fail_on_verify_error']:
-        module.fail_json(msg='%d of %d backups failed verification; see backups[].verify_error' % (
-            failed, result['count']), **result)
+    if p["verify"] and failed and p["fail_on_verify_error"]:
+        module.fail_json(
+            msg="%d of %d backups failed verification; see backups[].verify_error" % (failed, result["count"]), **result
+        )
     module.exit_json(**result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

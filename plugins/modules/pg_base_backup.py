@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_base_backup
 short_description: Take a physical base backup verified by pg_verifybackup
@@ -85,9 +86,9 @@ seealso:
     description: Recover to a point in time from a base backup.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Hourly base backup with WAL cleanup
   pgsafe.backup.pg_base_backup:
     backup_dir: /var/backups/postgresql
@@ -106,9 +107,9 @@ EXAMPLES = r'''
     s3_secret_key: "{{ vault_s3_secret_key }}"
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 backup_id:
   description: Identifier of the base backup.
   returned: always
@@ -199,48 +200,74 @@ log:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec,
-    offsite_repository, push_after_backup)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
-    BaseBackupRequest, run_base_backup)
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    LogCollector,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+    offsite_repository,
+    push_after_backup,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
+    BaseBackupRequest,
+    run_base_backup,
+)
 
 
 def main():
     argument_spec = module_argument_spec(
-        'backup_dir', 'archive_dir', 'compression', 'compression_level', 'base_jobs', 'checkpoint',
-        'base_verify', 'base_retention_days', 'min_backups', 'wal_cleanup', *OFFSITE_OPTIONS,
-        backup_dir=REQUIRED)
+        "backup_dir",
+        "archive_dir",
+        "compression",
+        "compression_level",
+        "base_jobs",
+        "checkpoint",
+        "base_verify",
+        "base_retention_days",
+        "min_backups",
+        "wal_cleanup",
+        *OFFSITE_OPTIONS,
+        backup_dir=REQUIRED,
+    )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     log = LogCollector()
     try:
-        if p['offsite_url']:
+        if p["offsite_url"]:
             offsite_repository(p, check_only=True)
         req = BaseBackupRequest(
-            p['backup_dir'], conninfo_from_params(p), compression=p['compression'],
-            compression_level=p['compression_level'], checkpoint=p['checkpoint'], verify=p['verify'],
-            retention_days=p['retention_days'], min_backups=p['min_backups'],
-            archive_dir=existing_archive_dir(p['backup_dir'], p['archive_dir']),
-            wal_cleanup=p['wal_cleanup'], jobs=p['jobs'])
+            p["backup_dir"],
+            conninfo_from_params(p),
+            compression=p["compression"],
+            compression_level=p["compression_level"],
+            checkpoint=p["checkpoint"],
+            verify=p["verify"],
+            retention_days=p["retention_days"],
+            min_backups=p["min_backups"],
+            archive_dir=existing_archive_dir(p["backup_dir"], p["archive_dir"]),
+            wal_cleanup=p["wal_cleanup"],
+            jobs=p["jobs"],
+        )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
-    meta = result.pop('metadata', None) or {}
-    for key in ('start_lsn', 'stop_lsn', 'timeline', 'start_wal', 'stop_wal', 'size_bytes', 'duration_seconds'):
+    meta = result.pop("metadata", None) or {}
+    for key in ("start_lsn", "stop_lsn", "timeline", "start_wal", "stop_wal", "size_bytes", "duration_seconds"):
         if key in meta:
             result[key] = meta[key]
-    if p['offsite_url']:
-        result['offsite'] = push_after_backup(module, p, 'base', req.archive_dir, log, result)
+    if p["offsite_url"]:
+        result["offsite"] = push_after_backup(module, p, "base", req.archive_dir, log, result)
     module.exit_json(changed=True, log=log.lines, **result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

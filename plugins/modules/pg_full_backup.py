@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_full_backup
 short_description: Take a verified logical backup of a PostgreSQL database
@@ -103,9 +104,9 @@ seealso:
     description: Alert when backups are missing, old or damaged.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Back up the shop database
   pgsafe.backup.pg_full_backup:
     database: shop
@@ -146,9 +147,9 @@ EXAMPLES = r'''
     s3_secret_key: "{{ vault_s3_secret_key }}"
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 backup_id:
   description: Identifier of the new backup (its file name without extension).
   returned: success
@@ -220,49 +221,79 @@ log:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec,
-    offsite_repository, push_after_backup)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
-    FullBackupRequest, run_full_backup)
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    LogCollector,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+    offsite_repository,
+    push_after_backup,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
+    FullBackupRequest,
+    run_full_backup,
+)
 
 
 def main():
     argument_spec = module_argument_spec(
-        'database', 'backup_dir', 'format', 'compression', 'compression_level', 'jobs', 'retention_days',
-        'min_backups', 'globals', 'row_counts', 'lock_timeout', *OFFSITE_OPTIONS,
-        database=REQUIRED, backup_dir=REQUIRED)
+        "database",
+        "backup_dir",
+        "format",
+        "compression",
+        "compression_level",
+        "jobs",
+        "retention_days",
+        "min_backups",
+        "globals",
+        "row_counts",
+        "lock_timeout",
+        *OFFSITE_OPTIONS,
+        database=REQUIRED,
+        backup_dir=REQUIRED,
+    )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     log = LogCollector()
     try:
-        if p['offsite_url']:
+        if p["offsite_url"]:
             offsite_repository(p, check_only=True)
         req = FullBackupRequest(
-            p['database'], p['backup_dir'], conninfo_from_params(p), format=p['format'],
-            compression=p['compression'], compression_level=p['compression_level'], jobs=p['jobs'],
-            retention_days=p['retention_days'], min_backups=p['min_backups'], globals=p['globals'],
-            row_counts=p['row_counts'], lock_timeout=p['lock_timeout'])
+            p["database"],
+            p["backup_dir"],
+            conninfo_from_params(p),
+            format=p["format"],
+            compression=p["compression"],
+            compression_level=p["compression_level"],
+            jobs=p["jobs"],
+            retention_days=p["retention_days"],
+            min_backups=p["min_backups"],
+            globals=p["globals"],
+            row_counts=p["row_counts"],
+            lock_timeout=p["lock_timeout"],
+        )
         result = run_full_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
-    meta = result.pop('metadata', None) or {}
-    for warning in result.pop('warnings', []):
+    meta = result.pop("metadata", None) or {}
+    for warning in result.pop("warnings", []):
         module.warn(warning)
-    if meta.get('row_counts') is not None:
-        result['row_counts'] = meta['row_counts']
-    if p['offsite_url']:
+    if meta.get("row_counts") is not None:
+        result["row_counts"] = meta["row_counts"]
+    if p["offsite_url"]:
         # As the host command: the WAL archive beside the backups goes along when there is one.
-        archive_dir = existing_archive_dir(p['backup_dir'])
-        result['offsite'] = push_after_backup(module, p, 'full', archive_dir, log, result)
+        archive_dir = existing_archive_dir(p["backup_dir"])
+        result["offsite"] = push_after_backup(module, p, "full", archive_dir, log, result)
     module.exit_json(changed=True, log=log.lines, **result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_offsite_push
 short_description: Upload every backup and archived WAL segment that is not yet off-site
@@ -54,9 +55,9 @@ notes:
   - The credentials need no delete permission; a writer that cannot delete is the recommended kind.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Upload whatever is not yet off-site
   pgsafe.backup.pg_offsite_push:
     backup_dir: /var/backups/postgresql
@@ -73,9 +74,9 @@ EXAMPLES = r'''
     offsite_url: s3://pgsafe-backups/db1
   check_mode: true
   register: waiting
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 repository:
   description: The repository, C(s3://BUCKET/PREFIX).
   returned: always
@@ -114,12 +115,17 @@ log:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, LogCollector, fail_from_error, offsite_repository)
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    LogCollector,
+    fail_from_error,
+    offsite_repository,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
@@ -128,29 +134,35 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push 
 
 def main():
     module = AnsibleModule(
-        argument_spec=module_spec('backup_dir', 'archive_dir', *OFFSITE_OPTIONS, backup_dir=REQUIRED,
-                                  offsite_url=REQUIRED),
+        argument_spec=module_spec(
+            "backup_dir", "archive_dir", *OFFSITE_OPTIONS, backup_dir=REQUIRED, offsite_url=REQUIRED
+        ),
         supports_check_mode=True,
     )
     p = module.params
     log = LogCollector()
     try:
-        archive_dir = existing_archive_dir(p['backup_dir'], p['archive_dir'])
+        archive_dir = existing_archive_dir(p["backup_dir"], p["archive_dir"])
         repo = offsite_repository(p)
         if module.check_mode:
-            report = pending(p['backup_dir'], repo, archive_dir)
+            report = pending(p["backup_dir"], repo, archive_dir)
         else:
-            report = push(p['backup_dir'], repo, archive_dir, log=log)
+            report = push(p["backup_dir"], repo, archive_dir, log=log)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
-    changed = bool(report['pushed'] or report['wal_pushed'])
-    if report['failed']:
-        first = report['failed'][0]
-        module.fail_json(msg='%d upload(s) to %s failed; first: %s. The local backups are intact; run the task again '
-                             'once the cause is fixed' % (len(report['failed']), report['repository'], first['error']),
-                         exit_code=first.get('exit_code', 1), changed=changed, log=log.lines, **report)
+    changed = bool(report["pushed"] or report["wal_pushed"])
+    if report["failed"]:
+        first = report["failed"][0]
+        module.fail_json(
+            msg="%d upload(s) to %s failed; first: %s. The local backups are intact; run the task again "
+            "once the cause is fixed" % (len(report["failed"]), report["repository"], first["error"]),
+            exit_code=first.get("exit_code", 1),
+            changed=changed,
+            log=log.lines,
+            **report,
+        )
     module.exit_json(changed=changed, log=log.lines, **report)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_restore_backup
 short_description: Restore a logical backup, or recover a cluster to a point in time
@@ -143,9 +144,9 @@ seealso:
     description: Prove restores work on a schedule.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Restore the newest backup of shop into a new database
   pgsafe.backup.pg_restore_backup:
     latest: true
@@ -187,9 +188,9 @@ EXAMPLES = r'''
     backup_dir: /var/backups/postgresql
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 base_backup:
   description: Base backup a point-in-time recovery started from.
   returned: physical recovery
@@ -310,59 +311,116 @@ log:
   returned: always
   type: list
   elements: str
-'''
+"""
 
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec,
-    offsite_repository, without_ansible_keys)
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    LogCollector,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+    offsite_repository,
+    without_ansible_keys,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import PitrRequest, pg_ctl_for, run_pitr
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import (
-    RestoreRequest, run_restore)
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import RestoreRequest, run_restore
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import (
+    PitrRequest,
+    pg_ctl_for,
+    run_pitr,
+)
 
 
 def main():
     argument_spec = module_argument_spec(
-        'target_db', 'data_directory', 'pitr_port', 'archive_dir', 'target_time', 'target_lsn', 'target_name',
-        'base_backup', 'pgsafe_command', 'os_user', 'backup', 'latest', 'database', 'backup_dir', 'overwrite',
-        'jobs', 'verify_checksum', 'no_owner', 'maintenance_db', 'source', *OFFSITE_OPTIONS,
-        backup_dir=REQUIRED)
+        "target_db",
+        "data_directory",
+        "pitr_port",
+        "archive_dir",
+        "target_time",
+        "target_lsn",
+        "target_name",
+        "base_backup",
+        "pgsafe_command",
+        "os_user",
+        "backup",
+        "latest",
+        "database",
+        "backup_dir",
+        "overwrite",
+        "jobs",
+        "verify_checksum",
+        "no_owner",
+        "maintenance_db",
+        "source",
+        *OFFSITE_OPTIONS,
+        backup_dir=REQUIRED,
+    )
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        required_one_of=[('target_db', 'data_directory')],
-        mutually_exclusive=[('target_db', 'data_directory'), ('target_time', 'target_lsn', 'target_name')],
+        required_one_of=[("target_db", "data_directory")],
+        mutually_exclusive=[("target_db", "data_directory"), ("target_time", "target_lsn", "target_name")],
         # A recovery target means physical recovery: never let it be ignored by a logical restore.
-        required_by={'data_directory': 'port', 'target_time': 'data_directory', 'target_lsn': 'data_directory',
-                     'target_name': 'data_directory', 'archive_dir': 'data_directory'},
-        required_if=[('source', 'offsite', ('offsite_url',))],
+        required_by={
+            "data_directory": "port",
+            "target_time": "data_directory",
+            "target_lsn": "data_directory",
+            "target_name": "data_directory",
+            "archive_dir": "data_directory",
+        },
+        required_if=[("source", "offsite", ("offsite_url",))],
     )
     p = module.params
     log = LogCollector()
-    if p['source'] == 'offsite' and p['archive_dir']:
-        module.fail_json(msg='archive_dir is not used with source=offsite: the WAL comes from the off-site repository; '
-                             'leave archive_dir out')
+    if p["source"] == "offsite" and p["archive_dir"]:
+        module.fail_json(
+            msg="archive_dir is not used with source=offsite: the WAL comes from the off-site repository; "
+            "leave archive_dir out"
+        )
     # Two entry points: a point-in-time recovery of the cluster, or a logical restore of one database.
-    result = recover(module, p, log) if p['data_directory'] else restore(module, p, log)
+    result = recover(module, p, log) if p["data_directory"] else restore(module, p, log)
     module.exit_json(changed=True, log=log.lines, **result)
 
 
 def restore(module, p, log):
-    options = dict(overwrite=p['overwrite'], jobs=p['jobs'], verify_checksum=p['verify_checksum'],
-                   no_owner=p['no_owner'], maintenance_db=p['maintenance_db'])
+    options = dict(
+        overwrite=p["overwrite"],
+        jobs=p["jobs"],
+        verify_checksum=p["verify_checksum"],
+        no_owner=p["no_owner"],
+        maintenance_db=p["maintenance_db"],
+    )
     try:
-        if p['source'] == 'offsite':
-            result = offsite.restore(offsite_repository(p), p['target_db'], p['backup_dir'], conninfo_from_params(p),
-                                     backup=p['backup'], latest=p['latest'], database=p['database'], log=log,
-                                     check_mode=module.check_mode, **options)
+        if p["source"] == "offsite":
+            result = offsite.restore(
+                offsite_repository(p),
+                p["target_db"],
+                p["backup_dir"],
+                conninfo_from_params(p),
+                backup=p["backup"],
+                latest=p["latest"],
+                database=p["database"],
+                log=log,
+                check_mode=module.check_mode,
+                **options,
+            )
         else:
-            req = RestoreRequest(p['target_db'], p['backup_dir'], conninfo_from_params(p), backup=p['backup'],
-                                 latest=p['latest'], database=p['database'], **options)
+            req = RestoreRequest(
+                p["target_db"],
+                p["backup_dir"],
+                conninfo_from_params(p),
+                backup=p["backup"],
+                latest=p["latest"],
+                database=p["database"],
+                **options,
+            )
             result = run_restore(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
@@ -372,22 +430,30 @@ def restore(module, p, log):
 def recover(module, p, log):
     try:
         req = PitrRequest(
-            p['backup_dir'], resolve_archive_dir(p['backup_dir'], p['archive_dir']).path, p['data_directory'],
-            p['port'], target_time=p['target_time'], target_lsn=p['target_lsn'], target_name=p['target_name'],
-            overwrite=p['overwrite'], pgsafe_command=p['pgsafe_command'], os_user=p['os_user'],
-            backup=p['base_backup'])
-        if p['source'] == 'offsite':
+            p["backup_dir"],
+            resolve_archive_dir(p["backup_dir"], p["archive_dir"]).path,
+            p["data_directory"],
+            p["port"],
+            target_time=p["target_time"],
+            target_lsn=p["target_lsn"],
+            target_name=p["target_name"],
+            overwrite=p["overwrite"],
+            pgsafe_command=p["pgsafe_command"],
+            os_user=p["os_user"],
+            backup=p["base_backup"],
+        )
+        if p["source"] == "offsite":
             result = offsite.recover(offsite_repository(p), req, log=log, check_mode=module.check_mode)
         else:
             result = run_pitr(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         # A caller cleaning up (a drill's always:) needs the pg_ctl that can stop what may have started.
-        extra = {} if module.check_mode else {'pg_ctl': pg_ctl_for(p['data_directory'])}
+        extra = {} if module.check_mode else {"pg_ctl": pg_ctl_for(p["data_directory"])}
         fail_from_error(module, exc, log=log.lines, **extra)
-    for warning in result.get('preflight', {}).get('warnings', []):
+    for warning in result.get("preflight", {}).get("warnings", []):
         module.warn(warning)
     return without_ansible_keys(result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

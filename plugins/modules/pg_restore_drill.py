@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_restore_drill
 short_description: Prove backups restore - restore each newest backup into a scratch database and compare
@@ -58,9 +59,9 @@ seealso:
     description: Checks between drills.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Monthly restore drill of every database
   pgsafe.backup.pg_restore_drill:
     backup_dir: /var/backups/postgresql
@@ -76,9 +77,9 @@ EXAMPLES = r'''
     backup_dir: /var/backups/postgresql
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 passed:
   description: True when every database restored and validated.
   returned: always
@@ -117,37 +118,48 @@ repository:
   description: The off-site repository drilled, C(s3://BUCKET/PREFIX).
   returned: with source=offsite
   type: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    OFFSITE_OPTIONS, REQUIRED, LogCollector, conninfo_from_params, fail_from_error, module_argument_spec,
-    offsite_repository)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.drill import run_drill
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    LogCollector,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+    offsite_repository,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.drill import run_drill
 
 
 def main():
     argument_spec = module_argument_spec(
-        'backup_dir', 'databases', 'jobs', 'source', *OFFSITE_OPTIONS,
-        backup_dir=REQUIRED)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=False,
-                           required_if=[('source', 'offsite', ('offsite_url',))])
+        "backup_dir", "databases", "jobs", "source", *OFFSITE_OPTIONS, backup_dir=REQUIRED
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, supports_check_mode=False, required_if=[("source", "offsite", ("offsite_url",))]
+    )
     p = module.params
     log = LogCollector()
     try:
-        repo = offsite_repository(p) if p['source'] == 'offsite' else None
-        report = run_drill(p['backup_dir'], conninfo_from_params(p), p['databases'], jobs=p['jobs'], log=log,
-                           offsite=repo)
+        repo = offsite_repository(p) if p["source"] == "offsite" else None
+        report = run_drill(
+            p["backup_dir"], conninfo_from_params(p), p["databases"], jobs=p["jobs"], log=log, offsite=repo
+        )
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
-    if not report['passed']:
-        failed = ['%s: %s' % (r['database'], r.get('error') or '; '.join(r.get('mismatches', [])))
-                  for r in report['results'] if not r['passed']]
-        module.fail_json(msg='restore drill FAILED - %s' % ' | '.join(failed), changed=True, **report)
+    if not report["passed"]:
+        failed = [
+            "%s: %s" % (r["database"], r.get("error") or "; ".join(r.get("mismatches", [])))
+            for r in report["results"]
+            if not r["passed"]
+        ]
+        module.fail_json(msg="restore drill FAILED - %s" % " | ".join(failed), changed=True, **report)
     module.exit_json(changed=True, **report)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

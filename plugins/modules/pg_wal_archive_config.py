@@ -4,9 +4,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
+
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 ---
 module: pg_wal_archive_config
 short_description: Turn on WAL archiving with pgsafe's safe archiver
@@ -109,9 +110,9 @@ seealso:
     description: Alert when the archiver fails or WAL waits.
 author:
   - pgsafe engineers (@pgsafe)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Archive WAL into the backup directory, at least every 5 minutes
   pgsafe.backup.pg_wal_archive_config:
     archive_dir: /var/backups/postgresql/wal
@@ -141,9 +142,9 @@ EXAMPLES = r'''
     compression: zstd
   become: true
   become_user: postgres
-'''
+"""
 
-RETURN = r'''
+RETURN = r"""
 restart_required:
   description: True while wal_level or archive_mode wait for a server restart.
   returned: unless O(preflight_only)
@@ -211,36 +212,61 @@ server:
     os_user:
       description: The PostgreSQL OS user the checks were made for.
       type: str
-'''
+"""
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
-    REQUIRED, conninfo_from_params, fail_from_error, module_argument_spec)
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical import archive_config
+    REQUIRED,
+    conninfo_from_params,
+    fail_from_error,
+    module_argument_spec,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical import archive_config
 
 
 def main():
     argument_spec = module_argument_spec(
-        'archive_dir', 'wal_level', 'archive_mode', 'archive_timeout', 'archive_command', 'wal_compression',
-        'pgsafe_command', 'method', 'conf_file', 'server_os_user', 'preflight_only', 'archive_dir_pending',
-        archive_dir=REQUIRED)
+        "archive_dir",
+        "wal_level",
+        "archive_mode",
+        "archive_timeout",
+        "archive_command",
+        "wal_compression",
+        "pgsafe_command",
+        "method",
+        "conf_file",
+        "server_os_user",
+        "preflight_only",
+        "archive_dir_pending",
+        archive_dir=REQUIRED,
+    )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     try:
         result = archive_config.apply(
-            conninfo_from_params(p), p['archive_dir'], wal_level=p['wal_level'], archive_mode=p['archive_mode'],
-            archive_command=p['archive_command'], archive_timeout=p['archive_timeout'], method=p['method'],
-            conf_file=p['conf_file'], check_mode=module.check_mode, pgsafe_command=p['pgsafe_command'],
-            compression=p['compression'], os_user=p['os_user'], preflight_only=p['preflight_only'],
-            archive_dir_pending=p['archive_dir_pending'])
+            conninfo_from_params(p),
+            p["archive_dir"],
+            wal_level=p["wal_level"],
+            archive_mode=p["archive_mode"],
+            archive_command=p["archive_command"],
+            archive_timeout=p["archive_timeout"],
+            method=p["method"],
+            conf_file=p["conf_file"],
+            check_mode=module.check_mode,
+            pgsafe_command=p["pgsafe_command"],
+            compression=p["compression"],
+            os_user=p["os_user"],
+            preflight_only=p["preflight_only"],
+            archive_dir_pending=p["archive_dir_pending"],
+        )
     except PgsafeError as exc:
         fail_from_error(module, exc)
-    for warning in result['preflight']['warnings']:
+    for warning in result["preflight"]["warnings"]:
         module.warn(warning)
-    module.exit_json(changed=bool(result['changes']), **result)
+    module.exit_json(changed=bool(result["changes"]), **result)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """Say it when it is broken: the host command never ends in a traceback, a catalog that is missing or
 cannot be read is an error (not an empty list), and root does not write into another user's catalog."""
+
 import json
 import os
 import shlex
@@ -7,10 +8,9 @@ import shutil
 import subprocess
 
 import pytest
-
-from pgtest import SYSTEM_PYTHON, run_cli
 from faultkit import backup_ok
 from pgcluster import OS_USER, make_scratch_dir
+from pgtest import SYSTEM_PYTHON, run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -47,8 +47,11 @@ def test_unreadable_backup_file_is_one_line_not_a_traceback(pg, sample_db, backu
 def test_missing_catalog_is_a_configuration_error(pg, backup_dir, command, case):
     """Done: list and verify against a backup directory that does not exist, is a file, or has a file
     in its path. Seen: exit 2 and one line saying so, where they printed '(none)' and exited 0."""
-    target = {"missing": os.path.join(backup_dir, "typo"), "a file": os.path.join(backup_dir, "file"),
-              "below a file": os.path.join(backup_dir, "file", "sub")}[case]
+    target = {
+        "missing": os.path.join(backup_dir, "typo"),
+        "a file": os.path.join(backup_dir, "file"),
+        "below a file": os.path.join(backup_dir, "file", "sub"),
+    }[case]
     with open(os.path.join(backup_dir, "file"), "w") as fh:
         fh.write("x")
     proc = run_cli(pg, target, *command)
@@ -88,8 +91,15 @@ def test_empty_catalog_is_an_empty_list(pg, backup_dir, command):
     assert out.get("backups", out.get("results")) == []
 
 
-ROOT_WRITERS = [["backup", "DB"], ["base-backup"], ["restore", "--latest", "--force", "DB"], ["health", "--no-connect"],
-                ["verify"], ["drill"], ["archive-wal", "SEGMENT", "000000010000000000000001"]]
+ROOT_WRITERS = [
+    ["backup", "DB"],
+    ["base-backup"],
+    ["restore", "--latest", "--force", "DB"],
+    ["health", "--no-connect"],
+    ["verify"],
+    ["drill"],
+    ["archive-wal", "SEGMENT", "000000010000000000000001"],
+]
 
 
 @pytest.mark.parametrize("command", ROOT_WRITERS, ids=lambda c: c[0])
@@ -143,8 +153,18 @@ def test_root_may_read_and_may_use_its_own_catalog(pg, backup_dir):
     own = make_scratch_dir("pgsafe-root-catalog-")
     os.chown(own, 0, 0)
     try:
-        proc = run_cli(pg, own, "health", "--no-connect", "--json", "--min-disk-space-gb", "0",
-                       "--max-disk-usage-percent", "100", as_root=True)
+        proc = run_cli(
+            pg,
+            own,
+            "health",
+            "--no-connect",
+            "--json",
+            "--min-disk-space-gb",
+            "0",
+            "--max-disk-usage-percent",
+            "100",
+            as_root=True,
+        )
         # Any verdict of health (0 ok, 1 warning, 5 critical), never the refusal (2).
         assert proc.returncode in (0, 1, 5), proc.stderr
         assert json.loads(proc.stdout)["checks"]

@@ -1,13 +1,13 @@
 """Damaged backups and catalogs: verify names them (exit 5), restore refuses them before touching
 any database, "latest" is never fooled into restoring one quietly, and the good backup beside them
 still restores."""
+
 import json
 import os
 
 import pytest
-
-from pgtest import drop_database, restore_into_new, table_contents, unique_name
 from faultkit import backup_ok
+from pgtest import drop_database, restore_into_new, table_contents, unique_name
 
 pytestmark = pytest.mark.faults
 

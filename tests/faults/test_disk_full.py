@@ -1,11 +1,11 @@
 """A backup directory on a disk that fills up mid-backup: the run fails clearly, nothing half-written
 looks like a backup, and what was there before still verifies and restores."""
+
 import os
 
 import pytest
-
-from pgtest import restore_into_new, run_cli, table_contents
 from faultkit import backup_ok, incompressible_database, small_filesystem, visible
+from pgtest import restore_into_new, run_cli, table_contents
 
 pytestmark = pytest.mark.faults
 
@@ -55,5 +55,6 @@ def test_base_backup_fills_the_disk(pg, sample_db, big_db, verify):
         base = os.path.join(backup_dir, "base")
         assert not os.path.isdir(base) or os.listdir(base) == []
         assert visible(os.path.join(backup_dir, "full")) == sorted(
-            [os.path.basename(good["backup_file"]), os.path.basename(good["metadata_file"])])
+            [os.path.basename(good["backup_file"]), os.path.basename(good["metadata_file"])]
+        )
         restore_equals(pg, backup_dir, good["backup_id"], expected)

@@ -1,24 +1,33 @@
 """Hostile names that tests/integration/test_bad_input.py and test_security.py do not try: backup ids and
 restore targets with line breaks and shell syntax, NUL bytes (only an Ansible task can carry them), and a
 restore point whose name needs quoting in postgresql.auto.conf."""
+
 import os
 import subprocess
 import uuid
 
 import psycopg2
 import pytest
-
-from pgtest import PGSAFE, drop_database, run_cli, table_contents, unique_name
 from faultkit import backup_ok
 from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
+from pgtest import PGSAFE, drop_database, run_cli, table_contents, unique_name
 
 pytestmark = pytest.mark.faults
 
 MARKER = "/tmp/pgsafe_pwned_%s" % uuid.uuid4().hex
 
 
-@pytest.mark.parametrize("ref", ["shop\nx", "x; touch %s" % MARKER, "$(touch %s)" % MARKER, "`touch %s`" % MARKER.replace("/", ""),
-                                 "x' OR '1'='1", "--force"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "shop\nx",
+        "x; touch %s" % MARKER,
+        "$(touch %s)" % MARKER,
+        "`touch %s`" % MARKER.replace("/", ""),
+        "x' OR '1'='1",
+        "--force",
+    ],
+)
 def test_hostile_backup_references_are_refused(pg, cli, sample_db, ref):
     """Done: restore given a backup id holding a line break, a command list, a command substitution,
     backticks, SQL quotes or an option's spelling. Seen: exit 2 naming the reference; no database created,
@@ -60,16 +69,21 @@ def test_restore_target_with_shell_and_sql_syntax_is_just_a_name(pg, cli, sample
         drop_database(pg, target)
 
 
-@pytest.mark.parametrize("module,args", [
-    ("pg_full_backup", {"database": "shop\x00x"}),
-    ("pg_restore_backup", {"backup": "shop_full_20260101_000000\x00", "target_db": "t"}),
-    ("pg_restore_backup", {"latest": True, "database": "shop", "target_db": "t\x00; DROP"}),
-])
+@pytest.mark.parametrize(
+    "module,args",
+    [
+        ("pg_full_backup", {"database": "shop\x00x"}),
+        ("pg_restore_backup", {"backup": "shop_full_20260101_000000\x00", "target_db": "t"}),
+        ("pg_restore_backup", {"latest": True, "database": "shop", "target_db": "t\x00; DROP"}),
+    ],
+)
 def test_nul_bytes_from_a_task_are_refused(pg, ansible_module, backup_dir, module, args):
     """Done: a NUL byte (which no command line can hold) in a database name, a backup id and a restore
     target, given to the Ansible modules. Seen: the task fails with a message about the NUL byte or the
     name; nothing is written in the backup directory."""
-    params = dict(args, backup_dir=backup_dir, login_unix_socket=pg.socket_dir, login_port=pg.port, login_user="postgres")
+    params = dict(
+        args, backup_dir=backup_dir, login_unix_socket=pg.socket_dir, login_port=pg.port, login_user="postgres"
+    )
     rc, res, out = ansible_module("pgsafe.backup." + module, params, cluster=pg)
     assert rc != 0 and res.get("exit_code") == 2, out
     assert "NUL" in res["msg"], res["msg"]
@@ -86,7 +100,7 @@ def test_restore_point_named_with_quotes_and_backslashes(new_pg):
     archive_dir = os.path.join(backup_dir, "wal")
     command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
     c = new_pg(settings={"archive_mode": "on", "archive_command": command})
-    name = "it's \"here\" \\ then\\n # gone"
+    name = 'it\'s "here" \\ then\\n # gone'
     data_dir = os.path.join(make_scratch_dir("pgsafe-rp-data-"), "data")
     port = free_port()
     try:
@@ -108,13 +122,17 @@ def test_restore_point_named_with_quotes_and_backslashes(new_pg):
         finally:
             conn.close()
     finally:
-        subprocess.run(["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m",
-                        "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            ["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         subprocess.run(["rm", "-rf", os.path.dirname(data_dir), backup_dir], check=False)
 
 
 def _wait_archived(c, segment):
     import time
+
     deadline = time.time() + 60
     while not c.sql("SELECT coalesce(last_archived_wal, '') >= %s FROM pg_stat_archiver", params=(segment,))[0][0]:
         assert time.time() < deadline, "segment %s was never archived" % segment

@@ -1,14 +1,14 @@
 """Backups interrupted from outside: pg_dump, zstd or pg_basebackup killed, the server stopped, the
 backup's connection terminated. Each fails with exit 4 and a message naming what broke, leaves nothing
 that looks like a backup, and every earlier backup still verifies and restores."""
+
 import os
 import subprocess
 import time
 
 import pytest
-
-from pgtest import SAMPLE_SQL, restore_into_new, run_cli, start_cli, table_contents
 from faultkit import backup_ok, children, fill_incompressible, incompressible_database, kill_child_when_running
+from pgtest import SAMPLE_SQL, restore_into_new, run_cli, start_cli, table_contents
 
 pytestmark = pytest.mark.faults
 

@@ -1,5 +1,6 @@
 """Backups and archiving under a pgbench write load: a consistent dump, no WAL gap, a PITR to the last
 moments of the load, and the TPS a running backup costs (reported, never asserted)."""
+
 import json
 import os
 import re
@@ -9,9 +10,9 @@ import threading
 import time
 
 import pytest
-
-from pgtest import PGSAFE, run_cli
 from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
+from pgtest import PGSAFE, run_cli
+
 from pgsafe.physical import walnames
 
 pytestmark = [pytest.mark.faults, pytest.mark.load]
@@ -25,8 +26,9 @@ def loaded(new_pg):
     backup_dir = make_scratch_dir("pgsafe-load-")
     archive_dir = os.path.join(backup_dir, "wal")
     command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
-    cluster = new_pg(settings={"archive_mode": "on", "archive_command": command, "fsync": "on",
-                               "synchronous_commit": "on"})
+    cluster = new_pg(
+        settings={"archive_mode": "on", "archive_command": command, "fsync": "on", "synchronous_commit": "on"}
+    )
     cluster.backup_dir, cluster.archive_dir = backup_dir, archive_dir
     cluster.create_database("bank")
     pgbench(cluster, "-i", "-s", "5", "-q")
@@ -35,8 +37,14 @@ def loaded(new_pg):
 
 
 def pgbench(cluster, *args):
-    proc = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-d", "bank"] + list(args), env=cluster.env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(
+        [os.path.join(PG_BIN, "pgbench"), "-d", "bank"] + list(args),
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -84,8 +92,27 @@ def meta(result):
 
 
 def psql_at(data_dir, port, query):
-    got = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-At", "-h", data_dir, "-p", str(port), "-U", "postgres",
-                          "-d", "bank", "-c", query], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    got = subprocess.run(
+        [
+            os.path.join(PG_BIN, "psql"),
+            "-X",
+            "-At",
+            "-h",
+            data_dir,
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            "bank",
+            "-c",
+            query,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     assert got.returncode == 0, got.stderr
     return got.stdout.strip()
 
@@ -102,8 +129,13 @@ def test_backups_under_write_load(loaded, record_property):
     first, _window = timed(c, "base-backup", "--json")
     sampler = Sampler(c)
     sampler.start()
-    load = subprocess.Popen([os.path.join(PG_BIN, "pgbench"), "-d", "bank", "-P", "1", "-T", str(LOAD_SECONDS)] + list(CLIENTS),
-                            env=c.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    load = subprocess.Popen(
+        [os.path.join(PG_BIN, "pgbench"), "-d", "bank", "-P", "1", "-T", str(LOAD_SECONDS)] + list(CLIENTS),
+        env=c.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     load_started = time.monotonic()
     time.sleep(4)
     dump, dump_window = timed(c, "backup", "bank", "--json")
@@ -119,10 +151,13 @@ def test_backups_under_write_load(loaded, record_property):
     for second_end, rate in per_second_tps(progress).items():
         busy = any(a < second_end and second_end - 1 < b for a, b in windows)
         (during if busy else outside).append(rate)
-    figures = {"tps_whole_load": round(tps(out), 1),
-               "tps_while_a_backup_ran": round(sum(during) / len(during), 1) if during else None,
-               "tps_with_no_backup_running": round(sum(outside) / len(outside), 1) if outside else None,
-               "seconds_with_backup": len(during), "seconds_without_backup": len(outside)}
+    figures = {
+        "tps_whole_load": round(tps(out), 1),
+        "tps_while_a_backup_ran": round(sum(during) / len(during), 1) if during else None,
+        "tps_with_no_backup_running": round(sum(outside) / len(outside), 1) if outside else None,
+        "seconds_with_backup": len(during),
+        "seconds_without_backup": len(outside),
+    }
     for key, value in figures.items():
         record_property(key, value)
     print("pgbench TPS: %s" % figures)
@@ -160,14 +195,29 @@ def test_backups_under_write_load(loaded, record_property):
     data_dir = os.path.join(make_scratch_dir("pgsafe-load-pitr-"), "data")
     port = free_port()
     try:
-        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--json",
-                       "--target-time", target_time.isoformat())
+        proc = run_cli(
+            c,
+            c.backup_dir,
+            "restore-pitr",
+            data_dir,
+            "--port",
+            str(port),
+            "--json",
+            "--target-time",
+            target_time.isoformat(),
+        )
         assert proc.returncode == 0, proc.stderr
         got = int(psql_at(data_dir, port, "SELECT count(*) FROM pgbench_history"))
-        print("PITR to %s: %d history rows (sampled %d before, %d after)" % (target_time, got, expected_low, expected_high))
+        print(
+            "PITR to %s: %d history rows (sampled %d before, %d after)"
+            % (target_time, got, expected_low, expected_high)
+        )
         assert expected_low <= got <= expected_high, (expected_low, got, expected_high)
         assert psql_at(data_dir, port, "SELECT pg_is_in_recovery()") == "f"
     finally:
-        subprocess.run(["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m",
-                        "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            ["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)

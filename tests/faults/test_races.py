@@ -1,12 +1,12 @@
 """Backups racing each other's clean-up and retention in one backup directory. A run removes what an
 interrupted run of the same database (or cluster) left behind; it must never take a backup that another
 run is still writing, however alike their names."""
+
 import os
 
 import pytest
-
-from pgtest import drop_database, run_cli, start_cli, table_contents, wait_until
 from faultkit import fill_incompressible
+from pgtest import drop_database, run_cli, start_cli, table_contents, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -20,6 +20,7 @@ def wait_for_temp(directory, proc, timeout=60):
     def temps():
         assert proc.poll() is None, "the slow backup ended before the race: %s" % proc.communicate()[1]
         return [n for n in os.listdir(directory) if n.startswith(".")] if os.path.isdir(directory) else []
+
     return wait_until(temps, timeout, 0.02, "a temporary file in %s" % directory)
 
 
@@ -69,5 +70,5 @@ def test_base_backup_of_one_cluster_leaves_another_clusters_running_backup_alone
     metas = sorted(n for n in os.listdir(base) if n.endswith(".meta.json"))
     assert len(metas) == 2, os.listdir(base)
     for name in metas:
-        backup = os.path.join(base, name[:-len(".meta.json")])
+        backup = os.path.join(base, name[: -len(".meta.json")])
         assert "base.tar.zst" in os.listdir(backup)

@@ -1,12 +1,12 @@
 """Restoring over a database that exists: never without consent, and with consent even while clients
 are connected, the old database is replaced whole or not at all."""
+
 import json
 
 import psycopg2
 import pytest
-
-from pgtest import drop_database, table_contents, unique_name
 from faultkit import backup_ok
+from pgtest import drop_database, table_contents, unique_name
 
 pytestmark = pytest.mark.faults
 

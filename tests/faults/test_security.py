@@ -1,15 +1,15 @@
 """Secrets, hostile input and planted symlinks: no password in any argv, log or metadata; names and
 times are validated; retention never follows a symlink; files are private to the database OS user."""
+
 import json
 import os
 import subprocess
 import time
 
 import pytest
-
-from pgtest import PGSAFE, cli_env, as_os_user, run_cli
 from faultkit import backup_ok, fill_incompressible
 from pgcluster import OS_USER, PgCluster, free_port, make_scratch_dir, os_user_ids
+from pgtest import PGSAFE, as_os_user, cli_env, run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -20,8 +20,10 @@ PASSWORD = "Tr0ub4dor&3-never-in-argv"
 def secured():
     cluster = PgCluster(settings={"password_encryption": "'scram-sha-256'"}).init()
     with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
-        fh.write("local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-                 "host replication all 127.0.0.1/32 scram-sha-256\n")
+        fh.write(
+            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            "host replication all 127.0.0.1/32 scram-sha-256\n"
+        )
     cluster.start()
     cluster.sql("CREATE ROLE backup_user LOGIN SUPERUSER REPLICATION PASSWORD %s", params=(PASSWORD,))
     cluster.create_database("secret_db")
@@ -48,15 +50,17 @@ def files_under(path):
             yield os.path.join(root, name)
 
 
-@pytest.mark.parametrize("command", [("backup", "secret_db", "--compression-level", "19"),
-                                     ("base-backup", "--compression-level", "9")])
+@pytest.mark.parametrize(
+    "command", [("backup", "secret_db", "--compression-level", "19"), ("base-backup", "--compression-level", "9")]
+)
 def test_password_never_in_argv_logs_or_metadata(secured, backup_dir, command):
     """Done: a backup over TCP with SCRAM auth and PGPASSWORD set, while /proc/*/cmdline of every
     process is read every 20 ms. Seen: the password is in no process's argv at any moment, in no log
     line and in no metadata file; the backup itself succeeded."""
     env = cli_env(secured, backup_dir, {"PGHOST": "127.0.0.1", "PGUSER": "backup_user", "PGPASSWORD": PASSWORD})
-    proc = subprocess.Popen([PGSAFE, "--quiet"] + list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            **as_os_user())
+    proc = subprocess.Popen(
+        [PGSAFE, "--quiet"] + list(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **as_os_user()
+    )
     samples = 0
     while proc.poll() is None:
         for argv in all_argv():
@@ -80,8 +84,14 @@ def test_password_never_in_ansible_output(secured, ansible_module, backup_dir):
     """Done: pg_full_backup run through Ansible (ansible localhost -m) with login_password over TCP with SCRAM auth.
     Seen: the task succeeds and the password is nowhere in Ansible's output, the module's log lines or the
     files it wrote."""
-    params = {"database": "secret_db", "backup_dir": backup_dir, "login_host": "127.0.0.1", "login_port": secured.port,
-              "login_user": "backup_user", "login_password": PASSWORD}
+    params = {
+        "database": "secret_db",
+        "backup_dir": backup_dir,
+        "login_host": "127.0.0.1",
+        "login_port": secured.port,
+        "login_user": "backup_user",
+        "login_password": PASSWORD,
+    }
     rc, res, out = ansible_module("pgsafe.backup.pg_full_backup", params)
     assert rc == 0, out
     assert res["changed"] and os.path.exists(res["metadata_file"])
@@ -91,8 +101,16 @@ def test_password_never_in_ansible_output(secured, ansible_module, backup_dir):
             assert PASSWORD.encode() not in fh.read(), path
 
 
-@pytest.mark.parametrize("target_time", ["2026-11-20 14:30:00'; DROP TABLE x; --", "$(touch /tmp/pwned)",
-                                         "2026-11-20\n14:30", "../../etc/passwd", "yesterday"])
+@pytest.mark.parametrize(
+    "target_time",
+    [
+        "2026-11-20 14:30:00'; DROP TABLE x; --",
+        "$(touch /tmp/pwned)",
+        "2026-11-20\n14:30",
+        "../../etc/passwd",
+        "yesterday",
+    ],
+)
 def test_hostile_target_time_is_refused(pg, backup_dir, target_time):
     """Done: restore-pitr with a target time holding quotes, a command substitution, a newline, a path
     or a word. Seen: exit 2 naming the target time; nothing is created in the data directory."""
@@ -127,8 +145,14 @@ def test_planted_symlink_is_never_followed_by_retention(pg, cli, backup_dir, sam
     os.symlink(outside, os.path.join(full, bait + ".dump.zst"))
     with open(first["metadata_file"]) as fh:
         meta = json.load(fh)
-    meta.update({"backup_id": bait, "backup_file": bait + ".dump.zst", "timestamp": "2020-01-01T00:00:00Z",
-                 "finished_at": "2020-01-01T00:05:00Z"})
+    meta.update(
+        {
+            "backup_id": bait,
+            "backup_file": bait + ".dump.zst",
+            "timestamp": "2020-01-01T00:00:00Z",
+            "finished_at": "2020-01-01T00:05:00Z",
+        }
+    )
     with open(os.path.join(full, bait + ".meta.json"), "w") as fh:
         json.dump(meta, fh)
     backup_ok(cli, sample_db, "--retention-days", "0")
@@ -149,8 +173,14 @@ def test_planted_symlink_in_base_is_never_followed_by_retention(pg, backup_dir):
     os.symlink(outside, os.path.join(base, bait))
     with open(first["metadata_file"]) as fh:
         meta = json.load(fh)
-    meta.update({"backup_id": bait, "backup_file": bait, "timestamp": "2020-01-01T00:00:00Z",
-                 "finished_at": "2020-01-01T00:05:00Z"})
+    meta.update(
+        {
+            "backup_id": bait,
+            "backup_file": bait,
+            "timestamp": "2020-01-01T00:00:00Z",
+            "finished_at": "2020-01-01T00:05:00Z",
+        }
+    )
     with open(os.path.join(base, bait + ".meta.json"), "w") as fh:
         json.dump(meta, fh)
     proc = run_cli(pg, backup_dir, "base-backup", "--retention-days", "0")
@@ -171,10 +201,19 @@ def test_files_private_and_owned_by_the_database_user(pg, sample_db):
     with open(segment, "wb") as fh:
         fh.write(os.urandom(4096))
     os.chown(segment, *os_user_ids())
-    for args in (["backup", sample_db], ["base-backup"],
-                 ["archive-wal", segment, os.path.basename(segment), "--archive-dir", os.path.join(backup_dir, "wal")]):
-        proc = subprocess.run(prefix + [PGSAFE, "--quiet"] + args, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, check=False)
+    for args in (
+        ["backup", sample_db],
+        ["base-backup"],
+        ["archive-wal", segment, os.path.basename(segment), "--archive-dir", os.path.join(backup_dir, "wal")],
+    ):
+        proc = subprocess.run(
+            prefix + [PGSAFE, "--quiet"] + args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
     os.unlink(segment)
     uid, _gid = os_user_ids()

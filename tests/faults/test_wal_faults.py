@@ -1,13 +1,13 @@
 """archive-wal retried after a crash between write and rename; restore-wal of a compressed segment with
 one flipped byte (an overwritten stretch: tests/integration/test_wal_archiving.py)."""
+
 import os
 import pathlib
 import shutil
 
 import pytest
-
-from pgtest import run_cli
 from pgcluster import make_scratch_dir, os_user_ids
+from pgtest import run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -44,7 +44,7 @@ def test_archive_retried_after_crash_between_write_and_rename(pg, backup_dir, se
         data = fh.read()
     leftover = os.path.join(archive, ".%s.tmp-999-deadbeef" % SEGMENT)
     with open(leftover, "wb") as fh:
-        fh.write(data[:len(data) // 3])
+        fh.write(data[: len(data) // 3])
     os.chown(leftover, *os_user_ids())
     proc = run_cli(pg, backup_dir, "archive-wal", segment, SEGMENT, "--archive-dir", archive)
     assert proc.returncode == 0, proc.stderr
@@ -61,7 +61,7 @@ def test_archive_retried_after_crash_between_write_and_rename(pg, backup_dir, se
 def compressible_segment(seed):
     """16 MiB that compresses like real WAL: repeated records with a little noise."""
     record = b"pgsafe-wal-record-%d " % seed + os.urandom(16).hex().encode()
-    return (record * (16 * 1024 * 1024 // len(record) + 1))[:16 * 1024 * 1024]
+    return (record * (16 * 1024 * 1024 // len(record) + 1))[: 16 * 1024 * 1024]
 
 
 @pytest.mark.parametrize("compression,suffix", [("zstd", ".zst"), ("gzip", ".gz")])
@@ -76,7 +76,9 @@ def test_restore_of_segment_with_a_flipped_byte(pg, backup_dir, work, compressio
         src = work / name
         contents[name] = compressible_segment(i)
         src.write_bytes(contents[name])
-        proc = run_cli(pg, backup_dir, "archive-wal", str(src), name, "--archive-dir", archive, "--compression", compression)
+        proc = run_cli(
+            pg, backup_dir, "archive-wal", str(src), name, "--archive-dir", archive, "--compression", compression
+        )
         assert proc.returncode == 0, proc.stderr
     stored = os.path.join(archive, names[1] + suffix)
     with open(stored, "r+b") as fh:

@@ -1,5 +1,6 @@
 """HTTPS alert endpoints are verified: a self-signed certificate is refused, never silently trusted,
 directly or through a proxy; HTTP(S)_PROXY and NO_PROXY are honoured as ansible.builtin.uri does."""
+
 import http.server
 import shutil
 import ssl
@@ -7,17 +8,35 @@ import subprocess
 import threading
 
 import pytest
-
 from alertkit import ConnectProxy, Receiver, make_ca_and_cert
-from pgtest import run_cli
 from pgcluster import make_scratch_dir
+from pgtest import run_cli
+
 from pgsafe.monitoring.alerts import post
 
 
 def test_self_signed_https_endpoint_is_refused(tmp_path):
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert), "-days", "1"], capture_output=True, check=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+        ],
+        capture_output=True,
+        check=True,
+    )
     received = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -36,8 +55,9 @@ def test_self_signed_https_endpoint_is_refused(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        error = post("https://127.0.0.1:%d/alerts" % server.server_port, {"type": "backup_health"},
-                     timeout=3, retries=1)
+        error = post(
+            "https://127.0.0.1:%d/alerts" % server.server_port, {"type": "backup_health"}, timeout=3, retries=1
+        )
         assert error is not None and "CERTIFICATE_VERIFY_FAILED" in error
         assert received == []
     finally:
@@ -72,8 +92,16 @@ def test_https_through_a_proxy_is_delivered_and_still_verified(tls, monkeypatch,
     proxy, and nothing reaches the endpoint."""
     ca, receiver, proxy = tls
     url = "https://localhost:%d/alerts" % receiver.port
-    proc = run_cli(pg, backup_dir, "health", "--min-disk-space-gb", "0", "--alert-endpoint", url,
-                   env_extra={"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": ca, "NO_PROXY": ""})
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--min-disk-space-gb",
+        "0",
+        "--alert-endpoint",
+        url,
+        env_extra={"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": ca, "NO_PROXY": ""},
+    )
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert "not delivered" not in proc.stdout and receiver.received, proc.stdout
     assert ("CONNECT", "localhost:%d" % receiver.port) in proxy.seen

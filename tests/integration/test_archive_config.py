@@ -1,14 +1,14 @@
 """pg_wal_archive_config on a fresh cluster: settings applied once, restart reported, archive flows."""
+
 import os
 import shutil
 import subprocess
 import sys
 
-import pytest
-
-from pgtest import ROOT, wait_until
 import pgcluster
+import pytest
 from pgcluster import make_scratch_dir
+from pgtest import ROOT, wait_until
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -22,6 +22,7 @@ def _remove_scratch_dirs(monkeypatch):
     def tracked(prefix="pgsafe-test-"):
         made.append(original(prefix))
         return made[-1]
+
     monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
     yield
     for path in made:
@@ -87,8 +88,10 @@ def test_reloadable_change_needs_no_restart(new_pg, ansible_module):
 def test_never_lowers_logical(new_pg, ansible_module):
     archive = make_scratch_dir("pgsafe-wal-")
     cluster = new_pg(settings={"wal_level": "logical", "archive_mode": "on"})
-    rc, res, out = ansible_module("pgsafe.backup.pg_wal_archive_config",
-                                  dict(archive_dir=archive, pgsafe_command=PGSAFE, wal_level="replica", **login(cluster)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_wal_archive_config",
+        dict(archive_dir=archive, pgsafe_command=PGSAFE, wal_level="replica", **login(cluster)),
+    )
     assert rc == 0, out
     assert res["settings"]["wal_level"] == "logical"
     assert "wal_level" not in res["changes"]
@@ -100,8 +103,13 @@ def test_conf_file_method_needs_an_include(new_pg, ansible_module):
     conf_d = os.path.join(cluster.data_dir, "conf.d")
     os.makedirs(conf_d)
     os.chown(conf_d, *__import__("pgcluster").os_user_ids())
-    args = dict(archive_dir=archive, pgsafe_command=PGSAFE, method="conf_file",
-                conf_file=os.path.join(conf_d, "pgsafe.conf"), **login(cluster))
+    args = dict(
+        archive_dir=archive,
+        pgsafe_command=PGSAFE,
+        method="conf_file",
+        conf_file=os.path.join(conf_d, "pgsafe.conf"),
+        **login(cluster),
+    )
     rc, res, out = ansible_module("pgsafe.backup.pg_wal_archive_config", args)
     assert rc != 0 and "does not read" in res["msg"]
     with open(os.path.join(cluster.data_dir, "postgresql.conf"), "a") as fh:

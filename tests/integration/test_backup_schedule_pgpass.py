@@ -1,5 +1,6 @@
 """The backup_schedule role keeps its own .pgpass line and no other: run through ansible-playbook
 against localhost, for a throwaway OS user whose .pgpass already holds lines of its own."""
+
 import json
 import os
 import pwd
@@ -10,9 +11,8 @@ import textwrap
 import uuid
 
 import pytest
-
-from pgtest import SYSTEM_PYTHON, unique_name
 from pgcluster import make_scratch_dir, new_scram_cluster
+from pgtest import SYSTEM_PYTHON, unique_name
 
 # ':' and '\' must be escaped in .pgpass; a password holding both proves the role escapes them.
 PASSWORD = "new:pass\\word %s" % uuid.uuid4().hex[:6]
@@ -61,8 +61,12 @@ def test_role_keeps_other_pgpass_lines_and_manages_its_own(os_user, scram_pg, an
     home = os_user.pw_dir
     pgpass = os.path.join(home, ".pgpass")
     ours = "127.0.0.1:%d:*:backup_user:" % scram_pg.port
-    others = ["# kept by hand", "db9.example.net:5432:*:reporting:keep\\:me", "*:*:shop:backup_user:per-db",
-              "127.0.0.1:%d:*:someone_else:theirs" % scram_pg.port]
+    others = [
+        "# kept by hand",
+        "db9.example.net:5432:*:reporting:keep\\:me",
+        "*:*:shop:backup_user:per-db",
+        "127.0.0.1:%d:*:someone_else:theirs" % scram_pg.port,
+    ]
     with open(pgpass, "w") as fh:
         fh.write("\n".join(others[:2] + [ours + OLD_PASSWORD] + others[2:]) + "\n")
     os.chown(pgpass, os_user.pw_uid, os_user.pw_gid)
@@ -71,13 +75,20 @@ def test_role_keeps_other_pgpass_lines_and_manages_its_own(os_user, scram_pg, an
     backup_dir = os.path.join(shared_scratch("pgsafe-role-backups-"), "catalog")
     playbook = tmp_path / "site.yml"
     playbook.write_text(PLAYBOOK)
-    extra = {"backup_schedule_os_user": os_user.pw_name, "backup_schedule_backup_dir": backup_dir,
-             "backup_schedule_install_prefix": prefix, "backup_schedule_python": SYSTEM_PYTHON,
-             "backup_schedule_install_packages": False, "backup_schedule_manage_cron": False,
-             "backup_schedule_login_host": "127.0.0.1", "backup_schedule_login_port": scram_pg.port,
-             "backup_schedule_login_user": "backup_user", "backup_schedule_login_password": PASSWORD}
+    extra = {
+        "backup_schedule_os_user": os_user.pw_name,
+        "backup_schedule_backup_dir": backup_dir,
+        "backup_schedule_install_prefix": prefix,
+        "backup_schedule_python": SYSTEM_PYTHON,
+        "backup_schedule_install_packages": False,
+        "backup_schedule_manage_cron": False,
+        "backup_schedule_login_host": "127.0.0.1",
+        "backup_schedule_login_port": scram_pg.port,
+        "backup_schedule_login_user": "backup_user",
+        "backup_schedule_login_password": PASSWORD,
+    }
     try:
-        for run in (1, 2):
+        for _run in (1, 2):
             proc = ansible_playbook(str(playbook), extra_vars=extra)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             assert PASSWORD not in proc.stdout + proc.stderr
@@ -90,7 +101,7 @@ def test_role_keeps_other_pgpass_lines_and_manages_its_own(os_user, scram_pg, an
             st = os.stat(pgpass)
             assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, os_user.pw_uid)
         # The second run changed nothing.
-        recap = proc.stdout[proc.stdout.rindex("PLAY RECAP"):]
+        recap = proc.stdout[proc.stdout.rindex("PLAY RECAP") :]
         assert "changed=0" in recap, recap
 
         # libpq reads the escaped line: the installed host command, run as that user with no password
@@ -98,11 +109,32 @@ def test_role_keeps_other_pgpass_lines_and_manages_its_own(os_user, scram_pg, an
         db = unique_name("pgpass")
         scram_pg.create_database(db)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"}
-        done = subprocess.run([os.path.join(prefix, "bin", "pgsafe"), "--quiet", "--backup-dir", backup_dir,
-                               "--host", "127.0.0.1", "--port", str(scram_pg.port), "--user", "backup_user",
-                               "backup", db, "--json", "--no-globals"],
-                              env=env, user=os_user.pw_uid, group=os_user.pw_gid, extra_groups=[],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+        done = subprocess.run(
+            [
+                os.path.join(prefix, "bin", "pgsafe"),
+                "--quiet",
+                "--backup-dir",
+                backup_dir,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(scram_pg.port),
+                "--user",
+                "backup_user",
+                "backup",
+                db,
+                "--json",
+                "--no-globals",
+            ],
+            env=env,
+            user=os_user.pw_uid,
+            group=os_user.pw_gid,
+            extra_groups=[],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["backup_id"].startswith(db)
     finally:
@@ -115,9 +147,14 @@ def test_role_creates_a_private_pgpass_when_there_is_none(os_user, ansible_playb
     backup_dir = os.path.join(shared_scratch("pgsafe-role-backups-"), "catalog")
     playbook = tmp_path / "site.yml"
     playbook.write_text(PLAYBOOK)
-    extra = {"backup_schedule_os_user": os_user.pw_name, "backup_schedule_backup_dir": backup_dir,
-             "backup_schedule_install_prefix": prefix, "backup_schedule_install_packages": False,
-             "backup_schedule_manage_cron": False, "backup_schedule_login_password": "pw"}
+    extra = {
+        "backup_schedule_os_user": os_user.pw_name,
+        "backup_schedule_backup_dir": backup_dir,
+        "backup_schedule_install_prefix": prefix,
+        "backup_schedule_install_packages": False,
+        "backup_schedule_manage_cron": False,
+        "backup_schedule_login_password": "pw",
+    }
     try:
         proc = ansible_playbook(str(playbook), extra_vars=extra)
         assert proc.returncode == 0, proc.stdout + proc.stderr

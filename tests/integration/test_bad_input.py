@@ -1,10 +1,10 @@
 """Bad input gets a clear error, the documented exit code, and leaves nothing behind."""
+
 import json
 import os
 import uuid
 
 import pytest
-
 from pgtest import run_cli, unique_name
 
 
@@ -44,6 +44,7 @@ def test_database_named_with_metacharacters_is_backed_up_safely(pg, cli, backup_
         assert not os.path.exists(marker)
     finally:
         from pgtest import drop_database
+
         drop_database(pg, name)
 
 
@@ -78,6 +79,7 @@ def test_unwritable_backup_dir(pg, sample_db, backup_dir):
 def test_unwritable_backup_dir_as_non_root(pg, sample_db, backup_dir):
     """As the postgres OS user, a root-owned 0700 directory cannot be written."""
     import subprocess
+
     if os.geteuid() != 0:
         pytest.skip("needs root to switch user")
     locked = os.path.join(backup_dir, "locked")
@@ -89,9 +91,14 @@ def test_unwritable_backup_dir_as_non_root(pg, sample_db, backup_dir):
     env["PGSAFE_PYTHON"] = "/usr/bin/python3"
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # System python: the postgres user may not reach the test venv, and the engine fails before psycopg2 is needed.
-    proc = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(root, "scripts", "pgsafe"),
-                           "--quiet", "backup", sample_db], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(
+        ["runuser", "-u", "postgres", "--", os.path.join(root, "scripts", "pgsafe"), "--quiet", "backup", sample_db],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "not writable" in proc.stderr or "cannot create" in proc.stderr
     assert os.listdir(locked) == []

@@ -1,23 +1,47 @@
 """pg_base_backup through Ansible on a real cluster: the data layout others build on, check mode, retention."""
+
 import json
 import os
 import shutil
 import subprocess
 import sys
 
-import pytest
-
 import pgcluster
-from pgtest import ROOT
+import pytest
 from pgcluster import make_scratch_dir
+from pgtest import ROOT
 
 from pgsafe.catalog import entries as catalog
 from pgsafe.core.errors import VerificationFailed
 
-CONTRACT_KEYS = ("kind", "backup_id", "backup_file", "database", "timestamp", "finished_at", "start_lsn", "stop_lsn",
-                 "timeline", "start_wal", "stop_wal", "size_bytes", "size_human", "duration_seconds", "checksum",
-                 "checksum_algorithm", "compression", "compression_level", "pg_version", "server_version_num",
-                 "system_identifier", "wal_segment_size", "status", "tool", "tool_version", "verified_by")
+CONTRACT_KEYS = (
+    "kind",
+    "backup_id",
+    "backup_file",
+    "database",
+    "timestamp",
+    "finished_at",
+    "start_lsn",
+    "stop_lsn",
+    "timeline",
+    "start_wal",
+    "stop_wal",
+    "size_bytes",
+    "size_human",
+    "duration_seconds",
+    "checksum",
+    "checksum_algorithm",
+    "compression",
+    "compression_level",
+    "pg_version",
+    "server_version_num",
+    "system_identifier",
+    "wal_segment_size",
+    "status",
+    "tool",
+    "tool_version",
+    "verified_by",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +53,7 @@ def _remove_scratch_dirs(monkeypatch):
     def tracked(prefix="pgsafe-test-"):
         made.append(original(prefix))
         return made[-1]
+
     monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
     yield
     for path in made:
@@ -49,8 +74,9 @@ def cluster(new_pg):
 
 def test_check_mode_writes_nothing(cluster, ansible_module):
     backup_dir = make_scratch_dir("pgsafe-base-")
-    rc, res, out = ansible_module("pgsafe.backup.pg_base_backup", dict(backup_dir=backup_dir, **login(cluster)),
-                                  check=True)
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup", dict(backup_dir=backup_dir, **login(cluster)), check=True
+    )
     assert rc == 0, out
     assert res["changed"] is True
     assert res["backup_id"].startswith("shopdb_base_")
@@ -137,6 +163,7 @@ def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster
     and a symlink to the live directory, so verifying or recovering base.tar alone would touch the live
     files). Seen: exit 2 naming the tablespace and pointing to logical backups; nothing in base/."""
     from pgtest import run_cli
+
     location = make_scratch_dir("pgsafe-tblspc-")
     cluster.sql("CREATE TABLESPACE archive_space LOCATION '%s'" % location)
     try:
@@ -144,7 +171,9 @@ def test_cluster_with_a_tablespace_is_refused_before_anything_is_written(cluster
         proc = run_cli(cluster, backup_dir, "base-backup")
         assert proc.returncode == 2, proc.stderr
         assert "tablespaces (archive_space)" in proc.stderr and "logical backups" in proc.stderr
-        assert not os.path.exists(os.path.join(backup_dir, "base")) or os.listdir(os.path.join(backup_dir, "base")) == []
+        assert (
+            not os.path.exists(os.path.join(backup_dir, "base")) or os.listdir(os.path.join(backup_dir, "base")) == []
+        )
     finally:
         cluster.sql("DROP TABLESPACE archive_space")
 
@@ -153,6 +182,7 @@ def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
     """Done: restore-pitr from a base backup that holds a tablespace archive (as another tool would leave
     it, listed in the catalog). Seen: exit 2 naming the archive; no data directory is created."""
     from pgtest import run_cli
+
     backup_dir = make_scratch_dir("pgsafe-base-")
     proc = run_cli(cluster, backup_dir, "base-backup", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -168,8 +198,9 @@ def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
     with open(result["metadata_file"], "w") as fh:
         json.dump(meta, fh)
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
-    proc = run_cli(cluster, backup_dir, "restore-pitr", data_dir, "--port", "1", "--archive-dir",
-                   make_scratch_dir("pgsafe-wal-"))
+    proc = run_cli(
+        cluster, backup_dir, "restore-pitr", data_dir, "--port", "1", "--archive-dir", make_scratch_dir("pgsafe-wal-")
+    )
     assert proc.returncode == 2, proc.stderr
     assert "tablespace archives (16390.tar.zst)" in proc.stderr
     assert not os.path.exists(data_dir)

@@ -4,15 +4,15 @@ configuration error (exit 2, the package to install) when the host lacks a new e
 A host without the server's client package is simulated with PGSAFE_PG_SEARCH: a version directory
 one major below the server's whose programs link to the real ones (the major is read from the
 directory's name), so the engine finds only programs that are too old."""
+
 import json
 import os
 import shutil
 
-import pytest
-
-from pgtest import run_cli
 import pgcluster
+import pytest
 from pgcluster import make_scratch_dir
+from pgtest import run_cli
 
 from pgsafe.core import tools
 
@@ -44,14 +44,13 @@ def test_logical_backup_records_its_tools_and_server(pg, cli, sample_db, backup_
     major = server_major(pg)
     assert tools.major_of(meta["pg_dump_version"]) >= major
     assert meta["server_version_num"] // 10000 == major
-    with open(os.path.join(backup_dir, meta["globals_file"][:-len(".sql.gz")] + ".meta.json")) as fh:
+    with open(os.path.join(backup_dir, meta["globals_file"][: -len(".sql.gz")] + ".meta.json")) as fh:
         globals_meta = json.load(fh)
     assert tools.major_of(globals_meta["pg_dumpall_version"]) >= major
     assert globals_meta["server_version_num"] == meta["server_version_num"]
 
 
-def test_backup_without_a_new_enough_pg_dump_is_a_configuration_error(
-        pg, cli, sample_db, backup_dir, older_tools_only):
+def test_backup_without_a_new_enough_pg_dump_is_a_configuration_error(pg, cli, sample_db, backup_dir, older_tools_only):
     proc = cli("backup", sample_db, env_extra=older_tools_only)
     major = server_major(pg)
     assert proc.returncode == 2, proc.stderr
@@ -70,8 +69,11 @@ def test_restore_needs_a_pg_restore_as_new_as_the_dump(pg, cli, sample_db, backu
     target = "restored_" + sample_db
     proc = cli("restore", result["backup_id"], target, env_extra=older_tools_only)
     assert proc.returncode == 2, proc.stderr
-    assert "pg_restore %d or newer is needed (the backup was written by pg_dump %s)" % (
-        tools.major_of(dumped_by), dumped_by) in proc.stderr
+    assert (
+        "pg_restore %d or newer is needed (the backup was written by pg_dump %s)"
+        % (tools.major_of(dumped_by), dumped_by)
+        in proc.stderr
+    )
     assert "postgresql-client-%d" % tools.major_of(dumped_by) in proc.stderr
     assert not pg.database_exists(target)
     assert not pg.sql("SELECT datname FROM pg_database WHERE datname LIKE 'pgsafe_restore_%'")

@@ -1,11 +1,12 @@
 """Locks and retention on real backups: nothing good is removed, concurrent runs never corrupt."""
+
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
-from pgtest import backup, restore_into_new, start_cli, wait_until
 from pgcluster import os_user_ids
+from pgtest import backup, restore_into_new, start_cli, wait_until
 
 from pgsafe.core.lock import BackupLock
 
@@ -66,6 +67,7 @@ def test_retention_never_removes_newest_good_backups(cli, sample_db, backup_dir)
 
 def test_retention_is_per_database(pg, cli, sample_db, backup_dir):
     from pgtest import SAMPLE_SQL, drop_database, unique_name
+
     other = unique_name("other")
     pg.create_database(other)
     pg.psql(SAMPLE_SQL, other)
@@ -103,8 +105,12 @@ def test_killed_backup_leaves_no_backup_and_next_run_cleans_up(pg, cli, sample_d
     pg.psql("CREATE TABLE bulk AS SELECT g, md5(g::text) AS h FROM generate_series(1, 300000) g", sample_db)
     proc = start_cli(pg, backup_dir, "backup", sample_db)
     full = os.path.join(backup_dir, "full")
-    wait_until(lambda: os.path.isdir(full) and any(n.startswith(".") for n in os.listdir(full)), 30, 0.01,
-               "the backup's temporary file")
+    wait_until(
+        lambda: os.path.isdir(full) and any(n.startswith(".") for n in os.listdir(full)),
+        30,
+        0.01,
+        "the backup's temporary file",
+    )
     proc.kill()
     proc.wait()
     listed = json.loads(cli("list", "--json").stdout)["backups"]

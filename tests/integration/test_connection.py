@@ -1,11 +1,11 @@
 """Connections honour libpq: PG* variables and ~/.pgpass; failures are exit 3 with a clear message."""
+
 import json
 import os
 
 import pytest
-
-from pgtest import run_cli
 from pgcluster import make_scratch_dir, os_user_ids
+from pgtest import run_cli
 
 PASSWORD = "correct horse battery staple"
 
@@ -14,6 +14,7 @@ PASSWORD = "correct horse battery staple"
 def secured(request):
     """A cluster that demands a SCRAM password over TCP, with a role 'backup_user'."""
     from pgcluster import PgCluster
+
     cluster = PgCluster(settings={"password_encryption": "'scram-sha-256'"}).init()
     with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
         fh.write("local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
@@ -38,8 +39,15 @@ def test_pgpass_file_is_honoured(secured, backup_dir):
         fh.write("127.0.0.1:%d:*:backup_user:%s\n" % (secured.port, PASSWORD))
     os.chmod(passfile, 0o600)
     os.chown(passfile, *os_user_ids())  # the host command runs as the database OS user
-    proc = run_cli(secured, backup_dir, "backup", "secure_db", "--json", "--no-globals",
-                   env_extra=tcp_env(secured, PGPASSFILE=passfile))
+    proc = run_cli(
+        secured,
+        backup_dir,
+        "backup",
+        "secure_db",
+        "--json",
+        "--no-globals",
+        env_extra=tcp_env(secured, PGPASSFILE=passfile),
+    )
     assert proc.returncode == 0, proc.stderr
     meta_path = json.loads(proc.stdout)["metadata_file"]
     with open(meta_path) as fh:
@@ -47,8 +55,9 @@ def test_pgpass_file_is_honoured(secured, backup_dir):
 
 
 def test_pgpassword_variable_is_honoured_and_never_written(secured, backup_dir):
-    proc = run_cli(secured, backup_dir, "backup", "secure_db", "--json",
-                   env_extra=tcp_env(secured, PGPASSWORD=PASSWORD))
+    proc = run_cli(
+        secured, backup_dir, "backup", "secure_db", "--json", env_extra=tcp_env(secured, PGPASSWORD=PASSWORD)
+    )
     assert proc.returncode == 0, proc.stderr
     for root, _dirs, files in os.walk(backup_dir):
         for name in files:
@@ -68,6 +77,7 @@ def test_wrong_password_is_a_connection_error(secured, backup_dir):
 
 def test_server_not_running_is_a_connection_error(backup_dir):
     from pgcluster import PgCluster
+
     stopped = PgCluster()
     proc = run_cli(stopped, backup_dir, "backup", "anything")
     assert proc.returncode == 3

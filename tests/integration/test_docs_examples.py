@@ -1,5 +1,6 @@
 """Copy-paste true documentation: the README's commands and every module's EXAMPLES are checked against
 what the code accepts, and module_defaults through the action group runs for real."""
+
 import os
 import re
 import shlex
@@ -7,7 +8,6 @@ import textwrap
 
 import pytest
 import yaml
-
 from pgtest import ROOT, SYSTEM_PYTHON, drop_database, table_contents, unique_name
 
 MODULES_DIR = os.path.join(ROOT, "plugins", "modules")
@@ -49,8 +49,9 @@ def _check_task(task, where):
             assert option in args, "%s: %s needs %s" % (where, name, option)
         if option in args and spec.get("choices") and not str(args[option]).startswith("{{"):
             assert args[option] in spec["choices"], "%s: %s=%r" % (where, option, args[option])
-    assert task.get("become") is True and task.get("become_user"), \
+    assert task.get("become") is True and task.get("become_user"), (
         "%s: %s must run as the database's OS user (become_user)" % (where, name)
+    )
     return 1
 
 
@@ -86,8 +87,12 @@ def _required_extra_vars(playbook):
         plays = yaml.safe_load(fh)
     for task in plays[0].get("tasks", []):
         if "ansible.builtin.assert" in task:
-            return {m.group(1) for cond in task["ansible.builtin.assert"]["that"]
-                    for m in [re.match(r"^(\w+) is defined(?: and [^|]*\| length > 0)?$", cond.strip())] if m}
+            return {
+                m.group(1)
+                for cond in task["ansible.builtin.assert"]["that"]
+                for m in [re.match(r"^(\w+) is defined(?: and [^|]*\| length > 0)?$", cond.strip())]
+                if m
+            }
     return set()
 
 
@@ -120,6 +125,7 @@ def test_readme_playbook_lines_give_what_the_playbooks_demand():
 
 def test_readme_host_commands_parse():
     from pgsafe.cli.main import build_parser
+
     seen = 0
     for words in _readme_commands("pgsafe"):
         build_parser().parse_args(words[1:])
@@ -185,11 +191,20 @@ def test_module_defaults_group_sets_the_login_once(pg, sample_db, backup_dir, an
     for var in ("PGHOST", "PGPORT", "PGUSER"):
         assert var not in os.environ
     try:
-        proc = ansible_playbook(str(playbook), extra_vars={
-            "socket_dir": pg.socket_dir, "port": pg.port, "role": pg.user, "database": sample_db,
-            "backup_dir": backup_dir, "target": target, "ansible_python_interpreter": SYSTEM_PYTHON})
+        proc = ansible_playbook(
+            str(playbook),
+            extra_vars={
+                "socket_dir": pg.socket_dir,
+                "port": pg.port,
+                "role": pg.user,
+                "database": sample_db,
+                "backup_dir": backup_dir,
+                "target": target,
+                "ansible_python_interpreter": SYSTEM_PYTHON,
+            },
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "failed=0" in proc.stdout[proc.stdout.rindex("PLAY RECAP"):]
+        assert "failed=0" in proc.stdout[proc.stdout.rindex("PLAY RECAP") :]
         assert table_contents(pg, target) == table_contents(pg, sample_db)
     finally:
         drop_database(pg, target)

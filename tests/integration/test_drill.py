@@ -1,4 +1,5 @@
 """Restore drills: pass on good backups, fail loudly on a damaged one, never leave scratch databases."""
+
 import json
 import os
 
@@ -30,7 +31,9 @@ def test_drill_fails_on_damaged_backup_and_module_says_why(pg, cli, sample_db, b
     proc = run_cli(pg, backup_dir, "drill", sample_db)
     assert proc.returncode == 5
     assert "FAIL" in proc.stdout
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_drill", dict(
-        backup_dir=backup_dir, databases=[sample_db], login_unix_socket=pg.socket_dir, login_port=pg.port))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_drill",
+        dict(backup_dir=backup_dir, databases=[sample_db], login_unix_socket=pg.socket_dir, login_port=pg.port),
+    )
     assert rc != 0 and "restore drill FAILED" in res["msg"] and sample_db in res["msg"]
     assert scratch_dbs(pg) == []

@@ -1,14 +1,14 @@
 """Health checks, alerts and metrics against real backups, a real archiving cluster and a real HTTP receiver."""
+
 import json
 import os
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from alertkit import Receiver
-from pgtest import ROOT, backup, run_cli, wait_until
 from pgcluster import make_scratch_dir
+from pgtest import ROOT, backup, run_cli, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 # pgsafe health's documented exit codes (cli/health.py): 0 ok, 1 warning, 5 critical.
@@ -23,8 +23,9 @@ def receiver():
 
 
 def health(cluster, backup_dir, *args):
-    proc = run_cli(cluster, backup_dir, "health", "--json", "--min-disk-space-gb", "0",
-                   "--max-disk-usage-percent", "100", *args)
+    proc = run_cli(
+        cluster, backup_dir, "health", "--json", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100", *args
+    )
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -34,6 +35,7 @@ def by_name(report, name, database=None):
 
 def set_finished(meta_path, hours_ago):
     from datetime import datetime, timedelta, timezone
+
     with open(meta_path) as fh:
         meta = json.load(fh)
     moment = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
@@ -166,7 +168,7 @@ def test_alerts_once_no_repeat_then_recovery(pg, cli, sample_db, backup_dir, rec
     resolved = [r["body"] for r in receiver.received[count:] if r["body"]["status"] == "resolved"]
     assert [r["type"] for r in resolved] == ["backup_age"]
     health(pg, backup_dir, "--alert-endpoint", receiver.url)
-    assert not [r for r in receiver.received[count + len(resolved):] if r["body"]["status"] == "resolved"]
+    assert not [r for r in receiver.received[count + len(resolved) :] if r["body"]["status"] == "resolved"]
 
 
 def test_unreachable_endpoint_does_not_break_the_run(pg, cli, sample_db, backup_dir):
@@ -182,8 +184,14 @@ def test_unreachable_endpoint_does_not_break_the_run(pg, cli, sample_db, backup_
 
 def test_module_fail_on_and_secret_headers(pg, cli, sample_db, backup_dir, ansible_module, receiver):
     result = backup(cli, sample_db)
-    args = dict(backup_dir=backup_dir, min_disk_space_gb=0, max_disk_usage_percent=100,
-                login_unix_socket=pg.socket_dir, login_port=pg.port, login_user=pg.user)
+    args = dict(
+        backup_dir=backup_dir,
+        min_disk_space_gb=0,
+        max_disk_usage_percent=100,
+        login_unix_socket=pg.socket_dir,
+        login_port=pg.port,
+        login_user=pg.user,
+    )
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
     assert rc == 0, out
     assert res["status"] == "ok", [c["message"] for c in res["checks"] if c["status"] != "ok"]

@@ -1,21 +1,23 @@
 """Alerts go out whatever else breaks, Nagios reads one line, secrets stay in a private file, and a
 backup that `pgsafe verify` found damaged is never counted intact again until it verifies."""
+
 import json
 import os
 import re
 import stat
 
 import pytest
-
-from pgcluster import os_user_ids
-
 from alertkit import Receiver
-from pgtest import run_cli
 from faultkit import small_filesystem
+from pgcluster import os_user_ids
+from pgtest import run_cli
+
 from integration.test_health import CRITICAL_EXIT, backup, by_name, health, set_finished
 
 # Nagios plugin output: status, summary, and (unless UNKNOWN) perfdata 'label=value[unit];warn;crit;min;max'.
-NAGIOS_LINE = re.compile(r"^PGSAFE (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| ([^ =]+=[-0-9.]+[a-z%]*(;[^ ;]*){4} ?)+)?$")
+NAGIOS_LINE = re.compile(
+    r"^PGSAFE (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| ([^ =]+=[-0-9.]+[a-z%]*(;[^ ;]*){4} ?)+)?$"
+)
 
 
 @pytest.fixture
@@ -44,8 +46,21 @@ def test_unwritable_metrics_file_is_alerted_and_critical(pg, cli, sample_db, bac
         fh.write("x")
     prom = os.path.join(blocker, "pgsafe.prom")
     js = os.path.join(backup_dir, "metrics", "pgsafe.json")
-    proc = run_cli(pg, backup_dir, "health", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100",
-                   "--metrics-file", prom, "--metrics-json", js, "--alert-endpoint", receiver.url)
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        "--metrics-file",
+        prom,
+        "--metrics-json",
+        js,
+        "--alert-endpoint",
+        receiver.url,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == CRITICAL_EXIT, proc.stdout + proc.stderr
     assert "metrics" in receiver.checks()
@@ -68,9 +83,18 @@ def test_full_backup_disk_still_alerts(pg, sample_db, receiver):
                     fh.flush()
             except OSError:
                 pass
-        proc = run_cli(pg, backup_dir, "health", "--json", "--min-disk-space-gb", "0",
-                       "--metrics-file", os.path.join(backup_dir, "metrics", "pgsafe.prom"),
-                       "--alert-endpoint", receiver.url)
+        proc = run_cli(
+            pg,
+            backup_dir,
+            "health",
+            "--json",
+            "--min-disk-space-gb",
+            "0",
+            "--metrics-file",
+            os.path.join(backup_dir, "metrics", "pgsafe.prom"),
+            "--alert-endpoint",
+            receiver.url,
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         assert proc.returncode == CRITICAL_EXIT, proc.stdout + proc.stderr
         assert "metrics" in receiver.checks() and "disk_usage" in receiver.checks()
@@ -82,9 +106,11 @@ def test_nagios_line_and_exit_codes(pg, cli, sample_db, backup_dir, tmp_path):
     """Done: health --nagios on a healthy catalog, after the newest backup shrank (warning), when it is
     also too old (critical), and with an unreadable header file. Seen: exactly one line each,
     'PGSAFE <STATE> - summary | perfdata', exits 0, 1, 2 and 3 (Nagios' codes, not the plain 0/1/5)."""
+
     def nagios(*args):
-        proc = run_cli(pg, backup_dir, "health", "--nagios", "--min-disk-space-gb", "0",
-                       "--max-disk-usage-percent", "100", *args)
+        proc = run_cli(
+            pg, backup_dir, "health", "--nagios", "--min-disk-space-gb", "0", "--max-disk-usage-percent", "100", *args
+        )
         lines = proc.stdout.splitlines()
         assert len(lines) == 1 and NAGIOS_LINE.match(lines[0]), proc.stdout + proc.stderr
         return proc.returncode, lines[0]
@@ -97,7 +123,7 @@ def test_nagios_line_and_exit_codes(pg, cli, sample_db, backup_dir, tmp_path):
     results.append(backup(cli, sample_db))
     rc, line = nagios()
     assert rc == 1 and line.startswith("PGSAFE WARNING - 0 critical, 1 warning: ")
-    for hours, result in zip((33, 32, 31, 30), results):
+    for hours, result in zip((33, 32, 31, 30), results, strict=True):
         set_finished(result["metadata_file"], hours)
     rc, line = nagios()
     assert rc == 2 and line.startswith("PGSAFE CRITICAL - 1 critical, 1 warning: ")
@@ -122,8 +148,17 @@ def test_alert_header_file_private_and_never_echoed(pg, cli, sample_db, backup_d
     assert {r["auth"] for r in receiver.received} == {token}
     count = len(receiver.received)
     os.chmod(header_file, 0o640)
-    proc = run_cli(pg, backup_dir, "health", "--alert-endpoint", receiver.url, "--realert-hours", "0",
-                   "--alert-header-file", header_file)
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--alert-endpoint",
+        receiver.url,
+        "--realert-hours",
+        "0",
+        "--alert-header-file",
+        header_file,
+    )
     assert proc.returncode == 2 and "chmod 600" in proc.stderr, proc.stderr
     assert len(receiver.received) == count
     outputs = proc.stdout + proc.stderr + json.dumps(report)
@@ -156,8 +191,7 @@ def test_backup_info_verify_failure_reaches_health(pg, cli, sample_db, backup_di
     result = backup(cli, sample_db)
     health(pg, backup_dir)
     damage(result["backup_file"])
-    rc, res, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, verify=True),
-                                  check=True)
+    rc, res, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, verify=True), check=True)
     assert rc != 0 and res["changed"] is True
     rc, report = health(pg, backup_dir, "--reverify-hours", "24")
     assert by_name(report, "backup_integrity")[0]["status"] == "ok", "check mode recorded nothing"
@@ -172,8 +206,9 @@ def test_module_writes_metrics_honestly(pg, cli, sample_db, backup_dir, ansible_
     writing, and turns an engine error into a clean failure."""
     backup(cli, sample_db)
     prom = os.path.join(backup_dir, "metrics", "pgsafe.prom")
-    args = dict(backup_dir=backup_dir, min_disk_space_gb=0, max_disk_usage_percent=100, check_archiver=False,
-                metrics_file=prom)
+    args = dict(
+        backup_dir=backup_dir, min_disk_space_gb=0, max_disk_usage_percent=100, check_archiver=False, metrics_file=prom
+    )
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args, check=True)
     assert rc == 0 and res["changed"] is True and not os.path.exists(prom), out
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
@@ -189,8 +224,16 @@ def test_missing_backup_dir_is_alerted_and_not_recreated(pg, receiver):
     the next run report it healthy)."""
     gone = os.path.join("/tmp", "pgsafe-gone-%s" % os.urandom(4).hex())
     for _run in range(2):
-        proc = run_cli(pg, gone, "health", "--json", "--alert-endpoint", receiver.url,
-                       "--metrics-file", os.path.join(gone, "metrics", "pgsafe.prom"))
+        proc = run_cli(
+            pg,
+            gone,
+            "health",
+            "--json",
+            "--alert-endpoint",
+            receiver.url,
+            "--metrics-file",
+            os.path.join(gone, "metrics", "pgsafe.prom"),
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         assert proc.returncode == CRITICAL_EXIT
         assert by_name(json.loads(proc.stdout), "backup_dir")[0]["status"] == "critical"

@@ -1,15 +1,16 @@
 """WAL health as the server sees it: the .ready files waiting in its archive status directory,
 pg_stat_archiver's failures since the previous run, and which archive directory is meant."""
+
 import json
 import os
 import shutil
 import time
 
 import pytest
-
-from pgtest import run_cli, wait_until
-from integration.test_health import CRITICAL_EXIT, PGSAFE, WARNING_EXIT, backup, by_name, health
 from pgcluster import make_scratch_dir
+from pgtest import run_cli, wait_until
+
+from integration.test_health import CRITICAL_EXIT, PGSAFE, WARNING_EXIT, backup, by_name, health
 
 MISSING_PROGRAM = "'/nonexistent/pgsafe-not-installed archive-wal %p %f'"
 
@@ -112,8 +113,18 @@ def test_growing_failed_count_is_a_warning(new_pg, scratch):
 
 
 def health_as(cluster, backup_dir, role):
-    proc = run_cli(cluster, backup_dir, "--user", role, "health", "--json", "--min-disk-space-gb", "0",
-                   "--max-disk-usage-percent", "100")
+    proc = run_cli(
+        cluster,
+        backup_dir,
+        "--user",
+        role,
+        "health",
+        "--json",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+    )
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -145,11 +156,22 @@ def test_named_archive_that_is_missing_is_critical(pg, cli, sample_db, backup_di
     check = by_name(report, "wal_archive_dir")
     assert check and check[0]["status"] == "critical" and missing in check[0]["message"], report["checks"]
     assert rc == CRITICAL_EXIT
-    proc = run_cli(pg, backup_dir, "health", "--json", "--min-disk-space-gb", "0", "--max-disk-usage-percent",
-                   "100", env_extra={"WAL_ARCHIVE_DIR": missing})
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--json",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        env_extra={"WAL_ARCHIVE_DIR": missing},
+    )
     assert proc.returncode == CRITICAL_EXIT
-    assert "WAL_ARCHIVE_DIR" in [c for c in json.loads(proc.stdout)["checks"]
-                                 if c["name"] == "wal_archive_dir"][0]["message"]
+    assert (
+        "WAL_ARCHIVE_DIR"
+        in [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "wal_archive_dir"][0]["message"]
+    )
     rc, report = health(pg, backup_dir)
     assert rc == 0 and by_name(report, "wal_archiving")[0]["status"] == "ok"
 
@@ -181,8 +203,15 @@ def test_module_checks_the_default_archive_like_the_cli(new_pg, scratch, ansible
         names.append(switch_segment(c))
         assert wait_for(lambda: os.path.exists(os.path.join(archive, names[-1])))
     os.unlink(os.path.join(archive, names[1]))
-    args = dict(backup_dir=scratch, min_disk_space_gb=0, max_disk_usage_percent=100, fail_on="never",
-                login_unix_socket=c.socket_dir, login_port=c.port, login_user=c.user)
+    args = dict(
+        backup_dir=scratch,
+        min_disk_space_gb=0,
+        max_disk_usage_percent=100,
+        fail_on="never",
+        login_unix_socket=c.socket_dir,
+        login_port=c.port,
+        login_user=c.user,
+    )
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
     assert rc == 0, out
     gaps = [x for x in res["checks"] if x["name"] == "wal_gaps"]

@@ -1,4 +1,5 @@
 """Logical backups end to end on a real cluster: back up, list, verify, restore, compare with the source."""
+
 import json
 import os
 import re
@@ -6,7 +7,6 @@ import stat
 import threading
 
 import pytest
-
 from pgtest import backup, drop_database, table_contents, unique_name
 
 FORMATS = [
@@ -41,9 +41,23 @@ def test_metadata_keeps_seed_fields_and_exact_counts(pg, cli, backup_dir, sample
     result = backup(cli, sample_db)
     with open(result["metadata_file"]) as fh:
         meta = json.load(fh)
-    for key in ("backup_file", "database", "timestamp", "size_bytes", "size_human", "duration_seconds",
-                "pg_version", "checksum", "compression_level", "format", "compression", "server_version",
-                "pg_dump_version", "tool_version", "status"):
+    for key in (
+        "backup_file",
+        "database",
+        "timestamp",
+        "size_bytes",
+        "size_human",
+        "duration_seconds",
+        "pg_version",
+        "checksum",
+        "compression_level",
+        "format",
+        "compression",
+        "server_version",
+        "pg_dump_version",
+        "tool_version",
+        "status",
+    ):
         assert key in meta, key
     counts = {(r["schema"], r["table"]): r["rows"] for r in meta["row_counts"]}
     assert counts[("public", "orders")] == 3000
@@ -64,6 +78,7 @@ def test_row_counts_describe_the_snapshot_not_later_writes(pg, cli, sample_db):
         for _attempt in range(20):
             pg.psql("INSERT INTO orders (customer_id, amount) VALUES (1, 2)", sample_db)
         writes_done.set()
+
     thread = threading.Thread(target=writer)
     thread.start()
     result = backup(cli, sample_db)
@@ -133,6 +148,7 @@ def test_failed_plain_restore_leaves_existing_target_untouched(pg, cli, sample_d
     """psql runs with ON_ERROR_STOP: a broken SQL file fails the restore and the target survives."""
     import gzip
     import hashlib
+
     result = backup(cli, sample_db, "--format", "plain", "--compression", "gzip")
     broken = gzip.compress(b"CREATE TABLE ok_table (x int);\nTHIS IS NOT SQL;\n")
     with open(result["backup_file"], "wb") as fh:
@@ -166,7 +182,7 @@ def test_files_are_private(cli, backup_dir, sample_db):
         assert stat.S_IMODE(os.stat(os.path.join(backup_dir, sub)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(backup_dir).st_mode) == 0o700
     d = backup(cli, sample_db, "--format", "directory", "--compression", "gzip")
-    for root, dirs, files in os.walk(d["backup_file"]):
+    for root, _dirs, files in os.walk(d["backup_file"]):
         assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) == 0o600
@@ -178,15 +194,20 @@ def test_logs_one_line_per_step(cli, backup_dir, sample_db):
     assert logs
     with open(os.path.join(backup_dir, "logs", logs[0])) as fh:
         lines = fh.read().splitlines()
-    steps = ["backup of %s starting" % sample_db, "dumping %s" % sample_db, "saved roles and tablespaces",
-             "backup %s_full_" % sample_db]
+    steps = [
+        "backup of %s starting" % sample_db,
+        "dumping %s" % sample_db,
+        "saved roles and tablespaces",
+        "backup %s_full_" % sample_db,
+    ]
     for step in steps:
         found = [line for line in lines if step in line]
         assert len(found) == 1, (step, lines)
     assert "complete" in [line for line in lines if steps[-1] in line][0]
     # The steps in the order they happen, each a timestamped line with its level.
-    positions = [next(i for i, line in enumerate(lines) if step in line) for step in steps[:2]] + \
-                [next(i for i, line in enumerate(lines) if steps[-1] in line)]
+    positions = [next(i for i, line in enumerate(lines) if step in line) for step in steps[:2]] + [
+        next(i for i, line in enumerate(lines) if steps[-1] in line)
+    ]
     assert positions == sorted(positions)
     assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[(INFO|WARNING|ERROR)\] ", line) for line in lines), lines
 
@@ -196,15 +217,22 @@ def test_terminal_prompt_confirms_by_database_name(pg, backup_dir, sample_db, an
     """At a terminal without --force the seed's confirmation is asked; only the exact name confirms."""
     import pty
     import subprocess
-    from pgtest import PGSAFE, cli_env, as_os_user, run_cli
+
+    from pgtest import PGSAFE, as_os_user, cli_env, run_cli
+
     result = json.loads(run_cli(pg, backup_dir, "backup", sample_db, "--json").stdout)
     target = unique_name("prompted")
     pg.create_database(target)
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([PGSAFE, "--quiet", "restore", result["backup_id"], target],
-                                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=cli_env(pg, backup_dir), **as_os_user())
+        proc = subprocess.Popen(
+            [PGSAFE, "--quiet", "restore", result["backup_id"], target],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env(pg, backup_dir),
+            **as_os_user(),
+        )
         os.write(master, ((answer or target) + "\n").encode())
         out, err = proc.communicate(timeout=120)
         assert (proc.returncode == 0) is replaced, err

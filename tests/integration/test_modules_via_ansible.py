@@ -1,8 +1,8 @@
 """The modules run through ansible itself, against a real cluster."""
+
 import os
 
 import pytest
-
 from pgtest import drop_database, table_contents, unique_name
 
 
@@ -11,24 +11,27 @@ def login(pg):
 
 
 def test_backup_info_restore_through_ansible(pg, ansible_module, sample_db, backup_dir):
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database=sample_db, backup_dir=backup_dir, **login(pg)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup", dict(database=sample_db, backup_dir=backup_dir, **login(pg))
+    )
     assert rc == 0, out
     assert res["changed"] is True
     assert os.path.exists(res["backup_file"]) and os.path.exists(res["metadata_file"])
     assert len(res["checksum"]) == 64
 
-    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info",
-                                   dict(backup_dir=backup_dir, database=sample_db, verify=True))
+    rc, info, out = ansible_module(
+        "pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, database=sample_db, verify=True)
+    )
     assert rc == 0, out
     assert info["changed"] is False
     assert [b["verified"] for b in info["backups"]] == [True]
 
     target = unique_name("via_ansible")
     try:
-        rc, rest, out = ansible_module("pgsafe.backup.pg_restore_backup",
-                                       dict(latest=True, database=sample_db, target_db=target,
-                                            backup_dir=backup_dir, **login(pg)))
+        rc, rest, out = ansible_module(
+            "pgsafe.backup.pg_restore_backup",
+            dict(latest=True, database=sample_db, target_db=target, backup_dir=backup_dir, **login(pg)),
+        )
         assert rc == 0, out
         assert rest["validation"]["passed"] is True
         assert table_contents(pg, target) == table_contents(pg, sample_db)
@@ -37,44 +40,51 @@ def test_backup_info_restore_through_ansible(pg, ansible_module, sample_db, back
 
 
 def test_check_mode_changes_nothing(pg, ansible_module, sample_db, backup_dir):
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database=sample_db, backup_dir=backup_dir, **login(pg)), check=True)
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup", dict(database=sample_db, backup_dir=backup_dir, **login(pg)), check=True
+    )
     assert rc == 0, out
     assert res["changed"] is True
     assert not os.path.exists(res["backup_file"])
     full = os.path.join(backup_dir, "full")
     assert not os.path.isdir(full) or os.listdir(full) == []
 
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database=sample_db, backup_dir=backup_dir, **login(pg)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup", dict(database=sample_db, backup_dir=backup_dir, **login(pg))
+    )
     assert rc == 0, out
     target = unique_name("checkmode")
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup",
-                                  dict(latest=True, database=sample_db, target_db=target,
-                                       backup_dir=backup_dir, **login(pg)), check=True)
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_backup",
+        dict(latest=True, database=sample_db, target_db=target, backup_dir=backup_dir, **login(pg)),
+        check=True,
+    )
     assert rc == 0, out
     assert res["would_replace"] is False
     assert not pg.database_exists(target)
 
 
 def test_module_errors_are_clear(pg, ansible_module, backup_dir):
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database="missing_db_x", backup_dir=backup_dir, **login(pg)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup", dict(database="missing_db_x", backup_dir=backup_dir, **login(pg))
+    )
     assert rc != 0
     assert "does not exist" in res["msg"]
     assert res["exit_code"] == 3
 
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database="postgres", backup_dir=backup_dir, compression="gzip",
-                                       compression_level=20, **login(pg)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup",
+        dict(database="postgres", backup_dir=backup_dir, compression="gzip", compression_level=20, **login(pg)),
+    )
     assert rc != 0 and "out of range" in res["msg"]
 
 
 def test_password_is_not_logged(pg, ansible_module, sample_db, backup_dir):
     secret = "s3cr3t-%s" % unique_name("pw")
-    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                  dict(database=sample_db, backup_dir=backup_dir, login_password=secret,
-                                       **login(pg)))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup",
+        dict(database=sample_db, backup_dir=backup_dir, login_password=secret, **login(pg)),
+    )
     assert rc == 0, out
     assert secret not in out
     for root, _dirs, files in os.walk(backup_dir):
@@ -91,13 +101,16 @@ def test_latest_without_database_takes_the_only_one_and_refuses_to_guess_between
     def back_up(name):
         pg.create_database(name)
         pg.psql("CREATE TABLE t AS SELECT generate_series(1, 7) AS n", name)
-        rc, _res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                       dict(database=name, backup_dir=backup_dir, **login(pg)))
+        rc, _res, out = ansible_module(
+            "pgsafe.backup.pg_full_backup", dict(database=name, backup_dir=backup_dir, **login(pg))
+        )
         assert rc == 0, out
 
     def restore_latest(target):
-        return ansible_module("pgsafe.backup.pg_restore_backup",
-                              dict(latest=True, target_db=target, backup_dir=backup_dir, **login(pg)))
+        return ansible_module(
+            "pgsafe.backup.pg_restore_backup", dict(latest=True, target_db=target, backup_dir=backup_dir, **login(pg))
+        )
+
     try:
         back_up(first)
         rc, res, out = restore_latest(targets[0])
@@ -116,6 +129,7 @@ def test_latest_without_database_takes_the_only_one_and_refuses_to_guess_between
 
 
 # -- a catalog that is missing or unreadable is an error, not an empty list ---------------------------
+
 
 @pytest.mark.parametrize("case", ["missing", "a file"])
 def test_backup_info_fails_on_a_missing_catalog(ansible_module, backup_dir, case):
@@ -152,6 +166,7 @@ def test_backup_info_empty_catalog_is_an_empty_list(ansible_module, backup_dir):
 
 # -- check mode fails where the real run would ---------------------------------------------------------
 
+
 def both_runs(ansible_module, args, **kwargs):
     """The task in check mode and for real: (check result, real result)."""
     rc_check, check, out_check = ansible_module("pgsafe.backup.pg_full_backup", args, check=True, **kwargs)
@@ -170,8 +185,9 @@ def test_check_mode_fails_on_a_directory_the_user_cannot_write(pg, ansible_modul
     os.makedirs(readonly)
     os.chmod(backup_dir, 0o755)
     os.chmod(readonly, 0o755)
-    check, real = both_runs(ansible_module, dict(database=sample_db, backup_dir=readonly, **login(pg)),
-                            become_user="postgres")
+    check, real = both_runs(
+        ansible_module, dict(database=sample_db, backup_dir=readonly, **login(pg)), become_user="postgres"
+    )
     assert "not writable" in check["msg"] and readonly in check["msg"], check["msg"]
     assert "not writable" in real["msg"]
     assert os.listdir(readonly) == []
@@ -229,18 +245,21 @@ def test_backup_info_selects_what_a_restore_would_take(pg, ansible_module, sampl
     backup is an error there too, never an older one quietly."""
     ids = []
     for _ in range(2):
-        rc, res, out = ansible_module("pgsafe.backup.pg_full_backup",
-                                      dict(database=sample_db, backup_dir=backup_dir, **login(pg)))
+        rc, res, out = ansible_module(
+            "pgsafe.backup.pg_full_backup", dict(database=sample_db, backup_dir=backup_dir, **login(pg))
+        )
         assert rc == 0, out
         ids.append(res["backup_id"])
-    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info",
-                                   dict(backup_dir=backup_dir, database=sample_db, latest=True, verify=True))
+    rc, info, out = ansible_module(
+        "pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, database=sample_db, latest=True, verify=True)
+    )
     assert rc == 0, out
     assert info["selected"]["backup_id"] == ids[-1] and info["selected"]["verified"] is True
     rc, info, out = ansible_module("pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, backup=ids[0]))
     assert rc == 0 and info["selected"]["backup_id"] == ids[0], out
     with open(res["backup_file"], "r+b") as fh:
         fh.truncate(10)
-    rc, info, out = ansible_module("pgsafe.backup.pg_backup_info",
-                                   dict(backup_dir=backup_dir, database=sample_db, latest=True))
+    rc, info, out = ansible_module(
+        "pgsafe.backup.pg_backup_info", dict(backup_dir=backup_dir, database=sample_db, latest=True)
+    )
     assert rc != 0 and ids[-1] in info["msg"] and "damaged" in info["msg"], out

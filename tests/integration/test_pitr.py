@@ -1,4 +1,5 @@
 """Base backups and point-in-time recovery on a real archiving cluster."""
+
 import json
 import os
 import shutil
@@ -6,11 +7,10 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from pgtest import ROOT, run_cli
 import pgcluster
+import pytest
 from pgcluster import free_port, make_scratch_dir
+from pgtest import ROOT, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -24,6 +24,7 @@ def _remove_scratch_dirs(monkeypatch):
     def tracked(prefix="pgsafe-test-"):
         made.append(original(prefix))
         return made[-1]
+
     monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
     yield
     for path in made:
@@ -68,13 +69,22 @@ def test_base_backup_is_verified_and_described(archiving):
     with open(result["metadata_file"]) as fh:
         meta = json.load(fh)
     assert meta["verified_by"] == "pg_verifybackup"
-    for key in ("start_lsn", "stop_lsn", "timeline", "start_wal", "stop_wal", "size_bytes", "duration_seconds",
-                "checksum"):
+    for key in (
+        "start_lsn",
+        "stop_lsn",
+        "timeline",
+        "start_wal",
+        "stop_wal",
+        "size_bytes",
+        "duration_seconds",
+        "checksum",
+    ):
         assert meta[key] not in (None, ""), key
     assert "backup_manifest" in os.listdir(result["backup_path"])
     assert any(n.startswith("base.tar") for n in os.listdir(result["backup_path"]))
     assert os.stat(result["backup_path"]).st_mode & 0o777 == 0o700
     from pgsafe.physical.basebackup import verify_tar_backup
+
     verify_tar_backup(result["backup_path"])  # verifying again on the published copy also passes
 
 
@@ -84,8 +94,9 @@ def test_damaged_base_backup_fails_verification(archiving):
     with open(tar, "r+b") as fh:
         fh.seek(os.path.getsize(tar) // 2)
         fh.write(b"corrupted!")
-    from pgsafe.physical.basebackup import verify_tar_backup
     from pgsafe.core.errors import VerificationFailed
+    from pgsafe.physical.basebackup import verify_tar_backup
+
     with pytest.raises(VerificationFailed):
         verify_tar_backup(result["backup_path"])
 
@@ -117,13 +128,23 @@ def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansib
     target = marks[1]  # after batch 2 committed, before batch 3
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     port = free_port()
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
-        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port,
-        target_time=target.isoformat(), pgsafe_command=PGSAFE,
-        login_unix_socket=c.socket_dir, login_port=c.port))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_backup",
+        dict(
+            backup_dir=c.backup_dir,
+            archive_dir=c.archive_dir,
+            data_directory=data_dir,
+            port=port,
+            target_time=target.isoformat(),
+            pgsafe_command=PGSAFE,
+            login_unix_socket=c.socket_dir,
+            login_port=c.port,
+        ),
+    )
     assert rc == 0, out
     try:
         import psycopg2
+
         conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
         with conn.cursor() as cur:
             cur.execute("SELECT batch, count(*) FROM events GROUP BY batch ORDER BY batch")
@@ -135,8 +156,22 @@ def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansib
         conn.close()
         assert res["timeline"] == 2
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
-                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
 
 
 def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
@@ -159,14 +194,29 @@ def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
         with open(os.path.join(result["moved_aside"], "precious")) as fh:
             assert fh.read() == "keep me"
         import psycopg2
+
         conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM t")
             assert cur.fetchone()[0] == 500
         conn.close()
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
-                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
 
 
 def test_missing_segment_is_reported_as_gap_before_starting(archiving):
@@ -189,8 +239,9 @@ def test_target_before_every_base_backup_is_refused(archiving):
     c = archiving
     base_backup(c)
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
-    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()),
-                   "--target-time", "2000-01-01 00:00:00+00")
+    proc = run_cli(
+        c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--target-time", "2000-01-01 00:00:00+00"
+    )
     assert proc.returncode == 2
     assert "no base backup ended before" in proc.stderr
 
@@ -224,13 +275,41 @@ def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
     try:
         assert proc.returncode == 0, proc.stderr
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
-                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
 
 
 def stop_cluster(data_dir):
-    subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir,
-                    "-m", "immediate", "stop"], capture_output=True, check=False)
+    subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            os.path.join(pgcluster.PG_BIN, "pg_ctl"),
+            "-D",
+            data_dir,
+            "-m",
+            "immediate",
+            "stop",
+        ],
+        capture_output=True,
+        check=False,
+    )
 
 
 def test_recovery_to_a_named_restore_point_and_to_an_lsn(archiving):
@@ -249,6 +328,7 @@ def test_recovery_to_a_named_restore_point_and_to_an_lsn(archiving):
         try:
             assert proc.returncode == 0, proc.stderr
             import psycopg2
+
             conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
             with conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM t")
@@ -265,8 +345,9 @@ def test_target_after_the_end_of_the_archive_fails_instead_of_promoting_early(ar
     c.sql("INSERT INTO t SELECT generate_series(1, 10)")
     switch_and_wait(c)
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
-    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()),
-                   "--target-time", "2099-01-01 00:00:00+00")
+    proc = run_cli(
+        c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--target-time", "2099-01-01 00:00:00+00"
+    )
     try:
         assert proc.returncode != 0
         assert "before reaching its target" in proc.stderr and "WAL ends at 0/" in proc.stderr, proc.stderr
@@ -275,8 +356,10 @@ def test_target_after_the_end_of_the_archive_fails_instead_of_promoting_early(ar
 
 
 def test_a_recovery_target_is_never_silently_ignored_by_a_logical_restore(ansible_module, tmp_path):
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
-        backup_dir=str(tmp_path), target_db="shop", target_time="2026-11-20 14:30:00+00"))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_backup",
+        dict(backup_dir=str(tmp_path), target_db="shop", target_time="2026-11-20 14:30:00+00"),
+    )
     assert rc != 0
     assert "data_directory" in res["msg"]
 
@@ -294,6 +377,7 @@ def _assert_untouched(data_dir, port):
     assert sorted(os.listdir(os.path.dirname(data_dir))) == ["data"], "nothing moved aside or created beside it"
     assert os.listdir(data_dir) == ["precious"], "nothing extracted into the data directory"
     import socket
+
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "no server was started"
 
@@ -307,9 +391,20 @@ def test_pitr_with_a_missing_pgsafe_command_fails_before_touching_anything(archi
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     _untouched_target(data_dir)
     port = free_port()
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
-        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port, overwrite=True,
-        pgsafe_command="/nonexistent/bin/pgsafe", login_unix_socket=c.socket_dir, login_port=c.port), check=check)
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_backup",
+        dict(
+            backup_dir=c.backup_dir,
+            archive_dir=c.archive_dir,
+            data_directory=data_dir,
+            port=port,
+            overwrite=True,
+            pgsafe_command="/nonexistent/bin/pgsafe",
+            login_unix_socket=c.socket_dir,
+            login_port=c.port,
+        ),
+        check=check,
+    )
     try:
         assert rc != 0 and "localhost | FAILED! =>" in out, out
         assert "/nonexistent/bin/pgsafe" in res["msg"] and "does not exist" in res["msg"]
@@ -331,14 +426,24 @@ def test_restore_pitr_cli_checks_its_restore_command_and_archive_first(archiving
     unreadable = make_scratch_dir("pgsafe-wal-")
     os.chown(unreadable, 0, 0)  # root's, 0700: the recovered server's user could not read it
     try:
-        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--force",
-                       "--pgsafe-command", "/nonexistent/bin/pgsafe")
+        proc = run_cli(
+            c,
+            c.backup_dir,
+            "restore-pitr",
+            data_dir,
+            "--port",
+            str(port),
+            "--force",
+            "--pgsafe-command",
+            "/nonexistent/bin/pgsafe",
+        )
         assert proc.returncode == 2, proc.stderr
         assert "/nonexistent/bin/pgsafe" in proc.stderr and "does not exist" in proc.stderr
         _assert_untouched(data_dir, port)
 
-        proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--force",
-                       "--archive-dir", unreadable)
+        proc = run_cli(
+            c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--force", "--archive-dir", unreadable
+        )
         assert proc.returncode == 2, proc.stderr
         assert unreadable in proc.stderr and "cannot be read by postgres" in proc.stderr
         _assert_untouched(data_dir, port)
@@ -352,9 +457,18 @@ def test_recovery_reports_the_pg_ctl_that_stops_it(archiving, ansible_module):
     switch_and_wait(c)
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     port = free_port()
-    rc, res, out = ansible_module("pgsafe.backup.pg_restore_backup", dict(
-        backup_dir=c.backup_dir, archive_dir=c.archive_dir, data_directory=data_dir, port=port,
-        pgsafe_command=PGSAFE, login_unix_socket=c.socket_dir, login_port=c.port))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_backup",
+        dict(
+            backup_dir=c.backup_dir,
+            archive_dir=c.archive_dir,
+            data_directory=data_dir,
+            port=port,
+            pgsafe_command=PGSAFE,
+            login_unix_socket=c.socket_dir,
+            login_port=c.port,
+        ),
+    )
     try:
         assert rc == 0, out
         assert res["preflight"]["os_user"] == "postgres" and res["preflight"]["program"] == PGSAFE

@@ -2,15 +2,15 @@
 work before they write anything: a missing host command, a missing or unwritable archive directory
 fail with a message that says what to do, in check mode too, and the server's configuration stays
 exactly as it was (otherwise archive_command fails with exit 127 and pg_wal fills)."""
+
 import os
 import shutil
 import subprocess
 import tempfile
 
 import pytest
-
-from pgtest import ROOT, wait_until
 from pgcluster import OS_USER, PgCluster, make_scratch_dir, os_user_ids
+from pgtest import ROOT, wait_until
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MODULE = "pgsafe.backup.pg_wal_archive_config"
@@ -36,6 +36,7 @@ def scratch():
     def make(prefix="pgsafe-preflight-"):
         made.append(make_scratch_dir(prefix))
         return made[-1]
+
     yield make
     for path in made:
         subprocess.run(["chmod", "-R", "u+rwx", path], capture_output=True, check=False)
@@ -51,8 +52,10 @@ def config_state(c):
     files = c.sql("SELECT sourcefile, name, setting FROM pg_file_settings ORDER BY sourcefile, seqno")
     with open(os.path.join(c.data_dir, "postgresql.auto.conf"), "rb") as fh:
         auto = fh.read()
-    running = c.sql("SELECT name, setting, pending_restart FROM pg_settings WHERE name IN "
-                    "('wal_level', 'archive_mode', 'archive_command', 'archive_timeout') ORDER BY name")
+    running = c.sql(
+        "SELECT name, setting, pending_restart FROM pg_settings WHERE name IN "
+        "('wal_level', 'archive_mode', 'archive_command', 'archive_timeout') ORDER BY name"
+    )
     return files, auto, running
 
 
@@ -76,13 +79,22 @@ def missing_dir(scratch):
 
 CASES = {
     # name: (archive_dir maker, pgsafe_command, words the message must hold)
-    "missing_command": (lambda s: s(), "/nonexistent/bin/pgsafe",
-                        ["/nonexistent/bin/pgsafe", "does not exist", "backup_schedule", "pgsafe_command"]),
+    "missing_command": (
+        lambda s: s(),
+        "/nonexistent/bin/pgsafe",
+        ["/nonexistent/bin/pgsafe", "does not exist", "backup_schedule", "pgsafe_command"],
+    ),
     "missing_dir": (missing_dir, PGSAFE, ["no-such-dir", "does not exist", "owned by %s" % OS_USER, "0700"]),
-    "dir_owned_by_root": (unwritable_root_owned, PGSAFE, ["root-owned", "cannot be written by %s" % OS_USER,
-                                                          "owner root", "0700"]),
-    "dir_mode_0500": (unwritable_read_only, PGSAFE, ["read-only", "cannot be written by %s" % OS_USER,
-                                                     "mode 0500", "chmod 0700"]),
+    "dir_owned_by_root": (
+        unwritable_root_owned,
+        PGSAFE,
+        ["root-owned", "cannot be written by %s" % OS_USER, "owner root", "0700"],
+    ),
+    "dir_mode_0500": (
+        unwritable_read_only,
+        PGSAFE,
+        ["read-only", "cannot be written by %s" % OS_USER, "mode 0500", "chmod 0700"],
+    ),
 }
 
 
@@ -91,8 +103,11 @@ CASES = {
 def test_broken_archiving_fails_and_changes_nothing(cluster, ansible_module, scratch, case, check):
     make_dir, command, words = CASES[case]
     before = config_state(cluster)
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=make_dir(scratch), pgsafe_command=command,
-                                               archive_timeout=60, **login(cluster)), check=check)
+    rc, res, out = ansible_module(
+        MODULE,
+        dict(archive_dir=make_dir(scratch), pgsafe_command=command, archive_timeout=60, **login(cluster)),
+        check=check,
+    )
     assert rc != 0 and "localhost | FAILED! =>" in out, out
     for word in words:
         assert word in res["msg"], res["msg"]
@@ -119,8 +134,9 @@ def test_checks_are_made_as_the_os_user_not_as_root(cluster, ansible_module, scr
         shutil.copy(PGSAFE, launcher)
         os.chmod(launcher, 0o755)
         before = config_state(cluster)
-        rc, res, out = ansible_module(MODULE, dict(archive_dir=scratch(), pgsafe_command=launcher, **login(cluster)),
-                                      check=True)
+        rc, res, out = ansible_module(
+            MODULE, dict(archive_dir=scratch(), pgsafe_command=launcher, **login(cluster)), check=True
+        )
         assert rc != 0, out
         assert "cannot be reached by %s" % OS_USER in res["msg"] and launcher in res["msg"]
         assert config_state(cluster) == before
@@ -149,12 +165,14 @@ def test_a_command_that_exists_but_is_not_executable_or_does_not_run(cluster, an
 def test_a_custom_archive_command_is_checked_when_its_program_is_absolute(cluster, ansible_module, scratch):
     archive = scratch()
     before = config_state(cluster)
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, archive_command="/opt/nowhere/archiver %p %f",
-                                               **login(cluster)))
+    rc, res, out = ansible_module(
+        MODULE, dict(archive_dir=archive, archive_command="/opt/nowhere/archiver %p %f", **login(cluster))
+    )
     assert rc != 0 and "/opt/nowhere/archiver" in res["msg"] and "archive_command" in res["msg"], out
     assert config_state(cluster) == before
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, archive_command="cp %%p %s/%%f" % archive,
-                                               **login(cluster)), check=True)
+    rc, res, out = ansible_module(
+        MODULE, dict(archive_dir=archive, archive_command="cp %%p %s/%%f" % archive, **login(cluster)), check=True
+    )
     assert rc == 0, out
     assert res["changed"] is True and res["preflight"]["program"] is None
     assert "could not be checked" in out
@@ -163,18 +181,25 @@ def test_a_custom_archive_command_is_checked_when_its_program_is_absolute(cluste
 def test_a_good_host_passes_and_the_probe_leaves_nothing(cluster, ansible_module, scratch):
     archive = scratch()
     before = config_state(cluster)
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, **login(cluster)),
-                                  check=True)
+    rc, res, out = ansible_module(
+        MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, **login(cluster)), check=True
+    )
     assert rc == 0, out
     assert res["changed"] is True and res["restart_required"] is True
-    assert res["preflight"] == {"os_user": OS_USER, "program": PGSAFE, "archive_dir": archive, "warnings": [],
-                                "archive_dir_state": "ok"}
+    assert res["preflight"] == {
+        "os_user": OS_USER,
+        "program": PGSAFE,
+        "archive_dir": archive,
+        "warnings": [],
+        "archive_dir_state": "ok",
+    }
     assert res["server"]["major"] == cluster.sql("SHOW server_version_num")[0][0][:2]
     assert res["server"]["data_directory"] == cluster.data_dir and os.access(res["server"]["pg_ctl"], os.X_OK)
     assert os.listdir(archive) == [], "the probe file is removed"
 
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, preflight_only=True,
-                                               **login(cluster)))
+    rc, res, out = ansible_module(
+        MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, preflight_only=True, **login(cluster))
+    )
     assert rc == 0 and res["changed"] is False and res["changes"] == {}, out
     assert config_state(cluster) == before
 
@@ -195,10 +220,16 @@ def test_an_unprivileged_user_that_is_not_the_os_user_says_it_cannot_check(scrat
     engine = os.path.join(ROOT, "plugins", "module_utils")
     archive = scratch()
     os.chmod(os.path.dirname(archive), 0o755)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pgsafe.physical import preflight; "
-            "preflight.check_archiving(None, sys.argv[2], sys.argv[3], pgsafe_command=sys.argv[4])")
-    proc = subprocess.run(["runuser", "-u", "nobody", "--", HOST_PYTHON, "-c", code, engine, archive, OS_USER, PGSAFE],
-                          capture_output=True, text=True, check=False)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pgsafe.physical import preflight; "
+        "preflight.check_archiving(None, sys.argv[2], sys.argv[3], pgsafe_command=sys.argv[4])"
+    )
+    proc = subprocess.run(
+        ["runuser", "-u", "nobody", "--", HOST_PYTHON, "-c", code, engine, archive, OS_USER, PGSAFE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "neither the PostgreSQL OS user %s nor root" % OS_USER in proc.stderr, proc.stderr
     assert "become_user" in proc.stderr
@@ -222,11 +253,16 @@ def role_play(ansible_playbook, scratch):
         fh.write(ROLE_PLAY)
 
     def run(c, check=False, **extra):
-        extra_vars = dict(ansible_python_interpreter=HOST_PYTHON, wal_archiving_login_host=c.socket_dir,
-                          wal_archiving_login_port=c.port, wal_archiving_restart_method="pg_ctl")
+        extra_vars = dict(
+            ansible_python_interpreter=HOST_PYTHON,
+            wal_archiving_login_host=c.socket_dir,
+            wal_archiving_login_port=c.port,
+            wal_archiving_restart_method="pg_ctl",
+        )
         extra_vars.update(extra)
         proc = ansible_playbook(path, extra_vars=extra_vars, args=["--check"] if check else [])
         return proc.returncode, proc.stdout + proc.stderr
+
     return run
 
 
@@ -234,8 +270,9 @@ def role_play(ansible_playbook, scratch):
 def test_role_fails_before_creating_anything_when_the_command_is_missing(cluster, role_play, scratch, check):
     archive = os.path.join(scratch(), "wal")
     before = config_state(cluster)
-    rc, out = role_play(cluster, check=check, wal_archiving_archive_dir=archive,
-                        wal_archiving_pgsafe_command="/nonexistent/bin/pgsafe")
+    rc, out = role_play(
+        cluster, check=check, wal_archiving_archive_dir=archive, wal_archiving_pgsafe_command="/nonexistent/bin/pgsafe"
+    )
     assert rc != 0
     assert "/nonexistent/bin/pgsafe (pgsafe_command, used in archive_command) does not exist" in out, out
     assert "Check that the PostgreSQL OS user can run the archive command" in out
@@ -252,8 +289,9 @@ def recap(out):
 def test_role_restarts_through_its_handler_with_the_servers_own_version(new_pg, role_play, scratch):
     c = new_pg(settings={"wal_level": "minimal", "max_wal_senders": 0})
     archive = os.path.join(scratch(), "wal")
-    args = dict(wal_archiving_archive_dir=archive, wal_archiving_pgsafe_command=PGSAFE,
-                wal_archiving_archive_timeout=60)
+    args = dict(
+        wal_archiving_archive_dir=archive, wal_archiving_pgsafe_command=PGSAFE, wal_archiving_archive_timeout=60
+    )
 
     rc, out = role_play(c, check=True, **args)
     assert rc == 0, out
@@ -284,8 +322,9 @@ def test_role_restarts_a_restart_an_earlier_run_left_owed(new_pg, role_play, scr
     """Settings written but never restarted (an earlier run failed before its handler): the role still restarts."""
     c = new_pg(settings={"wal_level": "minimal", "max_wal_senders": 0})
     archive = scratch()
-    rc, res, out = ansible_module(MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, archive_timeout=300,
-                                               **login(c)))
+    rc, res, out = ansible_module(
+        MODULE, dict(archive_dir=archive, pgsafe_command=PGSAFE, archive_timeout=300, **login(c))
+    )
     assert rc == 0 and res["restart_required"] is True, out
     rc, out = role_play(c, wal_archiving_archive_dir=archive, wal_archiving_pgsafe_command=PGSAFE)
     assert rc == 0, out

@@ -1,14 +1,14 @@
 """The restore_drill role's PITR drill stops its scratch cluster with the pg_ctl of that cluster's own
 major version (reported by pg_restore_backup), not a hard-coded PostgreSQL 15 path."""
+
 import os
 import shutil
 import socket
 import time
 
 import pytest
-
-from pgtest import ROOT, run_cli
 from pgcluster import PG_BIN, free_port, make_scratch_dir, os_user_ids
+from pgtest import ROOT, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 HOST_PYTHON = "/usr/bin/python3"  # runs as the OS user, which cannot reach the test runner's interpreter
@@ -33,6 +33,7 @@ def scratch():
     def make(prefix="pgsafe-drill-role-"):
         made.append(make_scratch_dir(prefix))
         return made[-1]
+
     yield make
     for path in made:
         shutil.rmtree(path, ignore_errors=True)
@@ -61,11 +62,22 @@ def test_pitr_drill_stops_its_cluster_with_the_reported_pg_ctl(new_pg, ansible_p
     with open(play, "w") as fh:
         fh.write(PLAY)
     port = free_port()
-    proc = ansible_playbook(play, extra_vars=dict(
-        ansible_python_interpreter=HOST_PYTHON, drill_test_pg_bin=pg_bin, restore_drill_backup_dir=backup_dir,
-        restore_drill_archive_dir=archive_dir, restore_drill_databases=["shop"], restore_drill_pitr=True,
-        restore_drill_pitr_port=port, restore_drill_pgsafe_command=PGSAFE, restore_drill_login_host=c.socket_dir,
-        restore_drill_login_port=c.port), args=["-v"])
+    proc = ansible_playbook(
+        play,
+        extra_vars=dict(
+            ansible_python_interpreter=HOST_PYTHON,
+            drill_test_pg_bin=pg_bin,
+            restore_drill_backup_dir=backup_dir,
+            restore_drill_archive_dir=archive_dir,
+            restore_drill_databases=["shop"],
+            restore_drill_pitr=True,
+            restore_drill_pitr_port=port,
+            restore_drill_pgsafe_command=PGSAFE,
+            restore_drill_login_host=c.socket_dir,
+            restore_drill_login_port=c.port,
+        ),
+        args=["-v"],
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "PITR drill PASSED" in out

@@ -1,9 +1,9 @@
 """Post-restore validation: a restored database whose row counts differ from the backup's snapshot is
 never swapped in, whether the tables are counted on one connection or several."""
+
 import json
 
 import pytest
-
 from pgtest import drop_database, table_contents, unique_name
 
 
@@ -66,13 +66,16 @@ def test_every_table_is_counted(pg, cli, sample_db, jobs):
         result = json.loads(proc.stdout)
         validation = result["validation"]
         steps = result["steps_seconds"]
-        expected_steps = {"checksum", "create_scratch", "load", "validate", "swap"} | ({"decompress"} if jobs == "2" else set())
+        expected_steps = {"checksum", "create_scratch", "load", "validate", "swap"} | (
+            {"decompress"} if jobs == "2" else set()
+        )
         assert set(steps) == expected_steps
         assert sum(v for k, v in steps.items() if k != "checksum") <= result["duration_seconds"] + 0.01
         with open(backup["metadata_file"]) as fh:
             recorded = json.load(fh)["row_counts"]
         assert [(t["schema"], t["table"], t["actual"]) for t in validation["tables"]] == [
-            (t["schema"], t["table"], t["rows"]) for t in recorded]
+            (t["schema"], t["table"], t["rows"]) for t in recorded
+        ]
         assert all(t["ok"] for t in validation["tables"]) and validation["passed"]
     finally:
         drop_database(pg, target)

@@ -1,14 +1,14 @@
 """archive-wal and restore-wal by PostgreSQL's rules, on real segments from a real cluster."""
+
 import os
 import shutil
 import subprocess
 import sys
 
-import pytest
-
-from pgtest import ROOT, wait_until
 import pgcluster
+import pytest
 from pgcluster import OS_USER, make_scratch_dir
+from pgtest import ROOT, wait_until
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -22,6 +22,7 @@ def _remove_scratch_dirs(monkeypatch):
     def tracked(prefix="pgsafe-test-"):
         made.append(original(prefix))
         return made[-1]
+
     monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
     yield
     for path in made:
@@ -30,19 +31,30 @@ def _remove_scratch_dirs(monkeypatch):
 
 
 def archive(path, name, archive_dir, *extra):
-    return subprocess.run([PGSAFE, "archive-wal", "--archive-dir", archive_dir] + list(extra) + [path, name],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    return subprocess.run(
+        [PGSAFE, "archive-wal", "--archive-dir", archive_dir] + list(extra) + [path, name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
 
 
 def restore(name, dest, archive_dir):
-    return subprocess.run([PGSAFE, "restore-wal", "--archive-dir", archive_dir, name, dest],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    return subprocess.run(
+        [PGSAFE, "restore-wal", "--archive-dir", archive_dir, name, dest],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.fixture
 def segment(tmp_path):
     """A real 16 MiB segment copied out of a running cluster's pg_wal."""
     from pgcluster import new_cluster
+
     cluster = new_cluster()
     try:
         cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 50000) x")
@@ -128,11 +140,13 @@ def test_unwritable_archive_keeps_segment_and_postgres_retries(new_pg):
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
     cluster.sql("SELECT pg_switch_wal()")
-    wait_until(lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2,
-               "an archive failure")
+    wait_until(
+        lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2, "an archive failure"
+    )
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", name)), "PostgreSQL kept the segment"
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", "archive_status", name + ".ready"))
     import pwd
+
     os.chown(archive_dir, pwd.getpwnam(OS_USER).pw_uid, 0)
     wait_until(lambda: os.path.exists(os.path.join(archive_dir, name)), 90, 0.5, "the retry once writable")
 
@@ -141,10 +155,15 @@ def test_unwritable_archive_keeps_segment_and_postgres_retries(new_pg):
 def small_fs():
     """A 4 MiB tmpfs owned by the cluster's OS user: too small for one 16 MiB segment."""
     import pwd
+
     mnt = make_scratch_dir("pgsafe-wal-full-")
     user = pwd.getpwnam(OS_USER)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700,uid=%d,gid=%d" % (
-        user.pw_uid, user.pw_gid), "tmpfs", mnt], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700,uid=%d,gid=%d" % (user.pw_uid, user.pw_gid), "tmpfs", mnt],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % proc.stderr.strip())
     yield mnt
@@ -157,8 +176,9 @@ def test_full_archive_filesystem_keeps_segment_and_leaves_no_partial_file(new_pg
     name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     cluster.sql("CREATE TABLE t AS SELECT generate_series(1, 1000) x")
     cluster.sql("SELECT pg_switch_wal()")
-    wait_until(lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2,
-               "an archive failure")
+    wait_until(
+        lambda: cluster.sql("SELECT failed_count FROM pg_stat_archiver")[0][0] > 0, 30, 0.2, "an archive failure"
+    )
     assert os.path.exists(os.path.join(cluster.data_dir, "pg_wal", "archive_status", name + ".ready"))
     assert os.listdir(small_fs) == [], "no partial segment and no temp file is left on the full disk"
     subprocess.run(["mount", "-o", "remount,size=256m", small_fs], check=True)

@@ -3,6 +3,7 @@
 ansible-test runs this file with pip's install options.  We bootstrap pip from the
 interpreter's own ensurepip and then let that pip install what was asked for.
 """
+
 import ensurepip
 import os
 import subprocess

@@ -1,5 +1,6 @@
 """Local HTTP(S) endpoints for alert tests: a receiver that records every POST, a CONNECT proxy, and a
 throwaway certificate authority, all on 127.0.0.1."""
+
 import http.server
 import json
 import os
@@ -19,8 +20,13 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length", 0))
-                received.append({"body": json.loads(self.rfile.read(length)),
-                                 "auth": self.headers.get("Authorization"), "path": self.path})
+                received.append(
+                    {
+                        "body": json.loads(self.rfile.read(length)),
+                        "auth": self.headers.get("Authorization"),
+                        "path": self.path,
+                    }
+                )
                 self.send_response(200)
                 self.end_headers()
 
@@ -101,18 +107,62 @@ class ConnectProxy:
 def make_ca_and_cert(directory):
     """(ca.pem, cert.pem, key.pem): a throwaway CA and a server certificate it signed, valid for
     localhost and 127.0.0.1."""
+
     def path(name):
         return os.path.join(directory, name)
 
     def openssl(*args):
         subprocess.run(["openssl"] + list(args), capture_output=True, check=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=pgsafe test CA", "-days", "1",
-            "-keyout", path("ca.key"), "-out", path("ca.pem"),
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", path("key.pem"), "-out", path("cert.csr"))
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=pgsafe test CA",
+        "-days",
+        "1",
+        "-keyout",
+        path("ca.key"),
+        "-out",
+        path("ca.pem"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    )
+    openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        path("key.pem"),
+        "-out",
+        path("cert.csr"),
+    )
     with open(path("ext.cnf"), "w") as fh:
         fh.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", path("cert.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
-            "-CAcreateserial", "-days", "1", "-out", path("cert.pem"), "-extfile", path("ext.cnf"))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        path("cert.csr"),
+        "-CA",
+        path("ca.pem"),
+        "-CAkey",
+        path("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        path("cert.pem"),
+        "-extfile",
+        path("ext.cnf"),
+    )
     return path("ca.pem"), path("cert.pem"), path("key.pem")

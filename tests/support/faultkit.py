@@ -1,4 +1,5 @@
 """Tools for the fault suite: small filesystems, finding a child process to kill, proving nothing was lost."""
+
 import contextlib
 import json
 import os
@@ -26,15 +27,19 @@ def small_filesystem(size_mb):
 def fill_incompressible(cluster, dbname, mb, table="noise"):
     """About mb MB of random hex text: compresses to about half, so it really takes space."""
     rows = mb * 1024 * 1024 // 330
-    cluster.sql("CREATE TABLE %s AS SELECT g AS id, "
-                "(SELECT string_agg(md5(random()::text || g || s), '') FROM generate_series(1, 10) s) AS payload "
-                "FROM generate_series(1, %d) g" % (table, rows), dbname=dbname)
+    cluster.sql(
+        "CREATE TABLE %s AS SELECT g AS id, "
+        "(SELECT string_agg(md5(random()::text || g || s), '') FROM generate_series(1, 10) s) AS payload "
+        "FROM generate_series(1, %d) g" % (table, rows),
+        dbname=dbname,
+    )
 
 
 @contextlib.contextmanager
 def incompressible_database(cluster, mb):
     """A new database of about mb MB of random text (see fill_incompressible), dropped afterwards."""
     from pgtest import drop_database, unique_name
+
     name = unique_name("big")
     cluster.create_database(name)
     try:
@@ -55,8 +60,8 @@ def children(pid):
                 stat = fh.read()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
         parents[int(entry)] = (int(ppid), comm, state)
     found, frontier = [], {pid}
     while frontier:

@@ -2,6 +2,7 @@
 the bucket's keys, and off-site catalogs written object by object (backups of any age, timeline or
 state, laid out exactly as push lays them out) for the rules that real backups cannot reach quickly
 (a backup 200 days old, one stamped in the future, a promotion's second timeline)."""
+
 import hashlib
 import io
 import json
@@ -14,9 +15,13 @@ PREFIX = "db1"
 def s3_env(bucket, profile="default", **extra):
     """The host command's environment for the bucket: credentials of profile, endpoint, PGSAFE_OFFSITE."""
     creds = bucket.gateway.profile(profile)
-    env = {"AWS_ACCESS_KEY_ID": creds["access_key"], "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
-           "AWS_ENDPOINT_URL": bucket.gateway.endpoint, "AWS_REGION": "us-east-1",
-           "PGSAFE_OFFSITE": "s3://%s/%s" % (bucket.name, PREFIX)}
+    env = {
+        "AWS_ACCESS_KEY_ID": creds["access_key"],
+        "AWS_SECRET_ACCESS_KEY": creds["secret_key"],
+        "AWS_ENDPOINT_URL": bucket.gateway.endpoint,
+        "AWS_REGION": "us-east-1",
+        "PGSAFE_OFFSITE": "s3://%s/%s" % (bucket.name, PREFIX),
+    }
     env.update(extra)
     return env
 
@@ -32,12 +37,13 @@ def keys(bucket, prefix=""):
 
 def names(bucket, prefix=PREFIX):
     """Names of the objects of the repository at prefix (keys without the prefix)."""
-    return {key[len(prefix) + 1:] for key in keys(bucket, prefix + "/")}
+    return {key[len(prefix) + 1 :] for key in keys(bucket, prefix + "/")}
 
 
 def repository(bucket, profile="default", prefix=PREFIX):
     from pgsafe.offsite.repository import OffsiteRepository
     from pgsafe.storage.s3config import S3Location
+
     return OffsiteRepository(bucket.store(profile), S3Location(bucket.name, prefix))
 
 
@@ -63,7 +69,7 @@ class Pushed:
         self.objects = sorted(meta["offsite"]["objects"])
         self.globals_meta = None
         if meta.get("globals_file"):
-            self.globals_meta = meta["globals_file"][:-len(".sql.gz")] + ".meta.json"
+            self.globals_meta = meta["globals_file"][: -len(".sql.gz")] + ".meta.json"
 
     def all_names(self):
         return set(self.objects) | {self.meta_name} | ({self.globals_meta} if self.globals_meta else set())
@@ -84,19 +90,36 @@ def put_backup(repo, database, finished, folder="full", start_wal=None, status="
         for part in ("base.tar.zst", "backup_manifest"):
             objects["base/%s/%s" % (backup_id, part)] = _put(repo, "base/%s/%s" % (backup_id, part), os.urandom(2000))
         checksum = hashlib.sha256(backup_id.encode()).hexdigest()
-    meta = {"backup_id": backup_id, "backup_file": backup_file, "database": database, "timestamp": _iso(finished),
-            "finished_at": _iso(finished), "checksum": checksum, "size_bytes": sum(o["size"] for o in objects.values()),
-            "status": status, "format": "custom" if folder == "full" else "tar", "kind": folder}
+    meta = {
+        "backup_id": backup_id,
+        "backup_file": backup_file,
+        "database": database,
+        "timestamp": _iso(finished),
+        "finished_at": _iso(finished),
+        "checksum": checksum,
+        "size_bytes": sum(o["size"] for o in objects.values()),
+        "status": status,
+        "format": "custom" if folder == "full" else "tar",
+        "kind": folder,
+    }
     if start_wal:
         meta["start_wal"] = start_wal
     if with_globals and folder == "full":
         globals_file = "globals/%s_globals.sql.gz" % backup_id
         objects[globals_file] = _put(repo, globals_file, os.urandom(500))
         meta["globals_file"] = globals_file
-        repo.put_json("globals/%s_globals.meta.json" % backup_id,
-                      {"kind": "globals", "backup_file": os.path.basename(globals_file), "database": database,
-                       "timestamp": _iso(finished), "checksum": objects[globals_file]["sha256"],
-                       "size_bytes": 500, "for_backup": backup_id})
+        repo.put_json(
+            "globals/%s_globals.meta.json" % backup_id,
+            {
+                "kind": "globals",
+                "backup_file": os.path.basename(globals_file),
+                "database": database,
+                "timestamp": _iso(finished),
+                "checksum": objects[globals_file]["sha256"],
+                "size_bytes": 500,
+                "for_backup": backup_id,
+            },
+        )
     meta["offsite"] = {"objects": objects, "pushed_at": _iso(ago()), "pushed_from": "test"}
     repo.put_json("%s/%s.meta.json" % (folder, backup_id), meta)
     return Pushed(backup_id, folder, meta)
@@ -119,8 +142,9 @@ def set_local_finished(meta_path, days=0, hours=0):
 def archiving_cluster(new_pg):
     """A cluster archiving with pgsafe archive-wal into a scratch backup directory's wal/ (remove
     cluster.backup_dir afterwards)."""
-    from pgtest import PGSAFE
     from pgcluster import make_scratch_dir
+    from pgtest import PGSAFE
+
     backup_dir = make_scratch_dir("pgsafe-offsite-phys-")
     archive_dir = os.path.join(backup_dir, "wal")
     command = "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)
@@ -132,6 +156,7 @@ def archiving_cluster(new_pg):
 def switch_and_wait(cluster):
     """Finish the current WAL segment and wait until it is archived; returns its name."""
     import time
+
     # A switch with nothing written since the last one makes no new segment.
     cluster.sql("CREATE TABLE IF NOT EXISTS pgsafe_ticks (at timestamptz)")
     cluster.sql("INSERT INTO pgsafe_ticks VALUES (clock_timestamp())")

@@ -4,6 +4,7 @@ Each cluster is a real ``initdb`` run as the ``postgres`` OS user (the server
 refuses root), on a free TCP port, with a socket directory of its own, so
 clusters never collide with each other or with a system PostgreSQL.
 """
+
 import glob
 import os
 import pwd
@@ -83,14 +84,27 @@ class PgCluster:
 
     def init(self):
         if PG_BIN is None:
-            raise RuntimeError("no PostgreSQL server under /usr/lib/postgresql/*/bin; install postgresql-N "
-                               "or set PGSAFE_TEST_PG_BIN to the directory holding initdb")
+            raise RuntimeError(
+                "no PostgreSQL server under /usr/lib/postgresql/*/bin; install postgresql-N "
+                "or set PGSAFE_TEST_PG_BIN to the directory holding initdb"
+            )
         for path in (self.socket_dir,):
             os.makedirs(path, exist_ok=True)
             uid, gid = os_user_ids()
             os.chown(path, uid, gid)
-        self.run_as_owner([os.path.join(PG_BIN, "initdb"), "-D", self.data_dir, "-U", self.user,
-                           "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
+        self.run_as_owner(
+            [
+                os.path.join(PG_BIN, "initdb"),
+                "-D",
+                self.data_dir,
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
+        )
         conf = {
             "port": self.port,
             "listen_addresses": "'127.0.0.1'",
@@ -115,18 +129,33 @@ class PgCluster:
         return {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8", "HOME": self.base_dir}
 
     def start(self, timeout=60):
-        self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
-                           "-w", "-t", str(timeout), "start"], env=self.server_env())
+        self.run_as_owner(
+            [
+                os.path.join(PG_BIN, "pg_ctl"),
+                "-D",
+                self.data_dir,
+                "-l",
+                self.log_file,
+                "-w",
+                "-t",
+                str(timeout),
+                "start",
+            ],
+            env=self.server_env(),
+        )
         return self
 
     def stop(self, mode="fast"):
         if os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
-            self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "stop"],
-                              check=False)
+            self.run_as_owner(
+                [os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "stop"], check=False
+            )
 
     def restart(self):
-        self.run_as_owner([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file,
-                           "-m", "fast", "-w", "restart"], env=self.server_env())
+        self.run_as_owner(
+            [os.path.join(PG_BIN, "pg_ctl"), "-D", self.data_dir, "-l", self.log_file, "-m", "fast", "-w", "restart"],
+            env=self.server_env(),
+        )
 
     def destroy(self):
         self.stop(mode="immediate")
@@ -148,6 +177,7 @@ class PgCluster:
 
     def connect(self, dbname="postgres", autocommit=True):
         import psycopg2
+
         conn = psycopg2.connect(host=self.socket_dir, port=self.port, user=self.user, dbname=dbname)
         conn.autocommit = autocommit
         return conn
@@ -165,15 +195,22 @@ class PgCluster:
             conn.close()
 
     def psql(self, script, dbname="postgres"):
-        proc = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname],
-                              input=script, env=self.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dbname],
+            input=script,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError("psql failed: %s" % proc.stderr)
         return proc.stdout
 
     def create_database(self, name):
         from psycopg2 import sql
+
         conn = self.connect()
         try:
             with conn.cursor() as cur:
@@ -188,8 +225,11 @@ class PgCluster:
     def wait_ready(self, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            proc = subprocess.run([os.path.join(PG_BIN, "pg_isready"), "-h", self.socket_dir,
-                                   "-p", str(self.port)], stdout=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                [os.path.join(PG_BIN, "pg_isready"), "-h", self.socket_dir, "-p", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
             if proc.returncode == 0:
                 return
             time.sleep(0.2)
@@ -205,8 +245,10 @@ def new_scram_cluster(password, role="backup_user", role_options="SUPERUSER REPL
     trust over the local socket, for the test's own setup."""
     cluster = PgCluster(settings={"password_encryption": "'scram-sha-256'"}).init()
     with open(os.path.join(cluster.data_dir, "pg_hba.conf"), "w") as fh:
-        fh.write("local all %s trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
-                 "host replication all 127.0.0.1/32 scram-sha-256\n" % cluster.user)
+        fh.write(
+            "local all %s trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            "host replication all 127.0.0.1/32 scram-sha-256\n" % cluster.user
+        )
     cluster.start()
     cluster.sql('CREATE ROLE "%s" LOGIN %s PASSWORD %%s' % (role, role_options), params=(password,))
     return cluster

@@ -3,6 +3,7 @@
 Fixtures live in tests/conftest.py; tests import these helpers from here (``from pgtest import ...``),
 never from conftest.
 """
+
 import json
 import os
 import subprocess
@@ -50,6 +51,7 @@ SELECT lo_from_bytea(0, 'large object payload');
 
 def drop_database(pg, name):
     from psycopg2 import sql
+
     conn = pg.connect()
     try:
         with conn.cursor() as cur:
@@ -79,15 +81,28 @@ def cli_env(cluster, backup_dir, env_extra=None, as_root=False):
 
 def run_cli(cluster, backup_dir, *args, env_extra=None, timeout=600, as_root=False):
     """The host command as the database OS user (as_root=True: as root, when the tests run as root)."""
-    return subprocess.run([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir, env_extra, as_root),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False,
-                          **as_os_user(as_root))
+    return subprocess.run(
+        [PGSAFE, "--quiet"] + list(args),
+        env=cli_env(cluster, backup_dir, env_extra, as_root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **as_os_user(as_root),
+    )
 
 
 def start_cli(cluster, backup_dir, *args):
     """The host command started in the background (a run to interrupt or race): the Popen."""
-    return subprocess.Popen([PGSAFE, "--quiet"] + list(args), env=cli_env(cluster, backup_dir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **as_os_user())
+    return subprocess.Popen(
+        [PGSAFE, "--quiet"] + list(args),
+        env=cli_env(cluster, backup_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **as_os_user(),
+    )
 
 
 def ansible_env(collections_path, cluster=None):
@@ -115,6 +130,7 @@ def restore_into_new(pg, cli, *selector):
 def table_contents(cluster, dbname):
     """Every user table's rows, sorted, plus sequence states and large objects: the data to compare."""
     from psycopg2 import sql
+
     conn = cluster.connect(dbname)
     out = {}
     try:
@@ -128,11 +144,16 @@ def table_contents(cluster, dbname):
             cur.execute("""SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                            WHERE c.relkind = 'S' ORDER BY 1, 2""")
             for schema, seq in cur.fetchall():
-                cur.execute(sql.SQL("SELECT last_value, is_called FROM {}.{}").format(sql.Identifier(schema),
-                                                                                      sql.Identifier(seq)))
+                cur.execute(
+                    sql.SQL("SELECT last_value, is_called FROM {}.{}").format(
+                        sql.Identifier(schema), sql.Identifier(seq)
+                    )
+                )
                 out["sequence:%s.%s" % (schema, seq)] = cur.fetchone()
-            cur.execute("SELECT table_schema, table_name, view_definition FROM information_schema.views "
-                        "WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2")
+            cur.execute(
+                "SELECT table_schema, table_name, view_definition FROM information_schema.views "
+                "WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2"
+            )
             out["views"] = cur.fetchall()
             cur.execute("SELECT oid, encode(lo_get(oid), 'escape') FROM pg_largeobject_metadata ORDER BY 1")
             out["large_objects"] = [row[1] for row in cur.fetchall()]

@@ -5,13 +5,18 @@ Usage: python s3_upload_child.py MODE BUCKET KEY [FILE]  with settings as JSON o
 line (secrets never in argv). MODE 'stream': ObjectStore.put_stream of the rest of stdin (size
 unknown, as from a pipe); MODE 'upload_file': boto3's upload_file of FILE. Prints one JSON line.
 """
+
 import json
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "plugins", "module_utils"))
+sys.path.insert(
+    0,
+    os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins", "module_utils"
+    ),
+)
 
 from pgsafe.storage.s3 import ObjectStore  # noqa: E402
 from pgsafe.storage.s3config import S3Settings  # noqa: E402
@@ -42,6 +47,7 @@ def main():
         out = {"sha256": result.sha256, "size": result.size, "parts": result.parts}
     else:
         from boto3.s3.transfer import TransferConfig
+
         store.client.upload_file(sys.argv[4], bucket, key, Config=TransferConfig())
         out = {"size": os.path.getsize(sys.argv[4])}
     out["seconds"] = time.monotonic() - start

@@ -3,6 +3,7 @@
 One gateway per test session (start-up takes 15-20 s); each test gets a bucket of its own. A gateway
 that cannot start fails the tests that need it, with the script's own explanation: never a skip.
 """
+
 import configparser
 import json
 import os
@@ -14,7 +15,6 @@ import time
 import uuid
 
 import pytest
-
 from pgcluster import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,27 +44,39 @@ class S3Gateway:
     def up(self, timeout=300):
         """Start the gateway, or restart whichever of its daemons is not running; returns the seconds taken."""
         if shutil.which("radosgw") is None:
-            raise GatewayError("radosgw is not installed: run scripts/setup.sh (it installs ceph-mon ceph-osd "
-                               "radosgw), or apt-get install --no-install-recommends ceph-mon ceph-osd radosgw")
+            raise GatewayError(
+                "radosgw is not installed: run scripts/setup.sh (it installs ceph-mon ceph-osd "
+                "radosgw), or apt-get install --no-install-recommends ceph-mon ceph-osd radosgw"
+            )
         start = time.monotonic()
         try:
-            proc = subprocess.run(["bash", SCRIPT, "up", self.dir, str(self.port), str(self.tls_port)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
-                                  check=False)
+            proc = subprocess.run(
+                ["bash", SCRIPT, "up", self.dir, str(self.port), str(self.tls_port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise GatewayError("scripts/s3-gateway.sh up did not finish within %d s (logs in %s/log)" % (timeout, self.dir))
+            raise GatewayError(
+                "scripts/s3-gateway.sh up did not finish within %d s (logs in %s/log)" % (timeout, self.dir)
+            )
         elapsed = time.monotonic() - start
         if proc.returncode != 0:
-            raise GatewayError("scripts/s3-gateway.sh up %s failed (exit %d):\n%s%s" % (
-                self.dir, proc.returncode, proc.stdout, proc.stderr))
+            raise GatewayError(
+                "scripts/s3-gateway.sh up %s failed (exit %d):\n%s%s"
+                % (self.dir, proc.returncode, proc.stdout, proc.stderr)
+            )
         self.summary = json.loads(proc.stdout.strip().splitlines()[-1])
         if self.startup_seconds is None:
             self.startup_seconds = elapsed
         return elapsed
 
     def down(self):
-        subprocess.run(["bash", SCRIPT, "down", self.dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=120, check=False)
+        subprocess.run(
+            ["bash", SCRIPT, "down", self.dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120, check=False
+        )
 
     def pid(self, daemon):
         with open(os.path.join(self.dir, "%s.pid" % daemon)) as fh:
@@ -91,15 +103,23 @@ class S3Gateway:
         if self._profiles is None:
             parser = configparser.ConfigParser()
             parser.read(self.credentials_file)
-            self._profiles = {section: {"access_key": parser[section]["aws_access_key_id"],
-                                        "secret_key": parser[section]["aws_secret_access_key"]}
-                              for section in parser.sections()}
+            self._profiles = {
+                section: {
+                    "access_key": parser[section]["aws_access_key_id"],
+                    "secret_key": parser[section]["aws_secret_access_key"],
+                }
+                for section in parser.sections()
+            }
         return dict(self._profiles[name])
 
     def settings_kwargs(self, profile="default", tls=False):
         """Keyword arguments for the engine's S3Settings."""
-        kwargs = {"endpoint_url": self.tls_endpoint if tls else self.endpoint, "region": REGION,
-                  "addressing_style": "path", "environ": {}}
+        kwargs = {
+            "endpoint_url": self.tls_endpoint if tls else self.endpoint,
+            "region": REGION,
+            "addressing_style": "path",
+            "environ": {},
+        }
         if tls:
             kwargs["ca_bundle"] = self.ca_bundle
         kwargs.update(self.profile(profile))
@@ -108,14 +128,20 @@ class S3Gateway:
     def client_kwargs(self, profile="default", tls=False):
         """Keyword arguments for boto3.client('s3', **kwargs): a raw client for checks beside the engine."""
         from botocore.config import Config
+
         creds = self.profile(profile)
-        return {"endpoint_url": self.tls_endpoint if tls else self.endpoint, "region_name": REGION,
-                "aws_access_key_id": creds["access_key"], "aws_secret_access_key": creds["secret_key"],
-                "verify": self.ca_bundle if tls else True,
-                "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"})}
+        return {
+            "endpoint_url": self.tls_endpoint if tls else self.endpoint,
+            "region_name": REGION,
+            "aws_access_key_id": creds["access_key"],
+            "aws_secret_access_key": creds["secret_key"],
+            "verify": self.ca_bundle if tls else True,
+            "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
+        }
 
     def client(self, profile="default", tls=False):
         import boto3
+
         return boto3.session.Session().client("s3", **self.client_kwargs(profile, tls))
 
 
@@ -130,6 +156,7 @@ class S3Bucket:
 
     def settings(self, profile="default", tls=False, **overrides):
         from pgsafe.storage.s3config import S3Settings
+
         kwargs = self.gateway.settings_kwargs(profile, tls)
         kwargs.update(overrides)
         return S3Settings(**kwargs)
@@ -137,6 +164,7 @@ class S3Bucket:
     def store(self, profile="default", tls=False, part_size=None, **overrides):
         """The engine's ObjectStore for this gateway; overrides go to its S3Settings."""
         from pgsafe.storage.s3 import DEFAULT_PART_SIZE, ObjectStore
+
         return ObjectStore(self.settings(profile, tls, **overrides), part_size=part_size or DEFAULT_PART_SIZE)
 
     def empty_and_remove(self):

@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pgsafe.core.errors import ConfigError
-from pgsafe.monitoring import alerts
 from pgsafe.core.naming import iso
+from pgsafe.monitoring import alerts
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 AGE = {"name": "backup_age", "status": "critical", "message": "old", "database": "shop"}
@@ -21,8 +21,15 @@ def test_new_failure_is_sent_with_seed_type():
 
 def test_same_failure_not_resent_within_realert_hours():
     key = out_key = alerts.plan([AGE], {}, 4, NOW, "h")[0][0]
-    state = {key: {"status": "critical", "last_sent": iso(NOW - timedelta(hours=3)), "check": "backup_age",
-                   "database": "shop", "message": "old"}}
+    state = {
+        key: {
+            "status": "critical",
+            "last_sent": iso(NOW - timedelta(hours=3)),
+            "check": "backup_age",
+            "database": "shop",
+            "message": "old",
+        }
+    }
     assert alerts.plan([AGE], state, 4, NOW, "h") == []
     state[out_key]["last_sent"] = iso(NOW - timedelta(hours=4))
     assert len(alerts.plan([AGE], state, 4, NOW, "h")) == 1
@@ -30,15 +37,17 @@ def test_same_failure_not_resent_within_realert_hours():
 
 def test_escalation_is_sent_at_once():
     key = alerts.plan([AGE], {}, 4, NOW, "h")[0][0]
-    state = {key: {"status": "warning", "last_sent": iso(NOW), "check": "backup_age", "database": "shop",
-                   "message": "old"}}
+    state = {
+        key: {"status": "warning", "last_sent": iso(NOW), "check": "backup_age", "database": "shop", "message": "old"}
+    }
     assert len(alerts.plan([AGE], state, 4, NOW, "h")) == 1
 
 
 def test_recovery_announced_once():
     key = alerts.plan([AGE], {}, 4, NOW, "h")[0][0]
-    state = {key: {"status": "critical", "last_sent": iso(NOW), "check": "backup_age", "database": "shop",
-                   "message": "old"}}
+    state = {
+        key: {"status": "critical", "last_sent": iso(NOW), "check": "backup_age", "database": "shop", "message": "old"}
+    }
     ok = dict(AGE, status="ok")
     out = alerts.plan([ok], state, 4, NOW, "h")
     assert len(out) == 1 and out[0][1]["status"] == "resolved"
@@ -61,12 +70,15 @@ def test_unreachable_endpoint_returns_error_not_raise(monkeypatch):
     def counting_opener():
         attempts.append(1)
         return real_opener()
+
     monkeypatch.setattr(alerts, "_opener", counting_opener)
     error = alerts.post("http://127.0.0.1:9/x", {"a": 1}, timeout=0.5, retries=2, backoff=0.01)
     assert isinstance(error, str) and "refused" in error.lower(), error
     assert len(attempts) == 2, "a refused connection is retried as often as asked"
     # The path of a webhook is often its secret: the error names scheme and host only.
-    assert alerts.post("ftp://example.org/t0ken", {"a": 1}) == "alert endpoint 'ftp://example.org' is not an http(s) URL"
+    assert (
+        alerts.post("ftp://example.org/t0ken", {"a": 1}) == "alert endpoint 'ftp://example.org' is not an http(s) URL"
+    )
 
 
 def header_file(tmp_path, text, mode=0o600):
@@ -97,5 +109,7 @@ def test_header_file_bad_line_names_the_line_not_the_value(tmp_path, text):
 
 
 def test_logged_endpoint_keeps_no_path_or_query():
-    assert alerts.safe_url("https://hooks.example.com:8443/services/T0/B0/s3cret?token=x") == \
-        "https://hooks.example.com:8443"
+    assert (
+        alerts.safe_url("https://hooks.example.com:8443/services/T0/B0/s3cret?token=x")
+        == "https://hooks.example.com:8443"
+    )

@@ -1,12 +1,12 @@
 """Base backup helpers that need no server."""
+
 import json
 import os
 
 import pytest
 
+from pgsafe.core.errors import ConfigError, VerificationFailed
 from pgsafe.physical.basebackup import BaseBackupRequest, _check_room_to_verify, _compress_arg, tar_members
-from pgsafe.core.errors import ConfigError
-from pgsafe.core.errors import VerificationFailed
 
 
 def backup(tmp_path, sizes):
@@ -53,13 +53,16 @@ def request(**kwargs):
     return BaseBackupRequest("/var/backups/pg", conninfo=None, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs, expected", [
-    ({"compression": "zstd", "jobs": 2}, ["--compress=server-zstd:level=3,workers=2"]),
-    ({"compression": "zstd", "jobs": 1}, ["--compress=server-zstd:level=3"]),
-    ({"compression": "zstd", "jobs": 4, "server_side": False}, ["--compress=client-zstd:level=3,workers=4"]),
-    ({"compression": "gzip", "jobs": 2}, ["--compress=server-gzip:level=6"]),
-    ({"compression": "none", "jobs": 2}, []),
-])
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"compression": "zstd", "jobs": 2}, ["--compress=server-zstd:level=3,workers=2"]),
+        ({"compression": "zstd", "jobs": 1}, ["--compress=server-zstd:level=3"]),
+        ({"compression": "zstd", "jobs": 4, "server_side": False}, ["--compress=client-zstd:level=3,workers=4"]),
+        ({"compression": "gzip", "jobs": 2}, ["--compress=server-gzip:level=6"]),
+        ({"compression": "none", "jobs": 2}, []),
+    ],
+)
 def test_compression_spec_uses_zstd_workers(kwargs, expected):
     assert _compress_arg(request(**kwargs), 150000) == expected
 

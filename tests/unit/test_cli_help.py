@@ -1,5 +1,6 @@
 """The host command explains itself: every option has help, --help lists the exit codes, and an
 unexpected exception ends in one line on stderr and exit 1, with the traceback only on request."""
+
 import argparse
 import os
 
@@ -37,8 +38,14 @@ def test_every_option_and_argument_has_help():
 
 def test_help_lists_the_exit_codes_for_every_subcommand():
     parser = build_parser()
-    for code, meaning in (("0", "ok"), ("1", "general"), ("2", "configuration"), ("3", "connect"),
-                          ("4", "backup failed"), ("5", "verification failed")):
+    for code, meaning in (
+        ("0", "ok"),
+        ("1", "general"),
+        ("2", "configuration"),
+        ("3", "connect"),
+        ("4", "backup failed"),
+        ("5", "verification failed"),
+    ):
         assert any(line.split()[:1] == [code] and meaning in line for line in EPILOG.splitlines()), code
     assert "exit codes:" in parser.format_help()
     for name, subparser in _subparsers(parser).choices.items():
@@ -53,6 +60,7 @@ def test_every_subcommand_says_where_it_writes():
 def test_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path):
     def broken(args, conninfo):
         raise OSError(13, "Permission denied", "/somewhere/full")
+
     monkeypatch.setattr(cli_logical, "cmd_list", broken)
     monkeypatch.delenv("PGSAFE_DEBUG", raising=False)
     assert main(["--backup-dir", str(tmp_path), "list"]) == 1
@@ -65,18 +73,21 @@ def test_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys, tmp_pa
 def test_any_exception_type_is_caught(monkeypatch, capsys, tmp_path):
     def broken(args, conninfo):
         raise KeyError("backup_file")
+
     monkeypatch.setattr(cli_logical, "cmd_list", broken)
     monkeypatch.delenv("PGSAFE_DEBUG", raising=False)
     assert main(["--backup-dir", str(tmp_path), "list"]) == 1
     err = capsys.readouterr().err
-    assert err.splitlines() == ["pgsafe: error: pgsafe list failed: KeyError: 'backup_file' "
-                                "(unexpected; --debug shows the traceback)"]
+    assert err.splitlines() == [
+        "pgsafe: error: pgsafe list failed: KeyError: 'backup_file' (unexpected; --debug shows the traceback)"
+    ]
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path, how):
     def broken(args, conninfo):
         raise ValueError("boom")
+
     monkeypatch.setattr(cli_logical, "cmd_list", broken)
     argv = ["--backup-dir", str(tmp_path), "list"]
     if how == "flag":
@@ -92,6 +103,7 @@ def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path, how):
 def test_archive_wal_fast_path_has_the_same_last_line(monkeypatch, capsys, tmp_path):
     def broken(args, conninfo):
         raise OSError(28, "No space left on device", str(tmp_path / "wal" / "X"))
+
     monkeypatch.setattr(cli_physical, "cmd_archive_wal", broken)
     monkeypatch.delenv("PGSAFE_DEBUG", raising=False)
     assert main(["--debug", "--backup-dir", str(tmp_path), "archive-wal", "p", "X"]) == 1
@@ -108,6 +120,8 @@ def test_run_as_hint_spells_what_sudo_would_drop(monkeypatch):
     monkeypatch.setenv("PGSAFE_COMMAND", "/usr/local/bin/pgsafe")
     args = argparse.Namespace(backup_dir="/var/backups/postgresql")
     hint = _run_as_hint(args, ["--port", "5434", "backup", "shop"], "postgres")
-    assert hint == ("sudo -u postgres /usr/local/bin/pgsafe --backup-dir /var/backups/postgresql "
-                    "--host '/run/pg sock' --port 5434 backup shop")
+    assert hint == (
+        "sudo -u postgres /usr/local/bin/pgsafe --backup-dir /var/backups/postgresql "
+        "--host '/run/pg sock' --port 5434 backup shop"
+    )
     assert os.environ["PGPORT"] not in hint

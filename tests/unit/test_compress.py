@@ -8,9 +8,20 @@ from pgsafe.core import compress
 from pgsafe.core.errors import ConfigError
 
 
-@pytest.mark.parametrize("codec,level,ok", [("gzip", 1, True), ("gzip", 9, True), ("gzip", 0, False),
-                                            ("gzip", 10, False), ("zstd", 19, True), ("zstd", 20, False),
-                                            ("zstd", 0, False), ("none", None, True), ("brotli", 1, False)])
+@pytest.mark.parametrize(
+    "codec,level,ok",
+    [
+        ("gzip", 1, True),
+        ("gzip", 9, True),
+        ("gzip", 0, False),
+        ("gzip", 10, False),
+        ("zstd", 19, True),
+        ("zstd", 20, False),
+        ("zstd", 0, False),
+        ("none", None, True),
+        ("brotli", 1, False),
+    ],
+)
 def test_levels(codec, level, ok):
     if ok:
         compress.validate(codec, level)
@@ -37,8 +48,13 @@ def test_stream_round_trip_and_hash(tmp_path, codec, watched):
     os.close(write_fd)
     dest = str(tmp_path / "out")
     seen = []
-    sha, size = compress.stream_to_file(read_fd, dest, codec, compress.validate(codec, None),
-                                        observe=(lambda c: seen.append(len(c))) if watched else None)
+    sha, size = compress.stream_to_file(
+        read_fd,
+        dest,
+        codec,
+        compress.validate(codec, None),
+        observe=(lambda c: seen.append(len(c))) if watched else None,
+    )
     os.close(read_fd)
     os.waitpid(pid, 0)
     if watched:

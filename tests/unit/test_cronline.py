@@ -1,4 +1,5 @@
 """The command lines cron runs are built from the option table and always parse back to what was meant."""
+
 import shlex
 
 import pytest
@@ -8,11 +9,34 @@ from pgsafe.cli.main import build_parser
 
 
 def test_global_options_go_before_the_subcommand_and_defaults_are_left_out():
-    words = command_words("/usr/local/bin/pgsafe", "backup",
-                          {"quiet": True, "backup_dir": "/b", "host": "", "port": 5433, "retention_days": 30,
-                           "globals": True, "row_counts": False}, ["shop"])
-    assert words == ["/usr/local/bin/pgsafe", "--backup-dir", "/b", "--port", "5433", "--quiet", "backup",
-                     "--retention-days", "30", "--no-row-counts", "--", "shop"]
+    words = command_words(
+        "/usr/local/bin/pgsafe",
+        "backup",
+        {
+            "quiet": True,
+            "backup_dir": "/b",
+            "host": "",
+            "port": 5433,
+            "retention_days": 30,
+            "globals": True,
+            "row_counts": False,
+        },
+        ["shop"],
+    )
+    assert words == [
+        "/usr/local/bin/pgsafe",
+        "--backup-dir",
+        "/b",
+        "--port",
+        "5433",
+        "--quiet",
+        "backup",
+        "--retention-days",
+        "30",
+        "--no-row-counts",
+        "--",
+        "shop",
+    ]
 
 
 def test_a_hostile_database_name_stays_one_argument_through_the_shell_and_cron():
@@ -28,8 +52,17 @@ def test_a_hostile_database_name_stays_one_argument_through_the_shell_and_cron()
 
 
 def test_every_generated_line_parses_with_the_real_parser():
-    argv = command_words("pgsafe", "health", {"quiet": True, "databases": ["a", "b"], "max_backup_age_hours": 12,
-                                              "check_archiver": False, "metrics_file": "/m.prom"})[1:]
+    argv = command_words(
+        "pgsafe",
+        "health",
+        {
+            "quiet": True,
+            "databases": ["a", "b"],
+            "max_backup_age_hours": 12,
+            "check_archiver": False,
+            "metrics_file": "/m.prom",
+        },
+    )[1:]
     args = build_parser().parse_args(argv)
     assert args.databases == ["a", "b"] and args.max_backup_age_hours == 12 and args.check_archiver is False
 
@@ -40,12 +73,19 @@ def test_unknown_options_are_refused():
 
 
 def test_offsite_options_are_global_and_a_secret_never_goes_on_a_command_line():
-    words = command_words("pgsafe", "push", {"quiet": True, "offsite_url": "s3://b/p",
-                                             "s3_endpoint_url": "https://s3.example.net", "s3_region": "eu-1"})
+    words = command_words(
+        "pgsafe",
+        "push",
+        {"quiet": True, "offsite_url": "s3://b/p", "s3_endpoint_url": "https://s3.example.net", "s3_region": "eu-1"},
+    )
     assert words.index("--offsite") < words.index("push")
     args = build_parser().parse_args(words[1:])
     assert (args.offsite_url, args.s3_endpoint_url, args.s3_region, args.command) == (
-        "s3://b/p", "https://s3.example.net", "eu-1", "push")
+        "s3://b/p",
+        "https://s3.example.net",
+        "eu-1",
+        "push",
+    )
     for secret in ("s3_secret_key", "s3_access_key", "login_password"):
         with pytest.raises(ValueError, match="secret"):
             command_words("pgsafe", "push", {secret: "x"})

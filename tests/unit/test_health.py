@@ -1,16 +1,23 @@
 from datetime import datetime, timedelta, timezone
 
-from pgsafe.monitoring import health
 from pgsafe.catalog.entries import Entry
 from pgsafe.core.naming import iso
+from pgsafe.monitoring import health
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
 
 def entry(size, hours_ago=1, db="shop"):
     moment = NOW - timedelta(hours=hours_ago)
-    meta = {"backup_file": "f%s_%s.dump" % (size, hours_ago), "database": db, "timestamp": iso(moment),
-            "finished_at": iso(moment), "size_bytes": size, "checksum": "x", "status": "ok"}
+    meta = {
+        "backup_file": "f%s_%s.dump" % (size, hours_ago),
+        "database": db,
+        "timestamp": iso(moment),
+        "finished_at": iso(moment),
+        "size_bytes": size,
+        "checksum": "x",
+        "status": "ok",
+    }
     return Entry(meta, "/x/f%s_%s.meta.json" % (size, hours_ago))
 
 
@@ -39,6 +46,7 @@ def test_disk_thresholds_with_probe():
 
     def probe(total, free):
         return lambda path: {"total": total * gib, "free": free * gib, "used": (total - free) * gib}
+
     ok = health.check_disk("/x", 10, 90, probe(100, 10))
     assert [r["status"] for r in ok] == ["ok", "ok"]
     low = health.check_disk("/x", 10, 90, probe(100, 9.9))
@@ -56,8 +64,14 @@ def test_counts():
 
 def test_archiver_failure_newer_than_success_is_critical():
     t0 = NOW - timedelta(minutes=5)
-    stats = {"last_failed_time": NOW, "last_archived_time": t0, "failed_count": 3, "last_failed_wal": "x",
-             "current_wal": "000000010000000000000010", "last_archived_wal": "000000010000000000000009"}
+    stats = {
+        "last_failed_time": NOW,
+        "last_archived_time": t0,
+        "failed_count": 3,
+        "last_failed_wal": "x",
+        "current_wal": "000000010000000000000010",
+        "last_archived_wal": "000000010000000000000009",
+    }
     out = health.check_archiver(stats, 16)
     assert out[0]["status"] == "critical"
     assert out[1]["value"] == 6
@@ -121,5 +135,6 @@ def test_archiver_without_any_success_is_not_called_healthy():
 def test_a_check_that_raises_becomes_a_critical_result():
     def broken():
         raise OSError(13, "Permission denied")
+
     out = health.guarded("backup_catalog", broken)
     assert out[0]["status"] == "critical" and "Permission denied" in out[0]["message"]

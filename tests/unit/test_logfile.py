@@ -1,4 +1,5 @@
 """A step log exists only once something was logged: a cron job each minute leaves no empty files."""
+
 import os
 
 from pgsafe.core.logfile import StepLog

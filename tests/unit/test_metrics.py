@@ -7,14 +7,23 @@ from pgsafe.monitoring import metrics
 
 
 def report():
-    return {"status": "warning",
-            "checks": [{"name": "backup_age", "status": "ok", "database": 'we"ird\\db'},
-                       {"name": "size_trend", "status": "warning", "database": "shop"}],
-            "metrics": {"backup_age_hours": 2.5, "disk_free_gb": 40, "disk_usage_percent": 60.1,
-                        "backup_count_total": 3, "backup_count_recent": 3, "corrupted_backups": 0,
-                        "last_backup_size_mb": None,
-                        "databases": {"shop": {"backup_age_hours": 2.5, "backup_count_total": 3,
-                                               "last_backup_size_mb": 1.5}}}}
+    return {
+        "status": "warning",
+        "checks": [
+            {"name": "backup_age", "status": "ok", "database": 'we"ird\\db'},
+            {"name": "size_trend", "status": "warning", "database": "shop"},
+        ],
+        "metrics": {
+            "backup_age_hours": 2.5,
+            "disk_free_gb": 40,
+            "disk_usage_percent": 60.1,
+            "backup_count_total": 3,
+            "backup_count_recent": 3,
+            "corrupted_backups": 0,
+            "last_backup_size_mb": None,
+            "databases": {"shop": {"backup_age_hours": 2.5, "backup_count_total": 3, "last_backup_size_mb": 1.5}},
+        },
+    }
 
 
 def test_prometheus_text_parses_and_has_prefix_and_labels():
@@ -28,13 +37,21 @@ def test_prometheus_text_parses_and_has_prefix_and_labels():
 
 def test_grafana_json_has_seed_fields():
     out = metrics.grafana_json(report())
-    for field in ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
-                  "backup_count_recent", "corrupted_backups", "last_backup_size_mb"):
+    for field in (
+        "backup_age_hours",
+        "disk_free_gb",
+        "disk_usage_percent",
+        "backup_count_total",
+        "backup_count_recent",
+        "corrupted_backups",
+        "last_backup_size_mb",
+    ):
         assert field in out
 
 
 def test_a_file_that_cannot_be_staged_is_a_critical_check_the_other_file_shows(tmp_path):
     from pgsafe.monitoring.runner import publish_metrics, stage_metrics
+
     blocker = tmp_path / "file"
     blocker.write_text("x")
     prom, js = str(blocker / "pgsafe.prom"), str(tmp_path / "m" / "pgsafe.json")
@@ -47,6 +64,7 @@ def test_a_file_that_cannot_be_staged_is_a_critical_check_the_other_file_shows(t
     assert not (tmp_path / "m" / "pgsafe.json").exists(), "staged, not yet in place"
     assert publish_metrics(rep, staged, lambda *a: None) == [js]
     import json
+
     assert json.load(open(js))["status"] == "critical"
     assert sorted(os.listdir(str(tmp_path / "m"))) == ["pgsafe.json"]
     assert stat.S_IMODE(os.stat(js).st_mode) == 0o644
@@ -56,13 +74,20 @@ def test_off_site_metrics_appear_only_when_checked_and_each_series_once():
     plain = {f.name for f in text_string_to_metric_families(metrics.prometheus_text(report()))}
     assert not [name for name in plain if "offsite" in name]
     r = report()
-    r["metrics"]["offsite"] = {"up": 1, "backup_age_hours": 3.0, "damaged_backups": 2, "wal_pending_count": 4,
-                               "wal_pending_oldest_seconds": 90.5}
+    r["metrics"]["offsite"] = {
+        "up": 1,
+        "backup_age_hours": 3.0,
+        "damaged_backups": 2,
+        "wal_pending_count": 4,
+        "wal_pending_oldest_seconds": 90.5,
+    }
     r["metrics"]["databases"]["shop"]["offsite_backup_age_hours"] = 3.0
     r["metrics"]["databases"]["billing"] = {"offsite_backup_age_hours": 5.0}
     # Two damaged backups of one database: one series, the worst status.
-    r["checks"] += [{"name": "offsite_integrity", "status": "critical", "database": "shop"},
-                    {"name": "offsite_integrity", "status": "ok", "database": "shop"}]
+    r["checks"] += [
+        {"name": "offsite_integrity", "status": "critical", "database": "shop"},
+        {"name": "offsite_integrity", "status": "ok", "database": "shop"},
+    ]
     text = metrics.prometheus_text(r)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["pgsafe_offsite_up"].samples[0].value == 1

@@ -1,4 +1,5 @@
 """What the modules share: login options, engine errors as failures, engine results without Ansible's keys."""
+
 import ast
 import glob
 import importlib
@@ -36,27 +37,40 @@ def test_login_options_come_first_and_keep_the_password_secret(support):
 
 
 def test_conninfo_takes_the_socket_when_no_host_is_given(support):
-    info = support.conninfo_from_params({"login_unix_socket": "/run/pg", "login_port": 5433, "login_user": "u",
-                                         "login_password": "s3cret", "connect_timeout": 4})
+    info = support.conninfo_from_params(
+        {
+            "login_unix_socket": "/run/pg",
+            "login_port": 5433,
+            "login_user": "u",
+            "login_password": "s3cret",
+            "connect_timeout": 4,
+        }
+    )
     assert (info.host, info.port, info.user, info.connect_timeout) == ("/run/pg", 5433, "u", 4)
     assert "s3cret" not in info.describe()
 
 
 def test_an_engine_error_fails_with_its_kind_exit_code_and_hint(support):
     from pgsafe.core.errors import ConfigError
+
     module = FakeModule()
     with pytest.raises(SystemExit):
         support.fail_from_error(module, ConfigError("backup_dir is missing", "Create it"), log=["a"])
-    assert module.failed == {"msg": "backup_dir is missing. Create it", "error_kind": "configuration",
-                             "exit_code": 2, "log": ["a"]}
+    assert module.failed == {
+        "msg": "backup_dir is missing. Create it",
+        "error_kind": "configuration",
+        "exit_code": 2,
+        "log": ["a"],
+    }
 
 
 def test_engine_keys_never_override_the_module(support):
     assert support.without_ansible_keys({"changed": False, "check_mode": True, "backup_id": "x"}) == {"backup_id": "x"}
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "plugins", "module_utils", "pgsafe", "**", "*.py"),
-                                              recursive=True)))
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(ROOT, "plugins", "module_utils", "pgsafe", "**", "*.py"), recursive=True))
+)
 def test_engine_results_carry_no_ansible_vocabulary(path):
     """'changed' and 'check_mode' are the modules' words; the engine says what it did (changes, modified)."""
     tree = ast.parse(open(path).read())

@@ -33,15 +33,18 @@ def test_parse_iso_forms():
     assert parse_iso(None) is None
 
 
-@pytest.mark.parametrize("name, prefix, expected", [
-    (".shop_full_20261125_063704.dump.tmp-17-ab12cd34", "shop_full_", True),
-    (".shop_full_20261125_063704_2.dump.tmp-17-ab12cd34", "shop_full_", True),
-    (".shop_base_20261125_063704.tmp-17-ab12cd34", "shop_base_", True),
-    # Database 'shop_full_1' and one named like a stamp: their files start with '.shop_full_'.
-    (".shop_full_1_full_20261125_063704.dump.tmp-17-ab12cd34", "shop_full_", False),
-    (".shop_full_20261125_063704_full_20261125_063705.dump.tmp-17-ab", "shop_full_", False),
-    ("shop_full_20261125_063704.dump", "shop_full_x", False),
-    (".port5432_base_20261125_063704.tmp-1-ab", "port5433_base_", False),
-])
+@pytest.mark.parametrize(
+    "name, prefix, expected",
+    [
+        (".shop_full_20261125_063704.dump.tmp-17-ab12cd34", "shop_full_", True),
+        (".shop_full_20261125_063704_2.dump.tmp-17-ab12cd34", "shop_full_", True),
+        (".shop_base_20261125_063704.tmp-17-ab12cd34", "shop_base_", True),
+        # Database 'shop_full_1' and one named like a stamp: their files start with '.shop_full_'.
+        (".shop_full_1_full_20261125_063704.dump.tmp-17-ab12cd34", "shop_full_", False),
+        (".shop_full_20261125_063704_full_20261125_063705.dump.tmp-17-ab", "shop_full_", False),
+        ("shop_full_20261125_063704.dump", "shop_full_x", False),
+        (".port5432_base_20261125_063704.tmp-1-ab", "port5433_base_", False),
+    ],
+)
 def test_temp_names_belong_only_to_their_own_series(name, prefix, expected):
     assert is_temp_of(name, prefix) is expected

@@ -1,5 +1,6 @@
 """Off-site retention's pure decisions: the disk's choose() on off-site entries, which objects a deletion
 may touch, and which objects are orphans."""
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -22,9 +23,17 @@ def entry(days_ago, database="shop", folder="full", objects=None, sizes=None, st
         objects = {"%s/%s" % (folder, backup_file): {"size": 10, "sha256": "a" * 64}}
         if folder == "base":
             objects = {"base/%s/base.tar" % backup_id: {"size": 10, "sha256": "a" * 64}}
-    meta = {"backup_id": backup_id, "backup_file": backup_file, "database": database, "timestamp": iso(moment),
-            "finished_at": iso(moment), "status": status, "checksum": "c", "size_bytes": 10,
-            "offsite": {"objects": objects}}
+    meta = {
+        "backup_id": backup_id,
+        "backup_file": backup_file,
+        "database": database,
+        "timestamp": iso(moment),
+        "finished_at": iso(moment),
+        "status": status,
+        "checksum": "c",
+        "size_bytes": 10,
+        "offsite": {"objects": objects},
+    }
     if globals_file and folder == "full":
         meta["globals_file"] = "globals/%s_globals.sql.gz" % backup_id
         objects[meta["globals_file"]] = {"size": 5, "sha256": "b" * 64}
@@ -52,11 +61,21 @@ def test_an_entry_lists_what_is_absent_or_resized():
 def test_a_deletion_touches_only_the_backups_own_objects():
     e = entry(1)
     names, refused = data_names(e)
-    assert names == ["full/shop_full_1.dump", "globals/shop_full_1_globals.sql.gz",
-                     "globals/shop_full_1_globals.meta.json"] and refused == []
-    hostile = entry(2, objects={"full/shop_full_2.dump": {"size": 1}, "wal/000000010000000000000001": {"size": 1},
-                                "full/other_full_1.meta.json": {"size": 1}, "full/shop_full_2.dump/../x": {"size": 1}},
-                    globals_file=False)
+    assert (
+        names
+        == ["full/shop_full_1.dump", "globals/shop_full_1_globals.sql.gz", "globals/shop_full_1_globals.meta.json"]
+        and refused == []
+    )
+    hostile = entry(
+        2,
+        objects={
+            "full/shop_full_2.dump": {"size": 1},
+            "wal/000000010000000000000001": {"size": 1},
+            "full/other_full_1.meta.json": {"size": 1},
+            "full/shop_full_2.dump/../x": {"size": 1},
+        },
+        globals_file=False,
+    )
     names, refused = data_names(hostile)
     assert names == ["full/shop_full_2.dump"]
     assert refused == ["full/other_full_1.meta.json", "full/shop_full_2.dump/../x", "wal/000000010000000000000001"]
@@ -71,13 +90,15 @@ def info(name, hours_old):
 def test_orphans_are_unowned_old_data_objects_never_a_backups_metadata():
     kept = entry(1)
     objects = {name: info(name, 48) for name in list(kept.objects) + [kept.meta_name]}
-    objects.update({
-        "full/gone_full_1.dump": info("full/gone_full_1.dump", 48),                 # its metadata was deleted
-        "globals/gone_full_1_globals.meta.json": info("globals/gone_full_1_globals.meta.json", 48),
-        "full/pushing_full_1.dump": info("full/pushing_full_1.dump", 1),            # a push in progress
-        "full/unreadable_full_1.meta.json": info("full/unreadable_full_1.meta.json", 48),
-        "base/shop_base_9/extra": info("base/shop_base_9/extra", 48),
-    })
+    objects.update(
+        {
+            "full/gone_full_1.dump": info("full/gone_full_1.dump", 48),  # its metadata was deleted
+            "globals/gone_full_1_globals.meta.json": info("globals/gone_full_1_globals.meta.json", 48),
+            "full/pushing_full_1.dump": info("full/pushing_full_1.dump", 1),  # a push in progress
+            "full/unreadable_full_1.meta.json": info("full/unreadable_full_1.meta.json", 48),
+            "base/shop_base_9/extra": info("base/shop_base_9/extra", 48),
+        }
+    )
     base = entry(9, folder="base")
     objects[base.meta_name] = info(base.meta_name, 48)
     found = orphans(objects, [kept, base], NOW, 24 * 3600)

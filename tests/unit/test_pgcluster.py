@@ -1,4 +1,5 @@
 """Which server the test clusters run: the newest installed, not a hard-coded major."""
+
 import pgcluster
 
 

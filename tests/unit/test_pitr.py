@@ -1,4 +1,5 @@
 """PITR decisions without a server: which base backup, which WAL must be there, what the recovered cluster gets."""
+
 import os
 from datetime import datetime, timezone
 
@@ -6,18 +7,43 @@ import pytest
 
 from pgsafe.catalog.entries import Entry
 from pgsafe.core.errors import ConfigError
-from pgsafe.physical.pitr import (PitrRequest, WalGap, check_wal_continuity, choose_base, parse_target_time, recovery_facts,
-                                  recovery_settings)
+from pgsafe.physical.pitr import (
+    PitrRequest,
+    WalGap,
+    check_wal_continuity,
+    choose_base,
+    parse_target_time,
+    recovery_facts,
+    recovery_settings,
+)
 
 
-def entry(tmp_path, backup_id, finished, start_wal="000000010000000000000004", stop_wal="000000010000000000000004",
-          stop_lsn="0/4000100"):
+def entry(
+    tmp_path,
+    backup_id,
+    finished,
+    start_wal="000000010000000000000004",
+    stop_wal="000000010000000000000004",
+    stop_lsn="0/4000100",
+):
     data = tmp_path / backup_id
     data.mkdir(exist_ok=True)
     (data / "base.tar").write_bytes(b"x" * 10)
-    meta = {"kind": "base", "backup_id": backup_id, "backup_file": backup_id, "database": "c", "status": "ok",
-            "timestamp": finished, "finished_at": finished, "size_bytes": 10, "checksum": "-",
-            "start_wal": start_wal, "stop_wal": stop_wal, "start_lsn": "0/4000028", "stop_lsn": stop_lsn}
+    meta = {
+        "kind": "base",
+        "backup_id": backup_id,
+        "backup_file": backup_id,
+        "database": "c",
+        "status": "ok",
+        "timestamp": finished,
+        "finished_at": finished,
+        "size_bytes": 10,
+        "checksum": "-",
+        "start_wal": start_wal,
+        "stop_wal": stop_wal,
+        "start_lsn": "0/4000028",
+        "stop_lsn": stop_lsn,
+    }
     return Entry(meta, str(tmp_path / (backup_id + ".meta.json")))
 
 
@@ -89,11 +115,14 @@ def test_other_timelines_do_not_fill_a_hole(tmp_path):
     assert seg(6) in str(info.value)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2026-11-20 14:30:00+00", "2026-11-20T14:30:00+00:00"),
-    ("2026-11-20T15:30:00+01:00", "2026-11-20T14:30:00+00:00"),
-    ("2026-11-20T14:30:00.250Z", "2026-11-20T14:30:00.250000+00:00"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2026-11-20 14:30:00+00", "2026-11-20T14:30:00+00:00"),
+        ("2026-11-20T15:30:00+01:00", "2026-11-20T14:30:00+00:00"),
+        ("2026-11-20T14:30:00.250Z", "2026-11-20T14:30:00.250000+00:00"),
+    ],
+)
 def test_target_time_is_parsed_to_utc(text, expected):
     assert parse_target_time(text).isoformat() == expected
 
@@ -105,8 +134,14 @@ def test_ambiguous_or_bad_target_time_is_refused(text):
 
 
 def test_recovered_cluster_never_archives_and_promotes(tmp_path):
-    req = PitrRequest(str(tmp_path), str(tmp_path / "wal"), str(tmp_path / "data"), 5999,
-                      target_time="2026-11-20 14:30:00+00", pgsafe_command="/usr/local/bin/pgsafe")
+    req = PitrRequest(
+        str(tmp_path),
+        str(tmp_path / "wal"),
+        str(tmp_path / "data"),
+        5999,
+        target_time="2026-11-20 14:30:00+00",
+        pgsafe_command="/usr/local/bin/pgsafe",
+    )
     s = recovery_settings(req)
     assert s["archive_mode"] == "off"
     assert s["recovery_target_action"] == "promote"
@@ -135,6 +170,9 @@ RECOVERY_LOG = """\
 
 def test_recovery_facts_come_from_the_servers_log():
     facts = recovery_facts(RECOVERY_LOG)
-    assert facts == {"recovered_lsn": "0/3004BE8", "timeline": 2,
-                     "recovered_to_time": "2026-11-24T02:47:19.915861+00:00"}
+    assert facts == {
+        "recovered_lsn": "0/3004BE8",
+        "timeline": 2,
+        "recovered_to_time": "2026-11-24T02:47:19.915861+00:00",
+    }
     assert recovery_facts("") == {"recovered_lsn": None, "recovered_to_time": None, "timeline": None}

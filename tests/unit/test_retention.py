@@ -1,8 +1,8 @@
 from datetime import datetime, timedelta, timezone
 
 from pgsafe.catalog.entries import Entry
-from pgsafe.core.naming import iso
 from pgsafe.catalog.retention import choose
+from pgsafe.core.naming import iso
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 
@@ -12,8 +12,15 @@ class FakeEntry(Entry):
 
     def __init__(self, days_ago, good=True, status="ok"):
         moment = NOW - timedelta(days=days_ago)
-        meta = {"backup_file": "db_full_%s.dump" % days_ago, "database": "db", "timestamp": iso(moment),
-                "finished_at": iso(moment), "status": status, "size_bytes": 1, "checksum": "x"}
+        meta = {
+            "backup_file": "db_full_%s.dump" % days_ago,
+            "database": "db",
+            "timestamp": iso(moment),
+            "finished_at": iso(moment),
+            "status": status,
+            "size_bytes": 1,
+            "checksum": "x",
+        }
         super().__init__(meta, "/nowhere/db_full_%s.meta.json" % days_ago)
         self._good = good
 

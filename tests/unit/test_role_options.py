@@ -1,4 +1,5 @@
 """Roles document their real defaults, and a role variable that sets an engine option agrees with the table."""
+
 import glob
 import os
 
@@ -57,7 +58,11 @@ def test_role_variables_of_an_option_default_to_the_option():
                 # Roles say "unset" with an empty value (one way for every role); the engine with None.
                 value = None if value in ("", {}) else value
                 assert value == opt.default, "%s defaults to %r, the engine's %s to %r" % (
-                    var, value, opt.id, opt.default)
+                    var,
+                    value,
+                    opt.id,
+                    opt.default,
+                )
 
 
 def test_a_role_variable_named_like_an_option_is_declared_as_one():
@@ -66,8 +71,10 @@ def test_a_role_variable_named_like_an_option_is_declared_as_one():
     stray = []
     for role in ROLES:
         for var in load(role, "defaults", "main.yml"):
-            suffix = var[len(role) + 1:]
+            suffix = var[len(role) + 1 :]
             if suffix in params and var not in declared and var not in ROLE_OWN:
                 stray.append(var)
-    assert not stray, ("these role variables set an engine option: list each in its option's role_vars in "
-                       "core/options.py, or in ROLE_OWN here saying why it differs: %s" % ", ".join(stray))
+    assert not stray, (
+        "these role variables set an engine option: list each in its option's role_vars in "
+        "core/options.py, or in ROLE_OWN here saying why it differs: %s" % ", ".join(stray)
+    )

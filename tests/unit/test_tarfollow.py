@@ -1,4 +1,5 @@
 """TarFollower against a writer that is still writing: real tar and zstd, no server."""
+
 import hashlib
 import io
 import os
@@ -25,13 +26,15 @@ def tar_zst_bytes(files):
 
 def slow_writer(path, data, pieces=20, pause=0.01):
     """Write data in pieces with pauses, as pg_basebackup does while the server sends it."""
+
     def run():
         with open(path, "wb") as fh:
             step = max(1, len(data) // pieces)
             for i in range(0, len(data), step):
-                fh.write(data[i:i + step])
+                fh.write(data[i : i + step])
                 fh.flush()
                 time.sleep(pause)
+
     thread = threading.Thread(target=run)
     thread.start()
     return thread

@@ -1,10 +1,11 @@
 """Which PostgreSQL program the engine runs: the choice between installed major versions."""
+
 import os
 
 import pytest
 
 from pgsafe.core import tools
-from pgsafe.core.errors import ConfigError, EXIT_CONFIG
+from pgsafe.core.errors import EXIT_CONFIG, ConfigError
 
 DEB = "/usr/lib/postgresql/%d/bin/%s"
 
@@ -90,7 +91,9 @@ def test_version_texts():
 
 def test_a_dump_is_read_by_a_pg_restore_as_new_as_its_pg_dump():
     assert tools.needed_to_read_dump({"pg_dump_version": "17.12", "server_version_num": 150018}) == (
-        17, "the backup was written by pg_dump 17.12")
+        17,
+        "the backup was written by pg_dump 17.12",
+    )
     # Metadata written before pg_dump's version was recorded: the server's major.
     assert tools.needed_to_read_dump({"server_version": "15.18", "server_version_num": 150018})[0] == 15
     assert tools.needed_to_read_dump({}) == (None, None)

@@ -5,6 +5,7 @@ with hints; this test does, by reading the source: a public function or method (
 public class, name without a leading '_', or __init__) needs a return annotation and an annotation on
 every parameter but self and cls.  Private helpers and functions nested in functions are left free.
 """
+
 import ast
 import os
 import subprocess
@@ -12,8 +13,9 @@ import sys
 
 import pytest
 
-ENGINE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "plugins", "module_utils")
+ENGINE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins", "module_utils"
+)
 # The packages mypy.ini checks; the others are typed when they are next reworked.
 TYPED_PACKAGES = ("core", "catalog", "logical", "physical", "storage")
 
@@ -24,6 +26,7 @@ def _is_public(name):
 
 def _public_functions(tree):
     """(qualified name, def node) of every public function and method of a module."""
+
     def walk(body, prefix):
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_public(node.name):
@@ -32,6 +35,7 @@ def _public_functions(tree):
                 yield from walk(node.body, prefix + node.name + ".")
             elif isinstance(node, ast.If):  # a def under `if TYPE_CHECKING:` or a version test
                 yield from walk(node.body + node.orelse, prefix)
+
     yield from walk(tree.body, "")
 
 
@@ -69,7 +73,7 @@ def test_every_public_function_of_the_typed_packages_has_hints():
     assert not problems, "public functions without type hints:\n" + "\n".join(problems)
 
 
-SAMPLE = '''
+SAMPLE = """
 def typed(a: int, *rest: str, flag: bool = False, **extra: int) -> None: ...
 def no_return(a: int): ...
 def bare(a, b: int) -> int: ...
@@ -84,7 +88,7 @@ class Store:
     def _helper(self, x): ...
 class _Hidden:
     def run(self, x): ...
-'''
+"""
 
 
 def test_the_check_names_each_missing_hint_and_leaves_private_code_alone():
@@ -112,9 +116,15 @@ def test_the_wal_commands_do_not_import_typing(tmp_path, command):
         os.mkdir(archive, 0o700)
         (tmp_path / "wal" / segment).write_bytes(bytes(16 * 1024))
         args = ["restore-wal", "--archive-dir", archive, segment, str(tmp_path / "RECOVERYXLOG")]
-    code = ("import sys; sys.path.insert(0, %r); from pgsafe.cli.main import main; rc = main(sys.argv[1:]); "
-            "print('typing' in sys.modules); sys.exit(rc)" % ENGINE)
-    proc = subprocess.run([sys.executable, "-S", "-c", code, "--backup-dir", str(tmp_path)] + args,
-                          capture_output=True, text=True, check=False)
+    code = (
+        "import sys; sys.path.insert(0, %r); from pgsafe.cli.main import main; rc = main(sys.argv[1:]); "
+        "print('typing' in sys.modules); sys.exit(rc)" % ENGINE
+    )
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code, "--backup-dir", str(tmp_path)] + args,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"

@@ -1,4 +1,5 @@
 """archive_wal / restore_wal on synthetic WAL files: PostgreSQL's archive_command rules, no server."""
+
 import errno
 import os
 import subprocess
@@ -6,14 +7,15 @@ import sys
 
 import pytest
 
+from pgsafe.core.errors import BackupFailed, ConfigError, VerificationFailed
 from pgsafe.physical import walarchive
 from pgsafe.physical.archive_config import default_archive_command, default_restore_command
-from pgsafe.core.errors import BackupFailed, ConfigError, VerificationFailed
 from pgsafe.physical.walarchive import WalMissing, archive_wal, restore_wal
 
 SEG = "000000010000000A000000FE"
-ENGINE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "plugins", "module_utils")
+ENGINE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "plugins", "module_utils"
+)
 
 
 @pytest.fixture
@@ -110,6 +112,7 @@ def test_disk_full_while_copying_leaves_nothing_behind(wal, tmp_path, monkeypatc
 
     def full(*_args):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(walarchive.os, "sendfile", full)
     monkeypatch.setattr(walarchive.os, "write", full)  # the O_DIRECT path
     with pytest.raises(BackupFailed) as info:
@@ -146,15 +149,25 @@ def test_restore_of_a_damaged_compressed_file_fails_and_creates_nothing(wal, tmp
 def test_archive_wal_through_the_cli_never_imports_psycopg2(wal, tmp_path):
     """archive_command runs with the system python3 as the postgres user: no driver needed."""
     archive = str(tmp_path / "wal")
-    code = ("import sys; sys.modules['psycopg2'] = None; sys.path.insert(0, %r); "
-            "from pgsafe.cli.main import main; sys.exit(main(sys.argv[1:]))" % ENGINE)
+    code = (
+        "import sys; sys.modules['psycopg2'] = None; sys.path.insert(0, %r); "
+        "from pgsafe.cli.main import main; sys.exit(main(sys.argv[1:]))" % ENGINE
+    )
     base = [sys.executable, "-c", code, "--backup-dir", str(tmp_path)]
-    proc = subprocess.run(base + ["archive-wal", "--archive-dir", archive, "--compress", "zstd", wal, SEG],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        base + ["archive-wal", "--archive-dir", archive, "--compress", "zstd", wal, SEG],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert os.listdir(archive) == [SEG + ".zst"]
-    proc = subprocess.run(base + ["restore-wal", "--archive-dir", archive, SEG, str(tmp_path / "back")],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        base + ["restore-wal", "--archive-dir", archive, SEG, str(tmp_path / "back")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "back").read_bytes() == open(wal, "rb").read()
 
@@ -177,6 +190,7 @@ def test_segment_copy_is_identical_whether_or_not_o_direct_is_taken(wal, tmp_pat
         if not direct_works:
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_write(fd, data)
+
     monkeypatch.setattr(walarchive.os, "write", write)
     archive = str(tmp_path / "wal")
     assert archive_wal(wal, SEG, archive) == "archived"

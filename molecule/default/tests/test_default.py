@@ -1,4 +1,5 @@
 """What site.yml leaves on a PostgreSQL host, checked from outside with testinfra."""
+
 import json
 
 BACKUP_DIR = "/var/backups/postgresql"

@@ -1,11 +1,12 @@
 """Three hosts converged together, each backing up to its own prefix of one bucket; db1 destroyed with its
 backups, and its database restored, recovered to a point in time and drilled on db2 from the bucket alone."""
+
 import json
 import re
 
 
 def psql(host, dbname, sql, where=""):
-    out = host.run("su postgres -s /bin/sh -c \"psql -X -At %s -d '%s' -c \\\"%s\\\"\"" % (where, dbname, sql))
+    out = host.run('su postgres -s /bin/sh -c "psql -X -At %s -d \'%s\' -c \\"%s\\""' % (where, dbname, sql))
     assert out.rc == 0, out.stderr
     return out.stdout.strip()
 
@@ -29,7 +30,12 @@ def offsite_cli(host, prefix, *args):
     endpoint = re.search(r"--s3-endpoint-url (\S+)", line).group(1)
     bucket = re.search(r"--offsite s3://([^/\s]+)", line).group(1)
     cmd = "AWS_SHARED_CREDENTIALS_FILE=%s pgsafe --quiet --offsite s3://%s/%s --s3-endpoint-url %s %s" % (
-        CREDENTIALS, bucket, prefix, endpoint, " ".join(args))
+        CREDENTIALS,
+        bucket,
+        prefix,
+        endpoint,
+        " ".join(args),
+    )
     return host.run("su postgres -s /bin/sh -c '%s'" % cmd)
 
 
@@ -41,7 +47,9 @@ def test_every_host_pushes_off_site_without_a_secret_on_a_command_line(host):
     assert host.file("/var/lib/postgresql/.pgsafe").mode == 0o700
     secret = re.search(r"aws_secret_access_key = (\S+)", creds.content_string).group(1)
     push = host.file("/etc/cron.d/pgsafe-push").content_string
-    assert re.search(r"^\* \* \* \* \* postgres /usr/local/bin/pgsafe .*--offsite s3://pgsafe-fleet .*push ", push, re.M)
+    assert re.search(
+        r"^\* \* \* \* \* postgres /usr/local/bin/pgsafe .*--offsite s3://pgsafe-fleet .*push ", push, re.M
+    )
     for path in cron_files(host):
         text = host.file(path).content_string
         assert secret not in text, path

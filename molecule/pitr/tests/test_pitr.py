@@ -7,7 +7,7 @@ PITR_SOCKET = "/var/lib/postgresql/pgsafe_pitr/shop"
 
 def psql(host, sql, port="5432"):
     where = ("-h %s " % PITR_SOCKET) if port == PITR_PORT else ""
-    out = host.run("su postgres -s /bin/sh -c \"psql -X -At %s-p %s -d shop -c \\\"%s\\\"\"" % (where, port, sql))
+    out = host.run('su postgres -s /bin/sh -c "psql -X -At %s-p %s -d shop -c \\"%s\\""' % (where, port, sql))
     assert out.rc == 0, out.stderr
     return out.stdout.strip()
 

@@ -3,6 +3,7 @@
 The disaster case is the point: the host's backup directory is deleted, and the database comes
 back from the bucket alone, compared row for row with its source.
 """
+
 import json
 import os
 import shutil
@@ -10,10 +11,9 @@ import subprocess
 import time
 
 import pytest
-
-from pgtest import drop_database, run_cli, table_contents, unique_name
 from offsitekit import PREFIX, archiving_cluster, keys, s3_env, switch_and_wait
 from pgcluster import free_port, make_scratch_dir
+from pgtest import drop_database, run_cli, table_contents, unique_name
 
 
 def offsite_backup(pg, backup_dir, bucket, database):
@@ -38,8 +38,9 @@ def test_a_database_whose_backups_are_gone_comes_back_from_the_bucket_alone(pg, 
         listing = run_cli(pg, elsewhere, "list", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
         assert listing.returncode == 0, listing.stderr
         assert [b["backup_id"] for b in json.loads(listing.stdout)["backups"]] == [result["backup_id"]]
-        proc = run_cli(pg, elsewhere, "restore", "--from", "offsite", "--latest", "--json", target,
-                       env_extra=s3_env(s3_bucket))
+        proc = run_cli(
+            pg, elsewhere, "restore", "--from", "offsite", "--latest", "--json", target, env_extra=s3_env(s3_bucket)
+        )
         assert proc.returncode == 0, proc.stderr
         restored = json.loads(proc.stdout)
         assert restored["backup_id"] == result["backup_id"] and restored["validation"]["passed"]
@@ -71,8 +72,19 @@ def test_push_is_idempotent_and_completes_what_a_crash_left(pg, sample_db, s3_bu
 
 
 def offsite_health(pg, backup_dir, bucket, *args):
-    proc = run_cli(pg, backup_dir, "health", "--json", "--no-connect", "--min-disk-space-gb", "0",
-                   "--max-disk-usage-percent", "100", *args, env_extra=s3_env(bucket))
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--json",
+        "--no-connect",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        *args,
+        env_extra=s3_env(bucket),
+    )
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -87,8 +99,9 @@ def test_a_damaged_or_missing_object_is_refused_before_anything_is_restored(pg, 
     failed = [r for r in json.loads(verify.stdout)["results"] if not r["verified"]]
     assert [r["backup_id"] for r in failed] == [result["backup_id"]] and "damaged" in failed[0]["error"]
     target = unique_name("never")
-    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target,
-                   env_extra=s3_env(s3_bucket))
+    proc = run_cli(
+        pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target, env_extra=s3_env(s3_bucket)
+    )
     assert proc.returncode == 5, proc.stderr
     assert not pg.database_exists(target)
     assert [n for n in os.listdir(backup_dir) if n.startswith(".offsite-staging")] == []
@@ -101,12 +114,23 @@ def test_a_damaged_or_missing_object_is_refused_before_anything_is_restored(pg, 
         assert damaged[0]["database"] == sample_db and report["metrics"]["offsite"]["damaged_backups"] == 1
 
     s3_bucket.client.delete_object(Bucket=s3_bucket.name, Key=data_key)
-    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", "--latest", "--database", sample_db, target,
-                   env_extra=s3_env(s3_bucket))
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "restore",
+        "--from",
+        "offsite",
+        "--latest",
+        "--database",
+        sample_db,
+        target,
+        env_extra=s3_env(s3_bucket),
+    )
     assert proc.returncode == 5 and "incomplete" in proc.stderr, proc.stderr
     assert not pg.database_exists(target)
-    proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target,
-                   env_extra=s3_env(s3_bucket))
+    proc = run_cli(
+        pg, backup_dir, "restore", "--from", "offsite", result["backup_id"], target, env_extra=s3_env(s3_bucket)
+    )
     assert proc.returncode == 5 and "missing" in proc.stderr, proc.stderr
     assert not pg.database_exists(target)
     verify = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
@@ -160,17 +184,44 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     port = free_port()
     try:
-        proc = run_cli(c, elsewhere, "restore-pitr", data_dir, "--port", str(port), "--from", "offsite",
-                       "--target-time", marks[0].isoformat(), "--json", env_extra=env)
+        proc = run_cli(
+            c,
+            elsewhere,
+            "restore-pitr",
+            data_dir,
+            "--port",
+            str(port),
+            "--from",
+            "offsite",
+            "--target-time",
+            marks[0].isoformat(),
+            "--json",
+            env_extra=env,
+        )
         assert proc.returncode == 0, proc.stderr
         import psycopg2
+
         conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
         with conn.cursor() as cur:
             cur.execute("SELECT batch, count(*) FROM events GROUP BY batch ORDER BY batch")
             assert cur.fetchall() == [(1, 100)]
         conn.close()
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
-                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)

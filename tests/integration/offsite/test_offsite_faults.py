@@ -1,9 +1,11 @@
 """Faults of the off-site copy on the real gateway: radosgw killed in the middle of a push."""
+
 import json
 import threading
 
-from pgtest import drop_database, run_cli, table_contents, unique_name
 from offsitekit import names, repository, s3_env
+from pgtest import drop_database, run_cli, table_contents, unique_name
+
 from pgsafe.offsite.push import push
 from pgsafe.offsite.repository import OffsiteRepository
 
@@ -43,19 +45,28 @@ class _PausingRepository(OffsiteRepository):
         if not name.startswith("full/"):
             return super().put_file(name, path, size, sha256)
         with open(path, "rb") as fh:
-            return self.store.put_if_absent(self.location.bucket, self.key(name),
-                                            _Paused(fh, self.pause_at, self.reached, self.go), size=size, sha256=sha256)
+            return self.store.put_if_absent(
+                self.location.bucket,
+                self.key(name),
+                _Paused(fh, self.pause_at, self.reached, self.go),
+                size=size,
+                sha256=sha256,
+            )
 
 
 def test_gateway_killed_mid_push_keeps_the_local_backup_shows_nothing_and_the_next_push_completes(
-        pg, cli, backup_dir, s3_bucket):
+    pg, cli, backup_dir, s3_bucket
+):
     db = unique_name("big")
     pg.create_database(db)
     target = unique_name("from_bucket")
     try:
         # Hex text compresses about 2:1: a dump of a few tens of MiB, several parts of 8 MiB.
-        pg.sql("CREATE TABLE blobs AS SELECT g AS id, (SELECT string_agg(md5(random()::text || g || n), '') "
-               "FROM generate_series(1, 12) n) AS body FROM generate_series(1, 80000) g", dbname=db)
+        pg.sql(
+            "CREATE TABLE blobs AS SELECT g AS id, (SELECT string_agg(md5(random()::text || g || n), '') "
+            "FROM generate_series(1, 12) n) AS body FROM generate_series(1, 80000) g",
+            dbname=db,
+        )
         backup = json.loads(cli("backup", db, "--json").stdout)
         env = s3_env(s3_bucket)
         gateway = s3_bucket.gateway
@@ -93,8 +104,20 @@ def test_gateway_killed_mid_push_keeps_the_local_backup_shows_nothing_and_the_ne
         listing = cli("list", "--from", "offsite", "--json", env_extra=env)
         assert listing.returncode == 0 and json.loads(listing.stdout)["backups"] == []
         # Health says so: the backup is not off-site, and there is no good off-site backup of the database.
-        proc = run_cli(pg, backup_dir, "health", "--json", "--no-connect", "--min-disk-space-gb", "0",
-                       "--max-disk-usage-percent", "100", "--offsite-unpushed-warning", "0", env_extra=env)
+        proc = run_cli(
+            pg,
+            backup_dir,
+            "health",
+            "--json",
+            "--no-connect",
+            "--min-disk-space-gb",
+            "0",
+            "--max-disk-usage-percent",
+            "100",
+            "--offsite-unpushed-warning",
+            "0",
+            env_extra=env,
+        )
         report = json.loads(proc.stdout)
         unpushed = [c for c in report["checks"] if c["name"] == "offsite_unpushed"]
         age = [c for c in report["checks"] if c["name"] == "offsite_backup_age" and c.get("database") == db]
@@ -105,8 +128,9 @@ def test_gateway_killed_mid_push_keeps_the_local_backup_shows_nothing_and_the_ne
         proc = cli("push", "--json", env_extra=env)
         assert proc.returncode == 0, proc.stderr
         assert [p["backup_id"] for p in json.loads(proc.stdout)["pushed"]] == [backup["backup_id"]]
-        proc = run_cli(pg, backup_dir, "restore", "--from", "offsite", "--latest", "--database", db, target,
-                       env_extra=env)
+        proc = run_cli(
+            pg, backup_dir, "restore", "--from", "offsite", "--latest", "--database", db, target, env_extra=env
+        )
         assert proc.returncode == 0, proc.stderr
         assert table_contents(pg, target) == table_contents(pg, db)
     finally:

@@ -1,22 +1,32 @@
 """Health knows the off-site copy: ages, read-backs one backup per run, backups and WAL not yet pushed,
 gaps in the off-site WAL, an unreachable repository; metrics and the Nagios line. Real radosgw, real
 PostgreSQL."""
+
 import json
 import os
 import shutil
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
-from pgtest import run_cli
 from offsitekit import ago, archiving_cluster, keys, s3_env, switch_and_wait
 from pgcluster import free_port
+from pgtest import run_cli
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def health(cluster, backup_dir, env, *args):
-    proc = run_cli(cluster, backup_dir, "health", "--json", "--min-disk-space-gb", "0", "--max-disk-usage-percent",
-                   "100", *args, env_extra=env)
+    proc = run_cli(
+        cluster,
+        backup_dir,
+        "health",
+        "--json",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        *args,
+        env_extra=env,
+    )
     assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -43,8 +53,7 @@ def samples(prom_path):
     return out
 
 
-def test_health_reads_back_one_backup_per_run_and_counts_what_is_not_pushed(
-        pg, cli, sample_db, backup_dir, s3_bucket):
+def test_health_reads_back_one_backup_per_run_and_counts_what_is_not_pushed(pg, cli, sample_db, backup_dir, s3_bucket):
     env = s3_env(s3_bucket)
     first = json.loads(cli("backup", sample_db, "--json", env_extra=env).stdout)
     prom = os.path.join(backup_dir, "metrics", "pgsafe.prom")
@@ -72,8 +81,9 @@ def test_health_reads_back_one_backup_per_run_and_counts_what_is_not_pushed(
     assert report["metrics"]["offsite"]["unpushed_backups"] == 1
     assert cli("push", env_extra=env).returncode == 0
     # Never read back comes first; then the one read back longest ago.
-    rc, report = health(pg, backup_dir, env, "--no-connect", "--offsite-unpushed-warning", "0",
-                        "--offsite-reverify-hours", "0")
+    rc, report = health(
+        pg, backup_dir, env, "--no-connect", "--offsite-unpushed-warning", "0", "--offsite-reverify-hours", "0"
+    )
     assert rc == 0, report["checks"]
     assert "%s: intact" % second["backup_id"] in one(report, "offsite_verify")["message"]
     rc, report = health(pg, backup_dir, env, "--no-connect", "--offsite-reverify-hours", "0")
@@ -87,8 +97,9 @@ def test_health_reads_back_one_backup_per_run_and_counts_what_is_not_pushed(
         s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=key, Body=json.dumps(meta).encode())
     rc, report = health(pg, backup_dir, env, "--no-connect", "--max-backup-age-hours", "2")
     assert rc == 0 and one(report, "offsite_backup_age")["value"] == pytest.approx(3, abs=0.1), report["checks"]
-    rc, report = health(pg, backup_dir, env, "--no-connect", "--max-backup-age-hours", "2",
-                        "--offsite-grace-hours", "0.5")
+    rc, report = health(
+        pg, backup_dir, env, "--no-connect", "--max-backup-age-hours", "2", "--offsite-grace-hours", "0.5"
+    )
     age = one(report, "offsite_backup_age")
     assert rc == 5 and age["status"] == "critical" and age["database"] == sample_db, report["checks"]
     assert one(report, "backup_age")["status"] == "ok"
@@ -102,8 +113,18 @@ def test_an_unreachable_repository_is_a_failed_check_never_a_skip(pg, cli, sampl
     repo = one(report, "offsite_repository")
     assert rc == 5 and repo["status"] == "critical" and "cannot be read" in repo["message"], report
     assert samples(prom)[("pgsafe_offsite_up", ())] == 0
-    proc = run_cli(pg, backup_dir, "health", "--nagios", "--no-connect", "--min-disk-space-gb", "0",
-                   "--max-disk-usage-percent", "100", env_extra=nowhere)
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--nagios",
+        "--no-connect",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        env_extra=nowhere,
+    )
     assert proc.returncode == 2 and proc.stdout.startswith("PGSAFE CRITICAL") and "off-site" in proc.stdout
     assert "offsite_up=0" in proc.stdout
 
@@ -168,8 +189,8 @@ def test_wal_not_yet_pushed_and_a_segment_missing_off_site(archiving, s3_bucket)
     gap = one(report, "offsite_wal_gaps")
     assert rc == 5 and gap["status"] == "critical" and lost in gap["message"] and gap["value"] == 1, report["checks"]
     assert offsite_problems(report) == [gap]
-    assert one(report, "wal_gaps")["status"] == "ok"          # the local archive is whole
-    assert one(report, "offsite_wal_lag")["value"] == 1       # and push sees the hole as not yet off-site
+    assert one(report, "wal_gaps")["status"] == "ok"  # the local archive is whole
+    assert one(report, "offsite_wal_lag")["value"] == 1  # and push sees the hole as not yet off-site
     assert samples(prom)[("pgsafe_offsite_wal_missing_segments", ())] == 1
     assert run_cli(c, c.backup_dir, "push", env_extra=env).returncode == 0
     _rc, report = health(c, c.backup_dir, env)
@@ -177,13 +198,22 @@ def test_wal_not_yet_pushed_and_a_segment_missing_off_site(archiving, s3_bucket)
 
 
 def test_backup_health_module_checks_the_off_site_copy_without_logging_the_keys(
-        pg, cli, sample_db, backup_dir, s3_bucket, ansible_module):
+    pg, cli, sample_db, backup_dir, s3_bucket, ansible_module
+):
     backup = json.loads(cli("backup", sample_db, "--json", env_extra=s3_env(s3_bucket)).stdout)
-    creds = s3_bucket.gateway.profile("writer")   # a host's push credentials: reading is all health does
-    args = dict(backup_dir=backup_dir, databases=[sample_db], check_archiver=False, min_disk_space_gb=0,
-                max_disk_usage_percent=100, offsite_url="s3://%s/db1" % s3_bucket.name,
-                s3_endpoint_url=s3_bucket.gateway.endpoint, s3_region="us-east-1",
-                s3_access_key=creds["access_key"], s3_secret_key=creds["secret_key"])
+    creds = s3_bucket.gateway.profile("writer")  # a host's push credentials: reading is all health does
+    args = dict(
+        backup_dir=backup_dir,
+        databases=[sample_db],
+        check_archiver=False,
+        min_disk_space_gb=0,
+        max_disk_usage_percent=100,
+        offsite_url="s3://%s/db1" % s3_bucket.name,
+        s3_endpoint_url=s3_bucket.gateway.endpoint,
+        s3_region="us-east-1",
+        s3_access_key=creds["access_key"],
+        s3_secret_key=creds["secret_key"],
+    )
     rc, res, out = ansible_module("pgsafe.backup.backup_health", args)
     assert rc == 0, out
     assert res["status"] == "ok" and res["metrics"]["offsite"]["up"] == 1

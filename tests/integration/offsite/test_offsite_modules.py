@@ -3,13 +3,13 @@
 The credentials are module options here (as a playbook passes them from Ansible Vault), so every
 test also proves they never reach Ansible's output.
 """
+
 import os
 import shutil
 import subprocess
 import time
 
 import pytest
-
 from conftest import PGSAFE, drop_database, table_contents, unique_name
 from pgcluster import free_port, make_scratch_dir
 
@@ -23,8 +23,13 @@ def login(pg):
 def s3_args(bucket, profile="writer", prefix=PREFIX, **extra):
     """Module options for the bucket, with a writer's keys (it cannot delete) by default."""
     creds = bucket.gateway.profile(profile)
-    args = {"offsite_url": "s3://%s/%s" % (bucket.name, prefix), "s3_endpoint_url": bucket.gateway.endpoint,
-            "s3_region": "us-east-1", "s3_access_key": creds["access_key"], "s3_secret_key": creds["secret_key"]}
+    args = {
+        "offsite_url": "s3://%s/%s" % (bucket.name, prefix),
+        "s3_endpoint_url": bucket.gateway.endpoint,
+        "s3_region": "us-east-1",
+        "s3_access_key": creds["access_key"],
+        "s3_secret_key": creds["secret_key"],
+    }
     args.update(extra)
     return args
 
@@ -61,8 +66,10 @@ def test_full_backup_pushes_and_restore_brings_the_database_back_from_the_bucket
     elsewhere = make_scratch_dir("pgsafe-newhost-")
     target = unique_name("from_bucket")
     try:
-        rc, res, out = run("pgsafe.backup.pg_full_backup",
-                           dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)))
+        rc, res, out = run(
+            "pgsafe.backup.pg_full_backup",
+            dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)),
+        )
         assert rc == 0, out
         assert res["offsite"]["pushed"] == [{"backup_id": res["backup_id"], "kind": "full"}]
         assert res["offsite"]["repository"] == "s3://%s/%s" % (s3_bucket.name, PREFIX)
@@ -71,21 +78,42 @@ def test_full_backup_pushes_and_restore_brings_the_database_back_from_the_bucket
         assert "%s/full/%s" % (PREFIX, os.path.basename(res["backup_file"])) in stored
 
         shutil.rmtree(backup_dir)  # the host's backups are lost with it
-        rc, info, out = run("pgsafe.backup.pg_backup_info",
-                            dict(source="offsite", backup_dir=elsewhere, verify=True, **s3_args(s3_bucket)))
+        rc, info, out = run(
+            "pgsafe.backup.pg_backup_info",
+            dict(source="offsite", backup_dir=elsewhere, verify=True, **s3_args(s3_bucket)),
+        )
         assert rc == 0, out
         assert [(b["backup_id"], b["verified"]) for b in info["backups"]] == [(res["backup_id"], True)]
         assert info["backups"][0]["path"].startswith("s3://%s/%s/full/" % (s3_bucket.name, PREFIX))
 
-        rc, check, out = run("pgsafe.backup.pg_restore_backup",
-                             dict(source="offsite", latest=True, database=sample_db, target_db=target,
-                                  backup_dir=elsewhere, **s3_args(s3_bucket), **login(pg)), check=True)
+        rc, check, out = run(
+            "pgsafe.backup.pg_restore_backup",
+            dict(
+                source="offsite",
+                latest=True,
+                database=sample_db,
+                target_db=target,
+                backup_dir=elsewhere,
+                **s3_args(s3_bucket),
+                **login(pg),
+            ),
+            check=True,
+        )
         assert rc == 0, out
         assert check["changed"] is True and check["backup_id"] == res["backup_id"] and not pg.database_exists(target)
 
-        rc, rest, out = run("pgsafe.backup.pg_restore_backup",
-                            dict(source="offsite", latest=True, database=sample_db, target_db=target,
-                                 backup_dir=elsewhere, **s3_args(s3_bucket), **login(pg)))
+        rc, rest, out = run(
+            "pgsafe.backup.pg_restore_backup",
+            dict(
+                source="offsite",
+                latest=True,
+                database=sample_db,
+                target_db=target,
+                backup_dir=elsewhere,
+                **s3_args(s3_bucket),
+                **login(pg),
+            ),
+        )
         assert rc == 0, out
         assert rest["backup_id"] == res["backup_id"] and rest["validation"]["passed"] is True
         assert rest["source"] == "offsite" and rest["restored_from"].startswith("s3://")
@@ -122,8 +150,12 @@ def test_offsite_push_is_idempotent_and_check_mode_lists_what_would_go(pg, sampl
 
 
 def test_a_failed_upload_fails_the_task_and_keeps_the_local_backup(pg, sample_db, s3_bucket, run, backup_dir):
-    args = dict(database=sample_db, backup_dir=backup_dir,
-                **s3_args(s3_bucket, offsite_url="s3://no-such-bucket-pgsafe-mod/x"), **login(pg))
+    args = dict(
+        database=sample_db,
+        backup_dir=backup_dir,
+        **s3_args(s3_bucket, offsite_url="s3://no-such-bucket-pgsafe-mod/x"),
+        **login(pg),
+    )
     rc, res, out = run("pgsafe.backup.pg_full_backup", args)
     assert rc != 0
     assert "intact" in res["msg"] and "no-such-bucket-pgsafe-mod" in res["msg"] and res["exit_code"] == 2, res["msg"]
@@ -132,47 +164,62 @@ def test_a_failed_upload_fails_the_task_and_keeps_the_local_backup(pg, sample_db
     assert rc == 0 and [b["verified"] for b in info["backups"]] == [True], out
 
     # Wrong keys: refused at once, exit 3, and the refused secret is not echoed either.
-    rc, res, out = run("pgsafe.backup.pg_offsite_push",
-                       dict(backup_dir=backup_dir, **s3_args(s3_bucket, s3_secret_key="wrong-secret-xyz")))
+    rc, res, out = run(
+        "pgsafe.backup.pg_offsite_push",
+        dict(backup_dir=backup_dir, **s3_args(s3_bucket, s3_secret_key="wrong-secret-xyz")),
+    )
     assert rc != 0 and res["exit_code"] == 3, res
     assert "wrong-secret-xyz" not in out
 
     # A malformed URL is found before the backup is taken, not after an hour of pg_dump.
     before = os.listdir(os.path.join(backup_dir, "full"))
-    rc, res, out = run("pgsafe.backup.pg_full_backup",
-                       dict(args, offsite_url="https://%s/x" % s3_bucket.name))
+    rc, res, out = run("pgsafe.backup.pg_full_backup", dict(args, offsite_url="https://%s/x" % s3_bucket.name))
     assert rc != 0 and "s3://" in res["msg"]
     assert os.listdir(os.path.join(backup_dir, "full")) == before
 
 
 def test_offsite_verify_and_restore_refuse_a_damaged_object(pg, sample_db, s3_bucket, run, backup_dir):
-    rc, res, out = run("pgsafe.backup.pg_full_backup",
-                       dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)))
+    rc, res, out = run(
+        "pgsafe.backup.pg_full_backup",
+        dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)),
+    )
     assert rc == 0, out
     data_key = "%s/full/%s" % (PREFIX, os.path.basename(res["backup_file"]))
     body = bytearray(s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=data_key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
     s3_bucket.client.put_object(Bucket=s3_bucket.name, Key=data_key, Body=bytes(body))
-    rc, info, out = run("pgsafe.backup.pg_backup_info",
-                        dict(source="offsite", backup_dir=backup_dir, verify=True, **s3_args(s3_bucket)))
+    rc, info, out = run(
+        "pgsafe.backup.pg_backup_info", dict(source="offsite", backup_dir=backup_dir, verify=True, **s3_args(s3_bucket))
+    )
     assert rc != 0 and info["backups"][0]["verified"] is False and "damaged" in info["backups"][0]["verify_error"]
     target = unique_name("never")
-    rc, rest, out = run("pgsafe.backup.pg_restore_backup",
-                        dict(source="offsite", backup=res["backup_id"], target_db=target, backup_dir=backup_dir,
-                             **s3_args(s3_bucket), **login(pg)))
+    rc, rest, out = run(
+        "pgsafe.backup.pg_restore_backup",
+        dict(
+            source="offsite",
+            backup=res["backup_id"],
+            target_db=target,
+            backup_dir=backup_dir,
+            **s3_args(s3_bucket),
+            **login(pg),
+        ),
+    )
     assert rc != 0 and rest["exit_code"] == 5, rest
     assert not pg.database_exists(target)
     assert not [n for n in os.listdir(backup_dir) if n.startswith(".offsite-")]
 
 
 def test_the_restore_drill_runs_from_the_bucket_alone(pg, sample_db, s3_bucket, run, backup_dir):
-    rc, res, out = run("pgsafe.backup.pg_full_backup",
-                       dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)))
+    rc, res, out = run(
+        "pgsafe.backup.pg_full_backup",
+        dict(database=sample_db, backup_dir=backup_dir, **s3_args(s3_bucket), **login(pg)),
+    )
     assert rc == 0, out
     shutil.rmtree(os.path.join(backup_dir, "full"))
-    rc, drill, out = run("pgsafe.backup.pg_restore_drill",
-                         dict(source="offsite", backup_dir=backup_dir, databases=[sample_db], **s3_args(s3_bucket),
-                              **login(pg)))
+    rc, drill, out = run(
+        "pgsafe.backup.pg_restore_drill",
+        dict(source="offsite", backup_dir=backup_dir, databases=[sample_db], **s3_args(s3_bucket), **login(pg)),
+    )
     assert rc == 0, out
     assert drill["source"] == "offsite" and drill["passed"] is True
     assert [(r["database"], r["backup_id"]) for r in drill["results"]] == [(sample_db, res["backup_id"])]
@@ -205,8 +252,7 @@ def _switch_and_wait(cluster):
 def test_point_in_time_recovery_through_the_module_from_the_bucket_alone(archiving_to, s3_bucket, run):
     c = archiving_to
     c.sql("CREATE TABLE events (batch int, n int)")
-    rc, res, out = run("pgsafe.backup.pg_base_backup",
-                       dict(backup_dir=c.backup_dir, **s3_args(s3_bucket), **login(c)))
+    rc, res, out = run("pgsafe.backup.pg_base_backup", dict(backup_dir=c.backup_dir, **s3_args(s3_bucket), **login(c)))
     assert rc == 0, out
     assert [p["backup_id"] for p in res["offsite"]["pushed"]] == [res["backup_id"]]
     marks = []
@@ -222,12 +268,22 @@ def test_point_in_time_recovery_through_the_module_from_the_bucket_alone(archivi
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     port = free_port()
     try:
-        rc, rec, out = run("pgsafe.backup.pg_restore_backup", dict(
-            source="offsite", backup_dir=elsewhere, data_directory=data_dir, port=port,
-            target_time=marks[0].isoformat(), pgsafe_command=PGSAFE, **s3_args(s3_bucket)))
+        rc, rec, out = run(
+            "pgsafe.backup.pg_restore_backup",
+            dict(
+                source="offsite",
+                backup_dir=elsewhere,
+                data_directory=data_dir,
+                port=port,
+                target_time=marks[0].isoformat(),
+                pgsafe_command=PGSAFE,
+                **s3_args(s3_bucket),
+            ),
+        )
         assert rc == 0, out
         assert rec["base_backup"] == res["backup_id"] and rec["source"] == "offsite"
         import psycopg2
+
         conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
         with conn.cursor() as cur:
             cur.execute("SELECT batch, count(*) FROM events GROUP BY batch ORDER BY batch")
@@ -235,7 +291,21 @@ def test_point_in_time_recovery_through_the_module_from_the_bucket_alone(archivi
         conn.close()
         assert not [n for n in os.listdir(elsewhere) if n.startswith(".offsite-")]
     finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", data_dir,
-                        "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)

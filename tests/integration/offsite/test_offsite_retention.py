@@ -1,12 +1,13 @@
 """Off-site retention against the real radosgw gateway: the disk's rules on the bucket's catalog, WAL kept
 for every kept base backup, a crash that never leaves a bad backup visible, refused deletes as exit 3."""
+
 import json
 import os
 
 import pytest
-
+from offsitekit import ago, keys, names, put_backup, put_wal, repository, s3_env, set_local_finished
 from pgtest import run_cli
-from offsitekit import (ago, keys, names, put_backup, put_wal, repository, s3_env, set_local_finished)
+
 from pgsafe.core.errors import ConnectionFailed
 from pgsafe.offsite import retention
 from pgsafe.offsite.repository import OffsiteRepository
@@ -54,8 +55,13 @@ def test_the_disks_rules_on_the_bucket_dry_run_first(pg, backup_dir, s3_bucket):
         assert kept.all_names() <= left, kept.backup_id
     assert broken_new.meta_name in left  # kept: within the window, and never made to look good
     assert set(listed(pg, backup_dir, s3_bucket)) == {
-        shop[50].backup_id, shop[10].backup_id, future.backup_id, lonely.backup_id, broken_good.backup_id,
-        broken_new.backup_id}
+        shop[50].backup_id,
+        shop[10].backup_id,
+        future.backup_id,
+        lonely.backup_id,
+        broken_good.backup_id,
+        broken_new.backup_id,
+    }
 
 
 def test_wal_is_kept_for_every_kept_base_backup_on_every_timeline(pg, backup_dir, s3_bucket):
@@ -75,8 +81,9 @@ def test_wal_is_kept_for_every_kept_base_backup_on_every_timeline(pg, backup_dir
     assert wal == set(tl1[4:] + tl2 + ["00000002.history"])
 
     # Through the CLI, 30 days for base backups: the newest (timeline 2, after a promotion) is the oldest kept.
-    proc = retention_cli(pg, backup_dir, s3_bucket, "--offsite-retention-days", "90",
-                         "--offsite-base-retention-days", "30")
+    proc = retention_cli(
+        pg, backup_dir, s3_bucket, "--offsite-retention-days", "90", "--offsite-base-retention-days", "30"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [r["backup_id"] for r in report["removed"]] == [middle.backup_id]
@@ -99,7 +106,7 @@ def test_no_wal_goes_while_a_base_backup_metadata_cannot_be_read(s3_bucket):
 
 
 def test_credentials_that_may_not_delete_are_exit_3_and_delete_nothing(pg, backup_dir, s3_bucket):
-    repo = repository(s3_bucket, profile="writer")   # the hosts' push credentials
+    repo = repository(s3_bucket, profile="writer")  # the hosts' push credentials
     expired = put_backup(repo, "shop", ago(days=200))
     put_backup(repo, "shop", ago(days=1))
     before = keys(s3_bucket)
@@ -135,8 +142,7 @@ class _DiesAfterFirstDelete(OffsiteRepository):
         super().delete_many(names_)
 
 
-def test_a_crash_mid_delete_leaves_no_bad_backup_visible_and_a_later_run_removes_the_rest(
-        pg, backup_dir, s3_bucket):
+def test_a_crash_mid_delete_leaves_no_bad_backup_visible_and_a_later_run_removes_the_rest(pg, backup_dir, s3_bucket):
     repo = repository(s3_bucket)
     expired = put_backup(repo, "shop", ago(days=200))
     kept = put_backup(repo, "shop", ago(days=1))
@@ -144,13 +150,23 @@ def test_a_crash_mid_delete_leaves_no_bad_backup_visible_and_a_later_run_removes
     with pytest.raises(ConnectionFailed, match="died"):
         retention.run(dying, 90)
     left = names(s3_bucket)
-    assert expired.meta_name not in left and set(expired.objects) <= left   # orphans, no backup
+    assert expired.meta_name not in left and set(expired.objects) <= left  # orphans, no backup
     # Nothing shows a damaged backup: the expired one is simply gone from the catalog.
     assert listed(pg, backup_dir, s3_bucket) == [kept.backup_id]
     proc = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = run_cli(pg, backup_dir, "health", "--json", "--no-connect", "--min-disk-space-gb", "0",
-                   "--max-disk-usage-percent", "100", env_extra=s3_env(s3_bucket))
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--json",
+        "--no-connect",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        env_extra=s3_env(s3_bucket),
+    )
     integrity = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "offsite_integrity"]
     assert [c["status"] for c in integrity] == ["ok"], integrity
 
@@ -161,8 +177,9 @@ def test_a_crash_mid_delete_leaves_no_bad_backup_visible_and_a_later_run_removes
     assert report["orphans_removed"] == [] and set(expired.objects) <= names(s3_bucket)
     # Old enough, they go (grace 0 stands for a day later); the kept backup is untouched.
     report = retention.run(repo, 90, orphan_grace_seconds=0)
-    assert set(report["orphans_removed"]) == (set(expired.objects) | {expired.globals_meta}
-                                              | set(in_flight.objects) | {in_flight.globals_meta})
+    assert set(report["orphans_removed"]) == (
+        set(expired.objects) | {expired.globals_meta} | set(in_flight.objects) | {in_flight.globals_meta}
+    )
     assert names(s3_bucket) == kept.all_names()
 
 
@@ -174,13 +191,18 @@ def test_real_pushed_backups_expire_off_site_and_stay_on_the_host(pg, cli, sampl
     proc = cli("push", "--json", env_extra=env)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p["backup_id"] for p in json.loads(proc.stdout)["pushed"]) == sorted(
-        [first["backup_id"], second["backup_id"]])
+        [first["backup_id"], second["backup_id"]]
+    )
     proc = retention_cli(pg, backup_dir, s3_bucket, "--offsite-retention-days", "30")
     assert proc.returncode == 0, proc.stderr
     assert [r["backup_id"] for r in json.loads(proc.stdout)["removed"]] == [first["backup_id"]]
     left = names(s3_bucket)
-    gone = {"full/%s.meta.json" % first["backup_id"], "full/" + os.path.basename(first["backup_file"]),
-            "globals/%s_globals.sql.gz" % first["backup_id"], "globals/%s_globals.meta.json" % first["backup_id"]}
+    gone = {
+        "full/%s.meta.json" % first["backup_id"],
+        "full/" + os.path.basename(first["backup_file"]),
+        "globals/%s_globals.sql.gz" % first["backup_id"],
+        "globals/%s_globals.meta.json" % first["backup_id"],
+    }
     assert not gone & left and "full/%s.meta.json" % second["backup_id"] in left, left
     assert listed(pg, backup_dir, s3_bucket) == [second["backup_id"]]
     local = json.loads(cli("list", "--json").stdout)["backups"]

@@ -1,5 +1,6 @@
 """The engine's object store against a real radosgw (scripts/s3-gateway.sh): streaming multipart
 uploads, put_if_absent, verified reads, crash clean-up, TLS and the error each failure maps to."""
+
 import filecmp
 import hashlib
 import io
@@ -13,15 +14,16 @@ import threading
 import time
 
 import pytest
+from pgcluster import free_port, make_scratch_dir
 
 from pgsafe.core.errors import BackupFailed, ConfigError, ConnectionFailed, VerificationFailed
 from pgsafe.storage import s3
 from pgsafe.storage.s3errors import DifferentObjectExists, ObjectMissing
-from pgcluster import free_port, make_scratch_dir
 
 MIB = 1 << 20
-CHILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "support", "s3_upload_child.py")
+CHILD = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "support", "s3_upload_child.py"
+)
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +104,7 @@ def run_child(s3_bucket, mode, key, path, part_size, concurrency):
 
 
 def test_multipart_round_trip_of_100_mb_is_byte_identical_in_flat_memory(s3_bucket, scratch, record_property):
-    size = 100 * MIB + 12345          # not a whole number of parts
+    size = 100 * MIB + 12345  # not a whole number of parts
     part_size, concurrency = s3.DEFAULT_PART_SIZE, s3.DEFAULT_CONCURRENCY
     source = os.path.join(scratch, "source.bin")
     expected = write_random_file(source, size)
@@ -115,7 +117,10 @@ def test_multipart_round_trip_of_100_mb_is_byte_identical_in_flat_memory(s3_buck
     assert ours["parts"] == -(-size // part_size)
     growth = (ours["peak_kib"] - ours["baseline_kib"]) * 1024
     # concurrency parts on the wire and one being read, plus the client's own: never the object.
-    assert growth < (concurrency + 2) * part_size, "peak RSS grew by %.1f MiB uploading %d MiB" % (growth / MIB, size // MIB)
+    assert growth < (concurrency + 2) * part_size, "peak RSS grew by %.1f MiB uploading %d MiB" % (
+        growth / MIB,
+        size // MIB,
+    )
     assert growth < size / 3
 
     store = s3_bucket.store()
@@ -129,10 +134,20 @@ def test_multipart_round_trip_of_100_mb_is_byte_identical_in_flat_memory(s3_buck
     theirs = run_child(s3_bucket, "upload_file", "big/upload_file.bin", source, part_size, concurrency)
     theirs_growth = (theirs["peak_kib"] - theirs["baseline_kib"]) * 1024
     assert store.verify(s3_bucket.name, "big/upload_file.bin", expected) == expected
-    line = ("s3 upload of %d MiB: put_stream %.1f MB/s (peak RSS +%.1f MiB, %d parts of %d MiB, %d on the wire, "
-            "SHA-256 in the same pass), boto3 upload_file %.1f MB/s (peak RSS +%.1f MiB, 10 threads)" % (
-                size // MIB, size / ours["seconds"] / 1e6, growth / MIB, ours["parts"], part_size // MIB, concurrency,
-                size / theirs["seconds"] / 1e6, theirs_growth / MIB))
+    line = (
+        "s3 upload of %d MiB: put_stream %.1f MB/s (peak RSS +%.1f MiB, %d parts of %d MiB, %d on the wire, "
+        "SHA-256 in the same pass), boto3 upload_file %.1f MB/s (peak RSS +%.1f MiB, 10 threads)"
+        % (
+            size // MIB,
+            size / ours["seconds"] / 1e6,
+            growth / MIB,
+            ours["parts"],
+            part_size // MIB,
+            concurrency,
+            size / theirs["seconds"] / 1e6,
+            theirs_growth / MIB,
+        )
+    )
     print("\n" + line)
     record_property("s3_put_stream_mb_per_s", "%.1f" % (size / ours["seconds"] / 1e6))
     record_property("s3_upload_file_mb_per_s", "%.1f" % (size / theirs["seconds"] / 1e6))
@@ -146,7 +161,7 @@ def test_expected_sha256_is_stored_and_a_changed_source_is_never_completed(s3_bu
     result = store.put_stream(s3_bucket.name, "with-sha", io.BytesIO(data), size=len(data), sha256=good)
     assert (result.parts, result.sha256) == (3, good)
     assert store.head(s3_bucket.name, "with-sha").sha256 == good
-    assert store.verify(s3_bucket.name, "with-sha") == good     # checked against its own metadata
+    assert store.verify(s3_bucket.name, "with-sha") == good  # checked against its own metadata
 
     changed = data[:-1] + bytes([data[-1] ^ 1])
     for key, body in (("multipart", changed), ("single", changed[:MIB])):
@@ -156,7 +171,7 @@ def test_expected_sha256_is_stored_and_a_changed_source_is_never_completed(s3_bu
     with pytest.raises(BackupFailed, match="gave %d bytes, not the %d expected" % (len(data) - 1, len(data))):
         store.put_stream(s3_bucket.name, "short", io.BytesIO(data[:-1]), size=len(data))
     assert store.head(s3_bucket.name, "short") is None
-    assert list(store.list_uploads(s3_bucket.name)) == []      # every failed multipart upload was aborted
+    assert list(store.list_uploads(s3_bucket.name)) == []  # every failed multipart upload was aborted
 
 
 def test_gateway_killed_mid_upload_leaves_no_object_and_a_later_upload_completes(s3_bucket):
@@ -176,7 +191,7 @@ def test_gateway_killed_mid_upload_leaves_no_object_and_a_later_upload_completes
     try:
         assert source.reached.wait(120), "the upload never read 40 MiB"
         uploads = list(store.list_uploads(s3_bucket.name, "wal/"))
-        assert [u.key for u in uploads] == ["wal/killed.bin"]      # a multipart upload is under way
+        assert [u.key for u in uploads] == ["wal/killed.bin"]  # a multipart upload is under way
         gateway.kill("rgw")
         source.go.set()
         worker.join(300)
@@ -219,14 +234,16 @@ def test_wrong_credentials_are_a_connection_error_naming_the_endpoint(s3_bucket,
 def test_missing_bucket_is_a_configuration_error_saying_how_to_create_it(s3_bucket):
     store = s3_bucket.store()
     missing = s3_bucket.name + "-missing"
-    for call in (lambda: store.put_stream(missing, "k", io.BytesIO(b"x")),
-                 lambda: store.put_if_absent(missing, "k", io.BytesIO(b"x")),
-                 lambda: store.head(missing, "k"),
-                 lambda: store.verify(missing, "k", "0" * 64),
-                 lambda: list(store.list_objects(missing)),
-                 lambda: list(store.list_uploads(missing)),
-                 lambda: store.abort_upload(missing, "k", "2~no-such-upload"),
-                 lambda: store.check_bucket(missing)):
+    for call in (
+        lambda: store.put_stream(missing, "k", io.BytesIO(b"x")),
+        lambda: store.put_if_absent(missing, "k", io.BytesIO(b"x")),
+        lambda: store.head(missing, "k"),
+        lambda: store.verify(missing, "k", "0" * 64),
+        lambda: list(store.list_objects(missing)),
+        lambda: list(store.list_uploads(missing)),
+        lambda: store.abort_upload(missing, "k", "2~no-such-upload"),
+        lambda: store.check_bucket(missing),
+    ):
         with pytest.raises(ConfigError) as err:
             call()
         assert "bucket %r does not exist at %s" % (missing, s3_bucket.gateway.endpoint) in str(err.value)
@@ -261,7 +278,7 @@ def test_put_if_absent_accepts_the_identical_object_and_refuses_a_different_one(
         assert err.value.exit_code == 4
     with pytest.raises(DifferentObjectExists, match=r"\(%d bytes, not %d\)" % (size, size + 1)):
         store.put_if_absent(s3_bucket.name, "seg", io.BytesIO(data + b"!"), size=size + 1)
-    assert store.verify(s3_bucket.name, "seg", sha) == sha       # untouched
+    assert store.verify(s3_bucket.name, "seg", sha) == sha  # untouched
     assert list(store.list_uploads(s3_bucket.name)) == []
 
 
@@ -277,7 +294,7 @@ def test_put_if_absent_loses_a_race_without_overwriting(s3_bucket, size):
 
     def head_racing(bucket, key, version_id=None):
         calls.append(key)
-        if len(calls) == 1:       # our first look: absent; then the other writer gets in
+        if len(calls) == 1:  # our first look: absent; then the other writer gets in
             s3_bucket.client.put_object(Bucket=bucket, Key=key, Body=theirs)
             return None
         return real_head(bucket, key, version_id)
@@ -297,8 +314,14 @@ def test_put_if_absent_loses_a_race_without_overwriting(s3_bucket, size):
 
 
 def rados_objects(gateway, pool="default.rgw.buckets.data"):
-    proc = subprocess.run(["rados", "-c", os.path.join(gateway.dir, "ceph.conf"), "-p", pool, "ls"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, check=True)
+    proc = subprocess.run(
+        ["rados", "-c", os.path.join(gateway.dir, "ceph.conf"), "-p", pool, "ls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return proc.stdout.split()
 
 
@@ -307,12 +330,20 @@ def flip_byte_in_rados(gateway, key, offset):
     conf = os.path.join(gateway.dir, "ceph.conf")
     names = [n for n in rados_objects(gateway) if n.endswith("_" + key)]
     assert len(names) == 1, names
-    raw = subprocess.run(["rados", "-c", conf, "-p", "default.rgw.buckets.data", "get", names[0], "-"],
-                         stdout=subprocess.PIPE, timeout=60, check=True).stdout
+    raw = subprocess.run(
+        ["rados", "-c", conf, "-p", "default.rgw.buckets.data", "get", names[0], "-"],
+        stdout=subprocess.PIPE,
+        timeout=60,
+        check=True,
+    ).stdout
     damaged = bytearray(raw)
     damaged[offset] ^= 0xFF
-    subprocess.run(["rados", "-c", conf, "-p", "default.rgw.buckets.data", "put", names[0], "-"],
-                   input=bytes(damaged), timeout=60, check=True)
+    subprocess.run(
+        ["rados", "-c", conf, "-p", "default.rgw.buckets.data", "put", names[0], "-"],
+        input=bytes(damaged),
+        timeout=60,
+        check=True,
+    )
 
 
 def test_a_flipped_byte_in_a_stored_object_fails_verification(s3_bucket, scratch):
@@ -323,7 +354,7 @@ def test_a_flipped_byte_in_a_stored_object_fails_verification(s3_bucket, scratch
     assert store.verify(s3_bucket.name, "base/data.tar") == sha
     flip_byte_in_rados(s3_bucket.gateway, "base/data.tar", 4321)
 
-    with store.get(s3_bucket.name, "base/data.tar") as reader:      # the damage is really there
+    with store.get(s3_bucket.name, "base/data.tar") as reader:  # the damage is really there
         served = b"".join(reader)
     assert len(served) == len(data) and served != data
 
@@ -410,7 +441,9 @@ def test_listing_pages_through_a_prefix_and_delete_many(s3_bucket):
     assert [o.key for o in listed] == keys and all(o.size == 5 for o in listed)
     assert [o.key for o in store.list_objects(s3_bucket.name, "p/", start_after="p/019")] == keys[20:]
     assert store.head(s3_bucket.name, "p/007").metadata == {
-        "pgsafe-kind": "test", "sha256": hashlib.sha256(b"p/007").hexdigest()}
+        "pgsafe-kind": "test",
+        "sha256": hashlib.sha256(b"p/007").hexdigest(),
+    }
     store.delete_many(s3_bucket.name, keys[:12])
     assert [o.key for o in store.list_objects(s3_bucket.name, "p")] == keys[12:] + ["p0"]
     with pytest.raises(ConfigError, match="metadata name"):
@@ -425,7 +458,7 @@ def test_stale_multipart_uploads_are_listed_and_aborted_by_prefix(s3_bucket):
     assert store.abort_stale_uploads(s3_bucket.name, "db1/", older_than=3600) == []
     assert [u.upload_id for u in store.abort_stale_uploads(s3_bucket.name, "db1/", older_than=0)] == [mine["UploadId"]]
     assert [u.upload_id for u in store.list_uploads(s3_bucket.name)] == [other["UploadId"]]
-    assert not store.abort_upload(s3_bucket.name, "db1/base/x.tar", mine["UploadId"])   # already gone
+    assert not store.abort_upload(s3_bucket.name, "db1/base/x.tar", mine["UploadId"])  # already gone
 
 
 def test_an_empty_stream_is_an_empty_object(s3_bucket):

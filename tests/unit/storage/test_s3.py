@@ -1,4 +1,5 @@
 """Pure logic of the S3 storage: URLs, settings from options and AWS_* variables, part sizes, error mapping."""
+
 import os
 import subprocess
 import sys
@@ -14,21 +15,40 @@ MIB = 1 << 20
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
-@pytest.mark.parametrize("url, bucket, prefix", [
-    ("s3://backups", "backups", "db1"),
-    ("s3://backups/", "backups", "db1"),
-    ("s3://backups/fleet/eu", "backups", "fleet/eu"),
-    ("s3://backups/fleet/eu/", "backups", "fleet/eu"),
-    ("s3://my.bucket-2/x", "my.bucket-2", "x"),
-])
+@pytest.mark.parametrize(
+    "url, bucket, prefix",
+    [
+        ("s3://backups", "backups", "db1"),
+        ("s3://backups/", "backups", "db1"),
+        ("s3://backups/fleet/eu", "backups", "fleet/eu"),
+        ("s3://backups/fleet/eu/", "backups", "fleet/eu"),
+        ("s3://my.bucket-2/x", "my.bucket-2", "x"),
+    ],
+)
 def test_url_gives_bucket_and_prefix_with_the_host_name_as_default(url, bucket, prefix):
     location = parse_url(url, default_prefix="db1")
     assert (location.bucket, location.prefix) == (bucket, prefix)
 
 
-@pytest.mark.parametrize("url", ["backups", "http://backups/x", "s3://", "s3://Backups", "s3://ab", "s3://a..b/x",
-                                 "s3://192.168.1.1/x", "s3://-bucket", "s3://b" + "x" * 63, "s3://bkt/a//b",
-                                 "s3://bkt/a/../b", "s3://bkt/./b", "s3://bkt/a\nb", None])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "backups",
+        "http://backups/x",
+        "s3://",
+        "s3://Backups",
+        "s3://ab",
+        "s3://a..b/x",
+        "s3://192.168.1.1/x",
+        "s3://-bucket",
+        "s3://b" + "x" * 63,
+        "s3://bkt/a//b",
+        "s3://bkt/a/../b",
+        "s3://bkt/./b",
+        "s3://bkt/a\nb",
+        None,
+    ],
+)
 def test_bad_urls_are_configuration_errors(url):
     with pytest.raises(ConfigError):
         parse_url(url, default_prefix="db1")
@@ -64,24 +84,28 @@ def test_ca_bundle_from_option_or_variable_must_exist(tmp_path):
         S3Settings(ca_bundle=str(tmp_path / "missing.pem"), environ={})
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"access_key": "AK"}, "given together"),
-    ({"secret_key": "SK"}, "given together"),
-    ({"endpoint_url": "ftp://x"}, "not an http:// or https:// URL"),
-    ({"endpoint_url": "https://user:pw@host"}, "not an http:// or https:// URL"),
-    ({"endpoint_url": "https://host/path"}, "not an http:// or https:// URL"),
-    ({"addressing_style": "dns"}, "addressing style"),
-    ({"max_attempts": 0}, "greater than 0"),
-    ({"read_timeout": "soon"}, "not a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"access_key": "AK"}, "given together"),
+        ({"secret_key": "SK"}, "given together"),
+        ({"endpoint_url": "ftp://x"}, "not an http:// or https:// URL"),
+        ({"endpoint_url": "https://user:pw@host"}, "not an http:// or https:// URL"),
+        ({"endpoint_url": "https://host/path"}, "not an http:// or https:// URL"),
+        ({"addressing_style": "dns"}, "addressing style"),
+        ({"max_attempts": 0}, "greater than 0"),
+        ({"read_timeout": "soon"}, "not a number"),
+    ],
+)
 def test_bad_settings_are_configuration_errors(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         S3Settings(environ={}, **kwargs)
 
 
 def test_settings_never_show_the_secret():
-    settings = S3Settings(access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG", session_token="TOKEN123",
-                          environ={})
+    settings = S3Settings(
+        access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG", session_token="TOKEN123", environ={}
+    )
     for text in (repr(settings), settings.describe(), str(vars(settings).keys())):
         assert "wJalrXUtnFEMI" not in text and "TOKEN123" not in text
     assert settings.secret_key == "wJalrXUtnFEMI/K7MDENG"
@@ -90,7 +114,7 @@ def test_settings_never_show_the_secret():
 def test_part_sizes_stay_within_10000_parts_up_to_5_tib():
     assert s3.first_part_size(None) == s3.DEFAULT_PART_SIZE
     assert s3.first_part_size(100 * MIB) == s3.DEFAULT_PART_SIZE
-    for size in (10 * 1024 ** 3, 1024 ** 4, s3.MAX_OBJECT_SIZE):
+    for size in (10 * 1024**3, 1024**4, s3.MAX_OBJECT_SIZE):
         part = s3.first_part_size(size)
         assert part % MIB == 0 and s3.MIN_PART_SIZE <= part <= s3.MAX_PART_SIZE
         assert -(-size // part) <= s3.MAX_PARTS - 1000
@@ -115,31 +139,38 @@ def test_store_options_are_checked():
 
 
 def test_importing_the_storage_does_not_load_boto3():
-    code = ("import sys; sys.path.insert(0, %r); import pgsafe.storage.s3, pgsafe.storage.s3config; "
-            "s = pgsafe.storage.s3.ObjectStore(pgsafe.storage.s3config.S3Settings(environ={})); "
-            "pgsafe.storage.s3config.parse_url('s3://bkt/x', 'h'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
-            % os.path.join(ROOT, "plugins", "module_utils"))
+    code = (
+        "import sys; sys.path.insert(0, %r); import pgsafe.storage.s3, pgsafe.storage.s3config; "
+        "s = pgsafe.storage.s3.ObjectStore(pgsafe.storage.s3config.S3Settings(environ={})); "
+        "pgsafe.storage.s3config.parse_url('s3://bkt/x', 'h'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+        % os.path.join(ROOT, "plugins", "module_utils")
+    )
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def client_error(code, status, operation="PutObject"):
     from botocore.exceptions import ClientError
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       operation)
+
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
 
 
-@pytest.mark.parametrize("code, status, action, kind, words", [
-    ("NoSuchBucket", 404, "PutObject", ConfigError, ["bucket 'bkt' does not exist at E", "aws s3 mb s3://bkt"]),
-    ("404", 404, "HeadBucket", ConfigError, ["bucket 'bkt' does not exist"]),
-    ("InvalidAccessKeyId", 403, "PutObject", ConnectionFailed, ["E does not know the access key"]),
-    ("SignatureDoesNotMatch", 403, "PutObject", ConnectionFailed, ["E refused the request signature"]),
-    ("AccessDenied", 403, "DeleteObject", ConnectionFailed, ["E denied DeleteObject on s3://bkt/k"]),
-    ("RequestTimeTooSkewed", 403, "PutObject", ConnectionFailed, ["clock"]),
-    ("ServiceUnavailable", 503, "PutObject", ConnectionFailed, ["the S3 service at E failed"]),
-    ("InvalidArgument", 400, "PutObject", PgsafeError, ["PutObject of s3://bkt/k at E failed: InvalidArgument"]),
-])
+@pytest.mark.parametrize(
+    "code, status, action, kind, words",
+    [
+        ("NoSuchBucket", 404, "PutObject", ConfigError, ["bucket 'bkt' does not exist at E", "aws s3 mb s3://bkt"]),
+        ("404", 404, "HeadBucket", ConfigError, ["bucket 'bkt' does not exist"]),
+        ("InvalidAccessKeyId", 403, "PutObject", ConnectionFailed, ["E does not know the access key"]),
+        ("SignatureDoesNotMatch", 403, "PutObject", ConnectionFailed, ["E refused the request signature"]),
+        ("AccessDenied", 403, "DeleteObject", ConnectionFailed, ["E denied DeleteObject on s3://bkt/k"]),
+        ("RequestTimeTooSkewed", 403, "PutObject", ConnectionFailed, ["clock"]),
+        ("ServiceUnavailable", 503, "PutObject", ConnectionFailed, ["the S3 service at E failed"]),
+        ("InvalidArgument", 400, "PutObject", PgsafeError, ["PutObject of s3://bkt/k at E failed: InvalidArgument"]),
+    ],
+)
 def test_client_errors_map_to_typed_errors(code, status, action, kind, words):
     err = map_error(client_error(code, status, action), "E", action, "bkt", "k")
     assert isinstance(err, kind) and err.exit_code == kind.exit_code
@@ -149,8 +180,10 @@ def test_client_errors_map_to_typed_errors(code, status, action, kind, words):
 
 def test_transport_errors_map_to_connection_or_configuration_errors():
     from botocore import exceptions as bx
-    assert isinstance(map_error(bx.EndpointConnectionError(endpoint_url="http://x"), "E", "PutObject", "b", "k"),
-                      ConnectionFailed)
+
+    assert isinstance(
+        map_error(bx.EndpointConnectionError(endpoint_url="http://x"), "E", "PutObject", "b", "k"), ConnectionFailed
+    )
     tls = map_error(bx.SSLError(endpoint_url="https://x", error="certificate verify failed"), "E", "PutObject", "b")
     assert isinstance(tls, ConnectionFailed) and "ca_bundle" in str(tls)
     assert isinstance(map_error(bx.NoCredentialsError(), "E", "PutObject", "b"), ConfigError)

@@ -4,6 +4,7 @@ Listing, "latest", verification and retention all read the metadata; a data
 file without metadata is not a backup, and metadata that is malformed or
 points outside its directory is reported, never trusted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     class CatalogEntry(Protocol):
         """What choosing a backup reads of an entry: an Entry here, or offsite.fetch's OffsiteEntry."""
+
         meta: dict[str, Any]
         finished: Optional[datetime]
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         def backup_id(self) -> str: ...
 
         def is_good(self, now: Optional[datetime] = None) -> bool: ...
+
 
 META_SUFFIX = ".meta.json"
 FULL_DIR = "full"
@@ -51,7 +54,7 @@ class Entry:
 
     @property
     def backup_id(self) -> str:
-        return self.meta.get("backup_id") or os.path.basename(self.meta_path)[:-len(META_SUFFIX)]
+        return self.meta.get("backup_id") or os.path.basename(self.meta_path)[: -len(META_SUFFIX)]
 
     @property
     def database(self) -> Optional[str]:
@@ -71,8 +74,9 @@ class Entry:
             return False
 
     def is_good(self, now: Optional[datetime] = None) -> bool:
-        return (self.meta.get("status") == "ok" and self.finished is not None
-                and not self.is_future(now) and self.present())
+        return (
+            self.meta.get("status") == "ok" and self.finished is not None and not self.is_future(now) and self.present()
+        )
 
     def summary(self) -> dict[str, Any]:
         m = self.meta
@@ -125,6 +129,7 @@ def load_entry(meta_path: str) -> Entry:
 
 def _owner_name(uid: int) -> str:
     import pwd
+
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -135,12 +140,15 @@ def _unreadable(path: str, exc: OSError) -> ConfigError:
     try:
         st = os.stat(path)
         owner = _owner_name(st.st_uid)
-        return ConfigError("cannot read %s (owner %s, mode %04o): %s" % (
-            path, owner, stat.S_IMODE(st.st_mode), exc.strerror or exc),
-            "Run as its owner%s or fix its permissions" % ("" if owner == "root" else " (sudo -u %s ...)" % owner))
+        return ConfigError(
+            "cannot read %s (owner %s, mode %04o): %s" % (path, owner, stat.S_IMODE(st.st_mode), exc.strerror or exc),
+            "Run as its owner%s or fix its permissions" % ("" if owner == "root" else " (sudo -u %s ...)" % owner),
+        )
     except OSError:
-        return ConfigError("cannot read %s: %s" % (path, exc.strerror or exc),
-                           "Run as the backup directory's owner or fix its permissions")
+        return ConfigError(
+            "cannot read %s: %s" % (path, exc.strerror or exc),
+            "Run as the backup directory's owner or fix its permissions",
+        )
 
 
 def require_catalog(backup_dir: str) -> str:
@@ -150,16 +158,22 @@ def require_catalog(backup_dir: str) -> str:
     try:
         st = os.stat(backup_dir)
     except FileNotFoundError:
-        raise ConfigError("backup directory %s does not exist" % backup_dir,
-                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+        raise ConfigError(
+            "backup directory %s does not exist" % backup_dir,
+            "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)",
+        )
     except NotADirectoryError:
-        raise ConfigError("backup directory %s does not exist: a part of its path is not a directory" % backup_dir,
-                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+        raise ConfigError(
+            "backup directory %s does not exist: a part of its path is not a directory" % backup_dir,
+            "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)",
+        )
     except PermissionError as exc:
         raise _unreadable(os.path.dirname(backup_dir) or backup_dir, exc)
     if not stat.S_ISDIR(st.st_mode):
-        raise ConfigError("backup directory %s is not a directory" % backup_dir,
-                          "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)")
+        raise ConfigError(
+            "backup directory %s is not a directory" % backup_dir,
+            "Check the backup directory (--backup-dir, BACKUP_DIR or backup_dir)",
+        )
     for path in (backup_dir, full_dir(backup_dir)):
         try:
             os.listdir(path)
@@ -233,13 +247,16 @@ def choose_backup(backup_dir: str, backup: Optional[str] = None, database: Optio
             break
         if entry.meta.get("status") == "ok" and entry.finished is not None and not entry.is_future(now):
             raise VerificationFailed(
-                "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)" % (
-                    database, entry.backup_id, entry.data_path),
-                "Restore an older backup by name (%s), and take a new backup" % (
-                    chosen.backup_id if chosen else "none is left"))
+                "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)"
+                % (database, entry.backup_id, entry.data_path),
+                "Restore an older backup by name (%s), and take a new backup"
+                % (chosen.backup_id if chosen else "none is left"),
+            )
     if chosen is None:
-        raise ConfigError("no good backup of database %r in %s" % (database, full_dir(backup_dir)),
-                          "Take one first, or list the catalog")
+        raise ConfigError(
+            "no good backup of database %r in %s" % (database, full_dir(backup_dir)),
+            "Take one first, or list the catalog",
+        )
     return chosen
 
 
@@ -251,8 +268,10 @@ def resolve(backup_dir: str, ref: Any) -> Entry:
     if "/" in ref:
         candidate = ref if os.path.isabs(ref) else os.path.join(os.getcwd(), ref)
         if not is_within(directory, candidate):
-            raise ConfigError("backup %r is outside the backup directory %s" % (ref, directory),
-                              "Copy the backup and its .meta.json into %s first" % directory)
+            raise ConfigError(
+                "backup %r is outside the backup directory %s" % (ref, directory),
+                "Copy the backup and its .meta.json into %s first" % directory,
+            )
         ref = os.path.basename(os.path.normpath(candidate))
     validate_plain_name(ref, "backup")
     require_catalog(backup_dir)
@@ -260,8 +279,9 @@ def resolve(backup_dir: str, ref: Any) -> Entry:
     for entry in entries:
         if ref in (entry.backup_id, entry.meta.get("backup_file"), os.path.basename(entry.meta_path)):
             return entry
-    raise ConfigError("no backup named %r in %s" % (ref, directory),
-                      "List the catalog with 'pgsafe list' or pg_backup_info")
+    raise ConfigError(
+        "no backup named %r in %s" % (ref, directory), "List the catalog with 'pgsafe list' or pg_backup_info"
+    )
 
 
 def verify_entry(entry: Entry) -> str:
@@ -275,13 +295,16 @@ def verify_entry(entry: Entry) -> str:
     else:
         actual = compress.sha256_file(entry.data_path)
     if actual != entry.meta.get("checksum"):
-        raise VerificationFailed("checksum mismatch for %s: expected %s, found %s" % (
-            entry.data_path, entry.meta.get("checksum"), actual),
-            "The file is damaged; restore another backup and take a new one")
+        raise VerificationFailed(
+            "checksum mismatch for %s: expected %s, found %s" % (entry.data_path, entry.meta.get("checksum"), actual),
+            "The file is damaged; restore another backup and take a new one",
+        )
     size = tree_size(entry.data_path)
     if size != entry.meta.get("size_bytes"):
-        raise VerificationFailed("size mismatch for %s: metadata says %s bytes, file has %d" % (
-            entry.data_path, entry.meta.get("size_bytes"), size))
+        raise VerificationFailed(
+            "size mismatch for %s: metadata says %s bytes, file has %d"
+            % (entry.data_path, entry.meta.get("size_bytes"), size)
+        )
     return actual
 
 

@@ -4,6 +4,7 @@ Ordering is by each backup's own end time from its metadata, never by file
 name.  A backup stamped in the future is neither counted as good nor deleted:
 a wrong clock must not make retention remove the real newest backups.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,9 @@ def choose(entries: Iterable[Entry], now: datetime, retention_days: float, min_b
     return Plan(keep, remove, protected)
 
 
-def plan_full(backup_dir: str, database: Optional[str], retention_days: float, min_backups: int,
-              now: Optional[datetime] = None) -> Plan:
+def plan_full(
+    backup_dir: str, database: Optional[str], retention_days: float, min_backups: int, now: Optional[datetime] = None
+) -> Plan:
     entries, _problems = list_full(backup_dir, database)
     return choose(entries, now or utc_now(), retention_days, min_backups)
 
@@ -79,4 +81,4 @@ def _remove_globals(backup_dir: str, rel: str) -> None:
     if not is_within(backup_dir, path) or os.path.islink(path) or not path.endswith(".sql.gz"):
         return
     remove_quietly(path)
-    remove_quietly(path[:-len(".sql.gz")] + ".meta.json")
+    remove_quietly(path[: -len(".sql.gz")] + ".meta.json")

@@ -3,6 +3,7 @@ does not re-read every unchanged file: a backup is verified when new and again e
 
 `pgsafe verify` records its failures here too, so a backup known to be damaged is never counted
 intact by a health run until it verifies again."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -28,10 +29,10 @@ class VerifyState(StateFile):
         when = parse_iso(item.get("verified_at"))
         return when is None or now - when >= timedelta(hours=reverify_hours)
 
-    def record(self, key: str, checksum: Optional[str], ok: bool, error: Optional[str] = None,
-               now: Optional[datetime] = None) -> None:
-        self.set(key, {"checksum": checksum, "ok": bool(ok), "verified_at": iso(now or utc_now()),
-                       "error": error})
+    def record(
+        self, key: str, checksum: Optional[str], ok: bool, error: Optional[str] = None, now: Optional[datetime] = None
+    ) -> None:
+        self.set(key, {"checksum": checksum, "ok": bool(ok), "verified_at": iso(now or utc_now()), "error": error})
 
     def last(self, key: str) -> Any:
         return self.data.get(key)

@@ -2,13 +2,24 @@
 
 The roles pass variables only; this decides flags, quoting and cron's own escapes.
 """
+
 import shlex
 
 from ..core.options import OPTIONS
 
 # Options of the pgsafe command itself (cli.main), which go before the subcommand.
-GLOBAL_OPTIONS = ("backup_dir", "host", "port", "user", "quiet", "offsite_url", "s3_endpoint_url", "s3_region",
-                  "s3_ca_bundle", "s3_addressing_style")
+GLOBAL_OPTIONS = (
+    "backup_dir",
+    "host",
+    "port",
+    "user",
+    "quiet",
+    "offsite_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_ca_bundle",
+    "s3_addressing_style",
+)
 
 
 def _flag_words(option_id, value):

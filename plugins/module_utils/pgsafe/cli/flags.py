@@ -1,4 +1,5 @@
 """argparse options built from the engine's option table (core/options.py), help text included."""
+
 import os
 
 from ..core.options import OPTIONS, convert, env_value
@@ -13,7 +14,9 @@ def _parse_with(opt):
             return convert(opt, text, opt.flags[0])
         except ValueError as exc:
             import argparse
+
             raise argparse.ArgumentTypeError(str(exc))
+
     parse.__name__ = opt.type
     return parse
 
@@ -47,7 +50,9 @@ def add(parser, *option_ids, environ=None, **kwargs):
         if opt.type == "bool":
             args.update(action="store_false" if opt.default else "store_true", default=opt.default)
         elif opt.type == "list":
-            args.update(action="append", default=list(default or []), metavar=opt.metavar or opt.param.rstrip("s").upper())
+            args.update(
+                action="append", default=list(default or []), metavar=opt.metavar or opt.param.rstrip("s").upper()
+            )
         else:
             args.update(type=_parse_with(opt), default=default)
             if opt.metavar:

@@ -11,36 +11,55 @@ plugin does (Barman's `check --nagios` does the same): 0 OK, 1 WARNING, 2 CRITIC
 could not run, e.g. an unreadable header file).  An unparsable command line still exits 2 before
 --nagios is read; Nagios then shows CRITICAL, which a broken check definition deserves.
 """
+
 import json
 import os
 
-from . import flags
-from .util import out
 from ..core.errors import EXIT_GENERAL, EXIT_OK, EXIT_VERIFY, PgsafeError
 from ..core.logfile import StepLog
+from . import flags
+from .util import out
 
 EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_GENERAL, "critical": EXIT_VERIFY}
 NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 
-THRESHOLDS = ("max_backup_age_hours", "min_disk_space_gb", "max_disk_usage_percent", "size_decrease_percent",
-              "size_increase_percent", "recent_days", "reverify_hours", "max_archive_lag_segments",
-              "max_archive_wait_minutes", "max_base_backup_age_hours")
+THRESHOLDS = (
+    "max_backup_age_hours",
+    "min_disk_space_gb",
+    "max_disk_usage_percent",
+    "size_decrease_percent",
+    "size_increase_percent",
+    "recent_days",
+    "reverify_hours",
+    "max_archive_lag_segments",
+    "max_archive_wait_minutes",
+    "max_base_backup_age_hours",
+)
 # Used when an off-site repository is set (pgsafe --offsite URL health, or PGSAFE_OFFSITE).
-OFFSITE_THRESHOLDS = ("offsite_grace_hours", "offsite_wal_warning_segments", "offsite_wal_warning_minutes",
-                      "offsite_wal_critical_minutes", "offsite_unpushed_warning", "offsite_reverify_hours")
+OFFSITE_THRESHOLDS = (
+    "offsite_grace_hours",
+    "offsite_wal_warning_segments",
+    "offsite_wal_warning_minutes",
+    "offsite_wal_critical_minutes",
+    "offsite_unpushed_warning",
+    "offsite_reverify_hours",
+)
 
 
 def register(sub):
-    h = sub.add_parser("health", help="check backups, disk, WAL archive and the off-site copy; alert and write "
-                                      "metrics",
-                       description="Exit 0 ok, 1 warning, 5 critical, 2 configuration error; "
-                                   "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --offsite URL "
-                                   "(before the subcommand, or PGSAFE_OFFSITE) the off-site copy is checked too.")
+    h = sub.add_parser(
+        "health",
+        help="check backups, disk, WAL archive and the off-site copy; alert and write metrics",
+        description="Exit 0 ok, 1 warning, 5 critical, 2 configuration error; "
+        "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --offsite URL "
+        "(before the subcommand, or PGSAFE_OFFSITE) the off-site copy is checked too.",
+    )
     flags.add(h, "archive_dir", "databases", *THRESHOLDS)
     flags.add(h, *OFFSITE_THRESHOLDS)
-    flags.add(h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json",
-              "check_archiver")
+    flags.add(
+        h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json", "check_archiver"
+    )
     form = h.add_mutually_exclusive_group()
     flags.add(form, "json", "nagios")
     h.set_defaults(handler=cmd_health)
@@ -86,19 +105,28 @@ def _health(args, conninfo):
     from ..monitoring.alerts import read_header_file
     from ..monitoring.health import HealthRequest
     from ..monitoring.runner import AlertTarget, run_monitoring
+
     thresholds = {name: getattr(args, name) for name in THRESHOLDS + OFFSITE_THRESHOLDS}
     # Read before anything runs: a broken header file is a configuration error, said at once.
     headers = read_header_file(args.alert_header_file) if args.alert_header_file else None
     archive = resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ)
-    req = HealthRequest(args.backup_dir, archive, args.databases, conninfo if args.check_archiver else None,
-                        thresholds, offsite=_offsite_target(args))
+    req = HealthRequest(
+        args.backup_dir,
+        archive,
+        args.databases,
+        conninfo if args.check_archiver else None,
+        thresholds,
+        offsite=_offsite_target(args),
+    )
     alert = AlertTarget(args.alert_endpoint, headers, args.realert_hours) if args.alert_endpoint else None
     log = _SafeLog(args.backup_dir)
     try:
         report = run_monitoring(req, alert, args.metrics_file, args.metrics_json, log=log)
         for check in report["checks"]:
-            log("%s %s: %s" % (check["status"].upper(), check["name"], check["message"]),
-                level="INFO" if check["status"] == "ok" else check["status"].upper())
+            log(
+                "%s %s: %s" % (check["status"].upper(), check["name"], check["message"]),
+                level="INFO" if check["status"] == "ok" else check["status"].upper(),
+            )
     finally:
         log.close()
     if args.nagios:
@@ -109,8 +137,10 @@ def _health(args, conninfo):
     else:
         out("%-9s %-20s %-16s %s" % ("STATUS", "CHECK", "DATABASE", "MESSAGE"))
         for check in report["checks"]:
-            out("%-9s %-20s %-16s %s" % (check["status"].upper(), check["name"], check.get("database") or "-",
-                                         check["message"]))
+            out(
+                "%-9s %-20s %-16s %s"
+                % (check["status"].upper(), check["name"], check.get("database") or "-", check["message"])
+            )
         out("overall: %s" % report["status"].upper())
         for failure in report.get("alerts", {}).get("failed", []):
             out("alert not delivered: %s (%s)" % (failure["type"], failure["error"]))
@@ -124,9 +154,11 @@ def _offsite_target(args):
     if not getattr(args, "offsite_url", None):
         return None
     import socket
+
     from ..monitoring.offsite_health import OffsiteTarget
     from ..offsite.repository import settings_from
     from ..storage.s3config import parse_url
+
     parse_url(args.offsite_url, socket.gethostname())
     return OffsiteTarget(args.offsite_url, settings_from(vars(args)))
 
@@ -155,8 +187,10 @@ def nagios_line(report, t):
     bad = [c for c in checks if c["status"] == "critical"] + [c for c in checks if c["status"] == "warning"]
     if bad:
         summary = "%d critical, %d warning: %s" % (
-            len([c for c in bad if c["status"] == "critical"]), len([c for c in bad if c["status"] == "warning"]),
-            "; ".join(c["message"] for c in bad))
+            len([c for c in bad if c["status"] == "critical"]),
+            len([c for c in bad if c["status"] == "warning"]),
+            "; ".join(c["message"] for c in bad),
+        )
     else:
         summary = "%d checks ok" % len(checks)
     m = report["metrics"]
@@ -175,14 +209,23 @@ def nagios_line(report, t):
     if offsite is not None:
         perf += [
             _perf("offsite_up", offsite.get("up"), "1:", 0, 1),
-            _perf("offsite_backup_age_hours", offsite.get("backup_age_hours"),
-                  t["max_backup_age_hours"] + t["offsite_grace_hours"], 0),
+            _perf(
+                "offsite_backup_age_hours",
+                offsite.get("backup_age_hours"),
+                t["max_backup_age_hours"] + t["offsite_grace_hours"],
+                0,
+            ),
             _perf("offsite_damaged_backups", offsite.get("damaged_backups"), 0, 0),
             _perf("offsite_unpushed_backups", offsite.get("unpushed_backups"), "", 0),
             _perf("offsite_wal_pending_count", offsite.get("wal_pending_count"), "", 0),
-            _perf("offsite_wal_pending_oldest_seconds", offsite.get("wal_pending_oldest_seconds"),
-                  60 * t["offsite_wal_critical_minutes"], 0, "", "s"),
+            _perf(
+                "offsite_wal_pending_oldest_seconds",
+                offsite.get("wal_pending_oldest_seconds"),
+                60 * t["offsite_wal_critical_minutes"],
+                0,
+                "",
+                "s",
+            ),
             _perf("offsite_wal_missing_segments", offsite.get("wal_missing_segments"), 0, 0),
         ]
-    return "PGSAFE %s - %s | %s" % (report["status"].upper(), _one_line(summary),
-                                    " ".join(p for p in perf if p))
+    return "PGSAFE %s - %s | %s" % (report["status"].upper(), _one_line(summary), " ".join(p for p in perf if p))

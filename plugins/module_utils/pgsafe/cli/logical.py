@@ -1,22 +1,34 @@
 """Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
+
 import json
 import sys
 
 from ..catalog import entries as catalog
+from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
+from ..core.logfile import StepLog
+from ..logical.dump import FullBackupRequest, run_full_backup
+from ..logical.restore import RestoreRequest, run_restore
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
 from .util import UsageError, err, out
-from ..logical.dump import FullBackupRequest, run_full_backup
-from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
-from ..core.logfile import StepLog
-from ..logical.restore import RestoreRequest, run_restore
 
 
 def register(sub):
     b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
     b.add_argument("database", help="database to back up")
-    flags.add(b, "format", "compression", "compression_level", "jobs", "retention_days", "min_backups", "globals",
-              "row_counts", "lock_timeout", "json")
+    flags.add(
+        b,
+        "format",
+        "compression",
+        "compression_level",
+        "jobs",
+        "retention_days",
+        "min_backups",
+        "globals",
+        "row_counts",
+        "lock_timeout",
+        "json",
+    )
     b.set_defaults(handler=cmd_backup)
 
     ls = sub.add_parser("list", help="list the catalog, newest first")
@@ -29,9 +41,13 @@ def register(sub):
     v.set_defaults(handler=cmd_verify)
 
     r = sub.add_parser("restore", help="restore FILE into TARGET, or --latest [--database DB] TARGET")
-    r.add_argument("args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database")
+    r.add_argument(
+        "args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database"
+    )
     flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "source", "json")
-    r.add_argument("--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)")
+    r.add_argument(
+        "--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)"
+    )
     r.set_defaults(handler=cmd_restore)
 
     d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
@@ -45,10 +61,19 @@ def cmd_backup(args, conninfo):
     log = StepLog(backup_dir, "backup_full", echo=not args.quiet)
     try:
         req = FullBackupRequest(
-            args.database, backup_dir, conninfo, format=args.format, compression=args.compression,
-            compression_level=args.compression_level, jobs=args.jobs, retention_days=args.retention_days,
-            min_backups=args.min_backups, globals=args.globals, row_counts=args.row_counts,
-            lock_timeout=args.lock_timeout)
+            args.database,
+            backup_dir,
+            conninfo,
+            format=args.format,
+            compression=args.compression,
+            compression_level=args.compression_level,
+            jobs=args.jobs,
+            retention_days=args.retention_days,
+            min_backups=args.min_backups,
+            globals=args.globals,
+            row_counts=args.row_counts,
+            lock_timeout=args.lock_timeout,
+        )
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
         result["offsite"] = push_now(args, log)
@@ -69,13 +94,17 @@ def cmd_backup(args, conninfo):
 def cmd_list(args, conninfo):
     if from_offsite(args):
         from ..offsite.fetch import list_entries
+
         entries, problems = list_entries(open_repo(args, "list --from offsite"), "full")
     else:
         catalog.require_catalog(args.backup_dir)
         entries, problems = catalog.list_full(args.backup_dir)
     if args.json:
-        out(json.dumps({"backups": [e.summary() for e in entries],
-                        "problems": [p.as_dict() for p in problems]}, indent=2))
+        out(
+            json.dumps(
+                {"backups": [e.summary() for e in entries], "problems": [p.as_dict() for p in problems]}, indent=2
+            )
+        )
         return EXIT_OK
     out("Available full backups (newest first):")
     out("-" * 38)
@@ -83,8 +112,17 @@ def cmd_list(args, conninfo):
         out("(none)")
     for e in entries:
         m = e.meta
-        out("%s (%s) - %s - %s %s/%s" % (m.get("backup_file"), m.get("size_human"), m.get("timestamp"),
-                                         m.get("database"), m.get("format"), m.get("compression")))
+        out(
+            "%s (%s) - %s - %s %s/%s"
+            % (
+                m.get("backup_file"),
+                m.get("size_human"),
+                m.get("timestamp"),
+                m.get("database"),
+                m.get("format"),
+                m.get("compression"),
+            )
+        )
     for p in problems:
         err("PROBLEM: %s: %s" % (p.path, p.reason))
     return EXIT_OK
@@ -118,8 +156,10 @@ def _report_verify(args, results):
         out(json.dumps({"results": results, "failed": len(failed)}, indent=2))
     else:
         for r in results:
-            out("%-4s %s%s" % ("OK" if r["verified"] else "FAIL", r["path"],
-                               "" if r["verified"] else "  (%s)" % r["error"]))
+            out(
+                "%-4s %s%s"
+                % ("OK" if r["verified"] else "FAIL", r["path"], "" if r["verified"] else "  (%s)" % r["error"])
+            )
         out("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
     return EXIT_VERIFY if failed else EXIT_OK
 
@@ -127,6 +167,7 @@ def _report_verify(args, results):
 def _verify_offsite(args):
     """Download and hash every object of every off-site backup (or the named ones)."""
     from ..offsite.fetch import list_entries, verify_entry
+
     repo = open_repo(args, "verify --from offsite")
     results = []
     for folder in ("full", "base"):
@@ -138,8 +179,14 @@ def _verify_offsite(args):
                 verify_entry(repo, e)
                 results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": True})
             except VerificationFailed as exc:
-                results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": False,
-                                "error": str(exc)})
+                results.append(
+                    {
+                        "backup_id": e.backup_id,
+                        "path": repo.location.url(e.meta_name),
+                        "verified": False,
+                        "error": str(exc),
+                    }
+                )
         results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
     return _report_verify(args, results)
 
@@ -147,6 +194,7 @@ def _verify_offsite(args):
 def _record_failures(backup_dir, entries, results):
     """A damaged backup is then never counted intact by health until it verifies again."""
     from ..catalog.verify_state import VerifyState
+
     by_id = {e.backup_id: e for e in entries}
     bad = [r for r in results if not r["verified"] and r["backup_id"] in by_id]
     if not bad:
@@ -181,17 +229,32 @@ def cmd_restore(args, conninfo):
             raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
         backup, target = args.args
     log = StepLog(backup_dir, "restore", echo=not args.quiet)
-    options = dict(overwrite=args.overwrite, jobs=args.jobs, verify_checksum=args.verify_checksum,
-                   no_owner=args.no_owner,
-                   confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None)
+    options = dict(
+        overwrite=args.overwrite,
+        jobs=args.jobs,
+        verify_checksum=args.verify_checksum,
+        no_owner=args.no_owner,
+        confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
+    )
     try:
         if from_offsite(args):
             from ..offsite.restore import restore as restore_offsite
-            result = restore_offsite(open_repo(args, "restore --from offsite"), target, backup_dir, conninfo,
-                                     backup=backup, latest=args.latest, database=args.database, log=log, **options)
+
+            result = restore_offsite(
+                open_repo(args, "restore --from offsite"),
+                target,
+                backup_dir,
+                conninfo,
+                backup=backup,
+                latest=args.latest,
+                database=args.database,
+                log=log,
+                **options,
+            )
         else:
-            req = RestoreRequest(target, backup_dir, conninfo, backup=backup, latest=args.latest,
-                                 database=args.database, **options)
+            req = RestoreRequest(
+                target, backup_dir, conninfo, backup=backup, latest=args.latest, database=args.database, **options
+            )
             result = run_restore(req, log=log)
     except PgsafeError as exc:
         log("restore failed: %s" % exc, level="ERROR")
@@ -202,26 +265,42 @@ def cmd_restore(args, conninfo):
         out(json.dumps(result, indent=2))
     else:
         v = result["validation"]
-        out("restored %s into %s in %.1fs; validation %s (%d tables checked)" % (
-            result["backup_id"], result["target_db"], result["duration_seconds"],
-            "passed" if v["passed"] else "FAILED", v["checked"]))
+        out(
+            "restored %s into %s in %.1fs; validation %s (%d tables checked)"
+            % (
+                result["backup_id"],
+                result["target_db"],
+                result["duration_seconds"],
+                "passed" if v["passed"] else "FAILED",
+                v["checked"],
+            )
+        )
     return EXIT_OK
 
 
 def cmd_drill(args, conninfo):
     from ..monitoring.drill import run_drill
+
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
         offsite = open_repo(args, "drill --from offsite") if from_offsite(args) else None
         report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log, offsite=offsite)
         if not report["passed"] and args.alert_endpoint:
             from ..monitoring.alerts import post
+
             failed = [r["database"] for r in report["results"] if not r["passed"]]
-            error = post(args.alert_endpoint, {"type": "backup_health", "severity": "critical", "status": "critical",
-                                               "check": "restore_drill", "database": ",".join(failed),
-                                               "message": "restore drill failed for %s; report %s" % (
-                                                   ", ".join(failed), report["report_file"]),
-                                               "source": "pgsafe"})
+            error = post(
+                args.alert_endpoint,
+                {
+                    "type": "backup_health",
+                    "severity": "critical",
+                    "status": "critical",
+                    "check": "restore_drill",
+                    "database": ",".join(failed),
+                    "message": "restore drill failed for %s; report %s" % (", ".join(failed), report["report_file"]),
+                    "source": "pgsafe",
+                },
+            )
             if error:
                 log("drill alert not delivered: %s" % error, level="ERROR")
     finally:
@@ -230,8 +309,15 @@ def cmd_drill(args, conninfo):
         out(json.dumps(report, indent=2))
     else:
         for r in report["results"]:
-            out("%-6s %s %s" % ("PASS" if r["passed"] else "FAIL", r["database"],
-                                "RTO %.1fs, %d tables" % (r["rto_seconds"], r["tables"]) if r["passed"]
-                                else r.get("error") or "; ".join(r.get("mismatches", []))))
+            out(
+                "%-6s %s %s"
+                % (
+                    "PASS" if r["passed"] else "FAIL",
+                    r["database"],
+                    "RTO %.1fs, %d tables" % (r["rto_seconds"], r["tables"])
+                    if r["passed"]
+                    else r.get("error") or "; ".join(r.get("mismatches", [])),
+                )
+            )
         out("report: %s" % report["report_file"])
     return EXIT_OK if report["passed"] else EXIT_VERIFY

@@ -5,12 +5,13 @@ Exit codes are the seed's: 0 ok, 1 general, 2 configuration, 3 connection,
 own subcommands (logical.py, physical.py, health.py), so this file only parses common
 options, checks who runs it, and turns every error into one line on stderr and an exit code.
 """
+
 import os
 import sys
 
-from .util import UsageError, err
 from ..core.errors import EXIT_GENERAL, PgsafeError
 from ..core.options import DEFAULT_BACKUP_DIR
+from .util import UsageError, err
 
 EPILOG = """exit codes:
   0  ok
@@ -32,9 +33,18 @@ Errors are one line on stderr; --debug (or PGSAFE_DEBUG=1) adds the traceback of
 # to --os-user for the server and leaves only its log in BACKUP_DIR.  A new subcommand must be
 # classified here (tests/unit/test_cli_help.py checks that none is missing).
 WRITES_INTO = {
-    "backup": "backup_dir", "base-backup": "backup_dir", "restore": "backup_dir", "health": "backup_dir",
-    "verify": "backup_dir", "drill": "backup_dir", "archive-wal": "archive",
-    "push": "backup_dir", "offsite-retention": "backup_dir", "list": None, "restore-wal": None, "restore-pitr": None,
+    "backup": "backup_dir",
+    "base-backup": "backup_dir",
+    "restore": "backup_dir",
+    "health": "backup_dir",
+    "verify": "backup_dir",
+    "drill": "backup_dir",
+    "archive-wal": "archive",
+    "push": "backup_dir",
+    "offsite-retention": "backup_dir",
+    "list": None,
+    "restore-wal": None,
+    "restore-pitr": None,
 }
 
 
@@ -44,23 +54,29 @@ def _parser_class():
     class _Parser(argparse.ArgumentParser):
         def error(self, message):
             raise UsageError(message, "See 'pgsafe --help'")
+
     return _Parser
 
 
 def build_parser():
     import argparse
 
+    from ..core.version import TOOL_VERSION
     from . import flags
     from . import health as cli_health
     from . import logical as cli_logical
     from . import offsite as cli_offsite
     from . import physical as cli_physical
-    from ..core.version import TOOL_VERSION
+
     # Each module has register(subparsers) that sets a ``handler(args, conninfo)`` default.
     command_modules = [cli_logical, cli_physical, cli_offsite, cli_health]
     _Parser = _parser_class()
-    p = _Parser(prog="pgsafe", description="PostgreSQL backups that are proven to restore.", epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="pgsafe",
+        description="PostgreSQL backups that are proven to restore.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version="pgsafe " + TOOL_VERSION)
     flags.add(p, "backup_dir", "host", "port", "user", "quiet", "debug", *cli_offsite.GLOBAL_OPTIONS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -77,14 +93,24 @@ def build_parser():
 # PostgreSQL runs archive_command once per 16 MB segment: its start-up time is archiving throughput.
 # The launchers start Python without site (-S); this path needs nothing else, the rest turns site on.
 _FAST_GLOBALS = {"--quiet": False, "--debug": False, "--backup-dir": True}
-_FAST_OPTIONS = {"--archive-dir": "archive_dir", "--compress": "compression", "--compression": "compression",
-                 "--compression-level": "compression_level"}
+_FAST_OPTIONS = {
+    "--archive-dir": "archive_dir",
+    "--compress": "compression",
+    "--compression": "compression",
+    "--compression-level": "compression_level",
+}
 
 
 def _fast_archive_args(argv):
     """Parsed arguments of a plain 'archive-wal %p %f [options]' call, or None to take the full parser."""
-    args = {"quiet": False, "debug": False, "backup_dir": os.environ.get("BACKUP_DIR", DEFAULT_BACKUP_DIR),
-            "archive_dir": None, "compression": "none", "compression_level": None}
+    args = {
+        "quiet": False,
+        "debug": False,
+        "backup_dir": os.environ.get("BACKUP_DIR", DEFAULT_BACKUP_DIR),
+        "archive_dir": None,
+        "compression": "none",
+        "compression_level": None,
+    }
     i = 0
     while i < len(argv) and argv[i] in _FAST_GLOBALS:
         if _FAST_GLOBALS[argv[i]]:
@@ -95,10 +121,10 @@ def _fast_archive_args(argv):
         else:
             args[argv[i][2:]] = True
             i += 1
-    if argv[i:i + 1] != ["archive-wal"]:
+    if argv[i : i + 1] != ["archive-wal"]:
         return None
     positional = []
-    rest = argv[i + 1:]
+    rest = argv[i + 1 :]
     j = 0
     while j < len(rest):
         word = rest[j]
@@ -131,6 +157,7 @@ def _enable_site():
     """The launchers start Python with -S; everything but archive-wal needs site-packages (psycopg2)."""
     if sys.flags.no_site:
         import site
+
         site.main()
 
 
@@ -142,10 +169,15 @@ def _run_as_hint(args, argv, owner):
     """The same command for the catalog's owner, with what came from the environment (which sudo drops)
     spelled as options."""
     import shlex
+
     explicit = set(a.split("=", 1)[0] for a in argv)
     front = []
-    for option, value in (("--backup-dir", args.backup_dir), ("--host", os.environ.get("PGHOST")),
-                          ("--port", os.environ.get("PGPORT")), ("--user", os.environ.get("PGUSER"))):
+    for option, value in (
+        ("--backup-dir", args.backup_dir),
+        ("--host", os.environ.get("PGHOST")),
+        ("--port", os.environ.get("PGPORT")),
+        ("--user", os.environ.get("PGUSER")),
+    ):
         if option not in explicit and value:
             front += [option, value]
     program = os.environ.get("PGSAFE_COMMAND") or "pgsafe"
@@ -163,17 +195,21 @@ def _refuse_foreign_catalog(args, argv, directory):
     if uid == 0:
         return
     import pwd
+
     try:
         owner = pwd.getpwuid(uid).pw_name
     except KeyError:
         owner = str(uid)
     raise UsageError(
         "%s belongs to %s: files root wrote there would be unreadable to %s's later runs (verify, health, restore)"
-        % (directory, owner, owner), "run as %s: %s" % (owner, _run_as_hint(args, argv, owner)))
+        % (directory, owner, owner),
+        "run as %s: %s" % (owner, _run_as_hint(args, argv, owner)),
+    )
 
 
 def _archive_target(args):
     from .physical import _archive_dir
+
     archive_dir = _archive_dir(args)
     return archive_dir if os.path.isdir(archive_dir) else args.backup_dir
 
@@ -194,6 +230,7 @@ def _report(exc, debug, command):
         _quiet_broken_pipe()
     if debug:
         import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if isinstance(exc, PgsafeError):
         err("pgsafe: error: %s" % exc)
@@ -219,12 +256,14 @@ def main(argv=None):
         if fast is not None:
             command = "archive-wal"
             from .physical import cmd_archive_wal
+
             args = _Args(fast)
             if os.geteuid() == 0:
                 _refuse_foreign_catalog(args, argv, _archive_target(args))
             return cmd_archive_wal(args, None)
         _enable_site()
         from ..core.conn import ConnInfo
+
         args = build_parser().parse_args(argv)
         command = args.command
         conninfo = ConnInfo.from_env(host=args.host, port=args.port, user=args.user)

@@ -1,38 +1,43 @@
 """Subcommand push, and how the other subcommands reach the off-site repository (--offsite, --from offsite)."""
+
 import json
 
-from . import flags
-from .util import UsageError, out
 from ..core.errors import EXIT_OK
 from ..offsite.push import raise_for_failures as _raise_first_failure
+from . import flags
+from .util import UsageError, out
 
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
 GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS
 
 
 def register(sub):
-    p = sub.add_parser("push", help="upload every backup and WAL segment that is not yet off-site (idempotent; "
-                                    "cron runs it each minute)")
+    p = sub.add_parser(
+        "push",
+        help="upload every backup and WAL segment that is not yet off-site (idempotent; cron runs it each minute)",
+    )
     flags.add(p, "archive_dir", "json")
     p.set_defaults(handler=cmd_push)
     # Its own subcommand, not an option of push: push runs on every host each minute with credentials
     # that cannot delete (by design), retention runs once a day where the delete credentials are, and
     # needs nothing from a host (no backup directory, no server).
-    r = sub.add_parser("offsite-retention",
-                       help="delete off-site backups past their own retention and the WAL no kept base backup "
-                            "needs (run where the delete credentials are)",
-                       description="Same rules as on disk: each backup's own end time, never the newest "
-                                   "offsite_min_backups good ones per database, a backup stamped in the future is "
-                                   "never deleted. Exit 3 when the credentials may not delete.")
+    r = sub.add_parser(
+        "offsite-retention",
+        help="delete off-site backups past their own retention and the WAL no kept base backup "
+        "needs (run where the delete credentials are)",
+        description="Same rules as on disk: each backup's own end time, never the newest "
+        "offsite_min_backups good ones per database, a backup stamped in the future is "
+        "never deleted. Exit 3 when the credentials may not delete.",
+    )
     flags.add(r, "offsite_retention_days", "offsite_base_retention_days", "offsite_min_backups", "dry_run", "json")
     r.set_defaults(handler=cmd_offsite_retention)
 
 
 def open_repo(args, what):
     if not getattr(args, "offsite_url", None):
-        raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)"
-                         % what)
+        raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)" % what)
     from ..offsite.repository import OffsiteRepository, settings_from
+
     return OffsiteRepository.open(args.offsite_url, settings_from(vars(args)))
 
 
@@ -47,6 +52,7 @@ def push_now(args, log):
         return None
     from ..offsite.push import push
     from .physical import archive_dir_if_present
+
     report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
     _raise_first_failure(report)
     return report
@@ -56,6 +62,7 @@ def cmd_push(args, conninfo):
     from ..core.logfile import StepLog
     from ..offsite.push import push
     from .physical import archive_dir_if_present
+
     log = StepLog(args.backup_dir, "push", echo=not args.quiet)
     try:
         report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
@@ -64,9 +71,16 @@ def cmd_push(args, conninfo):
     if args.json:
         out(json.dumps(report, indent=2))
     else:
-        out("pushed %d backup(s) and %d WAL segment(s) to %s; %d already there; %d failed" % (
-            len(report["pushed"]), len(report["wal_pushed"]), report["repository"], report["already_offsite"],
-            len(report["failed"])))
+        out(
+            "pushed %d backup(s) and %d WAL segment(s) to %s; %d already there; %d failed"
+            % (
+                len(report["pushed"]),
+                len(report["wal_pushed"]),
+                report["repository"],
+                report["already_offsite"],
+                len(report["failed"]),
+            )
+        )
     _raise_first_failure(report)
     return EXIT_OK
 
@@ -74,10 +88,17 @@ def cmd_push(args, conninfo):
 def cmd_offsite_retention(args, conninfo):
     from ..core.logfile import StepLog
     from ..offsite.retention import run
+
     log = StepLog(args.backup_dir, "offsite_retention", echo=not args.quiet)
     try:
-        report = run(open_repo(args, "offsite-retention"), args.offsite_retention_days,
-                     args.offsite_base_retention_days, args.offsite_min_backups, dry_run=args.dry_run, log=log)
+        report = run(
+            open_repo(args, "offsite-retention"),
+            args.offsite_retention_days,
+            args.offsite_base_retention_days,
+            args.offsite_min_backups,
+            dry_run=args.dry_run,
+            log=log,
+        )
     finally:
         log.close()
     if args.json:
@@ -85,12 +106,22 @@ def cmd_offsite_retention(args, conninfo):
         return EXIT_OK
     verb = "would remove" if report["dry_run"] else "removed"
     for item in report["removed"]:
-        out("%s %s backup %s (%s, finished %s)" % (
-            verb, item["kind"], item["backup_id"], item["database"], item["finished_at"]))
-    out("%s %d backup(s), %d WAL file(s)%s and %d orphaned object(s) from %s; %d backup(s) kept" % (
-        verb, len(report["removed"]), report["wal_removed"],
-        " before %s" % report["wal_cutoff"] if report["wal_removed"] else "", len(report["orphans_removed"]),
-        report["repository"], len(report["kept"])))
+        out(
+            "%s %s backup %s (%s, finished %s)"
+            % (verb, item["kind"], item["backup_id"], item["database"], item["finished_at"])
+        )
+    out(
+        "%s %d backup(s), %d WAL file(s)%s and %d orphaned object(s) from %s; %d backup(s) kept"
+        % (
+            verb,
+            len(report["removed"]),
+            report["wal_removed"],
+            " before %s" % report["wal_cutoff"] if report["wal_removed"] else "",
+            len(report["orphans_removed"]),
+            report["repository"],
+            len(report["kept"]),
+        )
+    )
     if report["wal_note"]:
         out(report["wal_note"])
     for problem in report["problems"]:

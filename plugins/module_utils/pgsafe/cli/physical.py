@@ -3,27 +3,31 @@
 archive-wal and restore-wal run once per WAL segment from PostgreSQL itself, so
 they log only failures and import nothing that needs a database driver.
 """
+
 import os
 
+from ..core.errors import EXIT_OK, PgsafeError
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
 from .util import err, out
-from ..core.errors import EXIT_OK, PgsafeError
 
 
 def StepLog(*args, **kwargs):
     # Imported when used: archive-wal, run once per segment, needs it only when it fails.
     from ..core.logfile import StepLog as _StepLog
+
     return _StepLog(*args, **kwargs)
 
 
 def _archive_dir(args):
     from ..core.paths import resolve_archive_dir
+
     return resolve_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ).path
 
 
 def archive_dir_if_present(args):
     from ..core.paths import existing_archive_dir
+
     return existing_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ)
 
 
@@ -41,21 +45,43 @@ def register(sub):
     r.set_defaults(handler=cmd_restore_wal)
 
     b = sub.add_parser("base-backup", help="take a verified pg_basebackup (tar, manifest checked)")
-    flags.add(b, "compression", "compression_level", "checkpoint", "base_jobs", "base_verify", "base_retention_days",
-              "min_backups", "archive_dir", "wal_cleanup", "json")
+    flags.add(
+        b,
+        "compression",
+        "compression_level",
+        "checkpoint",
+        "base_jobs",
+        "base_verify",
+        "base_retention_days",
+        "min_backups",
+        "archive_dir",
+        "wal_cleanup",
+        "json",
+    )
     b.set_defaults(handler=cmd_base_backup)
 
     p = sub.add_parser("restore-pitr", help="recover a cluster from a base backup and the WAL archive")
     p.add_argument("data_directory", help="data directory to recover into (must not hold a running cluster)")
     flags.add(p, "pitr_port", required=True)
-    flags.add(p, "target_time", "target_lsn", "target_name", "archive_dir", "overwrite", "pgsafe_command", "os_user",
-              "source", "json")
+    flags.add(
+        p,
+        "target_time",
+        "target_lsn",
+        "target_name",
+        "archive_dir",
+        "overwrite",
+        "pgsafe_command",
+        "os_user",
+        "source",
+        "json",
+    )
     flags.add(p, "base_backup")
     p.set_defaults(handler=cmd_restore_pitr)
 
 
 def cmd_archive_wal(args, conninfo):
     from ..physical.walarchive import archive_wal
+
     try:
         archive_wal(args.path, args.name, _archive_dir(args), args.compression, args.compression_level)
     except PgsafeError as exc:
@@ -76,6 +102,7 @@ def _log_failure(backup_dir, operation, message):
 
 def cmd_restore_wal(args, conninfo):
     from ..physical.walarchive import WalMissing, restore_wal
+
     try:
         try:
             restore_wal(args.name, args.path, _archive_dir(args))
@@ -94,9 +121,11 @@ def cmd_restore_wal(args, conninfo):
 def _restore_wal_from_offsite(args):
     """A segment the local archive lacks, fetched from the off-site copy into a private scratch archive."""
     import tempfile
+
     from ..offsite.fetch import fetch_wal
     from ..physical.walarchive import WalMissing, restore_wal
     from .offsite import open_repo
+
     scratch = tempfile.mkdtemp(prefix="pgsafe-wal-")
     try:
         if fetch_wal(open_repo(args, "restore-wal"), args.name, scratch) is None:
@@ -104,20 +133,29 @@ def _restore_wal_from_offsite(args):
         restore_wal(args.name, args.path, scratch)
     finally:
         import shutil
+
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def cmd_base_backup(args, conninfo):
-    from ..physical.basebackup import BaseBackupRequest, run_base_backup
     from ..core.paths import existing_archive_dir
+    from ..physical.basebackup import BaseBackupRequest, run_base_backup
+
     log = StepLog(args.backup_dir, "backup_base", echo=not args.quiet)
     try:
-        req = BaseBackupRequest(args.backup_dir, conninfo, compression=args.compression,
-                                compression_level=args.compression_level, checkpoint=args.checkpoint,
-                                verify=args.verify, retention_days=args.retention_days,
-                                min_backups=args.min_backups,
-                                archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
-                                wal_cleanup=args.wal_cleanup, jobs=args.jobs)
+        req = BaseBackupRequest(
+            args.backup_dir,
+            conninfo,
+            compression=args.compression,
+            compression_level=args.compression_level,
+            checkpoint=args.checkpoint,
+            verify=args.verify,
+            retention_days=args.retention_days,
+            min_backups=args.min_backups,
+            archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
+            wal_cleanup=args.wal_cleanup,
+            jobs=args.jobs,
+        )
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)
     except PgsafeError as exc:
@@ -129,6 +167,7 @@ def cmd_base_backup(args, conninfo):
         result = dict(result)
         result.pop("metadata", None)
         import json
+
         out(json.dumps(result, indent=2))
     else:
         out(result["backup_path"])
@@ -137,14 +176,25 @@ def cmd_base_backup(args, conninfo):
 
 def cmd_restore_pitr(args, conninfo):
     from ..physical.pitr import PitrRequest, run_pitr
+
     log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)
     try:
-        req = PitrRequest(args.backup_dir, _archive_dir(args), os.path.abspath(args.data_directory), args.port,
-                          target_time=args.target_time, target_lsn=args.target_lsn, target_name=args.target_name,
-                          overwrite=args.overwrite, pgsafe_command=args.pgsafe_command,
-                          os_user=args.os_user, backup=args.base_backup)
+        req = PitrRequest(
+            args.backup_dir,
+            _archive_dir(args),
+            os.path.abspath(args.data_directory),
+            args.port,
+            target_time=args.target_time,
+            target_lsn=args.target_lsn,
+            target_name=args.target_name,
+            overwrite=args.overwrite,
+            pgsafe_command=args.pgsafe_command,
+            os_user=args.os_user,
+            backup=args.base_backup,
+        )
         if from_offsite(args):
             from ..offsite.restore import recover
+
             result = recover(open_repo(args, "restore-pitr --from offsite"), req, log=log)
         else:
             result = run_pitr(req, log=log)
@@ -155,9 +205,18 @@ def cmd_restore_pitr(args, conninfo):
         log.close()
     if args.json:
         import json
+
         out(json.dumps(result, indent=2, default=str))
     else:
-        out("recovered %s to %s (LSN %s, timeline %s) in %.1fs; running on port %d" % (
-            result["data_directory"], result.get("recovered_to_time"), result.get("recovered_lsn"),
-            result.get("timeline"), result["duration_seconds"], result["port"]))
+        out(
+            "recovered %s to %s (LSN %s, timeline %s) in %.1fs; running on port %d"
+            % (
+                result["data_directory"],
+                result.get("recovered_to_time"),
+                result.get("recovered_lsn"),
+                result.get("timeline"),
+                result["duration_seconds"],
+                result["port"],
+            )
+        )
     return EXIT_OK

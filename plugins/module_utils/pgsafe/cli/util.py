@@ -1,4 +1,5 @@
 """Helpers shared by the cli_*.py subcommand modules."""
+
 import sys
 
 from ..core.errors import EXIT_CONFIG, PgsafeError

@@ -5,6 +5,7 @@ uses ``pigz`` when the host has it and zlib in-process otherwise.  The hash is
 taken of the bytes exactly as they land on disk, so a later re-hash proves the
 file is unchanged.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -88,8 +89,10 @@ def decompressor_argv(compression: str) -> Optional[list[str]]:
 def _need(binary: str) -> str:
     path = shutil.which(binary)
     if not path:
-        raise ConfigError("the %s program is not installed on this host" % binary,
-                          "Install the %s package or choose another compression" % binary)
+        raise ConfigError(
+            "the %s program is not installed on this host" % binary,
+            "Install the %s package or choose another compression" % binary,
+        )
     return path
 
 
@@ -146,8 +149,14 @@ def _read_chunks(fd: int) -> Iterator[bytes]:
         yield chunk
 
 
-def stream_to_file(source_fd: int, dest_path: str, compression: str, level: int, threads: Optional[int] = None,
-                   observe: Optional[Callable[[bytes], None]] = None) -> tuple[str, int]:
+def stream_to_file(
+    source_fd: int,
+    dest_path: str,
+    compression: str,
+    level: int,
+    threads: Optional[int] = None,
+    observe: Optional[Callable[[bytes], None]] = None,
+) -> tuple[str, int]:
     """Compress everything readable from source_fd into a new file at dest_path.
 
     ``observe`` sees every uncompressed chunk (to check a dump's header and
@@ -178,15 +187,18 @@ def stream_to_file(source_fd: int, dest_path: str, compression: str, level: int,
         return writer.finish()
     except OSError as exc:
         writer.abort()
-        raise BackupFailed("writing %s failed: %s" % (dest_path, exc.strerror or exc),
-                           "Check free space and permissions in the backup directory")
+        raise BackupFailed(
+            "writing %s failed: %s" % (dest_path, exc.strerror or exc),
+            "Check free space and permissions in the backup directory",
+        )
     except BaseException:
         writer.abort()
         raise
 
 
-def _through_process(argv: list[str], source_fd: int, writer: HashingWriter,
-                     observe: Optional[Callable[[bytes], None]]) -> None:
+def _through_process(
+    argv: list[str], source_fd: int, writer: HashingWriter, observe: Optional[Callable[[bytes], None]]
+) -> None:
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     widen_pipe(piped(proc.stdin).fileno())
     widen_pipe(piped(proc.stdout).fileno())
@@ -298,5 +310,6 @@ def test_stream(path: str, compression: str) -> None:
     argv = {"zstd": [_need("zstd"), "-q", "-t"], "gzip": ["gzip", "-t"]}[compression]
     proc = subprocess.run(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
-        raise VerificationFailed("%s stream test failed for %s: %s" % (
-            compression, path, proc.stderr.decode("utf-8", "replace").strip()))
+        raise VerificationFailed(
+            "%s stream test failed for %s: %s" % (compression, path, proc.stderr.decode("utf-8", "replace").strip())
+        )

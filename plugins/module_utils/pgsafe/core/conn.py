@@ -3,6 +3,7 @@
 Passwords travel to child processes only in their environment (PGPASSWORD),
 never in argv, and never into logs or metadata.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,15 @@ DEFAULT_CONNECT_TIMEOUT = 10
 
 
 class ConnInfo:
-    def __init__(self, host: Optional[str] = None, port: Union[int, str, None] = None, user: Optional[str] = None,
-                 password: Optional[str] = None, unix_socket: Optional[str] = None,
-                 connect_timeout: int = DEFAULT_CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: Optional[str] = None,
+        port: Union[int, str, None] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+        unix_socket: Optional[str] = None,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
         if port is not None and port != "":
             try:
                 port = int(port)
@@ -36,17 +43,25 @@ class ConnInfo:
         self.connect_timeout = connect_timeout
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, host: Optional[str] = None,
-                 port: Union[int, str, None] = None, user: Optional[str] = None) -> ConnInfo:
+    def from_env(
+        cls,
+        environ: Optional[Mapping[str, str]] = None,
+        host: Optional[str] = None,
+        port: Union[int, str, None] = None,
+        user: Optional[str] = None,
+    ) -> ConnInfo:
         """The host command's connection: its flags first, then libpq's variables (the password only from there)."""
         env = os.environ if environ is None else environ
-        return cls(host=host or env.get("PGHOST"), port=port or env.get("PGPORT"), user=user or env.get("PGUSER"),
-                   password=env.get("PGPASSWORD"))
+        return cls(
+            host=host or env.get("PGHOST"),
+            port=port or env.get("PGPORT"),
+            user=user or env.get("PGUSER"),
+            password=env.get("PGPASSWORD"),
+        )
 
     def kwargs(self, dbname: str) -> dict[str, Any]:
         """Keyword arguments for psycopg2.connect; unset values fall through to libpq defaults."""
-        out: dict[str, Any] = {"dbname": dbname, "connect_timeout": self.connect_timeout,
-                               "application_name": "pgsafe"}
+        out: dict[str, Any] = {"dbname": dbname, "connect_timeout": self.connect_timeout, "application_name": "pgsafe"}
         for key in ("host", "port", "user", "password"):
             value = getattr(self, key)
             if value is not None:
@@ -56,8 +71,7 @@ class ConnInfo:
     def child_env(self, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
         """Environment for pg_dump & co: connection in PG* variables, password included there only."""
         env = dict(os.environ if base is None else base)
-        for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"),
-                         ("password", "PGPASSWORD")):
+        for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"), ("password", "PGPASSWORD")):
             value = getattr(self, key)
             if value is not None:
                 env[var] = str(value)
@@ -69,24 +83,30 @@ class ConnInfo:
     def describe(self) -> str:
         """Safe for logs: no password."""
         return "host=%s port=%s user=%s" % (
-            self.host or "(default)", self.port or "(default)", self.user or "(default)")
+            self.host or "(default)",
+            self.port or "(default)",
+            self.user or "(default)",
+        )
 
 
 def connect(info: ConnInfo, dbname: str, autocommit: bool = True) -> PgConnection:
     try:
         import psycopg2
     except ImportError:
-        raise ConfigError("the Python module psycopg2 is not installed on this host",
-                          "Install python3-psycopg2 (Debian) or psycopg2-binary")
+        raise ConfigError(
+            "the Python module psycopg2 is not installed on this host",
+            "Install python3-psycopg2 (Debian) or psycopg2-binary",
+        )
     try:
         conn = psycopg2.connect(**info.kwargs(dbname))
     except psycopg2.OperationalError as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         if "does not exist" in text and "database" in text:
-            raise ConnectionFailed("database %r does not exist (%s)" % (dbname, text),
-                                   "Check the database name")
-        raise ConnectionFailed("cannot connect to PostgreSQL (%s): %s" % (info.describe(), text),
-                               "Check that the server runs and the login options, PG* variables or ~/.pgpass")
+            raise ConnectionFailed("database %r does not exist (%s)" % (dbname, text), "Check the database name")
+        raise ConnectionFailed(
+            "cannot connect to PostgreSQL (%s): %s" % (info.describe(), text),
+            "Check that the server runs and the login options, PG* variables or ~/.pgpass",
+        )
     conn.autocommit = autocommit
     return conn
 

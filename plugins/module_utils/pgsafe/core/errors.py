@@ -1,4 +1,5 @@
 """Typed errors carrying the seed's exit codes, so every caller maps them the same way."""
+
 from __future__ import annotations
 
 # Not typing itself: archive_command imports this once per WAL segment, and typing costs milliseconds.

@@ -2,6 +2,7 @@
 
 Only os and stat at import time: archive_command loads this once per WAL segment.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def fsync_tree(path: str) -> None:
 def ensure_private_dir(path: str, create: bool = True) -> str:
     """Make path a 0700 directory; refuse a symlink so nothing is written through it."""
     if os.path.islink(path):
-        raise ConfigError("%s is a symlink; pgsafe writes only into real directories" % path,
-                          "Point backup_dir at the real directory")
+        raise ConfigError(
+            "%s is a symlink; pgsafe writes only into real directories" % path, "Point backup_dir at the real directory"
+        )
     if not os.path.exists(path):
         if not create:
             raise ConfigError("directory %s does not exist" % path)
@@ -50,8 +52,10 @@ def ensure_private_dir(path: str, create: bool = True) -> str:
             # exist_ok: two runs starting together may both create it.
             os.makedirs(path, mode=DIR_MODE, exist_ok=True)
         except OSError as exc:
-            raise ConfigError("cannot create directory %s: %s" % (path, exc.strerror),
-                              "Create it with the database OS user as owner, or choose a writable backup_dir")
+            raise ConfigError(
+                "cannot create directory %s: %s" % (path, exc.strerror),
+                "Create it with the database OS user as owner, or choose a writable backup_dir",
+            )
     if not os.path.isdir(path):
         raise ConfigError("%s exists and is not a directory" % path)
     mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -61,8 +65,10 @@ def ensure_private_dir(path: str, create: bool = True) -> str:
         except OSError:
             pass
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError("directory %s is not writable by this user" % path,
-                          "Run as the database OS user or fix the directory's owner")
+        raise ConfigError(
+            "directory %s is not writable by this user" % path,
+            "Run as the database OS user or fix the directory's owner",
+        )
     return path
 
 
@@ -133,6 +139,7 @@ def replace_bytes_atomic(final_path: str, data: bytes) -> None:
 
 def write_json_atomic(final_path: str, obj: Any, replace: bool = False) -> None:
     import json
+
     data = (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     if replace:
         replace_bytes_atomic(final_path, data)
@@ -144,6 +151,7 @@ def remove_quietly(path: str) -> None:
     try:
         if os.path.isdir(path) and not os.path.islink(path):
             import shutil
+
             shutil.rmtree(path)
         else:
             os.unlink(path)

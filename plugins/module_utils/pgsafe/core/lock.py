@@ -3,6 +3,7 @@
 The kernel drops an flock when its holder dies, so a killed run never leaves a
 stale lock behind.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -43,7 +44,8 @@ class BackupLock:
                     raise LockTimeout(
                         "another pgsafe run holds the lock for %r (%s) and did not finish within %ss"
                         % (self.name, self.path, self.timeout),
-                        "Wait for it to finish or raise lock_timeout")
+                        "Wait for it to finish or raise lock_timeout",
+                    )
                 time.sleep(self.poll)
         os.ftruncate(fd, 0)
         os.write(fd, ("%d\n" % os.getpid()).encode())

@@ -1,4 +1,5 @@
 """Operation logs: BACKUP_DIR/logs/<operation>_<timestamp>.log, one timestamped line per step."""
+
 from __future__ import annotations
 
 import os

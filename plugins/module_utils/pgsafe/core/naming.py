@@ -1,4 +1,5 @@
 """Names on disk: validated inputs in, safe file names out."""
+
 from __future__ import annotations
 
 import re
@@ -84,6 +85,8 @@ def validate_plain_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise ConfigError("%s is empty" % what)
     if "\x00" in name or "/" in name or name in (".", "..") or "\n" in name:
-        raise ConfigError("%s %r is not a plain file name" % (what, name),
-                          "Give a name from the catalog (pgsafe list) or a path inside the backup directory")
+        raise ConfigError(
+            "%s %r is not a plain file name" % (what, name),
+            "Give a name from the catalog (pgsafe list) or a path inside the backup directory",
+        )
     return name

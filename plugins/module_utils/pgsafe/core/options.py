@@ -10,6 +10,7 @@ share a param when a default differs by context: logical backups keep 30 days, b
 ``env`` is read by the host command only (cron and archive_command have no other way in);
 modules take what the task says.
 """
+
 from __future__ import annotations
 
 TYPE_CHECKING = False
@@ -21,13 +22,36 @@ DEFAULT_PGSAFE_COMMAND = "/usr/local/bin/pgsafe"
 
 
 class Option:
-    __slots__ = ("id", "type", "default", "help", "choices", "env", "param", "flags", "elements", "no_log",
-                 "metavar", "role_vars")
+    __slots__ = (
+        "id",
+        "type",
+        "default",
+        "help",
+        "choices",
+        "env",
+        "param",
+        "flags",
+        "elements",
+        "no_log",
+        "metavar",
+        "role_vars",
+    )
 
-    def __init__(self, id: str, type: str, default: Any, help: str, choices: Optional[Iterable[str]] = None,
-                 env: Optional[str] = None, param: Optional[str] = None, flags: Optional[Iterable[str]] = None,
-                 elements: Optional[str] = None, no_log: bool = False, metavar: Optional[str] = None,
-                 role_vars: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        default: Any,
+        help: str,
+        choices: Optional[Iterable[str]] = None,
+        env: Optional[str] = None,
+        param: Optional[str] = None,
+        flags: Optional[Iterable[str]] = None,
+        elements: Optional[str] = None,
+        no_log: bool = False,
+        metavar: Optional[str] = None,
+        role_vars: Iterable[str] = (),
+    ) -> None:
         self.id = id
         self.type = type
         self.default = default
@@ -58,9 +82,10 @@ def _table(*options: Option) -> dict[str, Option]:
 COMPRESSIONS = ("zstd", "gzip", "none")
 
 
-def _login_vars(what: str,
-                roles: tuple[str, ...] = ("backup_schedule", "monitoring", "restore_drill", "wal_archiving"),
-                ) -> tuple[str, ...]:
+def _login_vars(
+    what: str,
+    roles: tuple[str, ...] = ("backup_schedule", "monitoring", "restore_drill", "wal_archiving"),
+) -> tuple[str, ...]:
     # Every role connects; each takes the connection from pgsafe_login_* unless told otherwise.
     return tuple("%s_login_%s" % (role, what) for role in roles)
 
@@ -72,12 +97,27 @@ def _offsite_vars(what, roles=("backup_schedule", "restore_drill")):
 
 OPTIONS = _table(
     # Where backups live and how the host command talks.
-    Option("backup_dir", "path", DEFAULT_BACKUP_DIR, "backup directory (the catalog)", env="BACKUP_DIR",
-           role_vars=("backup_schedule_backup_dir", "monitoring_backup_dir", "restore_drill_backup_dir",
-                      "wal_archiving_backup_dir")),
+    Option(
+        "backup_dir",
+        "path",
+        DEFAULT_BACKUP_DIR,
+        "backup directory (the catalog)",
+        env="BACKUP_DIR",
+        role_vars=(
+            "backup_schedule_backup_dir",
+            "monitoring_backup_dir",
+            "restore_drill_backup_dir",
+            "wal_archiving_backup_dir",
+        ),
+    ),
     # Its environment variable, WAL_ARCHIVE_DIR, is read by core.paths.resolve_archive_dir, the one rule for it.
-    Option("archive_dir", "path", None, "WAL archive directory (default env WAL_ARCHIVE_DIR, then BACKUP_DIR/wal); "
-           "one that is named and missing is an error"),
+    Option(
+        "archive_dir",
+        "path",
+        None,
+        "WAL archive directory (default env WAL_ARCHIVE_DIR, then BACKUP_DIR/wal); "
+        "one that is named and missing is an error",
+    ),
     Option("quiet", "bool", False, "log to the log file only, print only results"),
     Option("json", "bool", False, "print the result as JSON"),
     # Read from argv before parsing too (cli.main._debug_wanted): an error in parsing may need it.
@@ -85,169 +125,416 @@ OPTIONS = _table(
     Option("host", "str", None, "server host or socket directory (env PGHOST)"),
     Option("port", "int", None, "server port (env PGPORT)"),
     Option("user", "str", None, "login role (env PGUSER); the password comes from PGPASSWORD or ~/.pgpass"),
-
     # The off-site repository (S3-compatible object storage). Credentials never go on a command line:
     # the host command takes them from AWS_* variables, ~/.aws or an instance role; modules from their options.
-    Option("offsite_url", "str", None, "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
-           env="PGSAFE_OFFSITE", flags=("--offsite",), role_vars=_offsite_vars("offsite_url")),
-    Option("s3_endpoint_url", "str", None,
-           "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)",
-           role_vars=_offsite_vars("s3_endpoint_url")),
-    Option("s3_region", "str", None, "S3 region (default AWS_REGION, the profile's, then us-east-1)",
-           role_vars=_offsite_vars("s3_region")),
-    Option("s3_access_key", "str", None, "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
-           no_log=True, role_vars=_offsite_vars("s3_access_key")),
-    Option("s3_secret_key", "str", None, "S3 secret key; never logged", no_log=True,
-           role_vars=_offsite_vars("s3_secret_key")),
-    Option("s3_ca_bundle", "path", None, "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); "
-           "TLS is always verified", role_vars=_offsite_vars("s3_ca_bundle")),
-    Option("s3_addressing_style", "str", None, "path or virtual-host addressing (default: path with an endpoint, "
-           "virtual on AWS)", choices=("path", "virtual"), role_vars=_offsite_vars("s3_addressing_style")),
-    Option("source", "str", "local", "which copy to work from: the host's own, or the off-site repository alone",
-           choices=("local", "offsite"), flags=("--from",), role_vars=("restore_drill_source",)),
+    Option(
+        "offsite_url",
+        "str",
+        None,
+        "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
+        env="PGSAFE_OFFSITE",
+        flags=("--offsite",),
+        role_vars=_offsite_vars("offsite_url"),
+    ),
+    Option(
+        "s3_endpoint_url",
+        "str",
+        None,
+        "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)",
+        role_vars=_offsite_vars("s3_endpoint_url"),
+    ),
+    Option(
+        "s3_region",
+        "str",
+        None,
+        "S3 region (default AWS_REGION, the profile's, then us-east-1)",
+        role_vars=_offsite_vars("s3_region"),
+    ),
+    Option(
+        "s3_access_key",
+        "str",
+        None,
+        "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
+        no_log=True,
+        role_vars=_offsite_vars("s3_access_key"),
+    ),
+    Option(
+        "s3_secret_key",
+        "str",
+        None,
+        "S3 secret key; never logged",
+        no_log=True,
+        role_vars=_offsite_vars("s3_secret_key"),
+    ),
+    Option(
+        "s3_ca_bundle",
+        "path",
+        None,
+        "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); TLS is always verified",
+        role_vars=_offsite_vars("s3_ca_bundle"),
+    ),
+    Option(
+        "s3_addressing_style",
+        "str",
+        None,
+        "path or virtual-host addressing (default: path with an endpoint, virtual on AWS)",
+        choices=("path", "virtual"),
+        role_vars=_offsite_vars("s3_addressing_style"),
+    ),
+    Option(
+        "source",
+        "str",
+        "local",
+        "which copy to work from: the host's own, or the off-site repository alone",
+        choices=("local", "offsite"),
+        flags=("--from",),
+        role_vars=("restore_drill_source",),
+    ),
     # Off-site retention: settings of its own (keep 30 days on the host and 90 in the bucket), applied where
     # the delete credentials are.
-    Option("offsite_retention_days", "int", 90, "delete off-site backups older than this many days",
-           env="PGSAFE_OFFSITE_RETENTION_DAYS"),
-    Option("offsite_base_retention_days", "int", None, "delete off-site base backups older than this many days "
-           "(default: offsite_retention_days); their WAL goes with them"),
-    Option("offsite_min_backups", "int", 1, "never keep fewer good off-site backups per database than this, "
-           "whatever their age"),
+    Option(
+        "offsite_retention_days",
+        "int",
+        90,
+        "delete off-site backups older than this many days",
+        env="PGSAFE_OFFSITE_RETENTION_DAYS",
+    ),
+    Option(
+        "offsite_base_retention_days",
+        "int",
+        None,
+        "delete off-site base backups older than this many days "
+        "(default: offsite_retention_days); their WAL goes with them",
+    ),
+    Option(
+        "offsite_min_backups",
+        "int",
+        1,
+        "never keep fewer good off-site backups per database than this, whatever their age",
+    ),
     Option("dry_run", "bool", False, "say what would be deleted; delete nothing"),
-
     # Connection options of the modules, named like community.postgresql's.
-    Option("login_host", "str", None,
-           "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
-           role_vars=_login_vars("host")),
+    Option(
+        "login_host",
+        "str",
+        None,
+        "Host or socket directory of the server; unset uses libpq's PGHOST or the local socket.",
+        role_vars=_login_vars("host"),
+    ),
     Option("login_port", "int", None, "Port of the server; unset uses PGPORT or 5432.", role_vars=_login_vars("port")),
-    Option("login_user", "str", None, "Role to log in as; unset uses PGUSER or the OS user.",
-           role_vars=_login_vars("user")),
-    Option("login_password", "str", None, "Password; unset uses PGPASSWORD or ~/.pgpass. Never logged.", no_log=True,
-           role_vars=_login_vars("password", roles=("backup_schedule", "restore_drill", "wal_archiving"))),
+    Option(
+        "login_user", "str", None, "Role to log in as; unset uses PGUSER or the OS user.", role_vars=_login_vars("user")
+    ),
+    Option(
+        "login_password",
+        "str",
+        None,
+        "Password; unset uses PGPASSWORD or ~/.pgpass. Never logged.",
+        no_log=True,
+        role_vars=_login_vars("password", roles=("backup_schedule", "restore_drill", "wal_archiving")),
+    ),
     Option("login_unix_socket", "str", None, "Socket directory; overrides login_host."),
     Option("connect_timeout", "int", 10, "Seconds to wait for a connection."),
-
     # Logical backups.
     Option("database", "str", None, "database to back up or whose backups to use"),
-    Option("format", "str", "custom", "pg_dump archive format", choices=("custom", "plain", "directory"),
-           role_vars=("backup_schedule_format",)),
-    Option("compression", "str", "zstd", "compression of the backup", choices=COMPRESSIONS,
-           role_vars=("backup_schedule_compression",)),
-    Option("compression_level", "int", None, "compression level: gzip 1-9, zstd 1-19 (default: the codec's own)",
-           env="COMPRESSION_LEVEL"),
+    Option(
+        "format",
+        "str",
+        "custom",
+        "pg_dump archive format",
+        choices=("custom", "plain", "directory"),
+        role_vars=("backup_schedule_format",),
+    ),
+    Option(
+        "compression",
+        "str",
+        "zstd",
+        "compression of the backup",
+        choices=COMPRESSIONS,
+        role_vars=("backup_schedule_compression",),
+    ),
+    Option(
+        "compression_level",
+        "int",
+        None,
+        "compression level: gzip 1-9, zstd 1-19 (default: the codec's own)",
+        env="COMPRESSION_LEVEL",
+    ),
     Option("jobs", "int", 1, "parallel connections (directory format and restores)", role_vars=("restore_drill_jobs",)),
-    Option("retention_days", "int", 30, "delete backups older than this many days", env="RETENTION_DAYS",
-           role_vars=("backup_schedule_retention_days",)),
-    Option("min_backups", "int", 1, "never keep fewer good backups than this, whatever their age",
-           role_vars=("backup_schedule_min_backups",)),
+    Option(
+        "retention_days",
+        "int",
+        30,
+        "delete backups older than this many days",
+        env="RETENTION_DAYS",
+        role_vars=("backup_schedule_retention_days",),
+    ),
+    Option(
+        "min_backups",
+        "int",
+        1,
+        "never keep fewer good backups than this, whatever their age",
+        role_vars=("backup_schedule_min_backups",),
+    ),
     Option("globals", "bool", True, "save roles and tablespaces (pg_dumpall --globals-only) with the backup"),
     Option("row_counts", "bool", True, "record every table's row count in the dump's own snapshot"),
     Option("lock_timeout", "float", 60.0, "seconds to wait for another run on the same database"),
-
     # Logical restores.
     Option("target_db", "str", None, "database to restore into"),
     Option("backup", "str", None, "backup id or file to restore (default with latest: the newest good one)"),
     Option("latest", "bool", False, "restore the newest good backup of the database"),
-    Option("overwrite", "bool", False,
-           "replace an existing target database or data directory, only after the new copy has passed",
-           flags=("--force",)),
-    Option("verify_checksum", "bool", True,
-           "check the backup's SHA-256 before restoring (skipping it is not recommended)",
-           flags=("--no-verify",)),
+    Option(
+        "overwrite",
+        "bool",
+        False,
+        "replace an existing target database or data directory, only after the new copy has passed",
+        flags=("--force",),
+    ),
+    Option(
+        "verify_checksum",
+        "bool",
+        True,
+        "check the backup's SHA-256 before restoring (skipping it is not recommended)",
+        flags=("--no-verify",),
+    ),
     Option("no_owner", "bool", False, "do not restore object ownership"),
     Option("maintenance_db", "str", "postgres", "database to connect to for CREATE/DROP DATABASE"),
-
     # Catalog.
     Option("verify", "bool", False, "re-hash every listed backup against its metadata"),
     Option("fail_on_verify_error", "bool", True, "fail when any backup does not verify"),
-    Option("databases", "list", [], "a database that must have backups (repeatable)", elements="str",
-           flags=("--database",),
-           role_vars=("backup_schedule_databases", "monitoring_databases", "restore_drill_databases")),
-
+    Option(
+        "databases",
+        "list",
+        [],
+        "a database that must have backups (repeatable)",
+        elements="str",
+        flags=("--database",),
+        role_vars=("backup_schedule_databases", "monitoring_databases", "restore_drill_databases"),
+    ),
     # WAL archiving.
-    Option("wal_compression", "str", "none", "compression of archived WAL segments", choices=COMPRESSIONS,
-           param="compression", flags=("--compression", "--compress"), role_vars=("wal_archiving_compression",)),
-    Option("wal_level", "str", "replica", "wal_level to configure (never lowered)", choices=("replica", "logical"),
-           role_vars=("wal_archiving_wal_level",)),
-    Option("archive_mode", "str", "on", "archive_mode to configure", choices=("on", "always"),
-           role_vars=("wal_archiving_archive_mode",)),
+    Option(
+        "wal_compression",
+        "str",
+        "none",
+        "compression of archived WAL segments",
+        choices=COMPRESSIONS,
+        param="compression",
+        flags=("--compression", "--compress"),
+        role_vars=("wal_archiving_compression",),
+    ),
+    Option(
+        "wal_level",
+        "str",
+        "replica",
+        "wal_level to configure (never lowered)",
+        choices=("replica", "logical"),
+        role_vars=("wal_archiving_wal_level",),
+    ),
+    Option(
+        "archive_mode",
+        "str",
+        "on",
+        "archive_mode to configure",
+        choices=("on", "always"),
+        role_vars=("wal_archiving_archive_mode",),
+    ),
     Option("archive_timeout", "int", None, "seconds after which a partly filled segment is archived (bounds the RPO)"),
     Option("archive_command", "str", None, "archive_command to set instead of pgsafe's own"),
-    Option("pgsafe_command", "path", DEFAULT_PGSAFE_COMMAND, "the pgsafe host command the server runs",
-           env="PGSAFE_COMMAND",
-           role_vars=("monitoring_pgsafe_command", "restore_drill_pgsafe_command", "wal_archiving_pgsafe_command")),
-    Option("method", "str", "alter_system", "how to write the settings", choices=("alter_system", "conf_file"),
-           role_vars=("wal_archiving_method",)),
+    Option(
+        "pgsafe_command",
+        "path",
+        DEFAULT_PGSAFE_COMMAND,
+        "the pgsafe host command the server runs",
+        env="PGSAFE_COMMAND",
+        role_vars=("monitoring_pgsafe_command", "restore_drill_pgsafe_command", "wal_archiving_pgsafe_command"),
+    ),
+    Option(
+        "method",
+        "str",
+        "alter_system",
+        "how to write the settings",
+        choices=("alter_system", "conf_file"),
+        role_vars=("wal_archiving_method",),
+    ),
     Option("conf_file", "path", None, "file to write with method conf_file (included by postgresql.conf)"),
-    Option("server_os_user", "str", None, "OS user PostgreSQL runs as, whose archive_command is checked "
-           "(default: the owner of the data directory)", param="os_user"),
+    Option(
+        "server_os_user",
+        "str",
+        None,
+        "OS user PostgreSQL runs as, whose archive_command is checked (default: the owner of the data directory)",
+        param="os_user",
+    ),
     Option("preflight_only", "bool", False, "only check that archiving would work; change nothing"),
-    Option("archive_dir_pending", "bool", False, "the archive directory is created next by the caller; "
-           "check only that its parent is reachable"),
-
+    Option(
+        "archive_dir_pending",
+        "bool",
+        False,
+        "the archive directory is created next by the caller; check only that its parent is reachable",
+    ),
     # Base backups and recovery.
     Option("checkpoint", "str", "fast", "checkpoint mode of pg_basebackup", choices=("fast", "spread")),
     Option("base_jobs", "int", None, "zstd compression threads (default: this host's cores)", param="jobs"),
     Option("base_verify", "bool", True, "verify the backup with pg_verifybackup", param="verify"),
-    Option("base_retention_days", "int", 7, "delete base backups older than this many days", param="retention_days",
-           role_vars=("backup_schedule_base_retention_days",)),
+    Option(
+        "base_retention_days",
+        "int",
+        7,
+        "delete base backups older than this many days",
+        param="retention_days",
+        role_vars=("backup_schedule_base_retention_days",),
+    ),
     Option("wal_cleanup", "bool", True, "remove archived WAL older than the oldest kept base backup"),
     Option("data_directory", "path", None, "data directory to recover into (point-in-time recovery)"),
     Option("pitr_port", "int", None, "port the recovered cluster listens on", param="port"),
     Option("target_time", "str", None, "recover to this time (e.g. '2026-11-20 14:30:00+00')"),
     Option("target_lsn", "str", None, "recover to this WAL position"),
     Option("target_name", "str", None, "recover to this named restore point"),
-    Option("base_backup", "str", None, "base backup id to recover from (default: the newest ending before the target)",
-           flags=("--backup",)),
-    Option("os_user", "str", "postgres", "OS user that owns and runs the recovered cluster",
-           role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user",
-                      "wal_archiving_os_user")),
-
+    Option(
+        "base_backup",
+        "str",
+        None,
+        "base backup id to recover from (default: the newest ending before the target)",
+        flags=("--backup",),
+    ),
+    Option(
+        "os_user",
+        "str",
+        "postgres",
+        "OS user that owns and runs the recovered cluster",
+        role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user", "wal_archiving_os_user"),
+    ),
     # Health.
-    Option("max_backup_age_hours", "float", 25.0, "newest backup of a database older than this is critical",
-           env="MAX_BACKUP_AGE_HOURS", role_vars=("monitoring_max_backup_age_hours",)),
-    Option("min_disk_space_gb", "float", 10.0, "less free space than this on the backup filesystem is critical",
-           env="MIN_DISK_SPACE_GB", role_vars=("monitoring_min_disk_space_gb",)),
-    Option("max_disk_usage_percent", "float", 90.0, "a fuller backup filesystem is critical",
-           role_vars=("monitoring_max_disk_usage_percent",)),
+    Option(
+        "max_backup_age_hours",
+        "float",
+        25.0,
+        "newest backup of a database older than this is critical",
+        env="MAX_BACKUP_AGE_HOURS",
+        role_vars=("monitoring_max_backup_age_hours",),
+    ),
+    Option(
+        "min_disk_space_gb",
+        "float",
+        10.0,
+        "less free space than this on the backup filesystem is critical",
+        env="MIN_DISK_SPACE_GB",
+        role_vars=("monitoring_min_disk_space_gb",),
+    ),
+    Option(
+        "max_disk_usage_percent",
+        "float",
+        90.0,
+        "a fuller backup filesystem is critical",
+        role_vars=("monitoring_max_disk_usage_percent",),
+    ),
     Option("size_decrease_percent", "float", 30.0, "newest backup smaller than the recent median by more is a warning"),
     Option("size_increase_percent", "float", 50.0, "newest backup larger than the recent median by more is a warning"),
     Option("recent_days", "int", 7, "window of the recent backup count; no backup in it is critical"),
-    Option("reverify_hours", "float", 24.0, "re-hash an unchanged backup after this many hours",
-           role_vars=("monitoring_reverify_hours",)),
-    Option("max_archive_lag_segments", "int", 16,
-           "more WAL segments between the current and the last archived is a warning",
-           role_vars=("monitoring_max_archive_lag_segments",)),
-    Option("max_archive_wait_minutes", "float", 15.0, "WAL waiting to be archived longer than this, with nothing "
-           "archived meanwhile (or ever), is critical", role_vars=("monitoring_max_archive_wait_minutes",)),
-    Option("max_base_backup_age_hours", "float", 25.0, "newest base backup older than this is critical",
-           role_vars=("monitoring_max_base_backup_age_hours",)),
-    Option("offsite_grace_hours", "float", 2.0, "hours the newest off-site backup may be older than "
-           "max_backup_age_hours (max_base_backup_age_hours for base backups) before it is critical: time to upload"),
-    Option("offsite_wal_warning_segments", "int", 16,
-           "more archived WAL files than this not yet off-site is a warning"),
-    Option("offsite_wal_warning_minutes", "float", 15.0, "an archived WAL file not off-site after this many minutes "
-           "is a warning"),
-    Option("offsite_wal_critical_minutes", "float", 60.0, "an archived WAL file not off-site after this many minutes "
-           "is critical"),
+    Option(
+        "reverify_hours",
+        "float",
+        24.0,
+        "re-hash an unchanged backup after this many hours",
+        role_vars=("monitoring_reverify_hours",),
+    ),
+    Option(
+        "max_archive_lag_segments",
+        "int",
+        16,
+        "more WAL segments between the current and the last archived is a warning",
+        role_vars=("monitoring_max_archive_lag_segments",),
+    ),
+    Option(
+        "max_archive_wait_minutes",
+        "float",
+        15.0,
+        "WAL waiting to be archived longer than this, with nothing archived meanwhile (or ever), is critical",
+        role_vars=("monitoring_max_archive_wait_minutes",),
+    ),
+    Option(
+        "max_base_backup_age_hours",
+        "float",
+        25.0,
+        "newest base backup older than this is critical",
+        role_vars=("monitoring_max_base_backup_age_hours",),
+    ),
+    Option(
+        "offsite_grace_hours",
+        "float",
+        2.0,
+        "hours the newest off-site backup may be older than "
+        "max_backup_age_hours (max_base_backup_age_hours for base backups) before it is critical: time to upload",
+    ),
+    Option(
+        "offsite_wal_warning_segments", "int", 16, "more archived WAL files than this not yet off-site is a warning"
+    ),
+    Option(
+        "offsite_wal_warning_minutes",
+        "float",
+        15.0,
+        "an archived WAL file not off-site after this many minutes is a warning",
+    ),
+    Option(
+        "offsite_wal_critical_minutes",
+        "float",
+        60.0,
+        "an archived WAL file not off-site after this many minutes is critical",
+    ),
     Option("offsite_unpushed_warning", "int", 1, "more local backups than this not yet off-site is a warning"),
-    Option("offsite_reverify_hours", "float", 168.0, "read back an off-site backup again after this many hours "
-           "(one backup per health run, the longest unverified first)"),
+    Option(
+        "offsite_reverify_hours",
+        "float",
+        168.0,
+        "read back an off-site backup again after this many hours "
+        "(one backup per health run, the longest unverified first)",
+    ),
     Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
-    Option("alert_endpoint", "str", None, "URL to POST alerts to as JSON; HTTPS certificates are verified",
-           env="ALERT_ENDPOINT", role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint")),
-    Option("alert_headers", "dict", None, "extra HTTP headers of the alerts (an Authorization token); never logged",
-           no_log=True, role_vars=("monitoring_alert_headers",)),
-    Option("alert_header_file", "path", None, "extra alert headers as 'Name: value' lines (an Authorization "
-           "token), kept out of the command line; refused unless mode 0600"),
+    Option(
+        "alert_endpoint",
+        "str",
+        None,
+        "URL to POST alerts to as JSON; HTTPS certificates are verified",
+        env="ALERT_ENDPOINT",
+        role_vars=("monitoring_alert_endpoint", "restore_drill_alert_endpoint"),
+    ),
+    Option(
+        "alert_headers",
+        "dict",
+        None,
+        "extra HTTP headers of the alerts (an Authorization token); never logged",
+        no_log=True,
+        role_vars=("monitoring_alert_headers",),
+    ),
+    Option(
+        "alert_header_file",
+        "path",
+        None,
+        "extra alert headers as 'Name: value' lines (an Authorization "
+        "token), kept out of the command line; refused unless mode 0600",
+    ),
     Option("nagios", "bool", False, "print one Nagios status line with perfdata; exit 0/1/2/3"),
-    Option("realert_hours", "float", 4.0, "re-send a still failing alert only after this many hours",
-           role_vars=("monitoring_realert_hours",)),
-    Option("metrics_file", "path", None, "Prometheus textfile to write (node_exporter's textfile collector)",
-           role_vars=("monitoring_metrics_file",)),
+    Option(
+        "realert_hours",
+        "float",
+        4.0,
+        "re-send a still failing alert only after this many hours",
+        role_vars=("monitoring_realert_hours",),
+    ),
+    Option(
+        "metrics_file",
+        "path",
+        None,
+        "Prometheus textfile to write (node_exporter's textfile collector)",
+        role_vars=("monitoring_metrics_file",),
+    ),
     Option("metrics_json", "path", None, "JSON file of the dashboard figures", role_vars=("monitoring_metrics_json",)),
-    Option("fail_on", "str", "critical", "fail when the overall status is at least this",
-           choices=("warning", "critical", "never")),
+    Option(
+        "fail_on",
+        "str",
+        "critical",
+        "fail when the overall status is at least this",
+        choices=("warning", "critical", "never"),
+    ),
 )
 
 

@@ -7,6 +7,7 @@ missing only because archiving was never set up here.
 
 Only os at import time: archive_command resolves the archive once per WAL segment.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ class ArchiveDir:
         return "ArchiveDir(%r, named=%r, source=%r)" % (self.path, self.named, self.source)
 
 
-def resolve_archive_dir(backup_dir: str, explicit: Optional[str] = None,
-                        environ: Optional[Mapping[str, str]] = None) -> ArchiveDir:
+def resolve_archive_dir(
+    backup_dir: str, explicit: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+) -> ArchiveDir:
     """The WAL archive for backup_dir: explicit, else environ's WAL_ARCHIVE_DIR (the host command
     passes os.environ; modules pass nothing), else BACKUP_DIR/wal. Always an absolute path."""
     if explicit:
@@ -52,13 +54,17 @@ def resolve_archive_dir(backup_dir: str, explicit: Optional[str] = None,
     return ArchiveDir(os.path.join(os.path.abspath(backup_dir), WAL_SUBDIR), False, "default")
 
 
-def existing_archive_dir(backup_dir: str, explicit: Optional[str] = None,
-                         environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+def existing_archive_dir(
+    backup_dir: str, explicit: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+) -> Optional[str]:
     """The archive to clean up after a base backup: None when the default one is absent (archiving was
     never set up), a ConfigError when a named one is missing (a typo must not skip the clean-up quietly)."""
     archive = resolve_archive_dir(backup_dir, explicit, environ)
     if archive.named and not archive.exists():
         from .errors import ConfigError
-        raise ConfigError("the WAL archive %s does not exist" % archive.describe(),
-                          "Create it, or name the archive PostgreSQL's archive_command writes to")
+
+        raise ConfigError(
+            "the WAL archive %s does not exist" % archive.describe(),
+            "Create it, or name the archive PostgreSQL's archive_command writes to",
+        )
     return archive.existing()

@@ -5,6 +5,7 @@ under a lock, so a long health run never puts back its older view of a key anoth
 meanwhile (a `pgsafe verify` recording a damaged backup).  Nothing is written when nothing
 changed, so callers can report an honest `changed`.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,9 @@ class StateFile:
             return False
         # Never create a missing backup directory: the next health run would then find it "there".
         if not os.path.isdir(self.backup_dir):
-            raise ConfigError("backup directory %s does not exist; %s not saved" % (
-                self.backup_dir, os.path.basename(self.path)))
+            raise ConfigError(
+                "backup directory %s does not exist; %s not saved" % (self.backup_dir, os.path.basename(self.path))
+            )
         ensure_private_dir(self.directory)
         with BackupLock(self.backup_dir, "health-state", timeout=30):
             current = self._load()

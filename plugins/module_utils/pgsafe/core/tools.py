@@ -8,6 +8,7 @@ pg_controldata) must be of exactly its major version.  Debian and the PGDG RPMs 
 a directory of its own (SEARCH); PGSAFE_PG_BIN names one directory to prefer; programs on PATH
 count too, except Debian's pg_wrapper, which chooses a version by rules of its own.
 """
+
 from __future__ import annotations
 
 import glob
@@ -53,8 +54,13 @@ def installed(program: str, patterns: Iterable[str]) -> list[tuple[int, str]]:
     return found
 
 
-def choose(program: str, need: Optional[int], available: Sequence[Copy], exact: Optional[bool] = None,
-           why: Optional[str] = None) -> str:
+def choose(
+    program: str,
+    need: Optional[int],
+    available: Sequence[Copy],
+    exact: Optional[bool] = None,
+    why: Optional[str] = None,
+) -> str:
     """The path to run from available [(major, path)]: with exact, one of major need; otherwise the
     newest of at least need (any, when need is None).  ConfigError naming the package to install
     when there is none."""
@@ -70,11 +76,17 @@ def choose(program: str, need: Optional[int], available: Sequence[Copy], exact: 
         return max(suitable, key=_by_version)[1]
     package = "postgresql-%s" if program in EXACT else "postgresql-client-%s"
     wanted = "%s %s" % (program, need if exact else "%s or newer" % need) if need is not None else program
-    have = ", ".join("%s (%s)" % ("unknown version" if major is None else major, path)
-                     for major, path in sorted(available, key=_by_version)) or "none"
-    raise ConfigError("%s is needed%s; this host has %s: %s" % (
-        wanted, " (%s)" % why if why else "", program, have),
-        "Install %s" % (package % (need if need is not None else "N")))
+    have = (
+        ", ".join(
+            "%s (%s)" % ("unknown version" if major is None else major, path)
+            for major, path in sorted(available, key=_by_version)
+        )
+        or "none"
+    )
+    raise ConfigError(
+        "%s is needed%s; this host has %s: %s" % (wanted, " (%s)" % why if why else "", program, have),
+        "Install %s" % (package % (need if need is not None else "N")),
+    )
 
 
 def _by_version(item: Copy) -> tuple[int, str]:
@@ -104,8 +116,9 @@ def find(program: str, major: Union[int, str, None] = None, why: Optional[str] =
 
 def version_of(path: str) -> str:
     """'17.12' style version of a PostgreSQL program."""
-    out = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, check=False).stdout.strip()
+    out = subprocess.run(
+        [path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    ).stdout.strip()
     match = re.search(r"(\d+(?:\.\d+)?)", out)
     return match.group(1) if match else out
 
@@ -131,5 +144,6 @@ def needed_to_read_dump(meta: Mapping[str, Any]) -> tuple[Optional[int], Optiona
         return major_of(meta["pg_dump_version"]), "the backup was written by pg_dump %s" % meta["pg_dump_version"]
     if major_of_num(meta.get("server_version_num")) is not None:
         return major_of_num(meta["server_version_num"]), "the backup is of PostgreSQL %s" % meta.get(
-            "server_version", meta["server_version_num"])
+            "server_version", meta["server_version_num"]
+        )
     return None, None

@@ -5,6 +5,7 @@ data goes to a hidden temporary name, is fsynced and renamed, the directory is
 fsynced, and only then is the metadata written (the same way).  Metadata is
 what makes a file a backup.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,10 +52,22 @@ CUSTOM_MAGIC = b"PGDMP"
 
 
 class FullBackupRequest:
-    def __init__(self, database: str, backup_dir: str, conninfo: ConnInfo, format: str = "custom",
-                 compression: str = "zstd", compression_level: Optional[int] = None, jobs: int = 1,
-                 retention_days: int = 30, min_backups: int = 1, globals: bool = True, row_counts: bool = True,
-                 lock_timeout: float = 60, threads: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        database: str,
+        backup_dir: str,
+        conninfo: ConnInfo,
+        format: str = "custom",
+        compression: str = "zstd",
+        compression_level: Optional[int] = None,
+        jobs: int = 1,
+        retention_days: int = 30,
+        min_backups: int = 1,
+        globals: bool = True,
+        row_counts: bool = True,
+        lock_timeout: float = 60,
+        threads: Optional[int] = None,
+    ) -> None:
         self.database = validate_database_name(database)
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -66,8 +79,10 @@ class FullBackupRequest:
         self.compression = compression
         self.compression_level = compress.validate(compression, compression_level)
         if format == "directory" and compression == "zstd":
-            raise ConfigError("the directory format cannot use zstd with PostgreSQL 15's pg_dump",
-                              "Use compression gzip or none with format directory, or format custom with zstd")
+            raise ConfigError(
+                "the directory format cannot use zstd with PostgreSQL 15's pg_dump",
+                "Use compression gzip or none with format directory, or format custom with zstd",
+            )
         self.jobs = _positive_int(jobs, "jobs")
         if self.jobs > 1 and format != "directory":
             raise ConfigError("jobs > 1 needs format directory (pg_dump dumps in parallel only into a directory)")
@@ -126,8 +141,10 @@ def prepare_dirs(backup_dir: str) -> None:
     if not os.path.isdir(backup_dir):
         if os.path.lexists(backup_dir) and not os.path.isdir(backup_dir):
             raise ConfigError("backup_dir %s is not a directory" % backup_dir)
-        raise ConfigError("backup_dir %s does not exist" % backup_dir,
-                          "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it")
+        raise ConfigError(
+            "backup_dir %s does not exist" % backup_dir,
+            "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it",
+        )
     ensure_private_dir(backup_dir)
     for sub in (FULL_DIR, GLOBALS_DIR):
         ensure_private_dir(os.path.join(backup_dir, sub))
@@ -153,7 +170,7 @@ class _Watch:
 
     def __call__(self, chunk: bytes) -> None:
         if len(self.head) < 16:
-            self.head += chunk[:16 - len(self.head)]
+            self.head += chunk[: 16 - len(self.head)]
         self.tail = (self.tail + chunk[-256:])[-256:]
 
 
@@ -164,20 +181,30 @@ def check_dirs(backup_dir: str) -> None:
     if os.path.lexists(backup_dir) and not os.path.isdir(backup_dir):
         raise ConfigError("backup_dir %s is not a directory" % backup_dir)
     if not os.path.isdir(backup_dir):
-        raise ConfigError("backup_dir %s does not exist" % backup_dir,
-                          "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it")
-    for path in (backup_dir, os.path.join(backup_dir, FULL_DIR), os.path.join(backup_dir, GLOBALS_DIR),
-                 os.path.join(backup_dir, LOCK_DIR)):
+        raise ConfigError(
+            "backup_dir %s does not exist" % backup_dir,
+            "Create it (owner: the database OS user, mode 0700) or let the backup_schedule role do it",
+        )
+    for path in (
+        backup_dir,
+        os.path.join(backup_dir, FULL_DIR),
+        os.path.join(backup_dir, GLOBALS_DIR),
+        os.path.join(backup_dir, LOCK_DIR),
+    ):
         if os.path.islink(path):
-            raise ConfigError("%s is a symlink; pgsafe writes only into real directories" % path,
-                              "Point backup_dir at the real directory")
+            raise ConfigError(
+                "%s is a symlink; pgsafe writes only into real directories" % path,
+                "Point backup_dir at the real directory",
+            )
         if not os.path.lexists(path):
             continue  # created by the run: backup_dir, checked first, must be writable
         if not os.path.isdir(path):
             raise ConfigError("%s exists and is not a directory" % path)
         if not os.access(path, os.W_OK | os.X_OK):
-            raise ConfigError("directory %s is not writable by this user" % path,
-                              "Run as the database OS user or fix the directory's owner")
+            raise ConfigError(
+                "directory %s is not writable by this user" % path,
+                "Run as the database OS user or fix the directory's owner",
+            )
 
 
 # What pg_dump will lock and read: tables (LOCK TABLE needs SELECT in PostgreSQL 15) and sequences, in schemas
@@ -215,13 +242,15 @@ def _check_can_dump(req: FullBackupRequest, conn: PgConnection) -> None:
             cur.execute("SELECT current_user")
             role = cur.fetchone()[0]
             raise BackupFailed(
-                "role %s cannot read %s%s in database %r: pg_dump would fail with 'permission denied'" % (
-                    role, ", ".join(names[:5]), " and more" if len(names) > 5 else "", req.database),
-                "Grant it SELECT (for instance the pg_read_all_data role) or log in as the database's owner")
+                "role %s cannot read %s%s in database %r: pg_dump would fail with 'permission denied'"
+                % (role, ", ".join(names[:5]), " and more" if len(names) > 5 else "", req.database),
+                "Grant it SELECT (for instance the pg_read_all_data role) or log in as the database's owner",
+            )
 
 
-def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda msg: None,
-                    check_mode: bool = False) -> dict[str, Any]:
+def run_full_backup(
+    req: FullBackupRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
+) -> dict[str, Any]:
     if check_mode:
         check_dirs(req.backup_dir)
     else:
@@ -237,8 +266,12 @@ def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda 
     backup_id, data_path, meta_path = plan_names(req, moment)
     if check_mode:
         plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
-        return {"backup_file": data_path, "metadata_file": meta_path,
-                "backup_id": backup_id, "removed": [e.data_path for e in plan.remove]}
+        return {
+            "backup_file": data_path,
+            "metadata_file": meta_path,
+            "backup_id": backup_id,
+            "removed": [e.data_path for e in plan.remove],
+        }
     with BackupLock(req.backup_dir, req.database, timeout=req.lock_timeout):
         directory = os.path.dirname(data_path)
         series = "%s_full_" % file_slug(req.database)
@@ -270,23 +303,34 @@ def run_full_backup(req: FullBackupRequest, log: Callable[[str], None] = lambda 
         plan = retention.plan_full(req.backup_dir, req.database, req.retention_days, req.min_backups)
         removed = retention.apply(plan, req.backup_dir, log)
     return {
-        "backup_id": backup_id, "backup_file": data_path, "metadata_file": meta_path,
-        "checksum": meta["checksum"], "size_bytes": meta["size_bytes"],
-        "duration_seconds": meta["duration_seconds"], "removed": removed, "warnings": warnings,
+        "backup_id": backup_id,
+        "backup_file": data_path,
+        "metadata_file": meta_path,
+        "checksum": meta["checksum"],
+        "size_bytes": meta["size_bytes"],
+        "duration_seconds": meta["duration_seconds"],
+        "removed": removed,
+        "warnings": warnings,
         "metadata": meta,
     }
 
 
-def _dump(req: FullBackupRequest, backup_id: str, data_path: str, moment: datetime,
-          log: Callable[[str], None]) -> dict[str, Any]:
+def _dump(
+    req: FullBackupRequest, backup_id: str, data_path: str, moment: datetime, log: Callable[[str], None]
+) -> dict[str, Any]:
     started = time.monotonic()
     snap = ExportedSnapshot(req.conninfo, req.database)
     try:
-        pg_dump = tools.find("pg_dump", tools.major_of_num(snap.info["server_version_num"]),
-                             why="the server is PostgreSQL %s" % snap.info["server_version"])
+        pg_dump = tools.find(
+            "pg_dump",
+            tools.major_of_num(snap.info["server_version_num"]),
+            why="the server is PostgreSQL %s" % snap.info["server_version"],
+        )
         tmp = temp_path_for(data_path)
-        log("dumping %s (%s, %s level %d) from snapshot %s" % (
-            req.database, req.format, req.compression, req.compression_level, snap.snapshot_id))
+        log(
+            "dumping %s (%s, %s level %d) from snapshot %s"
+            % (req.database, req.format, req.compression, req.compression_level, snap.snapshot_id)
+        )
         env = req.conninfo.child_env()
         # The name goes in the environment: as an argument, one containing '=' would be read as a conninfo.
         env["PGDATABASE"] = req.database
@@ -344,8 +388,9 @@ def _dump(req: FullBackupRequest, backup_id: str, data_path: str, moment: dateti
     return meta
 
 
-def _dump_stream(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str,
-                 env: dict[str, str]) -> tuple[str, int]:
+def _dump_stream(
+    req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str, env: dict[str, str]
+) -> tuple[str, int]:
     argv = pg_dump_argv(req, pg_dump, snapshot_id)
     # A custom archive is checked by its header after the fact, so pg_dump can feed the compressor
     # directly; a plain dump's completion line is only seen by watching the stream go by.
@@ -354,9 +399,14 @@ def _dump_stream(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: st
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errf, env=env)
         compress.widen_pipe(compress.piped(proc.stdout).fileno())
         try:
-            checksum, size = compress.stream_to_file(compress.piped(proc.stdout).fileno(), tmp,
-                                                     req.stream_compression(), req.compression_level, req.threads,
-                                                     observe=watch)
+            checksum, size = compress.stream_to_file(
+                compress.piped(proc.stdout).fileno(),
+                tmp,
+                req.stream_compression(),
+                req.compression_level,
+                req.threads,
+                observe=watch,
+            )
         except BaseException:
             proc.kill()
             proc.wait()
@@ -376,8 +426,9 @@ def _dump_stream(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: st
     return checksum, size
 
 
-def _dump_directory(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str,
-                    env: dict[str, str]) -> tuple[str, int]:
+def _dump_directory(
+    req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp: str, env: dict[str, str]
+) -> tuple[str, int]:
     argv = pg_dump_argv(req, pg_dump, snapshot_id, output=tmp)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     err = proc.stderr.decode("utf-8", "replace").strip()
@@ -390,14 +441,16 @@ def _dump_directory(req: FullBackupRequest, pg_dump: str, snapshot_id: str, tmp:
         for name in files:
             os.chmod(os.path.join(root, name), 0o600)
     from ..catalog.entries import directory_checksum
+
     return directory_checksum(tmp), tree_size(tmp)
 
 
 class _GlobalsJob:
     """_dump_globals in a thread; a failed dump takes its globals files with it."""
 
-    def __init__(self, req: FullBackupRequest, backup_id: str, server: tuple[str, int],
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, req: FullBackupRequest, backup_id: str, server: tuple[str, int], log: Callable[[str], None]
+    ) -> None:
         self.req, self.backup_id, self.server = req, backup_id, server
         self._value: Optional[str] = None
         self._error: Optional[BaseException] = None
@@ -435,8 +488,10 @@ def _dump_globals(req: FullBackupRequest, backup_id: str, server: tuple[str, int
     pg_dumpall = tools.find("pg_dumpall", tools.major_of_num(server[1]), why="the server is PostgreSQL %s" % server[0])
     env = req.conninfo.child_env()
     env["PGDATABASE"] = req.database
-    attempts = [[pg_dumpall, "--no-password", "--globals-only"],
-                [pg_dumpall, "--no-password", "--globals-only", "--no-role-passwords"]]
+    attempts = [
+        [pg_dumpall, "--no-password", "--globals-only"],
+        [pg_dumpall, "--no-password", "--globals-only", "--no-role-passwords"],
+    ]
     last_err = ""
     for argv in attempts:
         with tempfile.TemporaryFile() as errf:
@@ -450,14 +505,25 @@ def _dump_globals(req: FullBackupRequest, backup_id: str, server: tuple[str, int
             last_err = errf.read().decode("utf-8", "replace").strip()
         if rc == 0:
             publish(tmp, final)
-            write_json_atomic(final[:-len(".sql.gz")] + META_SUFFIX, {
-                "kind": "globals", "backup_file": name, "database": req.database, "for_backup": backup_id,
-                "timestamp": iso(utc_now()), "checksum": checksum, "size_bytes": size,
-                "role_passwords": "--no-role-passwords" not in argv, "status": "ok",
-                "pg_dumpall_version": tools.version_of(pg_dumpall), "server_version": server[0],
-                "server_version_num": server[1],
-                "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
-            })
+            write_json_atomic(
+                final[: -len(".sql.gz")] + META_SUFFIX,
+                {
+                    "kind": "globals",
+                    "backup_file": name,
+                    "database": req.database,
+                    "for_backup": backup_id,
+                    "timestamp": iso(utc_now()),
+                    "checksum": checksum,
+                    "size_bytes": size,
+                    "role_passwords": "--no-role-passwords" not in argv,
+                    "status": "ok",
+                    "pg_dumpall_version": tools.version_of(pg_dumpall),
+                    "server_version": server[0],
+                    "server_version_num": server[1],
+                    "tool": TOOL_NAME,
+                    "tool_version": TOOL_VERSION,
+                },
+            )
             fsync_dir(directory)
             log("saved roles and tablespaces to %s" % final)
             return os.path.join(GLOBALS_DIR, name)

@@ -5,6 +5,7 @@ validated against the row counts captured at backup time, and only then
 swapped in under the target's name.  A failure at any step leaves the target
 exactly as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,10 +54,22 @@ class Steps:
 
 
 class RestoreRequest:
-    def __init__(self, target_db: str, backup_dir: str, conninfo: ConnInfo, backup: Optional[str] = None,
-                 latest: bool = False, database: Optional[str] = None, overwrite: bool = False, jobs: int = 1,
-                 verify_checksum: bool = True, no_owner: bool = False, maintenance_db: str = "postgres",
-                 lock_timeout: float = 60, confirm: Optional[Callable[[str, Entry], bool]] = None) -> None:
+    def __init__(
+        self,
+        target_db: str,
+        backup_dir: str,
+        conninfo: ConnInfo,
+        backup: Optional[str] = None,
+        latest: bool = False,
+        database: Optional[str] = None,
+        overwrite: bool = False,
+        jobs: int = 1,
+        verify_checksum: bool = True,
+        no_owner: bool = False,
+        maintenance_db: str = "postgres",
+        lock_timeout: float = 60,
+        confirm: Optional[Callable[[str, Entry], bool]] = None,
+    ) -> None:
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -95,17 +108,20 @@ def only_database(backup_dir: str) -> str:
     names = sorted({e.database for e in entries if e.database is not None})
     if len(names) == 1:
         return names[0]
-    raise ConfigError("latest needs the database whose newest backup to restore: the catalog %s holds %s" % (
-        catalog.full_dir(backup_dir), ", ".join(names) if names else "no backups"),
-        "Name it (module: database, CLI: --database, playbook: -e database=NAME)")
+    raise ConfigError(
+        "latest needs the database whose newest backup to restore: the catalog %s holds %s"
+        % (catalog.full_dir(backup_dir), ", ".join(names) if names else "no backups"),
+        "Name it (module: database, CLI: --database, playbook: -e database=NAME)",
+    )
 
 
 def find_backup(req: RestoreRequest) -> Entry:
     return catalog.choose_backup(req.backup_dir, None if req.latest else req.backup, req.database)
 
 
-def run_restore(req: RestoreRequest, log: Callable[[str], None] = lambda msg: None,
-                check_mode: bool = False) -> dict[str, Any]:
+def run_restore(
+    req: RestoreRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
+) -> dict[str, Any]:
     entry = find_backup(req)
     # Before anything is read or created: a host whose pg_restore is older than the dump's pg_dump says so.
     loader = loader_program(entry.meta)
@@ -121,20 +137,29 @@ def run_restore(req: RestoreRequest, log: Callable[[str], None] = lambda msg: No
         if exists and not req.overwrite and req.confirm is not None and not check_mode:
             req.overwrite = bool(req.confirm(req.target_db, entry))
         if exists and not req.overwrite:
-            raise ConfigError("database %r already exists; it is never dropped without consent" % req.target_db,
-                              "Restore into a new name, or set overwrite (CLI: --force) to replace it")
+            raise ConfigError(
+                "database %r already exists; it is never dropped without consent" % req.target_db,
+                "Restore into a new name, or set overwrite (CLI: --force) to replace it",
+            )
         if check_mode:
-            return {"restored_from": entry.data_path, "backup_id": entry.backup_id,
-                    "would_replace": exists}
+            return {"restored_from": entry.data_path, "backup_id": entry.backup_id, "would_replace": exists}
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
             return _restore_locked(req, entry, admin, exists, log, steps, loader)
     finally:
         admin.close()
 
 
-def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exists: bool,
-                    log: Callable[[str], None], steps: Steps, loader: str) -> dict[str, Any]:
+def _restore_locked(
+    req: RestoreRequest,
+    entry: Entry,
+    admin: PgConnection,
+    exists: bool,
+    log: Callable[[str], None],
+    steps: Steps,
+    loader: str,
+) -> dict[str, Any]:
     from psycopg2 import sql
+
     started = time.monotonic()
     scratch = SCRATCH_PREFIX + secrets.token_hex(6)
     meta = entry.meta
@@ -153,8 +178,10 @@ def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exis
         with steps.timed("validate"):
             validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
         if not validation["passed"]:
-            raise VerificationFailed("restored data does not match the backup's row counts: %s" % (
-                "; ".join(validation["mismatches"])), "The target database was left untouched")
+            raise VerificationFailed(
+                "restored data does not match the backup's row counts: %s" % ("; ".join(validation["mismatches"])),
+                "The target database was left untouched",
+            )
         log("validation passed: %d tables, row counts equal" % len(validation["tables"]))
         with steps.timed("swap"):
             _swap(admin, scratch, req.target_db, exists, meta.get("database_owner"), log)
@@ -162,9 +189,12 @@ def _restore_locked(req: RestoreRequest, entry: Entry, admin: PgConnection, exis
         drop_quietly(admin, scratch)
         raise
     return {
-        "restored_from": entry.data_path, "backup_id": entry.backup_id,
-        "target_db": req.target_db, "replaced_existing": exists,
-        "duration_seconds": round(time.monotonic() - started, 3), "validation": validation,
+        "restored_from": entry.data_path,
+        "backup_id": entry.backup_id,
+        "target_db": req.target_db,
+        "replaced_existing": exists,
+        "duration_seconds": round(time.monotonic() - started, 3),
+        "validation": validation,
         "steps_seconds": steps.seconds,
     }
 
@@ -182,8 +212,7 @@ def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: S
     env["PGDATABASE"] = scratch
     stream_codec = compress.compression_of_name(entry.data_path) if fmt != "directory" else "none"
     if fmt == "plain":
-        argv = [loader, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
-                "--single-transaction", "-o", os.devnull]
+        argv = [loader, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull]
         with steps.timed("load"):
             _run_fed(argv, entry.data_path, stream_codec, env, "psql")
         return
@@ -203,11 +232,11 @@ def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: S
             plain = os.path.join(tmpd, "archive.dump")
             # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
             with steps.timed("decompress"), open(plain, "xb") as out:
-                proc = subprocess.run(unpack + [entry.data_path], stdout=out,
-                                      stderr=subprocess.PIPE, check=False)
+                proc = subprocess.run(unpack + [entry.data_path], stdout=out, stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0:
-                raise VerificationFailed("decompressing %s failed: %s" % (
-                    entry.data_path, proc.stderr.decode("utf-8", "replace").strip()))
+                raise VerificationFailed(
+                    "decompressing %s failed: %s" % (entry.data_path, proc.stderr.decode("utf-8", "replace").strip())
+                )
             with steps.timed("load"):
                 _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
         return
@@ -218,8 +247,10 @@ def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: S
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
     if proc.returncode != 0:
-        raise PgsafeError("%s failed with exit code %d: %s" % (
-            what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+        raise PgsafeError(
+            "%s failed with exit code %d: %s"
+            % (what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:])
+        )
 
 
 def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: str) -> None:
@@ -230,16 +261,19 @@ def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: 
             proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
         d_rc, d_err = 0, b""
     else:
-        proc = subprocess.run(argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                              check=False)
+        proc = subprocess.run(
+            argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+        )
         compress.piped(decomp.stdout).close()
         d_rc = decomp.wait()
         d_err = compress.piped(decomp.stderr).read()
     if d_rc != 0:
         raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
     if proc.returncode != 0:
-        raise PgsafeError("%s failed with exit code %d: %s" % (
-            what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:]))
+        raise PgsafeError(
+            "%s failed with exit code %d: %s"
+            % (what, proc.returncode, proc.stderr.decode("utf-8", "replace").strip()[-2000:])
+        )
 
 
 def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1) -> dict[str, Any]:
@@ -250,8 +284,9 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
     expected = meta.get("row_counts")
     result: dict[str, Any] = {"passed": True, "tables": [], "mismatches": [], "checked": 0}
     if expected is None:
-        result["note"] = ("the backup recorded no row counts (row_counts: false); "
-                          "only the restore's exit status was checked")
+        result["note"] = (
+            "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
+        )
         return result
     actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs)
     for item in expected:
@@ -260,8 +295,9 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
         ok = found == rows
         result["tables"].append({"schema": schema, "table": table, "expected": rows, "actual": found, "ok": ok})
         if not ok:
-            result["mismatches"].append("%s.%s: expected %s rows, found %s" % (
-                schema, table, rows, "no table" if found is None else found))
+            result["mismatches"].append(
+                "%s.%s: expected %s rows, found %s" % (schema, table, rows, "no table" if found is None else found)
+            )
     if "large_objects" in meta:
         conn = connect(conninfo, dbname)
         try:
@@ -283,11 +319,14 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
     from concurrent.futures import ThreadPoolExecutor
 
     from psycopg2 import sql
+
     conn = connect(conninfo, dbname)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT n.nspname, c.relname, pg_relation_size(c.oid) FROM pg_class c "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')")
+            cur.execute(
+                "SELECT n.nspname, c.relname, pg_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'm')"
+            )
             sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
     finally:
         conn.close()
@@ -309,6 +348,7 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
         finally:
             conn.close()
         return found
+
     counts: Counts = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for found in pool.map(count, [ordered[i::workers] for i in range(workers)]):
@@ -316,36 +356,44 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
     return counts
 
 
-def _swap(admin: PgConnection, scratch: str, target: str, exists: bool, owner: Optional[str],
-          log: Callable[[str], None]) -> None:
+def _swap(
+    admin: PgConnection, scratch: str, target: str, exists: bool, owner: Optional[str], log: Callable[[str], None]
+) -> None:
     from psycopg2 import sql
+
     with admin.cursor() as cur:
         if exists:
             old = SCRATCH_PREFIX + "old_" + secrets.token_hex(6)
             # Refuse new sessions first, so nobody slips in between terminate and rename.
             cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(target)))
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = %s AND pid <> pg_backend_pid()", (target,))
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (target,),
+            )
             _wait_no_sessions(cur, target)
             cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(old)))
             try:
-                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(scratch), sql.Identifier(target)))
+                cur.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target))
+                )
             except Exception:
-                cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(old), sql.Identifier(target)))
+                cur.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(target))
+                )
                 cur.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
                 raise
             cur.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(old)))
             log("replaced the existing database %s" % target)
         else:
-            cur.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(scratch), sql.Identifier(target)))
+            cur.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(scratch), sql.Identifier(target))
+            )
         if owner:
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
             if cur.fetchone():
-                cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                    sql.Identifier(target), sql.Identifier(owner)))
+                cur.execute(
+                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(target), sql.Identifier(owner))
+                )
 
 
 def _wait_no_sessions(cur: PgCursor, dbname: str, timeout: float = 10.0) -> None:
@@ -359,6 +407,7 @@ def _wait_no_sessions(cur: PgCursor, dbname: str, timeout: float = 10.0) -> None
 
 def drop_quietly(admin: PgConnection, name: str) -> None:
     from psycopg2 import sql
+
     try:
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -4,6 +4,7 @@ The counts are taken in the very transaction whose snapshot pg_dump imports,
 so a restore can be checked table by table against numbers that describe the
 dump exactly.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,6 +48,7 @@ SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, pg_get_userbyi
 def count_rows(cur: PgCursor) -> RowCounts:
     """Exact counts of every user table visible to cur's transaction."""
     from psycopg2 import sql
+
     cur.execute(TABLES_SQL)
     tables = cur.fetchall()
     counts: list[dict[str, Any]] = []
@@ -70,8 +72,12 @@ class ExportedSnapshot:
         self.cur.execute(DB_INFO_SQL)
         row = self.cur.fetchone()
         self.info = {
-            "database_encoding": row[0], "lc_collate": row[1], "lc_ctype": row[2],
-            "database_owner": row[3], "server_version": row[4], "server_version_num": row[5],
+            "database_encoding": row[0],
+            "lc_collate": row[1],
+            "lc_ctype": row[2],
+            "database_owner": row[3],
+            "server_version": row[4],
+            "server_version_num": row[5],
             "database_size_bytes": row[6],
         }
         self._thread: Optional[threading.Thread] = None
@@ -84,6 +90,7 @@ class ExportedSnapshot:
                 self._result = count_rows(self.cur)
             except Exception as exc:  # reported by wait_counts
                 self._error = exc
+
         self._thread = threading.Thread(target=work, daemon=True)
         self._thread.start()
 

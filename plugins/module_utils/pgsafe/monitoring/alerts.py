@@ -8,6 +8,7 @@ never logged, nor is the endpoint's path.  HTTPS endpoints are verified against
 the system's CA store; HTTP(S)_PROXY and NO_PROXY are honoured as
 ansible.builtin.uri honours them.
 """
+
 import http.client
 import json
 import os
@@ -24,11 +25,17 @@ from ..core.errors import ConfigError, PgsafeError
 from ..core.naming import iso, parse_iso, utc_now
 from ..core.statefile import StateFile
 
-ALERT_TYPES = {"backup_age": "backup_age", "disk_free": "disk_space", "disk_usage": "disk_space",
-               "backup_integrity": "backup_integrity", "backup_count": "backup_count",
-               # The off-site copy's checks under the seed's types, so routing rules catch them too;
-               # the payload's check and message say off-site.
-               "offsite_backup_age": "backup_age", "offsite_integrity": "backup_integrity"}
+ALERT_TYPES = {
+    "backup_age": "backup_age",
+    "disk_free": "disk_space",
+    "disk_usage": "disk_space",
+    "backup_integrity": "backup_integrity",
+    "backup_count": "backup_count",
+    # The off-site copy's checks under the seed's types, so routing rules catch them too;
+    # the payload's check and message say off-site.
+    "offsite_backup_age": "backup_age",
+    "offsite_integrity": "backup_integrity",
+}
 
 
 def alert_type(check_name):
@@ -41,10 +48,19 @@ def _key(check):
 
 
 def build(check, status, host, now):
-    return {"type": alert_type(check["name"]), "severity": status, "status": status,
-            "check": check["name"], "host": host, "database": check.get("database"),
-            "message": check["message"], "value": check.get("value"), "threshold": check.get("threshold"),
-            "timestamp": iso(now), "source": "pgsafe"}
+    return {
+        "type": alert_type(check["name"]),
+        "severity": status,
+        "status": status,
+        "check": check["name"],
+        "host": host,
+        "database": check.get("database"),
+        "message": check["message"],
+        "value": check.get("value"),
+        "threshold": check.get("threshold"),
+        "timestamp": iso(now),
+        "source": "pgsafe",
+    }
 
 
 def plan(checks, state, realert_hours, now, host):
@@ -57,13 +73,20 @@ def plan(checks, state, realert_hours, now, host):
         failing_keys.add(key)
         previous = state.get(key)
         last = parse_iso(previous.get("last_sent")) if previous else None
-        if (previous is None or previous.get("status") != check["status"] or last is None
-                or now - last >= timedelta(hours=realert_hours)):
+        if (
+            previous is None
+            or previous.get("status") != check["status"]
+            or last is None
+            or now - last >= timedelta(hours=realert_hours)
+        ):
             to_send.append((key, build(check, check["status"], host, now)))
     for key, previous in state.items():
         if key not in failing_keys:
-            check = {"name": previous.get("check", "backup_health"), "database": previous.get("database") or None,
-                     "message": "recovered: %s" % previous.get("message", "")}
+            check = {
+                "name": previous.get("check", "backup_health"),
+                "database": previous.get("database") or None,
+                "message": "recovered: %s" % previous.get("message", ""),
+            }
             payload = build(check, "resolved", host, now)
             payload["severity"] = "info"
             to_send.append((key, payload))
@@ -80,9 +103,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def _opener():
     # ProxyHandler() reads HTTP(S)_PROXY and NO_PROXY as ansible.builtin.uri does; HTTPS, direct or
     # tunnelled through a proxy with CONNECT, is verified against the system's CA store (SSL_CERT_FILE).
-    return urllib.request.build_opener(urllib.request.ProxyHandler(),
-                                       urllib.request.HTTPSHandler(context=ssl.create_default_context()),
-                                       _NoRedirect())
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler(), urllib.request.HTTPSHandler(context=ssl.create_default_context()), _NoRedirect()
+    )
 
 
 def safe_url(endpoint):
@@ -125,7 +148,7 @@ def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
         except (OSError, http.client.HTTPException, ValueError) as exc:
             error = str(exc) or exc.__class__.__name__
         if attempt + 1 < retries:
-            time.sleep(backoff * (2 ** attempt))
+            time.sleep(backoff * (2**attempt))
     return error
 
 
@@ -140,16 +163,20 @@ def read_header_file(path):
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
-        raise ConfigError("cannot open alert header file %s: %s" % (path, exc.strerror),
-                          "Create it as 'Name: value' lines, owned by this user, mode 0600")
+        raise ConfigError(
+            "cannot open alert header file %s: %s" % (path, exc.strerror),
+            "Create it as 'Name: value' lines, owned by this user, mode 0600",
+        )
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError("alert header file %s is not a regular file" % path)
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
-            raise ConfigError("alert header file %s is open to group or others (mode %04o)" % (path, mode),
-                              "It holds a secret: run chmod 600 %s" % path)
+            raise ConfigError(
+                "alert header file %s is open to group or others (mode %04o)" % (path, mode),
+                "It holds a secret: run chmod 600 %s" % path,
+            )
         with os.fdopen(fd, "rb") as fh:
             fd = None
             raw = fh.read(1 << 16)
@@ -167,10 +194,17 @@ def read_header_file(path):
             continue
         name, sep, value = line.partition(":")
         name, value = name.strip(), value.strip()
-        if not sep or not name or not set(name) <= _TOKEN_CHARS or not value \
-                or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ConfigError("line %d of alert header file %s is not 'Name: value'" % (number, path),
-                              "Write one header per line, e.g. 'Authorization: Bearer TOKEN'")
+        if (
+            not sep
+            or not name
+            or not set(name) <= _TOKEN_CHARS
+            or not value
+            or any(ord(c) < 32 or ord(c) == 127 for c in value)
+        ):
+            raise ConfigError(
+                "line %d of alert header file %s is not 'Name: value'" % (number, path),
+                "Write one header per line, e.g. 'Authorization: Bearer TOKEN'",
+            )
         headers[name] = value
     return headers
 
@@ -180,8 +214,19 @@ class AlertState(StateFile):
         super().__init__(backup_dir, "alert_state.json")
 
 
-def send_alerts(checks, backup_dir, endpoint, headers=None, realert_hours=4, now=None, host=None,
-                timeout=5.0, retries=3, log=lambda msg: None, save=True):
+def send_alerts(
+    checks,
+    backup_dir,
+    endpoint,
+    headers=None,
+    realert_hours=4,
+    now=None,
+    host=None,
+    timeout=5.0,
+    retries=3,
+    log=lambda msg: None,
+    save=True,
+):
     """Send what plan() says and remember what was delivered. Never raises: a state file that cannot
     be saved is reported in the result (state_error), and the alerts went out anyway."""
     now = now or utc_now()
@@ -198,9 +243,16 @@ def send_alerts(checks, backup_dir, endpoint, headers=None, realert_hours=4, now
         if payload["status"] == "resolved":
             state.remove(key)
         else:
-            state.set(key, {"status": payload["status"], "last_sent": payload["timestamp"],
-                            "check": payload["check"], "database": payload["database"] or "",
-                            "message": payload["message"]})
+            state.set(
+                key,
+                {
+                    "status": payload["status"],
+                    "last_sent": payload["timestamp"],
+                    "check": payload["check"],
+                    "database": payload["database"] or "",
+                    "message": payload["message"],
+                },
+            )
     out = {"sent": sent, "failed": failed, "state_written": False}
     if save:
         try:

@@ -1,6 +1,7 @@
 """Restore drills: restore the newest backup of each database into a scratch database, prove it
 against the row counts captured at backup time, measure the time it took (the RTO), write a report
 under drills/, and drop the scratch copy.  The seed's monthly test restore, automated."""
+
 import os
 import secrets
 
@@ -13,8 +14,9 @@ from ..logical.restore import RestoreRequest, drop_quietly, run_restore
 DRILLS_DIR = "drills"
 
 
-def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres",
-              offsite=None):
+def run_drill(
+    backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres", offsite=None
+):
     """offsite: an OffsiteRepository to drill from alone (each backup staged from the bucket and checked
     there); the report still goes to backup_dir/drills."""
     if databases:
@@ -22,13 +24,16 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
             validate_database_name(name)
     elif offsite is not None:
         from ..offsite.restore import databases as offsite_databases
+
         databases = offsite_databases(offsite)
     else:
         entries, _problems = catalog.list_full(backup_dir)
         databases = sorted({e.database for e in entries if e.database})
     if not databases:
-        raise ConfigError("no databases to drill: the catalog in %s is empty"
-                          % (offsite.describe() if offsite is not None else backup_dir))
+        raise ConfigError(
+            "no databases to drill: the catalog in %s is empty"
+            % (offsite.describe() if offsite is not None else backup_dir)
+        )
     started = utc_now()
     results = []
     for database in databases:
@@ -37,24 +42,53 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
         try:
             if offsite is not None:
                 from ..offsite.restore import restore as restore_offsite
-                outcome = restore_offsite(offsite, scratch, backup_dir, conninfo, latest=True, database=database,
-                                          jobs=jobs, maintenance_db=maintenance_db, log=log)
+
+                outcome = restore_offsite(
+                    offsite,
+                    scratch,
+                    backup_dir,
+                    conninfo,
+                    latest=True,
+                    database=database,
+                    jobs=jobs,
+                    maintenance_db=maintenance_db,
+                    log=log,
+                )
             else:
-                outcome = run_restore(RestoreRequest(scratch, backup_dir, conninfo, latest=True, database=database,
-                                                     jobs=jobs, maintenance_db=maintenance_db), log=log)
-            item.update(passed=outcome["validation"]["passed"], backup_id=outcome["backup_id"],
-                        rto_seconds=outcome["duration_seconds"], rto_steps_seconds=outcome.get("steps_seconds"),
-                        tables=outcome["validation"]["checked"],
-                        mismatches=outcome["validation"]["mismatches"])
+                outcome = run_restore(
+                    RestoreRequest(
+                        scratch,
+                        backup_dir,
+                        conninfo,
+                        latest=True,
+                        database=database,
+                        jobs=jobs,
+                        maintenance_db=maintenance_db,
+                    ),
+                    log=log,
+                )
+            item.update(
+                passed=outcome["validation"]["passed"],
+                backup_id=outcome["backup_id"],
+                rto_seconds=outcome["duration_seconds"],
+                rto_steps_seconds=outcome.get("steps_seconds"),
+                tables=outcome["validation"]["checked"],
+                mismatches=outcome["validation"]["mismatches"],
+            )
         except PgsafeError as exc:
             item.update(passed=False, error=str(exc), error_kind=exc.kind)
         finally:
             _drop_scratch(conninfo, scratch, maintenance_db)
         log("drill %s: %s" % (database, "PASSED" if item["passed"] else "FAILED (%s)" % item.get("error")))
         results.append(item)
-    report = {"started_at": iso(started), "finished_at": iso(utc_now()), "backup_dir": backup_dir,
-              "source": "local" if offsite is None else "offsite",
-              "passed": all(r["passed"] for r in results), "results": results}
+    report = {
+        "started_at": iso(started),
+        "finished_at": iso(utc_now()),
+        "backup_dir": backup_dir,
+        "source": "local" if offsite is None else "offsite",
+        "passed": all(r["passed"] for r in results),
+        "results": results,
+    }
     if offsite is not None:
         report["repository"] = offsite.describe()
     directory = ensure_private_dir(os.path.join(backup_dir, DRILLS_DIR))
@@ -70,6 +104,7 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
 
 def _drop_scratch(conninfo, name, maintenance_db):
     from ..core.conn import connect
+
     try:
         admin = connect(conninfo, maintenance_db)
     except PgsafeError:

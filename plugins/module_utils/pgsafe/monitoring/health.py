@@ -7,6 +7,7 @@ crash: the alerts must still go out.  WAL health is read where the server sees
 it (pg_stat_archiver and the .ready files of its archive status directory), not
 only from the archive directory.
 """
+
 import os
 import shutil
 import statistics
@@ -14,15 +15,12 @@ import subprocess
 from datetime import timedelta
 
 from ..catalog import entries as catalog
-
-from ..core import compress
-
-from ..core import tools
+from ..catalog.verify_state import VerifyState
+from ..core import compress, tools
 from ..core.errors import PgsafeError, VerificationFailed
 from ..core.naming import iso, utc_now
 from ..core.paths import ArchiveDir, resolve_archive_dir
 from ..core.statefile import StateFile
-from ..catalog.verify_state import VerifyState
 from ..physical.walnames import is_segment, list_archive, missing_segments, parse, to_number
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
@@ -75,8 +73,14 @@ def check_backup_age(database, newest, now, max_hours):
         return result("backup_age", CRITICAL, None, max_hours, "no good backup of %s exists" % database, database)
     age = round((now - newest.finished).total_seconds() / 3600.0, 2)
     status = CRITICAL if age > max_hours else OK
-    return result("backup_age", status, age, max_hours, "newest backup of %s is %.1f hours old%s" % (
-        database, age, " (limit %s)" % max_hours if status != OK else ""), database)
+    return result(
+        "backup_age",
+        status,
+        age,
+        max_hours,
+        "newest backup of %s is %.1f hours old%s" % (database, age, " (limit %s)" % max_hours if status != OK else ""),
+        database,
+    )
 
 
 def disk_probe(path):
@@ -89,10 +93,20 @@ def check_disk(path, min_free_gb, max_usage_percent, probe=disk_probe):
     free_gb = round(usage["free"] / float(1 << 30), 2)
     percent = round(100.0 * usage["used"] / usage["total"], 1) if usage["total"] else 0.0
     return [
-        result("disk_free", CRITICAL if free_gb < min_free_gb else OK, free_gb, min_free_gb,
-               "%.1f GB free on the backup filesystem" % free_gb),
-        result("disk_usage", CRITICAL if percent > max_usage_percent else OK, percent, max_usage_percent,
-               "backup filesystem is %.1f%% full" % percent),
+        result(
+            "disk_free",
+            CRITICAL if free_gb < min_free_gb else OK,
+            free_gb,
+            min_free_gb,
+            "%.1f GB free on the backup filesystem" % free_gb,
+        ),
+        result(
+            "disk_usage",
+            CRITICAL if percent > max_usage_percent else OK,
+            percent,
+            max_usage_percent,
+            "backup filesystem is %.1f%% full" % percent,
+        ),
     ]
 
 
@@ -101,7 +115,7 @@ def check_size_trend(database, entries, decrease_percent, increase_percent, wind
     sizes = [e.meta.get("size_bytes") for e in entries if isinstance(e.meta.get("size_bytes"), int)]
     if len(sizes) < 2:
         return result("size_trend", OK, None, None, "not enough backups of %s to judge a trend" % database, database)
-    newest, previous = sizes[0], sizes[1:1 + window]
+    newest, previous = sizes[0], sizes[1 : 1 + window]
     median = statistics.median(previous)
     if median <= 0:
         return result("size_trend", OK, None, None, "previous backups of %s are empty" % database, database)
@@ -119,8 +133,13 @@ def check_size_trend(database, entries, decrease_percent, increase_percent, wind
 def check_counts(entries, now, recent_days):
     recent = [e for e in entries if e.finished and now - e.finished <= timedelta(days=recent_days)]
     status = CRITICAL if not recent else OK
-    return result("backup_count", status, {"total": len(entries), "recent": len(recent)}, {"recent_min": 1},
-                  "%d backups in all, %d in the last %d days" % (len(entries), len(recent), recent_days)), len(recent)
+    return result(
+        "backup_count",
+        status,
+        {"total": len(entries), "recent": len(recent)},
+        {"recent_min": 1},
+        "%d backups in all, %d in the last %d days" % (len(entries), len(recent), recent_days),
+    ), len(recent)
 
 
 def format_check(entry):
@@ -137,12 +156,15 @@ def format_check(entry):
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     else:
         dec = compress.open_decompressed(path, compress.compression_of_name(path))
-        proc = subprocess.run([pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, check=False)
+        proc = subprocess.run(
+            [pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+        )
         dec.stdout.close()
         dec.wait()
     if proc.returncode != 0:
-        raise VerificationFailed("pg_restore cannot read %s: %s" % (path, proc.stderr.decode("utf-8", "replace").strip()))
+        raise VerificationFailed(
+            "pg_restore cannot read %s: %s" % (path, proc.stderr.decode("utf-8", "replace").strip())
+        )
 
 
 def check_integrity(entries, problems, state, reverify_hours, now, verify=catalog.verify_entry, fmt_check=format_check):
@@ -161,16 +183,38 @@ def check_integrity(entries, problems, state, reverify_hours, now, verify=catalo
         last = state.last(key)
         if not last["ok"]:
             corrupted += 1
-            results.append(result("backup_integrity", CRITICAL, entry.backup_id, "checksum and format",
-                                  last.get("error") or "verification failed", entry.database))
+            results.append(
+                result(
+                    "backup_integrity",
+                    CRITICAL,
+                    entry.backup_id,
+                    "checksum and format",
+                    last.get("error") or "verification failed",
+                    entry.database,
+                )
+            )
     for problem in problems:
         corrupted += 1
-        results.append(result("backup_integrity", CRITICAL, problem.path, "readable metadata",
-                              "metadata cannot be trusted: %s" % problem.reason))
+        results.append(
+            result(
+                "backup_integrity",
+                CRITICAL,
+                problem.path,
+                "readable metadata",
+                "metadata cannot be trusted: %s" % problem.reason,
+            )
+        )
     state.forget_missing({e.backup_id for e in entries})
     if not results:
-        results.append(result("backup_integrity", OK, len(entries), "checksum and format",
-                              "%d backups intact (%d verified on this run)" % (len(entries), verified_now)))
+        results.append(
+            result(
+                "backup_integrity",
+                OK,
+                len(entries),
+                "checksum and format",
+                "%d backups intact (%d verified on this run)" % (len(entries), verified_now),
+            )
+        )
     return results, corrupted
 
 
@@ -185,22 +229,50 @@ def check_archiver(stats, max_lag):
     out = []
     failed, archived = stats.get("last_failed_time"), stats.get("last_archived_time")
     if failed is not None and (archived is None or failed > archived):
-        out.append(result("wal_archiver", CRITICAL, stats.get("failed_count"), "no failure after the last success",
-                          "archiving is failing: %s could not be archived (last failure %s)" % (
-                              stats.get("last_failed_wal"), failed)))
+        out.append(
+            result(
+                "wal_archiver",
+                CRITICAL,
+                stats.get("failed_count"),
+                "no failure after the last success",
+                "archiving is failing: %s could not be archived (last failure %s)"
+                % (stats.get("last_failed_wal"), failed),
+            )
+        )
     elif stats.get("last_archived_wal") is None:
         # Not "healthy": an archive_command that cannot even start kills the archiver before it
         # counts a failure, so no failure says little until something was archived (see wal_ready).
-        out.append(result("wal_archiver", OK, stats.get("archived_count"), "no failure after the last success",
-                          "no archive failure recorded, and nothing archived yet"))
+        out.append(
+            result(
+                "wal_archiver",
+                OK,
+                stats.get("archived_count"),
+                "no failure after the last success",
+                "no archive failure recorded, and nothing archived yet",
+            )
+        )
     else:
-        out.append(result("wal_archiver", OK, stats.get("archived_count"), "no failure after the last success",
-                          "no archive failure since the last success; last archived %s at %s" % (
-                              stats.get("last_archived_wal"), archived)))
+        out.append(
+            result(
+                "wal_archiver",
+                OK,
+                stats.get("archived_count"),
+                "no failure after the last success",
+                "no archive failure since the last success; last archived %s at %s"
+                % (stats.get("last_archived_wal"), archived),
+            )
+        )
     lag = wal_segment_distance(stats.get("current_wal"), stats.get("last_archived_wal"))
     if lag is not None:
-        out.append(result("wal_archive_lag", WARNING if lag > max_lag else OK, lag, max_lag,
-                          "%d segment(s) between the current WAL and the last archived" % lag))
+        out.append(
+            result(
+                "wal_archive_lag",
+                WARNING if lag > max_lag else OK,
+                lag,
+                max_lag,
+                "%d segment(s) between the current WAL and the last archived" % lag,
+            )
+        )
     return out
 
 
@@ -225,8 +297,13 @@ def check_ready(stats, max_wait_minutes):
     a working archiver then empties the queue in seconds and the next run is ok again.)"""
     threshold = {"max_wait_minutes": max_wait_minutes}
     if stats.get("ready_error"):
-        return result("wal_ready", CRITICAL, None, threshold,
-                      "cannot count the WAL waiting to be archived: %s" % stats["ready_error"])
+        return result(
+            "wal_ready",
+            CRITICAL,
+            None,
+            threshold,
+            "cannot count the WAL waiting to be archived: %s" % stats["ready_error"],
+        )
     count = stats.get("ready_count") or 0
     oldest, since = stats.get("oldest_ready_seconds"), stats.get("last_archived_age_seconds")
     if count == 0:
@@ -234,17 +311,32 @@ def check_ready(stats, max_wait_minutes):
     limit = 60.0 * max_wait_minutes
     waiting = "%d WAL file(s) waiting to be archived, the oldest for %s" % (count, _duration(oldest))
     if since is None:
-        return result("wal_ready", CRITICAL, count, threshold,
-                      "%s, and the server has never archived one: archive_command does not work "
-                      "(see the PostgreSQL log)" % waiting)
+        return result(
+            "wal_ready",
+            CRITICAL,
+            count,
+            threshold,
+            "%s, and the server has never archived one: archive_command does not work "
+            "(see the PostgreSQL log)" % waiting,
+        )
     if oldest is not None and oldest > limit and since > limit:
-        return result("wal_ready", CRITICAL, count, threshold,
-                      "%s, and nothing archived for %s (limit %s min): archiving is stuck "
-                      "(see the PostgreSQL log)" % (waiting, _duration(since), max_wait_minutes))
+        return result(
+            "wal_ready",
+            CRITICAL,
+            count,
+            threshold,
+            "%s, and nothing archived for %s (limit %s min): archiving is stuck "
+            "(see the PostgreSQL log)" % (waiting, _duration(since), max_wait_minutes),
+        )
     if oldest is not None and oldest > limit:
-        return result("wal_ready", WARNING, count, threshold,
-                      "%s (limit %s min): archiving works (last success %s ago) but is behind" % (
-                          waiting, max_wait_minutes, _duration(since)))
+        return result(
+            "wal_ready",
+            WARNING,
+            count,
+            threshold,
+            "%s (limit %s min): archiving works (last success %s ago) but is behind"
+            % (waiting, max_wait_minutes, _duration(since)),
+        )
     return result("wal_ready", OK, count, threshold, waiting)
 
 
@@ -257,12 +349,22 @@ def check_failure_growth(stats, previous):
         return result("wal_archive_failures", OK, None, threshold, "the server reports no failure count")
     before = previous.get("failed_count") if isinstance(previous, dict) else None
     if not isinstance(before, int) or previous.get("stats_reset") != reset or before > count:
-        return result("wal_archive_failures", OK, count, threshold,
-                      "archive failures counted from this run on (%d so far)" % count)
+        return result(
+            "wal_archive_failures",
+            OK,
+            count,
+            threshold,
+            "archive failures counted from this run on (%d so far)" % count,
+        )
     if count > before:
-        return result("wal_archive_failures", WARNING, count - before, threshold,
-                      "%d attempt(s) to archive WAL failed since the previous health run (last: %s at %s)" % (
-                          count - before, stats.get("last_failed_wal"), stats.get("last_failed_time")))
+        return result(
+            "wal_archive_failures",
+            WARNING,
+            count - before,
+            threshold,
+            "%d attempt(s) to archive WAL failed since the previous health run (last: %s at %s)"
+            % (count - before, stats.get("last_failed_wal"), stats.get("last_failed_time")),
+        )
     return result("wal_archive_failures", OK, 0, threshold, "no failed archive attempt since the previous health run")
 
 
@@ -287,8 +389,13 @@ def wal_gap_result(name, where, archived, base_entries):
         first = segs[0]
     missing = missing_segments(archived, first, segs[-1])
     if missing:
-        return result(name, CRITICAL, len(missing), 0, "%d segment(s) missing from %s, first %s" % (
-            len(missing), where, missing[0]))
+        return result(
+            name,
+            CRITICAL,
+            len(missing),
+            0,
+            "%d segment(s) missing from %s, first %s" % (len(missing), where, missing[0]),
+        )
     return result(name, OK, 0, 0, "%s is continuous from %s to %s" % (where, first, segs[-1]))
 
 
@@ -298,8 +405,13 @@ def check_base_age(base_entries, now, max_hours):
         return result("base_backup_age", CRITICAL, None, max_hours, "no good base backup exists")
     newest = max(good, key=lambda e: e.finished)
     age = round((now - newest.finished).total_seconds() / 3600.0, 2)
-    return result("base_backup_age", CRITICAL if age > max_hours else OK, age, max_hours,
-                  "newest base backup is %.1f hours old" % age)
+    return result(
+        "base_backup_age",
+        CRITICAL if age > max_hours else OK,
+        age,
+        max_hours,
+        "newest base backup is %.1f hours old" % age,
+    )
 
 
 _STATS_SQL = (
@@ -308,25 +420,40 @@ _STATS_SQL = (
     "EXTRACT(epoch FROM now() - last_archived_time)::float8, "
     "CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
     "(SELECT pending_restart FROM pg_settings WHERE name = 'archive_mode') "
-    "FROM pg_stat_archiver")
-_STATS_KEYS = ("archive_mode", "archived_count", "last_archived_wal", "last_archived_time", "failed_count",
-               "last_failed_wal", "last_failed_time", "stats_reset", "last_archived_age_seconds", "current_wal",
-               "archive_mode_pending_restart")
+    "FROM pg_stat_archiver"
+)
+_STATS_KEYS = (
+    "archive_mode",
+    "archived_count",
+    "last_archived_wal",
+    "last_archived_time",
+    "failed_count",
+    "last_failed_wal",
+    "last_failed_time",
+    "stats_reset",
+    "last_archived_age_seconds",
+    "current_wal",
+    "archive_mode_pending_restart",
+)
 # Ages on the server's clock: the .ready files' times and pg_stat_archiver's are the server's.
-_READY_SQL = ("SELECT count(*), EXTRACT(epoch FROM now() - min(modification))::float8 "
-              "FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")
+_READY_SQL = (
+    "SELECT count(*), EXTRACT(epoch FROM now() - min(modification))::float8 "
+    "FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
+)
 
 
 def archiver_stats(conninfo):
     """pg_stat_archiver plus the .ready count and the oldest one's age. Reading the archive status
     directory needs pg_monitor (or superuser); without it, ready_error says so."""
     from ..core.conn import connect
+
     conn = connect(conninfo, "postgres")
     try:
         import psycopg2
+
         with conn.cursor() as cur:
             cur.execute(_STATS_SQL)
-            stats = dict(zip(_STATS_KEYS, cur.fetchone()))
+            stats = dict(zip(_STATS_KEYS, cur.fetchone()))  # noqa: B905 (strict= needs Python 3.10 on hosts)
             try:
                 cur.execute(_READY_SQL)
                 stats["ready_count"], stats["oldest_ready_seconds"] = cur.fetchone()
@@ -351,8 +478,16 @@ class HealthRequest:
     """archive_dir: an ArchiveDir (core.paths), a path (named), or None for BACKUP_DIR/wal.
     offsite: an offsite_health.OffsiteTarget to check the off-site copy too, or None."""
 
-    def __init__(self, backup_dir, archive_dir=None, databases=None, conninfo=None, thresholds=None,
-                 disk_probe_fn=disk_probe, offsite=None):
+    def __init__(
+        self,
+        backup_dir,
+        archive_dir=None,
+        databases=None,
+        conninfo=None,
+        thresholds=None,
+        disk_probe_fn=disk_probe,
+        offsite=None,
+    ):
         self.backup_dir = os.path.normpath(backup_dir)
         if isinstance(archive_dir, ArchiveDir):
             self.archive = archive_dir
@@ -382,10 +517,19 @@ def run_health(req, now=None, save_state=True):
     """Every check; state files are saved at the end (or, with save_state false, only predicted).
     Never raises: the report's state_written says whether a state file changed."""
     now = now or utc_now()
-    metrics = {"backup_age_hours": None, "disk_free_gb": None, "disk_usage_percent": None,
-               "backup_count_total": 0, "backup_count_recent": 0, "corrupted_backups": 0,
-               "last_backup_size_mb": None, "databases": {},
-               "wal_ready_count": None, "wal_oldest_ready_seconds": None, "archiver_failed_count": None}
+    metrics = {
+        "backup_age_hours": None,
+        "disk_free_gb": None,
+        "disk_usage_percent": None,
+        "backup_count_total": 0,
+        "backup_count_recent": 0,
+        "corrupted_backups": 0,
+        "last_backup_size_mb": None,
+        "databases": {},
+        "wal_ready_count": None,
+        "wal_oldest_ready_seconds": None,
+        "archiver_failed_count": None,
+    }
     states = []
     results = guarded("backup_dir", lambda: [check_backup_dir(req.backup_dir)])
     if results[0]["status"] == OK:
@@ -393,6 +537,7 @@ def run_health(req, now=None, save_state=True):
     results += guarded("wal_archiver", wal_checks, req, now, metrics, states)
     if req.offsite is not None:
         from .offsite_health import offsite_checks
+
         results += guarded("offsite_repository", offsite_checks, req, now, metrics, states)
     written = False
     for state in states:
@@ -402,8 +547,15 @@ def run_health(req, now=None, save_state=True):
             else:
                 written = state.pending() or written
         except (PgsafeError, OSError) as exc:
-            results.append(result("health_state", CRITICAL, state.path, "writable",
-                                  "cannot save %s: %s" % (state.path, error_text(exc))))
+            results.append(
+                result(
+                    "health_state",
+                    CRITICAL,
+                    state.path,
+                    "writable",
+                    "cannot save %s: %s" % (state.path, error_text(exc)),
+                )
+            )
     report = finish(results, metrics)
     report["state_written"] = written
     return report
@@ -418,8 +570,14 @@ def catalog_checks(req, now, metrics, states):
     state = VerifyState(req.backup_dir)
     states.append(state)
     results += guarded("backup_integrity", integrity_checks, req, now, metrics, entries, problems, state)
-    disk = guarded("disk_free", check_disk, req.backup_dir, req.t["min_disk_space_gb"],
-                   req.t["max_disk_usage_percent"], req.disk_probe)
+    disk = guarded(
+        "disk_free",
+        check_disk,
+        req.backup_dir,
+        req.t["min_disk_space_gb"],
+        req.t["max_disk_usage_percent"],
+        req.disk_probe,
+    )
     results += disk
     if len(disk) == 2:
         metrics["disk_free_gb"], metrics["disk_usage_percent"] = disk[0]["value"], disk[1]["value"]
@@ -427,11 +585,14 @@ def catalog_checks(req, now, metrics, states):
     results.append(count)
     good_all = [e for e in entries if e.is_good(now)]
     ages = [r["value"] for r in results if r["name"] == "backup_age" and r["value"] is not None]
-    metrics.update({
-        "backup_age_hours": max(ages) if ages else None,
-        "backup_count_total": len(entries), "backup_count_recent": recent,
-        "last_backup_size_mb": round(good_all[0].meta["size_bytes"] / 1048576.0, 2) if good_all else None,
-    })
+    metrics.update(
+        {
+            "backup_age_hours": max(ages) if ages else None,
+            "backup_count_total": len(entries),
+            "backup_count_recent": recent,
+            "last_backup_size_mb": round(good_all[0].meta["size_bytes"] / 1048576.0, 2) if good_all else None,
+        }
+    )
     return results
 
 
@@ -444,11 +605,16 @@ def database_checks(req, now, metrics, db, entries):
     mine = [e for e in entries if e.database == db]
     good = [e for e in mine if e.is_good(now)]
     age = check_backup_age(db, good[0] if good else None, now, req.t["max_backup_age_hours"])
-    trend = check_size_trend(db, good, req.t["size_decrease_percent"], req.t["size_increase_percent"],
-                             req.t["size_window"])
-    metrics["databases"].setdefault(db, {}).update({
-        "backup_age_hours": age["value"], "backup_count_total": len(mine),
-        "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2) if good else None})
+    trend = check_size_trend(
+        db, good, req.t["size_decrease_percent"], req.t["size_increase_percent"], req.t["size_window"]
+    )
+    metrics["databases"].setdefault(db, {}).update(
+        {
+            "backup_age_hours": age["value"],
+            "backup_count_total": len(mine),
+            "last_backup_size_mb": round(good[0].meta["size_bytes"] / 1048576.0, 2) if good else None,
+        }
+    )
     return [age, trend]
 
 
@@ -471,20 +637,40 @@ def wal_checks(req, now, metrics, states):
     if archive.exists():
         pass
     elif archive.named:
-        out.append(result("wal_archive_dir", CRITICAL, archive.path, "exists",
-                          "WAL archive %s does not exist" % archive.describe()))
+        out.append(
+            result(
+                "wal_archive_dir",
+                CRITICAL,
+                archive.path,
+                "exists",
+                "WAL archive %s does not exist" % archive.describe(),
+            )
+        )
     elif server_on:
-        out.append(result("wal_archive_dir", CRITICAL, archive.path, "exists",
-                          "archive_mode is %s but the WAL archive %s does not exist; if the archive_command "
-                          "writes elsewhere, name that directory (archive_dir, --archive-dir or WAL_ARCHIVE_DIR)"
-                          % (mode, archive.describe())))
+        out.append(
+            result(
+                "wal_archive_dir",
+                CRITICAL,
+                archive.path,
+                "exists",
+                "archive_mode is %s but the WAL archive %s does not exist; if the archive_command "
+                "writes elsewhere, name that directory (archive_dir, --archive-dir or WAL_ARCHIVE_DIR)"
+                % (mode, archive.describe()),
+            )
+        )
     elif error is not None:
-        return [result("wal_archiving", WARNING, None, None,
-                       "cannot tell whether WAL archiving is on: %s" % error)]
+        return [result("wal_archiving", WARNING, None, None, "cannot tell whether WAL archiving is on: %s" % error)]
     else:
         why = "archive_mode is %s" % mode if mode else "the server was not asked"
-        return [result("wal_archiving", OK, mode or "unknown", None,
-                       "WAL archiving is not configured (%s, no %s); WAL checks skipped" % (why, archive.path))]
+        return [
+            result(
+                "wal_archiving",
+                OK,
+                mode or "unknown",
+                None,
+                "WAL archiving is not configured (%s, no %s); WAL checks skipped" % (why, archive.path),
+            )
+        ]
     if stats is not None and server_on:
         out += check_archiver(stats, req.t["max_archive_lag_segments"])
         out.append(check_ready(stats, req.t["max_archive_wait_minutes"]))
@@ -492,23 +678,45 @@ def wal_checks(req, now, metrics, states):
             state = ArchiverState(req.backup_dir)
             states.append(state)
             out.append(check_failure_growth(stats, state.get("archiver")))
-            state.set("archiver", {"failed_count": stats.get("failed_count"),
-                                   "stats_reset": iso(stats["stats_reset"]) if stats.get("stats_reset") else None})
-        metrics.update({"wal_ready_count": stats.get("ready_count"),
-                        "wal_oldest_ready_seconds": stats.get("oldest_ready_seconds"),
-                        "archiver_failed_count": stats.get("failed_count")})
+            state.set(
+                "archiver",
+                {
+                    "failed_count": stats.get("failed_count"),
+                    "stats_reset": iso(stats["stats_reset"]) if stats.get("stats_reset") else None,
+                },
+            )
+        metrics.update(
+            {
+                "wal_ready_count": stats.get("ready_count"),
+                "wal_oldest_ready_seconds": stats.get("oldest_ready_seconds"),
+                "archiver_failed_count": stats.get("failed_count"),
+            }
+        )
     elif stats is not None and stats.get("archive_mode_pending_restart"):
-        out.append(result("wal_archiving", WARNING, mode, "on",
-                          "archive_mode is %s until PostgreSQL restarts (a change is pending): no WAL reaches the "
-                          "archive %s yet" % (mode, archive.describe())))
+        out.append(
+            result(
+                "wal_archiving",
+                WARNING,
+                mode,
+                "on",
+                "archive_mode is %s until PostgreSQL restarts (a change is pending): no WAL reaches the "
+                "archive %s yet" % (mode, archive.describe()),
+            )
+        )
     elif stats is not None:
-        out.append(result("wal_archiving", WARNING, mode, "on",
-                          "archive_mode is %s but the WAL archive %s exists: no new WAL reaches it, so point-in-time "
-                          "recovery ends at its newest segment (move the archive away if archiving was turned off "
-                          "on purpose)" % (mode, archive.describe())))
+        out.append(
+            result(
+                "wal_archiving",
+                WARNING,
+                mode,
+                "on",
+                "archive_mode is %s but the WAL archive %s exists: no new WAL reaches it, so point-in-time "
+                "recovery ends at its newest segment (move the archive away if archiving was turned off "
+                "on purpose)" % (mode, archive.describe()),
+            )
+        )
     elif error is not None:
-        out.append(result("wal_archiver", CRITICAL, None, None,
-                          "cannot read the server's archiver status: %s" % error))
+        out.append(result("wal_archiver", CRITICAL, None, None, "cannot read the server's archiver status: %s" % error))
     if archive.exists():
         base_entries, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
         out += guarded("wal_gaps", lambda: [check_wal_gaps(archive.path, base_entries)])

@@ -4,17 +4,34 @@ Files are staged (written in full to a hidden temporary name and fsynced) before
 and renamed into place after them: a metrics file that cannot be written is then a failed check
 the alerts already carry, and a hung alert endpoint never leaves a half-written file.
 """
+
 import json
 import os
 
 from ..core.fsutil import fsync_dir, open_private, remove_quietly, temp_path_for
 
-SEED_FIELDS = ("backup_age_hours", "disk_free_gb", "disk_usage_percent", "backup_count_total",
-               "backup_count_recent", "corrupted_backups", "last_backup_size_mb")
+SEED_FIELDS = (
+    "backup_age_hours",
+    "disk_free_gb",
+    "disk_usage_percent",
+    "backup_count_total",
+    "backup_count_recent",
+    "corrupted_backups",
+    "last_backup_size_mb",
+)
 WAL_FIELDS = ("wal_ready_count", "wal_oldest_ready_seconds", "archiver_failed_count")
 # Written only when an off-site repository is checked, as pgsafe_offsite_<field>.
-OFFSITE_FIELDS = ("up", "backup_age_hours", "base_backup_age_hours", "backup_count_total", "damaged_backups",
-                  "unpushed_backups", "wal_pending_count", "wal_pending_oldest_seconds", "wal_missing_segments")
+OFFSITE_FIELDS = (
+    "up",
+    "backup_age_hours",
+    "base_backup_age_hours",
+    "backup_count_total",
+    "damaged_backups",
+    "unpushed_backups",
+    "wal_pending_count",
+    "wal_pending_oldest_seconds",
+    "wal_missing_segments",
+)
 
 HELP = {
     "backup_age_hours": "Age in hours of the oldest newest-backup across databases",
@@ -61,6 +78,7 @@ def _number(value):
 
 def prometheus_text(report):
     from .health import RANK
+
     lines = []
 
     def metric(name, value, labels=None, kind="gauge"):
@@ -80,9 +98,11 @@ def prometheus_text(report):
     if offsite is not None:
         for field in OFFSITE_FIELDS:
             metric("offsite_" + field, offsite.get(field))
-    per_database = [("database_backup_age_hours", "backup_age_hours"),
-                    ("database_backup_count_total", "backup_count_total"),
-                    ("database_last_backup_size_mb", "last_backup_size_mb")]
+    per_database = [
+        ("database_backup_age_hours", "backup_age_hours"),
+        ("database_backup_count_total", "backup_count_total"),
+        ("database_last_backup_size_mb", "last_backup_size_mb"),
+    ]
     if offsite is not None:
         per_database.append(("database_offsite_backup_age_hours", "offsite_backup_age_hours"))
     # Each family's samples together: the text format wants one group per metric name.
@@ -144,6 +164,12 @@ def renderers(metrics_file=None, metrics_json=None):
     if metrics_file:
         out.append((metrics_file, lambda report: prometheus_text(report).encode("utf-8")))
     if metrics_json:
-        out.append((metrics_json, lambda report: (json.dumps(grafana_json(report), indent=2, sort_keys=True,
-                                                             default=str) + "\n").encode("utf-8")))
+        out.append(
+            (
+                metrics_json,
+                lambda report: (json.dumps(grafana_json(report), indent=2, sort_keys=True, default=str) + "\n").encode(
+                    "utf-8"
+                ),
+            )
+        )
     return out

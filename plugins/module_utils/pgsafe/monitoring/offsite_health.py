@@ -10,6 +10,7 @@ BACKUP_DIR/.health (like local verification) and stays critical until that backu
 
 A repository that cannot be reached or listed is a failed (critical) check, never a skipped one.
 """
+
 import os
 from datetime import timedelta
 
@@ -35,32 +36,56 @@ class OffsiteTarget:
         if self._opener is not None:
             return self._opener()
         from ..offsite.repository import OffsiteRepository
+
         return OffsiteRepository.open(self.url, self.settings)
 
 
 def empty_metrics():
-    return {"up": 0, "backup_age_hours": None, "base_backup_age_hours": None, "wal_pending_count": None,
-            "wal_pending_oldest_seconds": None, "unpushed_backups": None, "damaged_backups": None,
-            "wal_missing_segments": None, "backup_count_total": None}
+    return {
+        "up": 0,
+        "backup_age_hours": None,
+        "base_backup_age_hours": None,
+        "wal_pending_count": None,
+        "wal_pending_oldest_seconds": None,
+        "unpushed_backups": None,
+        "damaged_backups": None,
+        "wal_missing_segments": None,
+        "backup_count_total": None,
+    }
 
 
 def offsite_checks(req, now, metrics, states):
     from ..offsite.fetch import list_entries
+
     m = metrics["offsite"] = empty_metrics()
     try:
         repo = req.offsite.open()
         listed = {folder: list_entries(repo, folder) for folder in FOLDERS}
         wal_names = repo.names("wal")
     except Exception as exc:  # an unreachable repository is a failed check, never a skipped one
-        return [result("offsite_repository", CRITICAL, req.offsite.url, "reachable",
-                       "the off-site repository %s cannot be read: %s" % (req.offsite.url, error_text(exc)))]
+        return [
+            result(
+                "offsite_repository",
+                CRITICAL,
+                req.offsite.url,
+                "reachable",
+                "the off-site repository %s cannot be read: %s" % (req.offsite.url, error_text(exc)),
+            )
+        ]
     m["up"] = 1
     full, base = listed["full"][0], listed["base"][0]
     problems = listed["full"][1] + listed["base"][1]
     m["backup_count_total"] = len(full) + len(base)
-    out = [result("offsite_repository", OK, repo.describe(), "reachable",
-                  "off-site repository %s holds %d backup(s), %d base backup(s) and %d WAL file(s)" % (
-                      repo.describe(), len(full), len(base), len(wal_names)))]
+    out = [
+        result(
+            "offsite_repository",
+            OK,
+            repo.describe(),
+            "reachable",
+            "off-site repository %s holds %d backup(s), %d base backup(s) and %d WAL file(s)"
+            % (repo.describe(), len(full), len(base), len(wal_names)),
+        )
+    ]
     out += guarded("offsite_backup_age", age_checks, req, now, metrics, full, base)
     out += guarded("offsite_integrity", integrity_checks, req, repo, now, m, full + base, problems, states)
     out += guarded("offsite_unpushed", unpushed_check, req, repo, now, m)
@@ -82,8 +107,9 @@ def age_checks(req, now, metrics, full, base):
     grace = req.t["offsite_grace_hours"]
     m = metrics["offsite"]
     local_full, _problems = catalog.list_full(req.backup_dir)
-    names = sorted(set(req.databases) | {e.database for e in local_full if e.database}
-                   | {e.database for e in full if e.database})
+    names = sorted(
+        set(req.databases) | {e.database for e in local_full if e.database} | {e.database for e in full if e.database}
+    )
     out, ages = [], []
     limit = req.t["max_backup_age_hours"] + grace
     for db in names:
@@ -95,8 +121,17 @@ def age_checks(req, now, metrics, full, base):
             continue
         ages.append(age)
         status = CRITICAL if age > limit else OK
-        out.append(result("offsite_backup_age", status, age, limit, "newest off-site backup of %s, %s, is %.1f hours "
-                          "old%s" % (db, newest.backup_id, age, " (limit %s)" % limit if status != OK else ""), db))
+        out.append(
+            result(
+                "offsite_backup_age",
+                status,
+                age,
+                limit,
+                "newest off-site backup of %s, %s, is %.1f hours "
+                "old%s" % (db, newest.backup_id, age, " (limit %s)" % limit if status != OK else ""),
+                db,
+            )
+        )
     m["backup_age_hours"] = max(ages) if ages else None
     local_base, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
     if base or local_base or req.archive.exists():
@@ -107,9 +142,16 @@ def age_checks(req, now, metrics, full, base):
         else:
             age = m["base_backup_age_hours"] = _age_hours(newest, now)
             status = CRITICAL if age > base_limit else OK
-            out.append(result("offsite_base_backup_age", status, age, base_limit,
-                              "newest off-site base backup, %s, is %.1f hours old%s" % (
-                                  newest.backup_id, age, " (limit %s)" % base_limit if status != OK else "")))
+            out.append(
+                result(
+                    "offsite_base_backup_age",
+                    status,
+                    age,
+                    base_limit,
+                    "newest off-site base backup, %s, is %.1f hours old%s"
+                    % (newest.backup_id, age, " (limit %s)" % base_limit if status != OK else ""),
+                )
+            )
     return out
 
 
@@ -155,18 +197,39 @@ def integrity_checks(req, repo, now, m, entries, problems, states):
         if why is None and last is not None and not last.get("ok"):
             why = "it failed its read-back at %s: %s" % (last.get("verified_at"), last.get("error"))
         if why is not None:
-            bad.append(result("offsite_integrity", CRITICAL, entry.backup_id, "every object present and intact",
-                              "off-site backup %s (%s) is damaged: %s" % (entry.backup_id, entry.meta_name, why),
-                              entry.database))
+            bad.append(
+                result(
+                    "offsite_integrity",
+                    CRITICAL,
+                    entry.backup_id,
+                    "every object present and intact",
+                    "off-site backup %s (%s) is damaged: %s" % (entry.backup_id, entry.meta_name, why),
+                    entry.database,
+                )
+            )
     for problem in problems:
-        bad.append(result("offsite_integrity", CRITICAL, problem.path, "readable metadata",
-                          "off-site metadata cannot be trusted: %s: %s" % (problem.path, problem.reason)))
+        bad.append(
+            result(
+                "offsite_integrity",
+                CRITICAL,
+                problem.path,
+                "readable metadata",
+                "off-site metadata cannot be trusted: %s: %s" % (problem.path, problem.reason),
+            )
+        )
     state.forget_missing(set(key.values()))
     m["damaged_backups"] = len(bad)
     if bad:
         return out + bad
-    return out + [result("offsite_integrity", OK, len(entries), "every object present and intact",
-                         "%d off-site backup(s) complete; none failed its read-back" % len(entries))]
+    return out + [
+        result(
+            "offsite_integrity",
+            OK,
+            len(entries),
+            "every object present and intact",
+            "%d off-site backup(s) complete; none failed its read-back" % len(entries),
+        )
+    ]
 
 
 def reverify_one(req, repo, now, entries, state, key):
@@ -175,6 +238,7 @@ def reverify_one(req, repo, now, entries, state, key):
     One that failed is read again only on the same schedule (it stays critical meanwhile), so a damaged
     base backup is not downloaded on every run; pushing it again makes it due at once."""
     from ..offsite.fetch import verify_entry
+
     hours = req.t["offsite_reverify_hours"]
     due = []
     for entry in entries:
@@ -187,8 +251,15 @@ def reverify_one(req, repo, now, entries, state, key):
         when = entry.finished.timestamp() if entry.finished else 0.0
         due.append((verified_at.timestamp() if verified_at else float("-inf"), -when, entry.meta_name, entry))
     if not due:
-        return [result("offsite_verify", OK, None, hours, "no off-site backup due for a read-back (each is read "
-                       "back every %s hours)" % hours)]
+        return [
+            result(
+                "offsite_verify",
+                OK,
+                None,
+                hours,
+                "no off-site backup due for a read-back (each is read back every %s hours)" % hours,
+            )
+        ]
     entry = min(due, key=lambda item: item[:3])[3]
     try:
         verify_entry(repo, entry)
@@ -199,8 +270,15 @@ def reverify_one(req, repo, now, entries, state, key):
     else:
         state.record(key[id(entry)], fingerprint(entry), True, now=now)
         verdict = "intact"
-    return [result("offsite_verify", OK, entry.backup_id, hours, "read back off-site backup %s: %s (%d more due)"
-                   % (entry.backup_id, verdict, len(due) - 1))]
+    return [
+        result(
+            "offsite_verify",
+            OK,
+            entry.backup_id,
+            hours,
+            "read back off-site backup %s: %s (%d more due)" % (entry.backup_id, verdict, len(due) - 1),
+        )
+    ]
 
 
 def unpushed_check(req, repo, now, m):
@@ -221,17 +299,25 @@ def unpushed_check(req, repo, now, m):
     waiting.sort(key=catalog.sort_key)
     oldest = waiting[0]
     text = "%d local backup(s) not yet off-site (%s), the oldest finished %s ago" % (
-        len(waiting), ", ".join(e.backup_id for e in waiting[:3]) + (", ..." if len(waiting) > 3 else ""),
-        _duration((now - oldest.finished).total_seconds()))
+        len(waiting),
+        ", ".join(e.backup_id for e in waiting[:3]) + (", ..." if len(waiting) > 3 else ""),
+        _duration((now - oldest.finished).total_seconds()),
+    )
     status = WARNING if len(waiting) > limit else OK
-    return [result("offsite_unpushed", status, len(waiting), limit, text + (" (limit %d)" % limit if status != OK else ""))]
+    return [
+        result("offsite_unpushed", status, len(waiting), limit, text + (" (limit %d)" % limit if status != OK else ""))
+    ]
 
 
 def wal_lag_check(req, repo, now, m, wal_names):
     from ..offsite.push import pending_wal
+
     t = req.t
-    threshold = {"warning_segments": t["offsite_wal_warning_segments"], "warning_minutes": t["offsite_wal_warning_minutes"],
-                 "critical_minutes": t["offsite_wal_critical_minutes"]}
+    threshold = {
+        "warning_segments": t["offsite_wal_warning_segments"],
+        "warning_minutes": t["offsite_wal_warning_minutes"],
+        "critical_minutes": t["offsite_wal_critical_minutes"],
+    }
     archive = req.archive
     if not archive.exists():
         return [result("offsite_wal_lag", OK, 0, threshold, "no local WAL archive: no WAL to upload")]
@@ -244,12 +330,18 @@ def wal_lag_check(req, repo, now, m, wal_names):
             continue  # removed by WAL clean-up since the listing
         age = max(0.0, now.timestamp() - mtime)
         oldest = age if oldest is None else max(oldest, age)
-    m["wal_pending_count"], m["wal_pending_oldest_seconds"] = len(pending), round(oldest, 1) if oldest is not None else 0
+    m["wal_pending_count"], m["wal_pending_oldest_seconds"] = (
+        len(pending),
+        round(oldest, 1) if oldest is not None else 0,
+    )
     if not pending:
         return [result("offsite_wal_lag", OK, 0, threshold, "every archived WAL file is off-site")]
     text = "%d archived WAL file(s) not yet off-site, the oldest archived %s ago" % (len(pending), _duration(oldest))
     if oldest is not None and oldest > 60.0 * t["offsite_wal_critical_minutes"]:
-        status, text = CRITICAL, text + " (limit %s min): the upload is stuck; see 'pgsafe push'" % t["offsite_wal_critical_minutes"]
+        status, text = (
+            CRITICAL,
+            text + " (limit %s min): the upload is stuck; see 'pgsafe push'" % t["offsite_wal_critical_minutes"],
+        )
     elif oldest is not None and oldest > 60.0 * t["offsite_wal_warning_minutes"]:
         status, text = WARNING, text + " (limit %s min)" % t["offsite_wal_warning_minutes"]
     elif len(pending) > t["offsite_wal_warning_segments"]:
@@ -261,6 +353,7 @@ def wal_lag_check(req, repo, now, m, wal_names):
 
 def wal_gap_check(repo, base, m, wal_names):
     from ..offsite.fetch import wal_objects
+
     check = wal_gap_result("offsite_wal_gaps", "the off-site WAL archive", set(wal_objects(repo, wal_names)), base)
     m["wal_missing_segments"] = check["value"]
     return [check]

@@ -6,6 +6,7 @@ in full under a temporary name) before the alerts, so a file that cannot be writ
 that the alerts already carry, and renamed into place after them.  Nothing here raises for a
 problem on the host; every problem is a check in the report.
 """
+
 from ..core.naming import utc_now
 from .alerts import AlertState, plan, send_alerts
 from .health import CRITICAL, error_text, result, run_health, worst
@@ -22,8 +23,9 @@ class AlertTarget:
 
 
 def _fail(report, path, exc):
-    report["checks"].append(result("metrics", CRITICAL, path, "writable",
-                                   "cannot write metrics file %s: %s" % (path, error_text(exc))))
+    report["checks"].append(
+        result("metrics", CRITICAL, path, "writable", "cannot write metrics file %s: %s" % (path, error_text(exc)))
+    )
     report["status"] = worst(report["checks"])
 
 
@@ -67,8 +69,7 @@ def publish_metrics(report, staged, log):
     return written
 
 
-def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_mode=False, log=None,
-                   now=None):
+def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_mode=False, log=None, now=None):
     """The report of run_health plus alerts (when alert is an AlertTarget), metrics_written and
     changed (a state or metrics file written, or an alert sent; in check mode: would be)."""
     log = log or (lambda message, level="INFO": None)
@@ -76,17 +77,27 @@ def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_
     state_written = report.pop("state_written", False)
     if check_mode:
         report["metrics_written"] = []
-        would_alert = bool(alert and alert.endpoint
-                           and plan(report["checks"], AlertState(req.backup_dir).data, alert.realert_hours,
-                                    now or utc_now(), "-"))
+        would_alert = bool(
+            alert
+            and alert.endpoint
+            and plan(report["checks"], AlertState(req.backup_dir).data, alert.realert_hours, now or utc_now(), "-")
+        )
         report["modified"] = bool(metrics_file or metrics_json or state_written or would_alert)
         return report
     staged = stage_metrics(report, metrics_file, metrics_json)
     alerts_changed = False
     if alert is not None and alert.endpoint:
-        report["alerts"] = send_alerts(report["checks"], req.backup_dir, alert.endpoint, headers=alert.headers,
-                                       realert_hours=alert.realert_hours, now=now, timeout=alert.timeout,
-                                       retries=alert.retries, log=lambda message: log(message, "ERROR"))
+        report["alerts"] = send_alerts(
+            report["checks"],
+            req.backup_dir,
+            alert.endpoint,
+            headers=alert.headers,
+            realert_hours=alert.realert_hours,
+            now=now,
+            timeout=alert.timeout,
+            retries=alert.retries,
+            log=lambda message: log(message, "ERROR"),
+        )
         alerts_changed = report["alerts"].pop("state_written", False) or bool(report["alerts"]["sent"])
     report["metrics_written"] = publish_metrics(report, staged, log)
     report["modified"] = bool(report["metrics_written"] or state_written or alerts_changed)

@@ -6,14 +6,14 @@ private staging catalog with the same layout as BACKUP_DIR. The local restore an
 then work on that catalog exactly as on the host's own (checksum again, scratch database,
 validation), so a damaged object stops the restore before any database is touched.
 """
+
 import os
 import shutil
 import tempfile
 
 from ..catalog import entries as catalog
 from ..core.errors import ConfigError, VerificationFailed
-from ..core.fsutil import (ensure_private_dir, open_private, publish, remove_quietly, temp_path_for,
-                           write_json_atomic)
+from ..core.fsutil import ensure_private_dir, open_private, publish, remove_quietly, temp_path_for, write_json_atomic
 from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
 from .repository import META_SUFFIX
@@ -34,7 +34,7 @@ class OffsiteEntry:
 
     @property
     def backup_id(self):
-        return self.meta.get("backup_id") or os.path.basename(self.meta_name)[:-len(META_SUFFIX)]
+        return self.meta.get("backup_id") or os.path.basename(self.meta_name)[: -len(META_SUFFIX)]
 
     @property
     def database(self):
@@ -42,8 +42,11 @@ class OffsiteEntry:
 
     def absent(self):
         """Names of the objects the metadata names that are not listed, or not with their size."""
-        return sorted(name for name, info in self.objects.items()
-                      if not isinstance(info, dict) or self._sizes.get(name) != info.get("size"))
+        return sorted(
+            name
+            for name, info in self.objects.items()
+            if not isinstance(info, dict) or self._sizes.get(name) != info.get("size")
+        )
 
     def present(self):
         """Every object the metadata names is listed with its size: cheap evidence, no download."""
@@ -54,16 +57,25 @@ class OffsiteEntry:
         return self.finished is not None and self.finished > now + catalog.FUTURE_TOLERANCE
 
     def is_good(self, now=None):
-        return (self.meta.get("status") == "ok" and self.finished is not None
-                and not self.is_future(now) and self.present())
+        return (
+            self.meta.get("status") == "ok" and self.finished is not None and not self.is_future(now) and self.present()
+        )
 
     def summary(self):
-        out = {"backup_id": self.backup_id, "database": self.database, "timestamp": self.meta.get("timestamp"),
-               "finished_at": self.meta.get("finished_at"), "size_bytes": self.meta.get("size_bytes"),
-               "size_human": self.meta.get("size_human"), "format": self.meta.get("format"),
-               "compression": self.meta.get("compression"), "checksum": self.meta.get("checksum"),
-               "status": self.meta.get("status"), "metadata_object": self.meta_name,
-               "pushed_at": (self.meta.get("offsite") or {}).get("pushed_at")}
+        out = {
+            "backup_id": self.backup_id,
+            "database": self.database,
+            "timestamp": self.meta.get("timestamp"),
+            "finished_at": self.meta.get("finished_at"),
+            "size_bytes": self.meta.get("size_bytes"),
+            "size_human": self.meta.get("size_human"),
+            "format": self.meta.get("format"),
+            "compression": self.meta.get("compression"),
+            "checksum": self.meta.get("checksum"),
+            "status": self.meta.get("status"),
+            "metadata_object": self.meta_name,
+            "pushed_at": (self.meta.get("offsite") or {}).get("pushed_at"),
+        }
         return out
 
 
@@ -73,8 +85,9 @@ def list_entries(repo, folder="full", database=None):
     if folder == "full":
         sizes.update(repo.names(catalog.GLOBALS_DIR))
     entries, problems = [], []
-    for name in sorted(n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX)
-                       and n.count("/") == 1):
+    for name in sorted(
+        n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX) and n.count("/") == 1
+    ):
         try:
             meta = repo.read_json(name)
             for key in ("backup_file", "database", "timestamp", "checksum", "size_bytes"):
@@ -97,16 +110,20 @@ def find(repo, folder, backup=None, database=None):
         for entry in entries:
             if backup in (entry.backup_id, entry.meta.get("backup_file")):
                 return entry
-        raise ConfigError("no backup named %r in the off-site repository %s" % (backup, repo.describe()),
-                          "List it with 'pgsafe list --from offsite'")
+        raise ConfigError(
+            "no backup named %r in the off-site repository %s" % (backup, repo.describe()),
+            "List it with 'pgsafe list --from offsite'",
+        )
     now = utc_now()
     for entry in entries:
         if entry.is_good(now):
             return entry
         if entry.meta.get("status") == "ok" and entry.finished and entry.finished <= now:
-            raise VerificationFailed("the newest off-site backup of %r, %s, is incomplete (an object is missing "
-                                     "or of the wrong size)" % (database, entry.backup_id),
-                                     "Restore an older one by name, and push again from the host if it still exists")
+            raise VerificationFailed(
+                "the newest off-site backup of %r, %s, is incomplete (an object is missing "
+                "or of the wrong size)" % (database, entry.backup_id),
+                "Restore an older one by name, and push again from the host if it still exists",
+            )
     raise ConfigError("no good off-site backup of %r in %s" % (database, repo.describe()))
 
 
@@ -140,12 +157,13 @@ def stage(repo, entry, staging_dir):
     ensure_private_dir(staging_dir)
     for name, info in sorted(entry.objects.items()):
         if ".." in name.split("/") or name.startswith("/"):
-            raise VerificationFailed("off-site metadata %s names an object outside the repository: %r"
-                                     % (entry.meta_name, name))
+            raise VerificationFailed(
+                "off-site metadata %s names an object outside the repository: %r" % (entry.meta_name, name)
+            )
         _download_to(repo, name, info["sha256"], os.path.join(staging_dir, name))
     globals_rel = entry.meta.get("globals_file")
     if isinstance(globals_rel, str) and globals_rel in entry.objects and globals_rel.endswith(".sql.gz"):
-        meta_rel = globals_rel[:-len(".sql.gz")] + META_SUFFIX
+        meta_rel = globals_rel[: -len(".sql.gz")] + META_SUFFIX
         try:
             _write_json(os.path.join(staging_dir, meta_rel), repo.read_json(meta_rel))
         except (ValueError, VerificationFailed):
@@ -177,7 +195,7 @@ def remove_staging(path):
 def wal_objects(repo, names=None):
     """{wal name: object name} of the off-site WAL archive (names: its listing, if already read)."""
     out = {}
-    for name in (repo.names("wal") if names is None else names):
+    for name in repo.names("wal") if names is None else names:
         stored = name.split("/", 1)[1]
         wal, _suffix = strip_compression(stored)
         if is_archivable_name(wal):
@@ -207,6 +225,7 @@ def stage_for_recovery(repo, staging_dir, target_time=None, target_lsn=None, bac
     its timeline from its start on, and the timeline history files."""
     from ..physical.pitr import choose_base
     from ..physical.walnames import is_segment, parse
+
     entries, _problems = list_entries(repo, "base")
     if backup:
         entries = [e for e in entries if backup in (e.backup_id, e.meta.get("backup_file"))]
@@ -218,9 +237,11 @@ def stage_for_recovery(repo, staging_dir, target_time=None, target_lsn=None, bac
     archive = os.path.join(staging_dir, "wal")
     start = entry.meta.get("start_wal") or ""
     objects = wal_objects(repo)
-    wanted = [name for name in sorted(objects)
-              if not is_segment(name) or (is_segment(start) and parse(name)[0] >= parse(start)[0]
-                                          and name[8:] >= start[8:])]
+    wanted = [
+        name
+        for name in sorted(objects)
+        if not is_segment(name) or (is_segment(start) and parse(name)[0] >= parse(start)[0] and name[8:] >= start[8:])
+    ]
     for name in wanted:
         fetch_wal(repo, name, archive, objects)
     log("staged %d WAL file(s) from %s" % (len(wanted), repo.describe()))

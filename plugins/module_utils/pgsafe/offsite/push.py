@@ -7,6 +7,7 @@ SHA-256 from the local metadata, so a local file damaged since it was verified n
 its upload; a directory backup is proven by recomputing its directory checksum from the SHA-256s
 the upload computed.
 """
+
 import os
 import socket
 
@@ -26,8 +27,7 @@ STALE_UPLOAD_SECONDS = 24 * 3600
 def push(backup_dir, repo, archive_dir=None, log=lambda msg, level="INFO": None, lock_timeout=600):
     """Upload what is missing; returns a report. Errors of single backups are collected, not raised,
     so one damaged backup does not keep the others from leaving the host (the caller decides the exit)."""
-    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [],
-              "failed": []}
+    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [], "failed": []}
     with BackupLock(backup_dir, "push", timeout=lock_timeout):
         aborted = repo.store.abort_stale_uploads(repo.location.bucket, repo.key(""), STALE_UPLOAD_SECONDS)
         if aborted:
@@ -68,9 +68,10 @@ def raise_for_failures(report):
     """One error for a push that left something behind, with the first failure's exit code."""
     if report["failed"]:
         first = report["failed"][0]
-        error = PgsafeError("%d upload(s) to %s failed; first: %s" % (
-            len(report["failed"]), report["repository"], first["error"]),
-            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed")
+        error = PgsafeError(
+            "%d upload(s) to %s failed; first: %s" % (len(report["failed"]), report["repository"], first["error"]),
+            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed",
+        )
         error.exit_code = first.get("exit_code", 1)
         raise error
 
@@ -84,8 +85,9 @@ def _push_folder(backup_dir, repo, kind, folder, report, log):
             report["pushed"].append({"backup_id": entry.backup_id, "kind": kind})
         except PgsafeError as exc:
             log("push of %s failed: %s" % (entry.backup_id, exc), "ERROR")
-            report["failed"].append({"backup_id": entry.backup_id, "kind": kind, "error": str(exc),
-                                     "exit_code": exc.exit_code})
+            report["failed"].append(
+                {"backup_id": entry.backup_id, "kind": kind, "error": str(exc), "exit_code": exc.exit_code}
+            )
 
 
 def _files_of(path):
@@ -116,8 +118,10 @@ def push_entry(backup_dir, repo, entry, folder, log=lambda msg, level="INFO": No
     if not single:
         known = {name.split("/", 2)[2]: info["sha256"] for name, info in objects.items()}
         if catalog.directory_checksum(entry.data_path, known) != entry.meta.get("checksum"):
-            raise VerificationFailed("%s as uploaded does not match its metadata checksum; the local copy is damaged"
-                                     % entry.data_path, "Verify it with 'pgsafe verify' and take a new backup")
+            raise VerificationFailed(
+                "%s as uploaded does not match its metadata checksum; the local copy is damaged" % entry.data_path,
+                "Verify it with 'pgsafe verify' and take a new backup",
+            )
     globals_rel = entry.meta.get("globals_file")
     if isinstance(globals_rel, str) and globals_rel.startswith(catalog.GLOBALS_DIR + "/"):
         objects.update(_push_globals(backup_dir, repo, globals_rel))
@@ -130,7 +134,7 @@ def push_entry(backup_dir, repo, entry, folder, log=lambda msg, level="INFO": No
 
 def _push_globals(backup_dir, repo, rel):
     path = os.path.join(backup_dir, rel)
-    meta_rel = rel[:-len(".sql.gz")] + META_SUFFIX if rel.endswith(".sql.gz") else rel + META_SUFFIX
+    meta_rel = rel[: -len(".sql.gz")] + META_SUFFIX if rel.endswith(".sql.gz") else rel + META_SUFFIX
     meta_path = os.path.join(backup_dir, meta_rel)
     if not (os.path.isfile(path) and os.path.isfile(meta_path)):
         return {}

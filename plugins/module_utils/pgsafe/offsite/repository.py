@@ -5,6 +5,7 @@ As on disk, the metadata object is written last: an object without its metadata 
 Each metadata object is the local metadata plus an "offsite" block naming every object of the backup
 with its size and SHA-256, so a restore can check each object before it uses it.
 """
+
 import json
 import socket
 
@@ -76,17 +77,21 @@ class OffsiteRepository:
 
     def put_json(self, name, obj):
         import io
+
         data = json.dumps(obj, indent=2, sort_keys=True).encode("utf-8")
-        return self.store.put_if_absent(self.location.bucket, self.key(name), io.BytesIO(data), size=len(data),
-                                        content_type="application/json")
+        return self.store.put_if_absent(
+            self.location.bucket, self.key(name), io.BytesIO(data), size=len(data), content_type="application/json"
+        )
 
     def download(self, name, fileobj, sha256):
         """Write the object to fileobj, VerificationFailed unless its bytes have this SHA-256."""
         try:
             return self.store.download(self.location.bucket, self.key(name), fileobj, sha256)
         except ObjectMissing as exc:
-            raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe()),
-                                     "The off-site copy is damaged; restore another backup") from exc
+            raise VerificationFailed(
+                "%s is missing from the off-site repository %s" % (name, self.describe()),
+                "The off-site copy is damaged; restore another backup",
+            ) from exc
 
     def verify(self, name, sha256):
         try:
@@ -104,8 +109,13 @@ class OffsiteRepository:
 def settings_from(options):
     """S3Settings from option values (module params or parsed CLI args as a dict)."""
     try:
-        return S3Settings(endpoint_url=options.get("s3_endpoint_url"), region=options.get("s3_region"),
-                          access_key=options.get("s3_access_key"), secret_key=options.get("s3_secret_key"),
-                          ca_bundle=options.get("s3_ca_bundle"), addressing_style=options.get("s3_addressing_style"))
+        return S3Settings(
+            endpoint_url=options.get("s3_endpoint_url"),
+            region=options.get("s3_region"),
+            access_key=options.get("s3_access_key"),
+            secret_key=options.get("s3_secret_key"),
+            ca_bundle=options.get("s3_ca_bundle"),
+            addressing_style=options.get("s3_addressing_style"),
+        )
     except TypeError as exc:
         raise ConfigError("S3 settings: %s" % exc)

@@ -5,6 +5,7 @@ A restore stages the backup from the bucket into a private catalog beside the ba
 that catalog exactly as on the host's own, and removes the staging catalog afterwards, whatever
 happened. Check mode stages and verifies too (that is what it reports on), then changes nothing else.
 """
+
 import os
 
 from ..core.errors import ConfigError
@@ -26,9 +27,11 @@ def choose(repo, backup=None, latest=False, database=None):
     if not database:
         names = databases(repo)
         if len(names) != 1:
-            raise ConfigError("latest needs the database whose newest backup to restore: %s holds %s" % (
-                repo.describe(), ", ".join(names) if names else "no backups"),
-                "Name it (module: database, CLI: --database, playbook: -e database=NAME)")
+            raise ConfigError(
+                "latest needs the database whose newest backup to restore: %s holds %s"
+                % (repo.describe(), ", ".join(names) if names else "no backups"),
+                "Name it (module: database, CLI: --database, playbook: -e database=NAME)",
+            )
         database = names[0]
     return find(repo, "full", database=database)
 
@@ -41,16 +44,30 @@ def data_url(repo, entry, folder="full"):
 def summary(repo, entry, folder="full"):
     """An off-site backup described with the keys of a local one; paths are s3:// URLs."""
     item = entry.summary()
-    item.update(backup_file=entry.meta.get("backup_file"), path=data_url(repo, entry, folder),
-                metadata_file=repo.location.url(entry.meta_name))
+    item.update(
+        backup_file=entry.meta.get("backup_file"),
+        path=data_url(repo, entry, folder),
+        metadata_file=repo.location.url(entry.meta_name),
+    )
     return item
 
 
-def restore(repo, target_db, backup_dir, conninfo, backup=None, latest=False, database=None, log=lambda msg: None,
-            check_mode=False, **options):
+def restore(
+    repo,
+    target_db,
+    backup_dir,
+    conninfo,
+    backup=None,
+    latest=False,
+    database=None,
+    log=lambda msg: None,
+    check_mode=False,
+    **options,
+):
     """A logical restore from the bucket; options are RestoreRequest's (overwrite, jobs, ...). The staging
     catalog goes beside backup_dir, the host's backup directory (same disk, same owner)."""
     from ..logical.restore import RestoreRequest, run_restore
+
     entry = choose(repo, backup, latest, database)
     # Built before anything is downloaded, so a bad target name or option costs no transfer.
     req = RestoreRequest(target_db, backup_dir, conninfo, backup=entry.backup_id, **options)
@@ -74,6 +91,7 @@ def recover(repo, req, log=lambda msg: None, check_mode=False):
     The staged WAL is removed once the cluster is promoted: it has no use for its archive after that,
     and a recovered cluster never archives into the one it came from."""
     from ..physical.pitr import _chown_tree, run_pitr
+
     staging = staging_dir_for(req.backup_dir)
     try:
         entry, archive = stage_for_recovery(repo, staging, req.target_time, req.target_lsn, req.backup, log)

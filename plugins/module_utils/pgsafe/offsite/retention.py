@@ -22,6 +22,7 @@ older than ORPHAN_GRACE_SECONDS (by the server's clock) are removed, and the met
 again just before the delete so a backup whose metadata appeared meanwhile keeps its objects. Nothing
 is swept while a metadata object cannot be read: its objects would look orphaned.
 """
+
 from datetime import timedelta
 
 from ..catalog.retention import choose
@@ -48,13 +49,16 @@ class OffsitePlan:
         self.protected = {folder: [] for folder in FOLDERS}
         self.problems = {folder: [] for folder in FOLDERS}
         self.wal_cutoff = None
-        self.wal_victims = []      # object names
+        self.wal_victims = []  # object names
         self.wal_note = None
 
 
 def check_settings(retention_days, base_retention_days, min_backups):
-    for value, what in ((retention_days, "offsite_retention_days"), (base_retention_days, "offsite_base_retention_days"),
-                        (min_backups, "offsite_min_backups")):
+    for value, what in (
+        (retention_days, "offsite_retention_days"),
+        (base_retention_days, "offsite_base_retention_days"),
+        (min_backups, "offsite_min_backups"),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ConfigError("%s must be a whole number of 0 or more, not %r" % (what, value))
     if retention_days is None:
@@ -100,8 +104,12 @@ def data_names(entry):
     globals file, and the globals' metadata object. Anything else its metadata names is left alone
     (metadata naming another backup's objects, or WAL, must not make retention delete them)."""
     backup_file = entry.meta.get("backup_file")
-    if not isinstance(backup_file, str) or "/" in backup_file or backup_file in ("", ".", "..") \
-            or backup_file.endswith(META_SUFFIX):
+    if (
+        not isinstance(backup_file, str)
+        or "/" in backup_file
+        or backup_file in ("", ".", "..")
+        or backup_file.endswith(META_SUFFIX)
+    ):
         return [], sorted(entry.objects)
     data = "%s/%s" % (entry.folder, backup_file)
     globals_rel = entry.meta.get("globals_file")
@@ -114,13 +122,18 @@ def data_names(entry):
         else:
             refused.append(name)
     if globals_rel is not None and globals_rel.endswith(".sql.gz"):
-        names.append(globals_rel[:-len(".sql.gz")] + META_SUFFIX)
+        names.append(globals_rel[: -len(".sql.gz")] + META_SUFFIX)
     return names, refused
 
 
 def _is_globals_name(name):
-    return (isinstance(name, str) and name.startswith("globals/") and name.count("/") == 1
-            and not name.endswith(META_SUFFIX) and ".." not in name)
+    return (
+        isinstance(name, str)
+        and name.startswith("globals/")
+        and name.count("/") == 1
+        and not name.endswith(META_SUFFIX)
+        and ".." not in name
+    )
 
 
 def _refused_delete(exc):
@@ -139,7 +152,8 @@ def _deleting(repo, action):
         raise ConnectionFailed(
             "the credentials in use may not delete in %s (%s)" % (repo.describe(), exc.message),
             "Run offsite-retention where the delete credentials are: the hosts push with credentials that cannot "
-            "delete, by design. Nothing was deleted by the refused request") from exc
+            "delete, by design. Nothing was deleted by the refused request",
+        ) from exc
 
 
 def delete_backup(repo, entry, log=lambda msg, level="INFO": None):
@@ -149,8 +163,11 @@ def delete_backup(repo, entry, log=lambda msg, level="INFO": None):
     if names:
         _deleting(repo, lambda: repo.delete_many(names))
     if refused:
-        log("retention: %s names object(s) outside its backup, left alone: %s" % (
-            entry.meta_name, ", ".join(refused[:5])), "WARNING")
+        log(
+            "retention: %s names object(s) outside its backup, left alone: %s"
+            % (entry.meta_name, ", ".join(refused[:5])),
+            "WARNING",
+        )
     return len(names) + 1
 
 
@@ -205,7 +222,9 @@ def sweep(repo, grace_seconds=ORPHAN_GRACE_SECONDS, dry_run=False, now=None, log
     for folder in FOLDERS:
         listed, problems = list_entries(repo, folder)
         if problems:
-            log("orphan sweep skipped: %d metadata object(s) in %s/ cannot be read" % (len(problems), folder), "WARNING")
+            log(
+                "orphan sweep skipped: %d metadata object(s) in %s/ cannot be read" % (len(problems), folder), "WARNING"
+            )
             return []
         entries += listed
     victims = orphans(objects, entries, now, grace_seconds)
@@ -226,39 +245,67 @@ def sweep(repo, grace_seconds=ORPHAN_GRACE_SECONDS, dry_run=False, now=None, log
 
 
 def _summary(entry, folder):
-    return {"backup_id": entry.backup_id, "kind": folder, "database": entry.database,
-            "finished_at": entry.meta.get("finished_at") or entry.meta.get("timestamp"),
-            "metadata_object": entry.meta_name}
+    return {
+        "backup_id": entry.backup_id,
+        "kind": folder,
+        "database": entry.database,
+        "finished_at": entry.meta.get("finished_at") or entry.meta.get("timestamp"),
+        "metadata_object": entry.meta_name,
+    }
 
 
-def run(repo, retention_days, base_retention_days=None, min_backups=1, dry_run=False, now=None,
-        orphan_grace_seconds=ORPHAN_GRACE_SECONDS, log=lambda msg, level="INFO": None):
+def run(
+    repo,
+    retention_days,
+    base_retention_days=None,
+    min_backups=1,
+    dry_run=False,
+    now=None,
+    orphan_grace_seconds=ORPHAN_GRACE_SECONDS,
+    log=lambda msg, level="INFO": None,
+):
     """Apply off-site retention; returns a report. Stops at the first failed delete (nothing after it is
     deleted; what went before is consistent, see above); WAL goes only after every backup to remove is gone."""
     now = now or utc_now()
     decided = plan(repo, retention_days, base_retention_days, min_backups, now)
-    report = {"repository": repo.describe(), "dry_run": bool(dry_run), "checked_at": iso(now),
-              "retention_days": retention_days,
-              "base_retention_days": retention_days if base_retention_days is None else base_retention_days,
-              "min_backups": min_backups, "removed": [], "kept": [], "protected": [],
-              "wal_cutoff": decided.wal_cutoff, "wal_removed": 0, "wal_removed_first": None,
-              "wal_removed_last": None, "wal_note": decided.wal_note, "orphans_removed": [],
-              "problems": [dict(p.as_dict(), folder=folder) for folder in FOLDERS for p in decided.problems[folder]]}
+    report = {
+        "repository": repo.describe(),
+        "dry_run": bool(dry_run),
+        "checked_at": iso(now),
+        "retention_days": retention_days,
+        "base_retention_days": retention_days if base_retention_days is None else base_retention_days,
+        "min_backups": min_backups,
+        "removed": [],
+        "kept": [],
+        "protected": [],
+        "wal_cutoff": decided.wal_cutoff,
+        "wal_removed": 0,
+        "wal_removed_first": None,
+        "wal_removed_last": None,
+        "wal_note": decided.wal_note,
+        "orphans_removed": [],
+        "problems": [dict(p.as_dict(), folder=folder) for folder in FOLDERS for p in decided.problems[folder]],
+    }
     for folder in FOLDERS:
         report["kept"] += [_summary(e, folder) for e in decided.keep[folder]]
         report["protected"] += [e.backup_id for e in decided.protected[folder]]
         for entry in decided.remove[folder]:
             if not dry_run:
                 delete_backup(repo, entry, log)
-                log("retention: removed off-site %s backup %s (finished %s)" % (
-                    folder, entry.backup_id, entry.meta.get("finished_at")))
+                log(
+                    "retention: removed off-site %s backup %s (finished %s)"
+                    % (folder, entry.backup_id, entry.meta.get("finished_at"))
+                )
             report["removed"].append(_summary(entry, folder))
     if decided.wal_victims:
         victims = decided.wal_victims
         if not dry_run:
             _deleting(repo, lambda: repo.delete_many(victims))
             log("retention: removed %d off-site WAL file(s) before %s" % (len(victims), decided.wal_cutoff))
-        report.update(wal_removed=len(victims), wal_removed_first=victims[0].split("/", 1)[1],
-                      wal_removed_last=victims[-1].split("/", 1)[1])
+        report.update(
+            wal_removed=len(victims),
+            wal_removed_first=victims[0].split("/", 1)[1],
+            wal_removed_last=victims[-1].split("/", 1)[1],
+        )
     report["orphans_removed"] = sweep(repo, orphan_grace_seconds, dry_run, now, log)
     return report

@@ -5,6 +5,7 @@ config files say), not only from pg_settings (what the server runs with):
 after ALTER SYSTEM of a restart-only setting the two differ until a restart,
 and comparing against the running value would report a change forever.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,13 @@ def default_restore_command(pgsafe_command: str, archive_dir: str) -> str:
     return " ".join(shlex.quote(a) for a in argv) + " %f %p"
 
 
-def desired_settings(current_wal_level: str, wal_level: str = "replica", archive_mode: str = "on",
-                     archive_command: Optional[str] = None,
-                     archive_timeout: Union[int, str, None] = None) -> dict[str, str]:
+def desired_settings(
+    current_wal_level: str,
+    wal_level: str = "replica",
+    archive_mode: str = "on",
+    archive_command: Optional[str] = None,
+    archive_timeout: Union[int, str, None] = None,
+) -> dict[str, str]:
     if wal_level not in ("replica", "logical"):
         raise ConfigError("wal_level must be replica or logical, got %r" % (wal_level,))
     if archive_mode not in ("on", "always"):
@@ -78,19 +83,28 @@ def _normalise(name: str, value: Any) -> Optional[str]:
         # pg_file_settings keeps what was written ('60', '1min'); pg_settings says seconds.
         units = {"s": 1, "min": 60, "h": 3600, "d": 86400, "ms": 0.001}
         for unit, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
-            if value.endswith(unit) and value[:-len(unit)].strip().isdigit():
-                return str(int(int(value[:-len(unit)]) * factor))
+            if value.endswith(unit) and value[: -len(unit)].strip().isdigit():
+                return str(int(int(value[: -len(unit)]) * factor))
     return value
 
 
 def read_state(cur: PgCursor, names: Iterable[str]) -> State:
     """{name: {'running', 'configured', 'pending_restart', 'context', 'sourcefile'}}."""
     cur.execute("SELECT name, setting, pending_restart, context FROM pg_settings WHERE name = ANY(%s)", (list(names),))
-    state = {row[0]: {"running": row[1], "pending_restart": row[2], "context": row[3], "configured": None,
-                      "sourcefile": None} for row in cur.fetchall()}
+    state = {
+        row[0]: {
+            "running": row[1],
+            "pending_restart": row[2],
+            "context": row[3],
+            "configured": None,
+            "sourcefile": None,
+        }
+        for row in cur.fetchall()
+    }
     # error is set for lines waiting on a restart too; those are still what the files say.
-    cur.execute("SELECT name, setting, sourcefile FROM pg_file_settings WHERE name = ANY(%s) "
-                "ORDER BY seqno", (list(names),))
+    cur.execute(
+        "SELECT name, setting, sourcefile FROM pg_file_settings WHERE name = ANY(%s) ORDER BY seqno", (list(names),)
+    )
     for name, setting, sourcefile in cur.fetchall():
         state[name]["configured"] = setting
         state[name]["sourcefile"] = sourcefile
@@ -105,11 +119,22 @@ def plan_changes(state: State, desired: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in desired.items() if effective(state[name], name) != _normalise(name, value)}
 
 
-def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", archive_mode: str = "on",
-          archive_command: Optional[str] = None, archive_timeout: Union[int, str, None] = None,
-          method: str = "alter_system", conf_file: Optional[str] = None, check_mode: bool = False,
-          pgsafe_command: str = DEFAULT_PGSAFE_COMMAND, compression: str = "none", os_user: Optional[str] = None,
-          preflight_only: bool = False, archive_dir_pending: bool = False) -> dict[str, Any]:
+def apply(
+    conninfo: ConnInfo,
+    archive_dir: str,
+    wal_level: str = "replica",
+    archive_mode: str = "on",
+    archive_command: Optional[str] = None,
+    archive_timeout: Union[int, str, None] = None,
+    method: str = "alter_system",
+    conf_file: Optional[str] = None,
+    check_mode: bool = False,
+    pgsafe_command: str = DEFAULT_PGSAFE_COMMAND,
+    compression: str = "none",
+    os_user: Optional[str] = None,
+    preflight_only: bool = False,
+    archive_dir_pending: bool = False,
+) -> dict[str, Any]:
     """archive_command defaults to pgsafe_command archive-wal into archive_dir.  Whatever it is, the
     preflight proves the server's OS user can run it and write archive_dir before anything is written,
     in check mode too; archive_dir_pending (honoured only when nothing is written) lets a caller that
@@ -123,18 +148,25 @@ def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", arch
             server = server_facts(cur)
             user = os_user or preflight.os_user_of(server["data_directory"])
             checked = preflight.check_archiving(
-                archive_command, archive_dir, user, pgsafe_command=pgsafe_command if built else None,
-                archive_dir_pending=archive_dir_pending and (check_mode or preflight_only))
+                archive_command,
+                archive_dir,
+                user,
+                pgsafe_command=pgsafe_command if built else None,
+                archive_dir_pending=archive_dir_pending and (check_mode or preflight_only),
+            )
             server["os_user"] = user
             if preflight_only:
                 return {"changes": {}, "preflight": checked, "server": server}
             names = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
             before = read_state(cur, names)
-            desired = desired_settings(before["wal_level"]["running"], wal_level, archive_mode, archive_command,
-                                       archive_timeout)
+            desired = desired_settings(
+                before["wal_level"]["running"], wal_level, archive_mode, archive_command, archive_timeout
+            )
             changes = plan_changes(before, desired)
-            diff = {"before": {n: effective(before[n], n) for n in desired},
-                    "after": {n: _normalise(n, v) for n, v in desired.items()}}
+            diff = {
+                "before": {n: effective(before[n], n) for n in desired},
+                "after": {n: _normalise(n, v) for n, v in desired.items()},
+            }
             if method not in ("alter_system", "conf_file"):
                 raise ConfigError("method must be alter_system or conf_file, got %r" % (method,))
             conf_path = None
@@ -143,6 +175,7 @@ def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", arch
             if changes and not check_mode:
                 if conf_path is None:  # method alter_system
                     from psycopg2 import sql
+
                     for name, value in changes.items():
                         cur.execute(sql.SQL("ALTER SYSTEM SET {} = %s").format(sql.Identifier(name)), (value,))
                 else:
@@ -162,9 +195,16 @@ def apply(conninfo: ConnInfo, archive_dir: str, wal_level: str = "replica", arch
             restart_required = _restart_required(after, desired, check_mode, changes)
     finally:
         conn.close()
-    return {"changes": changes, "restart_required": restart_required,
-            "diff": diff, "settings": diff["after"], "previous": diff["before"], "conf_file": conf_path,
-            "preflight": checked, "server": server}
+    return {
+        "changes": changes,
+        "restart_required": restart_required,
+        "diff": diff,
+        "settings": diff["after"],
+        "previous": diff["before"],
+        "conf_file": conf_path,
+        "preflight": checked,
+        "server": server,
+    }
 
 
 def server_facts(cur: PgCursor) -> dict[str, Any]:
@@ -176,6 +216,7 @@ def server_facts(cur: PgCursor) -> dict[str, Any]:
     else:  # 9.6 and older: two numbers
         major = "%d.%d" % (version_num // 10000, version_num // 100 % 100)
     import psycopg2  # connect() has imported it already
+
     try:
         # Superusers and pg_read_all_settings only; the connection is in autocommit, so a refusal ends here.
         cur.execute("SELECT current_setting('data_directory')")
@@ -195,8 +236,9 @@ def _restart_required(state: State, desired: Mapping[str, str], check_mode: bool
             continue
         if check_mode and name in changes:
             return True
-        if state[name]["pending_restart"] or \
-                _normalise(name, state[name]["running"]) != _normalise(name, desired[name]):
+        if state[name]["pending_restart"] or _normalise(name, state[name]["running"]) != _normalise(
+            name, desired[name]
+        ):
             return True
     return False
 
@@ -227,8 +269,10 @@ def _write_conf_file(path: str, desired: Mapping[str, str]) -> None:
     lines += ["%s = %s\n" % (name, _quote(value)) for name, value in sorted(desired.items())]
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
-        raise ConfigError("directory %s for the include file does not exist" % directory,
-                          "Create it and add include_dir = '%s' to postgresql.conf" % directory)
+        raise ConfigError(
+            "directory %s for the include file does not exist" % directory,
+            "Create it and add include_dir = '%s' to postgresql.conf" % directory,
+        )
     replace_bytes_atomic(path, "".join(lines).encode("utf-8"))
     os.chmod(path, 0o644)
 
@@ -250,5 +294,7 @@ def _restore_file(path: str, previous: Optional[bytes]) -> None:
 
 def _check_file_is_read(state: State, desired: Mapping[str, str], path: str) -> None:
     if not any(state[n]["sourcefile"] == path for n in desired):
-        raise ConfigError("the server does not read %s" % path,
-                          "Add include_dir = '%s' (or include '%s') to postgresql.conf" % (os.path.dirname(path), path))
+        raise ConfigError(
+            "the server does not read %s" % path,
+            "Add include_dir = '%s' (or include '%s') to postgresql.conf" % (os.path.dirname(path), path),
+        )

@@ -5,6 +5,7 @@ backup lands we extract it into a hidden scratch directory beside it, run
 pg_verifybackup there (WAL included), and remove the scratch copy.  Only a
 verified backup gets metadata; without metadata it is not in the catalog.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,11 +57,23 @@ COMPRESSIONS = ("zstd", "gzip", "none")
 
 
 class BaseBackupRequest:
-    def __init__(self, backup_dir: str, conninfo: ConnInfo, compression: str = "zstd",
-                 compression_level: Optional[int] = None, checkpoint: str = "fast", verify: bool = True,
-                 retention_days: int = 7, min_backups: int = 1, archive_dir: Optional[str] = None,
-                 wal_cleanup: bool = True, label: Optional[str] = None, lock_timeout: float = 60,
-                 server_side: bool = True, jobs: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        backup_dir: str,
+        conninfo: ConnInfo,
+        compression: str = "zstd",
+        compression_level: Optional[int] = None,
+        checkpoint: str = "fast",
+        verify: bool = True,
+        retention_days: int = 7,
+        min_backups: int = 1,
+        archive_dir: Optional[str] = None,
+        wal_cleanup: bool = True,
+        label: Optional[str] = None,
+        lock_timeout: float = 60,
+        server_side: bool = True,
+        jobs: Optional[int] = None,
+    ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
         self.backup_dir = os.path.normpath(backup_dir)
@@ -110,31 +123,41 @@ def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
     try:
         with conn.cursor() as cur:
             label = _cluster_label(cur, conninfo)
-            cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
-                        "(SELECT system_identifier FROM pg_control_system())::text, "
-                        "current_setting('wal_segment_size'), "
-                        "(SELECT sum(pg_database_size(oid)) FROM pg_database "
-                        "WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
-                        "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
-                        " WHERE spcname NOT IN ('pg_default', 'pg_global'))")
+            cur.execute(
+                "SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+                "(SELECT system_identifier FROM pg_control_system())::text, "
+                "current_setting('wal_segment_size'), "
+                "(SELECT sum(pg_database_size(oid)) FROM pg_database "
+                "WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
+                "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
+                " WHERE spcname NOT IN ('pg_default', 'pg_global'))"
+            )
             version, version_num, sysid, segsize, cluster_bytes, tablespaces = cur.fetchone()
     finally:
         conn.close()
     if tablespaces:
         # A tar base backup keeps each tablespace in a tar of its own and a symlink to its original path:
         # verifying or recovering only base.tar would read, or write, the live tablespace's files.
-        raise ConfigError("cluster %s has tablespaces (%s); base backups of clusters with tablespaces are not "
-                          "supported yet" % (label, ", ".join(tablespaces)),
-                          "Back up its databases with logical backups (pgsafe backup / pg_full_backup) instead")
-    return {"label": label, "server_version": version, "server_version_num": version_num,
-            "system_identifier": sysid, "wal_segment_size": _bytes(segsize), "cluster_bytes": int(cluster_bytes or 0)}
+        raise ConfigError(
+            "cluster %s has tablespaces (%s); base backups of clusters with tablespaces are not "
+            "supported yet" % (label, ", ".join(tablespaces)),
+            "Back up its databases with logical backups (pgsafe backup / pg_full_backup) instead",
+        )
+    return {
+        "label": label,
+        "server_version": version,
+        "server_version_num": version_num,
+        "system_identifier": sysid,
+        "wal_segment_size": _bytes(segsize),
+        "cluster_bytes": int(cluster_bytes or 0),
+    }
 
 
 def _bytes(text: Any) -> int:
     text = str(text).strip()
     for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if text.endswith(unit):
-            return int(text[:-len(unit)]) * factor
+            return int(text[: -len(unit)]) * factor
     return int(text)
 
 
@@ -149,8 +172,9 @@ def _compress_arg(req: BaseBackupRequest, version_num: int) -> list[str]:
     return ["--compress=%s-%s:%s" % (where, req.compression, spec)]
 
 
-def run_base_backup(req: BaseBackupRequest, log: Callable[[str], None] = lambda msg: None,
-                    check_mode: bool = False) -> dict[str, Any]:
+def run_base_backup(
+    req: BaseBackupRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
+) -> dict[str, Any]:
     facts = _server_facts(req.conninfo)
     directory = base_dir(req.backup_dir)
     moment = utc_now()
@@ -174,8 +198,9 @@ def run_base_backup(req: BaseBackupRequest, log: Callable[[str], None] = lambda 
         backup_id = os.path.basename(final)
         meta = _take(req, facts, backup_id, final, moment, log)
         write_json_atomic(final + META_SUFFIX, meta)
-        log("base backup %s complete: %s, %s..%s" % (
-            backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"]))
+        log(
+            "base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"])
+        )
         entries, _problems = list_base(req.backup_dir)
         entries = [e for e in entries if e.meta.get("database") == facts["label"]]
         plan = retention.choose(entries, utc_now(), req.retention_days, req.min_backups)
@@ -183,12 +208,24 @@ def run_base_backup(req: BaseBackupRequest, log: Callable[[str], None] = lambda 
         wal_removed: list[str] = []
         if req.archive_dir and req.wal_cleanup:
             wal_removed = walcleanup.cleanup(req.archive_dir, plan.keep, log=log)
-    return {"backup_id": backup_id, "backup_path": final, "metadata_file": final + META_SUFFIX,
-            "metadata": meta, "removed": removed, "wal_removed": wal_removed}
+    return {
+        "backup_id": backup_id,
+        "backup_path": final,
+        "metadata_file": final + META_SUFFIX,
+        "metadata": meta,
+        "removed": removed,
+        "wal_removed": wal_removed,
+    }
 
 
-def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: str, moment: datetime,
-          log: Callable[[str], None]) -> dict[str, Any]:
+def _take(
+    req: BaseBackupRequest,
+    facts: dict[str, Any],
+    backup_id: str,
+    final: str,
+    moment: datetime,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     tmp = temp_path_for(final)
     os.mkdir(tmp, 0o700)
     started = time.monotonic()
@@ -200,9 +237,17 @@ def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: 
         pg_basebackup = tools.find("pg_basebackup", major, why=why)
         # Found before anything is written: a host without it fails here with exit 2, not after the copy.
         pg_verifybackup = tools.find("pg_verifybackup", major, why=why) if req.verify else None
-        argv = [pg_basebackup, "--no-password", "-D", tmp, "--format=tar", "--wal-method=stream",
-                "--checkpoint=%s" % req.checkpoint, "--label=%s" % (req.label or "pgsafe " + backup_id),
-                "--manifest-checksums=CRC32C"] + _compress_arg(req, facts["server_version_num"])
+        argv = [
+            pg_basebackup,
+            "--no-password",
+            "-D",
+            tmp,
+            "--format=tar",
+            "--wal-method=stream",
+            "--checkpoint=%s" % req.checkpoint,
+            "--label=%s" % (req.label or "pgsafe " + backup_id),
+            "--manifest-checksums=CRC32C",
+        ] + _compress_arg(req, facts["server_version_num"])
         if req.verify:
             _check_room(os.path.dirname(final), facts["cluster_bytes"])
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
@@ -244,18 +289,34 @@ def _take(req: BaseBackupRequest, facts: dict[str, Any], backup_id: str, final: 
     segsize = facts["wal_segment_size"]
     size = tree_size(final)
     return {
-        "kind": "base", "backup_id": backup_id, "backup_file": backup_id, "database": facts["label"],
-        "timestamp": iso(moment), "finished_at": iso(utc_now()),
-        "start_lsn": start_lsn, "stop_lsn": stop_lsn, "timeline": tli,
-        "start_wal": segment_of_lsn(tli, start_lsn, segsize), "stop_wal": segment_of_lsn(tli, stop_lsn, segsize),
-        "size_bytes": size, "size_human": human_size(size),
+        "kind": "base",
+        "backup_id": backup_id,
+        "backup_file": backup_id,
+        "database": facts["label"],
+        "timestamp": iso(moment),
+        "finished_at": iso(utc_now()),
+        "start_lsn": start_lsn,
+        "stop_lsn": stop_lsn,
+        "timeline": tli,
+        "start_wal": segment_of_lsn(tli, start_lsn, segsize),
+        "stop_wal": segment_of_lsn(tli, stop_lsn, segsize),
+        "size_bytes": size,
+        "size_human": human_size(size),
         "duration_seconds": round(time.monotonic() - started, 3),
-        "checksum": catalog.directory_checksum(final, known), "checksum_algorithm": "sha256",
-        "compression": req.compression, "compression_level": req.compression_level,
-        "pg_version": facts["server_version"], "server_version": facts["server_version"],
-        "server_version_num": facts["server_version_num"], "system_identifier": facts["system_identifier"],
-        "wal_segment_size": segsize, "status": "ok", "tool": TOOL_NAME, "tool_version": TOOL_VERSION,
-        "verified_by": "pg_verifybackup" if req.verify else None, "host": socket.gethostname(),
+        "checksum": catalog.directory_checksum(final, known),
+        "checksum_algorithm": "sha256",
+        "compression": req.compression,
+        "compression_level": req.compression_level,
+        "pg_version": facts["server_version"],
+        "server_version": facts["server_version"],
+        "server_version_num": facts["server_version_num"],
+        "system_identifier": facts["system_identifier"],
+        "wal_segment_size": segsize,
+        "status": "ok",
+        "tool": TOOL_NAME,
+        "tool_version": TOOL_VERSION,
+        "verified_by": "pg_verifybackup" if req.verify else None,
+        "host": socket.gethostname(),
         "pg_basebackup_version": tools.version_of(pg_basebackup),
         "pg_verifybackup_version": tools.version_of(pg_verifybackup) if pg_verifybackup else None,
         "files": sorted(os.listdir(final)),
@@ -332,8 +393,9 @@ def _untar(archive: str, dest: str) -> None:
         raise VerificationFailed("extracting %s failed: %s" % (archive, proc.stderr.decode("utf-8", "replace").strip()))
 
 
-def verify_tar_backup(backup_path: str, major: Optional[int] = None,
-                      log: Callable[[str], None] = lambda msg: None) -> None:
+def verify_tar_backup(
+    backup_path: str, major: Optional[int] = None, log: Callable[[str], None] = lambda msg: None
+) -> None:
     """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly); major: the
     backup's PostgreSQL major version, by default read from its metadata."""
     if major is None:
@@ -357,17 +419,19 @@ def _backup_major(backup_path: str) -> Optional[int]:
         return None
 
 
-def _verify_extracted(backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None],
-                      skip_base: bool = False) -> None:
+def _verify_extracted(
+    backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None], skip_base: bool = False
+) -> None:
     """Extract what is not yet in scratch (all, or only the WAL when base.tar was followed) and run
     pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
     extract(backup_path, scratch, base=not skip_base)
     shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
-    proc = subprocess.run([pg_verifybackup, scratch], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run([pg_verifybackup, scratch], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
-        raise VerificationFailed("pg_verifybackup failed for %s: %s" % (
-            backup_path, (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]))
+        raise VerificationFailed(
+            "pg_verifybackup failed for %s: %s"
+            % (backup_path, (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:])
+        )
     log("pg_verifybackup: %s" % proc.stdout.decode("utf-8", "replace").strip())
 
 
@@ -387,9 +451,10 @@ def _check_room(directory: str, needed: int, error: type[PgsafeError] = BackupFa
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
     if needed + needed // 10 + (256 << 20) > free:
         raise error(
-            "verifying needs about %s free beside the backup for an extracted copy, only %s is free" % (
-                human_size(needed), human_size(free)),
-            "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)")
+            "verifying needs about %s free beside the backup for an extracted copy, only %s is free"
+            % (human_size(needed), human_size(free)),
+            "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)",
+        )
 
 
 def _remove_base(entries: Iterable[Entry], directory: str, log: Callable[[str], None]) -> list[str]:

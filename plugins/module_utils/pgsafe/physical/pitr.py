@@ -6,6 +6,7 @@ WAL is found before the server starts and named; and the recovered cluster
 never archives into the archive it was restored from (its new timeline would
 pollute it), so archive_mode is switched off in its configuration.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,14 +47,28 @@ class WalGap(VerificationFailed):
 
 
 class PitrRequest:
-    def __init__(self, backup_dir: str, archive_dir: str, data_directory: str, port: Union[int, str],
-                 target_time: Optional[str] = None, target_lsn: Optional[str] = None,
-                 target_name: Optional[str] = None, overwrite: bool = False,
-                 pgsafe_command: str = DEFAULT_PGSAFE_COMMAND, os_user: str = "postgres",
-                 socket_dir: Optional[str] = None, start_timeout: int = 600, backup: Optional[str] = None,
-                 keep_archiving_off: bool = True) -> None:
-        for name, value in (("backup_dir", backup_dir), ("archive_dir", archive_dir),
-                            ("data_directory", data_directory)):
+    def __init__(
+        self,
+        backup_dir: str,
+        archive_dir: str,
+        data_directory: str,
+        port: Union[int, str],
+        target_time: Optional[str] = None,
+        target_lsn: Optional[str] = None,
+        target_name: Optional[str] = None,
+        overwrite: bool = False,
+        pgsafe_command: str = DEFAULT_PGSAFE_COMMAND,
+        os_user: str = "postgres",
+        socket_dir: Optional[str] = None,
+        start_timeout: int = 600,
+        backup: Optional[str] = None,
+        keep_archiving_off: bool = True,
+    ) -> None:
+        for name, value in (
+            ("backup_dir", backup_dir),
+            ("archive_dir", archive_dir),
+            ("data_directory", data_directory),
+        ):
             if not value or not os.path.isabs(value):
                 raise ConfigError("%s must be an absolute path, got %r" % (name, value))
         if sum(x is not None and x != "" for x in (target_time, target_lsn, target_name)) > 1:
@@ -110,8 +125,12 @@ def _ended(entry: CatalogEntry) -> datetime:
     return entry.finished
 
 
-def choose_base(entries: Iterable[AnyEntry], target_time: Optional[datetime] = None, target_lsn: Optional[str] = None,
-                now: Optional[datetime] = None) -> AnyEntry:
+def choose_base(
+    entries: Iterable[AnyEntry],
+    target_time: Optional[datetime] = None,
+    target_lsn: Optional[str] = None,
+    now: Optional[datetime] = None,
+) -> AnyEntry:
     """Newest good base backup that ended before the target; ConfigError naming why none fits."""
     good = [e for e in entries if e.meta.get("kind") == "base" and e.is_good(now)]
     if not good:
@@ -120,9 +139,11 @@ def choose_base(entries: Iterable[AnyEntry], target_time: Optional[datetime] = N
         fits = [e for e in good if e.finished is not None and e.finished <= target_time]
         if not fits:
             oldest = min(good, key=_ended)
-            raise ConfigError("no base backup ended before %s (the oldest ended at %s)" % (
-                target_time.isoformat(), oldest.meta.get("finished_at")),
-                "Choose a later target_time; recovery cannot go back before a base backup's end")
+            raise ConfigError(
+                "no base backup ended before %s (the oldest ended at %s)"
+                % (target_time.isoformat(), oldest.meta.get("finished_at")),
+                "Choose a later target_time; recovery cannot go back before a base backup's end",
+            )
         return max(fits, key=_ended)
     if target_lsn is not None:
         fits = [e for e in good if lsn_to_int(e.meta["stop_lsn"]) <= lsn_to_int(target_lsn)]
@@ -151,10 +172,12 @@ def check_wal_continuity(archive_dir: str, entry: Entry, target_lsn: Optional[st
     if target_lsn is not None:
         target_seg = segment_of_lsn(tli, target_lsn, segsize)
         if last < target_seg:
-            raise WalGap("WAL archive %s ends at %s, before %s that holds target LSN %s" % (
-                archive_dir, last, target_seg, target_lsn),
+            raise WalGap(
+                "WAL archive %s ends at %s, before %s that holds target LSN %s"
+                % (archive_dir, last, target_seg, target_lsn),
                 "Wait for the segment to be archived (SELECT pg_switch_wal() on the source) or choose an earlier "
-                "target")
+                "target",
+            )
         last = target_seg
     # The base backup carries its own WAL (start..stop), but the archive must continue after it.
     first_needed = next_segment(stop, segsize)
@@ -165,10 +188,12 @@ def check_wal_continuity(archive_dir: str, entry: Entry, target_lsn: Optional[st
         # The segment before the hole surely replays; the backup's own end is the least one can reach.
         before_hole = max((to_number(missing[0], segsize) - 1) * segsize, lsn_to_int(meta["stop_lsn"]))
         reachable = "%X/%X" % divmod(before_hole, 1 << 32)
-        raise WalGap("WAL gap in %s: %s is missing (needed after base backup %s; archive continues to %s)" % (
-            archive_dir, missing[0], entry.backup_id, last),
+        raise WalGap(
+            "WAL gap in %s: %s is missing (needed after base backup %s; archive continues to %s)"
+            % (archive_dir, missing[0], entry.backup_id, last),
             "Recovery would stop at the gap: find the segment, or recover up to it with target_lsn %s "
-            "or an earlier target" % reachable)
+            "or an earlier target" % reachable,
+        )
     return {"checked_from": first_needed, "checked_to": last, "segments": len(on_timeline)}
 
 
@@ -197,8 +222,10 @@ def _as_owner(req: PitrRequest) -> list[str]:
 def server_env() -> dict[str, str]:
     """The recovered server's environment: no PG* connection variables (no password) and a
     system PATH, as restore_command runs with it."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "LANG": os.environ.get("LANG", "C.UTF-8")}
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
     if os.environ.get("TZ"):
         env["TZ"] = os.environ["TZ"]
     return env
@@ -234,8 +261,10 @@ def prepare_data_directory(req: PitrRequest, log: Callable[[str], None]) -> Opti
     if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
         running = _running_pid(path)
         if not req.overwrite:
-            raise ConfigError("%s already holds %s" % (path, "a RUNNING cluster" if running else "files"),
-                              "Restore into a new data_directory, or set overwrite to stop it and move it aside")
+            raise ConfigError(
+                "%s already holds %s" % (path, "a RUNNING cluster" if running else "files"),
+                "Restore into a new data_directory, or set overwrite to stop it and move it aside",
+            )
         if running:
             log("stopping the cluster running in %s (pid %d)" % (path, running))
             _pg_ctl(req, "-m", "fast", "-w", "stop")
@@ -296,9 +325,9 @@ def write_recovery_config(data_directory: str, settings: Mapping[str, str]) -> l
 # socket (it lives in the 0700 data directory) and TCP has no pg_hba line, so trust is local-only.
 FALLBACK_CONFIG = {
     "postgresql.conf": "# Written by pgsafe: the base backup held no postgresql.conf; "
-                       "settings are in postgresql.auto.conf\n",
+    "settings are in postgresql.auto.conf\n",
     "pg_hba.conf": "# Written by pgsafe for a recovered cluster: local socket only (in the data directory)\n"
-                   "local all all trust\n",
+    "local all all trust\n",
     "pg_ident.conf": "",
 }
 
@@ -344,8 +373,9 @@ def check_host(req: PitrRequest, log: Callable[[str], None] = lambda msg: None) 
     return checked
 
 
-def run_pitr(req: PitrRequest, log: Callable[[str], None] = lambda msg: None,
-             check_mode: bool = False) -> dict[str, Any]:
+def run_pitr(
+    req: PitrRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
+) -> dict[str, Any]:
     # Before anything is read, extracted or started.
     checked = check_host(req, log)
     entries, _problems = basebackup.list_base(req.backup_dir)
@@ -355,14 +385,15 @@ def run_pitr(req: PitrRequest, log: Callable[[str], None] = lambda msg: None,
             raise ConfigError("no base backup named %r in %s" % (req.backup, basebackup.base_dir(req.backup_dir)))
     entry = choose_base(entries, req.target_time, req.target_lsn)
     _refuse_tablespaces(entry)
-    log("base backup %s (ended %s, %s..%s)" % (
-        entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn")))
+    log(
+        "base backup %s (ended %s, %s..%s)"
+        % (entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn"))
+    )
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
         verify_entry(entry)
-        return {"base_backup": entry.backup_id, "wal": continuity,
-                "preflight": checked}
+        return {"base_backup": entry.backup_id, "wal": continuity, "preflight": checked}
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
     try:
@@ -374,21 +405,32 @@ def run_pitr(req: PitrRequest, log: Callable[[str], None] = lambda msg: None,
             _chown_tree(req.data_directory, req.os_user)
         log("starting recovery on port %d" % req.port)
         logfile = os.path.join(req.data_directory, "pgsafe_recovery.log")
-        proc = _pg_ctl(req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start",
-                       check=False)
+        proc = _pg_ctl(
+            req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start", check=False
+        )
         if proc.returncode != 0:
             raise _start_failure(logfile)
         result = _wait_promoted(req, logfile)
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
-    result.update({"base_backup": entry.backup_id, "data_directory": req.data_directory,
-                   "port": req.port, "moved_aside": moved, "wal": continuity, "preflight": checked,
-                   "pg_ctl": pg_ctl_for(req.data_directory),
-                   "duration_seconds": round(time.monotonic() - started, 3),
-                   "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name}})
-    log("recovered to %s (LSN %s, timeline %s)" % (
-        result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline")))
+    result.update(
+        {
+            "base_backup": entry.backup_id,
+            "data_directory": req.data_directory,
+            "port": req.port,
+            "moved_aside": moved,
+            "wal": continuity,
+            "preflight": checked,
+            "pg_ctl": pg_ctl_for(req.data_directory),
+            "duration_seconds": round(time.monotonic() - started, 3),
+            "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name},
+        }
+    )
+    log(
+        "recovered to %s (LSN %s, timeline %s)"
+        % (result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline"))
+    )
     return result
 
 
@@ -398,15 +440,18 @@ def _refuse_tablespaces(entry: Entry) -> None:
     names = os.listdir(entry.data_path) if os.path.isdir(entry.data_path) else []
     extra = sorted(n for n in names if ".tar" in n and not n.startswith(("base.tar", "pg_wal.tar")))
     if extra:
-        raise ConfigError("base backup %s holds tablespace archives (%s); recovering clusters with tablespaces "
-                          "is not supported" % (entry.backup_id, ", ".join(extra)),
-                          "Recover it by hand with its tablespace_map, away from the original cluster's paths")
+        raise ConfigError(
+            "base backup %s holds tablespace archives (%s); recovering clusters with tablespaces "
+            "is not supported" % (entry.backup_id, ", ".join(extra)),
+            "Recover it by hand with its tablespace_map, away from the original cluster's paths",
+        )
 
 
 def _extract_verified(entry: Entry, data_directory: str) -> None:
     """Extract while re-hashing the backup on the other core; nothing starts from a backup whose
     checksum disagrees, and its extracted copy (in a directory that was new or moved aside) is removed."""
     import threading
+
     failure: list[BaseException] = []
 
     def check() -> None:
@@ -414,6 +459,7 @@ def _extract_verified(entry: Entry, data_directory: str) -> None:
             verify_entry(entry)
         except BaseException as exc:  # re-raised below, after the extraction stops
             failure.append(exc)
+
     checker = threading.Thread(target=check, daemon=True)
     checker.start()
     try:
@@ -432,6 +478,7 @@ def _extract_verified(entry: Entry, data_directory: str) -> None:
 
 def _empty_directory(path: str) -> None:
     import shutil
+
     for name in os.listdir(path):
         child = os.path.join(path, name)
         if os.path.isdir(child) and not os.path.islink(child):
@@ -445,9 +492,11 @@ def _start_failure(logfile: str) -> PgsafeError:
     tail = _tail(logfile)
     if "recovery ended before configured recovery target was reached" in tail:
         facts = recovery_facts(_tail(logfile, lines=None))
-        return PgsafeError("recovery stopped before reaching its target: the archived WAL ends at %s "
-                           "(last transaction replayed at %s)" % (facts["recovered_lsn"], facts["recovered_to_time"]),
-                           "Choose an earlier target, or archive the missing WAL first; log: %s" % logfile)
+        return PgsafeError(
+            "recovery stopped before reaching its target: the archived WAL ends at %s "
+            "(last transaction replayed at %s)" % (facts["recovered_lsn"], facts["recovered_to_time"]),
+            "Choose an earlier target, or archive the missing WAL first; log: %s" % logfile,
+        )
     return PgsafeError("the recovered server did not start: %s" % tail, "See %s" % logfile)
 
 
@@ -491,8 +540,11 @@ def recovery_facts(log_text: str) -> dict[str, Any]:
         when = parse_target_time(when).isoformat() if when else None
     except ConfigError:
         pass
-    return {"recovered_lsn": found.get("recovered_lsn"), "recovered_to_time": when,
-            "timeline": int(found["timeline"]) if "timeline" in found else None}
+    return {
+        "recovered_lsn": found.get("recovered_lsn"),
+        "recovered_to_time": when,
+        "timeline": int(found["timeline"]) if "timeline" in found else None,
+    }
 
 
 def _wait_promoted(req: PitrRequest, logfile: str) -> dict[str, Any]:

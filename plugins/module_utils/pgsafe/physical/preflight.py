@@ -8,6 +8,7 @@ must take a file that user writes, fsyncs and removes.  Running as root, the che
 switched to that user, so the kernel answers for that user (groups, ACLs, every directory on the
 path); running as another unprivileged user they cannot be made, and that is a failure too.
 """
+
 from __future__ import annotations
 
 import errno
@@ -30,8 +31,9 @@ if TYPE_CHECKING:
 
 DEFAULT_OS_USER = "postgres"
 PROBE_PREFIX = ".pgsafe-preflight-"
-INSTALL_HINT = ("install the host command with the pgsafe.backup.backup_schedule role, "
-                "or set pgsafe_command to where it is")
+INSTALL_HINT = (
+    "install the host command with the pgsafe.backup.backup_schedule role, or set pgsafe_command to where it is"
+)
 
 
 def os_user_of(data_directory: Optional[str], fallback: str = DEFAULT_OS_USER) -> str:
@@ -62,8 +64,13 @@ def program_of(archive_command: Optional[str]) -> Optional[str]:
     return None
 
 
-def check_archiving(archive_command: str, archive_dir: str, os_user: str, pgsafe_command: Optional[str] = None,
-                    archive_dir_pending: bool = False) -> dict[str, Any]:
+def check_archiving(
+    archive_command: str,
+    archive_dir: str,
+    os_user: str,
+    pgsafe_command: Optional[str] = None,
+    archive_dir_pending: bool = False,
+) -> dict[str, Any]:
     """ConfigError naming every problem, or the facts checked (with warnings for what could not be).
 
     pgsafe_command: the command was built from it (it is then also run, with --version, as os_user);
@@ -75,17 +82,32 @@ def check_archiving(archive_command: str, archive_dir: str, os_user: str, pgsafe
     warnings: list[str] = []
     program = pgsafe_command or program_of(archive_command)
     if program is None or not os.path.isabs(program):
-        warnings.append("the program of archive_command %r is not an absolute path, so it could not be checked; "
-                        "PostgreSQL runs it with the server's PATH" % (archive_command,))
+        warnings.append(
+            "the program of archive_command %r is not an absolute path, so it could not be checked; "
+            "PostgreSQL runs it with the server's PATH" % (archive_command,)
+        )
         program = None
-    facts = _as_user(os_user, _probe, {"program": program, "run": bool(pgsafe_command), "dir": archive_dir,
-                                       "write": True, "dir_pending": bool(archive_dir_pending)})
+    facts = _as_user(
+        os_user,
+        _probe,
+        {
+            "program": program,
+            "run": bool(pgsafe_command),
+            "dir": archive_dir,
+            "write": True,
+            "dir_pending": bool(archive_dir_pending),
+        },
+    )
     problems = _problems(facts, os_user, "archive_command", bool(pgsafe_command), "archive_dir")
     if problems:
-        raise ConfigError("archiving would fail as %s: %s" % (os_user, "; ".join(problems)),
-                          "Nothing was changed")
-    return {"os_user": os_user, "program": program, "archive_dir": archive_dir, "warnings": warnings,
-            "archive_dir_state": facts["dir"]["state"]}
+        raise ConfigError("archiving would fail as %s: %s" % (os_user, "; ".join(problems)), "Nothing was changed")
+    return {
+        "os_user": os_user,
+        "program": program,
+        "archive_dir": archive_dir,
+        "warnings": warnings,
+        "archive_dir_state": facts["dir"]["state"],
+    }
 
 
 def check_restoring(pgsafe_command: Optional[str], archive_dir: str, os_user: str) -> dict[str, Any]:
@@ -96,12 +118,12 @@ def check_restoring(pgsafe_command: Optional[str], archive_dir: str, os_user: st
     program = pgsafe_command if pgsafe_command and os.path.isabs(pgsafe_command) else None
     if program is None:
         warnings.append("pgsafe_command %r is not an absolute path, so it could not be checked" % (pgsafe_command,))
-    facts = _as_user(os_user, _probe, {"program": program, "run": True, "dir": archive_dir, "write": False,
-                                       "dir_pending": False})
+    facts = _as_user(
+        os_user, _probe, {"program": program, "run": True, "dir": archive_dir, "write": False, "dir_pending": False}
+    )
     problems = _problems(facts, os_user, "restore_command", True, "archive_dir")
     if problems:
-        raise ConfigError("recovery would fail as %s: %s" % (os_user, "; ".join(problems)),
-                          "Nothing was changed")
+        raise ConfigError("recovery would fail as %s: %s" % (os_user, "; ".join(problems)), "Nothing was changed")
     return {"os_user": os_user, "program": program, "archive_dir": archive_dir, "warnings": warnings}
 
 
@@ -136,15 +158,14 @@ def _problems(facts: Facts, os_user: str, setting: str, is_pgsafe: bool, dir_opt
         access = "written" if facts["write"] else "read"
         reason = {
             "missing": "%s %s does not exist: %s" % (dir_option, path, create),
-            "parent_unreachable": "%s %s does not exist and %s cannot reach %s (%s): %s" % (
-                dir_option, path, os_user, d.get("parent"), d.get("error"), "make its parent directories searchable"),
-            "unreachable": "%s %s cannot be reached by %s (%s): make its parent directories searchable" % (
-                dir_option, path, os_user, d.get("error")),
+            "parent_unreachable": "%s %s does not exist and %s cannot reach %s (%s): %s"
+            % (dir_option, path, os_user, d.get("parent"), d.get("error"), "make its parent directories searchable"),
+            "unreachable": "%s %s cannot be reached by %s (%s): make its parent directories searchable"
+            % (dir_option, path, os_user, d.get("error")),
             "not_a_directory": "%s %s is not a directory: %s" % (dir_option, path, create),
             "denied": "%s %s cannot be %s by %s (%s; %s): "
-                      "make it owned by %s with mode 0700 (chown %s %s; chmod 0700 %s)"
-                      % (dir_option, path, access, os_user, d.get("error"), d.get("owner_mode"), os_user,
-                         os_user, path, path),
+            "make it owned by %s with mode 0700 (chown %s %s; chmod 0700 %s)"
+            % (dir_option, path, access, os_user, d.get("error"), d.get("owner_mode"), os_user, os_user, path, path),
         }[d["state"]]
         out.append(reason)
     return out
@@ -194,17 +215,27 @@ def _probe_program(path: str, run: bool) -> dict[str, str]:
     if run:
         # The launcher's own dependencies (its interpreter, the engine files) must work for this user too.
         try:
-            proc = subprocess.run([path, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, env=server_env(os.environ.get("HOME")), cwd="/",
-                                  timeout=60, check=False)
+            proc = subprocess.run(
+                [path, "--version"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=server_env(os.environ.get("HOME")),
+                cwd="/",
+                timeout=60,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             return dict(fact, state="fails", error="'%s --version' did not finish in 60 s" % path)
         except OSError as exc:
             return dict(fact, state="fails", error="'%s --version' cannot start: %s" % (path, _exec_error(path, exc)))
         if proc.returncode != 0:
             text = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
-            return dict(fact, state="fails", error="'%s --version' exited %d: %s" % (
-                path, proc.returncode, text[-1] if text else "no output"))
+            return dict(
+                fact,
+                state="fails",
+                error="'%s --version' exited %d: %s" % (path, proc.returncode, text[-1] if text else "no output"),
+            )
     return dict(fact, state="ok")
 
 
@@ -250,8 +281,7 @@ def _probe_parent(path: str, fact: dict[str, str]) -> dict[str, str]:
     while parent and not os.path.lexists(parent):
         parent = os.path.dirname(parent)
     if not os.access(parent, os.X_OK):
-        return dict(fact, state="parent_unreachable", parent=parent,
-                    error=os.strerror(errno.EACCES))
+        return dict(fact, state="parent_unreachable", parent=parent, error=os.strerror(errno.EACCES))
     return dict(fact, state="pending")
 
 
@@ -279,15 +309,18 @@ def _as_user(user: str, func: Probe, arg: Facts) -> Facts:
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
-        raise ConfigError("the PostgreSQL OS user %r does not exist on this host" % (user,),
-                          "Set os_user to the user the server runs as")
+        raise ConfigError(
+            "the PostgreSQL OS user %r does not exist on this host" % (user,),
+            "Set os_user to the user the server runs as",
+        )
     if os.geteuid() == entry.pw_uid:
         return func(arg)
     if os.geteuid() != 0:
         raise ConfigError(
             "running as %s, which is neither the PostgreSQL OS user %s nor root, so the archive command and "
             "directory cannot be checked as %s" % (current_user(), user, user),
-            "Run as %s (become_user: %s) or as root" % (user, user))
+            "Run as %s (become_user: %s) or as root" % (user, user),
+        )
     return _in_child(entry, func, arg)
 
 
@@ -310,7 +343,7 @@ def _in_child(entry: pwd.struct_passwd, func: Probe, arg: Facts) -> Facts:
         try:
             view = data.encode("utf-8")
             while view:
-                view = view[os.write(write_end, view):]
+                view = view[os.write(write_end, view) :]
             code = 0
         finally:
             os._exit(code)

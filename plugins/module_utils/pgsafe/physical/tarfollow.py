@@ -6,6 +6,7 @@ front to back and never goes back, so the bytes can be followed as they land: th
 the otherwise idle client side during the backup, and the SHA-256 the catalog records comes from the
 same pass.  The follower only ever reads; the backup on disk is what pg_basebackup wrote.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,8 +72,11 @@ class TarFollower:
             if self.path is not None and not self._aborted.is_set():
                 self._extract(self.path)
         except BaseException as exc:  # handed to finish(); abort() discards it
-            self._error = exc if isinstance(exc, VerificationFailed) else VerificationFailed(
-                "extracting %s for verification failed: %s" % (self.path or self.prefix, exc))
+            self._error = (
+                exc
+                if isinstance(exc, VerificationFailed)
+                else VerificationFailed("extracting %s for verification failed: %s" % (self.path or self.prefix, exc))
+            )
 
     def _wait_for_file(self) -> Optional[str]:
         while not self._aborted.is_set():
@@ -116,8 +120,10 @@ class TarFollower:
             for (name, proc), errf in zip(stages, err_files):  # noqa: B905 (strict= needs Python 3.10)
                 if proc.returncode != 0:
                     errf.seek(0)
-                    raise VerificationFailed("extracting %s for verification failed: %s exited with %d: %s" % (
-                        path, name, proc.returncode, errf.read().decode("utf-8", "replace").strip()[-500:]))
+                    raise VerificationFailed(
+                        "extracting %s for verification failed: %s exited with %d: %s"
+                        % (path, name, proc.returncode, errf.read().decode("utf-8", "replace").strip()[-500:])
+                    )
             if broken is not None:
                 raise VerificationFailed("extracting %s for verification failed: %s" % (path, broken))
         finally:
@@ -125,8 +131,13 @@ class TarFollower:
                 errf.close()
         self.sha256 = self._digest.hexdigest()
 
-    def _spawn(self, argv: list[str], stdin: Union[int, IO[bytes], None], err_files: list[IO[bytes]],
-               stdout: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        argv: list[str],
+        stdin: Union[int, IO[bytes], None],
+        err_files: list[IO[bytes]],
+        stdout: int = subprocess.DEVNULL,
+    ) -> subprocess.Popen[bytes]:
         errf = tempfile.TemporaryFile()
         err_files.append(errf)
         proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=errf)

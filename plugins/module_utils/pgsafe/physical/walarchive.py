@@ -10,6 +10,7 @@ keeps the segment and retries.
 restore-wal: non-zero for a missing file, as restore_command must, and a
 damaged compressed file is an error, never a silently short segment.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,19 +31,23 @@ def _compress() -> ModuleType:
     """compress pulls in subprocess and threading: loaded only for compressed or already-archived files,
     so the common case (a new, uncompressed segment) stays within a few milliseconds of cp."""
     from ..core import compress
+
     return compress
 
 
 class WalMissing(PgsafeError):
     """restore_command's normal 'not here': PostgreSQL asks for files that may not exist."""
+
     exit_code = 1
     kind = "missing"
 
 
 def _check_name(wal_name: str) -> None:
     if not is_archivable_name(wal_name):
-        raise ConfigError("%r is not a WAL file name PostgreSQL archives" % (wal_name,),
-                          "archive_command must pass %f as the file name")
+        raise ConfigError(
+            "%r is not a WAL file name PostgreSQL archives" % (wal_name,),
+            "archive_command must pass %f as the file name",
+        )
 
 
 def stored_copy(archive_dir: str, wal_name: str) -> Optional[str]:
@@ -57,6 +62,7 @@ def stored_copy(archive_dir: str, wal_name: str) -> Optional[str]:
 def _sha256_of_content(path: str) -> str:
     """SHA-256 of the uncompressed content of an archived (maybe compressed) file."""
     import hashlib
+
     compress = _compress()
     codec = compress.compression_of_name(path)
     sha = hashlib.sha256()
@@ -67,13 +73,15 @@ def _sha256_of_content(path: str) -> str:
         sha.update(chunk)
     err = proc.stderr.read()
     if proc.wait() != 0:
-        raise VerificationFailed("archived %s cannot be decompressed: %s" % (
-            path, err.decode("utf-8", "replace").strip()))
+        raise VerificationFailed(
+            "archived %s cannot be decompressed: %s" % (path, err.decode("utf-8", "replace").strip())
+        )
     return sha.hexdigest()
 
 
-def archive_wal(source_path: str, wal_name: str, archive_dir: str, compression: str = "none",
-                level: Optional[int] = None) -> str:
+def archive_wal(
+    source_path: str, wal_name: str, archive_dir: str, compression: str = "none", level: Optional[int] = None
+) -> str:
     """Archive one file; returns 'archived' or 'already-archived'."""
     _check_name(wal_name)
     if compression not in CODEC_SUFFIX:
@@ -88,8 +96,10 @@ def archive_wal(source_path: str, wal_name: str, archive_dir: str, compression: 
             raise BackupFailed("archived %s is a symlink; refusing to trust or replace it" % existing)
         if _sha256_of_content(existing) == _compress().sha256_file(source_path):
             return "already-archived"
-        raise BackupFailed("%s is already archived with DIFFERENT content at %s; refusing to overwrite" % (
-            wal_name, existing), "Two clusters may be archiving into one directory; check archive_command everywhere")
+        raise BackupFailed(
+            "%s is already archived with DIFFERENT content at %s; refusing to overwrite" % (wal_name, existing),
+            "Two clusters may be archiving into one directory; check archive_command everywhere",
+        )
     final = os.path.join(archive_dir, wal_name + CODEC_SUFFIX[compression])
     tmp = temp_path_for(final)
     try:
@@ -143,6 +153,7 @@ def _copy_direct(src_fd: int, out: int, size: int) -> int:
         return 0
     import fcntl
     import mmap
+
     flags = fcntl.fcntl(out, fcntl.F_GETFL)
     try:
         fcntl.fcntl(out, fcntl.F_SETFL, flags | os.O_DIRECT)
@@ -154,7 +165,7 @@ def _copy_direct(src_fd: int, out: int, size: int) -> int:
             view = memoryview(mapped)
             try:
                 while offset < size:
-                    chunk = view[offset:offset + DIRECT_CHUNK]
+                    chunk = view[offset : offset + DIRECT_CHUNK]
                     try:
                         written = os.write(out, chunk)
                     finally:
@@ -167,6 +178,7 @@ def _copy_direct(src_fd: int, out: int, size: int) -> int:
                 view.release()
     except OSError as exc:
         import errno
+
         if exc.errno != errno.EINVAL:  # EINVAL: alignment this device will not take; anything else is real
             raise
     finally:
@@ -192,12 +204,15 @@ def restore_wal(wal_name: str, dest_path: str, archive_dir: str) -> str:
                 os.close(fd)
         else:
             import subprocess
+
             with open(tmp, "xb") as out:
-                proc = subprocess.run(compress.decompressor_argv(codec) + [stored], stdout=out,
-                                      stderr=subprocess.PIPE, check=False)
+                proc = subprocess.run(
+                    compress.decompressor_argv(codec) + [stored], stdout=out, stderr=subprocess.PIPE, check=False
+                )
             if proc.returncode != 0:
-                raise VerificationFailed("archived %s is damaged: %s" % (
-                    stored, proc.stderr.decode("utf-8", "replace").strip()))
+                raise VerificationFailed(
+                    "archived %s is damaged: %s" % (stored, proc.stderr.decode("utf-8", "replace").strip())
+                )
         os.replace(tmp, dest_path)
     except BaseException:
         remove_quietly(tmp)

@@ -5,6 +5,7 @@ oldest kept base backup's start segment go; timeline history files always stay
 (they are tiny and a PITR across a promotion needs them).  With no base backup
 kept, nothing is removed: the archive may be all there is.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,12 @@ def removable(archived: Iterable[str], cutoff: str) -> list[str]:
     return sorted(out)
 
 
-def cleanup(archive_dir: str, kept_entries: Iterable[Entry], log: Callable[[str], None] = lambda msg: None,
-            dry_run: bool = False) -> list[str]:
+def cleanup(
+    archive_dir: str,
+    kept_entries: Iterable[Entry],
+    log: Callable[[str], None] = lambda msg: None,
+    dry_run: bool = False,
+) -> list[str]:
     cutoff = cutoff_segment(kept_entries)
     if cutoff is None:
         log("wal cleanup: no retained base backup, nothing removed")

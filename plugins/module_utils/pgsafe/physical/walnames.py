@@ -3,6 +3,7 @@
 A segment name is 24 hex digits: timeline, log id, segment number.  With the
 default 16 MiB segments there are 0x100 segments per log id.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,9 @@ def is_archivable_name(name: Optional[str]) -> bool:
     if _hex(name, 24):
         return True
     if name.endswith(".partial"):
-        return _hex(name[:-len(".partial")], 24)
+        return _hex(name[: -len(".partial")], 24)
     if name.endswith(".history"):
-        return _hex(name[:-len(".history")], 8)
+        return _hex(name[: -len(".history")], 8)
     if name.endswith(".backup"):
         return len(name) == 40 and _hex(name[:24], 24) and name[24] == "." and _hex(name[25:33], 8)
     return False
@@ -84,7 +85,7 @@ def segment_of_lsn(timeline: int, lsn: str, segment_size: int = DEFAULT_SEGMENT_
 def strip_compression(name: str) -> tuple[str, str]:
     for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):
-            return name[:-len(suffix)], suffix
+            return name[: -len(suffix)], suffix
     return name, ""
 
 
@@ -102,11 +103,15 @@ def list_archive(archive_dir: str) -> dict[str, str]:
     return out
 
 
-def missing_segments(archived_names: Iterable[str], first: str, last: str,
-                     segment_size: int = DEFAULT_SEGMENT_SIZE) -> list[str]:
+def missing_segments(
+    archived_names: Iterable[str], first: str, last: str, segment_size: int = DEFAULT_SEGMENT_SIZE
+) -> list[str]:
     """Segments from first to last (inclusive, same timeline) that are not in archived_names."""
     tli = parse(first)[0]
     present = set(archived_names)
     start, end = to_number(first, segment_size), to_number(last, segment_size)
-    return [from_number(tli, n, segment_size) for n in range(start, end + 1)
-            if from_number(tli, n, segment_size) not in present]
+    return [
+        from_number(tli, n, segment_size)
+        for n in range(start, end + 1)
+        if from_number(tli, n, segment_size) not in present
+    ]

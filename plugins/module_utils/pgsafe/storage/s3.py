@@ -11,6 +11,7 @@ first, an identical object is success, a different one an error.
 boto3 is imported when the first request is made, never at import time: the host command's
 archive-wal path must not pay for it, and hosts without an off-site repository do not need it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     Part = dict[str, Any]
 
 MIB = 1 << 20
-MIN_PART_SIZE = 5 * MIB             # S3's floor for every part but the last
-MAX_PART_SIZE = 5 * 1024 * MIB      # and its ceiling
+MIN_PART_SIZE = 5 * MIB  # S3's floor for every part but the last
+MAX_PART_SIZE = 5 * 1024 * MIB  # and its ceiling
 MAX_PARTS = 10000
 MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MIB
 # 8 MiB parts, two on the wire while the next is read: 24 MiB of buffers, and on loopback radosgw
@@ -48,14 +49,21 @@ GROWTH_EVERY = 1000
 SHA256_KEY = "sha256"
 _META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_META_LIMIT = 2048                  # S3's limit for all user metadata of an object
+_META_LIMIT = 2048  # S3's limit for all user metadata of an object
 
 
 class ObjectInfo:
     """What HEAD or a listing says about an object. metadata is None in listings (not fetched)."""
 
-    def __init__(self, key: str, size: int, etag: Optional[str] = None, last_modified: Optional[datetime] = None,
-                 metadata: Optional[dict[str, str]] = None, version_id: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        etag: Optional[str] = None,
+        last_modified: Optional[datetime] = None,
+        metadata: Optional[dict[str, str]] = None,
+        version_id: Optional[str] = None,
+    ) -> None:
         self.key = key
         self.size = size
         self.etag = etag
@@ -74,8 +82,16 @@ class ObjectInfo:
 class PutResult:
     """An upload's outcome. created is False when put_if_absent found the identical object there."""
 
-    def __init__(self, key: str, size: int, sha256: str, created: bool, etag: Optional[str] = None, parts: int = 0,
-                 version_id: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        sha256: str,
+        created: bool,
+        etag: Optional[str] = None,
+        parts: int = 0,
+        version_id: Optional[str] = None,
+    ) -> None:
         self.key = key
         self.size = size
         self.sha256 = sha256
@@ -151,10 +167,10 @@ def _fill(source: IO[bytes], buf: bytearray, sha: HASH) -> int:
         else:
             data = source.read(end - filled)
             got = len(data) if data else 0
-            view[filled:filled + got] = data or b""
+            view[filled : filled + got] = data or b""
         if not got:
             break
-        sha.update(view[filled:filled + got])
+        sha.update(view[filled : filled + got])
         filled += got
     return filled
 
@@ -162,8 +178,12 @@ def _fill(source: IO[bytes], buf: bytearray, sha: HASH) -> int:
 class ObjectStore:
     """Operations on one S3 endpoint. Thread-safe; the boto3 client is made on first use."""
 
-    def __init__(self, settings: Optional[S3Settings] = None, part_size: int = DEFAULT_PART_SIZE,
-                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
+    def __init__(
+        self,
+        settings: Optional[S3Settings] = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
         self.settings = settings if settings is not None else S3Settings()
         if not MIN_PART_SIZE <= int(part_size) <= MAX_PART_SIZE:
             raise ConfigError("part size %r is outside S3's 5 MiB - 5 GiB" % (part_size,))
@@ -197,22 +217,34 @@ class ObjectStore:
             import boto3
             from botocore.config import Config
         except ImportError:
-            raise ConfigError("the Python module boto3 is not installed on this host",
-                              "Install python3-boto3 (Debian) or boto3 from PyPI")
+            raise ConfigError(
+                "the Python module boto3 is not installed on this host",
+                "Install python3-boto3 (Debian) or boto3 from PyPI",
+            )
         s = self.settings
         try:
             session = boto3.session.Session(
-                aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
-                aws_session_token=s.session_token, profile_name=s.profile, region_name=s.region)
+                aws_access_key_id=s.access_key,
+                aws_secret_access_key=s.secret_key,
+                aws_session_token=s.session_token,
+                profile_name=s.profile,
+                region_name=s.region,
+            )
             if session.get_credentials() is None:
-                raise ConfigError("no S3 credentials found for %s" % self.endpoint,
-                                  "Give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                                  "a profile in ~/.aws/credentials, or run with an instance role")
-            config = Config(region_name=session.region_name or DEFAULT_REGION, signature_version="s3v4",
-                            s3={"addressing_style": s.addressing_style},
-                            retries={"max_attempts": s.max_attempts, "mode": "standard"},
-                            connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
-                            user_agent_extra="pgsafe")
+                raise ConfigError(
+                    "no S3 credentials found for %s" % self.endpoint,
+                    "Give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                    "a profile in ~/.aws/credentials, or run with an instance role",
+                )
+            config = Config(
+                region_name=session.region_name or DEFAULT_REGION,
+                signature_version="s3v4",
+                s3={"addressing_style": s.addressing_style},
+                retries={"max_attempts": s.max_attempts, "mode": "standard"},
+                connect_timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
+                user_agent_extra="pgsafe",
+            )
             client = session.client("s3", endpoint_url=s.endpoint_url, verify=s.ca_bundle or True, config=config)
         except ConfigError:
             raise
@@ -226,8 +258,15 @@ class ObjectStore:
         client.meta.events.register("before-sign.s3.PutObject", _add_if_none_match)
         return client
 
-    def _call(self, action: str, bucket: Optional[str], key: Optional[str], method: str, allow: tuple[str, ...] = (),
-              **params: Any) -> tuple[Any, Optional[str]]:
+    def _call(
+        self,
+        action: str,
+        bucket: Optional[str],
+        key: Optional[str],
+        method: str,
+        allow: tuple[str, ...] = (),
+        **params: Any,
+    ) -> tuple[Any, Optional[str]]:
         """client.method(**params) -> (response, None); a ClientError whose code is in allow -> (None, code).
 
         Codes, not HTTP statuses: a missing bucket is a 404 too, and must not pass for a missing key."""
@@ -252,18 +291,26 @@ class ObjectStore:
         params = {"Bucket": bucket, "Key": key}
         if version_id:
             params["VersionId"] = version_id
-        resp, missing = self._call("HeadObject", bucket, key, "head_object", allow=("404", "NoSuchKey", "NotFound"),
-                                   **params)
+        resp, missing = self._call(
+            "HeadObject", bucket, key, "head_object", allow=("404", "NoSuchKey", "NotFound"), **params
+        )
         if missing:
             # HEAD has no body: a missing bucket looks like a missing key until asked.
             self.check_bucket(bucket)
             return None
         self._buckets_seen.add(bucket)
-        return ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
-                          dict(resp.get("Metadata") or {}), resp.get("VersionId"))
+        return ObjectInfo(
+            key,
+            resp["ContentLength"],
+            resp.get("ETag"),
+            resp.get("LastModified"),
+            dict(resp.get("Metadata") or {}),
+            resp.get("VersionId"),
+        )
 
-    def list_objects(self, bucket: str, prefix: str = "", page_size: int = 1000,
-                     start_after: Optional[str] = None) -> Iterator[ObjectInfo]:
+    def list_objects(
+        self, bucket: str, prefix: str = "", page_size: int = 1000, start_after: Optional[str] = None
+    ) -> Iterator[ObjectInfo]:
         """Every object under prefix, in key order, page by page (metadata not included)."""
         config = {"PageSize": page_size}
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": config}
@@ -288,22 +335,28 @@ class ObjectStore:
         """Delete keys in batches of 1,000; any key refused raises (the rest of its batch may be gone)."""
         names = list(keys)
         for start in range(0, len(names), 1000):
-            batch = [{"Key": k} for k in names[start:start + 1000]]
-            resp = self._call("DeleteObjects", bucket, None, "delete_objects", Bucket=bucket,
-                              Delete={"Objects": batch, "Quiet": True})[0]
+            batch = [{"Key": k} for k in names[start : start + 1000]]
+            resp = self._call(
+                "DeleteObjects", bucket, None, "delete_objects", Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+            )[0]
             errors = resp.get("Errors") or []
             if errors:
                 first = errors[0]
                 if first.get("Code") == "AccessDenied":
-                    raise ConnectionFailed("%s denied DeleteObjects on s3://%s/%s and %d more" % (
-                        self.endpoint, bucket, first.get("Key"), len(errors) - 1),
-                        "Check that these credentials may delete in this bucket")
-                raise BackupFailed("deleting s3://%s/%s failed: %s %s (and %d more)" % (
-                    bucket, first.get("Key"), first.get("Code"), first.get("Message") or "", len(errors) - 1))
+                    raise ConnectionFailed(
+                        "%s denied DeleteObjects on s3://%s/%s and %d more"
+                        % (self.endpoint, bucket, first.get("Key"), len(errors) - 1),
+                        "Check that these credentials may delete in this bucket",
+                    )
+                raise BackupFailed(
+                    "deleting s3://%s/%s failed: %s %s (and %d more)"
+                    % (bucket, first.get("Key"), first.get("Code"), first.get("Message") or "", len(errors) - 1)
+                )
 
     # -- reading -------------------------------------------------------------------------------
-    def get(self, bucket: str, key: str, chunk_size: int = READ_CHUNK,
-            version_id: Optional[str] = None) -> ObjectReader:
+    def get(
+        self, bucket: str, key: str, chunk_size: int = READ_CHUNK, version_id: Optional[str] = None
+    ) -> ObjectReader:
         """An ObjectReader: iterate it for the object's bytes; raises ObjectMissing when there is none."""
         params = {"Bucket": bucket, "Key": key}
         if version_id:
@@ -311,12 +364,19 @@ class ObjectStore:
         resp, missing = self._call("GetObject", bucket, key, "get_object", allow=("NoSuchKey",), **params)
         if missing:
             raise ObjectMissing("s3://%s/%s does not exist at %s" % (bucket, key, self.endpoint))
-        info = ObjectInfo(key, resp["ContentLength"], resp.get("ETag"), resp.get("LastModified"),
-                          dict(resp.get("Metadata") or {}), resp.get("VersionId"))
+        info = ObjectInfo(
+            key,
+            resp["ContentLength"],
+            resp.get("ETag"),
+            resp.get("LastModified"),
+            dict(resp.get("Metadata") or {}),
+            resp.get("VersionId"),
+        )
         return ObjectReader(self, bucket, info, resp["Body"], chunk_size)
 
-    def iter_verified(self, bucket: str, key: str, sha256: Optional[str] = None,
-                      chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+    def iter_verified(
+        self, bucket: str, key: str, sha256: Optional[str] = None, chunk_size: int = READ_CHUNK
+    ) -> Iterator[bytes]:
         """The object's bytes, chunk by chunk; after the last one, VerificationFailed if its SHA-256 is not
         sha256 (or, without it, the object's own sha256 metadata). Treat the bytes as unproven until the
         iteration ends: write them to a temporary name and rename only then."""
@@ -324,13 +384,14 @@ class ObjectStore:
         with self.get(bucket, key, chunk_size) as reader:
             expected = sha256 or reader.info.sha256
             if expected is None:
-                raise VerificationFailed("s3://%s/%s has no sha256 metadata and no checksum was given "
-                                         "to check it against"
-                                         % (bucket, key))
+                raise VerificationFailed(
+                    "s3://%s/%s has no sha256 metadata and no checksum was given to check it against" % (bucket, key)
+                )
             yield from reader
             if reader.sha256 != expected:
-                raise VerificationFailed("s3://%s/%s is damaged: SHA-256 %s, expected %s" % (
-                    bucket, key, reader.sha256, expected))
+                raise VerificationFailed(
+                    "s3://%s/%s is damaged: SHA-256 %s, expected %s" % (bucket, key, reader.sha256, expected)
+                )
 
     def verify(self, bucket: str, key: str, sha256: Optional[str] = None) -> str:
         """Read the whole object and check its SHA-256 (see iter_verified); returns the SHA-256."""
@@ -355,9 +416,16 @@ class ObjectStore:
             return reader.sha256
 
     # -- writing -------------------------------------------------------------------------------
-    def put_stream(self, bucket: str, key: str, source: IO[bytes], size: Optional[int] = None,
-                   metadata: Optional[Mapping[str, Any]] = None, sha256: Optional[str] = None,
-                   content_type: str = "application/octet-stream") -> PutResult:
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        source: IO[bytes],
+        size: Optional[int] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        sha256: Optional[str] = None,
+        content_type: str = "application/octet-stream",
+    ) -> PutResult:
         """Upload source (a readable binary stream) to key, replacing what is there.
 
         size: the byte count if known (checked: a source that ends early or runs long fails);
@@ -369,9 +437,16 @@ class ObjectStore:
         """
         return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=False)
 
-    def put_if_absent(self, bucket: str, key: str, source: IO[bytes], size: Optional[int] = None,
-                      metadata: Optional[Mapping[str, Any]] = None, sha256: Optional[str] = None,
-                      content_type: str = "application/octet-stream") -> PutResult:
+    def put_if_absent(
+        self,
+        bucket: str,
+        key: str,
+        source: IO[bytes],
+        size: Optional[int] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        sha256: Optional[str] = None,
+        content_type: str = "application/octet-stream",
+    ) -> PutResult:
         """put_stream, but never over different content: an identical object already at key is success
         (created=False), a different one raises DifferentObjectExists and is left untouched.
 
@@ -381,9 +456,17 @@ class ObjectStore:
         honours it on a plain PUT only, not when a multipart upload completes)."""
         return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=True)
 
-    def _put(self, bucket: str, key: str, source: IO[bytes], size: Optional[int],
-             metadata: Optional[Mapping[str, Any]], sha256: Optional[str], content_type: str,
-             if_absent: bool) -> PutResult:
+    def _put(
+        self,
+        bucket: str,
+        key: str,
+        source: IO[bytes],
+        size: Optional[int],
+        metadata: Optional[Mapping[str, Any]],
+        sha256: Optional[str],
+        content_type: str,
+        if_absent: bool,
+    ) -> PutResult:
         meta = _check_metadata(metadata)
         _check_sha256(sha256)
         if size is not None and (int(size) < 0):
@@ -406,21 +489,40 @@ class ObjectStore:
             meta[SHA256_KEY] = sha256
         return self._put_multipart(bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent)
 
-    def _check_source(self, bucket: str, key: str, total: int, size: Optional[int], computed: str,
-                      sha256: Optional[str]) -> None:
+    def _check_source(
+        self, bucket: str, key: str, total: int, size: Optional[int], computed: str, sha256: Optional[str]
+    ) -> None:
         if size is not None and total != int(size):
-            raise BackupFailed("the source for s3://%s/%s gave %d bytes, not the %d expected" % (
-                bucket, key, total, int(size)))
+            raise BackupFailed(
+                "the source for s3://%s/%s gave %d bytes, not the %d expected" % (bucket, key, total, int(size))
+            )
         if sha256 is not None and computed != sha256:
-            raise VerificationFailed("the source for s3://%s/%s has SHA-256 %s, not the %s expected: it changed "
-                                     "while it was read" % (bucket, key, computed, sha256))
+            raise VerificationFailed(
+                "the source for s3://%s/%s has SHA-256 %s, not the %s expected: it changed "
+                "while it was read" % (bucket, key, computed, sha256)
+            )
 
-    def _put_single(self, bucket: str, key: str, body: bytearray, computed: str, size: Optional[int],
-                    meta: dict[str, str], sha256: Optional[str], content_type: str, if_absent: bool) -> PutResult:
+    def _put_single(
+        self,
+        bucket: str,
+        key: str,
+        body: bytearray,
+        computed: str,
+        size: Optional[int],
+        meta: dict[str, str],
+        sha256: Optional[str],
+        content_type: str,
+        if_absent: bool,
+    ) -> PutResult:
         self._check_source(bucket, key, len(body), size, computed, sha256)
         meta[SHA256_KEY] = computed
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body, "Metadata": meta,
-                                  "ContentType": content_type}
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": body,
+            "Metadata": meta,
+            "ContentType": content_type,
+        }
         if if_absent:
             params["PgsafeIfNoneMatch"] = True
         resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed",), **params)
@@ -430,13 +532,33 @@ class ObjectStore:
         self._buckets_seen.add(bucket)
         return PutResult(key, len(body), computed, True, resp.get("ETag"), 0, resp.get("VersionId"))
 
-    def _put_multipart(self, bucket: str, key: str, source: IO[bytes], buf: bytearray, sha: HASH,
-                       size: Optional[int], base: int, meta: dict[str, str], sha256: Optional[str], content_type: str,
-                       if_absent: bool) -> PutResult:
+    def _put_multipart(
+        self,
+        bucket: str,
+        key: str,
+        source: IO[bytes],
+        buf: bytearray,
+        sha: HASH,
+        size: Optional[int],
+        base: int,
+        meta: dict[str, str],
+        sha256: Optional[str],
+        content_type: str,
+        if_absent: bool,
+    ) -> PutResult:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
-        resp = self._call("CreateMultipartUpload", bucket, key, "create_multipart_upload",
-                          Bucket=bucket, Key=key, Metadata=meta, ContentType=content_type)[0]
+
+        resp = self._call(
+            "CreateMultipartUpload",
+            bucket,
+            key,
+            "create_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            Metadata=meta,
+            ContentType=content_type,
+        )[0]
         self._buckets_seen.add(bucket)
         upload_id = resp["UploadId"]
         parts: list[Part] = []
@@ -478,8 +600,16 @@ class ObjectStore:
                     self._abort_quietly(bucket, key, upload_id)
                     upload_id = None
                     return self._settle_existing(bucket, key, existing, size=total, sha256=computed)
-            done = self._call("CompleteMultipartUpload", bucket, key, "complete_multipart_upload",
-                              Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})[0]
+            done = self._call(
+                "CompleteMultipartUpload",
+                bucket,
+                key,
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )[0]
             upload_id = None
         except BaseException:
             # Parts still on the wire would outlive the abort.
@@ -496,19 +626,36 @@ class ObjectStore:
         return PutResult(key, total, computed, True, done.get("ETag"), len(parts), done.get("VersionId"))
 
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> Part:
-        resp = self._call("UploadPart", bucket, key, "upload_part", Bucket=bucket, Key=key,
-                          UploadId=upload_id, PartNumber=number, Body=body)[0]
+        resp = self._call(
+            "UploadPart",
+            bucket,
+            key,
+            "upload_part",
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=body,
+        )[0]
         return {"PartNumber": number, "ETag": resp["ETag"]}
 
-    def _settle_existing(self, bucket: str, key: str, existing: Optional[ObjectInfo],
-                         source: Optional[IO[bytes]] = None, size: Optional[int] = None,
-                         sha256: Optional[str] = None) -> PutResult:
+    def _settle_existing(
+        self,
+        bucket: str,
+        key: str,
+        existing: Optional[ObjectInfo],
+        source: Optional[IO[bytes]] = None,
+        size: Optional[int] = None,
+        sha256: Optional[str] = None,
+    ) -> PutResult:
         """put_if_absent met an object at key: success if it holds the same bytes, else DifferentObjectExists."""
         if existing is None:
             raise BackupFailed("s3://%s/%s refused a conditional PUT but cannot be read back" % (bucket, key))
         if size is not None and existing.size != int(size):
-            raise DifferentObjectExists("s3://%s/%s already exists with DIFFERENT content (%d bytes, not %d); "
-                                        "refusing to overwrite" % (bucket, key, existing.size, int(size)))
+            raise DifferentObjectExists(
+                "s3://%s/%s already exists with DIFFERENT content (%d bytes, not %d); "
+                "refusing to overwrite" % (bucket, key, existing.size, int(size))
+            )
         if sha256 is not None:
             theirs = existing.sha256 or self.sha256_of(bucket, key)
             same = theirs == sha256
@@ -517,8 +664,9 @@ class ObjectStore:
         else:
             raise AssertionError("settling s3://%s/%s needs its sha256 or its source" % (bucket, key))
         if not same:
-            raise DifferentObjectExists("s3://%s/%s already exists with DIFFERENT content; refusing to overwrite"
-                                        % (bucket, key))
+            raise DifferentObjectExists(
+                "s3://%s/%s already exists with DIFFERENT content; refusing to overwrite" % (bucket, key)
+            )
         return PutResult(key, existing.size, theirs, False, existing.etag, 0, existing.version_id)
 
     def _source_matches(self, bucket: str, key: str, source: IO[bytes]) -> tuple[bool, str]:
@@ -547,12 +695,21 @@ class ObjectStore:
 
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> bool:
         """Abort one multipart upload; False if it was already gone."""
-        gone = self._call("AbortMultipartUpload", bucket, key, "abort_multipart_upload",
-                          allow=("NoSuchUpload",), Bucket=bucket, Key=key, UploadId=upload_id)[1]
+        gone = self._call(
+            "AbortMultipartUpload",
+            bucket,
+            key,
+            "abort_multipart_upload",
+            allow=("NoSuchUpload",),
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+        )[1]
         return not gone
 
-    def abort_stale_uploads(self, bucket: str, prefix: str, older_than: float,
-                            now: Optional[float] = None) -> list[MultipartUpload]:
+    def abort_stale_uploads(
+        self, bucket: str, prefix: str, older_than: float, now: Optional[float] = None
+    ) -> list[MultipartUpload]:
         """Abort uploads under prefix begun more than older_than seconds ago (by the server's clock
         as it reports them); returns those aborted. For clean-up after a crash: keep older_than
         above the longest upload another process may still be running."""
@@ -602,8 +759,10 @@ class ObjectReader:
             self._sha.update(chunk)
             yield chunk
         if self.bytes_read != self.info.size:
-            raise ConnectionFailed("reading s3://%s/%s from %s ended after %d of %d bytes" % (
-                self._bucket, key, self._store.endpoint, self.bytes_read, self.info.size))
+            raise ConnectionFailed(
+                "reading s3://%s/%s from %s ended after %d of %d bytes"
+                % (self._bucket, key, self._store.endpoint, self.bytes_read, self.info.size)
+            )
 
     def close(self) -> None:
         self._body.close()
@@ -615,8 +774,9 @@ class ObjectReader:
         self.close()
 
 
-def _raise_mapped(exc: BaseException, endpoint: str, action: str, bucket: Optional[str],
-                  key: Optional[str] = None) -> NoReturn:
+def _raise_mapped(
+    exc: BaseException, endpoint: str, action: str, bucket: Optional[str], key: Optional[str] = None
+) -> NoReturn:
     mapped = map_error(exc, endpoint, action, bucket, key)
     if mapped is None:
         raise exc

@@ -6,6 +6,7 @@ Debian 12's boto3 (1.26) reads neither AWS_ENDPOINT_URL nor AWS_ENDPOINT_URL_S3,
 here. TLS is always verified: a CA bundle can be given, verification can never be switched off.
 Pure logic, no boto3: safe to import anywhere.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ class S3Location:
         if not self.prefix:
             return key
         head = self.prefix + "/"
-        return key[len(head):] if key.startswith(head) else None
+        return key[len(head) :] if key.startswith(head) else None
 
     def url(self, name: Optional[str] = None) -> str:
         return "%s%s/%s" % (SCHEME, self.bucket, self.key(name) if name else self.prefix)
@@ -59,9 +60,10 @@ class S3Location:
 
 def validate_bucket(bucket: str) -> str:
     if not _BUCKET_RE.match(bucket or "") or ".." in bucket or re.match(r"^\d+\.\d+\.\d+\.\d+$", bucket):
-        raise ConfigError("%r is not a valid S3 bucket name" % (bucket,),
-                          "Use 3-63 lower-case letters, digits, dots and hyphens, starting and ending "
-                          "with a letter or digit")
+        raise ConfigError(
+            "%r is not a valid S3 bucket name" % (bucket,),
+            "Use 3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit",
+        )
     return bucket
 
 
@@ -79,9 +81,10 @@ def clean_prefix(prefix: Optional[str], what: str = "prefix") -> str:
 def parse_url(url: str, default_prefix: Optional[str]) -> S3Location:
     """s3://BUCKET[/PREFIX] as an S3Location; without PREFIX the caller's default (the host name)."""
     if not isinstance(url, str) or not url.startswith(SCHEME):
-        raise ConfigError("repository URL %r does not start with %s" % (url, SCHEME),
-                          "Write it as s3://BUCKET or s3://BUCKET/PREFIX")
-    rest = url[len(SCHEME):]
+        raise ConfigError(
+            "repository URL %r does not start with %s" % (url, SCHEME), "Write it as s3://BUCKET or s3://BUCKET/PREFIX"
+        )
+    rest = url[len(SCHEME) :]
     bucket, _sep, prefix = rest.partition("/")
     validate_bucket(bucket)
     prefix = clean_prefix(prefix, "the prefix of %s" % url)
@@ -110,24 +113,38 @@ def _positive_number(value: Any, what: str, integer: bool = False) -> float:
 class S3Settings:
     """How to reach the object store. Secrets are kept out of repr() and describe()."""
 
-    def __init__(self, endpoint_url: Optional[str] = None, region: Optional[str] = None,
-                 access_key: Optional[str] = None, secret_key: Optional[str] = None,
-                 session_token: Optional[str] = None, profile: Optional[str] = None, ca_bundle: Optional[str] = None,
-                 addressing_style: Optional[str] = None, connect_timeout: float = 10, read_timeout: float = 60,
-                 max_attempts: int = 5, environ: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(
+        self,
+        endpoint_url: Optional[str] = None,
+        region: Optional[str] = None,
+        access_key: Optional[str] = None,
+        secret_key: Optional[str] = None,
+        session_token: Optional[str] = None,
+        profile: Optional[str] = None,
+        ca_bundle: Optional[str] = None,
+        addressing_style: Optional[str] = None,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        max_attempts: int = 5,
+        environ: Optional[Mapping[str, str]] = None,
+    ) -> None:
         env = os.environ if environ is None else environ
         self.endpoint_url = _first(endpoint_url, env.get("AWS_ENDPOINT_URL_S3"), env.get("AWS_ENDPOINT_URL"))
         if self.endpoint_url is not None:
             self.endpoint_url = str(self.endpoint_url).strip()
             if not _ENDPOINT_RE.match(self.endpoint_url):
-                raise ConfigError("S3 endpoint %r is not an http:// or https:// URL of a host[:port]"
-                                  % (self.endpoint_url,), "Write it as https://HOST[:PORT]")
+                raise ConfigError(
+                    "S3 endpoint %r is not an http:// or https:// URL of a host[:port]" % (self.endpoint_url,),
+                    "Write it as https://HOST[:PORT]",
+                )
             self.endpoint_url = self.endpoint_url.rstrip("/")
         # None: boto3 then looks in the profile's config file before DEFAULT_REGION is used.
         self.region = _first(region, env.get("AWS_REGION"), env.get("AWS_DEFAULT_REGION"))
         if (access_key in (None, "")) != (secret_key in (None, "")):
-            raise ConfigError("S3 access_key and secret_key must be given together",
-                              "Give both, or neither to use AWS_* variables, ~/.aws or an instance role")
+            raise ConfigError(
+                "S3 access_key and secret_key must be given together",
+                "Give both, or neither to use AWS_* variables, ~/.aws or an instance role",
+            )
         self.access_key = access_key or None
         self._secret_key = secret_key or None
         self._session_token = session_token or None
@@ -135,8 +152,10 @@ class S3Settings:
         self.ca_bundle = _first(ca_bundle, env.get("AWS_CA_BUNDLE"))
         if self.ca_bundle is not None:
             if not os.path.isfile(self.ca_bundle) or not os.access(self.ca_bundle, os.R_OK):
-                raise ConfigError("CA bundle %s does not exist or is not readable" % self.ca_bundle,
-                                  "Give the PEM file of the CA that signed the endpoint's certificate")
+                raise ConfigError(
+                    "CA bundle %s does not exist or is not readable" % self.ca_bundle,
+                    "Give the PEM file of the CA that signed the endpoint's certificate",
+                )
         if addressing_style not in (None, "") and addressing_style not in ADDRESSING_STYLES:
             raise ConfigError("addressing style %r is not one of %s" % (addressing_style, ", ".join(ADDRESSING_STYLES)))
         # S3-compatible servers answer path-style requests without wildcard DNS; AWS prefers virtual.
@@ -163,8 +182,12 @@ class S3Settings:
     def describe(self) -> str:
         """Safe for logs and messages: no secret, no session token."""
         return "endpoint=%s region=%s addressing=%s ca_bundle=%s credentials=%s" % (
-            self.endpoint_url or "(AWS)", self.region or "(default)", self.addressing_style,
-            self.ca_bundle or "(system)", self.credential_source())
+            self.endpoint_url or "(AWS)",
+            self.region or "(default)",
+            self.addressing_style,
+            self.ca_bundle or "(system)",
+            self.credential_source(),
+        )
 
     def __repr__(self) -> str:
         return "S3Settings(%s)" % self.describe()

@@ -4,6 +4,7 @@ A missing bucket is a configuration error (exit 2); refused credentials, a denie
 certificate that does not verify and an endpoint that does not answer are connection errors
 (exit 3). Messages carry error codes and names, never keys, tokens or signatures.
 """
+
 from __future__ import annotations
 
 from ..core.errors import BackupFailed, ConfigError, ConnectionFailed, PgsafeError, VerificationFailed
@@ -12,11 +13,25 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-_CONNECTION_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError",
-                      "ReadTimeoutError", "ResponseStreamingError", "IncompleteReadError",
-                      "ProxyConnectionError", "HTTPClientError", "ConnectionError")
-_CREDENTIAL_ERRORS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError",
-                      "ProfileNotFound", "ConfigParseError", "InvalidConfigError")
+_CONNECTION_ERRORS = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "ReadTimeoutError",
+    "ResponseStreamingError",
+    "IncompleteReadError",
+    "ProxyConnectionError",
+    "HTTPClientError",
+    "ConnectionError",
+)
+_CREDENTIAL_ERRORS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "ProfileNotFound",
+    "ConfigParseError",
+    "InvalidConfigError",
+)
 
 
 class ObjectMissing(VerificationFailed):
@@ -47,28 +62,35 @@ def _class_names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def map_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[str] = None,
-              key: Optional[str] = None) -> Optional[PgsafeError]:
+def map_error(
+    exc: BaseException, endpoint: str, action: str, bucket: Optional[str] = None, key: Optional[str] = None
+) -> Optional[PgsafeError]:
     """The typed error for exc (raised by boto3 while doing action), or None if exc is not boto3's."""
     names = _class_names(exc)
     where = _where(bucket, key)
     if "ClientError" in names:
         return _map_client_error(exc, endpoint, action, bucket, where)
     if "SSLError" in names:
-        return ConnectionFailed("TLS verification of %s failed during %s: %s" % (endpoint, action, _short(exc)),
-                                "Give ca_bundle (or AWS_CA_BUNDLE) the PEM of the CA that signed the "
-                                "endpoint's certificate; verification cannot be switched off")
+        return ConnectionFailed(
+            "TLS verification of %s failed during %s: %s" % (endpoint, action, _short(exc)),
+            "Give ca_bundle (or AWS_CA_BUNDLE) the PEM of the CA that signed the "
+            "endpoint's certificate; verification cannot be switched off",
+        )
     if names.intersection(_CONNECTION_ERRORS):
-        return ConnectionFailed("cannot reach the S3 endpoint %s during %s of %s: %s"
-                                % (endpoint, action, where, _short(exc)),
-                                "Check that the endpoint runs and is reachable from this host")
+        return ConnectionFailed(
+            "cannot reach the S3 endpoint %s during %s of %s: %s" % (endpoint, action, where, _short(exc)),
+            "Check that the endpoint runs and is reachable from this host",
+        )
     if names.intersection(_CREDENTIAL_ERRORS):
-        return ConfigError("no usable S3 credentials for %s: %s" % (endpoint, _short(exc)),
-                           "Give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                           "a profile in ~/.aws/credentials, or run with an instance role")
+        return ConfigError(
+            "no usable S3 credentials for %s: %s" % (endpoint, _short(exc)),
+            "Give access_key and secret_key, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "a profile in ~/.aws/credentials, or run with an instance role",
+        )
     if "NoRegionError" in names or "InvalidRegionError" in names:
-        return ConfigError("S3 region for %s is missing or invalid: %s" % (endpoint, _short(exc)),
-                           "Give region, or set AWS_REGION")
+        return ConfigError(
+            "S3 region for %s is missing or invalid: %s" % (endpoint, _short(exc)), "Give region, or set AWS_REGION"
+        )
     if "ParamValidationError" in names or "InvalidS3AddressingStyleError" in names:
         return ConfigError("invalid S3 request for %s: %s" % (where, _short(exc)))
     if "BotoCoreError" in names:
@@ -76,30 +98,40 @@ def map_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[s
     return None
 
 
-def _map_client_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[str],
-                      where: str) -> PgsafeError:
+def _map_client_error(exc: BaseException, endpoint: str, action: str, bucket: Optional[str], where: str) -> PgsafeError:
     code, status = client_error_code(exc)
     if code == "NoSuchBucket" or (code in ("404", "NotFound") and action == "HeadBucket"):
-        return ConfigError("bucket %r does not exist at %s" % (bucket, endpoint),
-                           "Create it first (for example: aws s3 mb s3://%s --endpoint-url %s), "
-                           "or correct the repository URL" % (bucket, endpoint))
+        return ConfigError(
+            "bucket %r does not exist at %s" % (bucket, endpoint),
+            "Create it first (for example: aws s3 mb s3://%s --endpoint-url %s), "
+            "or correct the repository URL" % (bucket, endpoint),
+        )
     if code == "InvalidBucketName":
         return ConfigError("%r is not a bucket name %s accepts" % (bucket, endpoint))
     if code == "InvalidAccessKeyId":
-        return ConnectionFailed("%s does not know the access key used for %s (InvalidAccessKeyId)" % (endpoint, action),
-                                "Check access_key, AWS_ACCESS_KEY_ID or the profile's credentials")
+        return ConnectionFailed(
+            "%s does not know the access key used for %s (InvalidAccessKeyId)" % (endpoint, action),
+            "Check access_key, AWS_ACCESS_KEY_ID or the profile's credentials",
+        )
     if code == "SignatureDoesNotMatch":
-        return ConnectionFailed("%s refused the request signature for %s (SignatureDoesNotMatch)" % (endpoint, action),
-                                "Check that the secret key belongs to the access key")
+        return ConnectionFailed(
+            "%s refused the request signature for %s (SignatureDoesNotMatch)" % (endpoint, action),
+            "Check that the secret key belongs to the access key",
+        )
     if code in ("RequestTimeTooSkewed", "RequestExpired"):
-        return ConnectionFailed("%s refused %s: this host's clock is off (%s)" % (endpoint, action, code),
-                                "Synchronise the clock (NTP)")
+        return ConnectionFailed(
+            "%s refused %s: this host's clock is off (%s)" % (endpoint, action, code), "Synchronise the clock (NTP)"
+        )
     if code in ("AccessDenied", "AllAccessDisabled", "InvalidToken", "ExpiredToken", "403") or status == 403:
-        return ConnectionFailed("%s denied %s on %s (%s)" % (endpoint, action, where, code or status),
-                                "Check that these credentials may do %s on this bucket" % action)
+        return ConnectionFailed(
+            "%s denied %s on %s (%s)" % (endpoint, action, where, code or status),
+            "Check that these credentials may do %s on this bucket" % action,
+        )
     if status >= 500 or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
-        return ConnectionFailed("the S3 service at %s failed %s of %s (%s)" % (endpoint, action, where, code or status),
-                                "Retry later; check the service's health")
+        return ConnectionFailed(
+            "the S3 service at %s failed %s of %s (%s)" % (endpoint, action, where, code or status),
+            "Retry later; check the service's health",
+        )
     message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or ""
     return PgsafeError("%s of %s at %s failed: %s %s" % (action, where, endpoint, code or status, message))
 
