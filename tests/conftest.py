@@ -113,8 +113,9 @@ def collections_path():
 def ansible_module(collections_path):
     """Run one module through ``ansible localhost -m`` and return (rc, result dict, raw output)."""
 
-    def run(module, args, cluster=None, check=False, diff=False, become_user=None):
-        """become_user: run the module as that OS user (with the system interpreter, which it can read)."""
+    def run(module, args, cluster=None, check=False, diff=False, become_user=None, verbose=False):
+        """become_user: run the module as that OS user (with the system interpreter, which it can read);
+        verbose: -vvv, so a test can prove no_log hides what it must."""
         env = ansible_env(collections_path, cluster)
         env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.minimal"
         argv = [
@@ -137,6 +138,9 @@ def ansible_module(collections_path):
             argv.append("--check")
         if diff:
             argv.append("--diff")
+        if verbose:
+            # -vvv shows the module's arguments (invocation): where a missing no_log shows.
+            argv.append("-vvv")
         proc = subprocess.run(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=900, check=False
         )

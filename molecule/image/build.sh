@@ -24,7 +24,7 @@ if ! [[ $MAJOR =~ ^[0-9]+$ ]]; then
 fi
 IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest
 # python3-pytest and python3-prometheus-client: scripts/matrix.sh runs the integration tests inside.
-PACKAGES="python3,python3-psycopg2,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
+PACKAGES="python3,python3-psycopg2,python3-boto3,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
 if [ "$SUITE" = bookworm ]; then
     # What the Molecule scenarios use besides. Only here: from trixie on, cron depends on systemd,
     # whose configuration fails inside a debootstrap chroot.

@@ -36,6 +36,13 @@ options:
   log_file:
     description: File the job's output is appended to.
     type: path
+  errors_only:
+    description:
+      - Append only the job's errors (stderr) to O(log_file) and discard its results, for a job run
+        so often (C(push), each minute) that its results would grow a log that is never rotated.
+    type: bool
+    default: false
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -43,6 +50,13 @@ EXAMPLES = r"""
   ansible.builtin.cron:
     name: pgsafe full backup shop
     job: "{{ '/usr/local/bin/pgsafe' | pgsafe.backup.pgsafe_cron_line('backup', {'quiet': true, 'retention_days': 30}, ['shop']) }}"
+
+- name: Push to the off-site repository each minute, keeping only errors
+  ansible.builtin.cron:
+    name: pgsafe push
+    job: >-
+      {{ '/usr/local/bin/pgsafe' | pgsafe.backup.pgsafe_cron_line('push', {'quiet': true, 'offsite_url': 's3://bucket'},
+         [], '/var/backups/postgresql/logs/push_cron_errors.log', true) }}
 """
 
 RETURN = r"""
@@ -56,9 +70,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.cli.cronline import cron_line
 
 
-def pgsafe_cron_line(pgsafe_command, subcommand, options=None, arguments=None, log_file=None):
+def pgsafe_cron_line(pgsafe_command, subcommand, options=None, arguments=None, log_file=None, errors_only=False):
     try:
-        return cron_line(pgsafe_command, subcommand, options or {}, arguments or [], log_file)
+        return cron_line(pgsafe_command, subcommand, options or {}, arguments or [], log_file, errors_only)
     except ValueError as exc:
         raise AnsibleFilterError("pgsafe_cron_line: %s" % exc)
 

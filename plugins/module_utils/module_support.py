@@ -7,10 +7,29 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import socket
+
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.conn import ConnInfo
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push import pending, push, raise_for_failures
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import (
+    OffsiteRepository,
+    settings_from,
+)
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
 LOGIN_OPTIONS = ("login_host", "login_port", "login_user", "login_password", "login_unix_socket", "connect_timeout")
+# The off-site repository and how to reach it (documented by the pgsafe.backup.offsite doc fragment).
+OFFSITE_OPTIONS = (
+    "offsite_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_access_key",
+    "s3_secret_key",
+    "s3_ca_bundle",
+    "s3_addressing_style",
+)
 
 
 REQUIRED = {"required": True}
@@ -57,3 +76,49 @@ def without_ansible_keys(result):
     """An engine result ready for exit_json: the engine's own 'changed'/'check_mode' (older engine
     results carried them) never override what the module decides."""
     return {k: v for k, v in result.items() if k not in ("changed", "check_mode")}
+
+
+def offsite_repository(params, check_only=False):
+    """The off-site repository the module's params name, its bucket checked (missing: exit 2; refused: 3).
+
+    check_only: validate the URL and the settings without contacting the store (before a long backup,
+    so a typo fails at once; the upload itself happens after the backup)."""
+    settings = settings_from(params)
+    if check_only:
+        parse_url(params["offsite_url"], socket.gethostname())
+        return None
+    return OffsiteRepository.open(params["offsite_url"], settings)
+
+
+def push_after_backup(module, params, kind, archive_dir, log, result):
+    """Upload a backup just taken (and whatever else waits), as cron's 'pgsafe backup --offsite' does.
+
+    Returns the push report (in check mode: what would be pushed). A failed upload fails the task,
+    saying that the local backup is complete and intact and how the upload gets done. result is the
+    backup's own result, returned with the failure too."""
+    backup_id = result["backup_id"]
+    report = None
+    try:
+        repo = offsite_repository(params)
+        if module.check_mode:
+            report = pending(params["backup_dir"], repo, archive_dir)
+            report["pushed"].append({"backup_id": backup_id, "kind": kind})
+            return report
+        report = push(params["backup_dir"], repo, archive_dir, log=log)
+        raise_for_failures(report)
+        return report
+    except PgsafeError as exc:
+        if module.check_mode:
+            fail_from_error(module, exc, log=log.lines, **result)
+        # Its own hint would repeat what the message says; another error's hint (check the keys) stays.
+        detail = exc.message if "intact" in (exc.hint or "") else str(exc)
+        module.fail_json(
+            msg="backup %s is complete, verified and intact in %s, but uploading it to %s failed: %s. "
+            "pgsafe.backup.pg_offsite_push (or pgsafe push, which cron runs) uploads it once the cause is fixed"
+            % (backup_id, params["backup_dir"], params["offsite_url"], detail.rstrip(".")),
+            error_kind=getattr(exc, "kind", "general"),
+            exit_code=getattr(exc, "exit_code", 1),
+            offsite=report,
+            log=log.lines,
+            **result,
+        )

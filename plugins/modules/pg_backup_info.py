@@ -22,9 +22,18 @@ description:
   - Metadata that is malformed, or points outside its directory, is reported under RV(problems), never trusted.
   - A backup directory that does not exist, is not a directory, or cannot be read by the user the module
     runs as fails the task (an existing, empty directory is an empty catalog).
+  - With O(source=offsite), lists the logical backups of the off-site repository O(offsite_url)
+    instead, and with O(verify=true) downloads and hashes every object of each against its off-site
+    metadata (nothing is written locally, no failure is recorded for backup_health).
 options:
+  source:
+    description: V(local) lists O(backup_dir); V(offsite) the off-site repository O(offsite_url).
+    type: str
+    choices: [local, offsite]
+    default: local
+    version_added: 0.2.0
   backup_dir:
-    description: Absolute path of the backup directory.
+    description: Absolute path of the backup directory (with O(source=offsite) it is not read).
     type: path
     required: true
   database:
@@ -50,6 +59,8 @@ options:
     description: With O(verify=true), fail the task when any backup does not verify.
     type: bool
     default: true
+extends_documentation_fragment:
+  - pgsafe.backup.offsite
 attributes:
   check_mode:
     support: full
@@ -82,6 +93,13 @@ EXAMPLES = r"""
     verify: true
   become: true
   become_user: postgres
+
+- name: Re-hash every off-site backup of db1 in the bucket
+  pgsafe.backup.pg_backup_info:
+    source: offsite
+    offsite_url: s3://pgsafe-backups/db1
+    backup_dir: /var/backups/postgresql
+    verify: true
 """
 
 RETURN = r"""
@@ -98,10 +116,16 @@ backups:
       description: File name of the backup.
       type: str
     path:
-      description: Full path of the backup file.
+      description: Full path of the backup file (off-site, its C(s3://) URL).
       type: str
     metadata_file:
-      description: Full path of its metadata.
+      description: Full path of its metadata (off-site, its metadata object's C(s3://) URL).
+      type: str
+    pushed_at:
+      description: When the backup was uploaded (off-site only).
+      type: str
+    metadata_object:
+      description: Name of its metadata object in the repository (off-site only).
       type: str
     database:
       description: Database it holds.
@@ -154,26 +178,51 @@ count:
   returned: always
   type: int
   sample: 3
+repository:
+  description: The off-site repository listed, C(s3://BUCKET/PREFIX).
+  returned: with source=offsite
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import REQUIRED, fail_from_error
+from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_OPTIONS,
+    REQUIRED,
+    fail_from_error,
+    offsite_repository,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import fetch
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
 
 
 def main():
     module = AnsibleModule(
         argument_spec=module_spec(
-            "backup_dir", "database", "verify", "fail_on_verify_error", "backup", "latest", backup_dir=REQUIRED
+            "backup_dir",
+            "database",
+            "verify",
+            "fail_on_verify_error",
+            "backup",
+            "latest",
+            "source",
+            *OFFSITE_OPTIONS,
+            backup_dir=REQUIRED,
         ),
         mutually_exclusive=[("backup", "latest")],
+        required_if=[("source", "offsite", ("offsite_url",))],
         supports_check_mode=True,
     )
     p = module.params
+    if p["source"] == "offsite":
+        try:
+            list_offsite(module, p)
+        except PgsafeError as exc:
+            fail_from_error(module, exc)
     try:
         catalog.require_catalog(p["backup_dir"])
         entries, problems = catalog.list_full(p["backup_dir"], p["database"])
@@ -210,9 +259,45 @@ def main():
     )
     if chosen is not None:
         result["selected"] = backups[0]
+    finish(module, p, result, failed)
+
+
+def list_offsite(module, p):
+    """The off-site catalog; verify downloads and hashes every object (written nowhere)."""
+    repo = offsite_repository(p)
+    entries, problems = fetch.list_entries(repo, "full", p["database"])
+    backups, latest, failed = [], {}, 0
+    for entry in entries:
+        item = offsite.summary(repo, entry)
+        if p["verify"]:
+            try:
+                fetch.verify_entry(repo, entry)
+                item["verified"] = True
+            except VerificationFailed as exc:
+                item["verified"] = False
+                item["verify_error"] = str(exc)
+                failed += 1
+        latest.setdefault(entry.database, item)
+        backups.append(item)
+    finish(
+        module,
+        p,
+        dict(
+            changed=False,
+            backups=backups,
+            latest=latest,
+            count=len(backups),
+            problems=[x.as_dict() for x in problems],
+            repository=repo.describe(),
+        ),
+        failed,
+    )
+
+
+def finish(module, p, result, failed):
     if p["verify"] and failed and p["fail_on_verify_error"]:
         module.fail_json(
-            msg="%d of %d backups failed verification; see backups[].verify_error" % (failed, len(backups)), **result
+            msg="%d of %d backups failed verification; see backups[].verify_error" % (failed, result["count"]), **result
         )
     module.exit_json(**result)
 

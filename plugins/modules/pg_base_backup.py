@@ -19,6 +19,10 @@ description:
     published and its metadata (start/stop LSN, timeline, start/stop WAL file, size, checksum) is written.
   - Applies retention to base backups and then removes archived WAL older than the oldest kept base
     backup's start segment, never anything newer.
+  - With O(offsite_url), the new base backup, once verified, is uploaded to the off-site repository,
+    with the archived WAL and any other backup not yet there (as C(pgsafe push) does); its metadata
+    object goes last. A failed upload fails the task with a message saying the local backup is
+    intact; M(pgsafe.backup.pg_offsite_push) completes the upload later.
 options:
   backup_dir:
     description: Absolute path of the backup directory; base backups go to its C(base/) subdirectory.
@@ -65,10 +69,13 @@ options:
     default: true
 extends_documentation_fragment:
   - pgsafe.backup.login
+  - pgsafe.backup.offsite
 attributes:
   check_mode:
     support: full
-    description: Connects and reports the backup it would take.
+    description:
+      - Connects and reports the backup it would take.
+      - With O(offsite_url), checks the bucket can be reached and reports what would be uploaded.
   diff_mode:
     support: none
     description: Nothing to diff.
@@ -87,6 +94,17 @@ EXAMPLES = r"""
     backup_dir: /var/backups/postgresql
     archive_dir: /var/backups/postgresql/wal
     retention_days: 7
+  become: true
+  become_user: postgres
+
+- name: Base backup, then the backup and the archived WAL off-site
+  pgsafe.backup.pg_base_backup:
+    backup_dir: /var/backups/postgresql
+    offsite_url: s3://pgsafe-backups
+    s3_endpoint_url: https://s3.example.net
+    s3_ca_bundle: /etc/ssl/certs/internal-ca.pem
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
   become: true
   become_user: postgres
 """
@@ -152,6 +170,31 @@ wal_removed:
   returned: success and not check mode
   type: list
   elements: str
+offsite:
+  description:
+    - With O(offsite_url), what went to the off-site repository (in check mode, what would go).
+  returned: when offsite_url is set
+  type: dict
+  contains:
+    repository:
+      description: The repository, C(s3://BUCKET/PREFIX).
+      type: str
+      sample: s3://pgsafe-backups/db1
+    pushed:
+      description: Backups uploaded, oldest first, each with C(backup_id) and C(kind) (V(full) or V(base)).
+      type: list
+      elements: dict
+    already_offsite:
+      description: Local backups that were off-site already.
+      type: int
+    wal_pushed:
+      description: Archived WAL files uploaded.
+      type: list
+      elements: str
+    failed:
+      description: Uploads that failed, with C(backup_id) or C(wal), C(error) and C(exit_code) (the task then fails).
+      type: list
+      elements: dict
 log:
   description: The steps the engine took.
   returned: always
@@ -163,11 +206,14 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
     conninfo_from_params,
     fail_from_error,
     module_argument_spec,
+    offsite_repository,
+    push_after_backup,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
@@ -189,12 +235,15 @@ def main():
         "base_retention_days",
         "min_backups",
         "wal_cleanup",
+        *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     log = LogCollector()
     try:
+        if p["offsite_url"]:
+            offsite_repository(p, check_only=True)
         req = BaseBackupRequest(
             p["backup_dir"],
             conninfo_from_params(p),
@@ -215,6 +264,8 @@ def main():
     for key in ("start_lsn", "stop_lsn", "timeline", "start_wal", "stop_wal", "size_bytes", "duration_seconds"):
         if key in meta:
             result[key] = meta[key]
+    if p["offsite_url"]:
+        result["offsite"] = push_after_backup(module, p, "base", req.archive_dir, log, result)
     module.exit_json(changed=True, log=log.lines, **result)
 
 

@@ -21,6 +21,10 @@ description:
   - Saves roles and tablespaces (C(pg_dumpall --globals-only)) beside each backup unless O(globals=false).
   - Applies retention afterwards; retention never removes the newest O(min_backups) good backups.
   - Two runs for the same database wait for each other up to O(lock_timeout) seconds, then fail.
+  - With O(offsite_url), the new backup, once complete and verified, is uploaded to the off-site
+    repository with its globals (and anything else of O(backup_dir) not yet there, WAL included, as
+    C(pgsafe push) does); its metadata object goes last. A failed upload fails the task with a message
+    saying the local backup is intact; M(pgsafe.backup.pg_offsite_push) completes the upload later.
 options:
   database:
     description: Name of the database to back up.
@@ -75,6 +79,7 @@ options:
     default: 60
 extends_documentation_fragment:
   - pgsafe.backup.login
+  - pgsafe.backup.offsite
 attributes:
   check_mode:
     support: full
@@ -83,6 +88,7 @@ attributes:
         that is missing, not a directory or not writable by this OS user, a missing pg_dump, pg_dumpall or zstd,
         a login role that cannot read a table or sequence.
       - Otherwise reports the file it would write and what retention would remove, writing nothing.
+      - With O(offsite_url), checks the bucket can be reached and reports what would be uploaded.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -130,6 +136,15 @@ EXAMPLES = r"""
     login_host: db1.example.com
     login_user: backup
     login_password: "{{ vault_backup_password }}"
+
+- name: Back up shop and upload it to the off-site bucket (keys from Ansible Vault)
+  pgsafe.backup.pg_full_backup:
+    database: shop
+    backup_dir: /var/backups/postgresql
+    offsite_url: s3://pgsafe-backups
+    s3_endpoint_url: https://s3.example.net
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
   become: true
   become_user: postgres
 """
@@ -175,6 +190,32 @@ row_counts:
   returned: success and not check mode
   type: list
   elements: dict
+offsite:
+  description:
+    - With O(offsite_url), what went to the off-site repository (in check mode, what would go).
+  returned: when offsite_url is set
+  type: dict
+  contains:
+    repository:
+      description: The repository, C(s3://BUCKET/PREFIX).
+      type: str
+      sample: s3://pgsafe-backups/db1
+    pushed:
+      description: Backups uploaded, oldest first, each with C(backup_id) and C(kind) (V(full) or V(base)).
+      type: list
+      elements: dict
+      sample: [{"backup_id": "shop_full_20261124_020000", "kind": "full"}]
+    already_offsite:
+      description: Local backups that were off-site already.
+      type: int
+    wal_pushed:
+      description: Archived WAL files uploaded.
+      type: list
+      elements: str
+    failed:
+      description: Uploads that failed, with C(backup_id) or C(wal), C(error) and C(exit_code) (the task then fails).
+      type: list
+      elements: dict
 log:
   description: The steps the engine took.
   returned: always
@@ -185,13 +226,17 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
     conninfo_from_params,
     fail_from_error,
     module_argument_spec,
+    offsite_repository,
+    push_after_backup,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
     FullBackupRequest,
     run_full_backup,
@@ -211,6 +256,7 @@ def main():
         "globals",
         "row_counts",
         "lock_timeout",
+        *OFFSITE_OPTIONS,
         database=REQUIRED,
         backup_dir=REQUIRED,
     )
@@ -218,6 +264,8 @@ def main():
     p = module.params
     log = LogCollector()
     try:
+        if p["offsite_url"]:
+            offsite_repository(p, check_only=True)
         req = FullBackupRequest(
             p["database"],
             p["backup_dir"],
@@ -240,6 +288,10 @@ def main():
         module.warn(warning)
     if meta.get("row_counts") is not None:
         result["row_counts"] = meta["row_counts"]
+    if p["offsite_url"]:
+        # As the host command: the WAL archive beside the backups goes along when there is one.
+        archive_dir = existing_archive_dir(p["backup_dir"])
+        result["offsite"] = push_after_backup(module, p, "full", archive_dir, log, result)
     module.exit_json(changed=True, log=log.lines, **result)
 
 

@@ -20,7 +20,22 @@ description:
     captured at backup time, and only then gives it the target's name. An existing O(target_db)
     is replaced only with O(overwrite=true), and only after the new copy validated; until then it
     is untouched.
+  - With O(source=offsite), both kinds work from the off-site repository O(offsite_url) alone - for a
+    host whose own backups are gone. The backup (and for a recovery, the WAL after it) is downloaded
+    into a private staging directory beside O(backup_dir), each object checked against the SHA-256 in
+    its off-site metadata before it is kept; then everything runs as above; the staging directory is
+    removed afterwards, whatever happened.
 options:
+  source:
+    description:
+      - V(local) restores from O(backup_dir); V(offsite) from the off-site repository O(offsite_url) alone
+        (O(backup_dir) then only says where the staging directory goes).
+      - With V(offsite), O(backup) and O(base_backup) name backups of the off-site catalog, and
+        O(archive_dir) is not used.
+    type: str
+    choices: [local, offsite]
+    default: local
+    version_added: 0.2.0
   target_db:
     description: Database to restore a logical backup into. Required unless O(data_directory) is given.
     type: str
@@ -110,10 +125,13 @@ notes:
     minimal ones are written that allow only the local socket, which lives in the data directory.
 extends_documentation_fragment:
   - pgsafe.backup.login
+  - pgsafe.backup.offsite
 attributes:
   check_mode:
     support: full
-    description: Finds and verifies the backup (and the WAL it needs) and reports what would happen, changing nothing.
+    description:
+      - Finds and verifies the backup (and the WAL it needs) and reports what would happen, changing nothing.
+      - With O(source=offsite), the backup is downloaded and checked in a staging directory that is removed again.
   diff_mode:
     support: none
     description: Nothing to diff; the result reports what was written or read.
@@ -144,6 +162,29 @@ EXAMPLES = r"""
     target_db: shop
     overwrite: true
     jobs: 2
+    backup_dir: /var/backups/postgresql
+
+- name: Disaster recovery - db1 is gone; restore its newest shop backup on this host from the bucket
+  pgsafe.backup.pg_restore_backup:
+    source: offsite
+    offsite_url: s3://pgsafe-backups/db1
+    s3_endpoint_url: https://s3.example.net
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
+    latest: true
+    database: shop
+    target_db: shop
+    backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
+
+- name: Recover db1's cluster as it was at 14:30, from its base backup and WAL in the bucket
+  pgsafe.backup.pg_restore_backup:
+    source: offsite
+    offsite_url: s3://pgsafe-backups/db1
+    data_directory: /var/lib/postgresql/pgsafe_pitr/db1
+    port: 5433
+    target_time: "2026-11-20 14:30:00+00"
     backup_dir: /var/backups/postgresql
   become: true
   become_user: postgres
@@ -205,10 +246,14 @@ target:
   returned: physical recovery
   type: dict
 restored_from:
-  description: Path of the backup that was restored.
+  description: Path of the backup that was restored; with O(source=offsite), its C(s3://) URL.
   returned: success
   type: str
   sample: "/var/backups/postgresql/full/shop_full_20261120_020000.dump.zst"
+source:
+  description: V(offsite) when the backup came from the off-site repository.
+  returned: success with source=offsite
+  type: str
 backup_id:
   description: Identifier of that backup.
   returned: success
@@ -272,16 +317,19 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
     conninfo_from_params,
     fail_from_error,
     module_argument_spec,
+    offsite_repository,
     without_ansible_keys,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import RestoreRequest, run_restore
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import (
     PitrRequest,
     pg_ctl_for,
@@ -310,6 +358,8 @@ def main():
         "verify_checksum",
         "no_owner",
         "maintenance_db",
+        "source",
+        *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
     module = AnsibleModule(
@@ -325,30 +375,53 @@ def main():
             "target_name": "data_directory",
             "archive_dir": "data_directory",
         },
+        required_if=[("source", "offsite", ("offsite_url",))],
     )
     p = module.params
     log = LogCollector()
+    if p["source"] == "offsite" and p["archive_dir"]:
+        module.fail_json(
+            msg="archive_dir is not used with source=offsite: the WAL comes from the off-site repository; "
+            "leave archive_dir out"
+        )
     # Two entry points: a point-in-time recovery of the cluster, or a logical restore of one database.
     result = recover(module, p, log) if p["data_directory"] else restore(module, p, log)
     module.exit_json(changed=True, log=log.lines, **result)
 
 
 def restore(module, p, log):
+    options = dict(
+        overwrite=p["overwrite"],
+        jobs=p["jobs"],
+        verify_checksum=p["verify_checksum"],
+        no_owner=p["no_owner"],
+        maintenance_db=p["maintenance_db"],
+    )
     try:
-        req = RestoreRequest(
-            p["target_db"],
-            p["backup_dir"],
-            conninfo_from_params(p),
-            backup=p["backup"],
-            latest=p["latest"],
-            database=p["database"],
-            overwrite=p["overwrite"],
-            jobs=p["jobs"],
-            verify_checksum=p["verify_checksum"],
-            no_owner=p["no_owner"],
-            maintenance_db=p["maintenance_db"],
-        )
-        result = run_restore(req, log=log, check_mode=module.check_mode)
+        if p["source"] == "offsite":
+            result = offsite.restore(
+                offsite_repository(p),
+                p["target_db"],
+                p["backup_dir"],
+                conninfo_from_params(p),
+                backup=p["backup"],
+                latest=p["latest"],
+                database=p["database"],
+                log=log,
+                check_mode=module.check_mode,
+                **options,
+            )
+        else:
+            req = RestoreRequest(
+                p["target_db"],
+                p["backup_dir"],
+                conninfo_from_params(p),
+                backup=p["backup"],
+                latest=p["latest"],
+                database=p["database"],
+                **options,
+            )
+            result = run_restore(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
     return without_ansible_keys(result)
@@ -369,7 +442,10 @@ def recover(module, p, log):
             os_user=p["os_user"],
             backup=p["base_backup"],
         )
-        result = run_pitr(req, log=log, check_mode=module.check_mode)
+        if p["source"] == "offsite":
+            result = offsite.recover(offsite_repository(p), req, log=log, check_mode=module.check_mode)
+        else:
+            result = run_pitr(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:
         # A caller cleaning up (a drill's always:) needs the pg_ctl that can stop what may have started.
         extra = {} if module.check_mode else {"pg_ctl": pg_ctl_for(p["data_directory"])}

@@ -18,7 +18,17 @@ description:
     and drops the scratch database again.
   - Writes a JSON report to O(backup_dir)C(/drills/).
   - Fails when any drill fails, naming the database and the reason.
+  - With O(source=offsite), drills the off-site repository O(offsite_url) alone - each database's
+    newest off-site backup is downloaded into a private staging directory beside O(backup_dir),
+    checked against its off-site SHA-256, restored and compared the same way, and the staging
+    directory is removed. Databases default to every database of the off-site catalog.
 options:
+  source:
+    description: V(local) drills the backups in O(backup_dir); V(offsite) those of O(offsite_url).
+    type: str
+    choices: [local, offsite]
+    default: local
+    version_added: 0.2.0
   backup_dir:
     description: Backup directory whose catalog to drill.
     type: path
@@ -34,6 +44,7 @@ options:
     default: 1
 extends_documentation_fragment:
   - pgsafe.backup.login
+  - pgsafe.backup.offsite
 attributes:
   check_mode:
     support: none
@@ -53,6 +64,16 @@ author:
 EXAMPLES = r"""
 - name: Monthly restore drill of every database
   pgsafe.backup.pg_restore_drill:
+    backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
+
+- name: Prove the off-site copy restores, without the host's own backups
+  pgsafe.backup.pg_restore_drill:
+    source: offsite
+    offsite_url: s3://pgsafe-backups
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
     backup_dir: /var/backups/postgresql
   become: true
   become_user: postgres
@@ -85,32 +106,49 @@ finished_at:
   type: str
   sample: "2026-12-01T04:31:12+00:00"
 backup_dir:
-  description: The backup directory drilled.
+  description: The backup directory drilled (with O(source=offsite), where the report and the staging went).
   returned: always
   type: str
   sample: "/var/backups/postgresql"
+source:
+  description: V(local) or V(offsite), the copy that was drilled.
+  returned: always
+  type: str
+repository:
+  description: The off-site repository drilled, C(s3://BUCKET/PREFIX).
+  returned: with source=offsite
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
     conninfo_from_params,
     fail_from_error,
     module_argument_spec,
+    offsite_repository,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.drill import run_drill
 
 
 def main():
-    argument_spec = module_argument_spec("backup_dir", "databases", "jobs", backup_dir=REQUIRED)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=False)
+    argument_spec = module_argument_spec(
+        "backup_dir", "databases", "jobs", "source", *OFFSITE_OPTIONS, backup_dir=REQUIRED
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, supports_check_mode=False, required_if=[("source", "offsite", ("offsite_url",))]
+    )
     p = module.params
     log = LogCollector()
     try:
-        report = run_drill(p["backup_dir"], conninfo_from_params(p), p["databases"], jobs=p["jobs"], log=log)
+        repo = offsite_repository(p) if p["source"] == "offsite" else None
+        report = run_drill(
+            p["backup_dir"], conninfo_from_params(p), p["databases"], jobs=p["jobs"], log=log, offsite=repo
+        )
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
     if not report["passed"]:

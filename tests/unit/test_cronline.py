@@ -70,3 +70,28 @@ def test_every_generated_line_parses_with_the_real_parser():
 def test_unknown_options_are_refused():
     with pytest.raises(ValueError, match="retention"):
         command_words("pgsafe", "backup", {"retention": 3}, ["shop"])
+
+
+def test_offsite_options_are_global_and_a_secret_never_goes_on_a_command_line():
+    words = command_words(
+        "pgsafe",
+        "push",
+        {"quiet": True, "offsite_url": "s3://b/p", "s3_endpoint_url": "https://s3.example.net", "s3_region": "eu-1"},
+    )
+    assert words.index("--offsite") < words.index("push")
+    args = build_parser().parse_args(words[1:])
+    assert (args.offsite_url, args.s3_endpoint_url, args.s3_region, args.command) == (
+        "s3://b/p",
+        "https://s3.example.net",
+        "eu-1",
+        "push",
+    )
+    for secret in ("s3_secret_key", "s3_access_key", "login_password"):
+        with pytest.raises(ValueError, match="secret"):
+            command_words("pgsafe", "push", {secret: "x"})
+
+
+def test_errors_only_keeps_stderr_and_drops_the_results():
+    line = cron_line("pgsafe", "push", {"quiet": True}, log_file="/b/logs/push.log", errors_only=True)
+    assert line.endswith("push >/dev/null 2>> /b/logs/push.log")
+    assert cron_line("pgsafe", "push", {}, log_file="/l").endswith(">> /l 2>&1")

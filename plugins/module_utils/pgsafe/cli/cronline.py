@@ -7,7 +7,19 @@ import shlex
 
 from ..core.options import OPTIONS
 
-GLOBAL_OPTIONS = ("backup_dir", "host", "port", "user", "quiet")
+# Options of the pgsafe command itself (cli.main), which go before the subcommand.
+GLOBAL_OPTIONS = (
+    "backup_dir",
+    "host",
+    "port",
+    "user",
+    "quiet",
+    "offsite_url",
+    "s3_endpoint_url",
+    "s3_region",
+    "s3_ca_bundle",
+    "s3_addressing_style",
+)
 
 
 def _flag_words(option_id, value):
@@ -24,6 +36,9 @@ def _flag_words(option_id, value):
         return words
     if opt.type == "dict":
         raise ValueError("option %s cannot be given on a command line" % option_id)
+    if opt.no_log:
+        # A command line is in every process listing and in the cron file: secrets go in files.
+        raise ValueError("option %s is a secret and never goes on a command line" % option_id)
     return [opt.flags[0], str(value)]
 
 
@@ -46,10 +61,15 @@ def command_words(pgsafe_command, subcommand, options=None, arguments=()):
     return words
 
 
-def cron_line(pgsafe_command, subcommand, options=None, arguments=(), log_file=None):
+def cron_line(pgsafe_command, subcommand, options=None, arguments=(), log_file=None, errors_only=False):
     """A cron job: shell-quoted words, output appended to log_file, and every % escaped (cron ends a
-    command at an unescaped %, which would cut a database or path name in two)."""
+    command at an unescaped %, which would cut a database or path name in two).
+
+    errors_only: only stderr goes to log_file, stdout nowhere - for a job run each minute, whose
+    one-line results would grow a file that is never old enough to be rotated."""
     line = " ".join(shlex.quote(w) for w in command_words(pgsafe_command, subcommand, options, arguments))
-    if log_file:
+    if log_file and errors_only:
+        line += " >/dev/null 2>> %s" % shlex.quote(log_file)
+    elif log_file:
         line += " >> %s 2>&1" % shlex.quote(log_file)
     return line.replace("%", "\\%")

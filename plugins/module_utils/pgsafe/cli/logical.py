@@ -52,7 +52,7 @@ def register(sub):
 
     d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
     d.add_argument("databases", nargs="*", help="default: every database in the catalog")
-    flags.add(d, "jobs", "alert_endpoint", "json")
+    flags.add(d, "jobs", "alert_endpoint", "source", "json")
     d.set_defaults(handler=cmd_drill)
 
 
@@ -229,32 +229,37 @@ def cmd_restore(args, conninfo):
             raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
         backup, target = args.args
     log = StepLog(backup_dir, "restore", echo=not args.quiet)
-    staging = None
+    options = dict(
+        overwrite=args.overwrite,
+        jobs=args.jobs,
+        verify_checksum=args.verify_checksum,
+        no_owner=args.no_owner,
+        confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
+    )
     try:
         if from_offsite(args):
-            backup_dir, staging, backup = _stage_offsite(args, backup, log)
-        req = RestoreRequest(
-            target,
-            backup_dir,
-            conninfo,
-            backup=backup,
-            latest=args.latest and not staging,
-            database=args.database,
-            overwrite=args.overwrite,
-            jobs=args.jobs,
-            verify_checksum=args.verify_checksum,
-            no_owner=args.no_owner,
-            confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
-        )
-        result = run_restore(req, log=log)
+            from ..offsite.restore import restore as restore_offsite
+
+            result = restore_offsite(
+                open_repo(args, "restore --from offsite"),
+                target,
+                backup_dir,
+                conninfo,
+                backup=backup,
+                latest=args.latest,
+                database=args.database,
+                log=log,
+                **options,
+            )
+        else:
+            req = RestoreRequest(
+                target, backup_dir, conninfo, backup=backup, latest=args.latest, database=args.database, **options
+            )
+            result = run_restore(req, log=log)
     except PgsafeError as exc:
         log("restore failed: %s" % exc, level="ERROR")
         raise
     finally:
-        if staging:
-            from ..offsite.fetch import remove_staging
-
-            remove_staging(staging)
         log.close()
     if args.json:
         out(json.dumps(result, indent=2))
@@ -273,39 +278,13 @@ def cmd_restore(args, conninfo):
     return EXIT_OK
 
 
-def _stage_offsite(args, backup, log):
-    """The backup to restore, downloaded from the bucket into a private staging catalog and checked there."""
-    from ..offsite.fetch import find, list_entries, stage, staging_dir_for
-
-    repo = open_repo(args, "restore --from offsite")
-    database = args.database
-    if args.latest and not database:
-        names = sorted({e.database for e in list_entries(repo, "full")[0]})
-        if len(names) != 1:
-            raise UsageError(
-                "restore --latest --from offsite needs --database: %s holds %s"
-                % (repo.describe(), ", ".join(names) if names else "no backups")
-            )
-        database = names[0]
-    entry = find(repo, "full", backup=None if args.latest else backup, database=database)
-    staging = staging_dir_for(args.backup_dir)
-    log("fetching %s from %s" % (entry.backup_id, repo.describe()))
-    try:
-        local = stage(repo, entry, staging)
-    except BaseException:
-        from ..offsite.fetch import remove_staging
-
-        remove_staging(staging)
-        raise
-    return staging, staging, local.backup_id
-
-
 def cmd_drill(args, conninfo):
     from ..monitoring.drill import run_drill
 
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
-        report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log)
+        offsite = open_repo(args, "drill --from offsite") if from_offsite(args) else None
+        report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log, offsite=offsite)
         if not report["passed"] and args.alert_endpoint:
             from ..monitoring.alerts import post
 

@@ -3,6 +3,7 @@
 import json
 
 from ..core.errors import EXIT_OK
+from ..offsite.push import raise_for_failures as _raise_first_failure
 from . import flags
 from .util import UsageError, out
 
@@ -55,19 +56,6 @@ def push_now(args, log):
     report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
     _raise_first_failure(report)
     return report
-
-
-def _raise_first_failure(report):
-    if report["failed"]:
-        from ..core.errors import PgsafeError
-
-        first = report["failed"][0]
-        error = PgsafeError(
-            "%d upload(s) to %s failed; first: %s" % (len(report["failed"]), report["repository"], first["error"]),
-            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed",
-        )
-        error.exit_code = first.get("exit_code", 1)
-        raise error
 
 
 def cmd_push(args, conninfo):

@@ -178,7 +178,6 @@ def cmd_restore_pitr(args, conninfo):
     from ..physical.pitr import PitrRequest, run_pitr
 
     log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)
-    staging = None
     try:
         req = PitrRequest(
             args.backup_dir,
@@ -194,32 +193,15 @@ def cmd_restore_pitr(args, conninfo):
             backup=args.base_backup,
         )
         if from_offsite(args):
-            from ..offsite.fetch import stage_for_recovery, staging_dir_for
+            from ..offsite.restore import recover
 
-            staging = staging_dir_for(args.backup_dir)
-            entry, req.archive_dir = stage_for_recovery(
-                open_repo(args, "restore-pitr --from offsite"),
-                staging,
-                req.target_time,
-                req.target_lsn,
-                args.base_backup,
-                log,
-            )
-            req.backup_dir, req.backup = staging, entry.backup_id
-            if os.geteuid() == 0:
-                # The recovered server runs as os_user and reads the staged WAL through restore_command.
-                from ..physical.pitr import _chown_tree
-
-                _chown_tree(staging, args.os_user)
-        result = run_pitr(req, log=log)
+            result = recover(open_repo(args, "restore-pitr --from offsite"), req, log=log)
+        else:
+            result = run_pitr(req, log=log)
     except PgsafeError as exc:
         log("point-in-time recovery failed: %s" % exc, level="ERROR")
         raise
     finally:
-        if staging:
-            from ..offsite.fetch import remove_staging
-
-            remove_staging(staging)
         log.close()
     if args.json:
         import json

@@ -1,4 +1,4 @@
-"""The seed's operation logs: BACKUP_DIR/logs/<operation>_<timestamp>.log, one timestamped line per step."""
+"""Operation logs: BACKUP_DIR/logs/<operation>_<timestamp>.log, one timestamped line per step."""
 
 from __future__ import annotations
 
@@ -18,21 +18,34 @@ def _echo(line: str) -> None:
 
 
 class StepLog:
+    """The log file is created at the first line: a run with nothing to say (cron's 'pgsafe push' each
+    minute with nothing to upload) leaves no empty file behind."""
+
     def __init__(self, backup_dir: Optional[str], operation: str, echo: bool = True) -> None:
         self.path: Optional[str] = None
         self.fh: Optional[TextIO] = None
         self.echo = echo
+        self._pending: Optional[tuple[str, str, str]] = None
         if backup_dir and os.path.isdir(backup_dir):
-            try:
-                directory = ensure_private_dir(os.path.join(backup_dir, "logs"))
-                self.path = os.path.join(directory, "%s_%s.log" % (operation, stamp(utc_now())))
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-                self.fh = os.fdopen(fd, "a", encoding="utf-8")
-            except OSError:
-                self.fh = None
+            self._pending = (backup_dir, operation, stamp(utc_now()))
+
+    def _open(self) -> None:
+        if self._pending is None:
+            return
+        backup_dir, operation, started = self._pending
+        self._pending = None
+        try:
+            directory = ensure_private_dir(os.path.join(backup_dir, "logs"))
+            self.path = os.path.join(directory, "%s_%s.log" % (operation, started))
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+            self.fh = os.fdopen(fd, "a", encoding="utf-8")
+        except OSError:
+            self.fh = None
 
     def __call__(self, message: str, level: str = "INFO") -> None:
         line = "%s [%s] %s" % (utc_now().strftime("%Y-%m-%d %H:%M:%S"), level, message)
+        if self._pending:
+            self._open()
         if self.fh:
             self.fh.write(line + "\n")
             self.fh.flush()
@@ -40,6 +53,7 @@ class StepLog:
             _echo(line)
 
     def close(self) -> None:
+        self._pending = None
         if self.fh:
             self.fh.close()
             self.fh = None

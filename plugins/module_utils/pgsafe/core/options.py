@@ -90,6 +90,11 @@ def _login_vars(
     return tuple("%s_login_%s" % (role, what) for role in roles)
 
 
+def _offsite_vars(what, roles=("backup_schedule", "restore_drill")):
+    # Both roles take the off-site settings from pgsafe_offsite_url / pgsafe_s3_* unless told otherwise.
+    return tuple("%s_%s" % (role, what) for role in roles)
+
+
 OPTIONS = _table(
     # Where backups live and how the host command talks.
     Option(
@@ -129,27 +134,44 @@ OPTIONS = _table(
         "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
         env="PGSAFE_OFFSITE",
         flags=("--offsite",),
+        role_vars=_offsite_vars("offsite_url"),
     ),
     Option(
         "s3_endpoint_url",
         "str",
         None,
         "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)",
+        role_vars=_offsite_vars("s3_endpoint_url"),
     ),
-    Option("s3_region", "str", None, "S3 region (default AWS_REGION, the profile's, then us-east-1)"),
+    Option(
+        "s3_region",
+        "str",
+        None,
+        "S3 region (default AWS_REGION, the profile's, then us-east-1)",
+        role_vars=_offsite_vars("s3_region"),
+    ),
     Option(
         "s3_access_key",
         "str",
         None,
         "S3 access key (default: AWS_ACCESS_KEY_ID, ~/.aws, an instance role)",
         no_log=True,
+        role_vars=_offsite_vars("s3_access_key"),
     ),
-    Option("s3_secret_key", "str", None, "S3 secret key; never logged", no_log=True),
+    Option(
+        "s3_secret_key",
+        "str",
+        None,
+        "S3 secret key; never logged",
+        no_log=True,
+        role_vars=_offsite_vars("s3_secret_key"),
+    ),
     Option(
         "s3_ca_bundle",
         "path",
         None,
         "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); TLS is always verified",
+        role_vars=_offsite_vars("s3_ca_bundle"),
     ),
     Option(
         "s3_addressing_style",
@@ -157,6 +179,7 @@ OPTIONS = _table(
         None,
         "path or virtual-host addressing (default: path with an endpoint, virtual on AWS)",
         choices=("path", "virtual"),
+        role_vars=_offsite_vars("s3_addressing_style"),
     ),
     Option(
         "source",
@@ -165,6 +188,7 @@ OPTIONS = _table(
         "which copy to work from: the host's own, or the off-site repository alone",
         choices=("local", "offsite"),
         flags=("--from",),
+        role_vars=("restore_drill_source",),
     ),
     # Off-site retention: settings of its own (keep 30 days on the host and 90 in the bucket), applied where
     # the delete credentials are.

@@ -14,23 +14,37 @@ from ..logical.restore import RestoreRequest, drop_quietly, run_restore
 DRILLS_DIR = "drills"
 
 
-def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres"):
+def run_drill(
+    backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres", offsite=None
+):
+    """offsite: an OffsiteRepository to drill from alone (each backup staged from the bucket and checked
+    there); the report still goes to backup_dir/drills."""
     if databases:
         for name in databases:
             validate_database_name(name)
+    elif offsite is not None:
+        from ..offsite.restore import databases as offsite_databases
+
+        databases = offsite_databases(offsite)
     else:
         entries, _problems = catalog.list_full(backup_dir)
         databases = sorted({e.database for e in entries if e.database})
     if not databases:
-        raise ConfigError("no databases to drill: the catalog in %s is empty" % backup_dir)
+        raise ConfigError(
+            "no databases to drill: the catalog in %s is empty"
+            % (offsite.describe() if offsite is not None else backup_dir)
+        )
     started = utc_now()
     results = []
     for database in databases:
         scratch = "pgsafe_drill_%s" % secrets.token_hex(6)
         item = {"database": database, "scratch_db": scratch}
         try:
-            outcome = run_restore(
-                RestoreRequest(
+            if offsite is not None:
+                from ..offsite.restore import restore as restore_offsite
+
+                outcome = restore_offsite(
+                    offsite,
                     scratch,
                     backup_dir,
                     conninfo,
@@ -38,9 +52,21 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
                     database=database,
                     jobs=jobs,
                     maintenance_db=maintenance_db,
-                ),
-                log=log,
-            )
+                    log=log,
+                )
+            else:
+                outcome = run_restore(
+                    RestoreRequest(
+                        scratch,
+                        backup_dir,
+                        conninfo,
+                        latest=True,
+                        database=database,
+                        jobs=jobs,
+                        maintenance_db=maintenance_db,
+                    ),
+                    log=log,
+                )
             item.update(
                 passed=outcome["validation"]["passed"],
                 backup_id=outcome["backup_id"],
@@ -59,9 +85,12 @@ def run_drill(backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None
         "started_at": iso(started),
         "finished_at": iso(utc_now()),
         "backup_dir": backup_dir,
+        "source": "local" if offsite is None else "offsite",
         "passed": all(r["passed"] for r in results),
         "results": results,
     }
+    if offsite is not None:
+        report["repository"] = offsite.describe()
     directory = ensure_private_dir(os.path.join(backup_dir, DRILLS_DIR))
     report_path = os.path.join(directory, "drill_%s.json" % stamp(started))
     n = 1

@@ -39,16 +39,47 @@ def push(backup_dir, repo, archive_dir=None, log=lambda msg, level="INFO": None,
     return report
 
 
-def _push_folder(backup_dir, repo, kind, folder, report, log):
+def _unpushed(backup_dir, repo, folder):
+    """(good local backups of folder not yet off-site, oldest first; how many are off-site already)."""
     entries, _problems = catalog.scan(os.path.join(backup_dir, folder))
     remote = set(repo.metadata_names(folder))
+    todo, there = [], 0
     for entry in sorted(entries, key=catalog.sort_key):
-        meta_name = "%s/%s" % (folder, os.path.basename(entry.meta_path))
-        if meta_name in remote:
-            report["already_offsite"] += 1
-            continue
-        if entry.meta.get("status") != "ok":
-            continue
+        if "%s/%s" % (folder, os.path.basename(entry.meta_path)) in remote:
+            there += 1
+        elif entry.meta.get("status") == "ok":
+            todo.append(entry)
+    return todo, there
+
+
+def pending(backup_dir, repo, archive_dir=None):
+    """What push would upload now, as a push report (check mode): nothing is written anywhere."""
+    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [], "failed": []}
+    for kind, folder in FOLDERS:
+        todo, there = _unpushed(backup_dir, repo, folder)
+        report["already_offsite"] += there
+        report["pushed"] += [{"backup_id": entry.backup_id, "kind": kind} for entry in todo]
+    if archive_dir:
+        report["wal_pushed"] = list(pending_wal(repo, archive_dir).values())
+    return report
+
+
+def raise_for_failures(report):
+    """One error for a push that left something behind, with the first failure's exit code."""
+    if report["failed"]:
+        first = report["failed"][0]
+        error = PgsafeError(
+            "%d upload(s) to %s failed; first: %s" % (len(report["failed"]), report["repository"], first["error"]),
+            "The local backups are intact; 'pgsafe push' completes the upload once the cause is fixed",
+        )
+        error.exit_code = first.get("exit_code", 1)
+        raise error
+
+
+def _push_folder(backup_dir, repo, kind, folder, report, log):
+    todo, there = _unpushed(backup_dir, repo, folder)
+    report["already_offsite"] += there
+    for entry in todo:
         try:
             push_entry(backup_dir, repo, entry, folder, log)
             report["pushed"].append({"backup_id": entry.backup_id, "kind": kind})
