@@ -244,7 +244,7 @@ def test_backup_info_selects_what_a_restore_would_take(pg, ansible_module, sampl
     """pg_backup_info latest/backup: the engine's choice (copy_backup.yml ships it); a damaged newest
     backup is an error there too, never an older one quietly."""
     ids = []
-    for _ in range(2):
+    for _attempt in range(2):
         rc, res, out = ansible_module(
             "pgsafe.backup.pg_full_backup", dict(database=sample_db, backup_dir=backup_dir, **login(pg))
         )
