@@ -193,7 +193,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
     offsite_repository,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify_state import VerifyState
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify import verify_entries
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import fetch
@@ -233,22 +233,19 @@ def main():
     except PgsafeError as exc:
         fail_from_error(module, exc)
     backups = []
-    failed = 0
     latest = {}
-    state = VerifyState(p["backup_dir"])
+    # The same verification as the host command's verify, failures remembered for backup_health.
+    results, state = verify_entries(p["backup_dir"], entries if p["verify"] else [])
+    outcome = {r["backup_id"]: r for r in results}
     for entry in entries:
         item = entry.summary()
         if p["verify"]:
-            try:
-                catalog.verify_entry(entry)
-                item["verified"] = True
-            except VerificationFailed as exc:
-                item["verified"] = False
-                item["verify_error"] = str(exc)
-                failed += 1
-                state.record(entry.backup_id, entry.meta.get("checksum"), False, error=str(exc))
+            item["verified"] = outcome[entry.backup_id]["verified"]
+            if not item["verified"]:
+                item["verify_error"] = outcome[entry.backup_id]["error"]
         latest.setdefault(entry.database, item)
         backups.append(item)
+    failed = len([r for r in results if not r["verified"]])
     try:
         changed = state.pending() if module.check_mode else state.save()
     except (PgsafeError, OSError) as exc:

@@ -137,16 +137,15 @@ def cmd_verify(args, conninfo):
         entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
     else:
         entries, problems = catalog.list_full(backup_dir)
-    results = []
-    for e in entries:
-        try:
-            catalog.verify_entry(e)
-            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": True})
-        except VerificationFailed as exc:
-            results.append({"backup_id": e.backup_id, "path": e.data_path, "verified": False, "error": str(exc)})
+    from ..catalog.verify import verify_entries
+
+    results, state = verify_entries(backup_dir, entries)
+    try:
+        state.save()
+    except (PgsafeError, OSError) as exc:
+        err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
     for p in problems:
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
-    _record_failures(backup_dir, entries, results)
     return _report_verify(args, results)
 
 
@@ -189,23 +188,6 @@ def _verify_offsite(args):
                 )
         results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
     return _report_verify(args, results)
-
-
-def _record_failures(backup_dir, entries, results):
-    """A damaged backup is then never counted intact by health until it verifies again."""
-    from ..catalog.verify_state import VerifyState
-
-    by_id = {e.backup_id: e for e in entries}
-    bad = [r for r in results if not r["verified"] and r["backup_id"] in by_id]
-    if not bad:
-        return
-    try:
-        state = VerifyState(backup_dir)
-        for r in bad:
-            state.record(r["backup_id"], by_id[r["backup_id"]].meta.get("checksum"), False, error=r["error"])
-        state.save()
-    except (PgsafeError, OSError) as exc:
-        err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
 
 
 def _ask_on_terminal(target, entry):
