@@ -126,3 +126,13 @@ def test_help_text_shows_environment_and_default():
     text = flags.help_text(OPTIONS["retention_days"], 30)
     assert "RETENTION_DAYS" in text and "30" in text
     assert flags.help_text(OPTIONS["globals"], True).startswith("do not ")
+
+
+def test_tests_import_helpers_from_pgtest_never_from_conftest():
+    """conftest holds fixtures; importing it as a module runs it twice and hides where a helper lives."""
+    offenders = []
+    for path in glob.glob(os.path.join(ROOT, "tests", "**", "*.py"), recursive=True):
+        with open(path) as fh:
+            if any(line.startswith(("from conftest import", "import conftest")) for line in fh):
+                offenders.append(os.path.relpath(path, ROOT))
+    assert offenders == [], "use 'from pgtest import ...' in: %s" % ", ".join(offenders)

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import PGSAFE, drop_database, table_contents, unique_name
+from pgtest import PGSAFE, drop_database, table_contents, unique_name
 from pgcluster import free_port, make_scratch_dir
 
 PREFIX = "db1"
