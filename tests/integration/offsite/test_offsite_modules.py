@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
-from pgtest import PGSAFE, drop_database, table_contents, unique_name
 from pgcluster import free_port, make_scratch_dir
+from pgtest import PGSAFE, drop_database, table_contents, unique_name
 
 PREFIX = "db1"
 
