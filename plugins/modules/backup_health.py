@@ -288,30 +288,16 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import RANK, HealthRequest
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import (
+    RANK,
+    THRESHOLDS,
+    HealthRequest,
+)
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.offsite_health import OffsiteTarget
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.runner import AlertTarget, run_monitoring
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import settings_from
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
-THRESHOLDS = (
-    "max_backup_age_hours",
-    "min_disk_space_gb",
-    "max_disk_usage_percent",
-    "size_decrease_percent",
-    "size_increase_percent",
-    "recent_days",
-    "reverify_hours",
-    "max_archive_lag_segments",
-    "max_archive_wait_minutes",
-    "max_base_backup_age_hours",
-    "offsite_grace_hours",
-    "offsite_wal_warning_segments",
-    "offsite_wal_warning_minutes",
-    "offsite_wal_critical_minutes",
-    "offsite_unpushed_warning",
-    "offsite_reverify_hours",
-)
 S3_OPTIONS = (
     "offsite_url",
     "s3_endpoint_url",

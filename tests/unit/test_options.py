@@ -136,3 +136,13 @@ def test_tests_import_helpers_from_pgtest_never_from_conftest():
             if any(line.startswith(("from conftest import", "import conftest")) for line in fh):
                 offenders.append(os.path.relpath(path, ROOT))
     assert offenders == [], "use 'from pgtest import ...' in: %s" % ", ".join(offenders)
+
+
+def test_health_thresholds_and_compressions_have_one_home():
+    from pgsafe.core import compress
+    from pgsafe.core.options import COMPRESSIONS
+    from pgsafe.monitoring.health import DEFAULTS, THRESHOLDS
+
+    for name in THRESHOLDS:
+        assert DEFAULTS[name] == OPTIONS[name].default, name
+    assert set(compress.CODECS) == set(COMPRESSIONS)

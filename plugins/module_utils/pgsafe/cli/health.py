@@ -24,29 +24,6 @@ EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_GENERAL, "critical": EXIT_VERIF
 NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 
-THRESHOLDS = (
-    "max_backup_age_hours",
-    "min_disk_space_gb",
-    "max_disk_usage_percent",
-    "size_decrease_percent",
-    "size_increase_percent",
-    "recent_days",
-    "reverify_hours",
-    "max_archive_lag_segments",
-    "max_archive_wait_minutes",
-    "max_base_backup_age_hours",
-)
-# Used when an off-site repository is set (pgsafe --offsite URL health, or PGSAFE_OFFSITE).
-OFFSITE_THRESHOLDS = (
-    "offsite_grace_hours",
-    "offsite_wal_warning_segments",
-    "offsite_wal_warning_minutes",
-    "offsite_wal_critical_minutes",
-    "offsite_unpushed_warning",
-    "offsite_reverify_hours",
-)
-
-
 def register(sub):
     h = sub.add_parser(
         "health",
@@ -55,8 +32,9 @@ def register(sub):
         "with --nagios 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --offsite URL "
         "(before the subcommand, or PGSAFE_OFFSITE) the off-site copy is checked too.",
     )
+    from ..monitoring.health import THRESHOLDS
+
     flags.add(h, "archive_dir", "databases", *THRESHOLDS)
-    flags.add(h, *OFFSITE_THRESHOLDS)
     flags.add(
         h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json", "check_archiver"
     )
@@ -103,10 +81,10 @@ class _SafeLog:
 def _health(args, conninfo):
     from ..core.paths import resolve_archive_dir
     from ..monitoring.alerts import read_header_file
-    from ..monitoring.health import HealthRequest
+    from ..monitoring.health import THRESHOLDS, HealthRequest
     from ..monitoring.runner import AlertTarget, run_monitoring
 
-    thresholds = {name: getattr(args, name) for name in THRESHOLDS + OFFSITE_THRESHOLDS}
+    thresholds = {name: getattr(args, name) for name in THRESHOLDS}
     # Read before anything runs: a broken header file is a configuration error, said at once.
     headers = read_header_file(args.alert_header_file) if args.alert_header_file else None
     archive = resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ)

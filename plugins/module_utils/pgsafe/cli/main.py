@@ -10,7 +10,7 @@ import os
 import sys
 
 from ..core.errors import EXIT_GENERAL, PgsafeError
-from ..core.options import DEFAULT_BACKUP_DIR
+from ..core.options import COMPRESSIONS, DEFAULT_BACKUP_DIR
 from .util import UsageError, err
 
 EPILOG = """exit codes:
@@ -136,7 +136,7 @@ def _fast_archive_args(argv):
         else:
             positional.append(word)
             j += 1
-    if len(positional) != 2 or args["compression"] not in ("none", "zstd", "gzip"):
+    if len(positional) != 2 or args["compression"] not in COMPRESSIONS:
         return None
     if args["compression_level"] is not None:
         try:

@@ -19,6 +19,7 @@ from ..catalog.verify_state import VerifyState
 from ..core import compress, tools
 from ..core.errors import PgsafeError, VerificationFailed
 from ..core.naming import iso, utc_now
+from ..core.options import OPTIONS
 from ..core.paths import ArchiveDir, resolve_archive_dir
 from ..core.statefile import StateFile
 from ..physical.walnames import is_segment, list_archive, missing_segments, parse, to_number
@@ -26,25 +27,28 @@ from ..physical.walnames import is_segment, list_archive, missing_segments, pars
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 
-DEFAULTS = {
-    "max_backup_age_hours": 25,
-    "min_disk_space_gb": 10,
-    "max_disk_usage_percent": 90,
-    "size_decrease_percent": 30,
-    "size_increase_percent": 50,
-    "recent_days": 7,
-    "reverify_hours": 24,
-    "max_archive_lag_segments": 16,
-    "max_archive_wait_minutes": 15,
-    "max_base_backup_age_hours": 25,
-    "size_window": 7,
-    "offsite_grace_hours": 2,
-    "offsite_wal_warning_segments": 16,
-    "offsite_wal_warning_minutes": 15,
-    "offsite_wal_critical_minutes": 60,
-    "offsite_unpushed_warning": 1,
-    "offsite_reverify_hours": 168,
-}
+# Thresholds and their defaults come from the option table, the one place they are set.
+THRESHOLDS = (
+    "max_backup_age_hours",
+    "min_disk_space_gb",
+    "max_disk_usage_percent",
+    "size_decrease_percent",
+    "size_increase_percent",
+    "recent_days",
+    "reverify_hours",
+    "max_archive_lag_segments",
+    "max_archive_wait_minutes",
+    "max_base_backup_age_hours",
+    "offsite_grace_hours",
+    "offsite_wal_warning_segments",
+    "offsite_wal_warning_minutes",
+    "offsite_wal_critical_minutes",
+    "offsite_unpushed_warning",
+    "offsite_reverify_hours",
+)
+DEFAULTS = {name: OPTIONS[name].default for name in THRESHOLDS}
+# Not an option: how many recent backups the size trend compares with.
+DEFAULTS["size_window"] = 7
 
 
 def result(name, status, value, threshold, message, database=None):

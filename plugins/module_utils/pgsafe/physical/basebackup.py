@@ -38,6 +38,7 @@ from ..core.fsutil import (
 )
 from ..core.lock import BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
+from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import walcleanup
 from .tarfollow import TarFollower
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
     from ..core.conn import ConnInfo
 
 BASE_DIR = "base"
-COMPRESSIONS = ("zstd", "gzip", "none")
 
 
 class BaseBackupRequest:
