@@ -78,3 +78,16 @@ def test_a_role_variable_named_like_an_option_is_declared_as_one():
         "these role variables set an engine option: list each in its option's role_vars in "
         "core/options.py, or in ROLE_OWN here saying why it differs: %s" % ", ".join(stray)
     )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_variable_that_may_be_empty_has_a_type_that_takes_empty(role):
+    """Roles say 'unset' with '': an int, float or bool spec would refuse it before the role starts."""
+    defaults = load(role, "defaults", "main.yml")
+    spec = load(role, "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    for name, value in defaults.items():
+        if value == "" or (isinstance(value, str) and "default('')" in value):
+            assert spec[name]["type"] not in ("int", "float", "bool"), "%s may be '' but is typed %s" % (
+                name,
+                spec[name]["type"],
+            )
