@@ -3,9 +3,15 @@
 The roles pass variables only; this decides flags, quoting and cron's own escapes.
 """
 
+from __future__ import annotations
+
 import shlex
 
 from ..core.options import OPTIONS
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional, Sequence
 
 # Options of the pgsafe command itself (cli.main), which go before the subcommand.
 GLOBAL_OPTIONS = (
@@ -22,7 +28,7 @@ GLOBAL_OPTIONS = (
 )
 
 
-def _flag_words(option_id, value):
+def _flag_words(option_id: str, value: Any) -> list[str]:
     opt = OPTIONS[option_id]
     if value is None or value == "" or value == []:
         return []
@@ -30,7 +36,7 @@ def _flag_words(option_id, value):
         # A flag exists only for the non-default side (--quiet, --no-globals).
         return [opt.flags[0]] if bool(value) != bool(opt.default) else []
     if opt.type == "list":
-        words = []
+        words: list[str] = []
         for item in value:
             words += [opt.flags[0], str(item)]
         return words
@@ -42,7 +48,12 @@ def _flag_words(option_id, value):
     return [opt.flags[0], str(value)]
 
 
-def command_words(pgsafe_command, subcommand, options=None, arguments=()):
+def command_words(
+    pgsafe_command: str,
+    subcommand: str,
+    options: Optional[Mapping[str, Any]] = None,
+    arguments: Sequence[object] = (),
+) -> list[str]:
     """argv of one pgsafe run: global options before the subcommand, its own after, then its arguments."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTIONS))
@@ -61,7 +72,14 @@ def command_words(pgsafe_command, subcommand, options=None, arguments=()):
     return words
 
 
-def cron_line(pgsafe_command, subcommand, options=None, arguments=(), log_file=None, errors_only=False):
+def cron_line(
+    pgsafe_command: str,
+    subcommand: str,
+    options: Optional[Mapping[str, Any]] = None,
+    arguments: Sequence[object] = (),
+    log_file: Optional[str] = None,
+    errors_only: bool = False,
+) -> str:
     """A cron job: shell-quoted words, output appended to log_file, and every % escaped (cron ends a
     command at an unescaped %, which would cut a database or path name in two).
 

@@ -12,6 +12,8 @@ could not run, e.g. an unreadable header file).  An unparsable command line stil
 --nagios is read; Nagios then shows CRITICAL, which a broken check definition deserves.
 """
 
+from __future__ import annotations
+
 import json
 import os
 
@@ -20,11 +22,20 @@ from ..core.logfile import StepLog
 from . import flags
 from .util import out
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Mapping, Optional
+
+    from ..core.conn import ConnInfo
+    from ..monitoring.offsite_health import OffsiteTarget
+    from .util import Args
+
 EXIT_BY_STATUS = {"ok": EXIT_OK, "warning": EXIT_GENERAL, "critical": EXIT_VERIFY}
 NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 
-def register(sub):
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     h = sub.add_parser(
         "health",
         help="check backups, disk, WAL archive and the off-site copy; alert and write metrics",
@@ -43,7 +54,7 @@ def register(sub):
     h.set_defaults(handler=cmd_health)
 
 
-def cmd_health(args, conninfo):
+def cmd_health(args: Args, conninfo: ConnInfo) -> int:
     try:
         return _health(args, conninfo)
     except Exception as exc:
@@ -57,20 +68,21 @@ def cmd_health(args, conninfo):
 class _SafeLog:
     """The step log, if it can be opened and written: a full or read-only disk must not stop the alerts."""
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir: str) -> None:
+        self.log: Optional[StepLog]
         try:
             self.log = StepLog(backup_dir, "monitor_backups", echo=False)
         except (PgsafeError, OSError):
             self.log = None
 
-    def __call__(self, message, level="INFO"):
+    def __call__(self, message: str, level: str = "INFO") -> None:
         if self.log is not None:
             try:
                 self.log(message, level=level)
             except OSError:
                 self.log = None
 
-    def close(self):
+    def close(self) -> None:
         if self.log is not None:
             try:
                 self.log.close()
@@ -78,7 +90,7 @@ class _SafeLog:
                 pass
 
 
-def _health(args, conninfo):
+def _health(args: Args, conninfo: ConnInfo) -> int:
     from ..core.paths import resolve_archive_dir
     from ..monitoring.alerts import read_header_file
     from ..monitoring.health import THRESHOLDS, HealthRequest
@@ -127,7 +139,7 @@ def _health(args, conninfo):
     return EXIT_BY_STATUS[report["status"]]
 
 
-def _offsite_target(args):
+def _offsite_target(args: Args) -> Optional[OffsiteTarget]:
     """The off-site repository to check, or None; bad settings are a configuration error, said at once."""
     if not getattr(args, "offsite_url", None):
         return None
@@ -141,24 +153,26 @@ def _offsite_target(args):
     return OffsiteTarget(args.offsite_url, settings_from(vars(args)))
 
 
-def _one_line(text):
+def _one_line(text: object) -> str:
     # '|' starts Nagios perfdata; a newline ends the status line.
     return " ".join(str(text).replace("|", "/").split())
 
 
-def _num(value):
+def _num(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     return ("%.3f" % value).rstrip("0").rstrip(".")
 
 
-def _perf(label, value, crit="", minimum="", maximum="", unit=""):
+def _perf(
+    label: str, value: object, crit: object = "", minimum: object = "", maximum: object = "", unit: str = ""
+) -> Optional[str]:
     if value is None:
         return None
     return "%s=%s%s;;%s;%s;%s" % (label, _num(value), unit, _num(crit), _num(minimum), _num(maximum))
 
 
-def nagios_line(report, t):
+def nagios_line(report: Mapping[str, Any], t: Mapping[str, Any]) -> str:
     """'PGSAFE CRITICAL - 1 critical, 0 warning: <messages> | <perfdata>'. Critical thresholds are
     given only where they are exactly the check's rule, in Nagios range syntax."""
     checks = report["checks"]

@@ -1,5 +1,7 @@
 """Subcommands for logical backups: backup, list, verify, restore (the seed's scripts)."""
 
+from __future__ import annotations
+
 import json
 import sys
 
@@ -12,8 +14,18 @@ from . import flags
 from .offsite import from_offsite, open_repo, push_now
 from .util import UsageError, err, out
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Sequence, Union
 
-def register(sub):
+    from ..catalog.entries import Entry
+    from ..core.conn import ConnInfo
+    from ..offsite.fetch import OffsiteEntry
+    from .util import Args
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = sub.add_parser("backup", help="take a logical full backup of DATABASE")
     b.add_argument("database", help="database to back up")
     flags.add(
@@ -56,7 +68,7 @@ def register(sub):
     d.set_defaults(handler=cmd_drill)
 
 
-def cmd_backup(args, conninfo):
+def cmd_backup(args: Args, conninfo: ConnInfo) -> int:
     backup_dir = args.backup_dir
     log = StepLog(backup_dir, "backup_full", echo=not args.quiet)
     try:
@@ -91,7 +103,8 @@ def cmd_backup(args, conninfo):
     return EXIT_OK
 
 
-def cmd_list(args, conninfo):
+def cmd_list(args: Args, conninfo: ConnInfo) -> int:
+    entries: Sequence[Union[Entry, OffsiteEntry]]
     if from_offsite(args):
         from ..offsite.fetch import list_entries
 
@@ -128,13 +141,14 @@ def cmd_list(args, conninfo):
     return EXIT_OK
 
 
-def cmd_verify(args, conninfo):
+def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
     if from_offsite(args):
         return _verify_offsite(args)
     backup_dir = args.backup_dir
     catalog.require_catalog(backup_dir)
     if args.backups:
-        entries, problems = [catalog.resolve(backup_dir, ref) for ref in args.backups], []
+        entries: list[Entry] = [catalog.resolve(backup_dir, ref) for ref in args.backups]
+        problems: list[catalog.Problem] = []
     else:
         entries, problems = catalog.list_full(backup_dir)
     from ..catalog.verify import verify_entries
@@ -149,7 +163,7 @@ def cmd_verify(args, conninfo):
     return _report_verify(args, results)
 
 
-def _report_verify(args, results):
+def _report_verify(args: Args, results: list[dict[str, Any]]) -> int:
     failed = [r for r in results if not r["verified"]]
     if args.json:
         out(json.dumps({"results": results, "failed": len(failed)}, indent=2))
@@ -163,12 +177,12 @@ def _report_verify(args, results):
     return EXIT_VERIFY if failed else EXIT_OK
 
 
-def _verify_offsite(args):
+def _verify_offsite(args: Args) -> int:
     """Download and hash every object of every off-site backup (or the named ones)."""
     from ..offsite.fetch import list_entries, verify_entry
 
     repo = open_repo(args, "verify --from offsite")
-    results = []
+    results: list[dict[str, Any]] = []
     for folder in ("full", "base"):
         entries, problems = list_entries(repo, folder)
         for e in entries:
@@ -190,7 +204,7 @@ def _verify_offsite(args):
     return _report_verify(args, results)
 
 
-def _ask_on_terminal(target, entry):
+def _ask_on_terminal(target: str, entry: Entry) -> bool:
     """The seed's confirmation, kept for people at a terminal; scripts and cron use --force."""
     err("Database %r exists and will be replaced by %s." % (target, entry.backup_id))
     try:
@@ -200,7 +214,7 @@ def _ask_on_terminal(target, entry):
     return answer.strip() == target
 
 
-def cmd_restore(args, conninfo):
+def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
     backup_dir = args.backup_dir
     if args.latest:
         if len(args.args) != 1:
@@ -211,7 +225,7 @@ def cmd_restore(args, conninfo):
             raise UsageError("restore takes FILE TARGET (or --latest TARGET)")
         backup, target = args.args
     log = StepLog(backup_dir, "restore", echo=not args.quiet)
-    options = dict(
+    options: dict[str, Any] = dict(
         overwrite=args.overwrite,
         jobs=args.jobs,
         verify_checksum=args.verify_checksum,
@@ -260,7 +274,7 @@ def cmd_restore(args, conninfo):
     return EXIT_OK
 
 
-def cmd_drill(args, conninfo):
+def cmd_drill(args: Args, conninfo: ConnInfo) -> int:
     from ..monitoring.drill import run_drill
 
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)

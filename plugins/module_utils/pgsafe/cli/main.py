@@ -6,12 +6,21 @@ own subcommands (logical.py, physical.py, health.py), so this file only parses c
 options, checks who runs it, and turns every error into one line on stderr and an exit code.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
 from ..core.errors import EXIT_GENERAL, PgsafeError
 from ..core.options import COMPRESSIONS, DEFAULT_BACKUP_DIR
 from .util import UsageError, err
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, NoReturn, Optional, Sequence
+
+    from .util import Args
 
 EPILOG = """exit codes:
   0  ok
@@ -48,17 +57,17 @@ WRITES_INTO = {
 }
 
 
-def _parser_class():
+def _parser_class() -> type[argparse.ArgumentParser]:
     import argparse
 
     class _Parser(argparse.ArgumentParser):
-        def error(self, message):
+        def error(self, message: str) -> NoReturn:
             raise UsageError(message, "See 'pgsafe --help'")
 
     return _Parser
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     import argparse
 
     from ..core.version import TOOL_VERSION
@@ -101,9 +110,9 @@ _FAST_OPTIONS = {
 }
 
 
-def _fast_archive_args(argv):
+def _fast_archive_args(argv: list[str]) -> Optional[dict[str, Any]]:
     """Parsed arguments of a plain 'archive-wal %p %f [options]' call, or None to take the full parser."""
-    args = {
+    args: dict[str, Any] = {
         "quiet": False,
         "debug": False,
         "backup_dir": os.environ.get("BACKUP_DIR", DEFAULT_BACKUP_DIR),
@@ -149,11 +158,15 @@ def _fast_archive_args(argv):
 
 
 class _Args:
-    def __init__(self, values):
+    def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
 
+    if TYPE_CHECKING:  # what argparse's Namespace declares: any attribute, of any type
 
-def _enable_site():
+        def __getattr__(self, name: str, /) -> Any: ...
+
+
+def _enable_site() -> None:
     """The launchers start Python with -S; everything but archive-wal needs site-packages (psycopg2)."""
     if sys.flags.no_site:
         import site
@@ -161,17 +174,17 @@ def _enable_site():
         site.main()
 
 
-def _debug_wanted(argv):
+def _debug_wanted(argv: list[str]) -> bool:
     return os.environ.get("PGSAFE_DEBUG", "") not in ("", "0") or "--debug" in argv
 
 
-def _run_as_hint(args, argv, owner):
+def _run_as_hint(args: Args, argv: list[str], owner: str) -> str:
     """The same command for the catalog's owner, with what came from the environment (which sudo drops)
     spelled as options."""
     import shlex
 
     explicit = set(a.split("=", 1)[0] for a in argv)
-    front = []
+    front: list[str] = []
     for option, value in (
         ("--backup-dir", args.backup_dir),
         ("--host", os.environ.get("PGHOST")),
@@ -184,7 +197,7 @@ def _run_as_hint(args, argv, owner):
     return "sudo -u %s %s" % (shlex.quote(owner), shlex.join([program] + front + list(argv)))
 
 
-def _refuse_foreign_catalog(args, argv, directory):
+def _refuse_foreign_catalog(args: Args, argv: list[str], directory: str) -> None:
     """Root must not write into a catalog another user owns (see WRITES_INTO)."""
     if os.geteuid() != 0:
         return
@@ -207,14 +220,14 @@ def _refuse_foreign_catalog(args, argv, directory):
     )
 
 
-def _archive_target(args):
+def _archive_target(args: Args) -> str:
     from .physical import _archive_dir
 
     archive_dir = _archive_dir(args)
     return archive_dir if os.path.isdir(archive_dir) else args.backup_dir
 
 
-def _describe_unexpected(exc, command, debug):
+def _describe_unexpected(exc: BaseException, command: Optional[str], debug: bool) -> str:
     """One line for an exception no part of the engine anticipated: what failed, and why."""
     what = "pgsafe %s" % command if command else "pgsafe"
     if isinstance(exc, OSError) and exc.strerror:
@@ -225,7 +238,7 @@ def _describe_unexpected(exc, command, debug):
     return "%s failed: %s%s" % (what, why, "" if debug else " (unexpected; --debug shows the traceback)")
 
 
-def _report(exc, debug, command):
+def _report(exc: BaseException, debug: bool, command: Optional[str]) -> int:
     if isinstance(exc, BrokenPipeError):
         _quiet_broken_pipe()
     if debug:
@@ -239,7 +252,7 @@ def _report(exc, debug, command):
     return EXIT_GENERAL
 
 
-def _quiet_broken_pipe():
+def _quiet_broken_pipe() -> None:
     """stdout closed early ('pgsafe list | head'): nothing more to say, and no second error at exit."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -248,7 +261,7 @@ def _quiet_broken_pipe():
         pass
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = None
     try:
@@ -257,7 +270,7 @@ def main(argv=None):
             command = "archive-wal"
             from .physical import cmd_archive_wal
 
-            args = _Args(fast)
+            args: Args = _Args(fast)
             if os.geteuid() == 0:
                 _refuse_foreign_catalog(args, argv, _archive_target(args))
             return cmd_archive_wal(args, None)

@@ -1,5 +1,7 @@
 """Subcommand push, and how the other subcommands reach the off-site repository (--offsite, --from offsite)."""
 
+from __future__ import annotations
+
 import json
 
 from ..core.errors import EXIT_OK
@@ -7,11 +9,21 @@ from ..offsite.push import raise_for_failures as _raise_first_failure
 from . import flags
 from .util import UsageError, out
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Optional
+
+    from ..core.conn import ConnInfo
+    from ..core.logfile import LevelLog
+    from ..offsite.repository import OffsiteRepository
+    from .util import Args
+
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
 GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS
 
 
-def register(sub):
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "push",
         help="upload every backup and WAL segment that is not yet off-site (idempotent; cron runs it each minute)",
@@ -33,7 +45,7 @@ def register(sub):
     r.set_defaults(handler=cmd_offsite_retention)
 
 
-def open_repo(args, what):
+def open_repo(args: Args, what: str) -> OffsiteRepository:
     if not getattr(args, "offsite_url", None):
         raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)" % what)
     from ..offsite.repository import OffsiteRepository, settings_from
@@ -41,11 +53,11 @@ def open_repo(args, what):
     return OffsiteRepository.open(args.offsite_url, settings_from(vars(args)))
 
 
-def from_offsite(args):
+def from_offsite(args: Args) -> bool:
     return getattr(args, "source", "local") == "offsite"
 
 
-def push_now(args, log):
+def push_now(args: Args, log: LevelLog) -> Optional[dict[str, Any]]:
     """Push after a backup when an off-site repository is set; a failed upload fails the run (the backup
     itself stays good and the next push completes it)."""
     if not getattr(args, "offsite_url", None):
@@ -58,7 +70,7 @@ def push_now(args, log):
     return report
 
 
-def cmd_push(args, conninfo):
+def cmd_push(args: Args, conninfo: ConnInfo) -> int:
     from ..core.logfile import StepLog
     from ..offsite.push import push
     from .physical import archive_dir_if_present
@@ -85,7 +97,7 @@ def cmd_push(args, conninfo):
     return EXIT_OK
 
 
-def cmd_offsite_retention(args, conninfo):
+def cmd_offsite_retention(args: Args, conninfo: ConnInfo) -> int:
     from ..core.logfile import StepLog
     from ..offsite.retention import run
 

@@ -4,6 +4,8 @@ archive-wal and restore-wal run once per WAL segment from PostgreSQL itself, so
 they log only failures and import nothing that needs a database driver.
 """
 
+from __future__ import annotations
+
 import os
 
 from ..core.errors import EXIT_OK, PgsafeError
@@ -11,27 +13,36 @@ from . import flags
 from .offsite import from_offsite, open_repo, push_now
 from .util import err, out
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Optional
 
-def StepLog(*args, **kwargs):
+    from ..core.conn import ConnInfo
+    from ..core.logfile import StepLog as _StepLogType
+    from .util import Args
+
+
+def StepLog(*args: Any, **kwargs: Any) -> _StepLogType:
     # Imported when used: archive-wal, run once per segment, needs it only when it fails.
     from ..core.logfile import StepLog as _StepLog
 
     return _StepLog(*args, **kwargs)
 
 
-def _archive_dir(args):
+def _archive_dir(args: Args) -> str:
     from ..core.paths import resolve_archive_dir
 
     return resolve_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ).path
 
 
-def archive_dir_if_present(args):
+def archive_dir_if_present(args: Args) -> Optional[str]:
     from ..core.paths import existing_archive_dir
 
     return existing_archive_dir(args.backup_dir, getattr(args, "archive_dir", None), os.environ)
 
 
-def register(sub):
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = sub.add_parser("archive-wal", help="archive_command: archive %%p as %%f, never overwriting")
     a.add_argument("path", metavar="%p", help="path of the segment (PostgreSQL's %%p)")
     a.add_argument("name", metavar="%f", help="file name of the segment (PostgreSQL's %%f)")
@@ -79,7 +90,7 @@ def register(sub):
     p.set_defaults(handler=cmd_restore_pitr)
 
 
-def cmd_archive_wal(args, conninfo):
+def cmd_archive_wal(args: Args, conninfo: Optional[ConnInfo]) -> int:
     from ..physical.walarchive import archive_wal
 
     try:
@@ -90,7 +101,7 @@ def cmd_archive_wal(args, conninfo):
     return EXIT_OK
 
 
-def _log_failure(backup_dir, operation, message):
+def _log_failure(backup_dir: str, operation: str, message: str) -> None:
     """Best effort: the log may sit on the same full or read-only disk, and PostgreSQL's log has the error anyway."""
     try:
         log = StepLog(backup_dir, operation, echo=False)
@@ -100,7 +111,7 @@ def _log_failure(backup_dir, operation, message):
         pass
 
 
-def cmd_restore_wal(args, conninfo):
+def cmd_restore_wal(args: Args, conninfo: Optional[ConnInfo]) -> int:
     from ..physical.walarchive import WalMissing, restore_wal
 
     try:
@@ -118,7 +129,7 @@ def cmd_restore_wal(args, conninfo):
     return EXIT_OK
 
 
-def _restore_wal_from_offsite(args):
+def _restore_wal_from_offsite(args: Args) -> None:
     """A segment the local archive lacks, fetched from the off-site copy into a private scratch archive."""
     import tempfile
 
@@ -137,7 +148,7 @@ def _restore_wal_from_offsite(args):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def cmd_base_backup(args, conninfo):
+def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
     from ..core.paths import existing_archive_dir
     from ..physical.basebackup import BaseBackupRequest, run_base_backup
 
@@ -174,7 +185,7 @@ def cmd_base_backup(args, conninfo):
     return EXIT_OK
 
 
-def cmd_restore_pitr(args, conninfo):
+def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
     from ..physical.pitr import PitrRequest, run_pitr
 
     log = StepLog(args.backup_dir, "restore_pitr", echo=not args.quiet)

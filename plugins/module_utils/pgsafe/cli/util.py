@@ -1,8 +1,21 @@
 """Helpers shared by the cli_*.py subcommand modules."""
 
+from __future__ import annotations
+
 import sys
 
 from ..core.errors import EXIT_CONFIG, PgsafeError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Args(Protocol):
+        """A parsed command line: argparse's Namespace, or main's own on the archive-wal fast path."""
+
+        def __getattr__(self, name: str, /) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any, /) -> None: ...
 
 
 class UsageError(PgsafeError):
@@ -10,12 +23,12 @@ class UsageError(PgsafeError):
     kind = "usage"
 
 
-def out(text=""):
+def out(text: object = "") -> None:
     """Print to stdout (the CLI's results)."""
     sys.stdout.write("%s\n" % (text,))
 
 
-def err(text):
+def err(text: object) -> None:
     """Print to stderr (errors, prompts, progress)."""
     sys.stderr.write("%s\n" % (text,))
     sys.stderr.flush()

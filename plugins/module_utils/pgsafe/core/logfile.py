@@ -10,7 +10,13 @@ from .naming import stamp, utc_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, TextIO
+    from typing import Optional, Protocol, TextIO
+
+    class LevelLog(Protocol):
+        """A log that takes a level too (INFO, WARNING, ERROR), as push, retention and health call it:
+        a StepLog, or a lambda that drops everything."""
+
+        def __call__(self, message: str, level: str = ..., /) -> None: ...
 
 
 def _echo(line: str) -> None:

@@ -9,6 +9,8 @@ the system's CA store; HTTP(S)_PROXY and NO_PROXY are honoured as
 ansible.builtin.uri honours them.
 """
 
+from __future__ import annotations
+
 import http.client
 import json
 import os
@@ -25,6 +27,12 @@ from ..core.errors import ConfigError, PgsafeError
 from ..core.naming import iso, parse_iso, utc_now
 from ..core.statefile import StateFile
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from email.message import Message
+    from typing import IO, Any, Callable, Iterable, Mapping, Optional
+
 ALERT_TYPES = {
     "backup_age": "backup_age",
     "disk_free": "disk_space",
@@ -38,16 +46,16 @@ ALERT_TYPES = {
 }
 
 
-def alert_type(check_name):
+def alert_type(check_name: str) -> str:
     """The seed's alert types; everything else reports as backup_health."""
     return ALERT_TYPES.get(check_name, "backup_health")
 
 
-def _key(check):
+def _key(check: Mapping[str, Any]) -> str:
     return "%s|%s|%s" % (alert_type(check["name"]), check["name"], check.get("database") or "")
 
 
-def build(check, status, host, now):
+def build(check: Mapping[str, Any], status: str, host: str, now: datetime) -> dict[str, Any]:
     return {
         "type": alert_type(check["name"]),
         "severity": status,
@@ -63,9 +71,12 @@ def build(check, status, host, now):
     }
 
 
-def plan(checks, state, realert_hours, now, host):
+def plan(
+    checks: Iterable[Mapping[str, Any]], state: Mapping[str, Any], realert_hours: float, now: datetime, host: str
+) -> list[tuple[str, dict[str, Any]]]:
     """(alerts to send as (key, payload), keys now healthy) - pure, no I/O."""
-    to_send, failing_keys = [], set()
+    to_send: list[tuple[str, dict[str, Any]]] = []
+    failing_keys: set[str] = set()
     for check in checks:
         if check["status"] == "ok":
             continue
@@ -96,11 +107,13 @@ def plan(checks, state, realert_hours, now, host):
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirected POST would be replayed as a GET without its body and look delivered: refuse it."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message, newurl: str
+    ) -> None:
         return None
 
 
-def _opener():
+def _opener() -> urllib.request.OpenerDirector:
     # ProxyHandler() reads HTTP(S)_PROXY and NO_PROXY as ansible.builtin.uri does; HTTPS, direct or
     # tunnelled through a proxy with CONNECT, is verified against the system's CA store (SSL_CERT_FILE).
     return urllib.request.build_opener(
@@ -108,16 +121,25 @@ def _opener():
     )
 
 
-def safe_url(endpoint):
+def safe_url(endpoint: str) -> str:
     """The endpoint for logs: scheme, host and port only (webhook paths and queries are often secrets)."""
     try:
         url = urllib.parse.urlsplit(endpoint)
+        if url.hostname is None:
+            return "(unparsable URL)"
         return "%s://%s" % (url.scheme, url.hostname + (":%d" % url.port if url.port else ""))
     except (ValueError, TypeError):
         return "(unparsable URL)"
 
 
-def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
+def post(
+    endpoint: str,
+    payload: Any,
+    headers: Optional[Mapping[str, str]] = None,
+    timeout: float = 5.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+) -> Optional[str]:
     """POST JSON; returns None on success or the last error text. Never raises."""
     body = json.dumps(payload, default=str).encode("utf-8")
     all_headers = {"Content-Type": "application/json", "User-Agent": "pgsafe"}
@@ -128,7 +150,7 @@ def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
             return "alert endpoint %r is not an http(s) URL" % (safe_url(endpoint),)
     except (ValueError, TypeError) as exc:
         return "alert endpoint is not a URL: %s" % exc
-    error = None
+    error: Optional[str] = None
     for attempt in range(max(1, retries)):
         try:
             opener = _opener()
@@ -155,11 +177,12 @@ def post(endpoint, payload, headers=None, timeout=5.0, retries=3, backoff=0.5):
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
-def read_header_file(path):
+def read_header_file(path: str) -> dict[str, str]:
     """Extra alert headers from a file of 'Name: value' lines (blank lines and # comments skipped).
 
     The file holds a secret (a bearer token), so it must be private to its owner: one that group or
     others may read or write is refused, as ssh refuses such a key.  Values never appear in errors."""
+    fd: Optional[int]
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -187,7 +210,7 @@ def read_header_file(path):
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError("alert header file %s is not UTF-8 text" % path)
-    headers = {}
+    headers: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -210,29 +233,30 @@ def read_header_file(path):
 
 
 class AlertState(StateFile):
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir: str) -> None:
         super().__init__(backup_dir, "alert_state.json")
 
 
 def send_alerts(
-    checks,
-    backup_dir,
-    endpoint,
-    headers=None,
-    realert_hours=4,
-    now=None,
-    host=None,
-    timeout=5.0,
-    retries=3,
-    log=lambda msg: None,
-    save=True,
-):
+    checks: Iterable[Mapping[str, Any]],
+    backup_dir: str,
+    endpoint: str,
+    headers: Optional[Mapping[str, str]] = None,
+    realert_hours: float = 4,
+    now: Optional[datetime] = None,
+    host: Optional[str] = None,
+    timeout: float = 5.0,
+    retries: int = 3,
+    log: Callable[[str], None] = lambda msg: None,
+    save: bool = True,
+) -> dict[str, Any]:
     """Send what plan() says and remember what was delivered. Never raises: a state file that cannot
     be saved is reported in the result (state_error), and the alerts went out anyway."""
     now = now or utc_now()
     host = host or socket.gethostname()
     state = AlertState(backup_dir)
-    sent, failed = [], []
+    sent: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     for key, payload in plan(checks, state.data, realert_hours, now, host):
         error = post(endpoint, payload, headers, timeout=timeout, retries=retries)
         if error:
@@ -253,7 +277,7 @@ def send_alerts(
                     "message": payload["message"],
                 },
             )
-    out = {"sent": sent, "failed": failed, "state_written": False}
+    out: dict[str, Any] = {"sent": sent, "failed": failed, "state_written": False}
     if save:
         try:
             out["state_written"] = state.save()

@@ -2,6 +2,8 @@
 against the row counts captured at backup time, measure the time it took (the RTO), write a report
 under drills/, and drop the scratch copy.  The seed's monthly test restore, automated."""
 
+from __future__ import annotations
+
 import os
 import secrets
 
@@ -11,12 +13,25 @@ from ..core.fsutil import ensure_private_dir, write_json_atomic
 from ..core.naming import iso, stamp, utc_now, validate_database_name
 from ..logical.restore import RestoreRequest, drop_quietly, run_restore
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional, Sequence
+
+    from ..core.conn import ConnInfo
+    from ..offsite.repository import OffsiteRepository
+
 DRILLS_DIR = "drills"
 
 
 def run_drill(
-    backup_dir, conninfo, databases=None, jobs=1, log=lambda msg: None, maintenance_db="postgres", offsite=None
-):
+    backup_dir: str,
+    conninfo: ConnInfo,
+    databases: Optional[Sequence[str]] = None,
+    jobs: int = 1,
+    log: Callable[[str], None] = lambda msg: None,
+    maintenance_db: str = "postgres",
+    offsite: Optional[OffsiteRepository] = None,
+) -> dict[str, Any]:
     """offsite: an OffsiteRepository to drill from alone (each backup staged from the bucket and checked
     there); the report still goes to backup_dir/drills."""
     if databases:
@@ -35,10 +50,10 @@ def run_drill(
             % (offsite.describe() if offsite is not None else backup_dir)
         )
     started = utc_now()
-    results = []
+    results: list[dict[str, Any]] = []
     for database in databases:
         scratch = "pgsafe_drill_%s" % secrets.token_hex(6)
-        item = {"database": database, "scratch_db": scratch}
+        item: dict[str, Any] = {"database": database, "scratch_db": scratch}
         try:
             if offsite is not None:
                 from ..offsite.restore import restore as restore_offsite
@@ -81,7 +96,7 @@ def run_drill(
             _drop_scratch(conninfo, scratch, maintenance_db)
         log("drill %s: %s" % (database, "PASSED" if item["passed"] else "FAILED (%s)" % item.get("error")))
         results.append(item)
-    report = {
+    report: dict[str, Any] = {
         "started_at": iso(started),
         "finished_at": iso(utc_now()),
         "backup_dir": backup_dir,
@@ -102,7 +117,7 @@ def run_drill(
     return report
 
 
-def _drop_scratch(conninfo, name, maintenance_db):
+def _drop_scratch(conninfo: ConnInfo, name: str, maintenance_db: str) -> None:
     from ..core.conn import connect
 
     try:

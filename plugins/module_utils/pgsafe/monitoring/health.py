@@ -8,6 +8,8 @@ it (pg_stat_archiver and the .ready files of its archive status directory), not
 only from the archive directory.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import statistics
@@ -23,6 +25,19 @@ from ..core.options import OPTIONS
 from ..core.paths import ArchiveDir, resolve_archive_dir
 from ..core.statefile import StateFile
 from ..physical.walnames import is_segment, list_archive, missing_segments, parse, to_number
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Callable, Collection, Iterable, Mapping, Optional, Sequence, Union
+
+    from ..catalog.entries import CatalogEntry, Entry, Problem
+    from ..core.conn import ConnInfo
+    from .offsite_health import OffsiteTarget
+
+    # A check's result: name, status, value, threshold, message and maybe database (see result()).
+    Result = dict[str, Any]
+    DiskProbe = Callable[[str], Mapping[str, int]]
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
@@ -51,14 +66,14 @@ DEFAULTS = {name: OPTIONS[name].default for name in THRESHOLDS}
 DEFAULTS["size_window"] = 7
 
 
-def result(name, status, value, threshold, message, database=None):
-    out = {"name": name, "status": status, "value": value, "threshold": threshold, "message": message}
+def result(name: str, status: str, value: Any, threshold: Any, message: str, database: Optional[str] = None) -> Result:
+    out: Result = {"name": name, "status": status, "value": value, "threshold": threshold, "message": message}
     if database is not None:
         out["database"] = database
     return out
 
 
-def worst(results):
+def worst(results: Iterable[Mapping[str, Any]]) -> str:
     status = OK
     for r in results:
         if RANK[r["status"]] > RANK[status]:
@@ -66,16 +81,23 @@ def worst(results):
     return status
 
 
-def check_backup_dir(backup_dir):
+def _ended(entry: CatalogEntry) -> datetime:
+    """When a good backup ended: is_good() means it has an end."""
+    if entry.finished is None:
+        raise AssertionError("backup %s has no end time" % entry.backup_id)
+    return entry.finished
+
+
+def check_backup_dir(backup_dir: str) -> Result:
     if os.path.isdir(backup_dir):
         return result("backup_dir", OK, backup_dir, "exists", "backup directory %s exists" % backup_dir)
     return result("backup_dir", CRITICAL, backup_dir, "exists", "backup directory %s does not exist" % backup_dir)
 
 
-def check_backup_age(database, newest, now, max_hours):
+def check_backup_age(database: str, newest: Optional[Entry], now: datetime, max_hours: float) -> Result:
     if newest is None:
         return result("backup_age", CRITICAL, None, max_hours, "no good backup of %s exists" % database, database)
-    age = round((now - newest.finished).total_seconds() / 3600.0, 2)
+    age = round((now - _ended(newest)).total_seconds() / 3600.0, 2)
     status = CRITICAL if age > max_hours else OK
     return result(
         "backup_age",
@@ -87,12 +109,12 @@ def check_backup_age(database, newest, now, max_hours):
     )
 
 
-def disk_probe(path):
+def disk_probe(path: str) -> dict[str, int]:
     usage = shutil.disk_usage(path)
     return {"total": usage.total, "free": usage.free, "used": usage.total - usage.free}
 
 
-def check_disk(path, min_free_gb, max_usage_percent, probe=disk_probe):
+def check_disk(path: str, min_free_gb: float, max_usage_percent: float, probe: DiskProbe = disk_probe) -> list[Result]:
     usage = probe(path)
     free_gb = round(usage["free"] / float(1 << 30), 2)
     percent = round(100.0 * usage["used"] / usage["total"], 1) if usage["total"] else 0.0
@@ -114,9 +136,11 @@ def check_disk(path, min_free_gb, max_usage_percent, probe=disk_probe):
     ]
 
 
-def check_size_trend(database, entries, decrease_percent, increase_percent, window):
+def check_size_trend(
+    database: str, entries: Sequence[Entry], decrease_percent: float, increase_percent: float, window: int
+) -> Result:
     """Newest size against the median of the previous backups (one odd file cannot skew it)."""
-    sizes = [e.meta.get("size_bytes") for e in entries if isinstance(e.meta.get("size_bytes"), int)]
+    sizes: list[int] = [e.meta["size_bytes"] for e in entries if isinstance(e.meta.get("size_bytes"), int)]
     if len(sizes) < 2:
         return result("size_trend", OK, None, None, "not enough backups of %s to judge a trend" % database, database)
     newest, previous = sizes[0], sizes[1 : 1 + window]
@@ -134,7 +158,7 @@ def check_size_trend(database, entries, decrease_percent, increase_percent, wind
     return result("size_trend", status, change, threshold, "newest backup of %s %s" % (database, text), database)
 
 
-def check_counts(entries, now, recent_days):
+def check_counts(entries: Sequence[Entry], now: datetime, recent_days: float) -> tuple[Result, int]:
     recent = [e for e in entries if e.finished and now - e.finished <= timedelta(days=recent_days)]
     status = CRITICAL if not recent else OK
     return result(
@@ -146,7 +170,7 @@ def check_counts(entries, now, recent_days):
     ), len(recent)
 
 
-def format_check(entry):
+def format_check(entry: Entry) -> None:
     """Beyond the hash: the stream decompresses and pg_restore can read the archive's table of contents."""
     meta = entry.meta
     fmt = meta.get("format")
@@ -155,15 +179,16 @@ def format_check(entry):
         compress.test_stream(path, compress.compression_of_name(path))
         return
     pg_restore = tools.find("pg_restore", *tools.needed_to_read_dump(meta))
-    if fmt == "directory" or compress.compression_of_name(path) == "none":
+    # None: a directory, or not compressed (pg_restore reads the path itself).
+    dec = None if fmt == "directory" else compress.open_decompressed(path, compress.compression_of_name(path))
+    if dec is None:
         argv = [pg_restore, "--list", path]
         proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     else:
-        dec = compress.open_decompressed(path, compress.compression_of_name(path))
         proc = subprocess.run(
             [pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
         )
-        dec.stdout.close()
+        compress.piped(dec.stdout).close()
         dec.wait()
     if proc.returncode != 0:
         raise VerificationFailed(
@@ -171,8 +196,17 @@ def format_check(entry):
         )
 
 
-def check_integrity(entries, problems, state, reverify_hours, now, verify=catalog.verify_entry, fmt_check=format_check):
-    results, corrupted, verified_now = [], 0, 0
+def check_integrity(
+    entries: Sequence[Entry],
+    problems: Iterable[Problem],
+    state: VerifyState,
+    reverify_hours: float,
+    now: datetime,
+    verify: Callable[[Entry], object] = catalog.verify_entry,
+    fmt_check: Callable[[Entry], None] = format_check,
+) -> tuple[list[Result], int]:
+    results: list[Result] = []
+    corrupted, verified_now = 0, 0
     for entry in entries:
         key = entry.backup_id
         checksum = entry.meta.get("checksum")
@@ -222,15 +256,15 @@ def check_integrity(entries, problems, state, reverify_hours, now, verify=catalo
     return results, corrupted
 
 
-def wal_segment_distance(current, archived):
-    if not (is_segment(current or "") and is_segment(archived or "")):
+def wal_segment_distance(current: Optional[str], archived: Optional[str]) -> Optional[int]:
+    if not (current and archived and is_segment(current) and is_segment(archived)):
         return None
     return max(0, to_number(current) - to_number(archived) - 1)
 
 
-def check_archiver(stats, max_lag):
+def check_archiver(stats: Mapping[str, Any], max_lag: int) -> list[Result]:
     """stats: pg_stat_archiver row as a dict plus current_wal (the server's current segment)."""
-    out = []
+    out: list[Result] = []
     failed, archived = stats.get("last_failed_time"), stats.get("last_archived_time")
     if failed is not None and (archived is None or failed > archived):
         out.append(
@@ -280,7 +314,7 @@ def check_archiver(stats, max_lag):
     return out
 
 
-def _duration(seconds):
+def _duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "an unknown time"
     if seconds < 120:
@@ -290,7 +324,7 @@ def _duration(seconds):
     return "%.1f h" % (seconds / 3600.0)
 
 
-def check_ready(stats, max_wait_minutes):
+def check_ready(stats: Mapping[str, Any], max_wait_minutes: float) -> Result:
     """WAL the server has finished and waits to archive (.ready files), against the last success.
 
     Segments waiting while nothing was ever archived, or while the oldest has waited longer than
@@ -344,7 +378,7 @@ def check_ready(stats, max_wait_minutes):
     return result("wal_ready", OK, count, threshold, waiting)
 
 
-def check_failure_growth(stats, previous):
+def check_failure_growth(stats: Mapping[str, Any], previous: Any) -> Result:
     """failed_count against the value the previous health run saw (kept in BACKUP_DIR/.health)."""
     count = stats.get("failed_count")
     reset = iso(stats["stats_reset"]) if stats.get("stats_reset") else None
@@ -372,14 +406,14 @@ def check_failure_growth(stats, previous):
     return result("wal_archive_failures", OK, 0, threshold, "no failed archive attempt since the previous health run")
 
 
-def check_wal_gaps(archive_dir, base_entries):
+def check_wal_gaps(archive_dir: str, base_entries: Iterable[CatalogEntry]) -> Result:
     return wal_gap_result("wal_gaps", "the archive", list_archive(archive_dir), base_entries)
 
 
-def wal_gap_result(name, where, archived, base_entries):
+def wal_gap_result(name: str, where: str, archived: Collection[str], base_entries: Iterable[CatalogEntry]) -> Result:
     """Segments missing from archived (names) between the oldest base backup's start and the newest archived
     segment of its timeline; where names the archive in the message."""
-    starts = [e.meta.get("start_wal") for e in base_entries if is_segment(e.meta.get("start_wal") or "")]
+    starts: list[str] = [e.meta["start_wal"] for e in base_entries if is_segment(e.meta.get("start_wal") or "")]
     if not starts:
         return result(name, OK, 0, 0, "no base backup yet: nothing to check for gaps")
     oldest = min(starts, key=lambda n: n[8:])
@@ -403,12 +437,12 @@ def wal_gap_result(name, where, archived, base_entries):
     return result(name, OK, 0, 0, "%s is continuous from %s to %s" % (where, first, segs[-1]))
 
 
-def check_base_age(base_entries, now, max_hours):
+def check_base_age(base_entries: Iterable[Entry], now: datetime, max_hours: float) -> Result:
     good = [e for e in base_entries if e.is_good(now)]
     if not good:
         return result("base_backup_age", CRITICAL, None, max_hours, "no good base backup exists")
-    newest = max(good, key=lambda e: e.finished)
-    age = round((now - newest.finished).total_seconds() / 3600.0, 2)
+    newest = max(good, key=_ended)
+    age = round((now - _ended(newest)).total_seconds() / 3600.0, 2)
     return result(
         "base_backup_age",
         CRITICAL if age > max_hours else OK,
@@ -446,7 +480,7 @@ _READY_SQL = (
 )
 
 
-def archiver_stats(conninfo):
+def archiver_stats(conninfo: ConnInfo) -> dict[str, Any]:
     """pg_stat_archiver plus the .ready count and the oldest one's age. Reading the archive status
     directory needs pg_monitor (or superuser); without it, ready_error says so."""
     from ..core.conn import connect
@@ -474,7 +508,7 @@ def archiver_stats(conninfo):
 class ArchiverState(StateFile):
     """What the previous health run saw of pg_stat_archiver (its failed_count)."""
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir: str) -> None:
         super().__init__(backup_dir, "archiver_state.json")
 
 
@@ -484,14 +518,14 @@ class HealthRequest:
 
     def __init__(
         self,
-        backup_dir,
-        archive_dir=None,
-        databases=None,
-        conninfo=None,
-        thresholds=None,
-        disk_probe_fn=disk_probe,
-        offsite=None,
-    ):
+        backup_dir: str,
+        archive_dir: Union[ArchiveDir, str, None] = None,
+        databases: Optional[Iterable[str]] = None,
+        conninfo: Optional[ConnInfo] = None,
+        thresholds: Optional[Mapping[str, Any]] = None,
+        disk_probe_fn: DiskProbe = disk_probe,
+        offsite: Optional[OffsiteTarget] = None,
+    ) -> None:
         self.backup_dir = os.path.normpath(backup_dir)
         if isinstance(archive_dir, ArchiveDir):
             self.archive = archive_dir
@@ -505,11 +539,11 @@ class HealthRequest:
         self.offsite = offsite
 
 
-def error_text(exc):
+def error_text(exc: BaseException) -> str:
     return str(exc) or exc.__class__.__name__
 
 
-def guarded(name, fn, *args):
+def guarded(name: str, fn: Callable[..., list[Result]], *args: Any) -> list[Result]:
     """fn's list of results, or one critical result when it cannot run."""
     try:
         return fn(*args)
@@ -517,11 +551,11 @@ def guarded(name, fn, *args):
         return [result(name, CRITICAL, None, None, "the %s check could not run: %s" % (name, error_text(exc)))]
 
 
-def run_health(req, now=None, save_state=True):
+def run_health(req: HealthRequest, now: Optional[datetime] = None, save_state: bool = True) -> dict[str, Any]:
     """Every check; state files are saved at the end (or, with save_state false, only predicted).
     Never raises: the report's state_written says whether a state file changed."""
     now = now or utc_now()
-    metrics = {
+    metrics: dict[str, Any] = {
         "backup_age_hours": None,
         "disk_free_gb": None,
         "disk_usage_percent": None,
@@ -534,7 +568,7 @@ def run_health(req, now=None, save_state=True):
         "wal_oldest_ready_seconds": None,
         "archiver_failed_count": None,
     }
-    states = []
+    states: list[StateFile] = []
     results = guarded("backup_dir", lambda: [check_backup_dir(req.backup_dir)])
     if results[0]["status"] == OK:
         results += guarded("backup_catalog", catalog_checks, req, now, metrics, states)
@@ -565,8 +599,8 @@ def run_health(req, now=None, save_state=True):
     return report
 
 
-def catalog_checks(req, now, metrics, states):
-    results = []
+def catalog_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], states: list[StateFile]) -> list[Result]:
+    results: list[Result] = []
     entries, problems = catalog.list_full(req.backup_dir)
     names = sorted(set(req.databases) | {e.database for e in entries if e.database})
     for db in names:
@@ -600,12 +634,21 @@ def catalog_checks(req, now, metrics, states):
     return results
 
 
-def integrity_checks(req, now, metrics, entries, problems, state):
+def integrity_checks(
+    req: HealthRequest,
+    now: datetime,
+    metrics: dict[str, Any],
+    entries: Sequence[Entry],
+    problems: Iterable[Problem],
+    state: VerifyState,
+) -> list[Result]:
     results, metrics["corrupted_backups"] = check_integrity(entries, problems, state, req.t["reverify_hours"], now)
     return results
 
 
-def database_checks(req, now, metrics, db, entries):
+def database_checks(
+    req: HealthRequest, now: datetime, metrics: dict[str, Any], db: str, entries: Iterable[Entry]
+) -> list[Result]:
     mine = [e for e in entries if e.database == db]
     good = [e for e in mine if e.is_good(now)]
     age = check_backup_age(db, good[0] if good else None, now, req.t["max_backup_age_hours"])
@@ -622,14 +665,15 @@ def database_checks(req, now, metrics, db, entries):
     return [age, trend]
 
 
-def wal_checks(req, now, metrics, states):
+def wal_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], states: list[StateFile]) -> list[Result]:
     """The archive as the server sees it and as it is on disk.
 
     Which directory and whether it was named come from core.paths: a named archive that is missing
     is critical; the default BACKUP_DIR/wal may be missing only while the server says archive_mode
     is off (or when no connection was asked for)."""
     archive = req.archive
-    stats = error = None
+    stats: Optional[dict[str, Any]] = None
+    error: Optional[str] = None
     if req.conninfo is not None:
         try:
             stats = archiver_stats(req.conninfo)
@@ -637,7 +681,7 @@ def wal_checks(req, now, metrics, states):
             error = error_text(exc)
     mode = stats.get("archive_mode") if stats else None
     server_on = mode in ("on", "always")
-    out = []
+    out: list[Result] = []
     if archive.exists():
         pass
     elif archive.named:
@@ -728,5 +772,5 @@ def wal_checks(req, now, metrics, states):
     return out
 
 
-def finish(results, metrics):
+def finish(results: list[Result], metrics: dict[str, Any]) -> dict[str, Any]:
     return {"status": worst(results), "checks": results, "metrics": metrics}

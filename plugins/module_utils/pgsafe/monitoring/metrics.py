@@ -5,10 +5,19 @@ and renamed into place after them: a metrics file that cannot be written is then
 the alerts already carry, and a hung alert endpoint never leaves a half-written file.
 """
 
+from __future__ import annotations
+
 import json
 import os
 
 from ..core.fsutil import fsync_dir, open_private, remove_quietly, temp_path_for
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional
+
+    # A metrics file's content from a health report.
+    Render = Callable[[Mapping[str, Any]], bytes]
 
 SEED_FIELDS = (
     "backup_age_hours",
@@ -59,8 +68,8 @@ HELP = {
 }
 
 
-def grafana_json(report):
-    out = {field: report["metrics"].get(field) for field in SEED_FIELDS + WAL_FIELDS}
+def grafana_json(report: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {field: report["metrics"].get(field) for field in SEED_FIELDS + WAL_FIELDS}
     out["status"] = report["status"]
     out["databases"] = report["metrics"].get("databases", {})
     if "offsite" in report["metrics"]:
@@ -68,20 +77,22 @@ def grafana_json(report):
     return out
 
 
-def _escape(value):
+def _escape(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value):
+def _number(value: Optional[float]) -> str:
     return "NaN" if value is None else repr(float(value))
 
 
-def prometheus_text(report):
+def prometheus_text(report: Mapping[str, Any]) -> str:
     from .health import RANK
 
-    lines = []
+    lines: list[str] = []
 
-    def metric(name, value, labels=None, kind="gauge"):
+    def metric(
+        name: str, value: Optional[float], labels: Optional[Mapping[str, str]] = None, kind: str = "gauge"
+    ) -> None:
         full = "pgsafe_" + name
         if not any(line.startswith("# TYPE %s " % full) for line in lines):
             lines.append("# HELP %s %s" % (full, HELP.get(name, name)))
@@ -112,7 +123,7 @@ def prometheus_text(report):
     metric("health_status", RANK[report["status"]])
     # One series per check and database, the worst of its results (two damaged backups of one database
     # must not give two samples with the same labels: node_exporter would reject the whole file).
-    statuses = {}
+    statuses: dict[tuple[str, str], int] = {}
     for check in report["checks"]:
         series = (check["name"], check.get("database") or "")
         statuses[series] = max(statuses.get(series, 0), RANK[check["status"]])
@@ -127,7 +138,7 @@ def prometheus_text(report):
 class StagedFile:
     """data written in full beside path under a hidden name; publish() renames it into place."""
 
-    def __init__(self, path, data):
+    def __init__(self, path: str, data: bytes) -> None:
         self.path = path
         # One level only, so a metrics directory inside a missing backup directory never recreates
         # it (the next run would find the backup directory "there"). Not 0700: node_exporter reads it.
@@ -146,7 +157,7 @@ class StagedFile:
             remove_quietly(self.temp)
             raise
 
-    def publish(self):
+    def publish(self) -> None:
         try:
             os.replace(self.temp, self.path)
             fsync_dir(os.path.dirname(self.path) or ".")
@@ -154,13 +165,13 @@ class StagedFile:
             remove_quietly(self.temp)
             raise
 
-    def discard(self):
+    def discard(self) -> None:
         remove_quietly(self.temp)
 
 
-def renderers(metrics_file=None, metrics_json=None):
+def renderers(metrics_file: Optional[str] = None, metrics_json: Optional[str] = None) -> list[tuple[str, Render]]:
     """[(path, render(report) -> bytes)] for the files asked for."""
-    out = []
+    out: list[tuple[str, Render]] = []
     if metrics_file:
         out.append((metrics_file, lambda report: prometheus_text(report).encode("utf-8")))
     if metrics_json:

@@ -11,6 +11,8 @@ BACKUP_DIR/.health (like local verification) and stays critical until that backu
 A repository that cannot be reached or listed is a failed (critical) check, never a skipped one.
 """
 
+from __future__ import annotations
+
 import os
 from datetime import timedelta
 
@@ -18,7 +20,19 @@ from ..catalog import entries as catalog
 from ..catalog.verify_state import VerifyState
 from ..core.errors import VerificationFailed
 from ..core.naming import parse_iso
-from .health import CRITICAL, OK, WARNING, _duration, error_text, guarded, result, wal_gap_result
+from .health import CRITICAL, OK, WARNING, _duration, _ended, error_text, guarded, result, wal_gap_result
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+    from ..catalog.entries import Entry, Problem
+    from ..core.statefile import StateFile
+    from ..offsite.fetch import OffsiteEntry
+    from ..offsite.repository import OffsiteRepository
+    from ..storage.s3config import S3Settings
+    from .health import HealthRequest, Result
 
 STATE_NAME = "offsite_verify_state.json"
 FOLDERS = ("full", "base")
@@ -27,12 +41,17 @@ FOLDERS = ("full", "base")
 class OffsiteTarget:
     """The off-site repository to check. It is opened by the health run, so a failure to reach it is a check."""
 
-    def __init__(self, url, settings=None, opener=None):
+    def __init__(
+        self,
+        url: str,
+        settings: Optional[S3Settings] = None,
+        opener: Optional[Callable[[], OffsiteRepository]] = None,
+    ) -> None:
         self.url = url
         self.settings = settings
         self._opener = opener
 
-    def open(self):
+    def open(self) -> OffsiteRepository:
         if self._opener is not None:
             return self._opener()
         from ..offsite.repository import OffsiteRepository
@@ -40,7 +59,7 @@ class OffsiteTarget:
         return OffsiteRepository.open(self.url, self.settings)
 
 
-def empty_metrics():
+def empty_metrics() -> dict[str, Any]:
     return {
         "up": 0,
         "backup_age_hours": None,
@@ -54,12 +73,15 @@ def empty_metrics():
     }
 
 
-def offsite_checks(req, now, metrics, states):
+def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], states: list[StateFile]) -> list[Result]:
     from ..offsite.fetch import list_entries
 
     m = metrics["offsite"] = empty_metrics()
+    offsite = req.offsite
+    if offsite is None:
+        raise AssertionError("offsite_checks needs an OffsiteTarget: run_health calls it only when there is one")
     try:
-        repo = req.offsite.open()
+        repo = offsite.open()
         listed = {folder: list_entries(repo, folder) for folder in FOLDERS}
         wal_names = repo.names("wal")
     except Exception as exc:  # an unreachable repository is a failed check, never a skipped one
@@ -67,9 +89,9 @@ def offsite_checks(req, now, metrics, states):
             result(
                 "offsite_repository",
                 CRITICAL,
-                req.offsite.url,
+                offsite.url,
                 "reachable",
-                "the off-site repository %s cannot be read: %s" % (req.offsite.url, error_text(exc)),
+                "the off-site repository %s cannot be read: %s" % (offsite.url, error_text(exc)),
             )
         ]
     m["up"] = 1
@@ -94,29 +116,32 @@ def offsite_checks(req, now, metrics, states):
     return out
 
 
-def _newest_good(entries, now):
+def _newest_good(entries: Iterable[OffsiteEntry], now: datetime) -> Optional[OffsiteEntry]:
     good = [e for e in entries if e.is_good(now)]
-    return max(good, key=lambda e: e.finished) if good else None
+    return max(good, key=_ended) if good else None
 
 
-def _age_hours(entry, now):
-    return round((now - entry.finished).total_seconds() / 3600.0, 2)
+def _age_hours(entry: OffsiteEntry, now: datetime) -> float:
+    return round((now - _ended(entry)).total_seconds() / 3600.0, 2)
 
 
-def age_checks(req, now, metrics, full, base):
+def age_checks(
+    req: HealthRequest, now: datetime, metrics: dict[str, Any], full: list[OffsiteEntry], base: list[OffsiteEntry]
+) -> list[Result]:
     grace = req.t["offsite_grace_hours"]
     m = metrics["offsite"]
     local_full, _problems = catalog.list_full(req.backup_dir)
     names = sorted(
         set(req.databases) | {e.database for e in local_full if e.database} | {e.database for e in full if e.database}
     )
-    out, ages = [], []
+    out: list[Result] = []
+    ages: list[float] = []
     limit = req.t["max_backup_age_hours"] + grace
     for db in names:
         newest = _newest_good([e for e in full if e.database == db], now)
         age = _age_hours(newest, now) if newest else None
         metrics["databases"].setdefault(db, {})["offsite_backup_age_hours"] = age
-        if newest is None:
+        if newest is None or age is None:
             out.append(result("offsite_backup_age", CRITICAL, None, limit, "no good off-site backup of %s" % db, db))
             continue
         ages.append(age)
@@ -155,7 +180,7 @@ def age_checks(req, now, metrics, full, base):
     return out
 
 
-def _state(req, states):
+def _state(req: HealthRequest, states: list[StateFile]) -> VerifyState:
     state = VerifyState(req.backup_dir, STATE_NAME)
     # Without the backup directory the read-back still runs; it cannot be remembered (that is alerted already).
     if os.path.isdir(req.backup_dir):
@@ -163,7 +188,7 @@ def _state(req, states):
     return state
 
 
-def _unusable(entry, now):
+def _unusable(entry: OffsiteEntry, now: datetime) -> Optional[str]:
     """Why a pushed backup is unusable from its listing alone (None when every object is there)."""
     if entry.meta.get("status") != "ok" or entry.is_future(now):
         return None
@@ -175,22 +200,30 @@ def _unusable(entry, now):
     return None
 
 
-def fingerprint(entry):
+def fingerprint(entry: OffsiteEntry) -> str:
     """What a read-back result is about: the backup's checksum as pushed, and when (a re-push is read back anew)."""
-    offsite = entry.meta.get("offsite") if isinstance(entry.meta.get("offsite"), dict) else {}
+    offsite = entry.meta["offsite"] if isinstance(entry.meta.get("offsite"), dict) else {}
     return "%s@%s" % (entry.meta.get("checksum"), offsite.get("pushed_at"))
 
 
-def _last(state, key, entry):
+def _last(state: VerifyState, key: str, entry: OffsiteEntry) -> Optional[dict[str, Any]]:
     last = state.last(key)
     return last if isinstance(last, dict) and last.get("checksum") == fingerprint(entry) else None
 
 
-def integrity_checks(req, repo, now, m, entries, problems, states):
+def integrity_checks(
+    req: HealthRequest,
+    repo: OffsiteRepository,
+    now: datetime,
+    m: dict[str, Any],
+    entries: Sequence[OffsiteEntry],
+    problems: Iterable[Problem],
+    states: list[StateFile],
+) -> list[Result]:
     state = _state(req, states)
     key = {id(e): repo.location.url(e.meta_name) for e in entries}
     out = guarded("offsite_verify", reverify_one, req, repo, now, entries, state, key)
-    bad = []
+    bad: list[Result] = []
     for entry in entries:
         why = _unusable(entry, now)
         last = _last(state, key[id(entry)], entry)
@@ -232,7 +265,14 @@ def integrity_checks(req, repo, now, m, entries, problems, states):
     ]
 
 
-def reverify_one(req, repo, now, entries, state, key):
+def reverify_one(
+    req: HealthRequest,
+    repo: OffsiteRepository,
+    now: datetime,
+    entries: Iterable[OffsiteEntry],
+    state: VerifyState,
+    key: Mapping[int, str],
+) -> list[Result]:
     """Read back the backup verified longest ago (never verified first, the newest of those first).
 
     One that failed is read again only on the same schedule (it stays critical meanwhile), so a damaged
@@ -240,7 +280,7 @@ def reverify_one(req, repo, now, entries, state, key):
     from ..offsite.fetch import verify_entry
 
     hours = req.t["offsite_reverify_hours"]
-    due = []
+    due: list[tuple[float, float, str, OffsiteEntry]] = []
     for entry in entries:
         if _unusable(entry, now) is not None or not entry.objects:
             continue
@@ -281,11 +321,11 @@ def reverify_one(req, repo, now, entries, state, key):
     ]
 
 
-def unpushed_check(req, repo, now, m):
-    remote = set()
+def unpushed_check(req: HealthRequest, repo: OffsiteRepository, now: datetime, m: dict[str, Any]) -> list[Result]:
+    remote: set[str] = set()
     for folder in FOLDERS:
         remote.update(repo.metadata_names(folder))
-    waiting = []
+    waiting: list[Entry] = []
     for folder in FOLDERS:
         entries, _problems = catalog.scan(os.path.join(req.backup_dir, folder))
         for entry in entries:
@@ -301,7 +341,7 @@ def unpushed_check(req, repo, now, m):
     text = "%d local backup(s) not yet off-site (%s), the oldest finished %s ago" % (
         len(waiting),
         ", ".join(e.backup_id for e in waiting[:3]) + (", ..." if len(waiting) > 3 else ""),
-        _duration((now - oldest.finished).total_seconds()),
+        _duration((now - _ended(oldest)).total_seconds()),
     )
     status = WARNING if len(waiting) > limit else OK
     return [
@@ -309,7 +349,9 @@ def unpushed_check(req, repo, now, m):
     ]
 
 
-def wal_lag_check(req, repo, now, m, wal_names):
+def wal_lag_check(
+    req: HealthRequest, repo: OffsiteRepository, now: datetime, m: dict[str, Any], wal_names: Mapping[str, int]
+) -> list[Result]:
     from ..offsite.push import pending_wal
 
     t = req.t
@@ -322,7 +364,7 @@ def wal_lag_check(req, repo, now, m, wal_names):
     if not archive.exists():
         return [result("offsite_wal_lag", OK, 0, threshold, "no local WAL archive: no WAL to upload")]
     pending = pending_wal(repo, archive.path, wal_names)
-    oldest = None
+    oldest: Optional[float] = None
     for stored in pending.values():
         try:
             mtime = os.stat(os.path.join(archive.path, stored)).st_mtime
@@ -351,7 +393,9 @@ def wal_lag_check(req, repo, now, m, wal_names):
     return [result("offsite_wal_lag", status, len(pending), threshold, text)]
 
 
-def wal_gap_check(repo, base, m, wal_names):
+def wal_gap_check(
+    repo: OffsiteRepository, base: list[OffsiteEntry], m: dict[str, Any], wal_names: Mapping[str, int]
+) -> list[Result]:
     from ..offsite.fetch import wal_objects
 
     check = wal_gap_result("offsite_wal_gaps", "the off-site WAL archive", set(wal_objects(repo, wal_names)), base)

@@ -7,14 +7,32 @@ that the alerts already carry, and renamed into place after them.  Nothing here 
 problem on the host; every problem is a check in the report.
 """
 
+from __future__ import annotations
+
 from ..core.naming import utc_now
 from .alerts import AlertState, plan, send_alerts
 from .health import CRITICAL, error_text, result, run_health, worst
 from .metrics import StagedFile, renderers
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Iterable, Mapping, Optional
+
+    from ..core.logfile import LevelLog
+    from .health import HealthRequest
+    from .metrics import Render
+
 
 class AlertTarget:
-    def __init__(self, endpoint, headers=None, realert_hours=4, timeout=5.0, retries=3):
+    def __init__(
+        self,
+        endpoint: str,
+        headers: Optional[Mapping[str, str]] = None,
+        realert_hours: float = 4,
+        timeout: float = 5.0,
+        retries: int = 3,
+    ) -> None:
         self.endpoint = endpoint
         self.headers = headers or {}
         self.realert_hours = realert_hours
@@ -22,15 +40,18 @@ class AlertTarget:
         self.retries = retries
 
 
-def _fail(report, path, exc):
+def _fail(report: dict[str, Any], path: str, exc: BaseException) -> None:
     report["checks"].append(
         result("metrics", CRITICAL, path, "writable", "cannot write metrics file %s: %s" % (path, error_text(exc)))
     )
     report["status"] = worst(report["checks"])
 
 
-def _stage_all(report, files):
-    staged, failed = [], []
+def _stage_all(
+    report: dict[str, Any], files: Iterable[tuple[str, Render]]
+) -> tuple[list[StagedFile], list[tuple[str, Exception]]]:
+    staged: list[StagedFile] = []
+    failed: list[tuple[str, Exception]] = []
     for path, render in files:
         try:
             staged.append(StagedFile(path, render(report)))
@@ -39,7 +60,9 @@ def _stage_all(report, files):
     return staged, failed
 
 
-def stage_metrics(report, metrics_file=None, metrics_json=None):
+def stage_metrics(
+    report: dict[str, Any], metrics_file: Optional[str] = None, metrics_json: Optional[str] = None
+) -> list[StagedFile]:
     """Staged files whose content already includes any failure to stage the others."""
     files = renderers(metrics_file, metrics_json)
     staged, failed = _stage_all(report, files)
@@ -57,8 +80,8 @@ def stage_metrics(report, metrics_file=None, metrics_json=None):
     return staged
 
 
-def publish_metrics(report, staged, log):
-    written = []
+def publish_metrics(report: dict[str, Any], staged: Iterable[StagedFile], log: LevelLog) -> list[str]:
+    written: list[str] = []
     for s in staged:
         try:
             s.publish()
@@ -69,7 +92,15 @@ def publish_metrics(report, staged, log):
     return written
 
 
-def run_monitoring(req, alert=None, metrics_file=None, metrics_json=None, check_mode=False, log=None, now=None):
+def run_monitoring(
+    req: HealthRequest,
+    alert: Optional[AlertTarget] = None,
+    metrics_file: Optional[str] = None,
+    metrics_json: Optional[str] = None,
+    check_mode: bool = False,
+    log: Optional[LevelLog] = None,
+    now: Optional[datetime] = None,
+) -> dict[str, Any]:
     """The report of run_health plus alerts (when alert is an AlertTarget), metrics_written and
     changed (a state or metrics file written, or an alert sent; in check mode: would be)."""
     log = log or (lambda message, level="INFO": None)

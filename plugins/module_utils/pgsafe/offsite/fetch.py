@@ -7,6 +7,8 @@ then work on that catalog exactly as on the host's own (checksum again, scratch 
 validation), so a damaged object stops the restore before any database is touched.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import tempfile
@@ -18,29 +20,37 @@ from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
 from .repository import META_SUFFIX
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Callable, Iterable, Mapping, Optional
+
+    from ..catalog.entries import Entry, Problem
+    from .repository import OffsiteRepository
+
 
 class OffsiteEntry:
     """A backup as its off-site metadata object describes it."""
 
-    def __init__(self, meta, name, sizes):
+    def __init__(self, meta: dict[str, Any], name: str, sizes: Mapping[str, int]) -> None:
         self.meta = meta
         self.meta_name = name
         self.folder = name.split("/", 1)[0]
         self.finished = parse_iso(meta.get("finished_at") or meta.get("timestamp"))
         offsite = meta.get("offsite")
         objects = offsite.get("objects") if isinstance(offsite, dict) else None
-        self.objects = objects if isinstance(objects, dict) else {}
+        self.objects: dict[str, Any] = objects if isinstance(objects, dict) else {}
         self._sizes = sizes
 
     @property
-    def backup_id(self):
+    def backup_id(self) -> str:
         return self.meta.get("backup_id") or os.path.basename(self.meta_name)[: -len(META_SUFFIX)]
 
     @property
-    def database(self):
+    def database(self) -> Optional[str]:
         return self.meta.get("database")
 
-    def absent(self):
+    def absent(self) -> list[str]:
         """Names of the objects the metadata names that are not listed, or not with their size."""
         return sorted(
             name
@@ -48,20 +58,20 @@ class OffsiteEntry:
             if not isinstance(info, dict) or self._sizes.get(name) != info.get("size")
         )
 
-    def present(self):
+    def present(self) -> bool:
         """Every object the metadata names is listed with its size: cheap evidence, no download."""
         return bool(self.objects) and not self.absent()
 
-    def is_future(self, now=None):
+    def is_future(self, now: Optional[datetime] = None) -> bool:
         now = now or utc_now()
         return self.finished is not None and self.finished > now + catalog.FUTURE_TOLERANCE
 
-    def is_good(self, now=None):
+    def is_good(self, now: Optional[datetime] = None) -> bool:
         return (
             self.meta.get("status") == "ok" and self.finished is not None and not self.is_future(now) and self.present()
         )
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         out = {
             "backup_id": self.backup_id,
             "database": self.database,
@@ -79,12 +89,15 @@ class OffsiteEntry:
         return out
 
 
-def list_entries(repo, folder="full", database=None):
+def list_entries(
+    repo: OffsiteRepository, folder: str = "full", database: Optional[str] = None
+) -> tuple[list[OffsiteEntry], list[Problem]]:
     """(entries newest first by end time, problems) of one folder of the off-site catalog."""
     sizes = repo.names(folder)
     if folder == "full":
         sizes.update(repo.names(catalog.GLOBALS_DIR))
-    entries, problems = [], []
+    entries: list[OffsiteEntry] = []
+    problems: list[Problem] = []
     for name in sorted(
         n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX) and n.count("/") == 1
     ):
@@ -103,7 +116,9 @@ def list_entries(repo, folder="full", database=None):
     return entries, problems
 
 
-def find(repo, folder, backup=None, database=None):
+def find(
+    repo: OffsiteRepository, folder: str, backup: Optional[str] = None, database: Optional[str] = None
+) -> OffsiteEntry:
     """The named backup, or the newest good one of database; a damaged newer one is not skipped quietly."""
     entries, _problems = list_entries(repo, folder, None if backup else database)
     if backup:
@@ -127,7 +142,7 @@ def find(repo, folder, backup=None, database=None):
     raise ConfigError("no good off-site backup of %r in %s" % (database, repo.describe()))
 
 
-def verify_entry(repo, entry):
+def verify_entry(repo: OffsiteRepository, entry: OffsiteEntry) -> bool:
     """Download and hash every object of a backup; raises VerificationFailed naming the first bad one."""
     if not entry.objects:
         raise VerificationFailed("%s has no list of objects in its off-site metadata" % entry.meta_name)
@@ -136,7 +151,7 @@ def verify_entry(repo, entry):
     return True
 
 
-def _download_to(repo, name, sha256, final):
+def _download_to(repo: OffsiteRepository, name: str, sha256: Optional[str], final: str) -> None:
     """The object at final, proven: written under a temporary name, renamed only once its SHA-256 matched
     (sha256 None: the object's own sha256 metadata)."""
     ensure_private_dir(os.path.dirname(final))
@@ -152,7 +167,7 @@ def _download_to(repo, name, sha256, final):
         raise
 
 
-def stage(repo, entry, staging_dir):
+def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Entry:
     """Download one backup (and its globals) into staging_dir with the local layout; returns the local Entry."""
     ensure_private_dir(staging_dir)
     for name, info in sorted(entry.objects.items()):
@@ -175,12 +190,12 @@ def stage(repo, entry, staging_dir):
     return catalog.load_entry(meta_path)
 
 
-def _write_json(path, obj):
+def _write_json(path: str, obj: Any) -> None:
     ensure_private_dir(os.path.dirname(path))
     write_json_atomic(path, obj)
 
 
-def staging_dir_for(backup_dir):
+def staging_dir_for(backup_dir: str) -> str:
     """A private staging catalog beside the backup directory (same disk, same owner), removed after use."""
     parent = backup_dir if os.path.isdir(backup_dir) else tempfile.gettempdir()
     path = tempfile.mkdtemp(prefix=".offsite-staging-", dir=parent)
@@ -188,13 +203,13 @@ def staging_dir_for(backup_dir):
     return path
 
 
-def remove_staging(path):
+def remove_staging(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def wal_objects(repo, names=None):
+def wal_objects(repo: OffsiteRepository, names: Optional[Iterable[str]] = None) -> dict[str, str]:
     """{wal name: object name} of the off-site WAL archive (names: its listing, if already read)."""
-    out = {}
+    out: dict[str, str] = {}
     for name in repo.names("wal") if names is None else names:
         stored = name.split("/", 1)[1]
         wal, _suffix = strip_compression(stored)
@@ -203,7 +218,9 @@ def wal_objects(repo, names=None):
     return out
 
 
-def fetch_wal(repo, wal_name, archive_dir, known=None):
+def fetch_wal(
+    repo: OffsiteRepository, wal_name: str, archive_dir: str, known: Optional[Mapping[str, str]] = None
+) -> Optional[str]:
     """Download one archived segment (as stored, compressed or not) into archive_dir; returns its path or None.
 
     A WAL object carries its SHA-256 as object metadata (push sets it), checked before the rename."""
@@ -217,7 +234,14 @@ def fetch_wal(repo, wal_name, archive_dir, known=None):
     return final
 
 
-def stage_for_recovery(repo, staging_dir, target_time=None, target_lsn=None, backup=None, log=lambda msg: None):
+def stage_for_recovery(
+    repo: OffsiteRepository,
+    staging_dir: str,
+    target_time: Optional[datetime] = None,
+    target_lsn: Optional[str] = None,
+    backup: Optional[str] = None,
+    log: Callable[[str], None] = lambda msg: None,
+) -> tuple[Entry, str]:
     """Stage the base backup a point-in-time recovery needs, and the WAL after it, from the bucket alone.
 
     Returns (local base Entry, staged archive directory). The base backup is chosen by the same rule as

@@ -8,6 +8,8 @@ its upload; a directory backup is proven by recomputing its directory checksum f
 the upload computed.
 """
 
+from __future__ import annotations
+
 import os
 import socket
 
@@ -19,15 +21,38 @@ from ..core.naming import iso, utc_now
 from ..physical.walnames import list_archive
 from .repository import META_SUFFIX
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Mapping, Optional
+
+    from ..catalog.entries import Entry
+    from ..core.logfile import LevelLog
+    from .repository import OffsiteRepository
+
+    # What push did (or, from pending(), would do): see push().
+    PushReport = dict[str, Any]
+
 FOLDERS = (("full", catalog.FULL_DIR), ("base", "base"))
 # A multipart upload older than this was left by a run that died; abort it so its parts stop costing.
 STALE_UPLOAD_SECONDS = 24 * 3600
 
 
-def push(backup_dir, repo, archive_dir=None, log=lambda msg, level="INFO": None, lock_timeout=600):
+def push(
+    backup_dir: str,
+    repo: OffsiteRepository,
+    archive_dir: Optional[str] = None,
+    log: LevelLog = lambda msg, level="INFO": None,
+    lock_timeout: float = 600,
+) -> PushReport:
     """Upload what is missing; returns a report. Errors of single backups are collected, not raised,
     so one damaged backup does not keep the others from leaving the host (the caller decides the exit)."""
-    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [], "failed": []}
+    report: PushReport = {
+        "repository": repo.describe(),
+        "pushed": [],
+        "already_offsite": 0,
+        "wal_pushed": [],
+        "failed": [],
+    }
     with BackupLock(backup_dir, "push", timeout=lock_timeout):
         aborted = repo.store.abort_stale_uploads(repo.location.bucket, repo.key(""), STALE_UPLOAD_SECONDS)
         if aborted:
@@ -39,11 +64,12 @@ def push(backup_dir, repo, archive_dir=None, log=lambda msg, level="INFO": None,
     return report
 
 
-def _unpushed(backup_dir, repo, folder):
+def _unpushed(backup_dir: str, repo: OffsiteRepository, folder: str) -> tuple[list[Entry], int]:
     """(good local backups of folder not yet off-site, oldest first; how many are off-site already)."""
     entries, _problems = catalog.scan(os.path.join(backup_dir, folder))
     remote = set(repo.metadata_names(folder))
-    todo, there = [], 0
+    todo: list[Entry] = []
+    there = 0
     for entry in sorted(entries, key=catalog.sort_key):
         if "%s/%s" % (folder, os.path.basename(entry.meta_path)) in remote:
             there += 1
@@ -52,9 +78,15 @@ def _unpushed(backup_dir, repo, folder):
     return todo, there
 
 
-def pending(backup_dir, repo, archive_dir=None):
+def pending(backup_dir: str, repo: OffsiteRepository, archive_dir: Optional[str] = None) -> PushReport:
     """What push would upload now, as a push report (check mode): nothing is written anywhere."""
-    report = {"repository": repo.describe(), "pushed": [], "already_offsite": 0, "wal_pushed": [], "failed": []}
+    report: PushReport = {
+        "repository": repo.describe(),
+        "pushed": [],
+        "already_offsite": 0,
+        "wal_pushed": [],
+        "failed": [],
+    }
     for kind, folder in FOLDERS:
         todo, there = _unpushed(backup_dir, repo, folder)
         report["already_offsite"] += there
@@ -64,7 +96,7 @@ def pending(backup_dir, repo, archive_dir=None):
     return report
 
 
-def raise_for_failures(report):
+def raise_for_failures(report: Mapping[str, Any]) -> None:
     """One error for a push that left something behind, with the first failure's exit code."""
     if report["failed"]:
         first = report["failed"][0]
@@ -76,7 +108,9 @@ def raise_for_failures(report):
         raise error
 
 
-def _push_folder(backup_dir, repo, kind, folder, report, log):
+def _push_folder(
+    backup_dir: str, repo: OffsiteRepository, kind: str, folder: str, report: PushReport, log: LevelLog
+) -> None:
     todo, there = _unpushed(backup_dir, repo, folder)
     report["already_offsite"] += there
     for entry in todo:
@@ -90,11 +124,11 @@ def _push_folder(backup_dir, repo, kind, folder, report, log):
             )
 
 
-def _files_of(path):
+def _files_of(path: str) -> list[tuple[str, str]]:
     """(relative name, full path) of a backup's files: one, or every file of a directory backup."""
     if not os.path.isdir(path):
         return [("", path)]
-    out = []
+    out: list[tuple[str, str]] = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
@@ -103,11 +137,13 @@ def _files_of(path):
     return out
 
 
-def push_entry(backup_dir, repo, entry, folder, log=lambda msg, level="INFO": None):
+def push_entry(
+    backup_dir: str, repo: OffsiteRepository, entry: Entry, folder: str, log: LevelLog = lambda msg, level="INFO": None
+) -> dict[str, Any]:
     """Upload one backup: its files, its globals, then its metadata object with the objects' SHA-256s."""
     if os.path.islink(entry.data_path) or not os.path.exists(entry.data_path):
         raise VerificationFailed("backup file %s is missing; it cannot go off-site" % entry.data_path)
-    objects = {}
+    objects: dict[str, dict[str, Any]] = {}
     files = _files_of(entry.data_path)
     single = files == [("", entry.data_path)]
     for rel, path in files:
@@ -132,7 +168,7 @@ def push_entry(backup_dir, repo, entry, folder, log=lambda msg, level="INFO": No
     return meta
 
 
-def _push_globals(backup_dir, repo, rel):
+def _push_globals(backup_dir: str, repo: OffsiteRepository, rel: str) -> dict[str, dict[str, Any]]:
     path = os.path.join(backup_dir, rel)
     meta_rel = rel[: -len(".sql.gz")] + META_SUFFIX if rel.endswith(".sql.gz") else rel + META_SUFFIX
     meta_path = os.path.join(backup_dir, meta_rel)
@@ -145,7 +181,9 @@ def _push_globals(backup_dir, repo, rel):
     return objects
 
 
-def pending_wal(repo, archive_dir, remote_names=None):
+def pending_wal(
+    repo: OffsiteRepository, archive_dir: str, remote_names: Optional[Iterable[str]] = None
+) -> dict[str, str]:
     """{wal name: stored file name} archived locally and not yet off-site, oldest first.
     remote_names: the names under wal/ already listed (repo.names('wal')), to save a listing."""
     remote = {name.split("/", 1)[1] for name in (repo.names("wal") if remote_names is None else remote_names)}
@@ -153,7 +191,7 @@ def pending_wal(repo, archive_dir, remote_names=None):
     return {name: stored for name, stored in sorted(local.items()) if stored not in remote}
 
 
-def _push_wal(repo, archive_dir, report, log):
+def _push_wal(repo: OffsiteRepository, archive_dir: str, report: PushReport, log: LevelLog) -> None:
     for name, stored in pending_wal(repo, archive_dir).items():
         path = os.path.join(archive_dir, stored)
         try:

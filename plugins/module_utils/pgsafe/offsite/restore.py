@@ -6,18 +6,32 @@ that catalog exactly as on the host's own, and removes the staging catalog after
 happened. Check mode stages and verifies too (that is what it reports on), then changes nothing else.
 """
 
+from __future__ import annotations
+
 import os
 
 from ..core.errors import ConfigError
 from .fetch import find, list_entries, remove_staging, stage, stage_for_recovery, staging_dir_for
 
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
-def databases(repo):
+    from ..catalog.entries import CatalogEntry
+    from ..core.conn import ConnInfo
+    from ..physical.pitr import PitrRequest
+    from .fetch import OffsiteEntry
+    from .repository import OffsiteRepository
+
+
+def databases(repo: OffsiteRepository) -> list[str]:
     """Names of the databases with logical backups in the repository."""
     return sorted({e.database for e in list_entries(repo, "full")[0] if e.database})
 
 
-def choose(repo, backup=None, latest=False, database=None):
+def choose(
+    repo: OffsiteRepository, backup: Optional[str] = None, latest: bool = False, database: Optional[str] = None
+) -> OffsiteEntry:
     """The off-site backup a restore means: the named one, or the newest good one of database (which may
     be left out when the repository holds one database only: never guessed between several)."""
     if bool(backup) == bool(latest):
@@ -36,12 +50,12 @@ def choose(repo, backup=None, latest=False, database=None):
     return find(repo, "full", database=database)
 
 
-def data_url(repo, entry, folder="full"):
+def data_url(repo: OffsiteRepository, entry: CatalogEntry, folder: str = "full") -> str:
     """Where the backup's data lives off-site (its first object for a directory backup's folder)."""
     return repo.location.url("%s/%s" % (folder, entry.meta.get("backup_file")))
 
 
-def summary(repo, entry, folder="full"):
+def summary(repo: OffsiteRepository, entry: OffsiteEntry, folder: str = "full") -> dict[str, Any]:
     """An off-site backup described with the keys of a local one; paths are s3:// URLs."""
     item = entry.summary()
     item.update(
@@ -53,17 +67,17 @@ def summary(repo, entry, folder="full"):
 
 
 def restore(
-    repo,
-    target_db,
-    backup_dir,
-    conninfo,
-    backup=None,
-    latest=False,
-    database=None,
-    log=lambda msg: None,
-    check_mode=False,
-    **options,
-):
+    repo: OffsiteRepository,
+    target_db: str,
+    backup_dir: str,
+    conninfo: ConnInfo,
+    backup: Optional[str] = None,
+    latest: bool = False,
+    database: Optional[str] = None,
+    log: Callable[[str], None] = lambda msg: None,
+    check_mode: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
     """A logical restore from the bucket; options are RestoreRequest's (overwrite, jobs, ...). The staging
     catalog goes beside backup_dir, the host's backup directory (same disk, same owner)."""
     from ..logical.restore import RestoreRequest, run_restore
@@ -84,7 +98,9 @@ def restore(
     return result
 
 
-def recover(repo, req, log=lambda msg: None, check_mode=False):
+def recover(
+    repo: OffsiteRepository, req: PitrRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
+) -> dict[str, Any]:
     """A point-in-time recovery from the bucket: req is a PitrRequest whose backup_dir is the host's; the
     base backup (req.backup, else the newest ending before the target) and its WAL are staged beside it.
 

@@ -23,6 +23,8 @@ again just before the delete so a backup whose metadata appeared meanwhile keeps
 is swept while a metadata object cannot be read: its objects would look orphaned.
 """
 
+from __future__ import annotations
+
 from datetime import timedelta
 
 from ..catalog.retention import choose
@@ -32,6 +34,19 @@ from ..physical import walcleanup
 from ..storage.s3errors import client_error_code
 from .fetch import list_entries, wal_objects
 from .repository import META_SUFFIX
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
+
+    from ..catalog.entries import Problem
+    from ..core.logfile import LevelLog
+    from ..storage.s3 import ObjectInfo
+    from .fetch import OffsiteEntry
+    from .repository import OffsiteRepository
+
+    T = TypeVar("T")
 
 FOLDERS = ("full", "base")
 SWEPT_FOLDERS = ("full", "base", "globals")
@@ -43,17 +58,17 @@ ORPHAN_GRACE_SECONDS = 24 * 3600
 class OffsitePlan:
     """What off-site retention would do: backups kept and removed per folder, and the WAL cut-off."""
 
-    def __init__(self):
-        self.keep = {folder: [] for folder in FOLDERS}
-        self.remove = {folder: [] for folder in FOLDERS}
-        self.protected = {folder: [] for folder in FOLDERS}
-        self.problems = {folder: [] for folder in FOLDERS}
-        self.wal_cutoff = None
-        self.wal_victims = []  # object names
-        self.wal_note = None
+    def __init__(self) -> None:
+        self.keep: dict[str, list[OffsiteEntry]] = {folder: [] for folder in FOLDERS}
+        self.remove: dict[str, list[OffsiteEntry]] = {folder: [] for folder in FOLDERS}
+        self.protected: dict[str, list[OffsiteEntry]] = {folder: [] for folder in FOLDERS}
+        self.problems: dict[str, list[Problem]] = {folder: [] for folder in FOLDERS}
+        self.wal_cutoff: Optional[str] = None
+        self.wal_victims: list[str] = []  # object names
+        self.wal_note: Optional[str] = None
 
 
-def check_settings(retention_days, base_retention_days, min_backups):
+def check_settings(retention_days: Any, base_retention_days: Any, min_backups: Any) -> None:
     for value, what in (
         (retention_days, "offsite_retention_days"),
         (base_retention_days, "offsite_base_retention_days"),
@@ -65,14 +80,21 @@ def check_settings(retention_days, base_retention_days, min_backups):
         raise ConfigError("offsite_retention_days is required")
 
 
-def _by_database(entries):
-    groups = {}
+def _by_database(entries: Iterable[OffsiteEntry]) -> dict[Optional[str], list[Any]]:
+    """OffsiteEntry lists, as Any for catalog.retention.choose (see plan())."""
+    groups: dict[Optional[str], list[Any]] = {}
     for entry in entries:
         groups.setdefault(entry.database, []).append(entry)
     return groups
 
 
-def plan(repo, retention_days, base_retention_days=None, min_backups=1, now=None):
+def plan(
+    repo: OffsiteRepository,
+    retention_days: int,
+    base_retention_days: Optional[int] = None,
+    min_backups: int = 1,
+    now: Optional[datetime] = None,
+) -> OffsitePlan:
     """The decision, from the bucket alone (listing and metadata objects; no data is read)."""
     check_settings(retention_days, base_retention_days, min_backups)
     now = now or utc_now()
@@ -82,7 +104,9 @@ def plan(repo, retention_days, base_retention_days=None, min_backups=1, now=None
         entries, problems = list_entries(repo, folder)
         out.problems[folder] = problems
         for _database, mine in sorted(_by_database(entries).items(), key=lambda item: str(item[0])):
-            chosen = choose(mine, now, days[folder], min_backups)
+            # choose() reads only what an OffsiteEntry shares with a local Entry (finished, is_good, is_future)
+            # but is typed for local entries: its Plan cannot be generic without typing at run time.
+            chosen: Any = choose(mine, now, days[folder], min_backups)
             out.keep[folder] += chosen.keep
             out.remove[folder] += chosen.remove
             out.protected[folder] += chosen.protected
@@ -99,7 +123,7 @@ def plan(repo, retention_days, base_retention_days=None, min_backups=1, now=None
     return out
 
 
-def data_names(entry):
+def data_names(entry: OffsiteEntry) -> tuple[list[str], list[str]]:
     """The objects of a backup that its deletion may remove: its data under folder/<backup_file>, its
     globals file, and the globals' metadata object. Anything else its metadata names is left alone
     (metadata naming another backup's objects, or WAL, must not make retention delete them)."""
@@ -115,7 +139,8 @@ def data_names(entry):
     globals_rel = entry.meta.get("globals_file")
     if not _is_globals_name(globals_rel):
         globals_rel = None
-    names, refused = [], []
+    names: list[str] = []
+    refused: list[str] = []
     for name in sorted(entry.objects):
         if (name == data or name.startswith(data + "/") or name == globals_rel) and ".." not in name.split("/"):
             names.append(name)
@@ -126,7 +151,7 @@ def data_names(entry):
     return names, refused
 
 
-def _is_globals_name(name):
+def _is_globals_name(name: object) -> bool:
     return (
         isinstance(name, str)
         and name.startswith("globals/")
@@ -136,13 +161,13 @@ def _is_globals_name(name):
     )
 
 
-def _refused_delete(exc):
+def _refused_delete(exc: ConnectionFailed) -> bool:
     """Whether a ConnectionFailed from a delete is the credentials' refusal (not an unreachable endpoint)."""
     code, status = client_error_code(exc.__cause__) if exc.__cause__ is not None else ("", 0)
     return code == "AccessDenied" or status == 403 or " denied " in exc.message
 
 
-def _deleting(repo, action):
+def _deleting(repo: OffsiteRepository, action: Callable[[], T]) -> T:
     """Run action(); a refused delete becomes a ConnectionFailed that names the credential problem."""
     try:
         return action()
@@ -156,7 +181,7 @@ def _deleting(repo, action):
         ) from exc
 
 
-def delete_backup(repo, entry, log=lambda msg, level="INFO": None):
+def delete_backup(repo: OffsiteRepository, entry: OffsiteEntry, log: LevelLog = lambda msg, level="INFO": None) -> int:
     """Metadata object first (out of the catalog at once), then its data objects."""
     names, refused = data_names(entry)
     _deleting(repo, lambda: repo.delete(entry.meta_name))
@@ -171,9 +196,10 @@ def delete_backup(repo, entry, log=lambda msg, level="INFO": None):
     return len(names) + 1
 
 
-def owned_names(entries):
+def owned_names(entries: Iterable[OffsiteEntry]) -> tuple[set[str], set[str]]:
     """Every object the listed backups own: their metadata, the objects they name, the globals metadata."""
-    owned, prefixes = set(), set()
+    owned: set[str] = set()
+    prefixes: set[str] = set()
     for entry in entries:
         owned.add(entry.meta_name)
         owned.update(entry.objects)
@@ -185,11 +211,13 @@ def owned_names(entries):
     return owned, prefixes
 
 
-def orphans(objects, entries, now, grace_seconds):
+def orphans(
+    objects: Mapping[str, ObjectInfo], entries: Iterable[OffsiteEntry], now: datetime, grace_seconds: float
+) -> list[str]:
     """Names among objects ({name: ObjectInfo}) that no backup owns and that are older than the grace."""
     owned, prefixes = owned_names(entries)
     limit = now - timedelta(seconds=grace_seconds)
-    out = []
+    out: list[str] = []
     for name, info in sorted(objects.items()):
         folder = name.split("/", 1)[0]
         if name in owned or any(name.startswith(p) for p in prefixes):
@@ -202,23 +230,29 @@ def orphans(objects, entries, now, grace_seconds):
     return out
 
 
-def _all_objects(repo):
-    out = {}
+def _all_objects(repo: OffsiteRepository) -> dict[str, ObjectInfo]:
+    out: dict[str, ObjectInfo] = {}
     for folder in SWEPT_FOLDERS:
         out.update(repo.objects(folder))
     return out
 
 
-def _metadata_names(repo):
+def _metadata_names(repo: OffsiteRepository) -> set[str]:
     return {name for folder in FOLDERS for name in repo.metadata_names(folder)}
 
 
-def sweep(repo, grace_seconds=ORPHAN_GRACE_SECONDS, dry_run=False, now=None, log=lambda msg, level="INFO": None):
+def sweep(
+    repo: OffsiteRepository,
+    grace_seconds: float = ORPHAN_GRACE_SECONDS,
+    dry_run: bool = False,
+    now: Optional[datetime] = None,
+    log: LevelLog = lambda msg, level="INFO": None,
+) -> list[str]:
     """Remove orphaned objects (see the module's docstring); returns their names."""
     now = now or utc_now()
     before = _metadata_names(repo)
     objects = _all_objects(repo)
-    entries = []
+    entries: list[OffsiteEntry] = []
     for folder in FOLDERS:
         listed, problems = list_entries(repo, folder)
         if problems:
@@ -233,7 +267,7 @@ def sweep(repo, grace_seconds=ORPHAN_GRACE_SECONDS, dry_run=False, now=None, log
     appeared = _metadata_names(repo) - before
     if appeared:
         # A push finished a backup meanwhile: whatever its metadata names is no orphan.
-        fresh = []
+        fresh: list[OffsiteEntry] = []
         for folder in FOLDERS:
             fresh += [e for e in list_entries(repo, folder)[0] if e.meta_name in appeared]
         owned, prefixes = owned_names(fresh)
@@ -244,7 +278,7 @@ def sweep(repo, grace_seconds=ORPHAN_GRACE_SECONDS, dry_run=False, now=None, log
     return victims
 
 
-def _summary(entry, folder):
+def _summary(entry: OffsiteEntry, folder: str) -> dict[str, Any]:
     return {
         "backup_id": entry.backup_id,
         "kind": folder,
@@ -255,20 +289,20 @@ def _summary(entry, folder):
 
 
 def run(
-    repo,
-    retention_days,
-    base_retention_days=None,
-    min_backups=1,
-    dry_run=False,
-    now=None,
-    orphan_grace_seconds=ORPHAN_GRACE_SECONDS,
-    log=lambda msg, level="INFO": None,
-):
+    repo: OffsiteRepository,
+    retention_days: int,
+    base_retention_days: Optional[int] = None,
+    min_backups: int = 1,
+    dry_run: bool = False,
+    now: Optional[datetime] = None,
+    orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
+    log: LevelLog = lambda msg, level="INFO": None,
+) -> dict[str, Any]:
     """Apply off-site retention; returns a report. Stops at the first failed delete (nothing after it is
     deleted; what went before is consistent, see above); WAL goes only after every backup to remove is gone."""
     now = now or utc_now()
     decided = plan(repo, retention_days, base_retention_days, min_backups, now)
-    report = {
+    report: dict[str, Any] = {
         "repository": repo.describe(),
         "dry_run": bool(dry_run),
         "checked_at": iso(now),

@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Iterable, Optional
 
-    from ..catalog.entries import Entry
+    from ..catalog.entries import CatalogEntry, Entry
 
 
 def _position(name: str) -> str:
@@ -25,7 +25,7 @@ def _position(name: str) -> str:
     return name[8:24]
 
 
-def cutoff_segment(kept_entries: Iterable[Entry]) -> Optional[str]:
+def cutoff_segment(kept_entries: Iterable[CatalogEntry]) -> Optional[str]:
     starts = [e.meta["start_wal"] for e in kept_entries if is_segment(e.meta.get("start_wal") or "")]
     if not starts:
         return None
