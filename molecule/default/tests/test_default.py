@@ -1,6 +1,7 @@
 """What site.yml leaves on a PostgreSQL host, checked from outside with testinfra."""
 
 import json
+import re
 
 BACKUP_DIR = "/var/backups/postgresql"
 
@@ -17,9 +18,10 @@ def test_cron_jobs_follow_the_seed_schedule(host):
     shop = host.file("/etc/cron.d/pgsafe-full-shop")
     assert shop.exists
     assert "0 2 * * * postgres /usr/local/bin/pgsafe" in shop.content_string
-    assert "backup shop" in shop.content_string
+    # The job line itself (the comment line above it names the database too): options, then -- DATABASE.
+    assert re.search(r"\n0 2 \* \* \* postgres /usr/local/bin/pgsafe .* backup .* -- shop >> ", shop.content_string)
     odd = host.file("/etc/cron.d/pgsafe-full-odd_name")
-    assert "backup -- 'odd name'" in odd.content_string
+    assert re.search(r"\n0 2 \* \* \* postgres .* backup .* -- 'odd name' >> ", odd.content_string)
     assert "5 * * * * postgres" in host.file("/etc/cron.d/pgsafe-base").content_string
     assert "*/15 * * * * postgres" in host.file("/etc/cron.d/pgsafe-monitor").content_string
     assert "-mtime +90" in host.file("/etc/cron.d/pgsafe-logs").content_string
