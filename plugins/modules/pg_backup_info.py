@@ -100,6 +100,8 @@ EXAMPLES = r"""
     offsite_url: s3://pgsafe-backups/db1
     backup_dir: /var/backups/postgresql
     verify: true
+  become: true
+  become_user: postgres
 """
 
 RETURN = r"""

@@ -136,6 +136,8 @@ EXAMPLES = r"""
     login_host: db1.example.com
     login_user: backup
     login_password: "{{ vault_backup_password }}"
+  become: true
+  become_user: postgres
 
 - name: Back up shop and upload it to the off-site bucket (keys from Ansible Vault)
   pgsafe.backup.pg_full_backup:

@@ -73,6 +73,8 @@ EXAMPLES = r"""
     backup_dir: /var/backups/postgresql
     offsite_url: s3://pgsafe-backups/db1
   check_mode: true
+  become: true
+  become_user: postgres
   register: waiting
 """
 

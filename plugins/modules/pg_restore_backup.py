@@ -163,6 +163,8 @@ EXAMPLES = r"""
     overwrite: true
     jobs: 2
     backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 
 - name: Disaster recovery - db1 is gone; restore its newest shop backup on this host from the bucket
   pgsafe.backup.pg_restore_backup:

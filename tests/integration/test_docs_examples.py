@@ -1,6 +1,7 @@
 """Copy-paste true documentation: the README's commands and every module's EXAMPLES are checked against
 what the code accepts, and module_defaults through the action group runs for real."""
 
+import ast
 import os
 import re
 import shlex
@@ -15,9 +16,14 @@ MODULES = sorted(n[:-3] for n in os.listdir(MODULES_DIR) if n.endswith(".py") an
 
 
 def _yaml_block(path, var):
+    """The YAML that a file assigns to VAR (at any depth: doc fragments keep it in a class), read
+    from the syntax tree so that the quoting style does not matter."""
     with open(path) as fh:
-        source = fh.read()
-    return yaml.safe_load(re.search(r"^ *%s = r'''(.*?)^'''" % var, source, re.S | re.M).group(1))
+        tree = ast.parse(fh.read())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == var for t in node.targets):
+            return yaml.safe_load(ast.literal_eval(node.value))
+    raise AssertionError("%s assigns no %s" % (path, var))
 
 
 def _module_doc(name):
@@ -25,9 +31,10 @@ def _module_doc(name):
     doc = _yaml_block(path, "DOCUMENTATION")
     options = dict(doc.get("options") or {})
     for fragment in doc.get("extends_documentation_fragment") or []:
-        assert fragment == "pgsafe.backup.login", fragment
-        login = _yaml_block(os.path.join(ROOT, "plugins", "doc_fragments", "login.py"), "DOCUMENTATION")
-        options.update(login["options"])
+        namespace, _sep, short = fragment.rpartition(".")
+        assert namespace == "pgsafe.backup", fragment
+        shared = _yaml_block(os.path.join(ROOT, "plugins", "doc_fragments", short + ".py"), "DOCUMENTATION")
+        options.update(shared["options"])
     return options, _yaml_block(path, "EXAMPLES")
 
 
@@ -67,10 +74,32 @@ def _readme():
         return fh.read()
 
 
+def _role_variables():
+    names = set()
+    for role in os.listdir(os.path.join(ROOT, "roles")):
+        path = os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")
+        if os.path.exists(path):
+            with open(path) as fh:
+                for spec in yaml.safe_load(fh)["argument_specs"].values():
+                    names.update(spec.get("options") or {})
+        # and the fleet-wide pgsafe_* variables that role defaults read
+        defaults = os.path.join(ROOT, "roles", role, "defaults", "main.yml")
+        if os.path.exists(defaults):
+            with open(defaults) as fh:
+                names.update(re.findall(r"\b(pgsafe_\w+) \| default", fh.read()))
+    return names
+
+
 def test_readme_yaml_snippets_run_as_written():
     checked = 0
     for snippet in re.findall(r"```yaml\n(.*?)```", _readme(), re.S):
-        for item in yaml.safe_load(snippet):
+        loaded = yaml.safe_load(snippet)
+        if isinstance(loaded, dict):
+            # group_vars: every variable is one a role declares.
+            unknown = set(loaded) - _role_variables()
+            assert not unknown, "README sets role variables no role declares: %s" % sorted(unknown)
+            continue
+        for item in loaded:
             tasks = item.get("tasks", [item])
             if "module_defaults" in item:
                 for key in item["module_defaults"]:
@@ -99,7 +128,7 @@ def _required_extra_vars(playbook):
 def _readme_commands(program):
     """Lines of the README's bash blocks that run program."""
     for snippet in re.findall(r"```bash\n(.*?)```", _readme(), re.S):
-        for line in snippet.splitlines():
+        for line in snippet.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words[:1] == [program]:
                 yield words

@@ -23,6 +23,7 @@ LOCK_DIR = ".locks"
 
 class BackupLock:
     def __init__(self, backup_dir: str, name: str, timeout: float = 60.0, poll: float = 0.2) -> None:
+        self.backup_dir = backup_dir
         self.directory = os.path.join(backup_dir, LOCK_DIR)
         self.path = os.path.join(self.directory, "%s.lock" % file_slug(name))
         self.name = name
@@ -33,6 +34,7 @@ class BackupLock:
     def acquire(self) -> BackupLock:
         ensure_private_dir(self.directory)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        self._give_to_catalog_owner(fd)
         deadline = time.monotonic() + max(0.0, float(self.timeout))
         while True:
             try:
@@ -51,6 +53,18 @@ class BackupLock:
         os.write(fd, ("%d\n" % os.getpid()).encode())
         self.fd = fd
         return self
+
+    def _give_to_catalog_owner(self, fd: int) -> None:
+        # A run as root (a module with become, an admin's shell) in a catalog owned by the
+        # database's OS user must not leave a root-owned lock that makes every later run of
+        # that user fail with "Permission denied".
+        if os.geteuid() != 0:
+            return
+        owner = os.stat(self.backup_dir)
+        if owner.st_uid == 0:
+            return
+        os.chown(self.directory, owner.st_uid, owner.st_gid)
+        os.fchown(fd, owner.st_uid, owner.st_gid)
 
     def release(self) -> None:
         if self.fd is not None:
