@@ -234,6 +234,7 @@ checks:
   returned: always
   type: list
   elements: dict
+  sample: [{"name": "backup_age", "database": "shop", "status": "ok", "value": 3.2, "threshold": 26, "message": "newest backup of shop is 3.2 h old"}]
 metrics:
   description:
     - The dashboard figures plus per-database values.
@@ -242,11 +243,13 @@ metrics:
       C(wal_pending_oldest_seconds), C(wal_missing_segments)) and C(offsite_backup_age_hours) per database.
   returned: always
   type: dict
+  sample: {"backup_age_hours": 3.2, "disk_free_gb": 120.4, "disk_usage_percent": 41.0, "backup_count_total": 14, "backup_count_recent": 7, "corrupted_backups": 0, "last_backup_size_mb": 52.4, "wal_ready_count": 0, "wal_oldest_ready_seconds": null, "archiver_failed_count": 0, "databases": {"shop": {"backup_age_hours": 3.2, "backup_count_total": 14, "last_backup_size_mb": 52.4}}}
 metrics_written:
   description: Metric files written.
   returned: always
   type: list
   elements: str
+  sample: ["/var/lib/node_exporter/textfile/pgsafe.prom"]
 alerts:
   description: Alerts sent and alerts that could not be delivered.
   returned: when alert_endpoint is set and not in check mode

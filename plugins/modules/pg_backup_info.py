@@ -166,15 +166,18 @@ selected:
   description: The backup chosen by O(backup) or O(latest), with RV(backups[].verified) when O(verify=true).
   returned: with O(backup) or O(latest)
   type: dict
+  sample: {"backup_id": "shop_full_20261120_020000", "database": "shop", "backup_file": "/var/backups/postgresql/full/shop_full_20261120_020000.dump.zst", "verified": true}
 latest:
   description: The newest backup per database.
   returned: always
   type: dict
+  sample: {"shop": {"backup_id": "shop_full_20261120_020000", "end_time": "2026-11-20T02:00:41+00:00"}}
 problems:
   description: Metadata files that could not be read or trusted, with the reason.
   returned: always
   type: list
   elements: dict
+  sample: [{"file": "/var/backups/postgresql/full/shop_full_20261119_020000.meta.json", "reason": "not valid JSON"}]
 count:
   description: Number of backups listed.
   returned: always
@@ -184,6 +187,7 @@ repository:
   description: The off-site repository listed, C(s3://BUCKET/PREFIX).
   returned: with source=offsite
   type: str
+  sample: "s3://pgsafe-backups/db1"
 """
 
 from ansible.module_utils.basic import AnsibleModule

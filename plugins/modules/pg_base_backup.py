@@ -165,11 +165,13 @@ removed:
   returned: success and not check mode
   type: list
   elements: str
+  sample: ["base_20261112_030000"]
 wal_removed:
   description: Archived WAL files removed because no kept base backup needs them.
   returned: success and not check mode
   type: list
   elements: str
+  sample: ["000000010000000000000003", "000000010000000000000004"]
 offsite:
   description:
     - With O(offsite_url), what went to the off-site repository (in check mode, what would go).
@@ -200,6 +202,7 @@ log:
   returned: always
   type: list
   elements: str
+  sample: ["base backup base_20261120_030000 started", "pg_verifybackup: backup successfully verified", "base backup base_20261120_030000 complete"]
 """
 
 

@@ -187,11 +187,13 @@ removed:
   returned: always
   type: list
   elements: str
+  sample: ["/var/backups/postgresql/full/shop_full_20261023_020000.dump.zst"]
 row_counts:
   description: Exact rows per table in the backup's snapshot.
   returned: success and not check mode
   type: list
   elements: dict
+  sample: [{"table": "public.orders", "rows": 120000}]
 offsite:
   description:
     - With O(offsite_url), what went to the off-site repository (in check mode, what would go).
@@ -223,6 +225,7 @@ log:
   returned: always
   type: list
   elements: str
+  sample: ["dumping shop", "backup shop_full_20261120_020000 complete (52.4 MB)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -53,6 +53,13 @@ notes:
   - Run it as the backups' OS user (C(become_user=postgres)); it takes the same lock as C(pgsafe push),
     so it never uploads at the same time as the cron job.
   - The credentials need no delete permission; a writer that cannot delete is the recommended kind.
+seealso:
+  - module: pgsafe.backup.pg_full_backup
+    description: Take a logical backup and upload it at once with O(pgsafe.backup.pg_full_backup#module:offsite_url).
+  - module: pgsafe.backup.pg_restore_backup
+    description: Restore from the off-site copy alone with O(pgsafe.backup.pg_restore_backup#module:source=offsite).
+  - module: pgsafe.backup.backup_health
+    description: Alert when backups or WAL are not yet off-site.
 author:
   - pgsafe engineers (@pgsafe)
 """
@@ -101,6 +108,7 @@ already_offsite:
   description: Local backups whose metadata object was off-site already.
   returned: always
   type: int
+  sample: 13
 wal_pushed:
   description: Archived WAL files uploaded (in check mode, that would be), oldest first.
   returned: always
@@ -112,11 +120,13 @@ failed:
   returned: always
   type: list
   elements: dict
+  sample: [{"backup_id": "shop_full_20261120_020000", "error": "could not reach https://s3.example.net", "exit_code": 3}]
 log:
   description: The steps the engine took.
   returned: always
   type: list
   elements: str
+  sample: ["uploaded shop_full_20261120_020000 (52.4 MB)", "uploaded 12 WAL segments"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

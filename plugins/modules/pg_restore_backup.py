@@ -224,6 +224,7 @@ preflight:
   description: What the host checks before recovery proved (os_user, program, archive_dir, warnings).
   returned: physical recovery
   type: dict
+  sample: {"os_user": "postgres", "program": "/usr/local/bin/pgsafe", "archive_dir": "/var/backups/postgresql/wal", "warnings": []}
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery
@@ -233,6 +234,7 @@ wal:
   description: Range of archived WAL checked for gaps before starting.
   returned: physical recovery
   type: dict
+  sample: {"checked_from": "000000010000000000000005", "checked_to": "00000001000000000000001A", "segments": 22}
 data_directory:
   description: Where the recovered cluster runs.
   returned: physical recovery
@@ -247,6 +249,7 @@ target:
   description: The recovery target asked for (time, lsn, name).
   returned: physical recovery
   type: dict
+  sample: {"time": "2026-11-20 14:30:00+00", "lsn": null, "name": null}
 restored_from:
   description: Path of the backup that was restored; with O(source=offsite), its C(s3://) URL.
   returned: success
@@ -256,6 +259,7 @@ source:
   description: V(offsite) when the backup came from the off-site repository.
   returned: success with source=offsite
   type: str
+  sample: "offsite"
 backup_id:
   description: Identifier of that backup.
   returned: success
@@ -313,6 +317,7 @@ log:
   returned: always
   type: list
   elements: str
+  sample: ["checksum ok", "restored into shop_restored", "validated 12 tables"]
 """
 
 

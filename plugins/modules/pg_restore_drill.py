@@ -90,6 +90,7 @@ results:
   returned: always
   type: list
   elements: dict
+  sample: [{"backup_id": "shop_full_20261120_020000", "scratch_db": "pgsafe_drill_shop", "passed": true, "rto_seconds": 41.7, "tables": 12, "mismatches": []}]
 report_file:
   description: Path of the JSON report under drills/.
   returned: always
@@ -114,10 +115,12 @@ source:
   description: V(local) or V(offsite), the copy that was drilled.
   returned: always
   type: str
+  sample: "local"
 repository:
   description: The off-site repository drilled, C(s3://BUCKET/PREFIX).
   returned: with source=offsite
   type: str
+  sample: "s3://pgsafe-backups/db1"
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -154,14 +154,17 @@ changes:
   description: Settings that were (or in check mode would be) changed, with their new values.
   returned: unless O(preflight_only)
   type: dict
+  sample: {"archive_mode": "on"}
 settings:
   description: The wanted value of every managed setting.
   returned: unless O(preflight_only)
   type: dict
+  sample: {"wal_level": "replica", "archive_mode": "on", "archive_command": "/usr/local/bin/pgsafe archive-wal --archive-dir /var/backups/postgresql/wal %p %f", "archive_timeout": "300"}
 previous:
   description: The value of every managed setting before this run (configured, else running).
   returned: unless O(preflight_only)
   type: dict
+  sample: {"wal_level": "replica", "archive_mode": "off", "archive_command": "(disabled)", "archive_timeout": "0"}
 conf_file:
   description: The include file written with O(method=conf_file).
   returned: unless O(preflight_only)
@@ -171,6 +174,7 @@ diff:
   description: Managed settings before and after.
   returned: unless O(preflight_only)
   type: dict
+  sample: {"before": {"archive_mode": "off"}, "after": {"archive_mode": "on"}}
 preflight:
   description: What the host checks proved.
   returned: success

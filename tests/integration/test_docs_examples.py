@@ -1,7 +1,6 @@
 """Copy-paste true documentation: the README's commands and every module's EXAMPLES are checked against
 what the code accepts, and module_defaults through the action group runs for real."""
 
-import ast
 import os
 import re
 import shlex
@@ -9,33 +8,12 @@ import textwrap
 
 import pytest
 import yaml
+from moduledocs import MODULES, module_block, module_options
 from pgtest import ROOT, SYSTEM_PYTHON, drop_database, table_contents, unique_name
-
-MODULES_DIR = os.path.join(ROOT, "plugins", "modules")
-MODULES = sorted(n[:-3] for n in os.listdir(MODULES_DIR) if n.endswith(".py") and not n.startswith("_"))
-
-
-def _yaml_block(path, var):
-    """The YAML that a file assigns to VAR (at any depth: doc fragments keep it in a class), read
-    from the syntax tree so that the quoting style does not matter."""
-    with open(path) as fh:
-        tree = ast.parse(fh.read())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == var for t in node.targets):
-            return yaml.safe_load(ast.literal_eval(node.value))
-    raise AssertionError("%s assigns no %s" % (path, var))
 
 
 def _module_doc(name):
-    path = os.path.join(MODULES_DIR, name + ".py")
-    doc = _yaml_block(path, "DOCUMENTATION")
-    options = dict(doc.get("options") or {})
-    for fragment in doc.get("extends_documentation_fragment") or []:
-        namespace, _sep, short = fragment.rpartition(".")
-        assert namespace == "pgsafe.backup", fragment
-        shared = _yaml_block(os.path.join(ROOT, "plugins", "doc_fragments", short + ".py"), "DOCUMENTATION")
-        options.update(shared["options"])
-    return options, _yaml_block(path, "EXAMPLES")
+    return module_options(name), module_block(name, "EXAMPLES")
 
 
 def _check_task(task, where):
