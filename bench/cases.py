@@ -96,7 +96,7 @@ def logical_backup_cases(ctx):
         return ("logical backup", name, False, once)
 
     return [
-        anchor("pg_dump | gzip -6 (seed)", bare + " | gzip -6 > {out}", ".sql.gz", keep_as="seed_sql_gz"),
+        anchor("pg_dump | gzip -6 (shell scripts)", bare + " | gzip -6 > {out}", ".sql.gz", keep_as="seed_sql_gz"),
         anchor("pg_dump -Fc", bare + " -Fc -f {out}", ".dump", keep_as="bare_custom"),
         anchor(
             "pg_dump -Fc -Z0 | zstd -T%d (best bare)" % cores,
@@ -106,7 +106,7 @@ def logical_backup_cases(ctx):
         ours(OURS + " custom zstd-3 (default)", keep_as="ours_backup_dir"),
         ours(OURS + " custom zstd-3, no row counts or globals", "--no-row-counts", "--no-globals"),
         ours(OURS + " custom gzip-6", "--compression", "gzip"),
-        ours(OURS + " plain gzip-6 (seed format)", "--format", "plain", "--compression", "gzip"),
+        ours(OURS + " plain gzip-6 (shell scripts' format)", "--format", "plain", "--compression", "gzip"),
         ours(
             OURS + " directory gzip-6 -j%d" % cores,
             "--format",
@@ -173,7 +173,7 @@ def logical_restore_cases(ctx):
         return result
 
     return [
-        ("logical restore", "gunzip | psql (seed)", True, seed),
+        ("logical restore", "gunzip | psql (shell scripts)", True, seed),
         ("logical restore", "pg_restore -j%d" % cores, True, bare),
         ("logical restore", OURS + " restore --jobs %d (validated)" % cores, False, ours),
     ]

@@ -6,7 +6,7 @@ import statistics
 
 # (what, our tool prefix, anchor tool prefix, target ratio, "time" or "throughput", how the target reads)
 RATIOS = [
-    ("logical backup vs seed pipeline", "pgsafe custom zstd-3 (default", "pg_dump | gzip -6", 0.25, "time"),
+    ("logical backup vs shell-script pipeline", "pgsafe custom zstd-3 (default", "pg_dump | gzip -6", 0.25, "time"),
     ("logical backup vs best bare pipeline", "pgsafe custom zstd-3 (default", "pg_dump -Fc -Z0 | zstd", 1.05, "time"),
     (
         "logical backup without row counts vs best bare",
@@ -27,7 +27,7 @@ RATIOS = [
     ("base backup vs pg_basebackup", "pgsafe base-backup zstd-3 (default", "pg_basebackup", None, "time"),
     ("physical restore vs pgBackRest restore", "pgsafe restore-pitr", "pgBackRest restore", 1.0, "time"),
     ("logical restore vs pg_restore -j", "pgsafe restore --jobs", "pg_restore -j", 1.05, "time"),
-    ("logical restore vs seed gunzip | psql", "pgsafe restore --jobs", "gunzip | psql", None, "time"),
+    ("logical restore vs shell-script gunzip | psql", "pgsafe restore --jobs", "gunzip | psql", None, "time"),
     ("archive-wal throughput vs cp + sync", "pgsafe archive-wal (default", "cp + sync", 0.8, "throughput"),
     (
         "archive-wal throughput vs pgBackRest archive-push",
