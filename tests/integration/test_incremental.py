@@ -86,6 +86,23 @@ def base_backup(cluster, *extra, rc=0):
     return json.loads(proc.stdout) if rc == 0 else proc
 
 
+def chain_health(cluster):
+    proc = run_cli(
+        cluster,
+        cluster.backup_dir,
+        "health",
+        "--json",
+        "--archive-dir",
+        cluster.archive_dir,
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+    )
+    (check,) = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "base_chain"]
+    return check
+
+
 def data_size(result):
     """Bytes of base.tar: the WAL beside it is as big in every backup."""
     return os.path.getsize(os.path.join(result["backup_path"], "base.tar"))
@@ -140,6 +157,9 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
     assert meta["backup_type"] == "incremental" and meta["parent"] == first["backup_id"]
     assert meta["chain_full"] == full["backup_id"]
     assert meta_of(full)["backup_type"] == "full" and meta_of(full)["parent"] is None
+    health = chain_health(c)
+    assert (health["status"], health["value"], health["full_backup"]) == ("ok", 3, full["backup_id"])
+    assert 0 <= health["full_age_hours"] < 1
     # An incremental is much smaller than its full: it holds only the changed blocks.
     assert data_size(second) < data_size(full) / 2
 
@@ -206,6 +226,8 @@ def test_broken_chain_falls_back_to_a_full_backup_and_says_why(archiving):
     assert incr["backup_type"] == "incremental" and incr["parent"] == after_damage["backup_id"]
     shutil.rmtree(after_damage["backup_path"])
     os.unlink(after_damage["metadata_file"])
+    health = chain_health(c)
+    assert health["status"] == "critical" and "missing" in health["message"], health
     change(c, 3)
     after_removal = base_backup(c, "--incremental")
     assert after_removal["backup_type"] == "full"
