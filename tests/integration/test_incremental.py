@@ -242,6 +242,37 @@ def test_broken_chain_falls_back_to_a_full_backup_and_says_why(archiving):
 
 
 @needs_17
+def test_chain_proof_fails_when_the_members_do_not_combine(archiving):
+    """The proof is pg_combinebackup + pg_verifybackup: an incremental set on a full it was not taken
+    from is caught, though every member passes its own checks."""
+    from pgsafe.catalog.entries import load_entry
+    from pgsafe.core.errors import VerificationFailed
+    from pgsafe.physical import chain as chains
+    from pgsafe.physical.basebackup import extract, verify_chain
+
+    c = archiving
+    other = base_backup(c)
+    change(c, 1)
+    full = base_backup(c)
+    change(c, 2)
+    incr = base_backup(c, "--incremental")
+    assert incr["parent"] == full["backup_id"]
+    scratch = make_scratch_dir("pgsafe-incr-proof-")
+    newest = os.path.join(scratch, "newest")
+    os.mkdir(newest)
+    extract(incr["backup_path"], newest)
+    shutil.copy2(os.path.join(incr["backup_path"], "backup_manifest"), newest)
+    combine = chains.find_combinebackup(MAJOR)
+    verifybackup = os.path.join(os.path.dirname(combine), "pg_verifybackup")
+    verify_chain([load_entry(full["metadata_file"])], newest, os.path.join(scratch, "ok"), combine, verifybackup, print)
+    with pytest.raises(VerificationFailed, match="pg_combinebackup failed"):
+        verify_chain(
+            [load_entry(other["metadata_file"])], newest, os.path.join(scratch, "bad"), combine, verifybackup, print
+        )
+    assert sorted(os.listdir(scratch)) == ["newest"], "scratch copies are removed"
+
+
+@needs_17
 def test_summarize_wal_is_turned_on_by_a_reload_and_incremental_needs_it(new_pg):
     from pgsafe.core.conn import ConnInfo
     from pgsafe.physical.archive_config import apply

@@ -5,6 +5,7 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from pgsafe.catalog.entries import load_entry
 from pgsafe.monitoring.health import check_base_chain
 from pgsafe.physical import chain as chains
