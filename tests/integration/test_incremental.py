@@ -321,3 +321,23 @@ def test_incremental_is_refused_before_17_and_auto_takes_a_full(archiving):
     assert auto["backup_type"] == "full" and auto["parent"] is None
     assert "17" in auto["reason"]
     assert meta_of(auto)["backup_type"] == "full"
+
+
+@before_17
+def test_module_incremental_true_is_refused_before_17_and_auto_takes_a_full(archiving, ansible_module):
+    c = archiving
+    login = {"login_unix_socket": c.socket_dir, "login_port": c.port, "login_user": c.user}
+    # A YAML true arrives as a string; it must mean "on", not an unknown choice.
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup", dict(backup_dir=c.backup_dir, incremental=True, **login), become_user="postgres"
+    )
+    assert rc != 0, out
+    assert "PostgreSQL 17 or later" in res["msg"], res
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup",
+        dict(backup_dir=c.backup_dir, incremental="auto", **login),
+        become_user="postgres",
+    )
+    assert rc == 0, out
+    assert res["backup_type"] == "full" and res["parent"] is None and "17" in res["reason"]
+    assert res["chain_length"] == 1
