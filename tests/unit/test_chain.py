@@ -108,3 +108,11 @@ def test_health_reports_the_chain_and_a_broken_one_is_critical(tmp_path):
     assert (ok["status"], ok["value"], ok["full_backup"], ok["full_age_hours"]) == ("ok", 2, "f", 48.0)
     bad = check_base_chain([i1], NOW)
     assert bad["status"] == "critical" and "f, the parent of i1, is missing" in bad["message"]
+
+
+def test_pg_combinebackup_of_the_backups_own_major_is_preferred(monkeypatch):
+    copies = [(17, "/v17/pg_combinebackup"), (18, "/v18/pg_combinebackup")]
+    monkeypatch.delenv("PGSAFE_PG_BIN", raising=False)
+    monkeypatch.setattr(chains.tools, "installed", lambda program, patterns: list(copies))
+    assert chains.find_combinebackup(17) == "/v17/pg_combinebackup"
+    assert chains.find_combinebackup(18) == "/v18/pg_combinebackup"

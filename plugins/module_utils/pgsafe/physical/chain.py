@@ -157,7 +157,14 @@ def needed_by_kept(keep: Iterable[Entry], entries: Iterable[Entry]) -> set[str]:
 
 
 def find_combinebackup(major: Optional[int]) -> str:
-    return tools.find("pg_combinebackup", major, why="incremental backups of PostgreSQL %s are combined" % major)
+    """pg_combinebackup of the backups' own major when installed (it writes that major's relation files
+    and control file), else the newest newer one, as for the other client programs."""
+    why = "incremental backups of PostgreSQL %s are combined" % major
+    if major is not None and not os.environ.get("PGSAFE_PG_BIN"):
+        same = [c for c in tools.installed("pg_combinebackup", tools.search_patterns()) if c[0] == major]
+        if same:
+            return max(same)[1]
+    return tools.find("pg_combinebackup", major, why=why)
 
 
 def combine(
