@@ -96,7 +96,7 @@ def test_retention_keeps_every_ancestor_of_a_kept_incremental(tmp_path):
     i1 = make(tmp_path, "i1", 20, parent="f")
     i2 = make(tmp_path, "i2", 1, parent="i1")
     entries = [old_full, full, i1, i2]
-    plan = retention_plan(entries, entries, NOW, 7, 1)
+    plan = retention_plan(entries, NOW, 7, 1)
     assert sorted(e.backup_id for e in plan.keep) == ["f", "i1", "i2"]
     assert [e.backup_id for e in plan.remove] == ["f0"]
 
@@ -116,3 +116,31 @@ def test_pg_combinebackup_of_the_backups_own_major_is_preferred(monkeypatch):
     monkeypatch.setattr(chains.tools, "installed", lambda program, patterns: list(copies))
     assert chains.find_combinebackup(17) == "/v17/pg_combinebackup"
     assert chains.find_combinebackup(18) == "/v18/pg_combinebackup"
+
+
+def test_off_site_retention_keeps_the_chain_of_a_kept_incremental():
+    from pgsafe.core.naming import iso
+    from pgsafe.offsite.fetch import OffsiteEntry
+
+    def offsite(backup_id, days_ago, parent=None):
+        moment = iso(NOW - timedelta(days=days_ago))
+        meta = {
+            "kind": "base",
+            "backup_id": backup_id,
+            "backup_file": backup_id,
+            "database": "main",
+            "timestamp": moment,
+            "finished_at": moment,
+            "status": "ok",
+            "checksum": "c",
+            "size_bytes": 10,
+            "backup_type": "incremental" if parent else "full",
+            "parent": parent,
+            "offsite": {"objects": {"base/%s/base.tar" % backup_id: {"size": 10, "sha256": "a" * 64}}},
+        }
+        return OffsiteEntry(meta, "base/%s.meta.json" % backup_id, {"base/%s/base.tar" % backup_id: 10})
+
+    old, full, incr = offsite("f0", 40), offsite("f", 30), offsite("i1", 1, parent="f")
+    keep, remove, rescued = chains.keep_chains([incr], [old, full])
+    assert [e.backup_id for e in keep] == ["i1", "f"] and [e.backup_id for e in remove] == ["f0"]
+    assert rescued == [full]

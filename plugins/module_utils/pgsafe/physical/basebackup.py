@@ -237,9 +237,8 @@ def run_base_backup(
             "base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"])
         )
         entries, _problems = list_base(req.backup_dir)
-        all_entries = entries
         entries = [e for e in entries if e.meta.get("database") == facts["label"]]
-        kept = retention_plan(entries, all_entries, utc_now(), req.retention_days, req.min_backups, log)
+        kept = retention_plan(entries, utc_now(), req.retention_days, req.min_backups, log)
         removed = _remove_base(kept.remove, directory, log)
         wal_removed: list[str] = []
         if req.archive_dir and req.wal_cleanup:
@@ -296,7 +295,6 @@ def _plan_type(req: BaseBackupRequest, facts: dict[str, Any], entries: list[Entr
 
 def retention_plan(
     entries: list[Entry],
-    all_entries: Iterable[Entry],
     now: datetime,
     retention_days: float,
     min_backups: int,
@@ -304,11 +302,10 @@ def retention_plan(
 ) -> retention.Plan:
     """Retention by age, then every backup a kept incremental depends on is kept too."""
     plan = retention.choose(entries, now, retention_days, min_backups)
-    needed = chains.needed_by_kept(plan.keep, all_entries)
-    rescued = [e for e in plan.remove if e.backup_id in needed]
+    keep, remove, rescued = chains.keep_chains(plan.keep, plan.remove)
     for entry in rescued:
         log("retention: kept %s, a kept incremental backup depends on it" % entry.backup_id)
-    return retention.Plan(plan.keep + rescued, [e for e in plan.remove if e.backup_id not in needed], plan.protected)
+    return retention.Plan(keep, remove, plan.protected)
 
 
 def _take(

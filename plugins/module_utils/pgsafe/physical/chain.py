@@ -36,7 +36,7 @@ class ChainBroken(VerificationFailed):
     kind = "chain_broken"
 
 
-def is_incremental(entry: Entry) -> bool:
+def is_incremental(entry: Any) -> bool:
     return entry.meta.get("backup_type") == "incremental"
 
 
@@ -139,7 +139,7 @@ def choose_parent(
     return chain, "parent %s (chain of %d from full %s)" % (newest.backup_id, len(chain), full.backup_id)
 
 
-def needed_by_kept(keep: Iterable[Entry], entries: Iterable[Entry]) -> set[str]:
+def needed_by_kept(keep: Iterable[Any], entries: Iterable[Any]) -> set[str]:
     """Ids of every backup a kept incremental depends on (as far as its chain can be followed)."""
     by_id = {e.backup_id: e for e in entries}
     needed: set[str] = set()
@@ -154,6 +154,14 @@ def needed_by_kept(keep: Iterable[Entry], entries: Iterable[Entry]) -> set[str]:
             current = parent
             steps += 1
     return needed
+
+
+def keep_chains(keep: list[Any], remove: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """(keep, remove, rescued) with every backup a kept incremental depends on moved from remove to keep;
+    for local entries and off-site ones alike (both have backup_id and meta)."""
+    needed = needed_by_kept(keep, keep + remove)
+    rescued = [e for e in remove if e.backup_id in needed]
+    return keep + rescued, [e for e in remove if e.backup_id not in needed], rescued
 
 
 def find_combinebackup(major: Optional[int]) -> str:
