@@ -117,11 +117,13 @@ def choose_parent(
     try:
         chain = chain_of(newest, entries, now)
         for member in chain:
-            if not member.meta.get("manifest_sha256"):
-                raise ChainBroken("base backup %s records no manifest checksum" % member.backup_id)
             if not os.path.isfile(os.path.join(member.data_path, MANIFEST)):
                 raise ChainBroken("base backup %s has no %s" % (member.backup_id, MANIFEST))
-            if manifest_sha256(member.data_path) != member.meta["manifest_sha256"]:
+            recorded = member.meta.get("manifest_sha256")
+            # Backups from before incrementals record none; re-hashing the whole backup covers the manifest too.
+            if not recorded and not rehash:
+                raise ChainBroken("base backup %s records no manifest checksum" % member.backup_id)
+            if recorded and manifest_sha256(member.data_path) != recorded:
                 raise ChainBroken("the backup_manifest of base backup %s is damaged" % member.backup_id)
             if rehash:
                 try:
