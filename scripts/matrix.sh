@@ -2,6 +2,7 @@
 # The integration tests whose outcome depends on PostgreSQL's major version, run against other
 # majors than the host's, each in a podman container built from the Debian release that packages it.
 # Usage: bash scripts/matrix.sh [MAJOR ...]   (default: 17 18)
+# PGSAFE_MATRIX_TESTS="tests/... tests/..." runs only those test files (default: the list below).
 # The checkout is mounted read-only; pytest runs inside as root and starts its clusters as postgres
 # with the container's own server (tests/support/pgcluster.py picks the newest installed). JUnit
 # files land in tests/output/matrix/ (PGSAFE_MATRIX_OUT), one per major.
@@ -20,7 +21,11 @@ TESTS=(
     tests/integration/test_pitr.py
     tests/integration/test_health.py
     tests/integration/test_client_tools.py
+    tests/integration/test_incremental.py
 )
+if [ -n "${PGSAFE_MATRIX_TESTS:-}" ]; then
+    read -r -a TESTS <<<"$PGSAFE_MATRIX_TESTS"
+fi
 
 suite_of() {
     case $1 in

@@ -67,6 +67,23 @@ options:
     description: Remove archived WAL the oldest kept base backup no longer needs.
     type: bool
     default: true
+  incremental:
+    description:
+      - V(on) (or V(true)) takes an incremental backup (C(pg_basebackup --incremental), PostgreSQL 17 and later,
+        with C(summarize_wal) on) against the newest good base backup of the same cluster and timeline, and
+        a full one when there is none, when that backup's chain is broken or its full backup is older than
+        O(full_interval_days); RV(backup_type) and RV(reason) say which and why.
+      - On PostgreSQL 15 and 16, or with C(summarize_wal) off, V(on) fails; V(auto) takes a full backup
+        instead and says so.
+      - The new backup counts as good only once its whole chain, combined by C(pg_combinebackup), passes
+        C(pg_verifybackup); retention keeps every backup a kept incremental depends on.
+    type: str
+    choices: ["off", "on", auto]
+    default: "off"
+  full_interval_days:
+    description: With O(incremental), a chain whose full backup is older than this many days gets a new full backup.
+    type: float
+    default: 7.0
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
@@ -94,6 +111,14 @@ EXAMPLES = r"""
     backup_dir: /var/backups/postgresql
     archive_dir: /var/backups/postgresql/wal
     retention_days: 7
+  become: true
+  become_user: postgres
+
+- name: Hourly incremental base backup (PostgreSQL 17+), a full one weekly, full ones on older servers
+  pgsafe.backup.pg_base_backup:
+    backup_dir: /var/backups/postgresql
+    incremental: auto
+    full_interval_days: 7
   become: true
   become_user: postgres
 
@@ -160,6 +185,26 @@ duration_seconds:
   returned: success and not check mode
   type: float
   sample: 2.41
+backup_type:
+  description: V(full) or V(incremental).
+  returned: success
+  type: str
+  sample: incremental
+parent:
+  description: Id of the base backup an incremental backup builds on (null for a full one).
+  returned: success
+  type: str
+  sample: "main_base_20261120_010500"
+chain_length:
+  description: Backups a restore of this one combines, the full one included (1 for a full backup).
+  returned: success and not check mode
+  type: int
+  sample: 3
+reason:
+  description: Why the backup is full or incremental (for example the broken chain that forced a full one).
+  returned: success
+  type: str
+  sample: "parent main_base_20261120_010500 (chain of 2 from full main_base_20261119_020500)"
 removed:
   description: Base backups retention removed.
   returned: success and not check mode
@@ -238,6 +283,8 @@ def main():
         "base_retention_days",
         "min_backups",
         "wal_cleanup",
+        "incremental",
+        "full_interval_days",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
@@ -259,6 +306,8 @@ def main():
             archive_dir=existing_archive_dir(p["backup_dir"], p["archive_dir"]),
             wal_cleanup=p["wal_cleanup"],
             jobs=p["jobs"],
+            incremental=p["incremental"],
+            full_interval_days=p["full_interval_days"],
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

@@ -15,6 +15,9 @@ version_added: 0.1.0
 description:
   - Sets C(wal_level), C(archive_mode), C(archive_command) and optionally C(archive_timeout), with
     C(ALTER SYSTEM) or an include file, and reloads the server.
+  - On PostgreSQL 17 and later also sets C(summarize_wal=on), which incremental base backups
+    (C(incremental) of M(pgsafe.backup.pg_base_backup)) need; it takes
+    effect on reload, no restart.
   - Compares with what the configuration files say (C(pg_file_settings)), so a second run reports
     no change even while a restart is still pending.
   - Never restarts the server. RV(restart_required) says when C(wal_level) or C(archive_mode) wait

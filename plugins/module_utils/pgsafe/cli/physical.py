@@ -67,8 +67,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "min_backups",
         "archive_dir",
         "wal_cleanup",
+        "full_interval_days",
         "json",
     )
+    flags.add(b, "incremental", nargs="?", const="on")
     b.set_defaults(handler=cmd_base_backup)
 
     p = sub.add_parser("restore-pitr", help="recover a cluster from a base backup and the WAL archive")
@@ -166,6 +168,8 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
             wal_cleanup=args.wal_cleanup,
             jobs=args.jobs,
+            incremental=args.incremental,
+            full_interval_days=args.full_interval_days,
         )
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)

@@ -384,6 +384,24 @@ OPTIONS = _table(
         role_vars=("backup_schedule_base_retention_days",),
     ),
     Option("wal_cleanup", "bool", True, "remove archived WAL older than the oldest kept base backup"),
+    # Incremental base backups (PostgreSQL 17+): pg_basebackup --incremental on the newest good base backup.
+    Option(
+        "incremental",
+        "str",
+        "off",
+        "take an incremental base backup on the newest good one (PostgreSQL 17+, summarize_wal on); "
+        "auto: a full one where the server cannot",
+        choices=("off", "on", "auto"),
+        metavar="{on,auto,off}",
+        role_vars=("backup_schedule_base_incremental",),
+    ),
+    Option(
+        "full_interval_days",
+        "float",
+        7.0,
+        "with incremental: take a full base backup instead when the chain's full one is older than this",
+        role_vars=("backup_schedule_base_full_interval_days",),
+    ),
     Option("data_directory", "path", None, "data directory to recover into (point-in-time recovery)"),
     Option("pitr_port", "int", None, "port the recovered cluster listens on", param="port"),
     Option("target_time", "str", None, "recover to this time (e.g. '2026-11-20 14:30:00+00')"),

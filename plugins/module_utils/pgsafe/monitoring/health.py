@@ -452,6 +452,41 @@ def check_base_age(base_entries: Iterable[Entry], now: datetime, max_hours: floa
     )
 
 
+def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
+    """The chain the newest good base backup needs: its length, its full backup and that one's age.
+    A chain with a member missing or unusable cannot be restored: critical."""
+    from ..physical import chain as chains
+
+    entries = list(base_entries)
+    good = [e for e in entries if e.is_good(now)]
+    if not good:
+        return result("base_chain", OK, 0, None, "no good base backup: no chain to check")
+    newest = max(good, key=_ended)
+    try:
+        members = chains.chain_of(newest, entries, now)
+    except chains.ChainBroken as exc:
+        return result(
+            "base_chain",
+            CRITICAL,
+            None,
+            None,
+            "the newest base backup %s cannot be restored: %s (take a full base backup)" % (newest.backup_id, exc),
+        )
+    full = members[0]
+    age = round((now - _ended(full)).total_seconds() / 3600.0, 2)
+    out = result(
+        "base_chain",
+        OK,
+        len(members),
+        None,
+        "newest base backup %s: chain of %d, newest full %s is %.1f hours old"
+        % (newest.backup_id, len(members), full.backup_id, age),
+    )
+    out["full_backup"] = full.backup_id
+    out["full_age_hours"] = age
+    return out
+
+
 _STATS_SQL = (
     "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, last_archived_time, "
     "failed_count, last_failed_wal, last_failed_time, stats_reset, "
@@ -769,6 +804,7 @@ def wal_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], state
         base_entries, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
         out += guarded("wal_gaps", lambda: [check_wal_gaps(archive.path, base_entries)])
         out.append(check_base_age(base_entries, now, req.t["max_base_backup_age_hours"]))
+        out.append(check_base_chain(base_entries, now))
     return out
 
 

@@ -30,6 +30,7 @@ from datetime import timedelta
 from ..catalog.retention import choose
 from ..core.errors import ConfigError, ConnectionFailed
 from ..core.naming import iso, utc_now
+from ..physical import chain as chains
 from ..physical import walcleanup
 from ..storage.s3errors import client_error_code
 from .fetch import list_entries, wal_objects
@@ -107,8 +108,11 @@ def plan(
             # choose() reads only what an OffsiteEntry shares with a local Entry (finished, is_good, is_future)
             # but is typed for local entries: its Plan cannot be generic without typing at run time.
             chosen: Any = choose(mine, now, days[folder], min_backups)
-            out.keep[folder] += chosen.keep
-            out.remove[folder] += chosen.remove
+            keep, remove = chosen.keep, chosen.remove
+            if folder == "base":  # a kept incremental keeps every backup it builds on (physical/chain.py)
+                keep, remove, _rescued = chains.keep_chains(keep, remove)
+            out.keep[folder] += keep
+            out.remove[folder] += remove
             out.protected[folder] += chosen.protected
     if out.problems["base"]:
         # An unreadable base backup's start segment is unknown: its WAL may be all that makes it usable.

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 WAL_LEVEL_RANK = {"minimal": 0, "replica": 1, "logical": 2}
 RESTART_SETTINGS = ("wal_level", "archive_mode")
+# summarize_wal (what pg_basebackup --incremental needs) exists from PostgreSQL 17 on.
+SUMMARIZE_WAL_VERSION = 170000
 
 
 def default_archive_command(pgsafe_command: str, archive_dir: str, compression: Optional[str] = "none") -> str:
@@ -53,7 +55,10 @@ def desired_settings(
     archive_mode: str = "on",
     archive_command: Optional[str] = None,
     archive_timeout: Union[int, str, None] = None,
+    summarize_wal: bool = False,
 ) -> dict[str, str]:
+    """summarize_wal: the server has it (PostgreSQL 17+); incremental base backups need it on, and it is
+    reloadable (no restart)."""
     if wal_level not in ("replica", "logical"):
         raise ConfigError("wal_level must be replica or logical, got %r" % (wal_level,))
     if archive_mode not in ("on", "always"):
@@ -72,6 +77,8 @@ def desired_settings(
         if seconds < 0:
             raise ConfigError("archive_timeout must be 0 (off) or more seconds")
         out["archive_timeout"] = str(seconds)
+    if summarize_wal:
+        out["summarize_wal"] = "on"
     return out
 
 
@@ -157,10 +164,18 @@ def apply(
             server["os_user"] = user
             if preflight_only:
                 return {"changes": {}, "preflight": checked, "server": server}
-            names = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
+            has_summaries = server["version_num"] >= SUMMARIZE_WAL_VERSION
+            names: tuple[str, ...] = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
+            if has_summaries:
+                names += ("summarize_wal",)
             before = read_state(cur, names)
             desired = desired_settings(
-                before["wal_level"]["running"], wal_level, archive_mode, archive_command, archive_timeout
+                before["wal_level"]["running"],
+                wal_level,
+                archive_mode,
+                archive_command,
+                archive_timeout,
+                summarize_wal=has_summaries,
             )
             changes = plan_changes(before, desired)
             diff = {

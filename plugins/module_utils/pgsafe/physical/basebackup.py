@@ -40,6 +40,7 @@ from ..core.lock import BackupLock
 from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
+from . import chain as chains
 from . import walcleanup
 from .tarfollow import TarFollower
 from .walnames import segment_of_lsn
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from ..core.conn import ConnInfo
 
 BASE_DIR = "base"
+INCREMENTAL_MODES = ("off", "on", "auto")
 
 
 class BaseBackupRequest:
@@ -73,6 +75,8 @@ class BaseBackupRequest:
         lock_timeout: float = 60,
         server_side: bool = True,
         jobs: Optional[int] = None,
+        incremental: str = "off",
+        full_interval_days: float = 7,
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -99,6 +103,14 @@ class BaseBackupRequest:
         self.jobs = compress.default_threads() if jobs is None else jobs
         if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
             raise ConfigError("jobs must be a whole number of at least 1, got %r" % (jobs,))
+        if isinstance(incremental, bool):  # a module's incremental: true
+            incremental = "on" if incremental else "off"
+        if incremental not in INCREMENTAL_MODES:
+            raise ConfigError("incremental must be one of %s, got %r" % (", ".join(INCREMENTAL_MODES), incremental))
+        self.incremental = incremental
+        if full_interval_days is None or float(full_interval_days) < 0:
+            raise ConfigError("full_interval_days must be 0 or more, got %r" % (full_interval_days,))
+        self.full_interval_days = float(full_interval_days)
 
 
 def base_dir(backup_dir: str) -> str:
@@ -130,9 +142,11 @@ def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
                 "(SELECT sum(pg_database_size(oid)) FROM pg_database "
                 "WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
                 "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
-                " WHERE spcname NOT IN ('pg_default', 'pg_global'))"
+                " WHERE spcname NOT IN ('pg_default', 'pg_global')), "
+                "(SELECT timeline_id FROM pg_control_checkpoint()), "
+                "current_setting('summarize_wal', true)"
             )
-            version, version_num, sysid, segsize, cluster_bytes, tablespaces = cur.fetchone()
+            version, version_num, sysid, segsize, cluster_bytes, tablespaces, tli, summarize = cur.fetchone()
     finally:
         conn.close()
     if tablespaces:
@@ -150,6 +164,8 @@ def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
         "system_identifier": sysid,
         "wal_segment_size": _bytes(segsize),
         "cluster_bytes": int(cluster_bytes or 0),
+        "timeline": tli,
+        "summarize_wal": summarize,
     }
 
 
@@ -179,8 +195,16 @@ def run_base_backup(
     directory = base_dir(req.backup_dir)
     moment = utc_now()
     backup_id = "%s_base_%s" % (file_slug(facts["label"]), stamp(moment))
+    _refuse_incremental(req, facts)
     if check_mode:
-        return {"backup_id": backup_id, "backup_path": os.path.join(directory, backup_id)}
+        plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=False)
+        return {
+            "backup_id": backup_id,
+            "backup_path": os.path.join(directory, backup_id),
+            "backup_type": plan["backup_type"],
+            "parent": plan["parent"],
+            "reason": plan["reason"],
+        }
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
     ensure_private_dir(req.backup_dir)
@@ -196,26 +220,92 @@ def run_base_backup(
             n += 1
             final = os.path.join(directory, "%s_%d" % (backup_id, n))
         backup_id = os.path.basename(final)
-        meta = _take(req, facts, backup_id, final, moment, log)
+        plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
+        log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
+        try:
+            meta = _take(req, facts, backup_id, final, moment, log, plan["chain"])
+        except BackupFailed as exc:
+            if plan["chain"] is None or "WAL summar" not in str(exc):
+                raise
+            # The server no longer (or not yet) has the WAL summaries since the parent: only a full can be taken.
+            plan = _full_plan(req, "pg_basebackup could not take an incremental backup: %s" % exc)
+            log("full base backup instead: %s" % plan["reason"])
+            meta = _take(req, facts, backup_id, final, moment, log, None)
+        meta["backup_type_reason"] = plan["reason"]
         write_json_atomic(final + META_SUFFIX, meta)
         log(
             "base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"])
         )
         entries, _problems = list_base(req.backup_dir)
         entries = [e for e in entries if e.meta.get("database") == facts["label"]]
-        plan = retention.choose(entries, utc_now(), req.retention_days, req.min_backups)
-        removed = _remove_base(plan.remove, directory, log)
+        kept = retention_plan(entries, utc_now(), req.retention_days, req.min_backups, log)
+        removed = _remove_base(kept.remove, directory, log)
         wal_removed: list[str] = []
         if req.archive_dir and req.wal_cleanup:
-            wal_removed = walcleanup.cleanup(req.archive_dir, plan.keep, log=log)
+            wal_removed = walcleanup.cleanup(req.archive_dir, kept.keep, log=log)
     return {
         "backup_id": backup_id,
         "backup_path": final,
         "metadata_file": final + META_SUFFIX,
         "metadata": meta,
+        "backup_type": meta["backup_type"],
+        "parent": meta["parent"],
+        "chain_length": meta["chain_length"],
+        "reason": plan["reason"],
         "removed": removed,
         "wal_removed": wal_removed,
     }
+
+
+def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
+    """--incremental (on) where it cannot work is a configuration error, before anything is written."""
+    if req.incremental != "on":
+        return
+    if facts["server_version_num"] < chains.INCREMENTAL_MIN_VERSION:
+        raise chains.refuse_old_server(facts["server_version_num"], facts["server_version"], facts["label"])
+    if facts["summarize_wal"] != "on":
+        raise ConfigError(
+            "incremental base backups need summarize_wal = on; it is off on cluster %s" % facts["label"],
+            "Turn it on (pg_wal_archive_config or the wal_archiving role do; a reload is enough), "
+            "or use --incremental auto to take full backups until then",
+        )
+
+
+def _full_plan(req: BaseBackupRequest, reason: str) -> dict[str, Any]:
+    return {"backup_type": "full", "chain": None, "parent": None, "reason": reason}
+
+
+def _plan_type(req: BaseBackupRequest, facts: dict[str, Any], entries: list[Entry], rehash: bool) -> dict[str, Any]:
+    """Full or incremental, on which parent, and why: said in the result and the metadata."""
+    if req.incremental == "off":
+        return _full_plan(req, "incremental backups not asked for")
+    if facts["server_version_num"] < chains.INCREMENTAL_MIN_VERSION:
+        return _full_plan(
+            req, "PostgreSQL %s has no incremental base backups (17 or later): full backup" % facts["server_version"]
+        )
+    if facts["summarize_wal"] != "on":
+        return _full_plan(req, "summarize_wal is off on the server: full backup (turn it on for incrementals)")
+    chain, why = chains.choose_parent(
+        entries, facts["system_identifier"], facts["timeline"], utc_now(), req.full_interval_days, rehash=rehash
+    )
+    if chain is None:
+        return _full_plan(req, why + ": full backup")
+    return {"backup_type": "incremental", "chain": chain, "parent": chain[-1].backup_id, "reason": why}
+
+
+def retention_plan(
+    entries: list[Entry],
+    now: datetime,
+    retention_days: float,
+    min_backups: int,
+    log: Callable[[str], None] = lambda msg: None,
+) -> retention.Plan:
+    """Retention by age, then every backup a kept incremental depends on is kept too."""
+    plan = retention.choose(entries, now, retention_days, min_backups)
+    keep, remove, rescued = chains.keep_chains(plan.keep, plan.remove)
+    for entry in rescued:
+        log("retention: kept %s, a kept incremental backup depends on it" % entry.backup_id)
+    return retention.Plan(keep, remove, plan.protected)
 
 
 def _take(
@@ -225,6 +315,7 @@ def _take(
     final: str,
     moment: datetime,
     log: Callable[[str], None],
+    chain: Optional[list[Entry]] = None,
 ) -> dict[str, Any]:
     tmp = temp_path_for(final)
     os.mkdir(tmp, 0o700)
@@ -237,6 +328,7 @@ def _take(
         pg_basebackup = tools.find("pg_basebackup", major, why=why)
         # Found before anything is written: a host without it fails here with exit 2, not after the copy.
         pg_verifybackup = tools.find("pg_verifybackup", major, why=why) if req.verify else None
+        pg_combinebackup = chains.find_combinebackup(major) if chain and req.verify else None
         argv = [
             pg_basebackup,
             "--no-password",
@@ -248,8 +340,11 @@ def _take(
             "--label=%s" % (req.label or "pgsafe " + backup_id),
             "--manifest-checksums=CRC32C",
         ] + _compress_arg(req, facts["server_version_num"])
+        if chain:
+            argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
         if req.verify:
-            _check_room(os.path.dirname(final), facts["cluster_bytes"])
+            # A chain is proven by combining it: the members extracted, and their combination, side by side.
+            _check_room(os.path.dirname(final), facts["cluster_bytes"] * (2 if chain else 1))
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
@@ -270,6 +365,8 @@ def _take(
         if follower is not None and scratch is not None and pg_verifybackup is not None:  # all with verify
             follower.finish()
             _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True)
+            if chain and pg_combinebackup is not None:
+                verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
             path, sha256 = follower.path, follower.sha256  # both set once finish() returns
             if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
                 known[os.path.basename(path)] = sha256
@@ -320,7 +417,48 @@ def _take(
         "pg_basebackup_version": tools.version_of(pg_basebackup),
         "pg_verifybackup_version": tools.version_of(pg_verifybackup) if pg_verifybackup else None,
         "files": sorted(os.listdir(final)),
+        "backup_type": "incremental" if chain else "full",
+        "parent": chain[-1].backup_id if chain else None,
+        "chain_length": len(chain) + 1 if chain else 1,
+        "chain_full": chain[0].backup_id if chain else backup_id,
+        "manifest_sha256": chains.manifest_sha256(final),
+        "summarize_wal": facts["summarize_wal"],
     }
+
+
+def verify_chain(
+    chain: list[Entry],
+    newest: str,
+    beside: str,
+    pg_combinebackup: str,
+    pg_verifybackup: str,
+    log: Callable[[str], None],
+) -> None:
+    """The proof a chain restores: its members (chain, then the extracted newest) combined by
+    pg_combinebackup into a scratch directory, and the result checked by pg_verifybackup."""
+    scratches: list[str] = []
+    try:
+        for member in chain:
+            scratches.append(temp_path_for(beside + ".chain"))
+            os.mkdir(scratches[-1], 0o700)
+            extract(member.data_path, scratches[-1])
+            shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(scratches[-1], chains.MANIFEST))
+        combined = temp_path_for(beside + ".combined")
+        scratches.append(combined)
+        chains.combine(scratches[:-1] + [newest], combined, pg_combinebackup, log)
+        proc = subprocess.run([pg_verifybackup, combined], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise VerificationFailed(
+                "the chain %s does not combine into a valid backup: %s"
+                % (
+                    " + ".join(e.backup_id for e in chain),
+                    (proc.stderr or proc.stdout).decode("utf-8", "replace")[-2000:],
+                )
+            )
+        log("chain of %d verified: combined and checked by pg_verifybackup" % (len(chain) + 1))
+    finally:
+        for path in scratches:
+            remove_quietly(path)
 
 
 def _run_pg_basebackup(argv: list[str], env: dict[str, str]) -> tuple[int, str]:

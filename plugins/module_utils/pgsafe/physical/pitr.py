@@ -21,6 +21,7 @@ from ..core import tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from . import basebackup, preflight
+from . import chain as chains
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
 from .walnames import (
     is_segment,
@@ -378,13 +379,19 @@ def run_pitr(
 ) -> dict[str, Any]:
     # Before anything is read, extracted or started.
     checked = check_host(req, log)
-    entries, _problems = basebackup.list_base(req.backup_dir)
+    all_entries, _problems = basebackup.list_base(req.backup_dir)
+    entries = all_entries
     if req.backup:
         entries = [e for e in entries if req.backup in (e.backup_id, e.meta.get("backup_file"))]
         if not entries:
             raise ConfigError("no base backup named %r in %s" % (req.backup, basebackup.base_dir(req.backup_dir)))
     entry = choose_base(entries, req.target_time, req.target_lsn)
-    _refuse_tablespaces(entry)
+    # An incremental restores only with every backup it builds on: a broken chain stops here, before any change.
+    chain = chains.chain_of(entry, all_entries)
+    for member in chain:
+        _refuse_tablespaces(member)
+    if len(chain) > 1:
+        log("incremental chain of %d: %s" % (len(chain), " + ".join(e.backup_id for e in chain)))
     log(
         "base backup %s (ended %s, %s..%s)"
         % (entry.backup_id, entry.meta.get("finished_at"), entry.meta.get("start_lsn"), entry.meta.get("stop_lsn"))
@@ -392,12 +399,21 @@ def run_pitr(
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     if check_mode:
-        verify_entry(entry)
-        return {"base_backup": entry.backup_id, "wal": continuity, "preflight": checked}
+        for member in chain:
+            verify_entry(member)
+        return {
+            "base_backup": entry.backup_id,
+            "chain": chains.describe(chain),
+            "wal": continuity,
+            "preflight": checked,
+        }
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
     try:
-        _extract_verified(entry, req.data_directory)
+        if len(chain) > 1:
+            _combine_verified(chain, req.data_directory, log)
+        else:
+            _extract_verified(entry, req.data_directory)
         written = write_recovery_config(req.data_directory, recovery_settings(req))
         if written:
             log("the base backup held no %s; wrote minimal ones (local socket access only)" % ", ".join(written))
@@ -417,6 +433,7 @@ def run_pitr(
     result.update(
         {
             "base_backup": entry.backup_id,
+            "chain": chains.describe(chain),
             "data_directory": req.data_directory,
             "port": req.port,
             "moved_aside": moved,
@@ -474,6 +491,34 @@ def _extract_verified(entry: Entry, data_directory: str) -> None:
     if failure:
         _empty_directory(data_directory)
         raise failure[0]
+
+
+def _combine_verified(chain: list[Entry], data_directory: str, log: Callable[[str], None]) -> None:
+    """Every member re-hashed against its metadata and extracted beside the target, then combined into
+    it by pg_combinebackup; the extracted copies go, whatever happens."""
+    import shutil
+    import tempfile
+
+    major = tools.major_of_num(chain[-1].meta.get("server_version_num"))
+    pg_combinebackup = chains.find_combinebackup(major)
+    scratch = tempfile.mkdtemp(prefix=".pgsafe-chain-", dir=os.path.dirname(data_directory))
+    try:
+        os.chmod(scratch, 0o700)
+        members: list[str] = []
+        for n, member in enumerate(chain):
+            verify_entry(member)
+            members.append(os.path.join(scratch, str(n)))
+            os.mkdir(members[-1], 0o700)
+            basebackup.extract(member.data_path, members[-1])
+            shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(members[-1], chains.MANIFEST))
+        try:
+            chains.combine(members, data_directory, pg_combinebackup, log)
+        except BaseException:
+            _empty_directory(data_directory)
+            raise
+        # The combined manifest is pg_combinebackup's; a server never reads it.
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _empty_directory(path: str) -> None:

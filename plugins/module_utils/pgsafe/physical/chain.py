@@ -1,0 +1,210 @@
+"""Chains of incremental base backups (PostgreSQL 17+): which parent, which ancestors, combining them.
+
+An incremental backup is worth only as much as every backup it depends on: its metadata names its
+parent, the parent names its own, down to a full backup.  A chain whose member is missing, of
+another cluster or timeline, or damaged is broken: nothing may be taken on top of it, restored from
+it, or counted as good.  pg_combinebackup reads plain directories only, so members (kept as tar)
+are extracted into scratch directories first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from datetime import timedelta
+
+from ..catalog.entries import verify_entry
+from ..core import tools
+from ..core.errors import ConfigError, VerificationFailed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any, Callable, Iterable, Optional, Sequence
+
+    from ..catalog.entries import Entry
+
+MANIFEST = "backup_manifest"
+INCREMENTAL_MIN_VERSION = 170000
+# A chain longer than this is a loop or a bug: no schedule makes one.
+MAX_CHAIN = 10000
+
+
+class ChainBroken(VerificationFailed):
+    kind = "chain_broken"
+
+
+def is_incremental(entry: Any) -> bool:
+    return entry.meta.get("backup_type") == "incremental"
+
+
+def manifest_sha256(backup_path: str) -> str:
+    h = hashlib.sha256()
+    with open(os.path.join(backup_path, MANIFEST), "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def chain_of(entry: Entry, entries: Iterable[Entry], now: Optional[datetime] = None) -> list[Entry]:
+    """[full, ..., entry]: the backups a restore of entry needs, oldest first; ChainBroken names the
+    first member that is missing or unusable.  Cheap checks only (metadata, presence, size)."""
+    by_id = {e.backup_id: e for e in entries}
+    chain = [entry]
+    seen = {entry.backup_id}
+    current = entry
+    while is_incremental(current):
+        parent_id = current.meta.get("parent")
+        if not isinstance(parent_id, str) or not parent_id:
+            raise ChainBroken("incremental base backup %s names no parent" % current.backup_id)
+        if parent_id in seen or len(chain) > MAX_CHAIN:
+            raise ChainBroken("the chain of %s loops at %s" % (entry.backup_id, parent_id))
+        parent = by_id.get(parent_id)
+        if parent is None:
+            raise ChainBroken(
+                "base backup %s, the parent of %s, is missing" % (parent_id, current.backup_id),
+                "Take a full base backup (pgsafe base-backup without --incremental)",
+            )
+        if not parent.is_good(now):
+            raise ChainBroken(
+                "base backup %s, the parent of %s, is not good (status, file or size)" % (parent_id, current.backup_id),
+                "Take a full base backup (pgsafe base-backup without --incremental)",
+            )
+        for key in ("system_identifier", "timeline"):
+            if str(parent.meta.get(key)) != str(current.meta.get(key)):
+                raise ChainBroken(
+                    "base backup %s has %s %s, its parent %s has %s"
+                    % (current.backup_id, key, current.meta.get(key), parent_id, parent.meta.get(key))
+                )
+        chain.append(parent)
+        seen.add(parent_id)
+        current = parent
+    chain.reverse()
+    return chain
+
+
+def describe(chain: Sequence[Entry]) -> dict[str, Any]:
+    return {"length": len(chain), "full": chain[0].backup_id, "members": [e.backup_id for e in chain]}
+
+
+def choose_parent(
+    entries: Iterable[Entry],
+    system_identifier: str,
+    timeline: int,
+    now: datetime,
+    full_interval_days: float,
+    rehash: bool = True,
+) -> tuple[Optional[list[Entry]], str]:
+    """(chain ending in the parent, why) or (None, why a full backup is taken instead).
+
+    The parent is the newest good base backup of the same cluster and timeline; its whole chain must
+    hold together (and, with rehash, match its checksums), and its full must be younger than
+    full_interval_days, the schedule of full backups."""
+    entries = list(entries)
+    same = [
+        e
+        for e in entries
+        if str(e.meta.get("system_identifier")) == str(system_identifier)
+        and str(e.meta.get("timeline")) == str(timeline)
+        and e.meta.get("kind") == "base"
+    ]
+    good = [e for e in same if e.is_good(now)]
+    if not good:
+        return None, "no good base backup of this cluster on timeline %s to build on" % timeline
+    newest = max(good, key=lambda e: (e.finished.timestamp() if e.finished else 0.0, e.backup_id))
+    try:
+        chain = chain_of(newest, entries, now)
+        for member in chain:
+            if not os.path.isfile(os.path.join(member.data_path, MANIFEST)):
+                raise ChainBroken("base backup %s has no %s" % (member.backup_id, MANIFEST))
+            recorded = member.meta.get("manifest_sha256")
+            # Backups from before incrementals record none; re-hashing the whole backup covers the manifest too.
+            if not recorded and not rehash:
+                raise ChainBroken("base backup %s records no manifest checksum" % member.backup_id)
+            if recorded and manifest_sha256(member.data_path) != recorded:
+                raise ChainBroken("the backup_manifest of base backup %s is damaged" % member.backup_id)
+            if rehash:
+                try:
+                    verify_entry(member)
+                except VerificationFailed as exc:
+                    raise ChainBroken("base backup %s is damaged: %s" % (member.backup_id, exc))
+    except ChainBroken as exc:
+        return None, "the chain of the newest base backup %s is broken: %s" % (newest.backup_id, exc)
+    full = chain[0]
+    if full.finished is not None and now - full.finished > timedelta(days=full_interval_days):
+        return None, "the chain's full backup %s is older than %s days (full_interval_days)" % (
+            full.backup_id,
+            full_interval_days,
+        )
+    return chain, "parent %s (chain of %d from full %s)" % (newest.backup_id, len(chain), full.backup_id)
+
+
+def needed_by_kept(keep: Iterable[Any], entries: Iterable[Any]) -> set[str]:
+    """Ids of every backup a kept incremental depends on (as far as its chain can be followed)."""
+    by_id = {e.backup_id: e for e in entries}
+    needed: set[str] = set()
+    for entry in keep:
+        current = entry
+        steps = 0
+        while is_incremental(current) and steps < MAX_CHAIN:
+            parent = by_id.get(current.meta.get("parent") or "")
+            if parent is None or parent.backup_id in needed:
+                break
+            needed.add(parent.backup_id)
+            current = parent
+            steps += 1
+    return needed
+
+
+def keep_chains(keep: list[Any], remove: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """(keep, remove, rescued) with every backup a kept incremental depends on moved from remove to keep;
+    for local entries and off-site ones alike (both have backup_id and meta)."""
+    needed = needed_by_kept(keep, keep + remove)
+    rescued = [e for e in remove if e.backup_id in needed]
+    return keep + rescued, [e for e in remove if e.backup_id not in needed], rescued
+
+
+def find_combinebackup(major: Optional[int]) -> str:
+    """pg_combinebackup of the backups' own major when installed (it writes that major's relation files
+    and control file), else the newest newer one, as for the other client programs."""
+    why = "incremental backups of PostgreSQL %s are combined" % major
+    if major is not None and not os.environ.get("PGSAFE_PG_BIN"):
+        same = [c for c in tools.installed("pg_combinebackup", tools.search_patterns()) if c[0] == major]
+        if same:
+            return max(same)[1]
+    return tools.find("pg_combinebackup", major, why=why)
+
+
+def combine(
+    members: Sequence[str], output: str, pg_combinebackup: str, log: Callable[[str], None] = lambda msg: None
+) -> None:
+    """pg_combinebackup of plain directories (oldest first) into output (missing or empty); the WAL the
+    newest member carries is copied too, so the result starts like a restored full backup."""
+    argv = [pg_combinebackup, "--no-sync", "-o", output] + list(members)
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        raise VerificationFailed(
+            "pg_combinebackup failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[-2000:],
+            "A member of the chain is damaged or missing: take a full base backup",
+        )
+    _copy_missing_wal(os.path.join(members[-1], "pg_wal"), os.path.join(output, "pg_wal"))
+    log("pg_combinebackup: %d backups combined into %s" % (len(members), output))
+
+
+def _copy_missing_wal(source: str, dest: str) -> None:
+    if not os.path.isdir(source):
+        return
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    for name in os.listdir(source):
+        src = os.path.join(source, name)
+        if os.path.isfile(src) and not os.path.exists(os.path.join(dest, name)):
+            shutil.copy2(src, os.path.join(dest, name))
+
+
+def refuse_old_server(version_num: int, version: str, label: str) -> ConfigError:
+    return ConfigError(
+        "incremental base backups need PostgreSQL 17 or later; cluster %s runs %s" % (label, version),
+        "Take full base backups (no --incremental), or use --incremental auto to fall back to them",
+    )

@@ -1,0 +1,343 @@
+"""Incremental base backups (PostgreSQL 17+): chains taken, verified, recovered, kept and broken.
+
+Runs in the matrix (scripts/matrix.sh) on 17 and 18; on the host's PostgreSQL 15 only the refusal
+and the fall-back of `--incremental auto` are tested, the rest is skipped with the reason.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pgcluster
+import pytest
+from pgcluster import free_port, make_scratch_dir
+from pgtest import ROOT, run_cli
+
+PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
+needs_17 = pytest.mark.skipif(
+    MAJOR < 17, reason="incremental base backups need PostgreSQL 17+ (host has %s): run scripts/matrix.sh" % MAJOR
+)
+before_17 = pytest.mark.skipif(MAJOR >= 17, reason="the refusal on PostgreSQL 15/16 is tested on the host's 15")
+
+
+@pytest.fixture(autouse=True)
+def _remove_scratch_dirs(monkeypatch):
+    made = []
+    original = pgcluster.make_scratch_dir
+
+    def tracked(prefix="pgsafe-test-"):
+        made.append(original(prefix))
+        return made[-1]
+
+    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
+    yield
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def archiving(new_pg):
+    """A small cluster archiving into backup_dir/wal, summarizing WAL where the server can."""
+    backup_dir = make_scratch_dir("pgsafe-incr-")
+    archive_dir = os.path.join(backup_dir, "wal")
+    settings = {
+        "archive_mode": "on",
+        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'"
+        % (
+            PGSAFE,
+            archive_dir,
+        ),
+    }
+    if MAJOR >= 17:
+        settings["summarize_wal"] = "on"
+    cluster = new_pg(settings=settings)
+    cluster.backup_dir = backup_dir
+    cluster.archive_dir = archive_dir
+    cluster.sql("CREATE TABLE events (batch int, n int)")
+    return cluster
+
+
+def change(cluster, batch):
+    cluster.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 200) g", params=(batch,))
+    cluster.sql("UPDATE events SET n = n + 1 WHERE batch = 1")
+    switch_and_wait(cluster)
+
+
+def switch_and_wait(cluster):
+    cluster.sql("SELECT txid_current()")
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    cluster.sql("SELECT pg_switch_wal()")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
+            return name
+        time.sleep(0.1)
+    raise AssertionError("segment %s was not archived" % name)
+
+
+def base_backup(cluster, *extra, rc=0):
+    proc = run_cli(cluster, cluster.backup_dir, "base-backup", "--json", "--compression", "none", *extra)
+    assert proc.returncode == rc, proc.stderr
+    return json.loads(proc.stdout) if rc == 0 else proc
+
+
+def chain_health(cluster):
+    proc = run_cli(
+        cluster,
+        cluster.backup_dir,
+        "health",
+        "--json",
+        "--archive-dir",
+        cluster.archive_dir,
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+    )
+    (check,) = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "base_chain"]
+    return check
+
+
+def data_size(result):
+    """Bytes of base.tar: the WAL beside it is as big in every backup."""
+    return os.path.getsize(os.path.join(result["backup_path"], "base.tar"))
+
+
+def age(result, days):
+    meta = meta_of(result)
+    old = datetime.now(timezone.utc) - timedelta(days=days)
+    meta["timestamp"] = meta["finished_at"] = old.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with open(result["metadata_file"], "w") as fh:
+        json.dump(meta, fh)
+
+
+def meta_of(result):
+    with open(result["metadata_file"]) as fh:
+        return json.load(fh)
+
+
+def contents(conn_kwargs):
+    import psycopg2
+
+    conn = psycopg2.connect(**conn_kwargs)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT batch, n FROM events ORDER BY batch, n")
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def stop(data_dir):
+    subprocess.run(
+        pgcluster._as_user_prefix()
+        + [os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+        capture_output=True,
+        check=False,
+    )
+
+
+@needs_17
+def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving):
+    c = archiving
+    full = base_backup(c, "--incremental")
+    assert full["backup_type"] == "full" and "no good base backup" in full["reason"]
+    change(c, 1)
+    first = base_backup(c, "--incremental")
+    assert (first["backup_type"], first["parent"], first["chain_length"]) == ("incremental", full["backup_id"], 2)
+    change(c, 2)
+    second = base_backup(c, "--incremental")
+    assert (second["backup_type"], second["parent"], second["chain_length"]) == ("incremental", first["backup_id"], 3)
+    meta = meta_of(second)
+    assert meta["backup_type"] == "incremental" and meta["parent"] == first["backup_id"]
+    assert meta["chain_full"] == full["backup_id"]
+    assert meta_of(full)["backup_type"] == "full" and meta_of(full)["parent"] is None
+    health = chain_health(c)
+    assert (health["status"], health["value"], health["full_backup"]) == ("ok", 3, full["backup_id"])
+    assert 0 <= health["full_age_hours"] < 1
+    # An incremental is much smaller than its full: it holds only the changed blocks.
+    assert data_size(second) < data_size(full) / 2
+
+    change(c, 3)
+    expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+    time.sleep(1.1)
+    target = c.sql("SELECT clock_timestamp()")[0][0]
+    time.sleep(1.1)
+    change(c, 4)
+
+    data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
+    port = free_port()
+    proc = run_cli(
+        c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--target-time", target.isoformat(), "--json"
+    )
+    assert proc.returncode == 0, proc.stderr
+    try:
+        result = json.loads(proc.stdout)
+        assert result["base_backup"] == second["backup_id"]
+        assert result["chain"]["members"] == [full["backup_id"], first["backup_id"], second["backup_id"]]
+        restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
+        assert restored == expected
+        assert {b for b, _n in restored} == {1, 2, 3}
+    finally:
+        stop(data_dir)
+
+
+@needs_17
+def test_retention_keeps_the_parents_of_a_kept_incremental(archiving):
+    c = archiving
+    full = base_backup(c, "--incremental")
+    change(c, 1)
+    first = base_backup(c, "--incremental", "--full-interval-days", "100")
+    # The full and the first incremental are now 30 days old: past retention, but the next one builds on them.
+    age(full, 30)
+    age(first, 30)
+    change(c, 2)
+    second = base_backup(c, "--incremental", "--full-interval-days", "100", "--retention-days", "1")
+    assert second["backup_type"] == "incremental" and second["parent"] == first["backup_id"]
+    assert second["removed"] == []
+    assert os.path.isdir(full["backup_path"]) and os.path.isdir(first["backup_path"])
+    # Once the whole chain has expired and a new full exists, nothing kept depends on it any more: it goes.
+    age(second, 29)
+    third = base_backup(c, "--retention-days", "1", "--min-backups", "1")
+    assert third["backup_type"] == "full"
+    assert sorted(third["removed"]) == sorted(r["backup_path"] for r in (full, first, second))
+
+
+@needs_17
+def test_broken_chain_falls_back_to_a_full_backup_and_says_why(archiving):
+    c = archiving
+    full = base_backup(c)
+    tar = os.path.join(full["backup_path"], "base.tar")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"damaged!")
+    change(c, 1)
+    after_damage = base_backup(c, "--incremental")
+    assert after_damage["backup_type"] == "full" and after_damage["parent"] is None
+    assert "damaged" in after_damage["reason"] and full["backup_id"] in after_damage["reason"]
+
+    change(c, 2)
+    incr = base_backup(c, "--incremental")
+    assert incr["backup_type"] == "incremental" and incr["parent"] == after_damage["backup_id"]
+    shutil.rmtree(after_damage["backup_path"])
+    os.unlink(after_damage["metadata_file"])
+    health = chain_health(c)
+    assert health["status"] == "critical" and "missing" in health["message"], health
+    change(c, 3)
+    after_removal = base_backup(c, "--incremental")
+    assert after_removal["backup_type"] == "full"
+    assert "missing" in after_removal["reason"] and after_damage["backup_id"] in after_removal["reason"]
+
+    # Nor does a recovery start from the orphaned incremental.
+    data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--backup", incr["backup_id"])
+    assert proc.returncode == 5, proc.stderr
+    assert "missing" in proc.stderr
+    assert not os.path.exists(os.path.join(data_dir, "PG_VERSION"))
+
+
+@needs_17
+def test_chain_proof_fails_when_the_members_do_not_combine(archiving):
+    """The proof is pg_combinebackup + pg_verifybackup: an incremental set on a full it was not taken
+    from is caught, though every member passes its own checks."""
+    from pgsafe.catalog.entries import load_entry
+    from pgsafe.core.errors import VerificationFailed
+    from pgsafe.physical import chain as chains
+    from pgsafe.physical.basebackup import extract, verify_chain
+
+    c = archiving
+    other = base_backup(c)
+    change(c, 1)
+    full = base_backup(c)
+    change(c, 2)
+    incr = base_backup(c, "--incremental")
+    assert incr["parent"] == full["backup_id"]
+    scratch = make_scratch_dir("pgsafe-incr-proof-")
+    newest = os.path.join(scratch, "newest")
+    os.mkdir(newest)
+    extract(incr["backup_path"], newest)
+    shutil.copy2(os.path.join(incr["backup_path"], "backup_manifest"), newest)
+    combine = chains.find_combinebackup(MAJOR)
+    verifybackup = os.path.join(os.path.dirname(combine), "pg_verifybackup")
+    verify_chain([load_entry(full["metadata_file"])], newest, os.path.join(scratch, "ok"), combine, verifybackup, print)
+    with pytest.raises(VerificationFailed, match="pg_combinebackup failed"):
+        verify_chain(
+            [load_entry(other["metadata_file"])], newest, os.path.join(scratch, "bad"), combine, verifybackup, print
+        )
+    assert sorted(os.listdir(scratch)) == ["newest"], "scratch copies are removed"
+
+
+@needs_17
+def test_summarize_wal_is_turned_on_by_a_reload_and_incremental_needs_it(new_pg):
+    from pgsafe.core.conn import ConnInfo
+    from pgsafe.physical.archive_config import apply
+
+    backup_dir = make_scratch_dir("pgsafe-incr-")
+    archive_dir = os.path.join(backup_dir, "wal")
+    os.mkdir(archive_dir)
+    os.chown(archive_dir, *pgcluster.os_user_ids())
+    command = "%s archive-wal --archive-dir %s %%p %%f" % (PGSAFE, archive_dir)
+    c = new_pg(settings={"archive_mode": "on", "archive_command": "'%s'" % command})
+    c.backup_dir = backup_dir
+    assert c.sql("SHOW summarize_wal") == [("off",)]
+    c.sql("CREATE TABLE events (batch int, n int)")
+    off = base_backup(c, "--incremental", rc=2)
+    assert "summarize_wal" in off.stderr
+    auto = base_backup(c, "--incremental", "auto")
+    assert auto["backup_type"] == "full" and "summarize_wal is off" in auto["reason"]
+
+    change(c, 1)
+    c.sql("CHECKPOINT")  # summaries, once on, start after this: none covers the full's start
+    conninfo = ConnInfo(unix_socket=c.socket_dir, port=c.port, user="postgres")
+    res = apply(conninfo, archive_dir, archive_command=command, pgsafe_command=PGSAFE)
+    assert res["changes"] == {"summarize_wal": "on"}
+    assert res["restart_required"] is False
+    assert c.sql("SHOW summarize_wal") == [("on",)], "on after a reload, no restart"
+    again = apply(conninfo, archive_dir, archive_command=command, pgsafe_command=PGSAFE)
+    assert again["changes"] == {} and again["settings"]["summarize_wal"] == "on"
+    # The full taken while it was off has no summaries behind it: pg_basebackup refuses, a full is taken.
+    change(c, 2)
+    fallback = base_backup(c, "--incremental")
+    assert fallback["backup_type"] == "full" and "WAL summar" in fallback["reason"], fallback["reason"]
+    change(c, 3)
+    incr = base_backup(c, "--incremental")
+    assert incr["backup_type"] == "incremental" and incr["parent"] == fallback["backup_id"]
+
+
+@before_17
+def test_incremental_is_refused_before_17_and_auto_takes_a_full(archiving):
+    c = archiving
+    proc = base_backup(c, "--incremental", rc=2)
+    assert "PostgreSQL 17 or later" in proc.stderr and "--incremental auto" in proc.stderr
+    assert not os.path.isdir(os.path.join(c.backup_dir, "base")) or not [
+        n for n in os.listdir(os.path.join(c.backup_dir, "base")) if n.endswith(".meta.json")
+    ]
+    auto = base_backup(c, "--incremental", "auto")
+    assert auto["backup_type"] == "full" and auto["parent"] is None
+    assert "17" in auto["reason"]
+    assert meta_of(auto)["backup_type"] == "full"
+
+
+@before_17
+def test_module_incremental_true_is_refused_before_17_and_auto_takes_a_full(archiving, ansible_module):
+    c = archiving
+    login = {"login_unix_socket": c.socket_dir, "login_port": c.port, "login_user": c.user}
+    # A YAML true arrives as a string; it must mean "on", not an unknown choice.
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup", dict(backup_dir=c.backup_dir, incremental=True, **login), become_user="postgres"
+    )
+    assert rc != 0, out
+    assert "PostgreSQL 17 or later" in res["msg"], res
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup",
+        dict(backup_dir=c.backup_dir, incremental="auto", **login),
+        become_user="postgres",
+    )
+    assert rc == 0, out
+    assert res["backup_type"] == "full" and res["parent"] is None and "17" in res["reason"]
+    assert res["chain_length"] == 1

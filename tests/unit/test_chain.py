@@ -1,0 +1,146 @@
+"""Chains of incremental base backups: which members a backup needs, what retention must keep."""
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from pgsafe.catalog.entries import load_entry
+from pgsafe.monitoring.health import check_base_chain
+from pgsafe.physical import chain as chains
+from pgsafe.physical.basebackup import retention_plan
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def make(tmp_path, backup_id, days_ago, parent=None, sysid="7", timeline=1):
+    data = tmp_path / backup_id
+    data.mkdir()
+    (data / "base.tar").write_bytes(b"x" * 10)
+    (data / "backup_manifest").write_text("{}")
+    when = (NOW - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta = {
+        "kind": "base",
+        "backup_id": backup_id,
+        "backup_file": backup_id,
+        "database": "main",
+        "timestamp": when,
+        "finished_at": when,
+        "checksum": "unused",
+        "size_bytes": 12,
+        "status": "ok",
+        "system_identifier": sysid,
+        "timeline": timeline,
+        "backup_type": "incremental" if parent else "full",
+        "parent": parent,
+        "manifest_sha256": chains.manifest_sha256(str(data)),
+    }
+    path = tmp_path / (backup_id + ".meta.json")
+    path.write_text(json.dumps(meta))
+    return load_entry(str(path))
+
+
+def test_chain_of_follows_parents_to_the_full(tmp_path):
+    full = make(tmp_path, "f", 3)
+    i1 = make(tmp_path, "i1", 2, parent="f")
+    i2 = make(tmp_path, "i2", 1, parent="i1")
+    assert [e.backup_id for e in chains.chain_of(i2, [i2, i1, full], NOW)] == ["f", "i1", "i2"]
+    assert [e.backup_id for e in chains.chain_of(full, [i2, i1, full], NOW)] == ["f"]
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda t, e: os.unlink(os.path.join(e["f"].data_path, "base.tar")), "not good"),
+        (lambda t, e: e.pop("f"), "missing"),
+    ],
+)
+def test_a_broken_chain_names_its_missing_or_bad_member(tmp_path, damage, words):
+    entries = {"f": make(tmp_path, "f", 3)}
+    entries["i1"] = make(tmp_path, "i1", 2, parent="f")
+    damage(tmp_path, entries)
+    with pytest.raises(chains.ChainBroken, match=words):
+        chains.chain_of(entries["i1"], entries.values(), NOW)
+
+
+def test_a_parent_of_another_cluster_or_timeline_breaks_the_chain(tmp_path):
+    full = make(tmp_path, "f", 3, timeline=1)
+    incr = make(tmp_path, "i1", 2, parent="f", timeline=2)
+    with pytest.raises(chains.ChainBroken, match="timeline"):
+        chains.chain_of(incr, [full, incr], NOW)
+
+
+def test_choose_parent_takes_the_newest_of_the_same_cluster_and_a_full_when_too_old(tmp_path):
+    full = make(tmp_path, "f", 3)
+    incr = make(tmp_path, "i1", 2, parent="f")
+    other = make(tmp_path, "other", 1, sysid="8")
+    chain, why = chains.choose_parent([full, incr, other], "7", 1, NOW, 7, rehash=False)
+    assert [e.backup_id for e in chain] == ["f", "i1"] and "parent i1" in why
+    chain, why = chains.choose_parent([full, incr, other], "7", 1, NOW, 2, rehash=False)
+    assert chain is None and "older than 2" in why
+    chain, why = chains.choose_parent([full, incr], "7", 2, NOW, 7, rehash=False)
+    assert chain is None and "timeline 2" in why
+
+
+def test_damaged_manifest_breaks_the_chain(tmp_path):
+    full = make(tmp_path, "f", 3)
+    (tmp_path / "f" / "backup_manifest").write_text("[]")  # same size, other bytes
+    chain, why = chains.choose_parent([full], "7", 1, NOW, 7, rehash=False)
+    assert chain is None and "backup_manifest of base backup f is damaged" in why
+
+
+def test_retention_keeps_every_ancestor_of_a_kept_incremental(tmp_path):
+    old_full = make(tmp_path, "f0", 40)
+    full = make(tmp_path, "f", 30)
+    i1 = make(tmp_path, "i1", 20, parent="f")
+    i2 = make(tmp_path, "i2", 1, parent="i1")
+    entries = [old_full, full, i1, i2]
+    plan = retention_plan(entries, NOW, 7, 1)
+    assert sorted(e.backup_id for e in plan.keep) == ["f", "i1", "i2"]
+    assert [e.backup_id for e in plan.remove] == ["f0"]
+
+
+def test_health_reports_the_chain_and_a_broken_one_is_critical(tmp_path):
+    full = make(tmp_path, "f", 2)
+    i1 = make(tmp_path, "i1", 1, parent="f")
+    ok = check_base_chain([full, i1], NOW)
+    assert (ok["status"], ok["value"], ok["full_backup"], ok["full_age_hours"]) == ("ok", 2, "f", 48.0)
+    bad = check_base_chain([i1], NOW)
+    assert bad["status"] == "critical" and "f, the parent of i1, is missing" in bad["message"]
+
+
+def test_pg_combinebackup_of_the_backups_own_major_is_preferred(monkeypatch):
+    copies = [(17, "/v17/pg_combinebackup"), (18, "/v18/pg_combinebackup")]
+    monkeypatch.delenv("PGSAFE_PG_BIN", raising=False)
+    monkeypatch.setattr(chains.tools, "installed", lambda program, patterns: list(copies))
+    assert chains.find_combinebackup(17) == "/v17/pg_combinebackup"
+    assert chains.find_combinebackup(18) == "/v18/pg_combinebackup"
+
+
+def test_off_site_retention_keeps_the_chain_of_a_kept_incremental():
+    from pgsafe.core.naming import iso
+    from pgsafe.offsite.fetch import OffsiteEntry
+
+    def offsite(backup_id, days_ago, parent=None):
+        moment = iso(NOW - timedelta(days=days_ago))
+        meta = {
+            "kind": "base",
+            "backup_id": backup_id,
+            "backup_file": backup_id,
+            "database": "main",
+            "timestamp": moment,
+            "finished_at": moment,
+            "status": "ok",
+            "checksum": "c",
+            "size_bytes": 10,
+            "backup_type": "incremental" if parent else "full",
+            "parent": parent,
+            "offsite": {"objects": {"base/%s/base.tar" % backup_id: {"size": 10, "sha256": "a" * 64}}},
+        }
+        return OffsiteEntry(meta, "base/%s.meta.json" % backup_id, {"base/%s/base.tar" % backup_id: 10})
+
+    old, full, incr = offsite("f0", 40), offsite("f", 30), offsite("i1", 1, parent="f")
+    keep, remove, rescued = chains.keep_chains([incr], [old, full])
+    assert [e.backup_id for e in keep] == ["i1", "f"] and [e.backup_id for e in remove] == ["f0"]
+    assert rescued == [full]
