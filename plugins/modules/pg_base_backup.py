@@ -70,6 +70,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -196,7 +197,7 @@ offsite:
       type: list
       elements: dict
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each long step every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -217,6 +218,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
     BaseBackupRequest,
     run_base_backup,
@@ -235,6 +237,7 @@ def main():
         "base_retention_days",
         "min_backups",
         "wal_cleanup",
+        "progress_interval",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
@@ -256,6 +259,7 @@ def main():
             archive_dir=existing_archive_dir(p["backup_dir"], p["archive_dir"]),
             wal_cleanup=p["wal_cleanup"],
             jobs=p["jobs"],
+            progress=Settings(p["progress_interval"]),
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

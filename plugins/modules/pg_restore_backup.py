@@ -126,6 +126,7 @@ notes:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -309,7 +310,7 @@ validation:
       type: list
       elements: str
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each long step every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -330,6 +331,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import RestoreRequest, run_restore
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import (
@@ -361,6 +363,7 @@ def main():
         "no_owner",
         "maintenance_db",
         "source",
+        "progress_interval",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
@@ -392,14 +395,15 @@ def main():
 
 
 def restore(module, p, log):
-    options = dict(
-        overwrite=p["overwrite"],
-        jobs=p["jobs"],
-        verify_checksum=p["verify_checksum"],
-        no_owner=p["no_owner"],
-        maintenance_db=p["maintenance_db"],
-    )
     try:
+        options = dict(
+            overwrite=p["overwrite"],
+            jobs=p["jobs"],
+            verify_checksum=p["verify_checksum"],
+            no_owner=p["no_owner"],
+            maintenance_db=p["maintenance_db"],
+            progress=Settings(p["progress_interval"]),
+        )
         if p["source"] == "offsite":
             result = offsite.restore(
                 offsite_repository(p),

@@ -12,7 +12,7 @@ from ..logical.dump import FullBackupRequest, run_full_backup
 from ..logical.restore import RestoreRequest, run_restore
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
-from .util import UsageError, err, out
+from .util import UsageError, err, out, progress_settings
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def cmd_backup(args: Args, conninfo: ConnInfo) -> int:
             globals=args.globals,
             row_counts=args.row_counts,
             lock_timeout=args.lock_timeout,
+            progress=progress_settings(args),
         )
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
@@ -231,6 +232,7 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
         verify_checksum=args.verify_checksum,
         no_owner=args.no_owner,
         confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
+        progress=progress_settings(args),
     )
     try:
         if from_offsite(args):

@@ -11,7 +11,7 @@ import os
 from ..core.errors import EXIT_OK, PgsafeError
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
-from .util import err, out
+from .util import err, out, progress_settings
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
 if TYPE_CHECKING:
@@ -166,6 +166,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
             wal_cleanup=args.wal_cleanup,
             jobs=args.jobs,
+            progress=progress_settings(args),
         )
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)

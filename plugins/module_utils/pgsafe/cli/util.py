@@ -23,6 +23,15 @@ class UsageError(PgsafeError):
     kind = "usage"
 
 
+def progress_settings(args: Args) -> Any:
+    """Progress lines every --progress-interval seconds through the step log; on a terminal (and not
+    --quiet) the line is redrawn in place between them too."""
+    from ..core.progress import Settings
+
+    live = sys.stderr if not args.quiet and sys.stderr.isatty() else None
+    return Settings(args.progress_interval, live)
+
+
 def out(text: object = "") -> None:
     """Print to stdout (the CLI's results)."""
     sys.stdout.write("%s\n" % (text,))

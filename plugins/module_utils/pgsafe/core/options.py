@@ -535,6 +535,16 @@ OPTIONS = _table(
         "fail when the overall status is at least this",
         choices=("warning", "critical", "never"),
     ),
+    # Recovery speed and progress (issue 16): progress lines of long steps, the restore's own choice of jobs.
+    Option(
+        "progress_interval",
+        "float",
+        10.0,
+        "seconds between progress lines of long steps (bytes, rate, time left); 0: none. "
+        "On a terminal the line is also redrawn in place; with --quiet only the log file gets them",
+        env="PGSAFE_PROGRESS_INTERVAL",
+        metavar="SECONDS",
+    ),
 )
 
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from ..catalog import entries as catalog
-from ..core import compress, tools
-from ..core.conn import connect, database_exists
+from ..core import compress, progress, tools
+from ..core.conn import QuerySample, connect, database_exists
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
@@ -69,6 +69,7 @@ class RestoreRequest:
         maintenance_db: str = "postgres",
         lock_timeout: float = 60,
         confirm: Optional[Callable[[str, Entry], bool]] = None,
+        progress: Optional[progress.Settings] = None,
     ) -> None:
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
@@ -96,6 +97,7 @@ class RestoreRequest:
         self.lock_timeout = lock_timeout
         # Asked before replacing an existing target when overwrite is off (the CLI's terminal prompt).
         self.confirm = confirm
+        self.progress = progress
 
 
 def only_database(backup_dir: str) -> str:
@@ -128,8 +130,12 @@ def run_restore(
     log("restoring %s into %s" % (entry.backup_id, req.target_db))
     steps = Steps()
     if req.verify_checksum:
-        with steps.timed("checksum"):
-            catalog.verify_entry(entry)
+        hashed = progress.Count()
+        with (
+            steps.timed("checksum"),
+            progress.track(req.progress, log, "checksum %s" % entry.backup_id, hashed, _size_of(entry), unit="hashed"),
+        ):
+            catalog.verify_entry(entry, hashed)
         log("checksum verified: %s" % entry.meta.get("checksum"))
     admin = connect(req.conninfo, req.maintenance_db)
     try:
@@ -174,7 +180,7 @@ def _restore_locked(
     with steps.timed("create_scratch"), admin.cursor() as cur:
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
-        _load(req, entry, scratch, loader, steps)
+        _load(req, entry, scratch, loader, steps, log)
         with steps.timed("validate"):
             validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
         if not validation["passed"]:
@@ -205,16 +211,24 @@ def loader_program(meta: dict[str, Any]) -> str:
     return tools.find(program, *tools.needed_to_read_dump(meta))
 
 
-def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps) -> None:
+def _size_of(entry: Entry) -> Optional[int]:
+    size = entry.meta.get("size_bytes")
+    return size if isinstance(size, int) else None
+
+
+def _load(
+    req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps, log: Callable[[str], None]
+) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
     env = req.conninfo.child_env()
     env["PGDATABASE"] = scratch
     stream_codec = compress.compression_of_name(entry.data_path) if fmt != "directory" else "none"
+    label = "load %s" % entry.backup_id
     if fmt == "plain":
         argv = [loader, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull]
         with steps.timed("load"):
-            _run_fed(argv, entry.data_path, stream_codec, env, "psql")
+            _run_fed(argv, entry, stream_codec, env, "psql", req.progress, log, label)
         return
     argv = [loader, "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
@@ -223,7 +237,7 @@ def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: S
     if unpack is None:
         if req.jobs > 1:
             argv.append("--jobs=%d" % req.jobs)
-        with steps.timed("load"):
+        with steps.timed("load"), _growing(req, scratch, meta, log, label):
             _run(argv + [entry.data_path], env, "pg_restore")
         return
     if req.jobs > 1:
@@ -231,17 +245,43 @@ def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: S
         with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
             plain = os.path.join(tmpd, "archive.dump")
             # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
-            with steps.timed("decompress"), open(plain, "xb") as out:
-                proc = subprocess.run(unpack + [entry.data_path], stdout=out, stderr=subprocess.PIPE, check=False)
+            # It reads the backup from a file it shares with us, whose offset tells how far it got.
+            with steps.timed("decompress"), open(entry.data_path, "rb") as src, open(plain, "xb") as out:
+                with progress.track(
+                    req.progress,
+                    log,
+                    "decompress %s" % entry.backup_id,
+                    progress.Offset(src),
+                    _size_of(entry),
+                    unit="read",
+                ):
+                    proc = subprocess.run(unpack, stdin=src, stdout=out, stderr=subprocess.PIPE, check=False)
             if proc.returncode != 0:
                 raise VerificationFailed(
                     "decompressing %s failed: %s" % (entry.data_path, proc.stderr.decode("utf-8", "replace").strip())
                 )
-            with steps.timed("load"):
+            with steps.timed("load"), _growing(req, scratch, meta, log, label):
                 _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
         return
     with steps.timed("load"):
-        _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
+        _run_fed(argv, entry, stream_codec, env, "pg_restore", req.progress, log, label)
+
+
+@contextlib.contextmanager
+def _growing(
+    req: RestoreRequest, scratch: str, meta: dict[str, Any], log: Callable[[str], None], label: str
+) -> Iterator[None]:
+    """Progress of a load that reads the backup on several connections: the scratch database's size
+    against the size the source database had at backup time."""
+    size = QuerySample(req.conninfo, req.maintenance_db, "SELECT pg_database_size(%s)", (scratch,))
+    total = meta.get("database_size_bytes")
+    try:
+        with progress.track(
+            req.progress, log, label, size, total if isinstance(total, int) else None, True, unit="loaded"
+        ):
+            yield
+    finally:
+        size.close()
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
@@ -253,20 +293,36 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
         )
 
 
-def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: str) -> None:
-    """Run argv with the decompressed backup on stdin; every stage's exit status is checked."""
-    decomp = compress.open_decompressed(path, codec)
-    if decomp is None:
-        with open(path, "rb") as fh:
-            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        d_rc, d_err = 0, b""
-    else:
-        proc = subprocess.run(
-            argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
-        )
-        compress.piped(decomp.stdout).close()
-        d_rc = decomp.wait()
-        d_err = compress.piped(decomp.stderr).read()
+def _run_fed(
+    argv: list[str],
+    entry: Entry,
+    codec: str,
+    env: dict[str, str],
+    what: str,
+    settings: Optional[progress.Settings],
+    log: Callable[[str], None],
+    label: str,
+) -> None:
+    """Run argv with the decompressed backup on stdin; every stage's exit status is checked.
+
+    The first process reads the backup from a file it shares with us: its offset is the progress."""
+    path = entry.data_path
+    unpack = compress.decompressor_argv(codec)
+    with (
+        open(path, "rb") as src,
+        progress.track(settings, log, label, progress.Offset(src), _size_of(entry), unit="of the backup read"),
+    ):
+        if unpack is None:
+            proc = subprocess.run(argv, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
+            d_rc, d_err = 0, b""
+        else:
+            decomp = subprocess.Popen(unpack, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.run(
+                argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+            )
+            compress.piped(decomp.stdout).close()
+            d_rc = decomp.wait()
+            d_err = compress.piped(decomp.stderr).read()
     if d_rc != 0:
         raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
     if proc.returncode != 0:

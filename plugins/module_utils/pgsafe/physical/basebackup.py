@@ -21,8 +21,8 @@ from datetime import datetime
 from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
-from ..core import compress, tools
-from ..core.conn import connect
+from ..core import compress, progress, tools
+from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
     ensure_private_dir,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..core.conn import ConnInfo
 
 BASE_DIR = "base"
+STREAMED_SQL = "SELECT backup_streamed, backup_total FROM pg_stat_progress_basebackup LIMIT 1"
 
 
 class BaseBackupRequest:
@@ -73,6 +74,7 @@ class BaseBackupRequest:
         lock_timeout: float = 60,
         server_side: bool = True,
         jobs: Optional[int] = None,
+        progress: Optional[progress.Settings] = None,
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -99,6 +101,7 @@ class BaseBackupRequest:
         self.jobs = compress.default_threads() if jobs is None else jobs
         if not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1:
             raise ConfigError("jobs must be a whole number of at least 1, got %r" % (jobs,))
+        self.progress = progress
 
 
 def base_dir(backup_dir: str) -> str:
@@ -255,7 +258,13 @@ def _take(
             os.mkdir(scratch, 0o700)
             follower = TarFollower(tmp, scratch).start()
         log("pg_basebackup into %s (%s)" % (final, req.compression))
-        rc, err = _run_pg_basebackup(argv, req.conninfo.child_env())
+        # The server counts what it has sent, before compression, against its own estimate of the total.
+        streamed = QuerySample(req.conninfo, "postgres", STREAMED_SQL)
+        try:
+            with progress.track(req.progress, log, "base backup", streamed, facts["cluster_bytes"], True, unit="sent"):
+                rc, err = _run_pg_basebackup(argv, req.conninfo.child_env())
+        finally:
+            streamed.close()
         if rc != 0:
             raise BackupFailed("pg_basebackup failed with exit code %d: %s" % (rc, err[-2000:]))
         manifest_path = os.path.join(tmp, "backup_manifest")
