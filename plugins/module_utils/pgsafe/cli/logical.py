@@ -56,7 +56,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument(
         "args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database"
     )
-    flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "source", "json")
+    flags.add(
+        r,
+        "latest",
+        "overwrite",
+        "restore_jobs",
+        "scratch_dir",
+        "scratch_reserve_mb",
+        "verify_checksum",
+        "no_owner",
+        "source",
+        "json",
+    )
     r.add_argument(
         "--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)"
     )
@@ -229,6 +240,8 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
     options: dict[str, Any] = dict(
         overwrite=args.overwrite,
         jobs=args.jobs,
+        scratch_dir=args.scratch_dir,
+        scratch_reserve_mb=args.scratch_reserve_mb,
         verify_checksum=args.verify_checksum,
         no_owner=args.no_owner,
         confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
@@ -263,12 +276,16 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
         out(json.dumps(result, indent=2))
     else:
         v = result["validation"]
+        plan = result["load_plan"]
         out(
-            "restored %s into %s in %.1fs; validation %s (%d tables checked)"
+            "restored %s into %s in %.1fs (%s, %d job%s); validation %s (%d tables checked)"
             % (
                 result["backup_id"],
                 result["target_db"],
                 result["duration_seconds"],
+                plan["mode"],
+                plan["jobs"],
+                "" if plan["jobs"] == 1 else "s",
                 "passed" if v["passed"] else "FAILED",
                 v["checked"],
             )

@@ -545,6 +545,26 @@ OPTIONS = _table(
         env="PGSAFE_PROGRESS_INTERVAL",
         metavar="SECONDS",
     ),
+    Option(
+        "restore_jobs",
+        "int",
+        None,
+        "parallel connections of the restore; unset: this host's cores when the scratch filesystem has "
+        "room for a decompressed copy of the backup, else one streaming connection (the result says which)",
+        param="jobs",
+    ),
+    Option(
+        "scratch_dir",
+        "path",
+        None,
+        "directory for the decompressed copy a parallel restore of a zstd backup needs (default: beside the backup)",
+    ),
+    Option(
+        "scratch_reserve_mb",
+        "int",
+        256,
+        "MiB a parallel restore leaves free on the scratch filesystem; with less room it streams instead",
+    ),
 )
 
 

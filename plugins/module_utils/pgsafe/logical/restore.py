@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import tempfile
 import time
@@ -19,8 +20,10 @@ from ..catalog import entries as catalog
 from ..core import compress, progress, tools
 from ..core.conn import QuerySample, connect, database_exists
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
+from ..core.fsutil import human_size
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
+from . import loadplan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,13 +66,15 @@ class RestoreRequest:
         latest: bool = False,
         database: Optional[str] = None,
         overwrite: bool = False,
-        jobs: int = 1,
+        jobs: Optional[int] = 1,
         verify_checksum: bool = True,
         no_owner: bool = False,
         maintenance_db: str = "postgres",
         lock_timeout: float = 60,
         confirm: Optional[Callable[[str, Entry], bool]] = None,
         progress: Optional[progress.Settings] = None,
+        scratch_dir: Optional[str] = None,
+        scratch_reserve_mb: int = 256,
     ) -> None:
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
@@ -85,12 +90,24 @@ class RestoreRequest:
         self.database = database
         self.conninfo = conninfo
         self.overwrite = bool(overwrite)
+        # None: chosen at load time (loadplan), from the cores and the scratch filesystem's room.
+        self.jobs: Optional[int] = None
+        if jobs is not None:
+            try:
+                self.jobs = int(jobs)
+            except (TypeError, ValueError):
+                raise ConfigError("jobs %r is not a whole number" % (jobs,))
+            if self.jobs < 1:
+                raise ConfigError("jobs must be at least 1")
+        if scratch_dir is not None and not os.path.isabs(scratch_dir):
+            raise ConfigError("scratch_dir must be an absolute path, got %r" % (scratch_dir,))
+        self.scratch_dir = scratch_dir
         try:
-            self.jobs = int(jobs)
+            self.scratch_reserve = int(scratch_reserve_mb) << 20
         except (TypeError, ValueError):
-            raise ConfigError("jobs %r is not a whole number" % (jobs,))
-        if self.jobs < 1:
-            raise ConfigError("jobs must be at least 1")
+            raise ConfigError("scratch_reserve_mb %r is not a whole number" % (scratch_reserve_mb,))
+        if self.scratch_reserve < 0:
+            raise ConfigError("scratch_reserve_mb must be 0 or more")
         self.verify_checksum = bool(verify_checksum)
         self.no_owner = bool(no_owner)
         self.maintenance_db = maintenance_db
@@ -148,7 +165,12 @@ def run_restore(
                 "Restore into a new name, or set overwrite (CLI: --force) to replace it",
             )
         if check_mode:
-            return {"restored_from": entry.data_path, "backup_id": entry.backup_id, "would_replace": exists}
+            return {
+                "restored_from": entry.data_path,
+                "backup_id": entry.backup_id,
+                "would_replace": exists,
+                "load_plan": plan_load(req, entry).as_dict(),
+            }
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
             return _restore_locked(req, entry, admin, exists, log, steps, loader)
     finally:
@@ -180,9 +202,12 @@ def _restore_locked(
     with steps.timed("create_scratch"), admin.cursor() as cur:
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
-        _load(req, entry, scratch, loader, steps, log)
+        plan = plan_load(req, entry)
+        log("loading %s with %d job(s): %s" % (plan.mode, plan.jobs, plan.reason))
+        _load(req, entry, scratch, loader, steps, log, plan)
+        # Counting rows needs no disk: in parallel whenever the restore chose its jobs itself.
         with steps.timed("validate"):
-            validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
+            validation = validate(req.conninfo, scratch, meta, jobs=req.jobs or os.cpu_count() or 1)
         if not validation["passed"]:
             raise VerificationFailed(
                 "restored data does not match the backup's row counts: %s" % ("; ".join(validation["mismatches"])),
@@ -202,6 +227,7 @@ def _restore_locked(
         "duration_seconds": round(time.monotonic() - started, 3),
         "validation": validation,
         "steps_seconds": steps.seconds,
+        "load_plan": plan.as_dict(),
     }
 
 
@@ -216,8 +242,18 @@ def _size_of(entry: Entry) -> Optional[int]:
     return size if isinstance(size, int) else None
 
 
+def plan_load(req: RestoreRequest, entry: Entry) -> loadplan.LoadPlan:
+    return loadplan.choose(entry.meta, entry.data_path, req.jobs, req.scratch_dir, req.scratch_reserve)
+
+
 def _load(
-    req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps, log: Callable[[str], None]
+    req: RestoreRequest,
+    entry: Entry,
+    scratch: str,
+    loader: str,
+    steps: Steps,
+    log: Callable[[str], None],
+    plan: loadplan.LoadPlan,
 ) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
@@ -235,36 +271,72 @@ def _load(
         argv += ["--no-owner", "--no-privileges"]
     unpack = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed
     if unpack is None:
-        if req.jobs > 1:
-            argv.append("--jobs=%d" % req.jobs)
+        if plan.jobs > 1:
+            argv.append("--jobs=%d" % plan.jobs)
         with steps.timed("load"), _growing(req, scratch, meta, log, label):
             _run(argv + [entry.data_path], env, "pg_restore")
         return
-    if req.jobs > 1:
-        # Parallel pg_restore needs a seekable file: decompress beside the backup first.
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
+    if plan.mode == "parallel":
+        # Parallel pg_restore needs a seekable file: decompress into the scratch directory first.
+        with tempfile.TemporaryDirectory(dir=plan.scratch_dir, prefix=".pgsafe-restore-") as tmpd:
             plain = os.path.join(tmpd, "archive.dump")
-            # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
-            # It reads the backup from a file it shares with us, whose offset tells how far it got.
-            with steps.timed("decompress"), open(entry.data_path, "rb") as src, open(plain, "xb") as out:
-                with progress.track(
-                    req.progress,
-                    log,
-                    "decompress %s" % entry.backup_id,
-                    progress.Offset(src),
-                    _size_of(entry),
-                    unit="read",
-                ):
-                    proc = subprocess.run(unpack, stdin=src, stdout=out, stderr=subprocess.PIPE, check=False)
-            if proc.returncode != 0:
-                raise VerificationFailed(
-                    "decompressing %s failed: %s" % (entry.data_path, proc.stderr.decode("utf-8", "replace").strip())
-                )
-            with steps.timed("load"), _growing(req, scratch, meta, log, label):
-                _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
-        return
+            with steps.timed("decompress"):
+                fitted = _decompress(entry, unpack, plain, plan.budget, req.progress, log)
+            if fitted:
+                with steps.timed("load"), _growing(req, scratch, meta, log, label):
+                    _run(argv + ["--jobs=%d" % plan.jobs, plain], env, "pg_restore")
+                return
+        log("the decompressed copy did not fit in %s; loading by streaming instead" % plan.scratch_dir)
+        plan.fall_back("the decompressed copy outgrew the %s the reserve left" % human_size(plan.budget or 0))
     with steps.timed("load"):
         _run_fed(argv, entry, stream_codec, env, "pg_restore", req.progress, log, label)
+
+
+def _decompress(
+    entry: Entry,
+    unpack: list[str],
+    plain: str,
+    budget: Optional[int],
+    settings: Optional[progress.Settings],
+    log: Callable[[str], None],
+) -> bool:
+    """Decompress the backup into plain; False when the copy would grow past budget bytes (then nothing
+    of it is left), which the kernel enforces on the decompressor (RLIMIT_FSIZE).
+
+    The decompressor writes the copy itself: through Python it cost two more copies of every byte.  It
+    reads the backup from a file it shares with us, whose offset tells how far it got."""
+
+    def limit(cap: int) -> Callable[[], None]:
+        def apply() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+        return apply
+
+    with open(entry.data_path, "rb") as src, open(plain, "xb") as out:
+        # Started before the progress thread: a child forked beside running threads must do no more than this.
+        proc = subprocess.Popen(
+            unpack,
+            stdin=src,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            preexec_fn=limit(budget) if budget is not None else None,
+        )
+        with progress.track(
+            settings, log, "decompress %s" % entry.backup_id, progress.Offset(src), _size_of(entry), unit="read"
+        ):
+            err = compress.piped(proc.stderr).read()
+            rc = proc.wait()
+        written = os.fstat(out.fileno()).st_size
+    if rc != 0 and budget is not None and (rc == -signal.SIGXFSZ or written >= budget):
+        os.unlink(plain)
+        return False
+    if rc != 0:
+        raise VerificationFailed(
+            "decompressing %s failed: %s" % (entry.data_path, err.decode("utf-8", "replace").strip())
+        )
+    return True
 
 
 @contextlib.contextmanager
