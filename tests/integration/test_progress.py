@@ -9,6 +9,8 @@ import subprocess
 import pytest
 from pgtest import PGSAFE, as_os_user, cli_env, drop_database, table_contents, unique_name
 
+from pgsafe.core.fsutil import human_size
+
 # A few MB that compress only about twice (md5 text), so each step lasts long enough for lines at 0.1 s.
 DATA_SQL = """
 CREATE TABLE readings (id bigint PRIMARY KEY, a text, b text, c text);
@@ -53,10 +55,11 @@ def logged(backup_dir, operation):
 
 
 def test_dump_and_restore_report_progress_on_stderr_and_in_the_log(pg, backup_dir, big_db):
-    """Done: two backups and a streaming restore of a few MB with --progress-interval 0.1 (not a terminal).
-    Seen: 'dump' lines on stderr with bytes and rate, the second dump's with an estimated total and
-    time left (learnt from the first); 'load' lines against the backup's size; the same lines in the log
-    files; the restored data equals the source."""
+    """Done: two backups, a streaming restore and a parallel one of a few MB with --progress-interval 0.1
+    (not a terminal). Seen: 'dump' lines on stderr with bytes and rate, the second dump's with an
+    estimated total and time left (learnt from the first); streaming 'load' lines against the backup's
+    size, parallel ones against the source database's; the same lines in the log files; the restored
+    data equals the source."""
     first = pgsafe(pg, backup_dir, "--progress-interval", "0.1", "backup", big_db, "--json")
     assert first.returncode == 0, first.stderr
     dumps = progress_lines(first.stderr, "dump")
@@ -76,12 +79,23 @@ def test_dump_and_restore_report_progress_on_stderr_and_in_the_log(pg, backup_di
         )
         assert proc.returncode == 0, proc.stderr
         loads = progress_lines(proc.stderr, "load")
-        size = json.loads(second.stdout)["size_bytes"]
+        size = human_size(json.loads(second.stdout)["size_bytes"])
         assert loads, proc.stderr
-        assert all(re.search(r"of the backup read of \S+ \(\d+%\), ", line) for line in loads), loads
+        assert all(re.search(r" read of %s \(\d+%%\), " % re.escape(size), line) for line in loads), loads
         assert any(re.search(r", \d+ s left", line) for line in loads), loads
         assert set(loads) <= set(progress_lines(logged(backup_dir, "restore"), "load"))
-        assert size > 0
+        assert table_contents(pg, target) == table_contents(pg, big_db)
+    finally:
+        drop_database(pg, target)
+    # In parallel (chosen: this disk has room) the load is the scratch database's growth against the
+    # source database's size at backup time.
+    target = unique_name("restored")
+    try:
+        proc = pgsafe(pg, backup_dir, "--progress-interval", "0.1", "restore", "--latest", target, "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["load_plan"]["mode"] == "parallel"
+        loads = progress_lines(proc.stderr, "load")
+        assert loads and all(re.search(r" loaded of ~\S+ \(\d+%\), ", line) for line in loads), proc.stderr
         assert table_contents(pg, target) == table_contents(pg, big_db)
     finally:
         drop_database(pg, target)

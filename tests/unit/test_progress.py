@@ -113,7 +113,7 @@ def test_a_terminal_gets_a_redrawn_line_cleared_at_the_end():
     assert text.count("\rx: 2M, ") >= 2 and text.endswith("\r\x1b[K")
 
 
-@pytest.mark.parametrize("bad", [-1, "soon", float("nan")])
+@pytest.mark.parametrize("bad", [-1, "soon", float("nan"), float("inf")])
 def test_a_bad_interval_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match="progress_interval"):
         progress.Settings(bad)
@@ -128,3 +128,20 @@ def test_a_child_reading_a_shared_file_shows_its_offset(tmp_path):
         subprocess.run(["dd", "bs=100000", "count=2", "status=none"], stdin=fh, stdout=subprocess.DEVNULL, check=True)
         assert offset() == 200000
     assert os.path.getsize(str(path)) == 300000
+
+
+def test_a_count_kept_by_several_threads_reports_its_total_once_known():
+    import threading
+
+    clock = Clock()
+    count = progress.Count()
+    meter = progress.Meter("validate", count, lambda s: None, progress.Settings(10), unit="counted", clock=clock)
+    workers = [threading.Thread(target=lambda: [count.add(1 << 10) for _ in range(1000)]) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    clock.now += 2
+    assert meter.read() == "validate: 3.9M counted, 2M/s, 2 s elapsed"
+    count.total = 8 << 20
+    assert meter.read() == "validate: 3.9M counted of 8M (48%), 2M/s, 2 s left, 2 s elapsed"

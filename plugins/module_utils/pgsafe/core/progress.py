@@ -12,6 +12,7 @@ module).  On a terminal the same line is also redrawn in place between those pla
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 
@@ -46,7 +47,7 @@ def validate_interval(value: object) -> float:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError("progress_interval %r is not a number of seconds" % (value,))
-    if seconds < 0 or seconds != seconds:
+    if not 0 <= seconds < float("inf"):  # NaN fails this too
         raise ConfigError("progress_interval must be 0 (no progress lines) or more, got %r" % (value,))
     return seconds
 
@@ -195,19 +196,21 @@ class Offset:
         self.fd = fh.fileno()  # type: ignore[attr-defined]
 
     def __call__(self) -> int:
-        import os
-
         return os.lseek(self.fd, 0, os.SEEK_CUR)
 
 
 class Count:
-    """A byte count a copy loop that exists anyway keeps up to date (a hash of a file, say)."""
+    """A byte count a loop that exists anyway keeps up to date (a hash of a file, tables counted on
+    several connections); total, once the loop knows it, is reported with it."""
 
     def __init__(self) -> None:
         self.done = 0
+        self.total: Optional[int] = None
+        self._lock = threading.Lock()
 
     def add(self, n: int) -> None:
-        self.done += n
+        with self._lock:
+            self.done += n
 
-    def __call__(self) -> int:
-        return self.done
+    def __call__(self) -> Union[int, tuple[int, Optional[int]]]:
+        return (self.done, self.total) if self.total else self.done

@@ -148,11 +148,10 @@ def run_restore(
     steps = Steps()
     if req.verify_checksum:
         hashed = progress.Count()
-        with (
-            steps.timed("checksum"),
-            progress.track(req.progress, log, "checksum %s" % entry.backup_id, hashed, _size_of(entry), unit="hashed"),
-        ):
-            catalog.verify_entry(entry, hashed)
+        label = "checksum %s" % entry.backup_id
+        with steps.timed("checksum"):
+            with progress.track(req.progress, log, label, hashed, _size_of(entry), unit="hashed"):
+                catalog.verify_entry(entry, hashed)
         log("checksum verified: %s" % entry.meta.get("checksum"))
     admin = connect(req.conninfo, req.maintenance_db)
     try:
@@ -206,8 +205,10 @@ def _restore_locked(
         log("loading %s with %d job(s): %s" % (plan.mode, plan.jobs, plan.reason))
         _load(req, entry, scratch, loader, steps, log, plan)
         # Counting rows needs no disk: in parallel whenever the restore chose its jobs itself.
+        scanned = progress.Count()
         with steps.timed("validate"):
-            validation = validate(req.conninfo, scratch, meta, jobs=req.jobs or os.cpu_count() or 1)
+            with progress.track(req.progress, log, "validate %s" % entry.backup_id, scanned, unit="counted"):
+                validation = validate(req.conninfo, scratch, meta, req.jobs or os.cpu_count() or 1, scanned)
         if not validation["passed"]:
             raise VerificationFailed(
                 "restored data does not match the backup's row counts: %s" % ("; ".join(validation["mismatches"])),
@@ -380,21 +381,21 @@ def _run_fed(
     The first process reads the backup from a file it shares with us: its offset is the progress."""
     path = entry.data_path
     unpack = compress.decompressor_argv(codec)
-    with (
-        open(path, "rb") as src,
-        progress.track(settings, log, label, progress.Offset(src), _size_of(entry), unit="of the backup read"),
-    ):
-        if unpack is None:
-            proc = subprocess.run(argv, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-            d_rc, d_err = 0, b""
-        else:
-            decomp = subprocess.Popen(unpack, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            proc = subprocess.run(
-                argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
-            )
-            compress.piped(decomp.stdout).close()
-            d_rc = decomp.wait()
-            d_err = compress.piped(decomp.stderr).read()
+    with open(path, "rb") as src:
+        with progress.track(settings, log, label, progress.Offset(src), _size_of(entry), unit="read"):
+            if unpack is None:
+                proc = subprocess.run(
+                    argv, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+                )
+                d_rc, d_err = 0, b""
+            else:
+                decomp = subprocess.Popen(unpack, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                proc = subprocess.run(
+                    argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+                )
+                compress.piped(decomp.stdout).close()
+                d_rc = decomp.wait()
+                d_err = compress.piped(decomp.stderr).read()
     if d_rc != 0:
         raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
     if proc.returncode != 0:
@@ -404,7 +405,9 @@ def _run_fed(
         )
 
 
-def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1) -> dict[str, Any]:
+def validate(
+    conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1, counted: Optional[progress.Count] = None
+) -> dict[str, Any]:
     """Compare each table's exact row count with the count captured in the backup's snapshot.
 
     With jobs > 1 the tables are counted on that many connections at once (largest first), as
@@ -416,7 +419,7 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
             "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
         )
         return result
-    actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs)
+    actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs, counted)
     for item in expected:
         schema, table, rows = item["schema"], item["table"], item["rows"]
         found = actual[(schema, table)]
@@ -442,8 +445,11 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
     return result
 
 
-def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], jobs: int) -> Counts:
-    """{(schema, table): exact row count, or None when the table is missing}."""
+def _count_rows(
+    conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], jobs: int, counted: Optional[progress.Count] = None
+) -> Counts:
+    """{(schema, table): exact row count, or None when the table is missing}; counted, when given,
+    learns the bytes of the tables to scan and of each table once scanned."""
     from concurrent.futures import ThreadPoolExecutor
 
     from psycopg2 import sql
@@ -458,6 +464,8 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
             sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
     finally:
         conn.close()
+    if counted is not None:
+        counted.total = sum(sizes.get(t, 0) for t in tables)
     # Largest first, dealt round robin, so the connections finish at about the same time.
     ordered = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
     workers = max(1, min(jobs, len(ordered)))
@@ -473,6 +481,8 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
                         continue
                     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*key)))
                     found[key] = cur.fetchone()[0]
+                    if counted is not None:
+                        counted.add(sizes[key])
         finally:
             conn.close()
         return found
