@@ -100,7 +100,9 @@ def choose(
     if cores < 2:
         return LoadPlan("streaming", 1, "this host has one core")
     if not needs_copy:
-        return LoadPlan("parallel", cores, "pg_restore reads this %s backup in parallel as it is: one job per core" % fmt)
+        return LoadPlan(
+            "parallel", cores, "pg_restore reads this %s backup in parallel as it is: one job per core" % fmt
+        )
     if not os.path.isdir(scratch):
         raise ConfigError("scratch_dir %s is not a directory" % scratch, "Create it, or leave scratch_dir unset")
     estimate = decompressed_estimate(meta)
