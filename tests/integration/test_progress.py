@@ -163,3 +163,38 @@ def test_base_backup_reports_what_the_server_has_sent(pg, backup_dir):
     lines = [line for line in proc.stderr.splitlines() if "] base backup: " in line]
     assert lines, proc.stderr
     assert any(re.search(r"sent of \S+ \(\d+%\), \S+/s, \d+ s left", line) for line in lines), lines
+
+
+def test_a_terminal_gets_one_redrawn_line_and_the_log_file_the_plain_ones(pg, backup_dir, big_db):
+    """Done: a backup with stderr on a pseudo-terminal and --progress-interval 0.1. Seen: the terminal
+    gets the dump line redrawn in place (carriage returns, cleared at the end) and no plain progress
+    line; the log file gets the plain lines."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [PGSAFE, "--progress-interval", "0.1", "backup", big_db],
+            env=cli_env(pg, backup_dir),
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            **as_os_user(),
+        )
+        os.close(slave)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's last writer exited
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert proc.wait(timeout=120) == 0, screen
+    finally:
+        os.close(master)
+    text = screen.decode("utf-8", "replace")
+    assert re.search(r"\rdump \S+ \(database \S+\): \S+ written, ", text), text
+    assert "\r\x1b[K" in text
+    assert "[INFO] dump " not in text  # no plain progress line on the terminal
+    assert progress_lines(logged(backup_dir, "backup_full"), "dump")

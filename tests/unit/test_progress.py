@@ -145,3 +145,13 @@ def test_a_count_kept_by_several_threads_reports_its_total_once_known():
     assert meter.read() == "validate: 3.9M counted, 2M/s, 2 s elapsed"
     count.total = 8 << 20
     assert meter.read() == "validate: 3.9M counted of 8M (48%), 2M/s, 2 s left, 2 s elapsed"
+
+
+def test_with_a_terminal_and_a_log_file_the_plain_lines_go_to_the_file_alone():
+    screen, printed, recorded = io.StringIO(), [], []
+    settings = progress.Settings(0.05, live=screen, record=recorded.append)
+    with progress.track(settings, printed.append, "x", lambda: 3 << 20):
+        time.sleep(0.28)
+    assert printed == []  # the step log would have printed them on the terminal under the live line
+    assert len(recorded) >= 3 and all(line.startswith("x: 3M, ") for line in recorded)
+    assert screen.getvalue().count("\rx: 3M, ") >= 3 and screen.getvalue().endswith("\r\x1b[K")

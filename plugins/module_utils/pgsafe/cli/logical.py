@@ -96,7 +96,7 @@ def cmd_backup(args: Args, conninfo: ConnInfo) -> int:
             globals=args.globals,
             row_counts=args.row_counts,
             lock_timeout=args.lock_timeout,
-            progress=progress_settings(args),
+            progress=progress_settings(args, log),
         )
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
@@ -245,7 +245,7 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
         verify_checksum=args.verify_checksum,
         no_owner=args.no_owner,
         confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
-        progress=progress_settings(args),
+        progress=progress_settings(args, log),
     )
     try:
         if from_offsite(args):

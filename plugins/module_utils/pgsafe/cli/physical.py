@@ -166,7 +166,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             archive_dir=existing_archive_dir(args.backup_dir, args.archive_dir, os.environ),
             wal_cleanup=args.wal_cleanup,
             jobs=args.jobs,
-            progress=progress_settings(args),
+            progress=progress_settings(args, log),
         )
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)

@@ -541,7 +541,7 @@ OPTIONS = _table(
         "float",
         10.0,
         "seconds between progress lines of long steps (bytes, rate, time left); 0: none. "
-        "On a terminal the line is also redrawn in place; with --quiet only the log file gets them",
+        "On a terminal one line is redrawn in place instead; the log file gets them all the same",
         env="PGSAFE_PROGRESS_INTERVAL",
         metavar="SECONDS",
     ),

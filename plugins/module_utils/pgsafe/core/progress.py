@@ -6,7 +6,7 @@ a Meter samples such a count from a thread of its own, so no byte passes through
 and a stalled pipeline still reports (its rate falls) instead of going silent.
 
 Lines go to the step log (the log file and stderr for the host command, the ``log`` result of a
-module).  On a terminal the same line is also redrawn in place between those plain lines.
+module).  On a terminal one line is redrawn in place instead, and the plain lines go to the log file.
 """
 
 from __future__ import annotations
@@ -31,11 +31,19 @@ LIVE_REFRESH = 1.0  # a terminal line is redrawn at least this often
 
 
 class Settings:
-    """interval: seconds between plain lines, 0 for none; live: a terminal stream to redraw a line on."""
+    """interval: seconds between plain lines, 0 for none; live: a terminal stream to redraw a line on;
+    record: where plain lines go while the terminal shows them live (the log file alone), instead of
+    the step log that would print them on the terminal too."""
 
-    def __init__(self, interval: float = DEFAULT_INTERVAL, live: Optional[TextIO] = None) -> None:
+    def __init__(
+        self,
+        interval: float = DEFAULT_INTERVAL,
+        live: Optional[TextIO] = None,
+        record: Optional[Callable[[str], object]] = None,
+    ) -> None:
         self.interval = validate_interval(interval)
         self.live = live
+        self.record = record
 
     @property
     def enabled(self) -> bool:
@@ -136,12 +144,19 @@ class Meter:
         live = self.settings.live
         step = min(interval, LIVE_REFRESH) if live is not None else interval
         next_line = self.started + interval
+        record = self.settings.record
         while not self._stop.wait(step):
             text = self.read()
-            if self.clock() >= next_line - step / 10:  # scheduling jitter must not skip a line
+            due = self.clock() >= next_line - step / 10  # scheduling jitter must not skip a line
+            if due:
                 next_line += interval
-                self._clear()
                 self.lines += 1
+            if live is not None and record is not None:
+                self._draw(live, text)
+                if due:
+                    record(text)
+            elif due:
+                self._clear()
                 self.emit(text)
             elif live is not None:
                 self._draw(live, text)
