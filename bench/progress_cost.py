@@ -27,7 +27,7 @@ LINES = 20000
 def per_line(sample, log):
     meter = progress.Meter("dump bench", sample, log, progress.Settings(10), total=1 << 30, unit="written")
     started = time.process_time()
-    for _ in range(LINES):
+    for _line in range(LINES):
         meter.emit(meter.read())
     return (time.process_time() - started) / LINES
 

@@ -306,7 +306,11 @@ load_plan:
       C(scratch_free_bytes) and the C(scratch_estimate_bytes) of the decompressed copy.
   returned: logical restores
   type: dict
-  sample: {"mode": "parallel", "jobs": 4, "chosen": true, "reason": "/var/backups/postgresql/full has 80G free, room for a decompressed copy of about 2G and the 256M reserve; one job per core"}
+  sample:
+    mode: parallel
+    jobs: 4
+    chosen: true
+    reason: /var/backups/postgresql/full has 80G free, room for a decompressed copy of about 2G and the 256M reserve; one job per core
 steps_seconds:
   description:
     - Seconds spent in each step of a logical restore - C(checksum), C(create_scratch), C(decompress)

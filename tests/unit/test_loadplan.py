@@ -9,8 +9,8 @@ MiB = 1 << 20
 ZSTD = {"format": "custom", "size_bytes": 10 * MiB, "database_size_bytes": 100 * MiB}
 
 
-def plan(tmp_path, meta=ZSTD, name="shop_full.dump.zst", jobs=None, free=1 << 40, reserve=256 * MiB, cores=4):
-    return loadplan.choose(meta, str(tmp_path / name), jobs, None, reserve, cores=cores, free=lambda d: free)
+def plan(tmp_path, meta=None, name="shop_full.dump.zst", jobs=None, free=1 << 40, reserve=256 * MiB, cores=4):
+    return loadplan.choose(meta or ZSTD, str(tmp_path / name), jobs, None, reserve, cores=cores, free=lambda d: free)
 
 
 def test_room_for_the_copy_means_one_job_per_core_capped_at_the_room(tmp_path):

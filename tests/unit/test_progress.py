@@ -136,7 +136,12 @@ def test_a_count_kept_by_several_threads_reports_its_total_once_known():
     clock = Clock()
     count = progress.Count()
     meter = progress.Meter("validate", count, lambda s: None, progress.Settings(10), unit="counted", clock=clock)
-    workers = [threading.Thread(target=lambda: [count.add(1 << 10) for _ in range(1000)]) for _ in range(4)]
+
+    def work():
+        for _chunk in range(1000):
+            count.add(1 << 10)
+
+    workers = [threading.Thread(target=work) for _worker in range(4)]
     for w in workers:
         w.start()
     for w in workers:
