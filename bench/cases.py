@@ -83,10 +83,13 @@ def logical_backup_cases(ctx):
 
         return ("logical backup", name, True, once)
 
-    def ours(name, *options, keep_as=None):
+    def ours(name, *options, keep_as=None, progress=None):
         def once():
             backup_dir = ctx.scratch("ours")
-            result = measure.run_rss(ctx.pgsafe(backup_dir, "backup", DB, *options), ctx.env)
+            env = dict(ctx.env)
+            if progress is not None:
+                env["PGSAFE_PROGRESS_INTERVAL"] = progress
+            result = measure.run_rss(ctx.pgsafe(backup_dir, "backup", DB, *options), env)
             full = os.path.join(backup_dir, "full")
             data = [n for n in os.listdir(full) if not n.endswith(".json") and not n.startswith(".")]
             result["bytes"] = sum(measure.path_size(os.path.join(full, n)) for n in data)
@@ -105,6 +108,9 @@ def logical_backup_cases(ctx):
         ),
         ours(OURS + " custom zstd-3 (default)", keep_as="ours_backup_dir"),
         ours(OURS + " custom zstd-3, no row counts or globals", "--no-row-counts", "--no-globals"),
+        # What progress lines cost: none at all against a line each second (the default is 10 s).
+        ours(OURS + " custom zstd-3, progress off", progress="0"),
+        ours(OURS + " custom zstd-3, progress every 1 s", progress="1"),
         ours(OURS + " custom gzip-6", "--compression", "gzip"),
         ours(OURS + " plain gzip-6 (shell scripts' format)", "--format", "plain", "--compression", "gzip"),
         ours(
@@ -159,23 +165,27 @@ def logical_restore_cases(ctx):
         _drop(ctx, target)
         return result
 
-    def ours():
-        _drop(ctx, target)
-        backup_dir = ctx.keep["ours_backup_dir"][0]
-        result = measure.run_rss(
-            ctx.pgsafe(backup_dir, "restore", "--json", "--latest", "--database", DB, "--jobs", str(cores), target),
-            ctx.env,
-            stdout=True,
-        )
-        # Where the time went, by the restore's own account (reported under the tables).
-        result["steps"] = json.loads(result.pop("stdout"))["steps_seconds"]
-        _drop(ctx, target)
-        return result
+    def ours(*options):
+        def once():
+            _drop(ctx, target)
+            backup_dir = ctx.keep["ours_backup_dir"][0]
+            result = measure.run_rss(
+                ctx.pgsafe(backup_dir, "restore", "--json", "--latest", "--database", DB, *options, target),
+                ctx.env,
+                stdout=True,
+            )
+            # Where the time went, by the restore's own account (reported under the tables).
+            result["steps"] = json.loads(result.pop("stdout"))["steps_seconds"]
+            _drop(ctx, target)
+            return result
+
+        return once
 
     return [
         ("logical restore", "gunzip | psql (shell scripts)", True, seed),
         ("logical restore", "pg_restore -j%d" % cores, True, bare),
-        ("logical restore", OURS + " restore --jobs %d (validated)" % cores, False, ours),
+        ("logical restore", OURS + " restore --jobs %d (validated)" % cores, False, ours("--jobs", str(cores))),
+        ("logical restore", OURS + " restore, no options (jobs chosen, validated)", False, ours()),
     ]
 
 

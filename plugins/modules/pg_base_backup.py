@@ -87,6 +87,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -243,7 +244,7 @@ offsite:
       type: list
       elements: dict
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each long step every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -265,6 +266,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.basebackup import (
     BaseBackupRequest,
     run_base_backup,
@@ -285,6 +287,7 @@ def main():
         "wal_cleanup",
         "incremental",
         "full_interval_days",
+        "progress_interval",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
@@ -308,6 +311,7 @@ def main():
             jobs=p["jobs"],
             incremental=p["incremental"],
             full_interval_days=p["full_interval_days"],
+            progress=Settings(p["progress_interval"]),
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

@@ -80,6 +80,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -221,7 +222,7 @@ offsite:
       type: list
       elements: dict
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each long step every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -242,6 +243,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import existing_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.dump import (
     FullBackupRequest,
     run_full_backup,
@@ -261,6 +263,7 @@ def main():
         "globals",
         "row_counts",
         "lock_timeout",
+        "progress_interval",
         *OFFSITE_OPTIONS,
         database=REQUIRED,
         backup_dir=REQUIRED,
@@ -284,6 +287,7 @@ def main():
             globals=p["globals"],
             row_counts=p["row_counts"],
             lock_timeout=p["lock_timeout"],
+            progress=Settings(p["progress_interval"]),
         )
         result = run_full_backup(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

@@ -61,9 +61,26 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel pg_restore workers (custom and directory formats).
+    description:
+      - Parallel pg_restore workers (custom and directory formats).
+      - Unset, the restore chooses - one job per core of this host when pg_restore can read the backup
+        in parallel as it is, or when O(scratch_dir) has room beyond O(scratch_reserve_mb) for a
+        decompressed copy of a zstd backup; otherwise one streaming connection. RV(load_plan) says
+        which and why.
+      - Given, it is used as is; a zstd backup is then decompressed whatever the room.
     type: int
-    default: 1
+  scratch_dir:
+    description:
+      - Directory for the decompressed copy of a zstd backup that a parallel restore needs. Unset, the
+        directory of the backup.
+    type: path
+  scratch_reserve_mb:
+    description:
+      - MiB the parallel path leaves free on the filesystem of O(scratch_dir). With less room the restore
+        streams on one connection; a copy that outgrows the room is stopped by the kernel and the
+        restore streams instead.
+    type: int
+    default: 256
   verify_checksum:
     description: Check the backup's SHA-256 before restoring.
     type: bool
@@ -126,6 +143,7 @@ notes:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -285,6 +303,18 @@ duration_seconds:
   returned: success and not check mode
   type: float
   sample: 12.8
+load_plan:
+  description:
+    - How the logical restore loaded - C(mode) V(parallel) or V(streaming), C(jobs), C(chosen) (false
+      when O(jobs) was given), C(reason) in words, and for a zstd backup the C(scratch_dir), its
+      C(scratch_free_bytes) and the C(scratch_estimate_bytes) of the decompressed copy.
+  returned: logical restores
+  type: dict
+  sample:
+    mode: parallel
+    jobs: 4
+    chosen: true
+    reason: /var/backups/postgresql/full has 80G free, room for a decompressed copy of about 2G and the 256M reserve; one job per core
 steps_seconds:
   description:
     - Seconds spent in each step of a logical restore - C(checksum), C(create_scratch), C(decompress)
@@ -313,7 +343,7 @@ validation:
       type: list
       elements: str
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each long step every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -335,6 +365,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.logical.restore import RestoreRequest, run_restore
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.physical.pitr import (
@@ -361,11 +392,14 @@ def main():
         "database",
         "backup_dir",
         "overwrite",
-        "jobs",
+        "restore_jobs",
+        "scratch_dir",
+        "scratch_reserve_mb",
         "verify_checksum",
         "no_owner",
         "maintenance_db",
         "source",
+        "progress_interval",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
     )
@@ -397,14 +431,17 @@ def main():
 
 
 def restore(module, p, log):
-    options = dict(
-        overwrite=p["overwrite"],
-        jobs=p["jobs"],
-        verify_checksum=p["verify_checksum"],
-        no_owner=p["no_owner"],
-        maintenance_db=p["maintenance_db"],
-    )
     try:
+        options = dict(
+            overwrite=p["overwrite"],
+            jobs=p["jobs"],
+            scratch_dir=p["scratch_dir"],
+            scratch_reserve_mb=p["scratch_reserve_mb"],
+            verify_checksum=p["verify_checksum"],
+            no_owner=p["no_owner"],
+            maintenance_db=p["maintenance_db"],
+            progress=Settings(p["progress_interval"]),
+        )
         if p["source"] == "offsite":
             result = offsite.restore(
                 offsite_repository(p),

@@ -22,6 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Mapping, Optional, Protocol
 
+    from ..core.progress import Count
+
     class CatalogEntry(Protocol):
         """What choosing a backup reads of an entry: an Entry here, or offsite.fetch's OffsiteEntry."""
 
@@ -284,16 +286,17 @@ def resolve(backup_dir: str, ref: Any) -> Entry:
     )
 
 
-def verify_entry(entry: Entry) -> str:
-    """Re-hash the data and compare with the metadata; raises VerificationFailed naming the file."""
+def verify_entry(entry: Entry, count: Optional[Count] = None) -> str:
+    """Re-hash the data and compare with the metadata; raises VerificationFailed naming the file.
+    count, when given, follows the bytes hashed (for a progress meter)."""
     if os.path.islink(entry.data_path):
         raise VerificationFailed("%s is a symlink, not a backup file" % entry.data_path)
     if not os.path.exists(entry.data_path):
         raise VerificationFailed("backup file %s is missing" % entry.data_path)
     if os.path.isdir(entry.data_path):
-        actual = directory_checksum(entry.data_path)
+        actual = directory_checksum(entry.data_path, count=count)
     else:
-        actual = compress.sha256_file(entry.data_path)
+        actual = compress.sha256_file(entry.data_path, count)
     if actual != entry.meta.get("checksum"):
         raise VerificationFailed(
             "checksum mismatch for %s: expected %s, found %s" % (entry.data_path, entry.meta.get("checksum"), actual),
@@ -308,7 +311,7 @@ def verify_entry(entry: Entry) -> str:
     return actual
 
 
-def directory_checksum(path: str, known: Optional[Mapping[str, str]] = None) -> str:
+def directory_checksum(path: str, known: Optional[Mapping[str, str]] = None, count: Optional[Count] = None) -> str:
     """SHA-256 over the sorted list of (relative name, file SHA-256) of a directory backup.
 
     known maps relative names to SHA-256s already computed from the very bytes on disk (a file
@@ -320,5 +323,5 @@ def directory_checksum(path: str, known: Optional[Mapping[str, str]] = None) -> 
         for name in sorted(files):
             full = os.path.join(root, name)
             rel = os.path.relpath(full, path)
-            lines.append("%s  %s\n" % (known.get(rel) or compress.sha256_file(full), rel))
+            lines.append("%s  %s\n" % (known.get(rel) or compress.sha256_file(full, count), rel))
     return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()

@@ -20,6 +20,7 @@ GLOBAL_OPTIONS = (
     "port",
     "user",
     "quiet",
+    "progress_interval",
     "offsite_url",
     "s3_endpoint_url",
     "s3_region",

@@ -12,7 +12,7 @@ from ..logical.dump import FullBackupRequest, run_full_backup
 from ..logical.restore import RestoreRequest, run_restore
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
-from .util import UsageError, err, out
+from .util import UsageError, err, out, progress_settings
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
@@ -56,7 +56,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument(
         "args", nargs="+", metavar="[FILE] TARGET", help="backup to restore (unless --latest) and the target database"
     )
-    flags.add(r, "latest", "overwrite", "jobs", "verify_checksum", "no_owner", "source", "json")
+    flags.add(
+        r,
+        "latest",
+        "overwrite",
+        "restore_jobs",
+        "scratch_dir",
+        "scratch_reserve_mb",
+        "verify_checksum",
+        "no_owner",
+        "source",
+        "json",
+    )
     r.add_argument(
         "--database", help="with --latest: whose newest backup (needed when the catalog holds several databases)"
     )
@@ -85,6 +96,7 @@ def cmd_backup(args: Args, conninfo: ConnInfo) -> int:
             globals=args.globals,
             row_counts=args.row_counts,
             lock_timeout=args.lock_timeout,
+            progress=progress_settings(args, log),
         )
         log("backup of %s starting (%s)" % (args.database, conninfo.describe()))
         result = run_full_backup(req, log=log)
@@ -228,9 +240,12 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
     options: dict[str, Any] = dict(
         overwrite=args.overwrite,
         jobs=args.jobs,
+        scratch_dir=args.scratch_dir,
+        scratch_reserve_mb=args.scratch_reserve_mb,
         verify_checksum=args.verify_checksum,
         no_owner=args.no_owner,
         confirm=_ask_on_terminal if sys.stdin.isatty() and not args.overwrite else None,
+        progress=progress_settings(args, log),
     )
     try:
         if from_offsite(args):
@@ -261,12 +276,16 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
         out(json.dumps(result, indent=2))
     else:
         v = result["validation"]
+        plan = result["load_plan"]
         out(
-            "restored %s into %s in %.1fs; validation %s (%d tables checked)"
+            "restored %s into %s in %.1fs (%s, %d job%s); validation %s (%d tables checked)"
             % (
                 result["backup_id"],
                 result["target_db"],
                 result["duration_seconds"],
+                plan["mode"],
+                plan["jobs"],
+                "" if plan["jobs"] == 1 else "s",
                 "passed" if v["passed"] else "FAILED",
                 v["checked"],
             )

@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version="pgsafe " + TOOL_VERSION)
-    flags.add(p, "backup_dir", "host", "port", "user", "quiet", "debug", *cli_offsite.GLOBAL_OPTIONS)
+    flags.add(
+        p, "backup_dir", "host", "port", "user", "quiet", "progress_interval", "debug", *cli_offsite.GLOBAL_OPTIONS
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module in command_modules:

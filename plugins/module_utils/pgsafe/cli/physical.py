@@ -11,7 +11,7 @@ import os
 from ..core.errors import EXIT_OK, PgsafeError
 from . import flags
 from .offsite import from_offsite, open_repo, push_now
-from .util import err, out
+from .util import err, out, progress_settings
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: archive-wal runs once per segment
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             jobs=args.jobs,
             incremental=args.incremental,
             full_interval_days=args.full_interval_days,
+            progress=progress_settings(args, log),
         )
         result = run_base_backup(req, log=log)
         result["offsite"] = push_now(args, log)

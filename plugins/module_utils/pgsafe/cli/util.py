@@ -23,6 +23,16 @@ class UsageError(PgsafeError):
     kind = "usage"
 
 
+def progress_settings(args: Args, log: Any) -> Any:
+    """Progress lines every --progress-interval seconds through the step log log; on a terminal (and
+    not --quiet) one line redrawn in place instead, the plain lines then going to the log file only."""
+    from ..core.progress import Settings
+
+    if not args.quiet and sys.stderr.isatty():
+        return Settings(args.progress_interval, sys.stderr, log.record)
+    return Settings(args.progress_interval)
+
+
 def out(text: object = "") -> None:
     """Print to stdout (the CLI's results)."""
     sys.stdout.write("%s\n" % (text,))

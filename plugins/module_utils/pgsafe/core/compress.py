@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any, Callable, Iterator, Optional
 
+    from .progress import Count
+
 CHUNK = 1 << 20
 
 # name -> (min level, max level, default level, file suffix)
@@ -292,12 +294,15 @@ def open_decompressed(path: str, compression: str) -> Optional[subprocess.Popen[
     return subprocess.Popen(argv + [path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def sha256_file(path: str) -> str:
+def sha256_file(path: str, count: Optional[Count] = None) -> str:
+    """count, when given, learns every chunk's length (a progress meter reads it)."""
     sha = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         for chunk in _read_chunks(fd):
             sha.update(chunk)
+            if count is not None:
+                count.add(len(chunk))
     finally:
         os.close(fd)
     return sha.hexdigest()

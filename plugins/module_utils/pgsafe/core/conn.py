@@ -125,3 +125,30 @@ def database_exists(conn: PgConnection, name: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
         return cur.fetchone() is not None
+
+
+class QuerySample:
+    """A one-row query of numbers, run from a progress meter's thread on a connection of its own (opened
+    at the first call, so a step that ends quickly opens none); close() when the step is over."""
+
+    def __init__(self, info: ConnInfo, dbname: str, query: str, args: tuple[Any, ...] = ()) -> None:
+        self.info, self.dbname, self.query, self.args = info, dbname, query, args
+        self.conn: Optional[PgConnection] = None
+
+    def __call__(self) -> Any:
+        if self.conn is None:
+            self.conn = connect(self.info, self.dbname)
+        with self.conn.cursor() as cur:
+            cur.execute(self.query, self.args)
+            row = cur.fetchone()
+        if row is None or row[0] is None:
+            raise LookupError("nothing to report yet")
+        return int(row[0]) if len(row) == 1 else (int(row[0]), int(row[1]) if row[1] is not None else None)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None

@@ -49,14 +49,19 @@ class StepLog:
             self.fh = None
 
     def __call__(self, message: str, level: str = "INFO") -> None:
+        line = self.record(message, level)
+        if self.echo:
+            _echo(line)
+
+    def record(self, message: str, level: str = "INFO") -> str:
+        """Write the line to the log file only (progress lines while a terminal shows them live)."""
         line = "%s [%s] %s" % (utc_now().strftime("%Y-%m-%d %H:%M:%S"), level, message)
         if self._pending:
             self._open()
         if self.fh:
             self.fh.write(line + "\n")
             self.fh.flush()
-        if self.echo:
-            _echo(line)
+        return line
 
     def close(self) -> None:
         self._pending = None

@@ -553,6 +553,36 @@ OPTIONS = _table(
         "fail when the overall status is at least this",
         choices=("warning", "critical", "never"),
     ),
+    # Recovery speed and progress (issue 16): progress lines of long steps, the restore's own choice of jobs.
+    Option(
+        "progress_interval",
+        "float",
+        10.0,
+        "seconds between progress lines of long steps (bytes, rate, time left); 0: none. "
+        "On a terminal one line is redrawn in place instead; the log file gets them all the same",
+        env="PGSAFE_PROGRESS_INTERVAL",
+        metavar="SECONDS",
+    ),
+    Option(
+        "restore_jobs",
+        "int",
+        None,
+        "parallel connections of the restore; unset: this host's cores when the scratch filesystem has "
+        "room for a decompressed copy of the backup, else one streaming connection (the result says which)",
+        param="jobs",
+    ),
+    Option(
+        "scratch_dir",
+        "path",
+        None,
+        "directory for the decompressed copy a parallel restore of a zstd backup needs (default: beside the backup)",
+    ),
+    Option(
+        "scratch_reserve_mb",
+        "int",
+        256,
+        "MiB a parallel restore leaves free on the scratch filesystem; with less room it streams instead",
+    ),
 )
 
 

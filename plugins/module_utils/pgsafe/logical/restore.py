@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import tempfile
 import time
 
 from ..catalog import entries as catalog
-from ..core import compress, tools
-from ..core.conn import connect, database_exists
+from ..core import compress, progress, tools
+from ..core.conn import QuerySample, connect, database_exists
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
+from ..core.fsutil import human_size
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
+from . import loadplan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,12 +66,15 @@ class RestoreRequest:
         latest: bool = False,
         database: Optional[str] = None,
         overwrite: bool = False,
-        jobs: int = 1,
+        jobs: Optional[int] = 1,
         verify_checksum: bool = True,
         no_owner: bool = False,
         maintenance_db: str = "postgres",
         lock_timeout: float = 60,
         confirm: Optional[Callable[[str, Entry], bool]] = None,
+        progress: Optional[progress.Settings] = None,
+        scratch_dir: Optional[str] = None,
+        scratch_reserve_mb: int = 256,
     ) -> None:
         self.target_db = validate_database_name(target_db, "target database")
         if not backup_dir or not os.path.isabs(backup_dir):
@@ -84,18 +90,31 @@ class RestoreRequest:
         self.database = database
         self.conninfo = conninfo
         self.overwrite = bool(overwrite)
+        # None: chosen at load time (loadplan), from the cores and the scratch filesystem's room.
+        self.jobs: Optional[int] = None
+        if jobs is not None:
+            try:
+                self.jobs = int(jobs)
+            except (TypeError, ValueError):
+                raise ConfigError("jobs %r is not a whole number" % (jobs,))
+            if self.jobs < 1:
+                raise ConfigError("jobs must be at least 1")
+        if scratch_dir is not None and not os.path.isabs(scratch_dir):
+            raise ConfigError("scratch_dir must be an absolute path, got %r" % (scratch_dir,))
+        self.scratch_dir = scratch_dir
         try:
-            self.jobs = int(jobs)
+            self.scratch_reserve = int(scratch_reserve_mb) << 20
         except (TypeError, ValueError):
-            raise ConfigError("jobs %r is not a whole number" % (jobs,))
-        if self.jobs < 1:
-            raise ConfigError("jobs must be at least 1")
+            raise ConfigError("scratch_reserve_mb %r is not a whole number" % (scratch_reserve_mb,))
+        if self.scratch_reserve < 0:
+            raise ConfigError("scratch_reserve_mb must be 0 or more")
         self.verify_checksum = bool(verify_checksum)
         self.no_owner = bool(no_owner)
         self.maintenance_db = maintenance_db
         self.lock_timeout = lock_timeout
         # Asked before replacing an existing target when overwrite is off (the CLI's terminal prompt).
         self.confirm = confirm
+        self.progress = progress
 
 
 def only_database(backup_dir: str) -> str:
@@ -128,8 +147,11 @@ def run_restore(
     log("restoring %s into %s" % (entry.backup_id, req.target_db))
     steps = Steps()
     if req.verify_checksum:
+        hashed = progress.Count()
+        label = "checksum %s" % entry.backup_id
         with steps.timed("checksum"):
-            catalog.verify_entry(entry)
+            with progress.track(req.progress, log, label, hashed, _size_of(entry), unit="hashed"):
+                catalog.verify_entry(entry, hashed)
         log("checksum verified: %s" % entry.meta.get("checksum"))
     admin = connect(req.conninfo, req.maintenance_db)
     try:
@@ -142,7 +164,12 @@ def run_restore(
                 "Restore into a new name, or set overwrite (CLI: --force) to replace it",
             )
         if check_mode:
-            return {"restored_from": entry.data_path, "backup_id": entry.backup_id, "would_replace": exists}
+            return {
+                "restored_from": entry.data_path,
+                "backup_id": entry.backup_id,
+                "would_replace": exists,
+                "load_plan": plan_load(req, entry).as_dict(),
+            }
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
             return _restore_locked(req, entry, admin, exists, log, steps, loader)
     finally:
@@ -174,9 +201,14 @@ def _restore_locked(
     with steps.timed("create_scratch"), admin.cursor() as cur:
         cur.execute(sql.SQL(" ").join([create] + opts))
     try:
-        _load(req, entry, scratch, loader, steps)
+        plan = plan_load(req, entry)
+        log("loading %s with %d job(s): %s" % (plan.mode, plan.jobs, plan.reason))
+        _load(req, entry, scratch, loader, steps, log, plan)
+        # Counting rows needs no disk: in parallel whenever the restore chose its jobs itself.
+        scanned = progress.Count()
         with steps.timed("validate"):
-            validation = validate(req.conninfo, scratch, meta, jobs=req.jobs)
+            with progress.track(req.progress, log, "validate %s" % entry.backup_id, scanned, unit="counted"):
+                validation = validate(req.conninfo, scratch, meta, req.jobs or os.cpu_count() or 1, scanned)
         if not validation["passed"]:
             raise VerificationFailed(
                 "restored data does not match the backup's row counts: %s" % ("; ".join(validation["mismatches"])),
@@ -196,6 +228,7 @@ def _restore_locked(
         "duration_seconds": round(time.monotonic() - started, 3),
         "validation": validation,
         "steps_seconds": steps.seconds,
+        "load_plan": plan.as_dict(),
     }
 
 
@@ -205,43 +238,123 @@ def loader_program(meta: dict[str, Any]) -> str:
     return tools.find(program, *tools.needed_to_read_dump(meta))
 
 
-def _load(req: RestoreRequest, entry: Entry, scratch: str, loader: str, steps: Steps) -> None:
+def _size_of(entry: Entry) -> Optional[int]:
+    size = entry.meta.get("size_bytes")
+    return size if isinstance(size, int) else None
+
+
+def plan_load(req: RestoreRequest, entry: Entry) -> loadplan.LoadPlan:
+    return loadplan.choose(entry.meta, entry.data_path, req.jobs, req.scratch_dir, req.scratch_reserve)
+
+
+def _load(
+    req: RestoreRequest,
+    entry: Entry,
+    scratch: str,
+    loader: str,
+    steps: Steps,
+    log: Callable[[str], None],
+    plan: loadplan.LoadPlan,
+) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
     env = req.conninfo.child_env()
     env["PGDATABASE"] = scratch
     stream_codec = compress.compression_of_name(entry.data_path) if fmt != "directory" else "none"
+    label = "load %s" % entry.backup_id
     if fmt == "plain":
         argv = [loader, "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", os.devnull]
         with steps.timed("load"):
-            _run_fed(argv, entry.data_path, stream_codec, env, "psql")
+            _run_fed(argv, entry, stream_codec, env, "psql", req.progress, log, label)
         return
     argv = [loader, "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
         argv += ["--no-owner", "--no-privileges"]
     unpack = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed
     if unpack is None:
-        if req.jobs > 1:
-            argv.append("--jobs=%d" % req.jobs)
-        with steps.timed("load"):
+        if plan.jobs > 1:
+            argv.append("--jobs=%d" % plan.jobs)
+        with steps.timed("load"), _growing(req, scratch, meta, log, label):
             _run(argv + [entry.data_path], env, "pg_restore")
         return
-    if req.jobs > 1:
-        # Parallel pg_restore needs a seekable file: decompress beside the backup first.
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(entry.data_path), prefix=".pgsafe-restore-") as tmpd:
+    if plan.mode == "parallel":
+        # Parallel pg_restore needs a seekable file: decompress into the scratch directory first.
+        with tempfile.TemporaryDirectory(dir=plan.scratch_dir, prefix=".pgsafe-restore-") as tmpd:
             plain = os.path.join(tmpd, "archive.dump")
-            # The decompressor writes the copy itself: through Python it cost two more copies of every byte.
-            with steps.timed("decompress"), open(plain, "xb") as out:
-                proc = subprocess.run(unpack + [entry.data_path], stdout=out, stderr=subprocess.PIPE, check=False)
-            if proc.returncode != 0:
-                raise VerificationFailed(
-                    "decompressing %s failed: %s" % (entry.data_path, proc.stderr.decode("utf-8", "replace").strip())
-                )
-            with steps.timed("load"):
-                _run(argv + ["--jobs=%d" % req.jobs, plain], env, "pg_restore")
-        return
+            with steps.timed("decompress"):
+                fitted = _decompress(entry, unpack, plain, plan.budget, req.progress, log)
+            if fitted:
+                with steps.timed("load"), _growing(req, scratch, meta, log, label):
+                    _run(argv + ["--jobs=%d" % plan.jobs, plain], env, "pg_restore")
+                return
+        log("the decompressed copy did not fit in %s; loading by streaming instead" % plan.scratch_dir)
+        plan.fall_back("the decompressed copy outgrew the %s the reserve left" % human_size(plan.budget or 0))
     with steps.timed("load"):
-        _run_fed(argv, entry.data_path, stream_codec, env, "pg_restore")
+        _run_fed(argv, entry, stream_codec, env, "pg_restore", req.progress, log, label)
+
+
+def _decompress(
+    entry: Entry,
+    unpack: list[str],
+    plain: str,
+    budget: Optional[int],
+    settings: Optional[progress.Settings],
+    log: Callable[[str], None],
+) -> bool:
+    """Decompress the backup into plain; False when the copy would grow past budget bytes (then nothing
+    of it is left), which the kernel enforces on the decompressor (RLIMIT_FSIZE).
+
+    The decompressor writes the copy itself: through Python it cost two more copies of every byte.  It
+    reads the backup from a file it shares with us, whose offset tells how far it got."""
+
+    def limit(cap: int) -> Callable[[], None]:
+        def apply() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
+
+        return apply
+
+    with open(entry.data_path, "rb") as src, open(plain, "xb") as out:
+        # Started before the progress thread: a child forked beside running threads must do no more than this.
+        proc = subprocess.Popen(
+            unpack,
+            stdin=src,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            preexec_fn=limit(budget) if budget is not None else None,
+        )
+        with progress.track(
+            settings, log, "decompress %s" % entry.backup_id, progress.Offset(src), _size_of(entry), unit="read"
+        ):
+            err = compress.piped(proc.stderr).read()
+            rc = proc.wait()
+        written = os.fstat(out.fileno()).st_size
+    if rc != 0 and budget is not None and (rc == -signal.SIGXFSZ or written >= budget):
+        os.unlink(plain)
+        return False
+    if rc != 0:
+        raise VerificationFailed(
+            "decompressing %s failed: %s" % (entry.data_path, err.decode("utf-8", "replace").strip())
+        )
+    return True
+
+
+@contextlib.contextmanager
+def _growing(
+    req: RestoreRequest, scratch: str, meta: dict[str, Any], log: Callable[[str], None], label: str
+) -> Iterator[None]:
+    """Progress of a load that reads the backup on several connections: the scratch database's size
+    against the size the source database had at backup time."""
+    size = QuerySample(req.conninfo, req.maintenance_db, "SELECT pg_database_size(%s)", (scratch,))
+    total = meta.get("database_size_bytes")
+    try:
+        with progress.track(
+            req.progress, log, label, size, total if isinstance(total, int) else None, True, unit="loaded"
+        ):
+            yield
+    finally:
+        size.close()
 
 
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
@@ -253,20 +366,36 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
         )
 
 
-def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: str) -> None:
-    """Run argv with the decompressed backup on stdin; every stage's exit status is checked."""
-    decomp = compress.open_decompressed(path, codec)
-    if decomp is None:
-        with open(path, "rb") as fh:
-            proc = subprocess.run(argv, stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False)
-        d_rc, d_err = 0, b""
-    else:
-        proc = subprocess.run(
-            argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
-        )
-        compress.piped(decomp.stdout).close()
-        d_rc = decomp.wait()
-        d_err = compress.piped(decomp.stderr).read()
+def _run_fed(
+    argv: list[str],
+    entry: Entry,
+    codec: str,
+    env: dict[str, str],
+    what: str,
+    settings: Optional[progress.Settings],
+    log: Callable[[str], None],
+    label: str,
+) -> None:
+    """Run argv with the decompressed backup on stdin; every stage's exit status is checked.
+
+    The first process reads the backup from a file it shares with us: its offset is the progress."""
+    path = entry.data_path
+    unpack = compress.decompressor_argv(codec)
+    with open(path, "rb") as src:
+        with progress.track(settings, log, label, progress.Offset(src), _size_of(entry), unit="read"):
+            if unpack is None:
+                proc = subprocess.run(
+                    argv, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+                )
+                d_rc, d_err = 0, b""
+            else:
+                decomp = subprocess.Popen(unpack, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                proc = subprocess.run(
+                    argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
+                )
+                compress.piped(decomp.stdout).close()
+                d_rc = decomp.wait()
+                d_err = compress.piped(decomp.stderr).read()
     if d_rc != 0:
         raise VerificationFailed("decompressing %s failed (%d): %s" % (path, d_rc, d_err.decode("utf-8", "replace")))
     if proc.returncode != 0:
@@ -276,7 +405,9 @@ def _run_fed(argv: list[str], path: str, codec: str, env: dict[str, str], what: 
         )
 
 
-def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1) -> dict[str, Any]:
+def validate(
+    conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 1, counted: Optional[progress.Count] = None
+) -> dict[str, Any]:
     """Compare each table's exact row count with the count captured in the backup's snapshot.
 
     With jobs > 1 the tables are counted on that many connections at once (largest first), as
@@ -288,7 +419,7 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
             "the backup recorded no row counts (row_counts: false); only the restore's exit status was checked"
         )
         return result
-    actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs)
+    actual = _count_rows(conninfo, dbname, [(i["schema"], i["table"]) for i in expected], jobs, counted)
     for item in expected:
         schema, table, rows = item["schema"], item["table"], item["rows"]
         found = actual[(schema, table)]
@@ -314,8 +445,11 @@ def validate(conninfo: ConnInfo, dbname: str, meta: dict[str, Any], jobs: int = 
     return result
 
 
-def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], jobs: int) -> Counts:
-    """{(schema, table): exact row count, or None when the table is missing}."""
+def _count_rows(
+    conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], jobs: int, counted: Optional[progress.Count] = None
+) -> Counts:
+    """{(schema, table): exact row count, or None when the table is missing}; counted, when given,
+    learns the bytes of the tables to scan and of each table once scanned."""
     from concurrent.futures import ThreadPoolExecutor
 
     from psycopg2 import sql
@@ -330,6 +464,8 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
             sizes = {(schema, table): size for schema, table, size in cur.fetchall()}
     finally:
         conn.close()
+    if counted is not None:
+        counted.total = sum(sizes.get(t, 0) for t in tables)
     # Largest first, dealt round robin, so the connections finish at about the same time.
     ordered = sorted(tables, key=lambda t: sizes.get(t, -1), reverse=True)
     workers = max(1, min(jobs, len(ordered)))
@@ -345,6 +481,8 @@ def _count_rows(conninfo: ConnInfo, dbname: str, tables: list[tuple[str, str]], 
                         continue
                     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*key)))
                     found[key] = cur.fetchone()[0]
+                    if counted is not None:
+                        counted.add(sizes[key])
         finally:
             conn.close()
         return found

@@ -21,8 +21,8 @@ from datetime import datetime
 from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
-from ..core import compress, tools
-from ..core.conn import connect
+from ..core import compress, progress, tools
+from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
     ensure_private_dir,
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 BASE_DIR = "base"
 INCREMENTAL_MODES = ("off", "on", "auto")
+STREAMED_SQL = "SELECT backup_streamed, backup_total FROM pg_stat_progress_basebackup LIMIT 1"
 
 
 class BaseBackupRequest:
@@ -77,6 +78,7 @@ class BaseBackupRequest:
         jobs: Optional[int] = None,
         incremental: str = "off",
         full_interval_days: float = 7,
+        progress: Optional[progress.Settings] = None,
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -111,6 +113,7 @@ class BaseBackupRequest:
         if full_interval_days is None or float(full_interval_days) < 0:
             raise ConfigError("full_interval_days must be 0 or more, got %r" % (full_interval_days,))
         self.full_interval_days = float(full_interval_days)
+        self.progress = progress
 
 
 def base_dir(backup_dir: str) -> str:
@@ -350,7 +353,13 @@ def _take(
             os.mkdir(scratch, 0o700)
             follower = TarFollower(tmp, scratch).start()
         log("pg_basebackup into %s (%s)" % (final, req.compression))
-        rc, err = _run_pg_basebackup(argv, req.conninfo.child_env())
+        # The server counts what it has sent, before compression, against its own estimate of the total.
+        streamed = QuerySample(req.conninfo, "postgres", STREAMED_SQL)
+        try:
+            with progress.track(req.progress, log, "base backup", streamed, facts["cluster_bytes"], True, unit="sent"):
+                rc, err = _run_pg_basebackup(argv, req.conninfo.child_env())
+        finally:
+            streamed.close()
         if rc != 0:
             raise BackupFailed("pg_basebackup failed with exit code %d: %s" % (rc, err[-2000:]))
         manifest_path = os.path.join(tmp, "backup_manifest")
