@@ -50,6 +50,11 @@ SHA256_KEY = "sha256"
 _META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _META_LIMIT = 2048  # S3's limit for all user metadata of an object
+# An object is never replaced (a compromised host must not rewrite history): say what usually causes it.
+DIFFERENT_HINT = (
+    "The stored object was left as it was. Two hosts or clusters writing to one repository prefix cause "
+    "this (give each its own prefix), or the object was changed in the bucket: compare both copies"
+)
 
 
 class ObjectInfo:
@@ -654,7 +659,8 @@ class ObjectStore:
         if size is not None and existing.size != int(size):
             raise DifferentObjectExists(
                 "s3://%s/%s already exists with DIFFERENT content (%d bytes, not %d); "
-                "refusing to overwrite" % (bucket, key, existing.size, int(size))
+                "refusing to overwrite" % (bucket, key, existing.size, int(size)),
+                DIFFERENT_HINT,
             )
         if sha256 is not None:
             theirs = existing.sha256 or self.sha256_of(bucket, key)
@@ -665,7 +671,8 @@ class ObjectStore:
             raise AssertionError("settling s3://%s/%s needs its sha256 or its source" % (bucket, key))
         if not same:
             raise DifferentObjectExists(
-                "s3://%s/%s already exists with DIFFERENT content; refusing to overwrite" % (bucket, key)
+                "s3://%s/%s already exists with DIFFERENT content; refusing to overwrite" % (bucket, key),
+                DIFFERENT_HINT,
             )
         return PutResult(key, existing.size, theirs, False, existing.etag, 0, existing.version_id)
 
