@@ -1,11 +1,21 @@
 """A compromised host cannot erase its history, against the real radosgw gateway: push never replaces an
 object, Object Lock keeps every version until its date, and retention skips what is still locked."""
 
+import io
 import json
 import os
+import time
+from datetime import datetime, timedelta, timezone
 
-from offsitekit import PREFIX, keys, s3_env
+import botocore.exceptions
+import pytest
+from offsitekit import PREFIX, ago, keys, names, put_backup, put_wal, repository, s3_env
 from pgtest import run_cli
+
+from pgsafe.offsite import retention
+from pgsafe.offsite.objectlock import LockPolicy
+
+MIB = 1 << 20
 
 
 def local_backup(pg, backup_dir, database):
@@ -34,3 +44,107 @@ def test_push_refuses_a_differing_duplicate_and_accepts_an_identical_one(pg, sam
     assert proc.returncode == 0, proc.stderr
     assert [p["backup_id"] for p in json.loads(proc.stdout)["pushed"]] == [backup["backup_id"]]
     assert meta_key in keys(s3_bucket)
+
+
+def versions(bucket, prefix=PREFIX + "/"):
+    """[(key, version id, is a delete marker)] of everything under prefix, delete markers included."""
+    out = []
+    for page in bucket.client.get_paginator("list_object_versions").paginate(Bucket=bucket.name, Prefix=prefix):
+        out += [(v["Key"], v["VersionId"], False) for v in page.get("Versions", [])]
+        out += [(v["Key"], v["VersionId"], True) for v in page.get("DeleteMarkers", [])]
+    return out
+
+
+def test_push_locks_every_object_and_the_host_can_neither_delete_nor_rewrite_history(
+    pg, sample_db, s3_lock_bucket, backup_dir
+):
+    bucket = s3_lock_bucket
+    lock_env = {"PGSAFE_S3_OBJECT_LOCK": "governance", "PGSAFE_S3_OBJECT_LOCK_DAYS": "2"}
+    proc = run_cli(pg, backup_dir, "backup", sample_db, "--json", env_extra=s3_env(bucket, "writer", **lock_env))
+    assert proc.returncode == 0, proc.stderr
+    stored = keys(bucket)
+    assert len(stored) >= 3  # data, globals and their metadata objects
+    soon, late = (
+        datetime.now(timezone.utc) + timedelta(days=2),
+        datetime.now(timezone.utc) + timedelta(days=2, minutes=5),
+    )
+    for key in stored:
+        head = bucket.client.head_object(Bucket=bucket.name, Key=key)
+        assert head.get("ObjectLockMode") == "GOVERNANCE", key
+        assert soon - timedelta(minutes=5) < head["ObjectLockRetainUntilDate"] < late, key
+
+    host = bucket.gateway.client("writer")
+    data_key = next(k for k in stored if k.endswith(".dump.zst"))
+    version = bucket.client.head_object(Bucket=bucket.name, Key=data_key)["VersionId"]
+    for attempt in (
+        lambda: host.delete_object(Bucket=bucket.name, Key=data_key, VersionId=version),
+        lambda: host.delete_object(Bucket=bucket.name, Key=data_key, VersionId=version, BypassGovernanceRetention=True),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            attempt()
+    # Not even the owner's delete credentials remove a locked version (pgsafe never asks for the bypass).
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        bucket.client.delete_object(Bucket=bucket.name, Key=data_key, VersionId=version)
+    # A raw PUT over the key adds a version: the locked one stays, byte for byte.
+    original = bucket.client.get_object(Bucket=bucket.name, Key=data_key)["Body"].read()
+    host.put_object(Bucket=bucket.name, Key=data_key, Body=b"ransom note")
+    old = bucket.client.get_object(Bucket=bucket.name, Key=data_key, VersionId=version)["Body"].read()
+    assert old == original
+    # And pgsafe's own verification sees the rewritten current version as damage.
+    proc = run_cli(pg, backup_dir, "verify", "--from", "offsite", env_extra=s3_env(bucket))
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+
+
+def test_object_lock_asked_of_a_bucket_without_it_is_a_clear_error(pg, sample_db, s3_bucket, backup_dir):
+    local_backup(pg, backup_dir, sample_db)
+    proc = run_cli(pg, backup_dir, "push", env_extra=s3_env(s3_bucket, "writer", PGSAFE_S3_OBJECT_LOCK="compliance"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "not created with Object Lock" in proc.stderr and "s3_object_lock=off" in proc.stderr
+    assert keys(s3_bucket) == {}
+
+
+def test_a_multipart_upload_gets_its_lock_date_too(s3_lock_bucket):
+    # radosgw 16.2 ignores the lock given when a multipart upload starts: push sets it once it completes.
+    store = s3_lock_bucket.store("writer", part_size=5 * MIB)
+    retention = LockPolicy("compliance", 60).retention()
+    data = os.urandom(6 * MIB)
+    result = store.put_if_absent(s3_lock_bucket.name, "big", io.BytesIO(data), size=len(data), retention=retention)
+    assert result.parts == 2
+    head = s3_lock_bucket.client.head_object(Bucket=s3_lock_bucket.name, Key="big")
+    assert head.get("ObjectLockMode") == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] == retention[1]
+    # The writer may lengthen a date, never shorten it.
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+        s3_lock_bucket.gateway.client("writer").put_object_retention(
+            Bucket=s3_lock_bucket.name,
+            Key="big",
+            Retention={"Mode": "COMPLIANCE", "RetainUntilDate": retention[1] - timedelta(seconds=30)},
+        )
+    time.sleep(max(0, (retention[1] - datetime.now(timezone.utc)).total_seconds()) + 1)  # for the clean-up
+
+
+def test_retention_skips_what_is_locked_and_removes_it_after_the_date(s3_lock_bucket):
+    repo = repository(s3_lock_bucket, profile="writer")  # the host pushes, locked for a few seconds
+    repo.set_lock(LockPolicy("compliance", 4))
+    expired = put_backup(repo, "shop", ago(days=200))
+    kept = put_backup(repo, "shop", ago(days=1))
+    put_backup(repo, "main", ago(days=200), folder="base", start_wal="000000010000000000000002")
+    put_backup(repo, "main", ago(days=1), folder="base", start_wal="000000010000000000000004")
+    put_wal(repo, *["0000000100000000000000%02X" % n for n in range(1, 6)])
+
+    controller = repository(s3_lock_bucket)  # the delete credentials
+    report = retention.run(controller, 90)
+    assert report["removed"] == [] and report["wal_removed"] == 0 and report["wal_locked"] == 1
+    assert {item["backup_id"] for item in report["locked"]} >= {expired.backup_id}
+    assert expired.all_names() <= names(s3_lock_bucket)
+
+    time.sleep(5)
+    report = retention.run(controller, 90)
+    assert report["locked"] == [] and report["wal_locked"] == 0
+    assert expired.backup_id in {item["backup_id"] for item in report["removed"]}
+    assert report["wal_removed"] == 3
+    left = names(s3_lock_bucket)
+    assert not expired.all_names() & left and kept.all_names() <= left
+    # Removed for good: no version and no delete marker stays behind under the names retention took.
+    gone = {PREFIX + "/" + n for n in expired.all_names()}
+    assert [v for v in versions(s3_lock_bucket) if v[0] in gone] == []
