@@ -70,6 +70,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.offsite_lock
 attributes:
   check_mode:
     support: full
@@ -206,6 +207,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_LOCK_OPTIONS,
     OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
@@ -236,6 +238,7 @@ def main():
         "min_backups",
         "wal_cleanup",
         *OFFSITE_OPTIONS,
+        *OFFSITE_LOCK_OPTIONS,
         backup_dir=REQUIRED,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

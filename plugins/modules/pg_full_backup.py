@@ -80,6 +80,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
+  - pgsafe.backup.offsite_lock
 attributes:
   check_mode:
     support: full
@@ -228,6 +229,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_LOCK_OPTIONS,
     OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
@@ -259,6 +261,7 @@ def main():
         "row_counts",
         "lock_timeout",
         *OFFSITE_OPTIONS,
+        *OFFSITE_LOCK_OPTIONS,
         database=REQUIRED,
         backup_dir=REQUIRED,
     )

@@ -148,3 +148,33 @@ def test_retention_skips_what_is_locked_and_removes_it_after_the_date(s3_lock_bu
     # Removed for good: no version and no delete marker stays behind under the names retention took.
     gone = {PREFIX + "/" + n for n in expired.all_names()}
     assert [v for v in versions(s3_lock_bucket) if v[0] in gone] == []
+
+
+def test_the_modules_lock_what_they_push_and_refuse_a_bucket_without_object_lock(
+    pg, sample_db, s3_lock_bucket, s3_bucket, ansible_module, backup_dir
+):
+    def s3_args(bucket):
+        creds = bucket.gateway.profile("writer")
+        return {
+            "offsite_url": "s3://%s/%s" % (bucket.name, PREFIX),
+            "s3_endpoint_url": bucket.gateway.endpoint,
+            "s3_access_key": creds["access_key"],
+            "s3_secret_key": creds["secret_key"],
+            "s3_object_lock": "governance",
+            "s3_object_lock_days": 3,
+        }
+
+    login = {"login_unix_socket": pg.socket_dir, "login_port": pg.port, "login_user": pg.user}
+    args = dict(database=sample_db, backup_dir=backup_dir, **login, **s3_args(s3_lock_bucket))
+    rc, res, out = ansible_module("pgsafe.backup.pg_full_backup", args)
+    assert rc == 0, out
+    stored = keys(s3_lock_bucket)
+    assert len(stored) >= 3
+    for key in stored:
+        head = s3_lock_bucket.client.head_object(Bucket=s3_lock_bucket.name, Key=key)
+        assert head.get("ObjectLockMode") == "GOVERNANCE", key
+        assert head["ObjectLockRetainUntilDate"] > datetime.now(timezone.utc) + timedelta(days=2, hours=23)
+
+    rc, res, out = ansible_module("pgsafe.backup.pg_offsite_push", dict(backup_dir=backup_dir, **s3_args(s3_bucket)))
+    assert rc != 0 and res["exit_code"] == 2, out
+    assert "not created with Object Lock" in res["msg"] and keys(s3_bucket) == {}

@@ -221,6 +221,7 @@ OPTIONS = _table(
         "S3 Object Lock mode for every object push creates (the bucket must be created with Object Lock)",
         choices=("off", "governance", "compliance"),
         env="PGSAFE_S3_OBJECT_LOCK",
+        role_vars=("backup_schedule_s3_object_lock",),
     ),
     Option(
         "s3_object_lock_days",
@@ -228,6 +229,7 @@ OPTIONS = _table(
         None,
         "keep each pushed object locked this many days from its upload (default: offsite_retention_days)",
         env="PGSAFE_S3_OBJECT_LOCK_DAYS",
+        role_vars=("backup_schedule_s3_object_lock_days",),
     ),
     # Connection options of the modules, named like community.postgresql's.
     Option(
