@@ -16,6 +16,7 @@ from pgsafe.offsite import retention
 from pgsafe.offsite.objectlock import LockPolicy
 
 MIB = 1 << 20
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def local_backup(pg, backup_dir, database):
@@ -178,3 +179,34 @@ def test_the_modules_lock_what_they_push_and_refuse_a_bucket_without_object_lock
     rc, res, out = ansible_module("pgsafe.backup.pg_offsite_push", dict(backup_dir=backup_dir, **s3_args(s3_bucket)))
     assert rc != 0 and res["exit_code"] == 2, out
     assert "not created with Object Lock" in res["msg"] and keys(s3_bucket) == {}
+
+
+def test_the_retention_playbook_runs_with_the_delete_credentials_and_waits_for_the_lock(
+    s3_lock_bucket, ansible_playbook
+):
+    repo = repository(s3_lock_bucket, profile="writer")
+    policy = LockPolicy("governance", 20)  # ansible-playbook itself takes seconds to start
+    repo.set_lock(policy)
+    until = policy.retention()[1]
+    expired = put_backup(repo, "shop", ago(days=200))
+    kept = put_backup(repo, "shop", ago(days=1))
+    creds = s3_lock_bucket.gateway.profile("default")
+    extra = {
+        "pgsafe_hosts": "localhost",
+        "pgsafe_offsite_url": "s3://%s" % s3_lock_bucket.name,
+        "pgsafe_offsite_prefix": PREFIX,
+        "pgsafe_s3_endpoint_url": s3_lock_bucket.gateway.endpoint,
+        "pgsafe_retention_s3_access_key": creds["access_key"],
+        "pgsafe_retention_s3_secret_key": creds["secret_key"],
+    }
+    playbook = os.path.join(ROOT, "playbooks", "offsite-retention.yml")
+    proc = ansible_playbook(playbook, extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 backup(s) still locked, left for a later run: %s" % expired.backup_id in proc.stdout, proc.stdout
+    assert creds["secret_key"] not in proc.stdout + proc.stderr
+    assert expired.all_names() <= names(s3_lock_bucket)
+    time.sleep(max(0, (until - datetime.now(timezone.utc)).total_seconds()) + 1)
+    proc = ansible_playbook(playbook, extra)
+    assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout + proc.stderr
+    left = names(s3_lock_bucket)
+    assert not expired.all_names() & left and kept.all_names() <= left
