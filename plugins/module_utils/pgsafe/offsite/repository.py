@@ -147,14 +147,16 @@ class OffsiteRepository:
             raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe())) from exc
 
     def versions(self, names: Iterable[str]) -> dict[str, list[ObjectInfo]]:
-        """{name: its versions and delete markers} for names that have any (one listing for them all)."""
-        wanted = {self.key(name): name for name in names}
+        """{name: its versions and delete markers} for names that have any: one listing per folder, of
+        the names' common prefix there (a backup's few objects, or a run of WAL segments)."""
+        by_folder: dict[str, dict[str, str]] = {}
+        for name in names:
+            by_folder.setdefault(name.split("/", 1)[0], {})[self.key(name)] = name
         out: dict[str, list[ObjectInfo]] = {}
-        if not wanted:
-            return out
-        for info in self.store.list_versions(self.location.bucket, os.path.commonprefix(list(wanted))):
-            if info.key in wanted:
-                out.setdefault(wanted[info.key], []).append(info)
+        for wanted in by_folder.values():
+            for info in self.store.list_versions(self.location.bucket, os.path.commonprefix(list(wanted))):
+                if info.key in wanted:
+                    out.setdefault(wanted[info.key], []).append(info)
         return out
 
     def locked(self, names: Iterable[str], now: Optional[datetime] = None) -> dict[str, datetime]:
