@@ -123,9 +123,11 @@ def test_a_multipart_upload_gets_its_lock_date_too(s3_lock_bucket):
         )
 
 
-def test_retention_skips_what_is_locked_and_removes_it_after_the_date(s3_lock_bucket):
+def test_retention_skips_what_is_locked_and_removes_it_after_the_date(pg, backup_dir, s3_lock_bucket):
     repo = repository(s3_lock_bucket, profile="writer")  # the host pushes, locked for a few seconds
-    repo.set_lock(LockPolicy("compliance", 4))
+    policy = LockPolicy("compliance", 6)
+    repo.set_lock(policy)
+    until = policy.retention()[1]
     expired = put_backup(repo, "shop", ago(days=200))
     kept = put_backup(repo, "shop", ago(days=1))
     put_backup(repo, "main", ago(days=200), folder="base", start_wal="000000010000000000000002")
@@ -137,8 +139,12 @@ def test_retention_skips_what_is_locked_and_removes_it_after_the_date(s3_lock_bu
     assert report["removed"] == [] and report["wal_removed"] == 0 and report["wal_locked"] == 1
     assert {item["backup_id"] for item in report["locked"]} >= {expired.backup_id}
     assert expired.all_names() <= names(s3_lock_bucket)
+    # The host command says so, and it is no failure.
+    proc = run_cli(pg, backup_dir, "offsite-retention", env_extra=s3_env(s3_lock_bucket))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "locked: full backup %s (shop) stays until" % expired.backup_id in proc.stdout, proc.stdout
 
-    time.sleep(5)
+    time.sleep(max(0, (until - datetime.now(timezone.utc)).total_seconds()) + 1)
     report = retention.run(controller, 90)
     assert report["locked"] == [] and report["wal_locked"] == 0
     assert expired.backup_id in {item["backup_id"] for item in report["removed"]}
