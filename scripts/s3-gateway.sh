@@ -239,6 +239,8 @@ OWNER_POLICY='{"Version": "2012-10-17", "Statement": [
 
 # The writer may read and add objects, and abort its own failed multipart uploads, but not delete
 # anything, directly or through the settings that would (lifecycle, versioning, policies, ACLs).
+# It may set an object's Object Lock date (a multipart upload needs PutObjectRetention after it
+# completes on radosgw 16.2): the store refuses to shorten one without BypassGovernanceRetention.
 # Checked on radosgw 16.2: an explicit Deny wins over the owner's grants, also in its own buckets,
 # and it cannot change its own user policy (the IAM API needs user-policy caps). Overwriting a key
 # stays possible: keep history with a versioned bucket or Object Lock.
@@ -246,10 +248,10 @@ WRITER_POLICY='{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Resource": ["arn:aws:s3:::*"], "Action": ["s3:ListBucket", "s3:ListBucketMultipartUploads",
    "s3:ListBucketVersions", "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
    "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention", "s3:PutObject", "s3:ListMultipartUploadParts",
-   "s3:AbortMultipartUpload"]},
+   "s3:AbortMultipartUpload", "s3:PutObjectRetention"]},
  {"Effect": "Deny", "Resource": ["arn:aws:s3:::*"], "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion",
    "s3:DeleteBucket", "s3:PutLifecycleConfiguration", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
-   "s3:PutBucketVersioning", "s3:PutObjectRetention", "s3:PutBucketObjectLockConfiguration",
+   "s3:PutBucketVersioning", "s3:PutBucketObjectLockConfiguration",
    "s3:BypassGovernanceRetention", "s3:PutBucketAcl", "s3:PutObjectAcl"]}]}'
 
 user_json() {  # uid, display name: the user's info, made if missing (an interrupted up may have)

@@ -12,6 +12,7 @@ import socket
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.conn import ConnInfo
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.objectlock import policy_from
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push import pending, push, raise_for_failures
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import (
     OffsiteRepository,
@@ -30,6 +31,8 @@ OFFSITE_OPTIONS = (
     "s3_ca_bundle",
     "s3_addressing_style",
 )
+# Immutable off-site copies: modules that push (documented by the pgsafe.backup.offsite_lock doc fragment).
+OFFSITE_LOCK_OPTIONS = ("s3_object_lock", "s3_object_lock_days")
 
 
 REQUIRED = {"required": True}
@@ -78,16 +81,21 @@ def without_ansible_keys(result):
     return {k: v for k, v in result.items() if k not in ("changed", "check_mode")}
 
 
-def offsite_repository(params, check_only=False):
+def offsite_repository(params, check_only=False, for_push=False):
     """The off-site repository the module's params name, its bucket checked (missing: exit 2; refused: 3).
 
     check_only: validate the URL and the settings without contacting the store (before a long backup,
-    so a typo fails at once; the upload itself happens after the backup)."""
+    so a typo fails at once; the upload itself happens after the backup). for_push: with the Object
+    Lock the params ask for (a bucket without Object Lock is then exit 2)."""
     settings = settings_from(params)
+    policy = policy_from(params)
     if check_only:
         parse_url(params["offsite_url"], socket.gethostname())
         return None
-    return OffsiteRepository.open(params["offsite_url"], settings)
+    repo = OffsiteRepository.open(params["offsite_url"], settings)
+    if for_push:
+        repo.set_lock(policy)
+    return repo
 
 
 def push_after_backup(module, params, kind, archive_dir, log, result):
@@ -99,7 +107,7 @@ def push_after_backup(module, params, kind, archive_dir, log, result):
     backup_id = result["backup_id"]
     report = None
     try:
-        repo = offsite_repository(params)
+        repo = offsite_repository(params, for_push=True)
         if module.check_mode:
             report = pending(params["backup_dir"], repo, archive_dir)
             report["pushed"].append({"backup_id": backup_id, "kind": kind})

@@ -88,6 +88,7 @@ extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
   - pgsafe.backup.progress
+  - pgsafe.backup.offsite_lock
 attributes:
   check_mode:
     support: full
@@ -255,6 +256,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_LOCK_OPTIONS,
     OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
@@ -289,6 +291,7 @@ def main():
         "full_interval_days",
         "progress_interval",
         *OFFSITE_OPTIONS,
+        *OFFSITE_LOCK_OPTIONS,
         backup_dir=REQUIRED,
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

@@ -81,6 +81,7 @@ extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
   - pgsafe.backup.progress
+  - pgsafe.backup.offsite_lock
 attributes:
   check_mode:
     support: full
@@ -232,6 +233,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_LOCK_OPTIONS,
     OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
@@ -265,6 +267,7 @@ def main():
         "lock_timeout",
         "progress_interval",
         *OFFSITE_OPTIONS,
+        *OFFSITE_LOCK_OPTIONS,
         database=REQUIRED,
         backup_dir=REQUIRED,
     )

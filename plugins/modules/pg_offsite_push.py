@@ -42,6 +42,7 @@ options:
     required: true
 extends_documentation_fragment:
   - pgsafe.backup.offsite
+  - pgsafe.backup.offsite_lock
 attributes:
   check_mode:
     support: full
@@ -132,6 +133,7 @@ log:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
+    OFFSITE_LOCK_OPTIONS,
     OFFSITE_OPTIONS,
     REQUIRED,
     LogCollector,
@@ -147,7 +149,12 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push 
 def main():
     module = AnsibleModule(
         argument_spec=module_spec(
-            "backup_dir", "archive_dir", *OFFSITE_OPTIONS, backup_dir=REQUIRED, offsite_url=REQUIRED
+            "backup_dir",
+            "archive_dir",
+            *OFFSITE_OPTIONS,
+            *OFFSITE_LOCK_OPTIONS,
+            backup_dir=REQUIRED,
+            offsite_url=REQUIRED,
         ),
         supports_check_mode=True,
     )
@@ -155,7 +162,7 @@ def main():
     log = LogCollector()
     try:
         archive_dir = existing_archive_dir(p["backup_dir"], p["archive_dir"])
-        repo = offsite_repository(p)
+        repo = offsite_repository(p, for_push=True)
         if module.check_mode:
             report = pending(p["backup_dir"], repo, archive_dir)
         else:

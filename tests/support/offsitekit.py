@@ -56,7 +56,10 @@ def _iso(moment):
 
 
 def _put(repo, name, data):
-    result = repo.store.put_stream(repo.location.bucket, repo.key(name), io.BytesIO(data), size=len(data))
+    retention = repo.lock.retention() if repo.lock is not None else None
+    result = repo.store.put_stream(
+        repo.location.bucket, repo.key(name), io.BytesIO(data), size=len(data), retention=retention
+    )
     return {"size": result.size, "sha256": result.sha256}
 
 

@@ -171,7 +171,10 @@ class S3Bucket:
         paginator = self.client.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=self.name):
             for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                self.client.delete_object(Bucket=self.name, Key=item["Key"], VersionId=item["VersionId"])
+                # Governance-mode locks yield to the owner's bypass; tests lock in compliance mode for seconds only.
+                self.client.delete_object(
+                    Bucket=self.name, Key=item["Key"], VersionId=item["VersionId"], BypassGovernanceRetention=True
+                )
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.name):
             for item in page.get("Uploads", []):
                 self.client.abort_multipart_upload(Bucket=self.name, Key=item["Key"], UploadId=item["UploadId"])
@@ -210,3 +213,17 @@ def s3_bucket(s3_gateway):
         bucket.empty_and_remove()
     except Exception as exc:  # noqa: BLE001 -- clean-up of a throwaway bucket must not hide the test's result
         print("s3_bucket: could not remove %s: %s" % (bucket.name, exc))
+
+
+@pytest.fixture
+def s3_lock_bucket(s3_gateway):
+    """A new bucket created with S3 Object Lock (so versioned); emptied and removed afterwards."""
+    s3_gateway.up()
+    bucket = S3Bucket(s3_gateway, unique_bucket_name("pgsafe-lock"))
+    bucket.client.create_bucket(Bucket=bucket.name, ObjectLockEnabledForBucket=True)
+    yield bucket
+    try:
+        s3_gateway.up()
+        bucket.empty_and_remove()
+    except Exception as exc:  # noqa: BLE001 -- clean-up of a throwaway bucket must not hide the test's result
+        print("s3_lock_bucket: could not remove %s: %s" % (bucket.name, exc))

@@ -95,3 +95,12 @@ def test_errors_only_keeps_stderr_and_drops_the_results():
     line = cron_line("pgsafe", "push", {"quiet": True}, log_file="/b/logs/push.log", errors_only=True)
     assert line.endswith("push >/dev/null 2>> /b/logs/push.log")
     assert cron_line("pgsafe", "push", {}, log_file="/l").endswith(">> /l 2>&1")
+
+
+def test_object_lock_options_reach_the_push_and_backup_jobs():
+    options = {"offsite_url": "s3://b/p", "s3_object_lock": "compliance", "s3_object_lock_days": 30}
+    for subcommand, arguments in (("push", ()), ("backup", ("shop",))):
+        words = command_words("pgsafe", subcommand, options, arguments)
+        assert words.index("--s3-object-lock") < words.index(subcommand)
+        args = build_parser().parse_args(words[1:])
+        assert (args.s3_object_lock, args.s3_object_lock_days) == ("compliance", 30)

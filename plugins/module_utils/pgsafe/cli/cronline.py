@@ -26,6 +26,8 @@ GLOBAL_OPTIONS = (
     "s3_region",
     "s3_ca_bundle",
     "s3_addressing_style",
+    "s3_object_lock",
+    "s3_object_lock_days",
 )
 
 

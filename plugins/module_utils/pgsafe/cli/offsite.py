@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .util import Args
 
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
-GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS
+GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS + ("s3_object_lock", "s3_object_lock_days")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +53,26 @@ def open_repo(args: Args, what: str) -> OffsiteRepository:
     return OffsiteRepository.open(args.offsite_url, settings_from(vars(args)))
 
 
+def push_repo(args: Args) -> OffsiteRepository:
+    """The repository to push to, with the Object Lock the options ask for (a bucket without it: exit 2)."""
+    import os
+
+    from ..core.options import OPTIONS, env_value
+    from ..offsite.objectlock import policy_from
+
+    options = vars(args)
+    if options.get("offsite_retention_days") is None:
+        # The lock period defaults to the off-site retention, which push itself has no flag for.
+        try:
+            days = env_value(OPTIONS["offsite_retention_days"], os.environ)
+        except ValueError as exc:
+            raise UsageError(str(exc))
+        options = dict(options, offsite_retention_days=days)
+    repo = open_repo(args, "push")
+    repo.set_lock(policy_from(options))
+    return repo
+
+
 def from_offsite(args: Args) -> bool:
     return getattr(args, "source", "local") == "offsite"
 
@@ -65,7 +85,7 @@ def push_now(args: Args, log: LevelLog) -> Optional[dict[str, Any]]:
     from ..offsite.push import push
     from .physical import archive_dir_if_present
 
-    report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
+    report = push(args.backup_dir, push_repo(args), archive_dir_if_present(args), log=log)
     _raise_first_failure(report)
     return report
 
@@ -77,7 +97,7 @@ def cmd_push(args: Args, conninfo: ConnInfo) -> int:
 
     log = StepLog(args.backup_dir, "push", echo=not args.quiet)
     try:
-        report = push(args.backup_dir, open_repo(args, "push"), archive_dir_if_present(args), log=log)
+        report = push(args.backup_dir, push_repo(args), archive_dir_if_present(args), log=log)
     finally:
         log.close()
     if args.json:
@@ -134,6 +154,13 @@ def cmd_offsite_retention(args: Args, conninfo: ConnInfo) -> int:
             len(report["kept"]),
         )
     )
+    for item in report["locked"]:
+        out(
+            "locked: %s backup %s (%s) stays until %s (Object Lock); a later run removes it"
+            % (item["kind"], item["backup_id"], item["database"], item["locked_until"])
+        )
+    if report["wal_locked"]:
+        out("locked: %d WAL file(s) stay until their Object Lock date" % report["wal_locked"])
     if report["wal_note"]:
         out(report["wal_note"])
     for problem in report["problems"]:

@@ -213,6 +213,24 @@ OPTIONS = _table(
         "never keep fewer good off-site backups per database than this, whatever their age",
     ),
     Option("dry_run", "bool", False, "say what would be deleted; delete nothing"),
+    # Immutable off-site copies (S3 Object Lock): the retain-until date push gives every object it creates.
+    Option(
+        "s3_object_lock",
+        "str",
+        "off",
+        "S3 Object Lock mode for every object push creates (the bucket must be created with Object Lock)",
+        choices=("off", "governance", "compliance"),
+        env="PGSAFE_S3_OBJECT_LOCK",
+        role_vars=("backup_schedule_s3_object_lock",),
+    ),
+    Option(
+        "s3_object_lock_days",
+        "int",
+        None,
+        "keep each pushed object locked this many days from its upload (default: offsite_retention_days)",
+        env="PGSAFE_S3_OBJECT_LOCK_DAYS",
+        role_vars=("backup_schedule_s3_object_lock_days",),
+    ),
     # Connection options of the modules, named like community.postgresql's.
     Option(
         "login_host",

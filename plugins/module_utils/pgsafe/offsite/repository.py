@@ -9,21 +9,28 @@ with its size and SHA-256, so a restore can check each object before it uses it.
 from __future__ import annotations
 
 import json
+import os
 import socket
+from datetime import timedelta
 
-from ..core.errors import ConfigError, VerificationFailed
+from ..core.errors import ConfigError, ConnectionFailed, VerificationFailed
+from ..core.naming import utc_now
 from ..storage.s3 import ObjectStore
 from ..storage.s3config import S3Settings, parse_url
 from ..storage.s3errors import ObjectMissing
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import IO, Any, Iterable, Mapping, Optional
 
     from ..storage.s3 import ObjectInfo, PutResult
     from ..storage.s3config import S3Location
+    from .objectlock import LockPolicy
 
 META_SUFFIX = ".meta.json"
+# A delete refused for a lock date this recent counts as locked: the store's clock is the one that decides.
+CLOCK_SKEW = timedelta(minutes=15)
 MAX_META_BYTES = 4 << 20
 
 
@@ -31,6 +38,25 @@ class OffsiteRepository:
     def __init__(self, store: ObjectStore, location: S3Location) -> None:
         self.store = store
         self.location = location
+        self.lock: Optional[LockPolicy] = None  # Object Lock for what this repository uploads
+        self._lock_enabled: Optional[bool] = None
+
+    def set_lock(self, policy: Optional[LockPolicy]) -> None:
+        """Lock every object uploaded from now on (None: no retention date is set by pgsafe)."""
+        if policy is not None and not self.lock_enabled():
+            raise ConfigError(
+                "s3_object_lock is %s but the bucket %r was not created with Object Lock"
+                % (policy.mode, self.location.bucket),
+                "Object Lock can only be enabled when a bucket is created: create one with it "
+                "(aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket) and push there, "
+                "or set s3_object_lock=off",
+            )
+        self.lock = policy
+
+    def lock_enabled(self) -> bool:
+        if self._lock_enabled is None:
+            self._lock_enabled = self.store.object_lock_enabled(self.location.bucket)
+        return self._lock_enabled
 
     @classmethod
     def open(
@@ -84,15 +110,25 @@ class OffsiteRepository:
     def put_file(self, name: str, path: str, size: Optional[int], sha256: Optional[str] = None) -> PutResult:
         """Upload a local file to name, never over different content; returns the PutResult."""
         with open(path, "rb") as fh:
-            return self.store.put_if_absent(self.location.bucket, self.key(name), fh, size=size, sha256=sha256)
+            return self.store.put_if_absent(
+                self.location.bucket, self.key(name), fh, size=size, sha256=sha256, retention=self._retention()
+            )
 
     def put_json(self, name: str, obj: Any) -> PutResult:
         import io
 
         data = json.dumps(obj, indent=2, sort_keys=True).encode("utf-8")
         return self.store.put_if_absent(
-            self.location.bucket, self.key(name), io.BytesIO(data), size=len(data), content_type="application/json"
+            self.location.bucket,
+            self.key(name),
+            io.BytesIO(data),
+            size=len(data),
+            content_type="application/json",
+            retention=self._retention(),
         )
+
+    def _retention(self) -> Any:
+        return self.lock.retention() if self.lock is not None else None
 
     def download(self, name: str, fileobj: IO[bytes], sha256: Optional[str]) -> str:
         """Write the object to fileobj, VerificationFailed unless its bytes have this SHA-256."""
@@ -110,11 +146,69 @@ class OffsiteRepository:
         except ObjectMissing as exc:
             raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe())) from exc
 
-    def delete(self, name: str) -> None:
-        self.store.delete(self.location.bucket, self.key(name))
+    def versions(self, names: Iterable[str]) -> dict[str, list[ObjectInfo]]:
+        """{name: its versions and delete markers} for names that have any: one listing per folder, of
+        the names' common prefix there (a backup's few objects, or a run of WAL segments)."""
+        by_folder: dict[str, dict[str, str]] = {}
+        for name in names:
+            by_folder.setdefault(name.split("/", 1)[0], {})[self.key(name)] = name
+        out: dict[str, list[ObjectInfo]] = {}
+        for wanted in by_folder.values():
+            for info in self.store.list_versions(self.location.bucket, os.path.commonprefix(list(wanted))):
+                if info.key in wanted:
+                    out.setdefault(wanted[info.key], []).append(info)
+        return out
 
-    def delete_many(self, names: Iterable[str]) -> None:
-        self.store.delete_many(self.location.bucket, [self.key(name) for name in names])
+    def locked(self, names: Iterable[str], now: Optional[datetime] = None) -> dict[str, datetime]:
+        """{name: retain-until} of the names with a version Object Lock still keeps (latest date)."""
+        return self._locked(self.versions(names), now or utc_now())
+
+    def _locked(self, versions: Mapping[str, list[ObjectInfo]], now: datetime) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        if not self.lock_enabled():
+            return out
+        for name, infos in versions.items():
+            for info in infos:
+                if info.delete_marker:
+                    continue
+                head = self.store.head(self.location.bucket, info.key, info.version_id)
+                if head is not None and head.retain_until is not None and head.locked_at(now):
+                    out[name] = max(out.get(name, head.retain_until), head.retain_until)
+        return out
+
+    def delete(self, name: str) -> dict[str, datetime]:
+        return self._purge([name], None)
+
+    def delete_many(self, names: Iterable[str], now: Optional[datetime] = None) -> dict[str, datetime]:
+        """Delete every version (and delete marker) of names, for good: a DELETE without a version id
+        only hides an object in a versioned bucket. A name with a version Object Lock still keeps is
+        left whole; returns those as {name: retain-until}. Credentials that may not delete raise."""
+        return self._purge(names, now)
+
+    def _purge(self, names: Iterable[str], now: Optional[datetime]) -> dict[str, datetime]:
+        now = now or utc_now()
+        versions = self.versions(names)
+        locked = self._locked(versions, now)
+        pairs = [
+            (info.key, info.version_id or "null")
+            for name, infos in versions.items()
+            if name not in locked
+            for info in infos
+        ]
+        refused = self.store.delete_versions(self.location.bucket, pairs)
+        for key, version_id in refused:
+            # The store's clock may disagree with ours about a date just passed; anything else is the credentials.
+            head = self.store.head(self.location.bucket, key, version_id)
+            name = self.location.name_of(key) or key
+            if head is not None and head.retain_until is not None and head.locked_at(now - CLOCK_SKEW):
+                locked[name] = max(locked.get(name, head.retain_until), head.retain_until)
+                continue
+            raise ConnectionFailed(
+                "%s denied DeleteObjects on s3://%s/%s and %d more"
+                % (self.store.endpoint, self.location.bucket, key, len(refused) - 1),
+                "Check that these credentials may delete in this bucket",
+            )
+        return locked
 
 
 def settings_from(options: Mapping[str, Any]) -> S3Settings:

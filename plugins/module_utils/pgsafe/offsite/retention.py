@@ -21,6 +21,11 @@ backup's data before its metadata, so a fresh orphan may be an upload in progres
 older than ORPHAN_GRACE_SECONDS (by the server's clock) are removed, and the metadata listing is read
 again just before the delete so a backup whose metadata appeared meanwhile keeps its objects. Nothing
 is swept while a metadata object cannot be read: its objects would look orphaned.
+
+Object Lock (offsite/objectlock.py): every delete removes an object's versions by id, so nothing stays
+behind a delete marker. A backup any of whose objects is still locked is left whole, reported as
+locked with its date (not an error: the other deletions go on), and counts as kept for its WAL; a
+locked WAL file or orphan is left and reported the same way. A later run removes them.
 """
 
 from __future__ import annotations
@@ -118,13 +123,19 @@ def plan(
         # An unreadable base backup's start segment is unknown: its WAL may be all that makes it usable.
         out.wal_note = "WAL left alone: %d base backup metadata object(s) cannot be read" % len(out.problems["base"])
         return out
+    plan_wal(repo, out, out.keep["base"])
+    return out
+
+
+def plan_wal(repo: OffsiteRepository, out: OffsitePlan, kept_base: list[OffsiteEntry]) -> None:
+    """The WAL cut-off and victims for these kept base backups."""
     objects = wal_objects(repo)
-    out.wal_cutoff = walcleanup.cutoff_segment(out.keep["base"])
+    out.wal_cutoff = walcleanup.cutoff_segment(kept_base)
+    out.wal_victims = []
     if out.wal_cutoff is None:
         out.wal_note = "WAL left alone: no kept base backup names its start segment"
-        return out
+        return
     out.wal_victims = [objects[name] for name in walcleanup.removable(objects, out.wal_cutoff)]
-    return out
 
 
 def data_names(entry: OffsiteEntry) -> tuple[list[str], list[str]]:
@@ -185,8 +196,16 @@ def _deleting(repo: OffsiteRepository, action: Callable[[], T]) -> T:
         ) from exc
 
 
+def locked_until(repo: OffsiteRepository, entry: OffsiteEntry) -> Optional[datetime]:
+    """The latest Object Lock date among a backup's objects still locked, or None."""
+    names, _refused = data_names(entry)
+    locked = _deleting(repo, lambda: repo.locked([entry.meta_name] + names))
+    return max(locked.values()) if locked else None
+
+
 def delete_backup(repo: OffsiteRepository, entry: OffsiteEntry, log: LevelLog = lambda msg, level="INFO": None) -> int:
-    """Metadata object first (out of the catalog at once), then its data objects."""
+    """Metadata object first (out of the catalog at once), then its data objects. The caller checks
+    locked_until first: a backup is never taken apart while part of it is locked."""
     names, refused = data_names(entry)
     _deleting(repo, lambda: repo.delete(entry.meta_name))
     if names:
@@ -277,7 +296,10 @@ def sweep(
         owned, prefixes = owned_names(fresh)
         victims = [n for n in victims if n not in owned and not any(n.startswith(p) for p in prefixes)]
     if victims:
-        _deleting(repo, lambda: repo.delete_many(victims))
+        locked = _deleting(repo, lambda: repo.delete_many(victims)) or {}
+        if locked:
+            log("retention: %d orphaned object(s) locked (Object Lock), left for a later run" % len(locked), "WARNING")
+            victims = [n for n in victims if n not in locked]
         log("retention: removed %d orphaned object(s) no metadata names" % len(victims))
     return victims
 
@@ -322,12 +344,27 @@ def run(
         "wal_removed_last": None,
         "wal_note": decided.wal_note,
         "orphans_removed": [],
+        "locked": [],
+        "wal_locked": 0,
         "problems": [dict(p.as_dict(), folder=folder) for folder in FOLDERS for p in decided.problems[folder]],
     }
+    locked_base: list[OffsiteEntry] = []
     for folder in FOLDERS:
         report["kept"] += [_summary(e, folder) for e in decided.keep[folder]]
         report["protected"] += [e.backup_id for e in decided.protected[folder]]
         for entry in decided.remove[folder]:
+            until = locked_until(repo, entry)
+            if until is not None:
+                # Not an error: the lock is doing its job, and the other deletions go on.
+                log(
+                    "retention: off-site %s backup %s is locked until %s (Object Lock); left for a later run"
+                    % (folder, entry.backup_id, iso(until)),
+                    "WARNING",
+                )
+                report["locked"].append(dict(_summary(entry, folder), locked_until=iso(until)))
+                if folder == "base":
+                    locked_base.append(entry)
+                continue
             if not dry_run:
                 delete_backup(repo, entry, log)
                 log(
@@ -335,15 +372,24 @@ def run(
                     % (folder, entry.backup_id, entry.meta.get("finished_at"))
                 )
             report["removed"].append(_summary(entry, folder))
+    if locked_base and decided.wal_victims:
+        # A base backup that stays keeps its WAL, whatever the WAL's own lock says.
+        plan_wal(repo, decided, decided.keep["base"] + locked_base)
+        report.update(wal_cutoff=decided.wal_cutoff, wal_note=decided.wal_note)
     if decided.wal_victims:
         victims = decided.wal_victims
         if not dry_run:
-            _deleting(repo, lambda: repo.delete_many(victims))
+            wal_locked = _deleting(repo, lambda: repo.delete_many(victims)) or {}
+            if wal_locked:
+                log("retention: %d off-site WAL file(s) locked (Object Lock), left for a later run" % len(wal_locked))
+                report["wal_locked"] = len(wal_locked)
+                victims = [n for n in victims if n not in wal_locked]
             log("retention: removed %d off-site WAL file(s) before %s" % (len(victims), decided.wal_cutoff))
-        report.update(
-            wal_removed=len(victims),
-            wal_removed_first=victims[0].split("/", 1)[1],
-            wal_removed_last=victims[-1].split("/", 1)[1],
-        )
+        if victims:
+            report.update(
+                wal_removed=len(victims),
+                wal_removed_first=victims[0].split("/", 1)[1],
+                wal_removed_last=victims[-1].split("/", 1)[1],
+            )
     report["orphans_removed"] = sweep(repo, orphan_grace_seconds, dry_run, now, log)
     return report

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     # {"PartNumber": n, "ETag": etag} of an uploaded part, as CompleteMultipartUpload takes it.
     Part = dict[str, Any]
+    # S3 Object Lock for a new object: (mode, retain-until), mode "GOVERNANCE" or "COMPLIANCE".
+    Retention = tuple[str, datetime]
 
 MIB = 1 << 20
 MIN_PART_SIZE = 5 * MIB  # S3's floor for every part but the last
@@ -50,6 +52,11 @@ SHA256_KEY = "sha256"
 _META_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _META_LIMIT = 2048  # S3's limit for all user metadata of an object
+# An object is never replaced (a compromised host must not rewrite history): say what usually causes it.
+DIFFERENT_HINT = (
+    "The stored object was left as it was. Two hosts or clusters writing to one repository prefix cause "
+    "this (give each its own prefix), or the object was changed in the bucket: compare both copies"
+)
 
 
 class ObjectInfo:
@@ -63,6 +70,9 @@ class ObjectInfo:
         last_modified: Optional[datetime] = None,
         metadata: Optional[dict[str, str]] = None,
         version_id: Optional[str] = None,
+        lock_mode: Optional[str] = None,
+        retain_until: Optional[datetime] = None,
+        delete_marker: bool = False,
     ) -> None:
         self.key = key
         self.size = size
@@ -70,6 +80,15 @@ class ObjectInfo:
         self.last_modified = last_modified
         self.metadata = metadata
         self.version_id = version_id
+        # S3 Object Lock, from HEAD only: the mode and date until which this version cannot be deleted.
+        self.lock_mode = lock_mode
+        self.retain_until = retain_until
+        # A listing of versions: a delete marker hides its key from plain listings and holds no bytes.
+        self.delete_marker = delete_marker
+
+    def locked_at(self, now: datetime) -> bool:
+        """Whether Object Lock still forbids deleting this version at now."""
+        return self.retain_until is not None and self.retain_until > now
 
     @property
     def sha256(self) -> Optional[str]:
@@ -306,7 +325,64 @@ class ObjectStore:
             resp.get("LastModified"),
             dict(resp.get("Metadata") or {}),
             resp.get("VersionId"),
+            resp.get("ObjectLockMode"),
+            resp.get("ObjectLockRetainUntilDate"),
         )
+
+    def object_lock_enabled(self, bucket: str) -> bool:
+        """Whether the bucket was created with S3 Object Lock (and so keeps every version)."""
+        resp, missing = self._call(
+            "GetObjectLockConfiguration",
+            bucket,
+            None,
+            "get_object_lock_configuration",
+            allow=("ObjectLockConfigurationNotFoundError",),
+            Bucket=bucket,
+        )
+        if missing:
+            return False
+        return (resp.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") == "Enabled"
+
+    def list_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every version and delete marker under prefix (an unversioned object is one version, id 'null')."""
+        try:
+            for page in self.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Versions", []):
+                    yield ObjectInfo(
+                        item["Key"], item["Size"], item.get("ETag"), item.get("LastModified"), None, item["VersionId"]
+                    )
+                for item in page.get("DeleteMarkers", []):
+                    yield ObjectInfo(
+                        item["Key"], 0, None, item.get("LastModified"), None, item["VersionId"], delete_marker=True
+                    )
+        except Exception as exc:  # pylint: disable=broad-except
+            _raise_mapped(exc, self.endpoint, "ListObjectVersions", bucket, prefix or None)
+
+    def delete_versions(self, bucket: str, versions: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Delete (key, version id) pairs in batches of 1,000, for good: no delete marker is left.
+        Returns the pairs the store refused with AccessDenied (Object Lock, or credentials that may not
+        delete: the caller tells them apart); any other refusal raises."""
+        pairs = list(versions)
+        refused: list[tuple[str, str]] = []
+        for start in range(0, len(pairs), 1000):
+            batch = [{"Key": k, "VersionId": v} for k, v in pairs[start : start + 1000]]
+            resp = self._call(
+                "DeleteObjects", bucket, None, "delete_objects", Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+            )[0]
+            for error in resp.get("Errors") or []:
+                if error.get("Code") != "AccessDenied":
+                    raise BackupFailed(
+                        "deleting s3://%s/%s (version %s) failed: %s %s"
+                        % (
+                            bucket,
+                            error.get("Key"),
+                            error.get("VersionId"),
+                            error.get("Code"),
+                            error.get("Message") or "",
+                        )
+                    )
+                refused.append((error.get("Key"), error.get("VersionId")))
+        return refused
 
     def list_objects(
         self, bucket: str, prefix: str = "", page_size: int = 1000, start_after: Optional[str] = None
@@ -425,6 +501,7 @@ class ObjectStore:
         metadata: Optional[Mapping[str, Any]] = None,
         sha256: Optional[str] = None,
         content_type: str = "application/octet-stream",
+        retention: Optional[Retention] = None,
     ) -> PutResult:
         """Upload source (a readable binary stream) to key, replacing what is there.
 
@@ -434,8 +511,9 @@ class ObjectStore:
         match it. Without it, a stream shorter than one part still gets its sha256 metadata (it is
         known before the PUT); a multipart object gets none (its metadata is fixed when the upload
         starts): record PutResult.sha256 in the repository's own metadata instead.
+        retention: (mode, retain-until date) of S3 Object Lock for the new object (see Retention).
         """
-        return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=False)
+        return self._put(bucket, key, source, size, metadata, sha256, content_type, False, retention)
 
     def put_if_absent(
         self,
@@ -446,6 +524,7 @@ class ObjectStore:
         metadata: Optional[Mapping[str, Any]] = None,
         sha256: Optional[str] = None,
         content_type: str = "application/octet-stream",
+        retention: Optional[Retention] = None,
     ) -> PutResult:
         """put_stream, but never over different content: an identical object already at key is success
         (created=False), a different one raises DifferentObjectExists and is left untouched.
@@ -453,8 +532,10 @@ class ObjectStore:
         Identical means the same size and SHA-256 (from sha256 and the object's metadata when both
         are known, otherwise by reading both). The key is checked before the upload and again
         before a multipart upload completes; a plain PUT also carries If-None-Match: * (radosgw
-        honours it on a plain PUT only, not when a multipart upload completes)."""
-        return self._put(bucket, key, source, size, metadata, sha256, content_type, if_absent=True)
+        honours it on a plain PUT only, not when a multipart upload completes, and not at all in a
+        versioned bucket, as Object Lock's are: there the check before is what stops an overwrite).
+        An identical object already there keeps the retention it has."""
+        return self._put(bucket, key, source, size, metadata, sha256, content_type, True, retention)
 
     def _put(
         self,
@@ -466,6 +547,7 @@ class ObjectStore:
         sha256: Optional[str],
         content_type: str,
         if_absent: bool,
+        retention: Optional[Retention] = None,
     ) -> PutResult:
         meta = _check_metadata(metadata)
         _check_sha256(sha256)
@@ -484,10 +566,14 @@ class ObjectStore:
             raise BackupFailed("reading the source for s3://%s/%s failed: %s" % (bucket, key, exc))
         if filled < len(buf):
             del buf[filled:]
-            return self._put_single(bucket, key, buf, sha.hexdigest(), size, meta, sha256, content_type, if_absent)
+            return self._put_single(
+                bucket, key, buf, sha.hexdigest(), size, meta, sha256, content_type, if_absent, retention
+            )
         if sha256:
             meta[SHA256_KEY] = sha256
-        return self._put_multipart(bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent)
+        return self._put_multipart(
+            bucket, key, source, buf, sha, size, base, meta, sha256, content_type, if_absent, retention
+        )
 
     def _check_source(
         self, bucket: str, key: str, total: int, size: Optional[int], computed: str, sha256: Optional[str]
@@ -513,6 +599,7 @@ class ObjectStore:
         sha256: Optional[str],
         content_type: str,
         if_absent: bool,
+        retention: Optional[Retention] = None,
     ) -> PutResult:
         self._check_source(bucket, key, len(body), size, computed, sha256)
         meta[SHA256_KEY] = computed
@@ -525,6 +612,7 @@ class ObjectStore:
         }
         if if_absent:
             params["PgsafeIfNoneMatch"] = True
+        params.update(_lock_params(retention))
         resp, refused = self._call("PutObject", bucket, key, "put_object", allow=("PreconditionFailed",), **params)
         if refused:
             # Someone else created it since our HEAD.
@@ -545,6 +633,7 @@ class ObjectStore:
         sha256: Optional[str],
         content_type: str,
         if_absent: bool,
+        retention: Optional[Retention] = None,
     ) -> PutResult:
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
@@ -558,6 +647,7 @@ class ObjectStore:
             Key=key,
             Metadata=meta,
             ContentType=content_type,
+            **_lock_params(retention),
         )[0]
         self._buckets_seen.add(bucket)
         upload_id = resp["UploadId"]
@@ -623,7 +713,25 @@ class ObjectStore:
             raise
         finally:
             pool.shutdown(wait=True)
+        if retention is not None:
+            self._ensure_retention(bucket, key, done.get("VersionId"), retention)
         return PutResult(key, total, computed, True, done.get("ETag"), len(parts), done.get("VersionId"))
+
+    def _ensure_retention(self, bucket: str, key: str, version_id: Optional[str], retention: Retention) -> None:
+        """Give a completed multipart object its Object Lock date when the store ignored the one given at
+        CreateMultipartUpload (radosgw 16.2 does; AWS does not). Extending a date needs
+        s3:PutObjectRetention; shortening one is refused by the store without a governance bypass."""
+        info = self.head(bucket, key, version_id)
+        if info is not None and info.retain_until is not None and info.retain_until >= retention[1]:
+            return
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Retention": {"Mode": retention[0], "RetainUntilDate": retention[1]},
+        }
+        if version_id:
+            params["VersionId"] = version_id
+        self._call("PutObjectRetention", bucket, key, "put_object_retention", **params)
 
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytearray) -> Part:
         resp = self._call(
@@ -654,7 +762,8 @@ class ObjectStore:
         if size is not None and existing.size != int(size):
             raise DifferentObjectExists(
                 "s3://%s/%s already exists with DIFFERENT content (%d bytes, not %d); "
-                "refusing to overwrite" % (bucket, key, existing.size, int(size))
+                "refusing to overwrite" % (bucket, key, existing.size, int(size)),
+                DIFFERENT_HINT,
             )
         if sha256 is not None:
             theirs = existing.sha256 or self.sha256_of(bucket, key)
@@ -665,7 +774,8 @@ class ObjectStore:
             raise AssertionError("settling s3://%s/%s needs its sha256 or its source" % (bucket, key))
         if not same:
             raise DifferentObjectExists(
-                "s3://%s/%s already exists with DIFFERENT content; refusing to overwrite" % (bucket, key)
+                "s3://%s/%s already exists with DIFFERENT content; refusing to overwrite" % (bucket, key),
+                DIFFERENT_HINT,
             )
         return PutResult(key, existing.size, theirs, False, existing.etag, 0, existing.version_id)
 
@@ -781,6 +891,12 @@ def _raise_mapped(
     if mapped is None:
         raise exc
     raise mapped from exc
+
+
+def _lock_params(retention: Optional[Retention]) -> dict[str, Any]:
+    if retention is None:
+        return {}
+    return {"ObjectLockMode": retention[0], "ObjectLockRetainUntilDate": retention[1]}
 
 
 def _read_exactly(source: IO[bytes], count: int) -> bytes:
