@@ -16,6 +16,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import (
     OffsiteRepository,
     settings_from,
+    with_keys_from,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
@@ -29,6 +30,10 @@ OFFSITE_OPTIONS = (
     "s3_secret_key",
     "s3_ca_bundle",
     "s3_addressing_style",
+    # Off-site encryption with age: recipients where backups go, the identity (no_log) where they are read.
+    "recipients",
+    "identity",
+    "identity_file",
 )
 
 
@@ -86,8 +91,9 @@ def offsite_repository(params, check_only=False):
     settings = settings_from(params)
     if check_only:
         parse_url(params["offsite_url"], socket.gethostname())
+        with_keys_from(OffsiteRepository(None, None), params)  # a malformed recipient fails before the backup
         return None
-    return OffsiteRepository.open(params["offsite_url"], settings)
+    return with_keys_from(OffsiteRepository.open(params["offsite_url"], settings), params)
 
 
 def push_after_backup(module, params, kind, archive_dir, log, result):

@@ -20,6 +20,7 @@ TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's
 if TYPE_CHECKING:
     from typing import IO, Any, Iterable, Mapping, Optional
 
+    from ..core.age import Identity
     from ..storage.s3 import ObjectInfo, PutResult
     from ..storage.s3config import S3Location
 
@@ -31,6 +32,20 @@ class OffsiteRepository:
     def __init__(self, store: ObjectStore, location: S3Location) -> None:
         self.store = store
         self.location = location
+        # Off-site encryption (offsite.encryption): what new objects are encrypted to, and the key that
+        # reads encrypted ones (restores and drills only).
+        self.recipients: list[str] = []
+        self.identity: Optional[Identity] = None
+
+    def with_keys(
+        self, recipients: Optional[Iterable[str]] = None, identity: Optional[Identity] = None
+    ) -> OffsiteRepository:
+        """This repository, encrypting new objects to recipients and reading with identity."""
+        from ..core.age import check_recipients
+
+        self.recipients = check_recipients(recipients)
+        self.identity = identity
+        return self
 
     @classmethod
     def open(
@@ -82,7 +97,12 @@ class OffsiteRepository:
         return self.store.head(self.location.bucket, self.key(name))
 
     def put_file(self, name: str, path: str, size: Optional[int], sha256: Optional[str] = None) -> PutResult:
-        """Upload a local file to name, never over different content; returns the PutResult."""
+        """Upload a local file to name, never over different content; returns the PutResult (an
+        EncryptedPut, with the plaintext's SHA-256, when the repository has recipients)."""
+        if self.recipients:
+            from .encryption import put_file
+
+            return put_file(self, name, path, sha256)
         with open(path, "rb") as fh:
             return self.store.put_if_absent(self.location.bucket, self.key(name), fh, size=size, sha256=sha256)
 
@@ -130,3 +150,11 @@ def settings_from(options: Mapping[str, Any]) -> S3Settings:
         )
     except TypeError as exc:
         raise ConfigError("S3 settings: %s" % exc)
+
+
+def with_keys_from(repo: OffsiteRepository, options: Mapping[str, Any]) -> OffsiteRepository:
+    """repo with the encryption keys of option values: recipients, identity_file, identity."""
+    from ..core.age import Identity
+
+    identity = Identity.from_options(options.get("identity_file"), options.get("identity"))
+    return repo.with_keys(options.get("recipients"), identity)
