@@ -95,3 +95,14 @@ def test_errors_only_keeps_stderr_and_drops_the_results():
     line = cron_line("pgsafe", "push", {"quiet": True}, log_file="/b/logs/push.log", errors_only=True)
     assert line.endswith("push >/dev/null 2>> /b/logs/push.log")
     assert cron_line("pgsafe", "push", {}, log_file="/l").endswith(">> /l 2>&1")
+
+
+def test_recipients_are_public_and_go_before_the_subcommand_the_identity_never_does():
+    r1, r2 = "age1" + "q" * 58, "age1" + "z" * 58
+    words = command_words("pgsafe", "push", {"offsite_url": "s3://b/p", "recipients": [r1, r2]})
+    assert words == ["pgsafe", "--offsite", "s3://b/p", "--encrypt-to", r1, "--encrypt-to", r2, "push"]
+    args = build_parser().parse_args(words[1:])
+    assert args.recipients == [r1, r2]
+    assert command_words("pgsafe", "push", {"recipients": []}) == ["pgsafe", "push"]
+    with pytest.raises(ValueError, match="secret"):
+        command_words("pgsafe", "drill", {"identity": "AGE-SECRET-KEY-1X"})

@@ -345,3 +345,48 @@ def test_modules_push_encrypted_and_restore_with_the_identity_from_vault_never_s
     finally:
         drop_database(pg, target)
         shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+DRILL_PLAY = """
+- name: Drill the encrypted off-site copy
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: pgsafe.backup.restore_drill
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the role becomes the cluster's OS user")
+def test_the_restore_drill_role_opens_the_bucket_with_the_vault_identity_and_never_shows_it(
+    pg, sample_db, s3_bucket, age_keys, ansible_playbook
+):
+    from .test_offsite_modules import s3_args
+
+    backup_dir = make_scratch_dir("pgsafe-enc-drill-")
+    key = age_keys.ops
+    try:
+        encrypted_backup(pg, backup_dir, s3_bucket, age_keys, sample_db, [key])
+        play = os.path.join(age_keys.dir, "drill.yml")
+        with open(play, "w") as fh:
+            fh.write(DRILL_PLAY)
+        with open(key.path) as fh:
+            vault_identity = fh.read()
+        extra = {"restore_drill_" + name: value for name, value in s3_args(s3_bucket, profile="default").items()}
+        extra.update(
+            ansible_python_interpreter="/usr/bin/python3",
+            restore_drill_backup_dir=backup_dir,
+            restore_drill_databases=[sample_db],
+            restore_drill_source="offsite",
+            restore_drill_pitr=False,
+            restore_drill_login_host=pg.socket_dir,
+            restore_drill_login_port=pg.port,
+            restore_drill_identity=vault_identity,
+        )
+        proc = ansible_playbook(play, extra_vars=extra, args=["-vvv"])
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert "%s: PASSED" % sample_db in out
+        assert key.secret not in out, "the identity is in Ansible's output"
+        assert files_holding(key.secret, backup_dir) == []
+    finally:
+        shutil.rmtree(backup_dir, ignore_errors=True)

@@ -25,6 +25,7 @@ GLOBAL_OPTIONS = (
     "s3_region",
     "s3_ca_bundle",
     "s3_addressing_style",
+    "recipients",
 )
 
 

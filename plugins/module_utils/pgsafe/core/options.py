@@ -193,6 +193,7 @@ OPTIONS = _table(
         env="PGSAFE_RECIPIENTS",
         flags=("--encrypt-to",),
         metavar="RECIPIENT",
+        role_vars=("backup_schedule_recipients",),
     ),
     Option(
         "identity_file",
@@ -209,6 +210,7 @@ OPTIONS = _table(
         "age identity (private key, AGE-SECRET-KEY-1...) as a value, from Ansible Vault; handed to age "
         "through a pipe, never written to a file or logged",
         no_log=True,
+        role_vars=("restore_drill_identity",),
     ),
     Option(
         "retired_recipients",
