@@ -227,6 +227,29 @@ def test_a_repository_declared_encrypted_refuses_plaintext_and_keeps_old_keys_re
         assert table_contents(pg, target) == table_contents(pg, sample_db)
     finally:
         drop_database(pg, target)
+    # The old key marked retired: health names the backup only it opens.
+    _rc, report = offsite_health(pg, backup_dir, s3_bucket, PGSAFE_RETIRED_RECIPIENTS=old.recipient)
+    check = [c for c in report["checks"] if c["name"] == "offsite_retired_keys"]
+    assert [c["status"] for c in check] == ["warning"] and first["backup_id"] in check[0]["message"], check
+    assert report["metrics"]["offsite"]["retired_key_backups"] == 1
+    _rc, report = offsite_health(pg, backup_dir, s3_bucket)
+    assert [c["status"] for c in report["checks"] if c["name"] == "offsite_retired_keys"] == ["ok"]
+
+
+def offsite_health(pg, backup_dir, bucket, **env):
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "health",
+        "--json",
+        "--no-connect",
+        "--min-disk-space-gb",
+        "0",
+        "--max-disk-usage-percent",
+        "100",
+        env_extra=s3_env(bucket, **env),
+    )
+    return proc.returncode, json.loads(proc.stdout)
 
 
 @pytest.fixture
