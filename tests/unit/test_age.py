@@ -74,3 +74,31 @@ def test_what_the_metadata_records_for_an_encrypted_object():
     meta = {"offsite": {"encryption": {"format": "age", "recipients": [R1, R2]}}}
     assert encryption.recipients_of(meta) == [R1, R2] and encryption.is_encrypted(meta)
     assert encryption.recipients_of({"offsite": {}}) == [] and not encryption.is_encrypted({})
+
+
+def test_health_warns_only_about_good_backups_that_retired_keys_alone_open():
+    from datetime import datetime, timezone
+
+    from pgsafe.monitoring.offsite_health import retired_key_check
+    from pgsafe.offsite.fetch import OffsiteEntry
+
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+
+    def entry(name, recipients):
+        meta = {
+            "backup_id": name,
+            "status": "ok",
+            "finished_at": "2026-11-25T02:00:00Z",
+            "offsite": {"objects": {"full/" + name: {"size": 1, "sha256": "a" * 64}}},
+        }
+        if recipients is not None:
+            meta["offsite"]["encryption"] = {"format": "age", "recipients": recipients}
+        return OffsiteEntry(meta, "full/%s.meta.json" % name, {"full/" + name: 1})
+
+    entries = [entry("old_only", [R1]), entry("both", [R1, R2]), entry("new", [R2]), entry("plain", None)]
+    m = {}
+    [res] = retired_key_check([R1], entries, now, m)
+    assert res["status"] == "warning" and "old_only" in res["message"] and "both" not in res["message"]
+    assert m["retired_key_backups"] == 1
+    [res] = retired_key_check([], entries, now, m)
+    assert res["status"] == "ok"

@@ -413,3 +413,33 @@ def test_the_restore_drill_role_opens_the_bucket_with_the_vault_identity_and_nev
         assert files_holding(key.secret, backup_dir) == []
     finally:
         shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def test_an_encrypted_upload_of_a_changed_file_never_completes_and_a_retry_reuses_what_is_there(s3_bucket, age_keys):
+    from offsitekit import repository
+
+    from pgsafe.core.errors import VerificationFailed
+    from pgsafe.offsite.encryption import put_file
+    from pgsafe.storage.s3errors import DifferentObjectExists
+
+    key = age_keys.ops
+    big = os.path.join(age_keys.dir, "big.dump.zst")
+    with open(big, "wb") as fh:
+        fh.write(os.urandom(40 << 20))  # over the in-memory limit: streamed through age as it uploads
+    real = hashlib.sha256(open(big, "rb").read()).hexdigest()
+    repo = repository(s3_bucket).with_keys([key.recipient])
+    # A local file that does not match its metadata: the multipart upload is aborted, never completed.
+    with pytest.raises(VerificationFailed, match="not the"):
+        put_file(repo, "full/big.dump.zst", big, "0" * 64)
+    assert "%s/full/big.dump.zst" % PREFIX not in keys(s3_bucket)
+    assert not list(repo.store.list_uploads(s3_bucket.name, PREFIX + "/"))
+    first = put_file(repo, "full/big.dump.zst", big, real)
+    assert first.created and first.plain_sha256 == real and first.plain_size == 40 << 20
+    # A push that died before its metadata, run again: the object there is recognised, not re-uploaded.
+    again = put_file(repo, "full/big.dump.zst", big, real)
+    assert not again.created and again.sha256 == first.sha256
+    # Other recipients (or other bytes) at that name: refused, the object left as it was.
+    with pytest.raises(DifferentObjectExists):
+        put_file(repository(s3_bucket).with_keys([age_keys.other.recipient]), "full/big.dump.zst", big, real)
+    stored = get(s3_bucket, "full/big.dump.zst")
+    assert hashlib.sha256(stored).hexdigest() == first.sha256
