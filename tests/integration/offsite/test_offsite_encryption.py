@@ -61,7 +61,8 @@ def test_an_encrypted_backup_restores_with_its_key_only_and_plain_age_reads_it(p
     started = time.time() - 1
     try:
         result, meta = encrypted_backup(pg, backup_dir, s3_bucket, age_keys, sample_db, [ops, escrow])
-        assert meta["offsite"]["encryption"] == {"format": "age", "recipients": [ops.recipient, escrow.recipient]}
+        encryption = meta["offsite"]["encryption"]
+        assert encryption["format"] == "age" and encryption["recipients"] == [ops.recipient, escrow.recipient]
         data_name = "full/" + os.path.basename(result["backup_file"])
         stored = get(s3_bucket, data_name)
         assert stored.startswith(AGE_HEADER)
@@ -71,6 +72,10 @@ def test_an_encrypted_backup_restores_with_its_key_only_and_plain_age_reads_it(p
         assert record["plain_sha256"] == meta["checksum"] == result["checksum"]
         globals_name = meta["globals_file"]
         assert get(s3_bucket, globals_name).startswith(AGE_HEADER)
+        # The tables and their row counts are sealed in an encrypted object; the metadata names none.
+        assert "row_counts" not in meta and "customers" not in json.dumps(meta)
+        sealed = meta["offsite"]["encryption"]["sealed"]
+        assert sealed in meta["offsite"]["objects"] and get(s3_bucket, sealed).startswith(AGE_HEADER)
         assert "pgsafe-encryption.json" in {k.split("/", 1)[1] for k in keys(s3_bucket, PREFIX + "/")}
 
         # The one-line recipe of docs/offsite-operations.md, with the escrow key, without pgsafe.
@@ -91,7 +96,8 @@ def test_an_encrypted_backup_restores_with_its_key_only_and_plain_age_reads_it(p
         age_keys_before = age_keys.argv()
         proc = run_cli(pg, elsewhere, "restore", "--from", "offsite", "--latest", "--json", target, env_extra=env)
         assert proc.returncode == 0, proc.stderr
-        assert json.loads(proc.stdout)["validation"]["passed"]
+        validation = json.loads(proc.stdout)["validation"]
+        assert validation["passed"] and validation["checked"] >= 2  # the sealed row counts, back and compared
         assert table_contents(pg, target) == table_contents(pg, sample_db)
 
         # The identity went to age through a descriptor: never on a command line, in a log, in the

@@ -262,3 +262,74 @@ def download(
                 )
         if expected is not None and reader.sha256 != expected:
             raise VerificationFailed("%s is damaged: SHA-256 %s, expected %s" % (url, reader.sha256, expected))
+
+
+# -- what the metadata must not show ---------------------------------------------------------------
+# Metadata objects stay plaintext (listing, retention and verification read them without a key), so
+# what names the data itself moves into an encrypted object of the backup: the tables and their rows.
+SEALED_KEYS = ("row_counts",)
+SEALED_SUFFIX = ".sealed.json.age"
+
+
+def seal(repo: OffsiteRepository, folder: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """meta for the bucket: with recipients, SEALED_KEYS move into an encrypted object named in its objects
+    (and meta["offsite"]["encryption"]["sealed"]); a restore with the key puts them back (unseal)."""
+    private = {k: meta[k] for k in SEALED_KEYS if k in meta}
+    if not repo.recipients or not private:
+        return meta
+    import hashlib
+    import json
+
+    name = "%s/%s%s" % (folder, meta.get("backup_id") or meta["backup_file"], SEALED_SUFFIX)
+    plain = json.dumps(private, sort_keys=True).encode("utf-8")
+    plain_sha = hashlib.sha256(plain).hexdigest()
+    recipients = list(repo.recipients)
+    existing = repo.head(name)
+    if existing is not None:
+        put = _settle_existing(repo, name, existing, plain_sha, recipients)
+    else:
+        argv = [age.program(), "--encrypt"] + [w for r in recipients for w in ("-r", r)]
+        import subprocess
+
+        proc = subprocess.run(argv, input=plain, capture_output=True, check=False, timeout=120)
+        if proc.returncode != 0:
+            from ..core.errors import BackupFailed
+
+            raise BackupFailed("age could not encrypt the metadata of %s: %s" % (name, age._age_error(proc.stderr)))
+        data = proc.stdout
+        result = repo.store.put_if_absent(
+            repo.location.bucket,
+            repo.key(name),
+            io.BytesIO(data),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            metadata={
+                META_FORMAT: FORMAT,
+                META_PLAIN_SHA256: plain_sha,
+                META_PLAIN_SIZE: len(plain),
+                META_RECIPIENTS: ",".join(recipients),
+            },
+        )
+        put = EncryptedPut(result, len(plain), plain_sha, recipients)
+    out = {k: v for k, v in meta.items() if k not in SEALED_KEYS}
+    out["offsite"] = dict(meta["offsite"])
+    out["offsite"]["objects"] = dict(meta["offsite"]["objects"], **{name: object_record(put)})
+    out["offsite"]["encryption"] = dict(meta["offsite"]["encryption"], sealed=name)
+    return out
+
+
+def unseal(meta: dict[str, Any], staging_dir: str) -> dict[str, Any]:
+    """The local metadata of a staged backup, with what seal() moved out read back from its decrypted object."""
+    import json
+    import os
+
+    name = ((meta.get("offsite") or {}).get("encryption") or {}).get("sealed")
+    if not isinstance(name, str):
+        return meta
+    path = os.path.join(staging_dir, name)
+    with open(path, "rb") as fh:
+        private = json.loads(fh.read().decode("utf-8"))
+    os.unlink(path)
+    out = dict(meta)
+    out.update({k: private[k] for k in SEALED_KEYS if k in private})
+    return out

@@ -18,7 +18,7 @@ from ..core.errors import ConfigError, VerificationFailed
 from ..core.fsutil import ensure_private_dir, open_private, publish, remove_quietly, temp_path_for, write_json_atomic
 from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
-from .encryption import download, recipients_of, require_identity
+from .encryption import download, recipients_of, require_identity, unseal
 from .repository import META_SUFFIX
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -189,7 +189,7 @@ def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Ent
             _write_json(os.path.join(staging_dir, meta_rel), repo.read_json(meta_rel))
         except (ValueError, VerificationFailed):
             pass  # the globals are a convenience; the backup itself is whole without them
-    local = dict(entry.meta)
+    local = unseal(entry.meta, staging_dir)
     local.pop("offsite", None)
     meta_path = os.path.join(staging_dir, entry.meta_name)
     _write_json(meta_path, local)

@@ -20,7 +20,7 @@ from ..core.lock import BackupLock
 from ..core.naming import iso, utc_now
 from ..physical.walnames import list_archive
 from .encryption import block as encryption_block
-from .encryption import check_policy, object_record, plain_sha256
+from .encryption import check_policy, object_record, plain_sha256, seal
 from .repository import META_SUFFIX
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -168,6 +168,7 @@ def push_entry(
     meta = dict(entry.meta)
     meta["offsite"] = {"objects": objects, "pushed_at": iso(utc_now()), "pushed_from": socket.gethostname()}
     meta["offsite"].update(encryption_block(repo))
+    meta = seal(repo, folder, meta)
     repo.put_json("%s/%s" % (folder, os.path.basename(entry.meta_path)), meta)
     log("pushed %s to %s (%d object(s))" % (entry.backup_id, repo.describe(), len(objects) + 1))
     return meta
