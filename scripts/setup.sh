@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(postgresql-15 postgresql-client-15 postgresql-contrib zstd pigz podman runc shellcheck
-              debootstrap pgbackrest cron python3-venv python3-psycopg2 python3-boto3 rsync git procps
+              debootstrap pgbackrest cron python3-venv python3-psycopg2 python3-boto3 rsync git procps age
               ceph-mon ceph-osd radosgw curl openssl)  # the last line: scripts/s3-gateway.sh
 
 missing=()

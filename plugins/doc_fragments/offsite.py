@@ -56,6 +56,34 @@ options:
     type: str
     choices: [path, virtual]
     version_added: 0.2.0
+  recipients:
+    description:
+      - age recipients (X25519 public keys, C(age1...)) to encrypt the off-site copy to. Once one is set,
+        every object pushed (logical backups, globals, base backups, WAL) is encrypted with C(age) on its
+        way to the bucket; the local backup directory stays as it is.
+      - Several keys open the same backups (an operators' key and an escrow key in the safe). A new set
+        applies to new backups only; older ones stay readable with their old identities.
+      - A repository that received an encrypted push refuses plaintext from then on.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
+  identity:
+    description:
+      - age identity (private key, C(AGE-SECRET-KEY-1...)) that decrypts the off-site copy, for restores
+        and drills. Give it from Ansible Vault. Never logged; handed to C(age) through a pipe on the
+        managed host, never written to a file there.
+      - Mutually exclusive with O(identity_file). Keep it off the database hosts' configuration, since pushing
+        needs O(recipients) only.
+    type: str
+    version_added: 0.2.0
+  identity_file:
+    description:
+      - Path on the managed host of an age identity file (mode 0600, refused otherwise), instead of
+        O(identity).
+    type: path
+    version_added: 0.2.0
 requirements:
   - boto3 on the managed host when O(offsite_url) is set (Debian's C(python3-boto3))
+  - age on the managed host when O(recipients) is set or an encrypted backup is read (Debian's C(age))
 """

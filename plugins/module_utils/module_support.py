@@ -17,6 +17,7 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push 
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import (
     OffsiteRepository,
     settings_from,
+    with_keys_from,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.storage.s3config import parse_url
 
@@ -30,6 +31,10 @@ OFFSITE_OPTIONS = (
     "s3_secret_key",
     "s3_ca_bundle",
     "s3_addressing_style",
+    # Off-site encryption with age: recipients where backups go, the identity (no_log) where they are read.
+    "recipients",
+    "identity",
+    "identity_file",
 )
 # Immutable off-site copies: modules that push (documented by the pgsafe.backup.offsite_lock doc fragment).
 OFFSITE_LOCK_OPTIONS = ("s3_object_lock", "s3_object_lock_days")
@@ -91,8 +96,9 @@ def offsite_repository(params, check_only=False, for_push=False):
     policy = policy_from(params)
     if check_only:
         parse_url(params["offsite_url"], socket.gethostname())
+        with_keys_from(OffsiteRepository(None, None), params)  # a malformed recipient fails before the backup
         return None
-    repo = OffsiteRepository.open(params["offsite_url"], settings)
+    repo = with_keys_from(OffsiteRepository.open(params["offsite_url"], settings), params)
     if for_push:
         repo.set_lock(policy)
     return repo

@@ -155,6 +155,15 @@ options:
     description: Read an off-site backup back again after this many hours (one backup per run).
     type: float
     default: 168
+  retired_recipients:
+    description:
+      - age recipients (public keys) being retired. Good off-site backups encrypted to these keys only
+        are a warning (check C(offsite_retired_keys)) - they open only with a retired identity, so keep
+        it until they expire.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   check_archiver:
     description: Connect to the server and read C(pg_stat_archiver) and its C(.ready) files.
     type: bool
@@ -240,7 +249,8 @@ metrics:
     - The dashboard figures plus per-database values.
     - With O(offsite_url), an C(offsite) dict too (C(up), C(backup_age_hours), C(base_backup_age_hours),
       C(backup_count_total), C(damaged_backups), C(unpushed_backups), C(wal_pending_count),
-      C(wal_pending_oldest_seconds), C(wal_missing_segments)) and C(offsite_backup_age_hours) per database.
+      C(wal_pending_oldest_seconds), C(wal_missing_segments), C(retired_key_backups)) and
+      C(offsite_backup_age_hours) per database.
   returned: always
   type: dict
   sample: {"backup_age_hours": 3.2, "disk_free_gb": 120.4, "disk_usage_percent": 41.0, "backup_count_total": 14, "backup_count_recent": 7, "corrupted_backups": 0, "last_backup_size_mb": 52.4, "wal_ready_count": 0, "wal_oldest_ready_seconds": null, "archiver_failed_count": 0, "databases": {"shop": {"backup_age_hours": 3.2, "backup_count_total": 14, "last_backup_size_mb": 52.4}}}
@@ -309,6 +319,7 @@ S3_OPTIONS = (
     "s3_secret_key",
     "s3_ca_bundle",
     "s3_addressing_style",
+    "retired_recipients",
 )
 
 
@@ -336,7 +347,7 @@ def main():
         offsite = None
         if p["offsite_url"]:
             parse_url(p["offsite_url"], socket.gethostname())
-            offsite = OffsiteTarget(p["offsite_url"], settings_from(p))
+            offsite = OffsiteTarget(p["offsite_url"], settings_from(p), retired_recipients=p["retired_recipients"])
         req = HealthRequest(
             p["backup_dir"],
             resolve_archive_dir(p["backup_dir"], p["archive_dir"]),

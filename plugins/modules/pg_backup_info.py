@@ -129,6 +129,12 @@ backups:
     metadata_object:
       description: Name of its metadata object in the repository (off-site only).
       type: str
+    recipients:
+      description:
+        - age recipients the backup is encrypted to (off-site only); one of their identities opens it.
+          Empty for a backup pushed without encryption.
+      type: list
+      elements: str
     database:
       description: Database it holds.
       type: str

@@ -104,3 +104,14 @@ def test_object_lock_options_reach_the_push_and_backup_jobs():
         assert words.index("--s3-object-lock") < words.index(subcommand)
         args = build_parser().parse_args(words[1:])
         assert (args.s3_object_lock, args.s3_object_lock_days) == ("compliance", 30)
+
+
+def test_recipients_are_public_and_go_before_the_subcommand_the_identity_never_does():
+    r1, r2 = "age1" + "q" * 58, "age1" + "z" * 58
+    words = command_words("pgsafe", "push", {"offsite_url": "s3://b/p", "recipients": [r1, r2]})
+    assert words == ["pgsafe", "--offsite", "s3://b/p", "--encrypt-to", r1, "--encrypt-to", r2, "push"]
+    args = build_parser().parse_args(words[1:])
+    assert args.recipients == [r1, r2]
+    assert command_words("pgsafe", "push", {"recipients": []}) == ["pgsafe", "push"]
+    with pytest.raises(ValueError, match="secret"):
+        command_words("pgsafe", "drill", {"identity": "AGE-SECRET-KEY-1X"})

@@ -28,6 +28,7 @@ GLOBAL_OPTIONS = (
     "s3_addressing_style",
     "s3_object_lock",
     "s3_object_lock_days",
+    "recipients",
 )
 
 

@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from ..monitoring.health import THRESHOLDS
 
     flags.add(h, "archive_dir", "databases", *THRESHOLDS)
+    flags.add(h, "retired_recipients")
     flags.add(
         h, "alert_endpoint", "alert_header_file", "realert_hours", "metrics_file", "metrics_json", "check_archiver"
     )
@@ -150,7 +151,7 @@ def _offsite_target(args: Args) -> Optional[OffsiteTarget]:
     from ..storage.s3config import parse_url
 
     parse_url(args.offsite_url, socket.gethostname())
-    return OffsiteTarget(args.offsite_url, settings_from(vars(args)))
+    return OffsiteTarget(args.offsite_url, settings_from(vars(args)), retired_recipients=args.retired_recipients)
 
 
 def _one_line(text: object) -> str:

@@ -135,10 +135,14 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
     out("-" * 38)
     if not entries:
         out("(none)")
+    from ..core.age import short
+    from ..offsite.encryption import recipients_of
+
     for e in entries:
         m = e.meta
+        recipients = recipients_of(m)
         out(
-            "%s (%s) - %s - %s %s/%s"
+            "%s (%s) - %s - %s %s/%s%s"
             % (
                 m.get("backup_file"),
                 m.get("size_human"),
@@ -146,6 +150,7 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
                 m.get("database"),
                 m.get("format"),
                 m.get("compression"),
+                " - encrypted to %s" % ", ".join(short(r) for r in recipients) if recipients else "",
             )
         )
     for p in problems:

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from .util import Args
 
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
-GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS + ("s3_object_lock", "s3_object_lock_days")
+# Keys of the off-site encryption: recipients where backups are pushed, the identity where they are read.
+KEY_OPTIONS = ("recipients", "identity_file")
+GLOBAL_OPTIONS = ("offsite_url",) + S3_OPTIONS + ("s3_object_lock", "s3_object_lock_days") + KEY_OPTIONS
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,9 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def open_repo(args: Args, what: str) -> OffsiteRepository:
     if not getattr(args, "offsite_url", None):
         raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)" % what)
-    from ..offsite.repository import OffsiteRepository, settings_from
+    from ..offsite.repository import OffsiteRepository, settings_from, with_keys_from
 
-    return OffsiteRepository.open(args.offsite_url, settings_from(vars(args)))
+    return with_keys_from(OffsiteRepository.open(args.offsite_url, settings_from(vars(args))), vars(args))
 
 
 def push_repo(args: Args) -> OffsiteRepository:

@@ -181,6 +181,48 @@ OPTIONS = _table(
         choices=("path", "virtual"),
         role_vars=_offsite_vars("s3_addressing_style"),
     ),
+    # Off-site encryption with age (issue 14): hosts hold recipients (public keys) only; identities
+    # (private keys) come to restores, recoveries and drills alone.
+    Option(
+        "recipients",
+        "list",
+        [],
+        "age recipient (public key, age1...) to encrypt the off-site copy to (repeatable, or comma-separated "
+        "in the environment); once one is set, everything goes off-site encrypted",
+        elements="str",
+        env="PGSAFE_RECIPIENTS",
+        flags=("--encrypt-to",),
+        metavar="RECIPIENT",
+        role_vars=("backup_schedule_recipients",),
+    ),
+    Option(
+        "identity_file",
+        "path",
+        None,
+        "age identity file (private key, mode 0600) that decrypts the off-site copy: for restores and drills only",
+        env="PGSAFE_IDENTITY_FILE",
+        flags=("--identity",),
+    ),
+    Option(
+        "identity",
+        "str",
+        None,
+        "age identity (private key, AGE-SECRET-KEY-1...) as a value, from Ansible Vault; handed to age "
+        "through a pipe, never written to a file or logged",
+        no_log=True,
+        role_vars=("restore_drill_identity",),
+    ),
+    Option(
+        "retired_recipients",
+        "list",
+        [],
+        "recipient whose key is retired (repeatable): health warns about off-site backups encrypted "
+        "to retired keys only",
+        elements="str",
+        env="PGSAFE_RETIRED_RECIPIENTS",
+        flags=("--retired-recipient",),
+        metavar="RECIPIENT",
+    ),
     Option(
         "source",
         "str",
@@ -615,6 +657,8 @@ def env_value(opt: Option, environ: Mapping[str, str]) -> Any:
     raw = environ.get(opt.env)
     if raw in (None, ""):
         return None
+    if opt.type == "list":  # comma-separated, as PGSAFE_RECIPIENTS
+        return [item.strip() for item in raw.split(",") if item.strip()]
     return convert(opt, raw, "environment variable %s" % opt.env)
 
 

@@ -46,10 +46,15 @@ class OffsiteTarget:
         url: str,
         settings: Optional[S3Settings] = None,
         opener: Optional[Callable[[], OffsiteRepository]] = None,
+        retired_recipients: Iterable[str] = (),
     ) -> None:
+        from ..core.age import check_recipients
+
         self.url = url
         self.settings = settings
         self._opener = opener
+        # Keys being retired: backups encrypted to these alone are a warning (offsite_retired_keys).
+        self.retired_recipients = check_recipients(retired_recipients)
 
     def open(self) -> OffsiteRepository:
         if self._opener is not None:
@@ -70,6 +75,7 @@ def empty_metrics() -> dict[str, Any]:
         "damaged_backups": None,
         "wal_missing_segments": None,
         "backup_count_total": None,
+        "retired_key_backups": None,
     }
 
 
@@ -113,7 +119,41 @@ def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], s
     out += guarded("offsite_unpushed", unpushed_check, req, repo, now, m)
     out += guarded("offsite_wal_lag", wal_lag_check, req, repo, now, m, wal_names)
     out += guarded("offsite_wal_gaps", wal_gap_check, repo, base, m, wal_names)
+    out += guarded("offsite_retired_keys", retired_key_check, offsite.retired_recipients, full + base, now, m)
     return out
+
+
+def retired_key_check(
+    retired: Sequence[str], entries: Sequence[OffsiteEntry], now: datetime, m: dict[str, Any]
+) -> list[Result]:
+    """Warn about good off-site backups that only a retired key opens: once that identity is destroyed
+    they are unreadable, so keep it until they expire (or restore and push them again)."""
+    from ..core.age import short
+    from ..offsite.encryption import recipients_of
+
+    stranded = []
+    for entry in entries:
+        recipients = recipients_of(entry.meta)
+        if recipients and entry.is_good(now) and set(recipients) <= set(retired):
+            stranded.append(entry)
+    m["retired_key_backups"] = len(stranded)
+    if not retired:
+        return [result("offsite_retired_keys", OK, 0, 0, "no recipient is marked retired")]
+    if not stranded:
+        return [result("offsite_retired_keys", OK, 0, 0, "every off-site backup opens with a key that is not retired")]
+    shown = ", ".join(e.backup_id for e in stranded[:5]) + (
+        " and %d more" % (len(stranded) - 5) if len(stranded) > 5 else ""
+    )
+    return [
+        result(
+            "offsite_retired_keys",
+            WARNING,
+            len(stranded),
+            0,
+            "%d off-site backup(s) are encrypted only to retired key(s) (%s): %s; keep a retired identity "
+            "until they expire" % (len(stranded), ", ".join(short(r) for r in retired), shown),
+        )
+    ]
 
 
 def _newest_good(entries: Iterable[OffsiteEntry], now: datetime) -> Optional[OffsiteEntry]:

@@ -18,6 +18,7 @@ from ..core.errors import ConfigError, VerificationFailed
 from ..core.fsutil import ensure_private_dir, open_private, publish, remove_quietly, temp_path_for, write_json_atomic
 from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
+from .encryption import download, recipients_of, require_identity, unseal
 from .repository import META_SUFFIX
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -85,6 +86,7 @@ class OffsiteEntry:
             "status": self.meta.get("status"),
             "metadata_object": self.meta_name,
             "pushed_at": (self.meta.get("offsite") or {}).get("pushed_at"),
+            "recipients": recipients_of(self.meta),
         }
         return out
 
@@ -151,14 +153,17 @@ def verify_entry(repo: OffsiteRepository, entry: OffsiteEntry) -> bool:
     return True
 
 
-def _download_to(repo: OffsiteRepository, name: str, sha256: Optional[str], final: str) -> None:
+def _download_to(
+    repo: OffsiteRepository, name: str, sha256: Optional[str], final: str, record: Optional[Mapping[str, Any]] = None
+) -> None:
     """The object at final, proven: written under a temporary name, renamed only once its SHA-256 matched
-    (sha256 None: the object's own sha256 metadata)."""
+    (sha256 None: the object's own sha256 metadata), decrypted and its plaintext's SHA-256 matched when
+    it is encrypted (record: its entry in the backup's metadata; None for WAL)."""
     ensure_private_dir(os.path.dirname(final))
     tmp = temp_path_for(final)
     try:
         with open_private(tmp) as fh:
-            repo.download(name, fh, sha256)
+            download(repo, name, fh, sha256, record)
             fh.flush()
             os.fsync(fh.fileno())
         publish(tmp, final)
@@ -169,13 +174,14 @@ def _download_to(repo: OffsiteRepository, name: str, sha256: Optional[str], fina
 
 def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Entry:
     """Download one backup (and its globals) into staging_dir with the local layout; returns the local Entry."""
+    require_identity(repo, entry.meta, entry.backup_id)
     ensure_private_dir(staging_dir)
     for name, info in sorted(entry.objects.items()):
         if ".." in name.split("/") or name.startswith("/"):
             raise VerificationFailed(
                 "off-site metadata %s names an object outside the repository: %r" % (entry.meta_name, name)
             )
-        _download_to(repo, name, info["sha256"], os.path.join(staging_dir, name))
+        _download_to(repo, name, info["sha256"], os.path.join(staging_dir, name), info)
     globals_rel = entry.meta.get("globals_file")
     if isinstance(globals_rel, str) and globals_rel in entry.objects and globals_rel.endswith(".sql.gz"):
         meta_rel = globals_rel[: -len(".sql.gz")] + META_SUFFIX
@@ -183,7 +189,7 @@ def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Ent
             _write_json(os.path.join(staging_dir, meta_rel), repo.read_json(meta_rel))
         except (ValueError, VerificationFailed):
             pass  # the globals are a convenience; the backup itself is whole without them
-    local = dict(entry.meta)
+    local = unseal(entry.meta, staging_dir)
     local.pop("offsite", None)
     meta_path = os.path.join(staging_dir, entry.meta_name)
     _write_json(meta_path, local)

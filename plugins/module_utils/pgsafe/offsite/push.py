@@ -19,6 +19,8 @@ from ..core.errors import PgsafeError, VerificationFailed
 from ..core.lock import BackupLock
 from ..core.naming import iso, utc_now
 from ..physical.walnames import list_archive
+from .encryption import block as encryption_block
+from .encryption import check_policy, object_record, plain_sha256, seal
 from .repository import META_SUFFIX
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -54,6 +56,7 @@ def push(
         "failed": [],
     }
     with BackupLock(backup_dir, "push", timeout=lock_timeout):
+        check_policy(repo, log=log)
         aborted = repo.store.abort_stale_uploads(repo.location.bucket, repo.key(""), STALE_UPLOAD_SECONDS)
         if aborted:
             log("aborted %d multipart upload(s) left by an interrupted push" % len(aborted))
@@ -87,6 +90,7 @@ def pending(backup_dir: str, repo: OffsiteRepository, archive_dir: Optional[str]
         "wal_pushed": [],
         "failed": [],
     }
+    check_policy(repo, write=False)
     for kind, folder in FOLDERS:
         todo, there = _unpushed(backup_dir, repo, folder)
         report["already_offsite"] += there
@@ -150,9 +154,9 @@ def push_entry(
         name = "%s/%s" % (folder, entry.meta["backup_file"]) + ("/" + rel if rel else "")
         expected = entry.meta.get("checksum") if single else None
         result = repo.put_file(name, path, os.path.getsize(path), sha256=expected)
-        objects[name] = {"size": result.size, "sha256": result.sha256}
+        objects[name] = object_record(result)
     if not single:
-        known = {name.split("/", 2)[2]: info["sha256"] for name, info in objects.items()}
+        known = {name.split("/", 2)[2]: plain_sha256(info) for name, info in objects.items()}
         if catalog.directory_checksum(entry.data_path, known) != entry.meta.get("checksum"):
             raise VerificationFailed(
                 "%s as uploaded does not match its metadata checksum; the local copy is damaged" % entry.data_path,
@@ -163,6 +167,8 @@ def push_entry(
         objects.update(_push_globals(backup_dir, repo, globals_rel))
     meta = dict(entry.meta)
     meta["offsite"] = {"objects": objects, "pushed_at": iso(utc_now()), "pushed_from": socket.gethostname()}
+    meta["offsite"].update(encryption_block(repo))
+    meta = seal(repo, folder, meta)
     repo.put_json("%s/%s" % (folder, os.path.basename(entry.meta_path)), meta)
     log("pushed %s to %s (%d object(s))" % (entry.backup_id, repo.describe(), len(objects) + 1))
     return meta
@@ -176,7 +182,7 @@ def _push_globals(backup_dir: str, repo: OffsiteRepository, rel: str) -> dict[st
         return {}
     gmeta = catalog.load_entry(meta_path).meta
     result = repo.put_file(rel, path, os.path.getsize(path), sha256=gmeta.get("checksum"))
-    objects = {rel: {"size": result.size, "sha256": result.sha256}}
+    objects = {rel: object_record(result)}
     repo.put_json(meta_rel, gmeta)
     return objects
 

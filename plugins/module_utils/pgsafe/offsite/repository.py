@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from datetime import datetime
     from typing import IO, Any, Iterable, Mapping, Optional
 
+    from ..core.age import Identity
     from ..storage.s3 import ObjectInfo, PutResult
     from ..storage.s3config import S3Location
     from .objectlock import LockPolicy
@@ -57,6 +58,20 @@ class OffsiteRepository:
         if self._lock_enabled is None:
             self._lock_enabled = self.store.object_lock_enabled(self.location.bucket)
         return self._lock_enabled
+        # Off-site encryption (offsite.encryption): what new objects are encrypted to, and the key that
+        # reads encrypted ones (restores and drills only).
+        self.recipients: list[str] = []
+        self.identity: Optional[Identity] = None
+
+    def with_keys(
+        self, recipients: Optional[Iterable[str]] = None, identity: Optional[Identity] = None
+    ) -> OffsiteRepository:
+        """This repository, encrypting new objects to recipients and reading with identity."""
+        from ..core.age import check_recipients
+
+        self.recipients = check_recipients(recipients)
+        self.identity = identity
+        return self
 
     @classmethod
     def open(
@@ -108,10 +123,15 @@ class OffsiteRepository:
         return self.store.head(self.location.bucket, self.key(name))
 
     def put_file(self, name: str, path: str, size: Optional[int], sha256: Optional[str] = None) -> PutResult:
-        """Upload a local file to name, never over different content; returns the PutResult."""
+        """Upload a local file to name, never over different content; returns the PutResult (an
+        EncryptedPut, with the plaintext's SHA-256, when the repository has recipients)."""
+        if self.recipients:
+            from .encryption import put_file
+
+            return put_file(self, name, path, sha256)
         with open(path, "rb") as fh:
             return self.store.put_if_absent(
-                self.location.bucket, self.key(name), fh, size=size, sha256=sha256, retention=self._retention()
+                self.location.bucket, self.key(name), fh, size=size, sha256=sha256, retention=self.upload_retention()
             )
 
     def put_json(self, name: str, obj: Any) -> PutResult:
@@ -124,10 +144,10 @@ class OffsiteRepository:
             io.BytesIO(data),
             size=len(data),
             content_type="application/json",
-            retention=self._retention(),
+            retention=self.upload_retention(),
         )
 
-    def _retention(self) -> Any:
+    def upload_retention(self) -> Any:
         return self.lock.retention() if self.lock is not None else None
 
     def download(self, name: str, fileobj: IO[bytes], sha256: Optional[str]) -> str:
@@ -224,3 +244,11 @@ def settings_from(options: Mapping[str, Any]) -> S3Settings:
         )
     except TypeError as exc:
         raise ConfigError("S3 settings: %s" % exc)
+
+
+def with_keys_from(repo: OffsiteRepository, options: Mapping[str, Any]) -> OffsiteRepository:
+    """repo with the encryption keys of option values: recipients, identity_file, identity."""
+    from ..core.age import Identity
+
+    identity = Identity.from_options(options.get("identity_file"), options.get("identity"))
+    return repo.with_keys(options.get("recipients"), identity)
