@@ -215,3 +215,22 @@ def test_the_retention_playbook_runs_with_the_delete_credentials_and_waits_for_t
     assert proc.returncode == 0 and "changed=1" in proc.stdout, proc.stdout + proc.stderr
     left = names(s3_lock_bucket)
     assert not expired.all_names() & left and kept.all_names() <= left
+
+
+def test_an_encrypted_push_is_locked_like_a_plain_one(pg, sample_db, s3_lock_bucket, backup_dir):
+    from agekit import Keys
+
+    bucket, age_keys = s3_lock_bucket, Keys()
+    try:
+        env = s3_env(bucket, "writer", PGSAFE_S3_OBJECT_LOCK="governance", PGSAFE_S3_OBJECT_LOCK_DAYS="2")
+        env.update(age_keys.env([age_keys.operator]))
+        proc = run_cli(pg, backup_dir, "backup", sample_db, "--json", env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        stored = keys(bucket)
+        # data, globals, their metadata, the sealed row counts and the repository's encrypted marker
+        assert any(k.endswith("pgsafe-encryption.json") for k in stored) and len(stored) >= 4, stored
+        for key in stored:
+            head = bucket.client.head_object(Bucket=bucket.name, Key=key)
+            assert head.get("ObjectLockMode") == "GOVERNANCE", key
+    finally:
+        age_keys.remove()
