@@ -181,6 +181,16 @@ OPTIONS = _table(
         choices=("path", "virtual"),
         role_vars=_offsite_vars("s3_addressing_style"),
     ),
+    # Bucket creation (issue 13): only offsite-init creates, and only when asked.
+    Option(
+        "s3_create_bucket",
+        "bool",
+        False,
+        "create the bucket when it does not exist (a bucket these credentials can use is left as it is; "
+        "another account's is an error)",
+        flags=("--create-bucket",),
+        role_vars=("backup_schedule_offsite_create_bucket",),
+    ),
     Option(
         "source",
         "str",
