@@ -30,6 +30,34 @@ RATIOS = [
     ("logical restore vs shell-script gunzip | psql", "pgsafe restore --jobs", "gunzip | psql", None, "time"),
     ("archive-wal throughput vs cp + sync", "pgsafe archive-wal (default", "cp + sync", 0.8, "throughput"),
     (
+        "push upload throughput vs boto3 upload_file",
+        "pgsafe push (logical",
+        "boto3 upload_file (same",
+        0.9,
+        "throughput",
+    ),
+    (
+        "push throughput, > 2 GB incompressible, vs boto3 upload_file",
+        "pgsafe push, ",
+        "boto3 upload_file, ",
+        0.9,
+        "throughput",
+    ),
+    (
+        "restore from the bucket vs from local disk",
+        "pgsafe restore --from offsite",
+        "pgsafe restore from local",
+        None,
+        "time",
+    ),
+    (
+        "base backup to object storage vs pgBackRest repo1-type=s3",
+        "pgsafe --offsite base-backup",
+        "pgBackRest full repo1-type=s3",
+        None,
+        "time",
+    ),
+    (
         "archive-wal throughput vs pgBackRest archive-push",
         "pgsafe archive-wal (default",
         "pgBackRest archive-push",
@@ -70,6 +98,8 @@ def summarise(records):
         steps = [r["steps"] for r in runs if r.get("steps")]
         if steps:
             row["steps"] = {name: round(statistics.median(s.get(name, 0.0) for s in steps), 3) for name in steps[0]}
+        if runs[0].get("detail"):
+            row["detail"] = runs[0]["detail"]
         if "per_segment_ms" in runs[0]:
             row["segments"] = runs[0]["segments"]
             row["per_segment_ms"] = round(statistics.median(r["per_segment_ms"] for r in runs), 1)
@@ -171,6 +201,8 @@ def markdown(meta, rows, ratio_rows):
             extra = (
                 " (%s ms/segment, %d segments)" % (row["per_segment_ms"], row["segments"])
                 if "per_segment_ms" in row
+                else " (%s)" % row["detail"]
+                if "detail" in row
                 else ""
             )
             lines.append(
@@ -229,6 +261,8 @@ def plot(rows, path):
         for g in ("logical backup", "logical restore", "base backup", "physical restore")
         if any(r["group"] == g for r in rows)
     ]
+    if not groups:
+        return  # a run of other groups only (--groups offsite)
     fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.2), squeeze=False)
     for ax, group in zip(axes[0], groups, strict=True):
         tools = sorted({r["tool"] for r in rows if r["group"] == group})

@@ -27,6 +27,7 @@ import cases  # noqa: E402
 import dataset  # noqa: E402
 import install  # noqa: E402
 import measure  # noqa: E402
+import offsite  # noqa: E402
 import pgbackrest  # noqa: E402
 import report  # noqa: E402
 from pgcluster import PgCluster, free_port  # noqa: E402
@@ -43,7 +44,11 @@ def parse_args(argv):
     p.add_argument("--wal-segments", type=int, default=200, help="segments each archiver archives")
     p.add_argument("--smoke", action="store_true", help="sizes 40 MB, 1 repeat, 8 segments; writes to --out only")
     p.add_argument("--out", help="results directory (default bench/results, or a temp dir for --smoke)")
-    p.add_argument("--groups", default="logical,physical,wal", help="which groups to run")
+    p.add_argument(
+        "--groups",
+        default="logical,physical,wal,offsite",
+        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (for profiling)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -52,6 +57,8 @@ def parse_args(argv):
     args.out = args.out or os.path.join(HERE, "results")
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.groups = set(args.groups.split(","))
+    if args.smoke:
+        args.groups.discard("offsite")  # CI's smoke run stays under a minute
     return args
 
 
@@ -122,6 +129,32 @@ def run_group(ctx, records, size, group_cases, repeat):
             records.append(result)
 
 
+def run_offsite(ctx, records, size, repeat):
+    gateway = offsite.Gateway(ctx.work_dir, log)
+    try:
+        offsite.setup_backups(ctx, gateway, cases.DB)
+        small, big = offsite.upload_cases(ctx, gateway)
+        run_group(ctx, records, size, small, repeat)
+        run_group(ctx, records, size, big, 1)  # 2 x 2.2 GB per round: the gateway's 8 GB OSD frees space lazily
+        run_group(ctx, records, size, offsite.restore_cases(ctx, gateway, cases.DB), repeat)
+        run_group(ctx, records, size, offsite.base_backup_cases(ctx, gateway), repeat)
+        settle(ctx.cluster)
+        log("%s MB | off-site WAL lag under pgbench" % size)
+        result = offsite.wal_lag(ctx, gateway, cases.DB, log)
+        result.update(
+            {
+                "size_mb": size,
+                "group": "off-site WAL lag",
+                "tool": "pgsafe push each minute (cron), seconds behind the local archive",
+                "anchor": False,
+                "repeat": 1,
+            }
+        )
+        records.append(result)
+    finally:
+        gateway.down()
+
+
 def main(argv=None):
     args = parse_args(argv)
     cores = os.cpu_count() or 1
@@ -175,6 +208,8 @@ def main(argv=None):
             cluster.sql("SELECT pg_switch_wal()")
             src = wal_source(ctx, args.wal_segments)
             run_group(ctx, records, measured_sizes[-1], cases.wal_cases(ctx, src, args.wal_segments), args.repeat)
+        if "offsite" in args.groups:
+            run_offsite(ctx, records, measured_sizes[-1], args.repeat)
         meta["sizes_mb"] = measured_sizes
     finally:
         cluster.stop(mode="immediate")

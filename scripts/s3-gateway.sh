@@ -136,7 +136,7 @@ osd objectstore = bluestore
 # Not inside the OSD's data folder under the name 'block': mkfs would take it for its own symlink.
 bluestore block path = $D/osd0-block.img
 bluestore block create = true
-bluestore block size = 8589934592
+bluestore block size = $((${S3_GATEWAY_OSD_GB:-8} * 1073741824))
 osd memory target = 1073741824
 [client]
 # Clients default to a 'secure' monitor connection, which cluster auth 'none' cannot give.

@@ -3,7 +3,6 @@ against localhost, for a throwaway OS user whose .pgpass already holds lines of 
 
 import json
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -11,8 +10,8 @@ import textwrap
 import uuid
 
 import pytest
-from pgcluster import make_scratch_dir, new_scram_cluster
-from pgtest import SYSTEM_PYTHON, unique_name
+from pgcluster import new_scram_cluster
+from pgtest import SYSTEM_PYTHON, make_os_user, remove_os_user, shared_scratch, unique_name
 
 # ':' and '\' must be escaped in .pgpass; a password holding both proves the role escapes them.
 PASSWORD = "new:pass\\word %s" % uuid.uuid4().hex[:6]
@@ -24,21 +23,9 @@ def os_user():
     """A throwaway OS user with a home of its own (the role writes ~/.pgpass of the user it is given)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create a user")
-    name = "pgsafe_t%s" % uuid.uuid4().hex[:8]
-    home = make_scratch_dir("pgsafe-home-")
-    subprocess.run(["useradd", "--home-dir", home, "--no-create-home", "--shell", "/bin/sh", name], check=True)
-    entry = pwd.getpwnam(name)
-    os.chown(home, entry.pw_uid, entry.pw_gid)
+    entry = make_os_user()
     yield entry
-    subprocess.run(["userdel", name], check=False)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def shared_scratch(prefix):
-    """A scratch directory other users may pass through (the throwaway user runs what lies inside)."""
-    path = make_scratch_dir(prefix)
-    os.chmod(path, 0o755)
-    return path
+    remove_os_user(entry)
 
 
 @pytest.fixture

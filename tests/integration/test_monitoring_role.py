@@ -1,14 +1,18 @@
 """The monitoring role on this host: the alert headers land in a 0600 file owned by the OS user and
 reach the cron line only as that file's name; the checks it runs now use the cron job's archive and
-thresholds, and a second run changes nothing."""
+thresholds, and a second run changes nothing. With an off-site repository, the health job checks it
+with the keys file the backup_schedule role writes."""
 
+import json
 import os
 import pwd
 import shutil
 import stat
+import subprocess
 
 import pytest
 from pgcluster import OS_USER, make_scratch_dir
+from pgtest import PGSAFE, SYSTEM_PYTHON, make_os_user, remove_os_user, shared_scratch
 
 PLAY = """
 - hosts: localhost
@@ -74,3 +78,98 @@ def test_monitoring_role_header_file_cron_line_and_idempotence(pg, scratch, ansi
     # No headers configured any more: the file goes.
     proc = ansible_playbook(str(playbook), dict(extra, monitoring_alert_headers={}))
     assert proc.returncode == 0 and not os.path.exists(header_file), proc.stdout
+
+
+@pytest.fixture
+def os_user():
+    """A throwaway OS user: the role looks for the off-site keys in its home, as the backup_schedule role wrote them."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a user")
+    entry = make_os_user()
+    yield entry
+    remove_os_user(entry)
+
+
+def cron_entries(output):
+    """{name: line} of the cron lines the check-mode diff shows ('NAME=value' or '<schedule> <user> <command>')."""
+    lines = {}
+    for raw in output.splitlines():
+        line = raw[1:] if raw.startswith("+") else raw
+        if line.startswith("AWS_SHARED_CREDENTIALS_FILE="):
+            lines["env"] = line
+        elif " pgsafe health" in line or (" health " in line and line.startswith("*/15")):
+            lines["job"] = line
+    return lines
+
+
+def test_the_health_job_checks_the_offsite_copy_with_the_schedule_roles_keys(
+    os_user, s3_bucket, ansible_playbook, tmp_path
+):
+    backup_dir = shared_scratch("pgsafe-monitor-offsite-")
+    for sub in ("logs", "metrics"):
+        os.makedirs(os.path.join(backup_dir, sub), mode=0o700)
+    keys_dir = os.path.join(os_user.pw_dir, ".pgsafe")
+    os.makedirs(keys_dir, mode=0o700)
+    keys_file = os.path.join(keys_dir, "s3-credentials")
+    creds = s3_bucket.gateway.profile()
+    with open(keys_file, "w") as fh:  # what the backup_schedule role writes
+        fh.write("[default]\naws_access_key_id = %(access_key)s\naws_secret_access_key = %(secret_key)s\n" % creds)
+    for path in (
+        backup_dir,
+        os.path.join(backup_dir, "logs"),
+        os.path.join(backup_dir, "metrics"),
+        keys_dir,
+        keys_file,
+    ):
+        os.chown(path, os_user.pw_uid, os_user.pw_gid)
+    os.chmod(keys_file, 0o600)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+    url = "s3://%s/db1" % s3_bucket.name
+    extra = {
+        "ansible_python_interpreter": SYSTEM_PYTHON,
+        "monitoring_backup_dir": backup_dir,
+        "monitoring_os_user": os_user.pw_name,
+        "monitoring_archive_dir": "",
+        "monitoring_pgsafe_command": PGSAFE,
+        "monitoring_offsite_url": url,
+        "monitoring_s3_endpoint_url": s3_bucket.gateway.endpoint,
+        "monitoring_s3_region": "us-east-1",
+        "monitoring_offsite_wal_critical_minutes": 45,
+        "monitoring_check_now": False,
+        "monitoring_min_disk_space_gb": 0,
+        "monitoring_max_disk_usage_percent": 100,
+    }
+    try:
+        # Check mode with diff: /etc/cron.d is not touched, the lines are shown.
+        shown = ansible_playbook(str(playbook), extra, args=["--check", "--diff"])
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert creds["secret_key"] not in shown.stdout + shown.stderr
+        lines = cron_entries(shown.stdout)
+        # The cron module quotes the value; cron drops the quotes.
+        assert lines.get("env") == 'AWS_SHARED_CREDENTIALS_FILE="%s"' % keys_file, shown.stdout
+        job = lines["job"]
+        assert "--offsite %s" % url in job and "--s3-endpoint-url %s" % s3_bucket.gateway.endpoint in job, job
+        assert "--offsite-wal-critical-minutes 45" in job, job
+        # The job as cron runs it (its user, the environment line, the line through sh): it reads the bucket.
+        command = job.split(None, 6)[6].replace("\\%", "%")
+        env = {"PATH": "/usr/bin:/bin", "HOME": os_user.pw_dir, "LANG": "C.UTF-8"}
+        env["AWS_SHARED_CREDENTIALS_FILE"] = lines["env"].split("=", 1)[1].strip('"')
+        subprocess.run(
+            ["sh", "-c", command], env=env, user=os_user.pw_uid, group=os_user.pw_gid, extra_groups=[], check=False
+        )
+        with open(os.path.join(backup_dir, "metrics", "pgsafe.json")) as fh:
+            offsite = json.load(fh).get("offsite")
+        with open(os.path.join(backup_dir, "logs", "monitor_cron.log")) as fh:
+            log = fh.read()
+        assert offsite is not None and offsite["up"] == 1, log
+        assert offsite["backup_count_total"] == 0 and "%s" % url in log, log
+
+        # No keys file (the backup_schedule role was given none): no environment line, the host's own chain.
+        os.remove(keys_file)
+        shown = ansible_playbook(str(playbook), extra, args=["--check", "--diff"])
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        lines = cron_entries(shown.stdout)
+        assert "env" not in lines and "--offsite %s" % url in lines["job"], shown.stdout
+    finally:
+        shutil.rmtree(backup_dir, ignore_errors=True)

@@ -179,3 +179,34 @@ def backup(cli, db, *extra):
     proc = cli("backup", db, "--json", *extra)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def make_os_user(prefix="pgsafe_t"):
+    """A throwaway OS user with a home of its own (roles write ~/.pgpass, ~/.pgsafe of the user they
+    are given); needs root. Returns its pwd entry; remove_os_user(entry) removes both."""
+    import pwd
+
+    from pgcluster import make_scratch_dir
+
+    name = "%s%s" % (prefix, uuid.uuid4().hex[:8])
+    home = make_scratch_dir("pgsafe-home-")
+    subprocess.run(["useradd", "--home-dir", home, "--no-create-home", "--shell", "/bin/sh", name], check=True)
+    entry = pwd.getpwnam(name)
+    os.chown(home, entry.pw_uid, entry.pw_gid)
+    return entry
+
+
+def remove_os_user(entry):
+    import shutil
+
+    subprocess.run(["userdel", entry.pw_name], check=False)
+    shutil.rmtree(entry.pw_dir, ignore_errors=True)
+
+
+def shared_scratch(prefix):
+    """A scratch directory other users may pass through (a throwaway user runs what lies inside)."""
+    from pgcluster import make_scratch_dir
+
+    path = make_scratch_dir(prefix)
+    os.chmod(path, 0o755)
+    return path

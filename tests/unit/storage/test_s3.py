@@ -162,7 +162,8 @@ def client_error(code, status, operation="PutObject"):
     "code, status, action, kind, words",
     [
         ("NoSuchBucket", 404, "PutObject", ConfigError, ["bucket 'bkt' does not exist at E", "aws s3 mb s3://bkt"]),
-        ("404", 404, "HeadBucket", ConfigError, ["bucket 'bkt' does not exist"]),
+        ("404", 404, "HeadBucket", ConfigError, ["bucket 'bkt' does not exist", "offsite-init --create-bucket"]),
+        ("BucketAlreadyExists", 409, "CreateBucket", ConfigError, ["bucket 'bkt' exists at E and belongs to another"]),
         ("InvalidAccessKeyId", 403, "PutObject", ConnectionFailed, ["E does not know the access key"]),
         ("SignatureDoesNotMatch", 403, "PutObject", ConnectionFailed, ["E refused the request signature"]),
         ("AccessDenied", 403, "DeleteObject", ConnectionFailed, ["E denied DeleteObject on s3://bkt/k"]),

@@ -51,6 +51,7 @@ WRITES_INTO = {
     "archive-wal": "archive",
     "push": "backup_dir",
     "offsite-retention": "backup_dir",
+    "offsite-init": None,
     "list": None,
     "restore-wal": None,
     "restore-pitr": None,

@@ -45,6 +45,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     flags.add(r, "offsite_retention_days", "offsite_base_retention_days", "offsite_min_backups", "dry_run", "json")
     r.set_defaults(handler=cmd_offsite_retention)
+    i = sub.add_parser(
+        "offsite-init",
+        help="check that the off-site repository's bucket exists; --create-bucket creates it when it does not",
+        description="Idempotent: a bucket these credentials can use is left as it is. Without "
+        "--create-bucket a missing bucket is exit 2, as for every other command; a bucket of another "
+        "account is exit 2 always.",
+    )
+    flags.add(i, "s3_create_bucket", "json")
+    flags.add(i, "dry_run", help="say whether the bucket would be created; create nothing")
+    i.set_defaults(handler=cmd_offsite_init)
 
 
 def open_repo(args: Args, what: str) -> OffsiteRepository:
@@ -167,4 +177,21 @@ def cmd_offsite_retention(args: Args, conninfo: ConnInfo) -> int:
         out(report["wal_note"])
     for problem in report["problems"]:
         out("PROBLEM: %s: %s (left alone)" % (problem["path"], problem["reason"]))
+    return EXIT_OK
+
+
+def cmd_offsite_init(args: Args, conninfo: ConnInfo) -> int:
+    if not getattr(args, "offsite_url", None):
+        raise UsageError(
+            "offsite-init needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)"
+        )
+    from ..offsite.repository import init_bucket, settings_from
+
+    report = init_bucket(
+        args.offsite_url, settings_from(vars(args)), create=args.s3_create_bucket, dry_run=args.dry_run
+    )
+    if args.json:
+        out(json.dumps(report, indent=2))
+    else:
+        out("bucket s3://%s of %s: %s" % (report["bucket"], report["repository"], report["bucket_state"]))
     return EXIT_OK

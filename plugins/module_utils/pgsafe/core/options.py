@@ -95,6 +95,11 @@ def _offsite_vars(what, roles=("backup_schedule", "restore_drill")):
     return tuple("%s_%s" % (role, what) for role in roles)
 
 
+# The monitoring role's health job checks the off-site copy too: every setting but the keys (it reads
+# the credentials file the backup_schedule role writes).
+MONITORED = ("backup_schedule", "monitoring", "restore_drill")
+
+
 OPTIONS = _table(
     # Where backups live and how the host command talks.
     Option(
@@ -134,21 +139,21 @@ OPTIONS = _table(
         "off-site repository, s3://BUCKET[/PREFIX] (PREFIX defaults to this host's name)",
         env="PGSAFE_OFFSITE",
         flags=("--offsite",),
-        role_vars=_offsite_vars("offsite_url"),
+        role_vars=_offsite_vars("offsite_url", MONITORED),
     ),
     Option(
         "s3_endpoint_url",
         "str",
         None,
         "S3 endpoint for S3-compatible storage, https://HOST[:PORT] (default AWS_ENDPOINT_URL, then AWS S3)",
-        role_vars=_offsite_vars("s3_endpoint_url"),
+        role_vars=_offsite_vars("s3_endpoint_url", MONITORED),
     ),
     Option(
         "s3_region",
         "str",
         None,
         "S3 region (default AWS_REGION, the profile's, then us-east-1)",
-        role_vars=_offsite_vars("s3_region"),
+        role_vars=_offsite_vars("s3_region", MONITORED),
     ),
     Option(
         "s3_access_key",
@@ -171,7 +176,7 @@ OPTIONS = _table(
         "path",
         None,
         "PEM of the CA that signs the endpoint's certificate (default AWS_CA_BUNDLE); TLS is always verified",
-        role_vars=_offsite_vars("s3_ca_bundle"),
+        role_vars=_offsite_vars("s3_ca_bundle", MONITORED),
     ),
     Option(
         "s3_addressing_style",
@@ -179,7 +184,17 @@ OPTIONS = _table(
         None,
         "path or virtual-host addressing (default: path with an endpoint, virtual on AWS)",
         choices=("path", "virtual"),
-        role_vars=_offsite_vars("s3_addressing_style"),
+        role_vars=_offsite_vars("s3_addressing_style", MONITORED),
+    ),
+    # Bucket creation (issue 13): only offsite-init creates, and only when asked.
+    Option(
+        "s3_create_bucket",
+        "bool",
+        False,
+        "create the bucket when it does not exist (a bucket these credentials can use is left as it is; "
+        "another account's is an error)",
+        flags=("--create-bucket",),
+        role_vars=("backup_schedule_offsite_create_bucket",),
     ),
     # Off-site encryption with age (issue 14): hosts hold recipients (public keys) only; identities
     # (private keys) come to restores, recoveries and drills alone.
@@ -542,29 +557,43 @@ OPTIONS = _table(
         2.0,
         "hours the newest off-site backup may be older than "
         "max_backup_age_hours (max_base_backup_age_hours for base backups) before it is critical: time to upload",
+        role_vars=("monitoring_offsite_grace_hours",),
     ),
     Option(
-        "offsite_wal_warning_segments", "int", 16, "more archived WAL files than this not yet off-site is a warning"
+        "offsite_wal_warning_segments",
+        "int",
+        16,
+        "more archived WAL files than this not yet off-site is a warning",
+        role_vars=("monitoring_offsite_wal_warning_segments",),
     ),
     Option(
         "offsite_wal_warning_minutes",
         "float",
         15.0,
         "an archived WAL file not off-site after this many minutes is a warning",
+        role_vars=("monitoring_offsite_wal_warning_minutes",),
     ),
     Option(
         "offsite_wal_critical_minutes",
         "float",
         60.0,
         "an archived WAL file not off-site after this many minutes is critical",
+        role_vars=("monitoring_offsite_wal_critical_minutes",),
     ),
-    Option("offsite_unpushed_warning", "int", 1, "more local backups than this not yet off-site is a warning"),
+    Option(
+        "offsite_unpushed_warning",
+        "int",
+        1,
+        "more local backups than this not yet off-site is a warning",
+        role_vars=("monitoring_offsite_unpushed_warning",),
+    ),
     Option(
         "offsite_reverify_hours",
         "float",
         168.0,
         "read back an off-site backup again after this many hours "
         "(one backup per health run, the longest unverified first)",
+        role_vars=("monitoring_offsite_reverify_hours",),
     ),
     Option("check_archiver", "bool", True, "connect to the server and read pg_stat_archiver", flags=("--no-connect",)),
     Option(

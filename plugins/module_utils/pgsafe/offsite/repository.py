@@ -231,6 +231,17 @@ class OffsiteRepository:
         return locked
 
 
+def init_bucket(
+    url: str, settings: S3Settings, create: bool = False, dry_run: bool = False, default_prefix: Optional[str] = None
+) -> dict[str, str]:
+    """Make sure the repository's bucket is there: {'repository', 'bucket', 'bucket_state'}, the state
+    'exists', 'created' or 'would create'. Every other command refuses a missing bucket (exit 2)."""
+    location = parse_url(url, default_prefix or socket.gethostname())
+    store = ObjectStore(settings)
+    state = store.ensure_bucket(location.bucket, create=create, dry_run=dry_run)
+    return {"repository": location.url(), "bucket": location.bucket, "bucket_state": state}
+
+
 def settings_from(options: Mapping[str, Any]) -> S3Settings:
     """S3Settings from option values (module params or parsed CLI args as a dict)."""
     try:

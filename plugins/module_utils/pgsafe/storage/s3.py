@@ -305,6 +305,33 @@ class ObjectStore:
         self._call("HeadBucket", bucket, None, "head_bucket", Bucket=bucket)
         self._buckets_seen.add(bucket)
 
+    def ensure_bucket(self, bucket: str, create: bool = False, dry_run: bool = False) -> str:
+        """'exists' when these credentials can use bucket; a missing one is ConfigError (exit 2) unless
+        create, then 'created' ('would create' on a dry run). Never takes over another account's bucket:
+        that is ConfigError too (BucketAlreadyExists), and one they may not use is ConnectionFailed."""
+        if not create:
+            self.check_bucket(bucket)
+            return "exists"
+        _resp, missing = self._call(
+            "HeadBucket", bucket, None, "head_bucket", allow=("404", "NoSuchBucket", "NotFound"), Bucket=bucket
+        )
+        if not missing:
+            self._buckets_seen.add(bucket)
+            return "exists"
+        if dry_run:
+            return "would create"
+        params: dict[str, Any] = {"Bucket": bucket}
+        region = self.client.meta.region_name
+        if region and region != DEFAULT_REGION:
+            # us-east-1 is the one region S3 refuses to be named in (InvalidLocationConstraint).
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        # Another host of the fleet may create it between the HEAD and here: ours then, not an error.
+        _resp, code = self._call(
+            "CreateBucket", bucket, None, "create_bucket", allow=("BucketAlreadyOwnedByYou",), **params
+        )
+        self._buckets_seen.add(bucket)
+        return "exists" if code else "created"
+
     def head(self, bucket: str, key: str, version_id: Optional[str] = None) -> Optional[ObjectInfo]:
         """ObjectInfo with metadata, or None when there is no such object (a missing bucket raises)."""
         params = {"Bucket": bucket, "Key": key}

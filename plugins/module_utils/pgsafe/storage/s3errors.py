@@ -103,8 +103,14 @@ def _map_client_error(exc: BaseException, endpoint: str, action: str, bucket: Op
     if code == "NoSuchBucket" or (code in ("404", "NotFound") and action == "HeadBucket"):
         return ConfigError(
             "bucket %r does not exist at %s" % (bucket, endpoint),
-            "Create it first (for example: aws s3 mb s3://%s --endpoint-url %s), "
-            "or correct the repository URL" % (bucket, endpoint),
+            "Create it with 'pgsafe --offsite s3://%s offsite-init --create-bucket' (the backup_schedule "
+            "role: backup_schedule_offsite_create_bucket=true) or 'aws s3 mb s3://%s --endpoint-url %s', "
+            "or correct the repository URL" % (bucket, bucket, endpoint),
+        )
+    if code == "BucketAlreadyExists":
+        return ConfigError(
+            "bucket %r exists at %s and belongs to another account" % (bucket, endpoint),
+            "Bucket names are shared by every account of the service: choose another name in the repository URL",
         )
     if code == "InvalidBucketName":
         return ConfigError("%r is not a bucket name %s accepts" % (bucket, endpoint))
