@@ -83,7 +83,7 @@ def test_gateway_killed_mid_push_keeps_the_local_backup_shows_nothing_and_the_ne
         worker = threading.Thread(target=run)
         worker.start()
         try:
-            assert pausing.reached.wait(120), "the upload never read 12 MiB of the backup"
+            assert pausing.reached.wait(120), ("the upload never read 12 MiB of the backup", outcome)
             uploads = list(repo.store.list_uploads(s3_bucket.name, "db1/full/"))
             assert [u.key for u in uploads] == ["db1/full/" + backup["backup_file"].rsplit("/", 1)[1]]
             gateway.kill("rgw")

@@ -41,6 +41,10 @@ class OffsiteRepository:
         self.location = location
         self.lock: Optional[LockPolicy] = None  # Object Lock for what this repository uploads
         self._lock_enabled: Optional[bool] = None
+        # Off-site encryption (offsite.encryption): what new objects are encrypted to, and the key that
+        # reads encrypted ones (restores and drills only).
+        self.recipients: list[str] = []
+        self.identity: Optional[Identity] = None
 
     def set_lock(self, policy: Optional[LockPolicy]) -> None:
         """Lock every object uploaded from now on (None: no retention date is set by pgsafe)."""
@@ -58,10 +62,6 @@ class OffsiteRepository:
         if self._lock_enabled is None:
             self._lock_enabled = self.store.object_lock_enabled(self.location.bucket)
         return self._lock_enabled
-        # Off-site encryption (offsite.encryption): what new objects are encrypted to, and the key that
-        # reads encrypted ones (restores and drills only).
-        self.recipients: list[str] = []
-        self.identity: Optional[Identity] = None
 
     def with_keys(
         self, recipients: Optional[Iterable[str]] = None, identity: Optional[Identity] = None

@@ -47,7 +47,7 @@ from .walnames import segment_of_lsn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Optional
+    from typing import Any, Callable, Iterable, Optional, Union
 
     from psycopg2.extensions import cursor as PgCursor
 
@@ -76,7 +76,7 @@ class BaseBackupRequest:
         lock_timeout: float = 60,
         server_side: bool = True,
         jobs: Optional[int] = None,
-        incremental: str = "off",
+        incremental: Union[str, bool] = "off",
         full_interval_days: float = 7,
         progress: Optional[progress.Settings] = None,
     ) -> None:
