@@ -54,7 +54,7 @@ def main():
         recipient = identity.recipients()[0]
         source = os.path.join(work, "backup.dump.zst")
         with open(source, "wb") as fh:
-            for _ in range(args.mb):
+            for _mb in range(args.mb):
                 fh.write(os.urandom(1 << 20))
         times = {case: [] for case in ("upload", "upload_encrypted", "download", "download_decrypted")}
         for n in range(args.repeat):

@@ -13,7 +13,7 @@ short_description: The argument list of one pgsafe run, for ansible.builtin.comm
 version_added: 0.2.0
 description:
   - Builds the argument list of a C(pgsafe) run from option ids of the engine's option table (for
-    example C(offsite_url), C(s3_create_bucket)), for the C(argv) of M(ansible.builtin.command): no
+    example C(offsite_url), C(s3_create_bucket)), for the C(argv) of M(ansible.builtin.command) - no
     shell, no quoting. Unset, empty and default-valued boolean options are left out.
   - The same words as P(pgsafe.backup.pgsafe_cron_line#filter) puts on a cron line.
 options:

@@ -253,7 +253,22 @@ metrics:
       C(offsite_backup_age_hours) per database.
   returned: always
   type: dict
-  sample: {"backup_age_hours": 3.2, "disk_free_gb": 120.4, "disk_usage_percent": 41.0, "backup_count_total": 14, "backup_count_recent": 7, "corrupted_backups": 0, "last_backup_size_mb": 52.4, "wal_ready_count": 0, "wal_oldest_ready_seconds": null, "archiver_failed_count": 0, "databases": {"shop": {"backup_age_hours": 3.2, "backup_count_total": 14, "last_backup_size_mb": 52.4}}}
+  sample:
+    backup_age_hours: 3.2
+    disk_free_gb: 120.4
+    disk_usage_percent: 41.0
+    backup_count_total: 14
+    backup_count_recent: 7
+    corrupted_backups: 0
+    last_backup_size_mb: 52.4
+    wal_ready_count: 0
+    wal_oldest_ready_seconds: null
+    archiver_failed_count: 0
+    databases:
+      shop:
+        backup_age_hours: 3.2
+        backup_count_total: 14
+        last_backup_size_mb: 52.4
 metrics_written:
   description: Metric files written.
   returned: always

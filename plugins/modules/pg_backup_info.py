@@ -172,7 +172,11 @@ selected:
   description: The backup chosen by O(backup) or O(latest), with RV(backups[].verified) when O(verify=true).
   returned: with O(backup) or O(latest)
   type: dict
-  sample: {"backup_id": "shop_full_20261120_020000", "database": "shop", "backup_file": "/var/backups/postgresql/full/shop_full_20261120_020000.dump.zst", "verified": true}
+  sample:
+    backup_id: shop_full_20261120_020000
+    database: shop
+    backup_file: /var/backups/postgresql/full/shop_full_20261120_020000.dump.zst
+    verified: true
 latest:
   description: The newest backup per database.
   returned: always

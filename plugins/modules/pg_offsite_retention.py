@@ -86,7 +86,12 @@ removed:
   returned: always
   type: list
   elements: dict
-  sample: [{"backup_id": "shop_full_20260801_020000", "kind": "full", "database": "shop", "finished_at": "2026-08-01T02:00:41+00:00", "metadata_object": "full/shop_full_20260801_020000.meta.json"}]
+  sample:
+    - backup_id: shop_full_20260801_020000
+      kind: full
+      database: shop
+      finished_at: '2026-08-01T02:00:41+00:00'
+      metadata_object: full/shop_full_20260801_020000.meta.json
 locked:
   description: Backups due for deletion that S3 Object Lock still keeps, each with C(locked_until); left whole.
   returned: always

@@ -162,7 +162,11 @@ settings:
   description: The wanted value of every managed setting.
   returned: unless O(preflight_only)
   type: dict
-  sample: {"wal_level": "replica", "archive_mode": "on", "archive_command": "/usr/local/bin/pgsafe archive-wal --archive-dir /var/backups/postgresql/wal %p %f", "archive_timeout": "300"}
+  sample:
+    wal_level: replica
+    archive_mode: 'on'
+    archive_command: /usr/local/bin/pgsafe archive-wal --archive-dir /var/backups/postgresql/wal %p %f
+    archive_timeout: '300'
 previous:
   description: The value of every managed setting before this run (configured, else running).
   returned: unless O(preflight_only)

@@ -93,7 +93,8 @@ class Identity:
         if self._secret is not None:
             data = self._secret
         else:
-            assert self.path is not None
+            if self.path is None:  # the constructor takes text or a path
+                raise ValueError("an identity needs its text or a path")
             try:
                 fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
             except OSError as exc:
@@ -182,7 +183,8 @@ class EncryptingReader:
 
     def _feed(self) -> None:
         stdin = self._proc.stdin
-        assert stdin is not None
+        if stdin is None:  # Popen was given PIPE
+            raise RuntimeError("age's stdin is not a pipe")
         try:
             while True:
                 chunk = self._source.read(CHUNK)
@@ -201,7 +203,8 @@ class EncryptingReader:
 
     def readinto(self, buf: memoryview) -> int:
         stdout = self._proc.stdout
-        assert stdout is not None
+        if stdout is None:  # Popen was given PIPE
+            raise RuntimeError("age's stdout is not a pipe")
         got = stdout.readinto(buf)  # type: ignore[attr-defined]  # a BufferedReader (stdout=PIPE)
         if not got and not self._done:
             self._finish()
@@ -209,7 +212,8 @@ class EncryptingReader:
 
     def read(self, size: int = -1) -> bytes:
         stdout = self._proc.stdout
-        assert stdout is not None
+        if stdout is None:  # Popen was given PIPE
+            raise RuntimeError("age's stdout is not a pipe")
         data = stdout.read(size)
         if not data and not self._done:
             self._finish()
@@ -275,7 +279,8 @@ def decrypt(chunks: Iterable[bytes], out: IO[bytes], identity: Identity, what: s
             pass_fds=(fd,),
         )
     stdout, stdin = proc.stdout, proc.stdin
-    assert stdout is not None and stdin is not None
+    if stdout is None or stdin is None:  # Popen was given PIPE
+        raise RuntimeError("age's stdin and stdout are not pipes")
 
     def drain() -> None:
         try:

@@ -175,9 +175,8 @@ def _read_all(reader: age.EncryptingReader) -> bytes:
     while True:
         try:
             data = reader.read(age.CHUNK)
-        except OSError:
-            assert reader.failure is not None
-            raise reader.failure
+        except OSError as exc:
+            raise reader.failure or exc
         if not data:
             return bytes(out)
         out += data
