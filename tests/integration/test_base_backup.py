@@ -2,14 +2,10 @@
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 
-import pgcluster
 import pytest
 from pgcluster import make_scratch_dir
-from pgtest import ROOT
+from pgtest import ROOT, removing_scratch_dirs
 
 from pgsafe.catalog import entries as catalog
 from pgsafe.core.errors import VerificationFailed
@@ -44,21 +40,7 @@ CONTRACT_KEYS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _remove_scratch_dirs(monkeypatch):
-    """Scratch directories (backups, archives, recovered clusters) go when the test is done."""
-    made = []
-    original = pgcluster.make_scratch_dir
-
-    def tracked(prefix="pgsafe-test-"):
-        made.append(original(prefix))
-        return made[-1]
-
-    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
-    yield
-    for path in made:
-        subprocess.run(["umount", "-l", path], capture_output=True, check=False)
-        shutil.rmtree(path, ignore_errors=True)
+_remove_scratch_dirs = removing_scratch_dirs(__name__)
 
 
 def login(cluster):

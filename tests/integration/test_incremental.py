@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir
-from pgtest import ROOT, run_cli
+from pgtest import ROOT, removing_scratch_dirs, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
@@ -25,19 +24,7 @@ needs_17 = pytest.mark.skipif(
 before_17 = pytest.mark.skipif(MAJOR >= 17, reason="the refusal on PostgreSQL 15/16 is tested on the host's 15")
 
 
-@pytest.fixture(autouse=True)
-def _remove_scratch_dirs(monkeypatch):
-    made = []
-    original = pgcluster.make_scratch_dir
-
-    def tracked(prefix="pgsafe-test-"):
-        made.append(original(prefix))
-        return made[-1]
-
-    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
-    yield
-    for path in made:
-        shutil.rmtree(path, ignore_errors=True)
+_remove_scratch_dirs = removing_scratch_dirs(__name__)
 
 
 @pytest.fixture

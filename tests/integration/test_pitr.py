@@ -2,34 +2,18 @@
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir
-from pgtest import ROOT, run_cli
+from pgtest import ROOT, removing_scratch_dirs, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
 
-@pytest.fixture(autouse=True)
-def _remove_scratch_dirs(monkeypatch):
-    """Scratch directories (backups, archives, recovered clusters) go when the test is done."""
-    made = []
-    original = pgcluster.make_scratch_dir
-
-    def tracked(prefix="pgsafe-test-"):
-        made.append(original(prefix))
-        return made[-1]
-
-    monkeypatch.setattr(sys.modules[__name__], "make_scratch_dir", tracked)
-    yield
-    for path in made:
-        subprocess.run(["umount", "-l", path], capture_output=True, check=False)
-        shutil.rmtree(path, ignore_errors=True)
+_remove_scratch_dirs = removing_scratch_dirs(__name__)
 
 
 @pytest.fixture

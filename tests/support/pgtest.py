@@ -210,3 +210,30 @@ def shared_scratch(prefix):
     path = make_scratch_dir(prefix)
     os.chmod(path, 0o755)
     return path
+
+
+def removing_scratch_dirs(module_name):
+    """An autouse fixture for a test module that calls make_scratch_dir by its own name: every directory
+    made there during a test (backups, archives, recovered clusters) is unmounted and removed after it.
+    Use: _remove_scratch_dirs = removing_scratch_dirs(__name__)"""
+    import shutil
+
+    import pgcluster
+    import pytest
+
+    @pytest.fixture(autouse=True)
+    def _remove_scratch_dirs(monkeypatch):
+        made = []
+        original = pgcluster.make_scratch_dir
+
+        def tracked(prefix="pgsafe-test-"):
+            made.append(original(prefix))
+            return made[-1]
+
+        monkeypatch.setattr(sys.modules[module_name], "make_scratch_dir", tracked)
+        yield
+        for path in made:
+            subprocess.run(["umount", "-l", path], capture_output=True, check=False)
+            shutil.rmtree(path, ignore_errors=True)
+
+    return _remove_scratch_dirs
