@@ -237,3 +237,35 @@ def removing_scratch_dirs(module_name):
             shutil.rmtree(path, ignore_errors=True)
 
     return _remove_scratch_dirs
+
+
+def clone_backups(meta_path, copies, as_user=True):
+    """copies more backups beside the one of meta_path: the same bytes under new names, with correct
+    metadata (new id, file name and end time, one minute apart and older), owned by the database OS
+    user.  Returns the new metadata paths, newest first."""
+    import shutil
+    from datetime import datetime, timedelta
+
+    with open(meta_path) as fh:
+        meta = json.load(fh)
+    full = os.path.dirname(meta_path)
+    source = os.path.join(full, meta["backup_file"])
+    suffix = meta["backup_file"][len(meta["backup_id"]) :]
+    end = datetime.fromisoformat(meta["finished_at"].replace("Z", "+00:00"))
+    made = []
+    for i in range(1, copies + 1):
+        when = end - timedelta(minutes=i)
+        backup_id = "%s_full_%s" % (meta["database"], when.strftime("%Y%m%d_%H%M%S"))
+        data = os.path.join(full, backup_id + suffix)
+        shutil.copyfile(source, data)
+        clone = dict(meta, backup_id=backup_id, backup_file=backup_id + suffix)
+        clone["timestamp"] = clone["finished_at"] = when.isoformat()
+        path = os.path.join(full, backup_id + ".meta.json")
+        with open(path, "w") as fh:
+            json.dump(clone, fh)
+        for item in (data, path):
+            os.chmod(item, 0o600)
+            if as_user and os.geteuid() == 0:
+                os.chown(item, *os_user_ids())
+        made.append(path)
+    return made

@@ -30,9 +30,24 @@ class VerifyState(StateFile):
         return when is None or now - when >= timedelta(hours=reverify_hours)
 
     def record(
-        self, key: str, checksum: Optional[str], ok: bool, error: Optional[str] = None, now: Optional[datetime] = None
+        self,
+        key: str,
+        checksum: Optional[str],
+        ok: bool,
+        error: Optional[str] = None,
+        now: Optional[datetime] = None,
+        structure: bool = False,
     ) -> None:
-        self.set(key, {"checksum": checksum, "ok": bool(ok), "verified_at": iso(now or utc_now()), "error": error})
+        """structure: the archive's structure was proven for this checksum (catalog/structure)."""
+        item = {"checksum": checksum, "ok": bool(ok), "verified_at": iso(now or utc_now()), "error": error}
+        if structure:
+            item["structure"] = True
+        self.set(key, item)
+
+    def structure_known(self, key: str, checksum: Optional[str]) -> bool:
+        """True when key's structure was proven before for these very bytes (the same checksum)."""
+        item = self.data.get(key)
+        return isinstance(item, dict) and item.get("checksum") == checksum and item.get("structure") is True
 
     def last(self, key: str) -> Any:
         return self.data.get(key)

@@ -17,11 +17,11 @@ import time
 from datetime import datetime
 
 from ..catalog import entries as catalog_entries
-from ..catalog import retention
+from ..catalog import retention, structure
 from ..catalog.entries import FULL_DIR, GLOBALS_DIR, META_SUFFIX
 from ..core import compress, progress, tools
 from ..core.conn import connect, server_version
-from ..core.errors import BackupFailed, ConfigError
+from ..core.errors import BackupFailed, ConfigError, VerificationFailed
 from ..core.fsutil import (
     ensure_private_dir,
     fsync_dir,
@@ -352,6 +352,7 @@ def _dump(
                     checksum, size = _dump_directory(req, pg_dump, snap.snapshot_id, tmp, env)
                 else:
                     checksum, size = _dump_stream(req, pg_dump, snap.snapshot_id, tmp, env)
+            checked = _check_structure(req, pg_dump, tmp)
             counts = snap.wait_counts() if req.row_counts else (None, None)
             if req.format == "directory":
                 fsync_tree(tmp)
@@ -379,6 +380,7 @@ def _dump(
         "pg_dump_version": tools.version_of(pg_dump),
         "checksum": checksum,
         "checksum_algorithm": "sha256",
+        "structure_checked": checked,
         "compression": req.compression,
         "compression_level": req.compression_level,
         "format": req.format,
@@ -455,6 +457,18 @@ def _dump_stream(
     if watch is not None and PLAIN_TRAILER not in watch.tail:  # watched: the plain format
         raise BackupFailed("pg_dump output for %r ended before its completion line: %s" % (req.database, err))
     return checksum, size
+
+
+def _check_structure(req: FullBackupRequest, pg_dump: str, tmp: str) -> str:
+    """Prove the new archive readable once, here: health then only re-hashes it (catalog/structure)."""
+    if req.format == "plain":
+        return structure.BY_FORMAT["plain"]  # _dump_stream saw pg_dump's completion line go by
+    try:
+        # The pg_restore of pg_dump's own installation reads what it wrote.
+        pg_restore = structure.sibling(pg_dump, "pg_restore") or tools.find("pg_restore", tools.version_of(pg_dump))
+        return structure.check(tmp, {"format": req.format}, pg_restore, req.stream_compression())
+    except (VerificationFailed, OSError) as exc:
+        raise BackupFailed("the new backup of %r cannot be read back: %s" % (req.database, exc))
 
 
 def _dump_directory(

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 from datetime import timedelta
 
 from ..catalog import entries as catalog
+from ..catalog import structure
 from ..catalog.verify_state import VerifyState
-from ..core import compress, tools
 from ..core.errors import PgsafeError, VerificationFailed
 from ..core.naming import iso, utc_now
 from ..core.options import OPTIONS
@@ -171,29 +170,9 @@ def check_counts(entries: Sequence[Entry], now: datetime, recent_days: float) ->
 
 
 def format_check(entry: Entry) -> None:
-    """Beyond the hash: the stream decompresses and pg_restore can read the archive's table of contents."""
-    meta = entry.meta
-    fmt = meta.get("format")
-    path = entry.data_path
-    if fmt == "plain":
-        compress.test_stream(path, compress.compression_of_name(path))
-        return
-    pg_restore = tools.find("pg_restore", *tools.needed_to_read_dump(meta))
-    # None: a directory, or not compressed (pg_restore reads the path itself).
-    dec = None if fmt == "directory" else compress.open_decompressed(path, compress.compression_of_name(path))
-    if dec is None:
-        argv = [pg_restore, "--list", path]
-        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    else:
-        proc = subprocess.run(
-            [pg_restore, "--list"], stdin=dec.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
-        )
-        compress.piped(dec.stdout).close()
-        dec.wait()
-    if proc.returncode != 0:
-        raise VerificationFailed(
-            "pg_restore cannot read %s: %s" % (path, proc.stderr.decode("utf-8", "replace").strip())
-        )
+    """Beyond the hash, for a backup whose metadata does not record a structure check of its own: the
+    stream decompresses and pg_restore can read the archive's table of contents."""
+    structure.check(entry.data_path, entry.meta)
 
 
 def check_integrity(
@@ -211,10 +190,14 @@ def check_integrity(
         key = entry.backup_id
         checksum = entry.meta.get("checksum")
         if state.due(key, checksum, reverify_hours, now):
+            # The hash on every verification; the structure once per content (catalog/structure): written
+            # with the backup, or checked here the first time and remembered with the checksum.
+            structured = structure.checked_at_write(entry.meta) or state.structure_known(key, checksum)
             try:
                 verify(entry)
-                fmt_check(entry)
-                state.record(key, checksum, True, now=now)
+                if not structured:
+                    fmt_check(entry)
+                state.record(key, checksum, True, now=now, structure=True)
             except (VerificationFailed, OSError) as exc:
                 state.record(key, checksum, False, error=str(exc), now=now)
             verified_now += 1
