@@ -16,7 +16,9 @@ description:
   - For each database, restores its newest good backup into a scratch database, validates every
     table's row count against the counts captured at backup time, measures the restore time (the RTO),
     and drops the scratch database again.
-  - Writes a JSON report to O(backup_dir)C(/drills/).
+  - Writes a JSON report to O(backup_dir)C(/drills/), adds the run to C(drills/history.json) (the newest
+    O(drill_history) runs, mode 0600) and reports each database's RTO, steps, rows and size against the
+    median of its previous drills, warning when the RTO grew by more than O(drill_rto_growth_percent).
   - Fails when any drill fails, naming the database and the reason.
   - With O(source=offsite), drills the off-site repository O(offsite_url) alone - each database's
     newest off-site backup is downloaded into a private staging directory beside O(backup_dir),
@@ -42,6 +44,19 @@ options:
     description: Parallel pg_restore workers.
     type: int
     default: 1
+  drill_rto_growth_percent:
+    description:
+      - A database whose drill RTO exceeds the median of its previous 5 passed drills (of the same O(source))
+        by more than this percentage gets a warning (in RV(trend), and as an Ansible warning).
+    type: float
+    default: 50.0
+    version_added: 0.2.0
+  drill_history:
+    description:
+      - Drill runs kept in O(backup_dir)C(/drills/history.json), the history the trend is read from (oldest dropped).
+    type: int
+    default: 30
+    version_added: 0.2.0
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
@@ -111,6 +126,19 @@ backup_dir:
   returned: always
   type: str
   sample: "/var/backups/postgresql"
+trend:
+  description:
+    - Each database's RTO (total and per step), rows and backup size against the median of its previous
+      passed drills of the same source (up to 5) - value, median, change_percent - with rto_warning when
+      the RTO grew beyond O(drill_rto_growth_percent); warnings, those lines (also raised as Ansible
+      warnings); and history_file, the history it was read from.
+  returned: always
+  type: dict
+  sample: {"window": 5, "growth_percent": 50.0, "history_file": "/var/backups/postgresql/drills/history.json", "warnings": [],
+           "databases": {"shop": {"drills_compared": 4, "rto_seconds": {"value": 41.7, "median": 39.2, "change_percent": 6.4},
+           "steps_seconds": {"load": {"value": 30.1, "median": 28.0, "change_percent": 7.5}},
+           "rows": {"value": 120000, "median": 118000, "change_percent": 1.7},
+           "size_bytes": {"value": 10485760, "median": 10223616, "change_percent": 2.6}, "rto_warning": null}}}
 source:
   description: V(local) or V(offsite), the copy that was drilled.
   returned: always
@@ -140,7 +168,14 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.dr
 
 def main():
     argument_spec = module_argument_spec(
-        "backup_dir", "databases", "jobs", "source", *OFFSITE_OPTIONS, backup_dir=REQUIRED
+        "backup_dir",
+        "databases",
+        "jobs",
+        "source",
+        "drill_rto_growth_percent",
+        "drill_history",
+        *OFFSITE_OPTIONS,
+        backup_dir=REQUIRED,
     )
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=False, required_if=[("source", "offsite", ("offsite_url",))]
@@ -150,7 +185,14 @@ def main():
     try:
         repo = offsite_repository(p) if p["source"] == "offsite" else None
         report = run_drill(
-            p["backup_dir"], conninfo_from_params(p), p["databases"], jobs=p["jobs"], log=log, offsite=repo
+            p["backup_dir"],
+            conninfo_from_params(p),
+            p["databases"],
+            jobs=p["jobs"],
+            log=log,
+            offsite=repo,
+            rto_growth_percent=p["drill_rto_growth_percent"],
+            history=p["drill_history"],
         )
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
@@ -161,6 +203,8 @@ def main():
             if not r["passed"]
         ]
         module.fail_json(msg="restore drill FAILED - %s" % " | ".join(failed), changed=True, **report)
+    for warning in report["trend"]["warnings"]:
+        module.warn(warning)
     module.exit_json(changed=True, **report)
 
 

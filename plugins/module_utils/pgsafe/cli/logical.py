@@ -17,7 +17,7 @@ from .util import UsageError, err, out, progress_settings
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Sequence, Union
+    from typing import Any, Optional, Sequence, Union
 
     from ..catalog.entries import Entry
     from ..core.conn import ConnInfo
@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     d = sub.add_parser("drill", help="restore the newest backup of each database into a scratch copy and prove it")
     d.add_argument("databases", nargs="*", help="default: every database in the catalog")
-    flags.add(d, "jobs", "alert_endpoint", "source", "json")
+    flags.add(d, "jobs", "alert_endpoint", "source", "json", "drill_rto_growth_percent", "drill_history")
     d.set_defaults(handler=cmd_drill)
 
 
@@ -304,7 +304,18 @@ def cmd_drill(args: Args, conninfo: ConnInfo) -> int:
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
         offsite = open_repo(args, "drill --from offsite") if from_offsite(args) else None
-        report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log, offsite=offsite)
+        report = run_drill(
+            args.backup_dir,
+            conninfo,
+            args.databases,
+            jobs=args.jobs,
+            log=log,
+            offsite=offsite,
+            rto_growth_percent=args.drill_rto_growth_percent,
+            history=args.drill_history,
+        )
+        if report["passed"] and report["trend"]["warnings"] and args.alert_endpoint:
+            _alert_rto(args.alert_endpoint, report, log)
         if not report["passed"] and args.alert_endpoint:
             from ..monitoring.alerts import post
 
@@ -328,16 +339,49 @@ def cmd_drill(args: Args, conninfo: ConnInfo) -> int:
     if args.json:
         out(json.dumps(report, indent=2))
     else:
+        trend = report["trend"]["databases"]
         for r in report["results"]:
             out(
                 "%-6s %s %s"
                 % (
                     "PASS" if r["passed"] else "FAIL",
                     r["database"],
-                    "RTO %.1fs, %d tables" % (r["rto_seconds"], r["tables"])
+                    "RTO %.1fs, %d tables%s" % (r["rto_seconds"], r["tables"], _against(trend.get(r["database"])))
                     if r["passed"]
                     else r.get("error") or "; ".join(r.get("mismatches", [])),
                 )
             )
+        for warning in report["trend"]["warnings"]:
+            out("WARNING %s" % warning)
         out("report: %s" % report["report_file"])
     return EXIT_OK if report["passed"] else EXIT_VERIFY
+
+
+def _against(item: Optional[dict[str, Any]]) -> str:
+    """', +12.0% against the median of 4 drills' (nothing before a first drill)."""
+    if not item or item["rto_seconds"]["change_percent"] is None:
+        return ""
+    return " (%+.1f%% against the median of the previous %d)" % (
+        item["rto_seconds"]["change_percent"],
+        item["drills_compared"],
+    )
+
+
+def _alert_rto(endpoint: str, report: dict[str, Any], log: StepLog) -> None:
+    from ..monitoring.alerts import post
+
+    grew = [db for db, item in report["trend"]["databases"].items() if item["rto_warning"]]
+    error = post(
+        endpoint,
+        {
+            "type": "backup_health",
+            "severity": "warning",
+            "status": "warning",
+            "check": "restore_drill_rto",
+            "database": ",".join(grew),
+            "message": "; ".join(report["trend"]["warnings"]) + "; report %s" % report["report_file"],
+            "source": "pgsafe",
+        },
+    )
+    if error:
+        log("drill alert not delivered: %s" % error, level="ERROR")

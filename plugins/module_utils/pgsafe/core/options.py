@@ -672,6 +672,21 @@ OPTIONS = _table(
         256,
         "MiB a parallel restore leaves free on the scratch filesystem; with less room it streams instead",
     ),
+    # Drill trend (issue 16): each drill against the median of the drills before it.
+    Option(
+        "drill_rto_growth_percent",
+        "float",
+        50.0,
+        "a drill whose RTO exceeds the median of the previous 5 drills by more than this is a warning",
+        role_vars=("restore_drill_rto_growth_percent",),
+    ),
+    Option(
+        "drill_history",
+        "int",
+        30,
+        "drill runs kept in drills/history.json (the trend reads the newest)",
+        role_vars=("restore_drill_history",),
+    ),
 )
 
 

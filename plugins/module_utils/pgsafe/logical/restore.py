@@ -229,6 +229,7 @@ def _restore_locked(
         "validation": validation,
         "steps_seconds": steps.seconds,
         "load_plan": plan.as_dict(),
+        "size_bytes": _size_of(entry),
     }
 
 

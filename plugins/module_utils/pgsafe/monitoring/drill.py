@@ -11,7 +11,9 @@ from ..catalog import entries as catalog
 from ..core.errors import ConfigError, PgsafeError
 from ..core.fsutil import ensure_private_dir, write_json_atomic
 from ..core.naming import iso, stamp, utc_now, validate_database_name
+from ..core.options import OPTIONS
 from ..logical.restore import RestoreRequest, drop_quietly, run_restore
+from . import drilltrend
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
@@ -31,9 +33,17 @@ def run_drill(
     log: Callable[[str], None] = lambda msg: None,
     maintenance_db: str = "postgres",
     offsite: Optional[OffsiteRepository] = None,
+    rto_growth_percent: Optional[float] = None,
+    history: Optional[int] = None,
 ) -> dict[str, Any]:
     """offsite: an OffsiteRepository to drill from alone (each backup staged from the bucket and checked
-    there); the report still goes to backup_dir/drills."""
+    there); the report still goes to backup_dir/drills, and the run to its history (drilltrend), whose
+    trend the report carries (trend).  rto_growth_percent and history: the options
+    drill_rto_growth_percent and drill_history (None: their defaults)."""
+    if rto_growth_percent is None:
+        rto_growth_percent = OPTIONS["drill_rto_growth_percent"].default
+    if history is None:
+        history = OPTIONS["drill_history"].default
     if databases:
         for name in databases:
             validate_database_name(name)
@@ -88,6 +98,8 @@ def run_drill(
                 rto_seconds=outcome["duration_seconds"],
                 rto_steps_seconds=outcome.get("steps_seconds"),
                 tables=outcome["validation"]["checked"],
+                rows=_rows(outcome["validation"]),
+                size_bytes=outcome.get("size_bytes"),
                 mismatches=outcome["validation"]["mismatches"],
             )
         except PgsafeError as exc:
@@ -112,9 +124,21 @@ def run_drill(
     while os.path.lexists(report_path):
         n += 1
         report_path = os.path.join(directory, "drill_%s_%d.json" % (stamp(started), n))
-    write_json_atomic(report_path, report)
     report["report_file"] = report_path
+    # The trend goes into the report itself: the file a person opens shows it.
+    report["trend"] = drilltrend.record(backup_dir, directory, report, history, rto_growth_percent)
+    for warning in report["trend"]["warnings"]:
+        log("WARNING " + warning)
+    write_json_atomic(report_path, report)
     return report
+
+
+def _rows(validation: dict[str, Any]) -> Optional[int]:
+    """Rows restored in all, by the validation's count; None when the backup recorded no row counts."""
+    counts = [t.get("actual") for t in validation.get("tables", [])]
+    if not counts or not all(isinstance(c, int) for c in counts):
+        return None
+    return sum(counts)
 
 
 def _drop_scratch(conninfo: ConnInfo, name: str, maintenance_db: str) -> None:
