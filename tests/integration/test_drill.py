@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 from pgtest import run_cli
 
@@ -39,7 +40,19 @@ def test_drill_fails_on_damaged_backup_and_module_says_why(pg, cli, sample_db, b
     assert scratch_dbs(pg) == []
 
 
-def test_drills_keep_a_bounded_history_and_warn_when_the_rto_grows(pg, cli, sample_db, backup_dir):
+def slow_down_the_past(history_file, database):
+    """Make the recorded drills ten times faster: the next drill is then far beyond +50% of their median."""
+    with open(history_file) as fh:
+        history = json.load(fh)
+    for run in history:
+        db = run["databases"][database]
+        db["rto_seconds"] /= 10
+        db["steps_seconds"] = {k: v / 10 for k, v in db["steps_seconds"].items()}
+    with open(history_file, "w") as fh:
+        json.dump(history, fh)
+
+
+def test_drills_keep_a_bounded_history_and_warn_when_the_rto_grows(pg, cli, sample_db, backup_dir, ansible_module):
     assert cli("backup", sample_db).returncode == 0
     reports = []
     for _run in range(2):
@@ -62,15 +75,7 @@ def test_drills_keep_a_bounded_history_and_warn_when_the_rto_grows(pg, cli, samp
     history_file = os.path.join(backup_dir, "drills", "history.json")
     assert reports[1]["trend"]["history_file"] == history_file
     assert os.stat(history_file).st_mode & 0o777 == 0o600
-    # Make the past ten times faster: the next drill is then far beyond +50% of their median.
-    with open(history_file) as fh:
-        history = json.load(fh)
-    for run in history:
-        db = run["databases"][sample_db]
-        db["rto_seconds"] /= 10
-        db["steps_seconds"] = {k: v / 10 for k, v in db["steps_seconds"].items()}
-    with open(history_file, "w") as fh:
-        json.dump(history, fh)
+    slow_down_the_past(history_file, sample_db)
     proc = cli("drill", sample_db, "--drill-history", "2")
     assert proc.returncode == 0, proc.stderr
     assert "WARNING restore drill RTO of %s grew" % sample_db in proc.stdout
@@ -80,3 +85,19 @@ def test_drills_keep_a_bounded_history_and_warn_when_the_rto_grows(pg, cli, samp
     assert history[0]["report_file"] == reports[1]["report_file"]
     with open(history[1]["report_file"]) as fh:
         assert "grew" in json.load(fh)["trend"]["databases"][sample_db]["rto_warning"]
+    # The module says it too, as an Ansible warning, with the trend in its result.
+    slow_down_the_past(history_file, sample_db)
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_restore_drill",
+        dict(
+            backup_dir=backup_dir,
+            databases=[sample_db],
+            login_unix_socket=pg.socket_dir,
+            login_port=pg.port,
+            drill_history=2,
+        ),
+        become_user=pg.user,
+    )
+    assert rc == 0, out
+    assert res["trend"]["databases"][sample_db]["rto_warning"]
+    assert re.search(r"\[WARNING\]: restore drill RTO of %s grew" % re.escape(sample_db), out), out
