@@ -1,6 +1,7 @@
 """The restore_drill role's PITR drill stops its scratch cluster with the pg_ctl of that cluster's own
 major version (reported by pg_restore_backup), not a hard-coded PostgreSQL 15 path."""
 
+import json
 import os
 import shutil
 import socket
@@ -49,6 +50,11 @@ def test_pitr_drill_stops_its_cluster_with_the_reported_pg_ctl(new_pg, ansible_p
     assert run_cli(c, backup_dir, "backup", "shop").returncode == 0
     assert run_cli(c, backup_dir, "base-backup").returncode == 0
     c.sql("SELECT pg_switch_wal()")
+    # One earlier drill of shop in the history, far faster: the role shows the change and the warning.
+    os.mkdir(os.path.join(backup_dir, "drills"), 0o700)
+    with open(os.path.join(backup_dir, "drills", "history.json"), "w") as fh:
+        earlier = {"passed": True, "rto_seconds": 0.001, "steps_seconds": {"load": 0.001}, "rows": 100}
+        json.dump([{"source": "local", "passed": True, "databases": {"shop": earlier}}], fh)
     uid, gid = os_user_ids()
     for root, dirs, files in os.walk(backup_dir):  # the host command ran as root here; the drill runs as the OS user
         for name in [root] + [os.path.join(root, n) for n in dirs + files]:
@@ -81,6 +87,8 @@ def test_pitr_drill_stops_its_cluster_with_the_reported_pg_ctl(new_pg, ansible_p
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "PITR drill PASSED" in out
+    assert "% against the median of the previous 1" in out, out
+    assert "restore drill RTO of shop grew" in out
     stop = out.split("TASK [pgsafe.backup.restore_drill : Stop the scratch cluster]")[1].split("TASK [")[0]
     assert os.path.join(pg_bin, "pg_ctl") in stop, stop
     assert "/usr/lib/postgresql/15/bin/pg_ctl" not in stop
