@@ -14,8 +14,8 @@ short_description: Tell whether a host's backups can be trusted, alert people an
 version_added: 0.1.0
 description:
   - Runs the checks of the original monitoring script with their thresholds as options - backup
-    directory, age of the newest backup per database, integrity (checksum plus a format check),
-    free disk and disk usage, size trend against the recent median, recent backup count, and WAL
+    directory, age of the newest backup per database, integrity (checksum; the archive's structure
+    once per backup, at backup time or on its first check), free disk and disk usage, size trend against the recent median, recent backup count, and WAL
     archive health (archiver failures, archive lag, gaps since the oldest base backup, base backup age),
     and, with O(offsite_url), the off-site copy in S3-compatible object storage.
   - WAL health is read where the server sees it too - C(pg_stat_archiver) and the C(.ready) files
