@@ -216,6 +216,39 @@ def test_pitr_recovers_both_tablespaces_exactly_beside_the_live_cluster(cluster,
     assert rows(cluster, "orders")[-1][0] == 3499, "the source cluster still has batch 3"
 
 
+@pytest.mark.skipif(MAJOR < 17, reason="incremental base backups need PostgreSQL 17+: run scripts/matrix.sh")
+def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, backed_up):
+    change(cluster, 4)
+    proc = run_cli(cluster, cluster.backup_dir, "base-backup", "--json", "--incremental", "on")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["backup_type"] == "incremental" and result["parent"] == backed_up["backup_id"]
+    change(cluster, 5)
+    expected = {table: rows(cluster, table) for table in TABLES.values()}
+    switch_and_wait(cluster)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-tblspc-chain-"), "data")
+    proc = pitr(cluster, data_dir)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        recovered = json.loads(proc.stdout)
+        assert recovered["chain"]["length"] == 2
+        for ts in recovered["tablespaces"]:
+            assert os.readlink(os.path.join(data_dir, "pg_tblspc", str(ts["oid"]))) == ts["restored_to"]
+            assert ts["restored_to"] == os.path.join(data_dir + "_tblspc", str(ts["oid"]))
+        import psycopg2
+
+        conn = psycopg2.connect(host=data_dir, port=recovered["port"], user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SET enable_seqscan = off")
+            for table in TABLES.values():
+                cur.execute(CONTENTS.format(table=table))
+                assert cur.fetchall() == expected[table], table
+                cur.execute("SELECT bt_index_check('%s_id', true)" % table)
+        conn.close()
+    finally:
+        stop(data_dir)
+
+
 def test_verify_catches_a_damaged_tablespace_archive(cluster, backed_up):
     meta_file = backed_up["metadata_file"]
     with open(meta_file) as fh:
