@@ -341,7 +341,7 @@ def _take(
     os.mkdir(tmp, 0o700)
     started = time.monotonic()
     scratch: Optional[str] = None
-    follower: Optional[TarFollower] = None
+    followers: list[TarFollower] = []
     try:
         major = tools.major_of_num(facts["server_version_num"])
         why = "the server is PostgreSQL %s" % facts["server_version"]
@@ -368,7 +368,14 @@ def _take(
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
-            follower = TarFollower(tmp, scratch).start()
+            followers.append(TarFollower(tmp, scratch).start())
+            # Each tablespace's archive too, where pg_verifybackup reads it (pg_tblspc/<oid>): the server
+            # sends them before base.tar, so they are extracted while the rest is still on its way.
+            for oid, ts in facts["tablespaces"].items():
+                if os.path.isabs(ts.get("location") or ""):
+                    dest = os.path.join(scratch, "pg_tblspc", str(oid))
+                    os.makedirs(dest, mode=0o700)
+                    followers.append(TarFollower(tmp, dest, prefix="%d.tar" % oid).start())
         log("pg_basebackup into %s (%s)" % (final, req.compression))
         # The server counts what it has sent, before compression, against its own estimate of the total.
         streamed = QuerySample(req.conninfo, "postgres", STREAMED_SQL)
@@ -389,20 +396,21 @@ def _take(
                 os.chmod(os.path.join(root, name), 0o600)
         known: dict[str, str] = {}
         extracted_map: Optional[dict[int, str]] = None
-        if follower is not None and scratch is not None and pg_verifybackup is not None:  # all with verify
-            follower.finish()
-            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True)
+        if followers and scratch is not None and pg_verifybackup is not None:  # all with verify
+            followed = _finish_followers(followers)
+            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True, skip=followed)
             extracted_map = read_map(scratch)
             if chain and pg_combinebackup is not None:
                 verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
-            path, sha256 = follower.path, follower.sha256  # both set once finish() returns
-            if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
-                known[os.path.basename(path)] = sha256
+            for follower in followers:
+                path, sha256 = follower.path, follower.sha256  # both set once finish() returns
+                if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
+                    known[os.path.basename(path)] = sha256
         described = _describe_tablespaces(tmp, facts, extracted_map, req.conninfo)
         fsync_tree(tmp)
         publish(tmp, final)
     except BaseException:
-        if follower is not None:
+        for follower in followers:
             follower.abort()
         remove_quietly(tmp)
         raise
@@ -562,14 +570,24 @@ def tar_members(backup_path: str) -> tuple[str, Optional[str]]:
     return os.path.join(backup_path, base[0]), (os.path.join(backup_path, wal[0]) if wal else None)
 
 
-def extract(backup_path: str, dest: str, base: bool = True, tablespaces: Optional[Mapping[int, str]] = None) -> None:
+def extract(
+    backup_path: str,
+    dest: str,
+    base: bool = True,
+    tablespaces: Optional[Mapping[int, str]] = None,
+    skip: Iterable[int] = (),
+) -> None:
     """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal, each
     tablespace into tablespaces[oid] (a new or empty directory), by default dest/pg_tblspc/<oid> (the
-    layout pg_verifybackup reads); with base=False all but base.tar (already there)."""
+    layout pg_verifybackup reads); with base=False all but base.tar, and none of the tablespaces in skip
+    (already there)."""
     base_tar, wal_tar = tar_members(backup_path)
     if base:
         _untar(base_tar, dest)
+    skipped = set(skip)
     for oid, archive in tablespace_tars(backup_path).items():
+        if oid in skipped:
+            continue
         where = tablespaces.get(oid) if tablespaces is not None else os.path.join(dest, "pg_tblspc", str(oid))
         if where is None:
             raise VerificationFailed("no place given for tablespace %d of %s" % (oid, backup_path))
@@ -626,12 +644,34 @@ def _backup_major(backup_path: str) -> Optional[int]:
         return None
 
 
+def _finish_followers(followers: list[TarFollower]) -> set[int]:
+    """Wait for every follower (the first is base.tar's, which must have appeared); returns the OIDs of
+    the tablespace archives they extracted (one created while the backup ran has none: extracted after)."""
+    followers[0].finish()
+    done: set[int] = set()
+    for follower in followers[1:]:
+        try:
+            follower.finish()
+        except VerificationFailed:
+            if follower.path is not None:  # it appeared and failed to extract: that is damage
+                raise
+            continue  # dropped while the backup ran: no archive, nothing to verify
+        done.add(int(follower.prefix.split(".", 1)[0]))
+    return done
+
+
 def _verify_extracted(
-    backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None], skip_base: bool = False
+    backup_path: str,
+    scratch: str,
+    pg_verifybackup: str,
+    log: Callable[[str], None],
+    skip_base: bool = False,
+    skip: Iterable[int] = (),
 ) -> None:
-    """Extract what is not yet in scratch (all, or all but base.tar when it was followed) and run
-    pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
-    extract(backup_path, scratch, base=not skip_base)
+    """Extract what is not yet in scratch (all, or all but base.tar and the tablespace archives skip names
+    when they were followed) and run pg_verifybackup there: every file against the manifest's size and
+    CRC, and the WAL parsed."""
+    extract(backup_path, scratch, base=not skip_base, skip=skip)
     shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
     proc = subprocess.run([pg_verifybackup, scratch], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:

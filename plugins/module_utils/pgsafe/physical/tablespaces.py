@@ -310,7 +310,13 @@ def make_dirs(path: str) -> list[str]:
         pending.append(current)
         current = os.path.dirname(current)
     for directory in reversed(pending):
-        os.mkdir(directory, 0o700)
+        try:
+            os.mkdir(directory, 0o700)
+        except OSError as exc:
+            raise ConfigError(
+                "cannot create the tablespace directory %s: %s" % (directory, exc.strerror or exc),
+                "Create its parent for the recovered cluster's OS user, or map the tablespace elsewhere",
+            )
         created.append(directory)
     return created
 
