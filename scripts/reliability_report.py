@@ -32,7 +32,8 @@ ELSEWHERE = [
     "tests/integration/test_alerts_tls.py",
     "tests/integration/test_health.py::test_module_fail_on_and_secret_headers",
     "tests/integration/test_restore_validation.py::test_mismatched_row_counts_fail_and_leave_the_target_alone",
-    "tests/integration/test_base_backup.py::test_cluster_with_a_tablespace_is_refused_before_anything_is_written",
+    "tests/integration/test_tablespaces.py::test_a_mapping_into_a_live_tablespace_or_the_data_directory_is_refused",
+    "tests/integration/test_tablespaces.py::test_verify_catches_a_damaged_tablespace_archive",
     "tests/integration/test_base_backup.py::test_recovery_from_a_backup_with_tablespace_archives_is_refused",
     "tests/unit/test_tarfollow.py",
     # Say it when it is broken: archiving preflight, health that sees a dead archiver, no silent OK.
@@ -98,9 +99,10 @@ FOUND = [
     (
         "a base backup of a cluster with tablespaces was verified (and would be recovered) from base.tar alone, "
         "whose pg_tblspc links point at the live tablespace directories",
-        "base backups refuse clusters with "
-        "tablespaces and restore-pitr refuses backups holding tablespace archives (exit 2, pointing to logical "
-        "backups)",
+        "every tablespace is archived, verified and recovered with the base backup (physical/tablespaces.py): "
+        "beside the data directory or where tablespace_mapping says, the tablespace_map removed and pg_tblspc "
+        "linked there; a place in a live tablespace directory or the data directory is refused (exit 2), and "
+        "an archive the metadata does not describe is never recovered",
     ),
 ]
 

@@ -17,6 +17,10 @@ description:
     with zstd by default, into a hidden temporary directory under O(backup_dir)C(/base).
   - Checks the backup against its C(backup_manifest) with C(pg_verifybackup) before the backup is
     published and its metadata (start/stop LSN, timeline, start/stop WAL file, size, checksum) is written.
+  - A cluster with tablespaces is backed up whole - one tar per tablespace (named by its OID) beside
+    C(base.tar), all covered by the manifest, the verification and the checksum; the metadata records
+    each tablespace (RV(tablespaces)), which a recovery (M(pgsafe.backup.pg_restore_backup)) places
+    beside its data directory or where its O(pgsafe.backup.pg_restore_backup#module:tablespace_mapping) says.
   - Applies retention to base backups and then removes archived WAL older than the oldest kept base
     backup's start segment, never anything newer.
   - With O(offsite_url), the new base backup, once verified, is uploaded to the off-site repository,
@@ -182,6 +186,15 @@ size_bytes:
   returned: success and not check mode
   type: int
   sample: 4390912
+tablespaces:
+  description:
+    - The cluster's tablespaces, each archived in a tar of its own and verified with the backup - C(oid),
+      C(name), original C(location), the server's C(size_bytes) (null without the privilege to read it),
+      C(archive) (its file in the backup) and C(archive_bytes). Empty for a cluster without tablespaces.
+  returned: success and not check mode
+  type: list
+  elements: dict
+  sample: [{"oid": 16385, "name": "fast", "location": "/srv/pg/fast", "size_bytes": 73400320, "archive": "16385.tar.zst", "archive_bytes": 18350080}]
 duration_seconds:
   description: Time to take and verify the backup.
   returned: success and not check mode
@@ -320,7 +333,16 @@ def main():
     except PgsafeError as exc:
         fail_from_error(module, exc, log=log.lines)
     meta = result.pop("metadata", None) or {}
-    for key in ("start_lsn", "stop_lsn", "timeline", "start_wal", "stop_wal", "size_bytes", "duration_seconds"):
+    for key in (
+        "start_lsn",
+        "stop_lsn",
+        "timeline",
+        "start_wal",
+        "stop_wal",
+        "size_bytes",
+        "duration_seconds",
+        "tablespaces",
+    ):
         if key in meta:
             result[key] = meta[key]
     if p["offsite_url"]:

@@ -121,6 +121,18 @@ options:
   base_backup:
     description: Use this base backup id instead of choosing one.
     type: str
+  tablespace_mapping:
+    description:
+      - Where a recovery puts the tablespaces of a cluster that has them, like C(pg_basebackup -T OLD=NEW) -
+        a dict that maps OLD to NEW, or a list of C(OLD=NEW) strings (C(\=) for an C(=) inside a path),
+        OLD being a tablespace's original directory as the base backup's metadata records it (C(tablespaces)).
+      - A tablespace not mapped goes to O(data_directory)C(_tblspc/<oid>). Every place must be empty or
+        absent; the restored cluster's C(pg_tblspc) links point there.
+      - Refused before anything is written (in check mode too) - a place that is, holds or lies inside a
+        tablespace directory of the source cluster that exists on this host (the live cluster's files), or
+        the data directory; and an OLD that is no tablespace of the base backup.
+    type: raw
+    version_added: 0.2.0
   pgsafe_command:
     description:
       - The pgsafe host command on the server, used in C(restore_command).
@@ -208,6 +220,17 @@ EXAMPLES = r"""
     backup_dir: /var/backups/postgresql
   become: true
   become_user: postgres
+
+- name: Recover a cluster with tablespaces beside the live one, its tablespace "fast" on another disk
+  pgsafe.backup.pg_restore_backup:
+    data_directory: /var/lib/postgresql/pgsafe_pitr/main
+    port: 5433
+    target_time: "2026-11-20 14:30:00+00"
+    tablespace_mapping:
+      /srv/pg/fast: /srv/pitr/fast   # the others go to /var/lib/postgresql/pgsafe_pitr/main_tblspc/<oid>
+    backup_dir: /var/backups/postgresql
+  become: true
+  become_user: postgres
 """
 
 RETURN = r"""
@@ -243,6 +266,14 @@ preflight:
   returned: physical recovery
   type: dict
   sample: {"os_user": "postgres", "program": "/usr/local/bin/pgsafe", "archive_dir": "/var/backups/postgresql/wal", "warnings": []}
+tablespaces:
+  description:
+    - The base backup's tablespaces and where they were (or, in check mode, would be) restored - C(oid),
+      C(name), the original C(location) and C(restored_to). Empty for a cluster without tablespaces.
+  returned: physical recovery
+  type: list
+  elements: dict
+  sample: [{"oid": 16385, "name": "fast", "location": "/srv/pg/fast", "restored_to": "/var/lib/postgresql/pgsafe_pitr/shop_tblspc/16385"}]
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery
@@ -400,8 +431,10 @@ def main():
         "maintenance_db",
         "source",
         "progress_interval",
+        "tablespace_mapping",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
+        tablespace_mapping={"type": "raw"},
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
@@ -415,6 +448,7 @@ def main():
             "target_lsn": "data_directory",
             "target_name": "data_directory",
             "archive_dir": "data_directory",
+            "tablespace_mapping": "data_directory",
         },
         required_if=[("source", "offsite", ("offsite_url",))],
     )
@@ -485,6 +519,7 @@ def recover(module, p, log):
             pgsafe_command=p["pgsafe_command"],
             os_user=p["os_user"],
             backup=p["base_backup"],
+            tablespace_mapping=p["tablespace_mapping"],
         )
         if p["source"] == "offsite":
             result = offsite.recover(offsite_repository(p), req, log=log, check_mode=module.check_mode)

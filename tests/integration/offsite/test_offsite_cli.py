@@ -225,3 +225,65 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
         )
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_base_backup_with_tablespaces_goes_off_site_whole_and_recovers_from_the_bucket(archiving_to, s3_bucket):
+    c = archiving_to
+    env = s3_env(s3_bucket)
+    location = make_scratch_dir("pgsafe-far-")  # empty, the server's OS user's, outside the data directory
+    elsewhere = make_scratch_dir("pgsafe-newhost-")
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    try:
+        c.sql("CREATE TABLESPACE far LOCATION '%s'" % location)
+        c.sql("CREATE TABLE events TABLESPACE far AS SELECT g AS n FROM generate_series(1, 300) g")
+        proc = run_cli(c, c.backup_dir, "base-backup", "--json", env_extra=env)  # pushed once verified
+        assert proc.returncode == 0, proc.stderr
+        backup = json.loads(proc.stdout)
+        with open(backup["metadata_file"]) as fh:
+            tars = [t["archive"] for t in json.load(fh)["tablespaces"]]
+        assert len(tars) == 1
+        switch_and_wait(c)
+        assert run_cli(c, c.backup_dir, "push", env_extra=env).returncode == 0
+        proc = run_cli(c, c.backup_dir, "verify", "--from", "offsite", "--json", env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        proc = run_cli(
+            c,
+            elsewhere,
+            "restore-pitr",
+            data_dir,
+            "--port",
+            str(free_port()),
+            "--from",
+            "offsite",
+            "--json",
+            env_extra=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        recovered = json.loads(proc.stdout)
+        assert [os.path.basename(t["restored_to"]) for t in recovered["tablespaces"]] == [tars[0].split(".")[0]]
+        import psycopg2
+
+        conn = psycopg2.connect(host=data_dir, port=recovered["port"], user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), sum(n) FROM events")
+            assert cur.fetchone() == (300, 45150)
+        conn.close()
+    finally:
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+                data_dir,
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        for path in (os.path.dirname(data_dir), elsewhere, location):
+            shutil.rmtree(path, ignore_errors=True)

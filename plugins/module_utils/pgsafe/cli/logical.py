@@ -163,11 +163,16 @@ def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
         return _verify_offsite(args)
     backup_dir = args.backup_dir
     catalog.require_catalog(backup_dir)
+    from ..physical.basebackup import list_base
+
+    # Base backups too: a damaged archive of any kind (a tablespace's included) is found by re-hashing.
+    base_entries, base_problems = list_base(backup_dir)
     if args.backups:
-        entries: list[Entry] = [catalog.resolve(backup_dir, ref) for ref in args.backups]
+        entries: list[Entry] = [_resolve_any(backup_dir, ref, base_entries) for ref in args.backups]
         problems: list[catalog.Problem] = []
     else:
         entries, problems = catalog.list_full(backup_dir)
+        entries, problems = entries + base_entries, problems + base_problems
     from ..catalog.verify import verify_entries
 
     results, state = verify_entries(backup_dir, entries)
@@ -178,6 +183,17 @@ def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
     for p in problems:
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
     return _report_verify(args, results)
+
+
+def _resolve_any(backup_dir: str, ref: str, base_entries: list[Entry]) -> Entry:
+    """A logical backup by any name resolve() knows, else a base backup by its id."""
+    try:
+        return catalog.resolve(backup_dir, ref)
+    except PgsafeError:
+        for entry in base_entries:
+            if ref == entry.backup_id:
+                return entry
+        raise
 
 
 def _report_verify(args: Args, results: list[dict[str, Any]]) -> int:

@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "os_user",
         "source",
         "json",
+        "tablespace_mapping",
     )
     flags.add(p, "base_backup")
     p.set_defaults(handler=cmd_restore_pitr)
@@ -207,6 +208,7 @@ def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
             pgsafe_command=args.pgsafe_command,
             os_user=args.os_user,
             backup=args.base_backup,
+            tablespace_mapping=args.tablespace_mapping,
         )
         if from_offsite(args):
             from ..offsite.restore import recover

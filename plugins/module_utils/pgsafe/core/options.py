@@ -496,6 +496,17 @@ OPTIONS = _table(
         "OS user that owns and runs the recovered cluster",
         role_vars=("backup_schedule_os_user", "monitoring_os_user", "restore_drill_os_user", "wal_archiving_os_user"),
     ),
+    # Clusters with tablespaces (issue 16, item 3): where a recovery puts each tablespace.
+    Option(
+        "tablespace_mapping",
+        "list",
+        None,
+        "restore the tablespace whose original directory is OLD into NEW (repeatable, like pg_basebackup -T; "
+        "'\\=' for an '=' in a path); unmapped tablespaces go to DATA_DIRECTORY_tblspc/<oid>. A live "
+        "tablespace directory or the data directory is refused",
+        metavar="OLD=NEW",
+        role_vars=("restore_drill_tablespace_mapping",),
+    ),
     # Health.
     Option(
         "max_backup_age_hours",

@@ -42,12 +42,14 @@ from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import chain as chains
 from . import walcleanup
+from .tablespaces import read_map
+from .tablespaces import tars as tablespace_tars
 from .tarfollow import TarFollower
 from .walnames import segment_of_lsn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Optional, Union
+    from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
     from psycopg2.extensions import cursor as PgCursor
 
@@ -144,22 +146,16 @@ def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
                 "current_setting('wal_segment_size'), "
                 "(SELECT sum(pg_database_size(oid)) FROM pg_database "
                 "WHERE has_database_privilege(oid, 'CONNECT'))::bigint, "
-                "(SELECT array_agg(spcname ORDER BY spcname) FROM pg_tablespace "
-                " WHERE spcname NOT IN ('pg_default', 'pg_global')), "
                 "(SELECT timeline_id FROM pg_control_checkpoint()), "
                 "current_setting('summarize_wal', true)"
             )
-            version, version_num, sysid, segsize, cluster_bytes, tablespaces, tli, summarize = cur.fetchone()
+            version, version_num, sysid, segsize, cluster_bytes, tli, summarize = cur.fetchone()
+            tablespaces = _tablespaces(cur)
+            # Hidden from roles without pg_read_all_settings: then no row, and the restore cannot tell.
+            cur.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
+            row = cur.fetchone()
     finally:
         conn.close()
-    if tablespaces:
-        # A tar base backup keeps each tablespace in a tar of its own and a symlink to its original path:
-        # verifying or recovering only base.tar would read, or write, the live tablespace's files.
-        raise ConfigError(
-            "cluster %s has tablespaces (%s); base backups of clusters with tablespaces are not "
-            "supported yet" % (label, ", ".join(tablespaces)),
-            "Back up its databases with logical backups (pgsafe backup / pg_full_backup) instead",
-        )
     return {
         "label": label,
         "server_version": version,
@@ -169,6 +165,27 @@ def _server_facts(conninfo: ConnInfo) -> dict[str, Any]:
         "cluster_bytes": int(cluster_bytes or 0),
         "timeline": tli,
         "summarize_wal": summarize,
+        "tablespaces": tablespaces,
+        "data_directory": row[0] if row else None,
+    }
+
+
+TABLESPACES_SQL = (
+    "SELECT oid::bigint, spcname, pg_tablespace_location(oid), "
+    # The size needs CREATE on the tablespace or pg_read_all_stats; without them it is left out.
+    "CASE WHEN has_tablespace_privilege(oid, 'CREATE') OR pg_has_role('pg_read_all_stats', 'USAGE') "
+    "THEN pg_tablespace_size(oid) END "
+    "FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid"
+)
+
+
+def _tablespaces(cur: PgCursor) -> dict[int, dict[str, Any]]:
+    """{oid: name, location, size} of the cluster's own tablespaces (an in-place one, whose location is
+    relative, travels inside base.tar like any other directory)."""
+    cur.execute(TABLESPACES_SQL)
+    return {
+        int(oid): {"oid": int(oid), "name": name, "location": location, "size_bytes": size}
+        for oid, name, location, size in cur.fetchall()
     }
 
 
@@ -324,7 +341,7 @@ def _take(
     os.mkdir(tmp, 0o700)
     started = time.monotonic()
     scratch: Optional[str] = None
-    follower: Optional[TarFollower] = None
+    followers: list[TarFollower] = []
     try:
         major = tools.major_of_num(facts["server_version_num"])
         why = "the server is PostgreSQL %s" % facts["server_version"]
@@ -351,7 +368,14 @@ def _take(
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
-            follower = TarFollower(tmp, scratch).start()
+            followers.append(TarFollower(tmp, scratch).start())
+            # Each tablespace's archive too, where pg_verifybackup reads it (pg_tblspc/<oid>): the server
+            # sends them before base.tar, so they are extracted while the rest is still on its way.
+            for oid, ts in facts["tablespaces"].items():
+                if os.path.isabs(ts.get("location") or ""):
+                    dest = os.path.join(scratch, "pg_tblspc", str(oid))
+                    os.makedirs(dest, mode=0o700)
+                    followers.append(TarFollower(tmp, dest, prefix="%d.tar" % oid).start())
         log("pg_basebackup into %s (%s)" % (final, req.compression))
         # The server counts what it has sent, before compression, against its own estimate of the total.
         streamed = QuerySample(req.conninfo, "postgres", STREAMED_SQL)
@@ -371,18 +395,22 @@ def _take(
             for name in files:
                 os.chmod(os.path.join(root, name), 0o600)
         known: dict[str, str] = {}
-        if follower is not None and scratch is not None and pg_verifybackup is not None:  # all with verify
-            follower.finish()
-            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True)
+        extracted_map: Optional[dict[int, str]] = None
+        if followers and scratch is not None and pg_verifybackup is not None:  # all with verify
+            followed = _finish_followers(followers)
+            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True, skip=followed)
+            extracted_map = read_map(scratch)
             if chain and pg_combinebackup is not None:
                 verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
-            path, sha256 = follower.path, follower.sha256  # both set once finish() returns
-            if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
-                known[os.path.basename(path)] = sha256
+            for follower in followers:
+                path, sha256 = follower.path, follower.sha256  # both set once finish() returns
+                if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
+                    known[os.path.basename(path)] = sha256
+        described = _describe_tablespaces(tmp, facts, extracted_map, req.conninfo)
         fsync_tree(tmp)
         publish(tmp, final)
     except BaseException:
-        if follower is not None:
+        for follower in followers:
             follower.abort()
         remove_quietly(tmp)
         raise
@@ -432,7 +460,40 @@ def _take(
         "chain_full": chain[0].backup_id if chain else backup_id,
         "manifest_sha256": chains.manifest_sha256(final),
         "summarize_wal": facts["summarize_wal"],
+        "data_directory": facts["data_directory"],
+        "tablespaces": described,
     }
+
+
+def _describe_tablespaces(
+    backup_path: str, facts: dict[str, Any], extracted_map: Optional[dict[int, str]], conninfo: ConnInfo
+) -> list[dict[str, Any]]:
+    """What the metadata records of each tablespace archive: oid, name, original directory (from the
+    backup's own tablespace_map when verification extracted it), the server's size and the archive's."""
+    archives = tablespace_tars(backup_path)
+    known = facts["tablespaces"]
+    if set(archives) - set(known):  # created while the backup ran: ask again
+        conn = connect(conninfo, "postgres")
+        try:
+            with conn.cursor() as cur:
+                known = dict(known)
+                known.update(_tablespaces(cur))
+        finally:
+            conn.close()
+    out: list[dict[str, Any]] = []
+    for oid, archive in sorted(archives.items()):
+        ts = dict(known.get(oid) or {"oid": oid, "name": None, "location": None, "size_bytes": None})
+        if extracted_map is not None and oid in extracted_map:
+            ts["location"] = extracted_map[oid]
+        if not ts.get("location"):
+            raise BackupFailed(
+                "tablespace %d was archived but neither the server nor the backup names its directory" % oid,
+                "It was probably dropped while the backup ran: take the backup again",
+            )
+        ts["archive"] = os.path.basename(archive)
+        ts["archive_bytes"] = os.path.getsize(archive)
+        out.append(ts)
+    return out
 
 
 def verify_chain(
@@ -509,12 +570,29 @@ def tar_members(backup_path: str) -> tuple[str, Optional[str]]:
     return os.path.join(backup_path, base[0]), (os.path.join(backup_path, wal[0]) if wal else None)
 
 
-def extract(backup_path: str, dest: str, base: bool = True) -> None:
-    """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal; with
-    base=False only the WAL (base.tar is already there)."""
+def extract(
+    backup_path: str,
+    dest: str,
+    base: bool = True,
+    tablespaces: Optional[Mapping[int, str]] = None,
+    skip: Iterable[int] = (),
+) -> None:
+    """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal, each
+    tablespace into tablespaces[oid] (a new or empty directory), by default dest/pg_tblspc/<oid> (the
+    layout pg_verifybackup reads); with base=False all but base.tar, and none of the tablespaces in skip
+    (already there)."""
     base_tar, wal_tar = tar_members(backup_path)
     if base:
         _untar(base_tar, dest)
+    skipped = set(skip)
+    for oid, archive in tablespace_tars(backup_path).items():
+        if oid in skipped:
+            continue
+        where = tablespaces.get(oid) if tablespaces is not None else os.path.join(dest, "pg_tblspc", str(oid))
+        if where is None:
+            raise VerificationFailed("no place given for tablespace %d of %s" % (oid, backup_path))
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        _untar(archive, where)
     if wal_tar:
         wal_dir = os.path.join(dest, "pg_wal")
         os.makedirs(wal_dir, mode=0o700, exist_ok=True)
@@ -566,12 +644,34 @@ def _backup_major(backup_path: str) -> Optional[int]:
         return None
 
 
+def _finish_followers(followers: list[TarFollower]) -> set[int]:
+    """Wait for every follower (the first is base.tar's, which must have appeared); returns the OIDs of
+    the tablespace archives they extracted (one created while the backup ran has none: extracted after)."""
+    followers[0].finish()
+    done: set[int] = set()
+    for follower in followers[1:]:
+        try:
+            follower.finish()
+        except VerificationFailed:
+            if follower.path is not None:  # it appeared and failed to extract: that is damage
+                raise
+            continue  # dropped while the backup ran: no archive, nothing to verify
+        done.add(int(follower.prefix.split(".", 1)[0]))
+    return done
+
+
 def _verify_extracted(
-    backup_path: str, scratch: str, pg_verifybackup: str, log: Callable[[str], None], skip_base: bool = False
+    backup_path: str,
+    scratch: str,
+    pg_verifybackup: str,
+    log: Callable[[str], None],
+    skip_base: bool = False,
+    skip: Iterable[int] = (),
 ) -> None:
-    """Extract what is not yet in scratch (all, or only the WAL when base.tar was followed) and run
-    pg_verifybackup there: every file against the manifest's size and CRC, and the WAL parsed."""
-    extract(backup_path, scratch, base=not skip_base)
+    """Extract what is not yet in scratch (all, or all but base.tar and the tablespace archives skip names
+    when they were followed) and run pg_verifybackup there: every file against the manifest's size and
+    CRC, and the WAL parsed."""
+    extract(backup_path, scratch, base=not skip_base, skip=skip)
     shutil.copy2(os.path.join(backup_path, "backup_manifest"), os.path.join(scratch, "backup_manifest"))
     proc = subprocess.run([pg_verifybackup, scratch], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:

@@ -22,7 +22,7 @@ from ..core.errors import ConfigError, VerificationFailed
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import Any, Callable, Iterable, Optional, Sequence
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from ..catalog.entries import Entry
 
@@ -178,11 +178,19 @@ def find_combinebackup(major: Optional[int]) -> str:
 
 
 def combine(
-    members: Sequence[str], output: str, pg_combinebackup: str, log: Callable[[str], None] = lambda msg: None
+    members: Sequence[str],
+    output: str,
+    pg_combinebackup: str,
+    log: Callable[[str], None] = lambda msg: None,
+    tablespace_mapping: Optional[Mapping[str, str]] = None,
 ) -> None:
     """pg_combinebackup of plain directories (oldest first) into output (missing or empty); the WAL the
-    newest member carries is copied too, so the result starts like a restored full backup."""
-    argv = [pg_combinebackup, "--no-sync", "-o", output] + list(members)
+    newest member carries is copied too, so the result starts like a restored full backup.
+    tablespace_mapping: {directory the newest member's pg_tblspc link names: where the combined one goes}."""
+    argv = [pg_combinebackup, "--no-sync", "-o", output]
+    for old, new in sorted((tablespace_mapping or {}).items()):
+        argv.append("--tablespace-mapping=%s=%s" % (old.replace("=", "\\="), new.replace("=", "\\=")))
+    argv += list(members)
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
         raise VerificationFailed(

@@ -22,6 +22,7 @@ from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from . import basebackup, preflight
 from . import chain as chains
+from . import tablespaces as tblspc
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
 from .walnames import (
     is_segment,
@@ -64,6 +65,7 @@ class PitrRequest:
         start_timeout: int = 600,
         backup: Optional[str] = None,
         keep_archiving_off: bool = True,
+        tablespace_mapping: Any = None,
     ) -> None:
         for name, value in (
             ("backup_dir", backup_dir),
@@ -99,6 +101,8 @@ class PitrRequest:
         self.start_timeout = int(start_timeout)
         self.backup = backup
         self.keep_archiving_off = keep_archiving_off
+        # {original directory: restored directory}; unmapped tablespaces go beside the data directory.
+        self.tablespace_mapping = tblspc.parse_mapping(tablespace_mapping)
 
 
 def parse_target_time(text: str) -> datetime:
@@ -388,8 +392,14 @@ def run_pitr(
     entry = choose_base(entries, req.target_time, req.target_lsn)
     # An incremental restores only with every backup it builds on: a broken chain stops here, before any change.
     chain = chains.chain_of(entry, all_entries)
-    for member in chain:
-        _refuse_tablespaces(member)
+    for member in chain[:-1]:
+        tblspc.archives_of(member.meta, member.data_path, member.backup_id)
+    # Where each tablespace goes, refused before any change when unsafe (a live directory, the data directory).
+    targets = tblspc.plan(
+        entry.meta, entry.data_path, entry.backup_id, req.data_directory, req.tablespace_mapping, req.overwrite
+    )
+    for target in targets:
+        log("tablespace %s (oid %d, %s) goes to %s" % (target.name, target.oid, target.location, target.path))
     if len(chain) > 1:
         log("incremental chain of %d: %s" % (len(chain), " + ".join(e.backup_id for e in chain)))
     log(
@@ -406,19 +416,27 @@ def run_pitr(
             "chain": chains.describe(chain),
             "wal": continuity,
             "preflight": checked,
+            "tablespaces": [t.describe() for t in targets],
         }
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
+    tblspc.move_aside(targets, moved, log)
+    created: list[str] = []
+    for target in targets:
+        created += tblspc.make_dirs(target.path)
     try:
         if len(chain) > 1:
-            _combine_verified(chain, req.data_directory, log)
+            _combine_verified(chain, req.data_directory, log, targets)
         else:
-            _extract_verified(entry, req.data_directory)
+            _extract_verified(entry, req.data_directory, targets)
+        tblspc.link(req.data_directory, targets)
         written = write_recovery_config(req.data_directory, recovery_settings(req))
         if written:
             log("the base backup held no %s; wrote minimal ones (local socket access only)" % ", ".join(written))
         if os.geteuid() == 0:
             _chown_tree(req.data_directory, req.os_user)
+            for path in created + [t.path for t in targets]:
+                _chown_tree(path, req.os_user)
         log("starting recovery on port %d" % req.port)
         logfile = os.path.join(req.data_directory, "pgsafe_recovery.log")
         proc = _pg_ctl(
@@ -437,6 +455,7 @@ def run_pitr(
             "data_directory": req.data_directory,
             "port": req.port,
             "moved_aside": moved,
+            "tablespaces": [t.describe() for t in targets],
             "wal": continuity,
             "preflight": checked,
             "pg_ctl": pg_ctl_for(req.data_directory),
@@ -451,22 +470,10 @@ def run_pitr(
     return result
 
 
-def _refuse_tablespaces(entry: Entry) -> None:
-    """A backup with tablespace tars (taken by other tools) would come back with pg_tblspc links to the
-    original cluster's live tablespace directories: never recover from one."""
-    names = os.listdir(entry.data_path) if os.path.isdir(entry.data_path) else []
-    extra = sorted(n for n in names if ".tar" in n and not n.startswith(("base.tar", "pg_wal.tar")))
-    if extra:
-        raise ConfigError(
-            "base backup %s holds tablespace archives (%s); recovering clusters with tablespaces "
-            "is not supported" % (entry.backup_id, ", ".join(extra)),
-            "Recover it by hand with its tablespace_map, away from the original cluster's paths",
-        )
-
-
-def _extract_verified(entry: Entry, data_directory: str) -> None:
+def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Target]) -> None:
     """Extract while re-hashing the backup on the other core; nothing starts from a backup whose
-    checksum disagrees, and its extracted copy (in a directory that was new or moved aside) is removed."""
+    checksum disagrees, and its extracted copy (in directories that were new, empty or moved aside)
+    is removed."""
     import threading
 
     failure: list[BaseException] = []
@@ -480,22 +487,28 @@ def _extract_verified(entry: Entry, data_directory: str) -> None:
     checker = threading.Thread(target=check, daemon=True)
     checker.start()
     try:
-        basebackup.extract(entry.data_path, data_directory)
+        basebackup.extract(entry.data_path, data_directory, tablespaces={t.oid: t.path for t in targets})
     except BaseException as exc:
         checker.join()
         if failure:  # a damaged backup often breaks the extraction too: the checksum says why
-            _empty_directory(data_directory)
+            _empty_directories(data_directory, targets)
             raise failure[0]
         raise exc
     checker.join()
     if failure:
-        _empty_directory(data_directory)
+        _empty_directories(data_directory, targets)
         raise failure[0]
 
 
-def _combine_verified(chain: list[Entry], data_directory: str, log: Callable[[str], None]) -> None:
+def _combine_verified(
+    chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target]
+) -> None:
     """Every member re-hashed against its metadata and extracted beside the target, then combined into
-    it by pg_combinebackup; the extracted copies go, whatever happens."""
+    it by pg_combinebackup; the extracted copies go, whatever happens.
+
+    pg_combinebackup finds a member's tablespaces through its pg_tblspc links and writes the combined
+    ones where -T maps the newest member's links: so each member's tablespaces are extracted beside it
+    and linked, and its tablespace_map (naming the original directories) removed."""
     import shutil
     import tempfile
 
@@ -505,20 +518,34 @@ def _combine_verified(chain: list[Entry], data_directory: str, log: Callable[[st
     try:
         os.chmod(scratch, 0o700)
         members: list[str] = []
+        mapping: dict[str, str] = {}
         for n, member in enumerate(chain):
             verify_entry(member)
             members.append(os.path.join(scratch, str(n)))
             os.mkdir(members[-1], 0o700)
-            basebackup.extract(member.data_path, members[-1])
+            places = {oid: os.path.join(scratch, "%d_tblspc" % n, str(oid)) for oid in tblspc.tars(member.data_path)}
+            basebackup.extract(member.data_path, members[-1], tablespaces=places)
             shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(members[-1], chains.MANIFEST))
+            links = [tblspc.Target(oid, None, None, "", path) for oid, path in places.items()]
+            tblspc.link(members[-1], links)
+            mapping = {t.path: t.path for t in links}
+        wanted = {t.oid: t.path for t in targets}
+        mapping = {old: wanted[int(os.path.basename(old))] for old in mapping}
         try:
-            chains.combine(members, data_directory, pg_combinebackup, log)
+            chains.combine(members, data_directory, pg_combinebackup, log, mapping)
         except BaseException:
-            _empty_directory(data_directory)
+            _empty_directories(data_directory, targets)
             raise
         # The combined manifest is pg_combinebackup's; a server never reads it.
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _empty_directories(data_directory: str, targets: list[tblspc.Target]) -> None:
+    _empty_directory(data_directory)
+    for target in targets:
+        if os.path.isdir(target.path):
+            _empty_directory(target.path)
 
 
 def _empty_directory(path: str) -> None:
