@@ -22,6 +22,7 @@ TESTS=(
     tests/integration/test_health.py
     tests/integration/test_client_tools.py
     tests/integration/test_incremental.py
+    tests/integration/test_native_zstd.py
 )
 if [ -n "${PGSAFE_MATRIX_TESTS:-}" ]; then
     read -r -a TESTS <<<"$PGSAFE_MATRIX_TESTS"
