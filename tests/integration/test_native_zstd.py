@@ -87,6 +87,21 @@ def test_one_damaged_file_fails_verify_and_restore_naming_it(pg, cli, sample_db)
     assert not pg.sql("SELECT 1 FROM pg_database WHERE datname = %s", params=(target,))
 
 
+def test_a_failed_dump_leaves_nothing_that_looks_whole(pg, cli, backup_dir, sample_db):
+    """Native zstd where pg_dump can (matrix); the same directory path with gzip on the host's 15."""
+    options = NATIVE if MAJOR >= 16 else ("--format", "directory", "--compression", "gzip", "--jobs", "2")
+    role = unique_name("noread")
+    pg.psql('CREATE ROLE "%s" LOGIN; GRANT CONNECT ON DATABASE "%s" TO "%s";' % (role, sample_db, role))
+    try:
+        # pg_dump creates the directory, then cannot lock or read the tables: exit 4, and no trace of it.
+        proc = cli("backup", sample_db, *options, "--no-row-counts", "--no-globals", env_extra={"PGUSER": role})
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        assert "permission denied" in proc.stderr, proc.stderr
+        assert backups_in(backup_dir) == []
+    finally:
+        pg.psql('DROP OWNED BY "%s"; DROP ROLE "%s";' % (role, role), sample_db)
+
+
 @before_16
 def test_refused_with_pg_dump_15_before_anything_is_written(cli, backup_dir, sample_db):
     proc = cli("backup", sample_db, *NATIVE)

@@ -324,7 +324,7 @@ OPTIONS = _table(
         "compression",
         "str",
         "zstd",
-        "compression of the backup",
+        "compression of the backup; with format directory, zstd is pg_dump's own (pg_dump 16+)",
         choices=COMPRESSIONS,
         role_vars=("backup_schedule_compression",),
     ),
