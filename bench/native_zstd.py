@@ -62,13 +62,13 @@ def backup_cases(ctx):
 
     return [
         (GROUP_BACKUP, "pg_dump -Fd -j%d -Z zstd:3" % JOBS, True, bare),
-        (GROUP_BACKUP, "pgsafe directory zstd-3 -j%d (native)" % JOBS, False, ours("ours_native", *NATIVE)),
         (
             GROUP_BACKUP,
-            "pgsafe directory zstd-1 -j%d (native)" % JOBS,
+            "pgsafe directory zstd-3 -j%d (native, as the anchor)" % JOBS,
             False,
-            ours(None, *NATIVE, "--compression-level", "1"),
+            ours("ours_native", *NATIVE, "--compression-level", "3"),
         ),
+        (GROUP_BACKUP, "pgsafe directory zstd-1 -j%d (native, its default)" % JOBS, False, ours(None, *NATIVE)),
         (GROUP_BACKUP, "pgsafe custom zstd-3 (today's default)", False, ours("ours_default")),
     ]
 

@@ -44,6 +44,7 @@ def test_backup_verify_and_parallel_restore_straight_from_the_directory(pg, cli,
         "pg_dump",
         2,
     )
+    assert meta["compression_level"] == 1  # the measured default of pg_dump's own zstd
     assert int(meta["pg_dump_version"].split(".")[0]) >= 16 and meta["server_version_num"] >= 160000
     names = os.listdir(result["backup_file"])
     # pg_dump compressed the table data itself: no file of ours wraps it.

@@ -332,7 +332,7 @@ OPTIONS = _table(
         "compression_level",
         "int",
         None,
-        "compression level: gzip 1-9, zstd 1-19 (default: the codec's own)",
+        "compression level: gzip 1-9 (default 6), zstd 1-19 (default 3; 1 for pg_dump's own zstd, format directory)",
         env="COMPRESSION_LEVEL",
     ),
     Option("jobs", "int", 1, "parallel connections (directory format and restores)", role_vars=("restore_drill_jobs",)),
