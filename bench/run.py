@@ -27,6 +27,7 @@ import cases  # noqa: E402
 import dataset  # noqa: E402
 import install  # noqa: E402
 import measure  # noqa: E402
+import native_zstd  # noqa: E402
 import offsite  # noqa: E402
 import pgbackrest  # noqa: E402
 import report  # noqa: E402
@@ -47,7 +48,8 @@ def parse_args(argv):
     p.add_argument(
         "--groups",
         default="logical,physical,wal,offsite",
-        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke)",
+        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke); "
+        "native_zstd (PostgreSQL 16+) is not in the default",
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (for profiling)")
     args = p.parse_args(argv)
@@ -200,6 +202,12 @@ def main(argv=None):
             if "logical" in args.groups:
                 run_group(ctx, records, actual, cases.logical_backup_cases(ctx), args.repeat)
                 run_group(ctx, records, actual, cases.logical_restore_cases(ctx), args.repeat)
+            if "native_zstd" in args.groups:
+                if native_zstd.supported(ctx):
+                    run_group(ctx, records, actual, native_zstd.backup_cases(ctx), args.repeat)
+                    run_group(ctx, records, actual, native_zstd.restore_cases(ctx), args.repeat)
+                else:
+                    log("native_zstd skipped: pg_dump writes zstd itself from PostgreSQL 16 on")
             if "physical" in args.groups:
                 run_group(ctx, records, actual, cases.physical_backup_cases(ctx), args.repeat)
                 run_group(ctx, records, actual, cases.physical_restore_cases(ctx), args.repeat)

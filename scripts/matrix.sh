@@ -23,6 +23,7 @@ TESTS=(
     tests/integration/test_client_tools.py
     tests/integration/test_incremental.py
     tests/integration/test_tablespaces.py
+    tests/integration/test_native_zstd.py
 )
 if [ -n "${PGSAFE_MATRIX_TESTS:-}" ]; then
     read -r -a TESTS <<<"$PGSAFE_MATRIX_TESTS"

@@ -294,7 +294,9 @@ def verify_entry(entry: Entry, count: Optional[Count] = None) -> str:
     if not os.path.exists(entry.data_path):
         raise VerificationFailed("backup file %s is missing" % entry.data_path)
     if os.path.isdir(entry.data_path):
-        actual = directory_checksum(entry.data_path, count=count)
+        found = directory_manifest(entry.data_path, count)
+        _compare_manifest(entry, found)
+        actual = directory_checksum(entry.data_path, found)
     else:
         actual = compress.sha256_file(entry.data_path, count)
     if actual != entry.meta.get("checksum"):
@@ -309,6 +311,39 @@ def verify_entry(entry: Entry, count: Optional[Count] = None) -> str:
             % (entry.data_path, entry.meta.get("size_bytes"), size)
         )
     return actual
+
+
+def directory_manifest(path: str, count: Optional[Count] = None) -> dict[str, str]:
+    """{relative name: SHA-256} of every file of a directory backup."""
+    out: dict[str, str] = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            out[os.path.relpath(full, path)] = compress.sha256_file(full, count)
+    return out
+
+
+def _compare_manifest(entry: Entry, found: Mapping[str, str]) -> None:
+    """Name the damaged, missing or extra files of a directory backup whose metadata lists its files
+    (older backups have only the directory checksum, compared by the caller)."""
+    expected = entry.meta.get("files")
+    if not isinstance(expected, dict):
+        return
+    damaged = sorted(n for n in expected if n in found and found[n] != expected[n])
+    missing = sorted(n for n in expected if n not in found)
+    extra = sorted(n for n in found if n not in expected)
+    problems = []
+    for what, names in (("damaged", damaged), ("missing", missing), ("not in the backup", extra)):
+        if names:
+            problems.append(
+                "%s %s" % (what, ", ".join(names[:5]) + (" and %d more" % (len(names) - 5) if len(names) > 5 else ""))
+            )
+    if problems:
+        raise VerificationFailed(
+            "checksum mismatch for %s: %s" % (entry.data_path, "; ".join(problems)),
+            "The backup is damaged; restore another backup and take a new one",
+        )
 
 
 def directory_checksum(path: str, known: Optional[Mapping[str, str]] = None, count: Optional[Count] = None) -> str:
