@@ -236,6 +236,7 @@ class OffsiteRepository:
 
     def _purge(self, names: Iterable[str], now: Optional[datetime]) -> dict[str, datetime]:
         now = now or utc_now()
+        self._hidden.clear()  # what a delete marker hid may be gone now: list again when asked
         versions = self.versions(names)
         locked = self._locked(versions, now)
         pairs = [
