@@ -309,6 +309,17 @@ source:
   returned: success with source=offsite
   type: str
   sample: "offsite"
+fallbacks:
+  description:
+    - Objects read from an older, locked version because their current version in an Object Lock bucket
+      was a delete marker (V(deleted)) or did not match the SHA-256 the backup's metadata records
+      (V(replaced)). Someone with the bucket's credentials changed it; empty when nothing was.
+  returned: success with source=offsite
+  type: list
+  elements: dict
+  sample: [{"object": "s3://pgsafe-backups/db1/full/shop_full_20261120_020000.dump.zst", "version_id": "3aFq",
+            "current": "deleted", "message": "s3://pgsafe-backups/db1/full/shop_full_20261120_020000.dump.zst:
+            read version 3aFq: the current version was deleted"}]
 backup_id:
   description: Identifier of that backup.
   returned: success

@@ -14,6 +14,9 @@ import pytest
 from pgcluster import OS_USER, make_scratch_dir
 from pgtest import PGSAFE, SYSTEM_PYTHON, make_os_user, remove_os_user, shared_scratch
 
+# A retired operator key's recipient (public, made with age-keygen): the health job warns about it.
+RETIRED = "age1vw4uxggrrnlf7n5ws8tl4m0vuz2czaldeytd9jxn0xr235laq5msn2k7qd"
+
 PLAY = """
 - hosts: localhost
   gather_facts: false
@@ -136,6 +139,7 @@ def test_the_health_job_checks_the_offsite_copy_with_the_schedule_roles_keys(
         "monitoring_s3_endpoint_url": s3_bucket.gateway.endpoint,
         "monitoring_s3_region": "us-east-1",
         "monitoring_offsite_wal_critical_minutes": 45,
+        "monitoring_retired_recipients": [RETIRED],
         "monitoring_check_now": False,
         "monitoring_min_disk_space_gb": 0,
         "monitoring_max_disk_usage_percent": 100,
@@ -151,6 +155,7 @@ def test_the_health_job_checks_the_offsite_copy_with_the_schedule_roles_keys(
         job = lines["job"]
         assert "--offsite %s" % url in job and "--s3-endpoint-url %s" % s3_bucket.gateway.endpoint in job, job
         assert "--offsite-wal-critical-minutes 45" in job, job
+        assert "--retired-recipient %s" % RETIRED in job, job
         # The job as cron runs it (its user, the environment line, the line through sh): it reads the bucket.
         command = job.split(None, 6)[6].replace("\\%", "%")
         env = {"PATH": "/usr/bin:/bin", "HOME": os_user.pw_dir, "LANG": "C.UTF-8"}

@@ -137,6 +137,7 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
         out("(none)")
     from ..core.age import short
     from ..offsite.encryption import recipients_of
+    from ..offsite.versions import HIDDEN
 
     for e in entries:
         m = e.meta
@@ -153,6 +154,8 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
                 " - encrypted to %s" % ", ".join(short(r) for r in recipients) if recipients else "",
             )
         )
+        for name in getattr(e, "hidden", ()):
+            out("    %s %s" % (name, HIDDEN))
     for p in problems:
         err("PROBLEM: %s: %s" % (p.path, p.reason))
     return EXIT_OK

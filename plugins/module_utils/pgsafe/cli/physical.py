@@ -142,9 +142,13 @@ def _restore_wal_from_offsite(args: Args) -> None:
 
     scratch = tempfile.mkdtemp(prefix="pgsafe-wal-")
     try:
-        if fetch_wal(open_repo(args, "restore-wal"), args.name, scratch) is None:
+        repo = open_repo(args, "restore-wal")
+        if fetch_wal(repo, args.name, scratch) is None:
             raise WalMissing("%s is archived neither locally nor off-site" % args.name)
         restore_wal(args.name, args.path, scratch)
+        for fallback in repo.fallbacks:
+            # Goes to PostgreSQL's log: the segment is the locked original, but the bucket was changed.
+            err("pgsafe: WARNING: %s" % fallback.message())
     finally:
         import shutil
 

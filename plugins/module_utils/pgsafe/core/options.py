@@ -237,6 +237,7 @@ OPTIONS = _table(
         env="PGSAFE_RETIRED_RECIPIENTS",
         flags=("--retired-recipient",),
         metavar="RECIPIENT",
+        role_vars=("monitoring_retired_recipients",),
     ),
     Option(
         "source",

@@ -43,6 +43,7 @@ ALERT_TYPES = {
     # the payload's check and message say off-site.
     "offsite_backup_age": "backup_age",
     "offsite_integrity": "backup_integrity",
+    "offsite_hidden": "backup_integrity",
 }
 
 

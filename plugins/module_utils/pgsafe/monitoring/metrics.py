@@ -41,6 +41,7 @@ OFFSITE_FIELDS = (
     "wal_pending_oldest_seconds",
     "wal_missing_segments",
     "retired_key_backups",
+    "hidden_objects",
 )
 
 HELP = {
@@ -64,6 +65,7 @@ HELP = {
     "offsite_wal_pending_oldest_seconds": "Seconds since the oldest archived WAL file not yet off-site was archived",
     "offsite_wal_missing_segments": "WAL segments missing from the off-site archive after the oldest base backup",
     "offsite_retired_key_backups": "Good off-site backups encrypted only to recipients marked retired",
+    "offsite_hidden_objects": "Off-site objects whose current version is a delete marker over a locked version",
     "database_offsite_backup_age_hours": "Age in hours of the newest good off-site backup of the database",
     "health_status": "Overall health: 0 ok, 1 warning, 2 critical",
     "check_status": "Status of each check: 0 ok, 1 warning, 2 critical",

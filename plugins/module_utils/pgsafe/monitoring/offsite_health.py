@@ -20,6 +20,7 @@ from ..catalog import entries as catalog
 from ..catalog.verify_state import VerifyState
 from ..core.errors import VerificationFailed
 from ..core.naming import parse_iso
+from ..offsite.versions import HIDDEN
 from .health import CRITICAL, OK, WARNING, _duration, _ended, error_text, guarded, result, wal_gap_result
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -76,6 +77,7 @@ def empty_metrics() -> dict[str, Any]:
         "wal_missing_segments": None,
         "backup_count_total": None,
         "retired_key_backups": None,
+        "hidden_objects": None,
     }
 
 
@@ -90,6 +92,7 @@ def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], s
         repo = offsite.open()
         listed = {folder: list_entries(repo, folder) for folder in FOLDERS}
         wal_names = repo.names("wal")
+        hidden = {folder: repo.hidden(folder) for folder in FOLDERS + (catalog.GLOBALS_DIR, "wal")}
     except Exception as exc:  # an unreachable repository is a failed check, never a skipped one
         return [
             result(
@@ -101,6 +104,8 @@ def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], s
             )
         ]
     m["up"] = 1
+    # A segment under a delete marker is still archived (locked): not a gap, but reported below.
+    wal_names = dict(wal_names, **{name: info.size for name, info in hidden["wal"].items()})
     full, base = listed["full"][0], listed["base"][0]
     problems = listed["full"][1] + listed["base"][1]
     m["backup_count_total"] = len(full) + len(base)
@@ -115,12 +120,32 @@ def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], s
         )
     ]
     out += guarded("offsite_backup_age", age_checks, req, now, metrics, full, base)
+    out += guarded("offsite_hidden", hidden_check, repo, hidden, m)
     out += guarded("offsite_integrity", integrity_checks, req, repo, now, m, full + base, problems, states)
     out += guarded("offsite_unpushed", unpushed_check, req, repo, now, m)
     out += guarded("offsite_wal_lag", wal_lag_check, req, repo, now, m, wal_names)
     out += guarded("offsite_wal_gaps", wal_gap_check, repo, base, m, wal_names)
     out += guarded("offsite_retired_keys", retired_key_check, offsite.retired_recipients, full + base, now, m)
     return out
+
+
+def hidden_check(repo: OffsiteRepository, hidden: Mapping[str, Mapping[str, Any]], m: dict[str, Any]) -> list[Result]:
+    """Objects whose current version is a delete marker over a locked one: restores read the locked one,
+    but someone with the bucket's credentials deleted them, and that must never pass for missing-and-fine."""
+    names = sorted(name for found in hidden.values() for name in found)
+    m["hidden_objects"] = len(names)
+    if not names:
+        return [result("offsite_hidden", OK, 0, 0, "no object hidden by a delete marker")]
+    return [
+        result(
+            "offsite_hidden",
+            CRITICAL,
+            repo.location.url(name),
+            "no delete marker",
+            "%s %s" % (repo.location.url(name), HIDDEN),
+        )
+        for name in names
+    ]
 
 
 def retired_key_check(
@@ -237,6 +262,11 @@ def _unusable(entry: OffsiteEntry, now: datetime) -> Optional[str]:
     missing = entry.absent()
     if missing:
         return "%d object(s) missing or of the wrong size, first %s" % (len(missing), missing[0])
+    if entry.replaced:
+        return (
+            "the current version of %s was replaced by other bytes: someone with the bucket's credentials "
+            "rewrote it; the locked version is intact (restores read it)" % entry.replaced[0]
+        )
     return None
 
 

@@ -223,7 +223,12 @@ def require_identity(repo: OffsiteRepository, meta: Mapping[str, Any], what: str
 
 
 def download(
-    repo: OffsiteRepository, name: str, out: IO[bytes], sha256: Optional[str], record: Optional[Mapping[str, Any]]
+    repo: OffsiteRepository,
+    name: str,
+    out: IO[bytes],
+    sha256: Optional[str],
+    record: Optional[Mapping[str, Any]],
+    version_id: Optional[str] = None,
 ) -> None:
     """Write the object's plaintext to out: checked against the SHA-256 of the stored bytes, and, when it
     is encrypted, decrypted and checked against the SHA-256 of the plaintext too.
@@ -232,7 +237,7 @@ def download(
     object metadata. Raises VerificationFailed; out holds unproven bytes until this returns."""
     bucket, key = repo.location.bucket, repo.key(name)
     try:
-        reader = repo.store.get(bucket, key)
+        reader = repo.store.get(bucket, key, version_id=version_id)
     except ObjectMissing as exc:
         raise VerificationFailed(
             "%s is missing from the off-site repository %s" % (name, repo.describe()),

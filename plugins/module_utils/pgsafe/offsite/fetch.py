@@ -14,12 +14,13 @@ import shutil
 import tempfile
 
 from ..catalog import entries as catalog
-from ..core.errors import ConfigError, VerificationFailed
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import ensure_private_dir, open_private, publish, remove_quietly, temp_path_for, write_json_atomic
 from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
 from .encryption import download, recipients_of, require_identity, unseal
 from .repository import META_SUFFIX
+from .versions import HIDDEN, read_intact, versioned
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ class OffsiteEntry:
         objects = offsite.get("objects") if isinstance(offsite, dict) else None
         self.objects: dict[str, Any] = objects if isinstance(objects, dict) else {}
         self._sizes = sizes
+        # Names of this backup's objects (metadata included) whose current version is a delete marker.
+        self.hidden: list[str] = []
+        # Names whose current version has another size than the metadata records, over an older version
+        # that has it (a rewrite in an Object Lock bucket): present, read from that version, and named.
+        self.replaced: list[str] = []
 
     @property
     def backup_id(self) -> str:
@@ -88,6 +94,10 @@ class OffsiteEntry:
             "pushed_at": (self.meta.get("offsite") or {}).get("pushed_at"),
             "recipients": recipients_of(self.meta),
         }
+        if self.hidden:
+            out["hidden"] = list(self.hidden)
+        if self.replaced:
+            out["replaced"] = list(self.replaced)
         return out
 
 
@@ -98,17 +108,36 @@ def list_entries(
     sizes = repo.names(folder)
     if folder == "full":
         sizes.update(repo.names(catalog.GLOBALS_DIR))
+    # In an Object Lock bucket a delete marker hides an object whose locked version is still there: it is
+    # counted as present (a restore reads that version) and named, never taken for missing-and-fine.
+    hidden: dict[str, Any] = {}
+    try:
+        hidden.update(repo.hidden(folder))
+        if folder == "full":
+            hidden.update(repo.hidden(catalog.GLOBALS_DIR))
+    except PgsafeError:
+        # Credentials that may not list versions still list, verify and restore what is current; health
+        # asks again and reports that it could not look.
+        hidden = {}
+    for name, info in hidden.items():
+        sizes.setdefault(name, info.size)
     entries: list[OffsiteEntry] = []
     problems: list[Problem] = []
     for name in sorted(
         n for n in sizes if n.startswith(folder + "/") and n.endswith(META_SUFFIX) and n.count("/") == 1
     ):
         try:
-            meta = repo.read_json(name)
+            meta = repo.read_json(name, hidden[name].version_id if name in hidden else None)
             for key in ("backup_file", "database", "timestamp", "checksum", "size_bytes"):
                 if key not in meta:
                     raise ValueError("metadata lacks %s" % key)
             entry = OffsiteEntry(meta, name, sizes)
+            entry.hidden = sorted(n for n in [name, *entry.objects] if n in hidden)
+            if entry.absent() and versioned(repo):
+                try:
+                    _find_originals(repo, entry)
+                except PgsafeError:
+                    pass  # as above: what is current is all these credentials can see
         except (ValueError, VerificationFailed) as exc:
             problems.append(catalog.Problem(repo.location.url(name), str(exc)))
             continue
@@ -116,6 +145,21 @@ def list_entries(
             entries.append(entry)
     entries.sort(key=lambda e: (e.finished.timestamp() if e.finished else float("-inf"), e.backup_id), reverse=True)
     return entries, problems
+
+
+def _find_originals(repo: OffsiteRepository, entry: OffsiteEntry) -> None:
+    """Count an object as present when its current version was replaced by one of another size while an
+    older version of the recorded size is still there (checked by SHA-256 when it is read)."""
+    absent = entry.absent()
+    sizes = dict(entry._sizes)
+    for name, infos in repo.versions(absent).items():
+        record = entry.objects.get(name)
+        if not isinstance(record, dict):
+            continue
+        if any(not i.delete_marker and not i.is_latest and i.size == record.get("size") for i in infos):
+            sizes[name] = record["size"]
+            entry.replaced.append(name)
+    entry._sizes = sizes
 
 
 def find(
@@ -149,12 +193,29 @@ def verify_entry(repo: OffsiteRepository, entry: OffsiteEntry) -> bool:
     if not entry.objects:
         raise VerificationFailed("%s has no list of objects in its off-site metadata" % entry.meta_name)
     for name, info in sorted(entry.objects.items()):
-        repo.verify(name, info["sha256"])
+
+        def attempt(version: Optional[str], sha: Optional[str], _rec: Any, name: str = name) -> None:
+            repo.verify(name, sha, version)
+
+        fallback = read_intact(repo, name, info["sha256"], info, attempt)
+        if fallback is not None:
+            # Restorable, but someone with the bucket's credentials changed it: an operator must know.
+            raise VerificationFailed(
+                "%s: the current version was %s; the locked version %s is intact (restores read it)"
+                % (fallback.url, fallback.why, fallback.version_id),
+                "Someone with the bucket's credentials deleted or rewrote it: rotate the hosts' keys",
+            )
+    if entry.hidden:
+        raise VerificationFailed("%s %s" % (repo.location.url(entry.hidden[0]), HIDDEN))
     return True
 
 
 def _download_to(
-    repo: OffsiteRepository, name: str, sha256: Optional[str], final: str, record: Optional[Mapping[str, Any]] = None
+    repo: OffsiteRepository,
+    name: str,
+    sha256: Optional[str],
+    final: str,
+    record: Optional[Mapping[str, Any]] = None,
 ) -> None:
     """The object at final, proven: written under a temporary name, renamed only once its SHA-256 matched
     (sha256 None: the object's own sha256 metadata), decrypted and its plaintext's SHA-256 matched when
@@ -163,7 +224,15 @@ def _download_to(
     tmp = temp_path_for(final)
     try:
         with open_private(tmp) as fh:
-            download(repo, name, fh, sha256, record)
+
+            def attempt(version: Optional[str], sha: Optional[str], rec: Optional[Mapping[str, Any]]) -> None:
+                # Each version is tried from an empty file: bytes of a refused one never stay.
+                fh.seek(0)
+                fh.truncate()
+                download(repo, name, fh, sha, rec, version)
+
+            # A fallback is kept in repo.fallbacks: the caller says which version it read, and why.
+            read_intact(repo, name, sha256, record, attempt, wal=sha256 is None and record is None)
             fh.flush()
             os.fsync(fh.fileno())
         publish(tmp, final)
@@ -185,8 +254,10 @@ def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Ent
     globals_rel = entry.meta.get("globals_file")
     if isinstance(globals_rel, str) and globals_rel in entry.objects and globals_rel.endswith(".sql.gz"):
         meta_rel = globals_rel[: -len(".sql.gz")] + META_SUFFIX
+        hidden = repo.hidden(catalog.GLOBALS_DIR).get(meta_rel)
         try:
-            _write_json(os.path.join(staging_dir, meta_rel), repo.read_json(meta_rel))
+            meta = repo.read_json(meta_rel, hidden.version_id if hidden is not None else None)
+            _write_json(os.path.join(staging_dir, meta_rel), meta)
         except (ValueError, VerificationFailed):
             pass  # the globals are a convenience; the backup itself is whole without them
     local = unseal(entry.meta, staging_dir)
@@ -216,7 +287,10 @@ def remove_staging(path: str) -> None:
 def wal_objects(repo: OffsiteRepository, names: Optional[Iterable[str]] = None) -> dict[str, str]:
     """{wal name: object name} of the off-site WAL archive (names: its listing, if already read)."""
     out: dict[str, str] = {}
-    for name in repo.names("wal") if names is None else names:
+    if names is None:
+        # Segments hidden by a delete marker are still there, locked: a recovery reads them.
+        names = list(repo.names("wal")) + list(repo.hidden("wal"))
+    for name in names:
         stored = name.split("/", 1)[1]
         wal, _suffix = strip_compression(stored)
         if is_archivable_name(wal):
@@ -230,14 +304,26 @@ def fetch_wal(
     """Download one archived segment (as stored, compressed or not) into archive_dir; returns its path or None.
 
     A WAL object carries its SHA-256 as object metadata (push sets it), checked before the rename."""
-    known = wal_objects(repo) if known is None else known
-    name = known.get(wal_name)
+    known = wal_objects(repo, repo.names("wal")) if known is None else known
+    name = known.get(wal_name) or _hidden_wal(repo, wal_name)
     if name is None:
         return None
     final = os.path.join(archive_dir, name.split("/", 1)[1])
     if not os.path.exists(final):
         _download_to(repo, name, None, final)
     return final
+
+
+def _hidden_wal(repo: OffsiteRepository, wal_name: str) -> Optional[str]:
+    """The stored name of a segment the plain listing lacks but an Object Lock bucket still keeps under a
+    delete marker (one listing of that segment's versions; None when there is none)."""
+    if not is_archivable_name(wal_name) or not versioned(repo):
+        return None
+    for info in repo.store.list_versions(repo.location.bucket, repo.key("wal/" + wal_name)):
+        name = repo.location.name_of(info.key)
+        if name is not None and not info.delete_marker and strip_compression(name.split("/", 1)[1])[0] == wal_name:
+            return name
+    return None
 
 
 def stage_for_recovery(

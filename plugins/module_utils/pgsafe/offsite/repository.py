@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..storage.s3 import ObjectInfo, PutResult
     from ..storage.s3config import S3Location
     from .objectlock import LockPolicy
+    from .versions import Fallback
 
 META_SUFFIX = ".meta.json"
 # A delete refused for a lock date this recent counts as locked: the store's clock is the one that decides.
@@ -45,6 +46,9 @@ class OffsiteRepository:
         # reads encrypted ones (restores and drills only).
         self.recipients: list[str] = []
         self.identity: Optional[Identity] = None
+        # Objects read from an older version: the current one was deleted or replaced (offsite.versions).
+        self.fallbacks: list[Fallback] = []
+        self._hidden: dict[str, dict[str, ObjectInfo]] = {}
 
     def set_lock(self, policy: Optional[LockPolicy]) -> None:
         """Lock every object uploaded from now on (None: no retention date is set by pgsafe)."""
@@ -106,8 +110,33 @@ class OffsiteRepository:
         """Names of the metadata objects directly in folder/ (a backup's files sit one level deeper)."""
         return sorted(n for n in self.names(folder) if n.endswith(META_SUFFIX) and n.count("/") == 1)
 
-    def read_json(self, name: str) -> dict[str, Any]:
-        with self.store.get(self.location.bucket, self.key(name)) as reader:
+    def hidden(self, folder: str) -> dict[str, ObjectInfo]:
+        """{name: its newest real version} of the objects under folder/ whose current version is a delete
+        marker while an older version is still there (a locked one, in an Object Lock bucket). Only an
+        Object Lock bucket is asked (one listing of versions per folder and run); others: {}."""
+        if folder in self._hidden:
+            return self._hidden[folder]
+        found: dict[str, ObjectInfo] = {}
+        if self.lock_enabled():
+            marked: set[str] = set()
+            newest: dict[str, ObjectInfo] = {}
+            for info in self.store.list_versions(self.location.bucket, self.key(folder) + "/"):
+                name = self.location.name_of(info.key)
+                if name is None:
+                    continue
+                if info.delete_marker:
+                    if info.is_latest:
+                        marked.add(name)
+                    continue
+                seen = newest.get(name)
+                if seen is None or _when(info) > _when(seen):
+                    newest[name] = info
+            found = {name: newest[name] for name in marked if name in newest}
+        self._hidden[folder] = found
+        return found
+
+    def read_json(self, name: str, version_id: Optional[str] = None) -> dict[str, Any]:
+        with self.store.get(self.location.bucket, self.key(name), version_id=version_id) as reader:
             if reader.info.size > MAX_META_BYTES:
                 raise ValueError("metadata object is %d bytes, more than metadata can be" % reader.info.size)
             raw = b"".join(reader)
@@ -160,9 +189,9 @@ class OffsiteRepository:
                 "The off-site copy is damaged; restore another backup",
             ) from exc
 
-    def verify(self, name: str, sha256: Optional[str]) -> str:
+    def verify(self, name: str, sha256: Optional[str], version_id: Optional[str] = None) -> str:
         try:
-            return self.store.verify(self.location.bucket, self.key(name), sha256)
+            return self.store.verify(self.location.bucket, self.key(name), sha256, version_id)
         except ObjectMissing as exc:
             raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe())) from exc
 
@@ -207,6 +236,7 @@ class OffsiteRepository:
 
     def _purge(self, names: Iterable[str], now: Optional[datetime]) -> dict[str, datetime]:
         now = now or utc_now()
+        self._hidden.clear()  # what a delete marker hid may be gone now: list again when asked
         versions = self.versions(names)
         locked = self._locked(versions, now)
         pairs = [
@@ -229,6 +259,10 @@ class OffsiteRepository:
                 "Check that these credentials may delete in this bucket",
             )
         return locked
+
+
+def _when(info: ObjectInfo) -> float:
+    return info.last_modified.timestamp() if info.last_modified is not None else 0.0
 
 
 def init_bucket(

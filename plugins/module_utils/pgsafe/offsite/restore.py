@@ -66,6 +66,12 @@ def summary(repo: OffsiteRepository, entry: OffsiteEntry, folder: str = "full") 
     return item
 
 
+def note_fallbacks(repo: OffsiteRepository, log: Callable[[str], None]) -> None:
+    """Log each object read from its locked original: someone changed the bucket, an operator must know."""
+    for fallback in repo.fallbacks:
+        log("WARNING: %s" % fallback.message())
+
+
 def restore(
     repo: OffsiteRepository,
     target_db: str,
@@ -89,10 +95,12 @@ def restore(
     try:
         log("fetching %s from %s" % (entry.backup_id, repo.describe()))
         local = stage(repo, entry, staging)
+        note_fallbacks(repo, log)
         req.backup_dir, req.backup = staging, local.backup_id
         result = run_restore(req, log=log, check_mode=check_mode)
     finally:
         remove_staging(staging)
+    result["fallbacks"] = [f.as_dict() for f in repo.fallbacks]
     result["restored_from"] = data_url(repo, entry)
     result["source"] = "offsite"
     return result
@@ -111,6 +119,7 @@ def recover(
     staging = staging_dir_for(req.backup_dir)
     try:
         entry, archive = stage_for_recovery(repo, staging, req.target_time, req.target_lsn, req.backup, log)
+        note_fallbacks(repo, log)
         req.backup_dir, req.archive_dir, req.backup = staging, archive, entry.backup_id
         if os.geteuid() == 0:
             # The recovered server runs as os_user and reads the staged WAL through restore_command.
@@ -119,5 +128,6 @@ def recover(
     finally:
         remove_staging(staging)
     result["source"] = "offsite"
+    result["fallbacks"] = [f.as_dict() for f in repo.fallbacks]
     result["restored_from"] = data_url(repo, entry, "base")
     return result

@@ -73,6 +73,7 @@ class ObjectInfo:
         lock_mode: Optional[str] = None,
         retain_until: Optional[datetime] = None,
         delete_marker: bool = False,
+        is_latest: bool = True,
     ) -> None:
         self.key = key
         self.size = size
@@ -85,6 +86,8 @@ class ObjectInfo:
         self.retain_until = retain_until
         # A listing of versions: a delete marker hides its key from plain listings and holds no bytes.
         self.delete_marker = delete_marker
+        # A listing of versions: whether this is the key's current version (what a plain GET returns).
+        self.is_latest = is_latest
 
     def locked_at(self, now: datetime) -> bool:
         """Whether Object Lock still forbids deleting this version at now."""
@@ -376,11 +379,24 @@ class ObjectStore:
             for page in self.client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Versions", []):
                     yield ObjectInfo(
-                        item["Key"], item["Size"], item.get("ETag"), item.get("LastModified"), None, item["VersionId"]
+                        item["Key"],
+                        item["Size"],
+                        item.get("ETag"),
+                        item.get("LastModified"),
+                        None,
+                        item["VersionId"],
+                        is_latest=bool(item.get("IsLatest")),
                     )
                 for item in page.get("DeleteMarkers", []):
                     yield ObjectInfo(
-                        item["Key"], 0, None, item.get("LastModified"), None, item["VersionId"], delete_marker=True
+                        item["Key"],
+                        0,
+                        None,
+                        item.get("LastModified"),
+                        None,
+                        item["VersionId"],
+                        delete_marker=True,
+                        is_latest=bool(item.get("IsLatest")),
                     )
         except Exception as exc:  # pylint: disable=broad-except
             _raise_mapped(exc, self.endpoint, "ListObjectVersions", bucket, prefix or None)
@@ -478,13 +494,18 @@ class ObjectStore:
         return ObjectReader(self, bucket, info, resp["Body"], chunk_size)
 
     def iter_verified(
-        self, bucket: str, key: str, sha256: Optional[str] = None, chunk_size: int = READ_CHUNK
+        self,
+        bucket: str,
+        key: str,
+        sha256: Optional[str] = None,
+        chunk_size: int = READ_CHUNK,
+        version_id: Optional[str] = None,
     ) -> Iterator[bytes]:
         """The object's bytes, chunk by chunk; after the last one, VerificationFailed if its SHA-256 is not
         sha256 (or, without it, the object's own sha256 metadata). Treat the bytes as unproven until the
         iteration ends: write them to a temporary name and rename only then."""
         _check_sha256(sha256)
-        with self.get(bucket, key, chunk_size) as reader:
+        with self.get(bucket, key, chunk_size, version_id) as reader:
             expected = sha256 or reader.info.sha256
             if expected is None:
                 raise VerificationFailed(
@@ -496,10 +517,10 @@ class ObjectStore:
                     "s3://%s/%s is damaged: SHA-256 %s, expected %s" % (bucket, key, reader.sha256, expected)
                 )
 
-    def verify(self, bucket: str, key: str, sha256: Optional[str] = None) -> str:
-        """Read the whole object and check its SHA-256 (see iter_verified); returns the SHA-256."""
+    def verify(self, bucket: str, key: str, sha256: Optional[str] = None, version_id: Optional[str] = None) -> str:
+        """Read the whole object (or one version of it) and check its SHA-256 (see iter_verified)."""
         sha = hashlib.sha256()
-        for chunk in self.iter_verified(bucket, key, sha256):
+        for chunk in self.iter_verified(bucket, key, sha256, version_id=version_id):
             sha.update(chunk)
         return sha.hexdigest()
 
