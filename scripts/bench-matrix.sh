@@ -10,6 +10,8 @@
 # host directory under /var/tmp mounted as the container's /var/tmp, removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 2
+# runc, cgroupfs and the rlimits this machine allows (see molecule/containers.conf).
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/molecule/containers.conf}
 
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]]; then
     echo "usage: bash scripts/bench-matrix.sh MAJOR [bench/run.py arguments...]  (MAJOR: 15, 17 or 18)" >&2
