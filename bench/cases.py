@@ -12,10 +12,13 @@ import shutil
 
 import measure
 import pgbackrest
+from pgcluster import server_bin_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
-PG_BIN = os.environ.get("PGSAFE_PG_BIN", "/usr/lib/postgresql/15/bin")
+# The server's own binaries: the newest installed, as the bench's cluster (pgcluster) picks them, so the
+# same bench runs on the host's 15 and in scripts/bench-matrix.sh's containers.
+PG_BIN = os.environ.get("PGSAFE_PG_BIN") or server_bin_dir() or "/usr/lib/postgresql/15/bin"
 DB = "bench"
 OURS = "pgsafe"
 

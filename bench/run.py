@@ -3,6 +3,7 @@
   python bench/run.py                 # sizes 250,500,1000 MB, 3 repeats; publishes docs/performance.md
   python bench/run.py --smoke         # one small size, one repeat: proves the bench still runs (CI)
   python bench/run.py --sizes 100,200 --repeat 2 --out /tmp/b
+  bash scripts/bench-matrix.sh 17 --groups incremental --sizes 1000   # in a PostgreSQL 17 container
 
 Times are wall-clock medians with min–max; nothing here asserts a time.  Run as root (the
 cluster and every tool run as the postgres OS user) on an otherwise idle machine.
@@ -25,6 +26,7 @@ sys.path.insert(0, HERE)
 
 import cases  # noqa: E402
 import dataset  # noqa: E402
+import incremental  # noqa: E402
 import install  # noqa: E402
 import measure  # noqa: E402
 import native_zstd  # noqa: E402
@@ -47,14 +49,16 @@ def parse_args(argv):
     p.add_argument("--out", help="results directory (default bench/results, or a temp dir for --smoke)")
     p.add_argument(
         "--groups",
-        default="logical,physical,wal,offsite",
-        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke); "
+        default="logical,physical,wal,offsite,incremental",
+        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke; "
+        "incremental needs PostgreSQL 17+ and is skipped, saying so, on older servers); "
         "native_zstd (PostgreSQL 16+) is not in the default",
     )
+    p.add_argument("--chain", type=int, default=24, help="incremental group: length of the restored chain")
     p.add_argument("--keep", action="store_true", help="keep the work directory (for profiling)")
     args = p.parse_args(argv)
     if args.smoke:
-        args.sizes, args.repeat, args.wal_segments = "40", 1, 8
+        args.sizes, args.repeat, args.wal_segments, args.chain = "40", 1, 8, 3
         args.out = args.out or tempfile.mkdtemp(prefix="pgsafe-bench-smoke-")
     args.out = args.out or os.path.join(HERE, "results")
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -64,7 +68,12 @@ def parse_args(argv):
     return args
 
 
-def start_cluster(work_dir, archive_dir, conf):
+def server_major():
+    out = subprocess.run([cases.pg("postgres"), "--version"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    return int(out.split()[-1].split(".")[0])
+
+
+def start_cluster(work_dir, archive_dir, conf, major):
     base = os.path.join(work_dir, "cluster")
     os.mkdir(base, 0o700)
     measure.chown_to_user(base)
@@ -82,6 +91,9 @@ def start_cluster(work_dir, archive_dir, conf):
         "max_wal_size": "'4GB'",
         "archive_command": "'%s && %s'" % (pgbackrest.archive_command(conf), ours),
     }
+    if major >= incremental.MIN_MAJOR:
+        # What the wal_archiving role turns on where the server has it: incrementals need the summaries.
+        cluster.settings["summarize_wal"] = "on"
     cluster.init()
     return cluster
 
@@ -170,7 +182,13 @@ def main(argv=None):
         measure.chown_to_user(path)
     conf = os.path.join(work_dir, "pgbackrest.conf")
     cases.PGSAFE = install.install(os.path.join(work_dir, "install"))
-    cluster = start_cluster(work_dir, archive_dir, conf)
+    major = server_major()
+    skipped = {}
+    if "incremental" in args.groups and incremental.skip_reason(major):
+        skipped["incremental"] = incremental.skip_reason(major)
+        args.groups.discard("incremental")
+        log("incremental group skipped: %s" % skipped["incremental"])
+    cluster = start_cluster(work_dir, archive_dir, conf, major)
     records = []
     pg_version, pgbr_version = versions()
     meta = {
@@ -182,6 +200,7 @@ def main(argv=None):
         "repeat": args.repeat,
         "sizes_mb": args.sizes,
         "smoke": args.smoke,
+        "skipped": skipped,
     }
     try:
         pgbackrest.write_config(work_dir, cluster, cores)
@@ -211,6 +230,8 @@ def main(argv=None):
             if "physical" in args.groups:
                 run_group(ctx, records, actual, cases.physical_backup_cases(ctx), args.repeat)
                 run_group(ctx, records, actual, cases.physical_restore_cases(ctx), args.repeat)
+            if "incremental" in args.groups:
+                incremental.run(ctx, records, actual, args.repeat, args.chain, settle, log)
         conn.close()
         if "wal" in args.groups:
             cluster.sql("SELECT pg_switch_wal()")

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds a local Debian image with one PostgreSQL major version, with debootstrap (no registry can be
 # reached) from the machine's own Debian mirror, and imports it into podman.
-# Usage: build.sh [SUITE MAJOR]   (default: bookworm 15, the Molecule scenarios' base image)
+# Usage: build.sh [SUITE MAJOR [FLAVOUR]]   (default: bookworm 15, the Molecule scenarios' base image)
 #   bookworm 15 -> localhost/pgsafe-debian12-pg15   (Molecule, and the host's version)
 #   trixie 17   -> localhost/pgsafe-debian13-pg17   (scripts/matrix.sh)
 #   forky 18    -> localhost/pgsafe-debian14-pg18   (scripts/matrix.sh)
+# FLAVOUR bench (scripts/bench-matrix.sh) adds what the benchmarks run beside pgsafe (pgBackRest, the
+# physical anchor) as an image of its own, ...-bench: the test images stay as they are. Containers run
+# with no network, so the anchors are baked in rather than installed when a bench starts.
 # Skipped when an image built from the same package list and the same version of this script exists.
 # Progress goes to stderr; the last line on stdout is the image's name.
 set -euo pipefail
@@ -12,6 +15,7 @@ cd "$(dirname "$0")/../.."
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/molecule/containers.conf}
 SUITE=${1:-bookworm}
 MAJOR=${2:-15}
+FLAVOUR=${3:-}
 case $SUITE in
     bookworm) release=12 ;;
     trixie) release=13 ;;
@@ -22,13 +26,20 @@ if ! [[ $MAJOR =~ ^[0-9]+$ ]]; then
     echo "build.sh: PostgreSQL major version must be a number, got '$MAJOR'" >&2
     exit 2
 fi
-IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest
+case $FLAVOUR in
+    '') IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest ;;
+    bench) IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}-bench:latest ;;
+    *) echo "build.sh: unknown image flavour '$FLAVOUR' (none, or bench)" >&2; exit 2 ;;
+esac
 # python3-pytest and python3-prometheus-client: scripts/matrix.sh runs the integration tests inside.
 PACKAGES="python3,python3-psycopg2,python3-boto3,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
 if [ "$SUITE" = bookworm ]; then
     # What the Molecule scenarios use besides. Only here: from trixie on, cron depends on systemd,
     # whose configuration fails inside a debootstrap chroot.
     PACKAGES="$PACKAGES,cron,iproute2,openssh-client"
+fi
+if [ "$FLAVOUR" = bench ]; then
+    PACKAGES="$PACKAGES,pgbackrest"
 fi
 # The script is part of the stamp: a change in how the image is made rebuilds it.
 stamp=$( { printf '%s\n%s\n' "$SUITE" "$PACKAGES"; cat molecule/image/build.sh; } | sha256sum | cut -c1-16)
