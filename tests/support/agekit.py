@@ -3,6 +3,7 @@ cluster's OS user owns, and an age on PATH that records every command line it is
 
 import os
 import shutil
+import stat
 import subprocess
 
 from pgcluster import make_scratch_dir, os_user_ids
@@ -72,12 +73,16 @@ def files_holding(secret, *roots, since=0):
     found = []
     needle = secret.encode()
     for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
+        device = os.lstat(root).st_dev
+        for dirpath, dirs, files in os.walk(root):
+            # Another filesystem mounted below a root (a chroot's /proc under /tmp) holds no key of
+            # ours, and reading /proc/kmsg would block.
+            dirs[:] = [d for d in dirs if _same_device(os.path.join(dirpath, d), device)]
             for name in files:
                 path = os.path.join(dirpath, name)
                 try:
                     st = os.lstat(path)
-                    if not os.path.isfile(path) or st.st_size > 16 << 20 or st.st_mtime < since:
+                    if not stat.S_ISREG(st.st_mode) or st.st_size > 16 << 20 or st.st_mtime < since:
                         continue
                     with open(path, "rb") as fh:
                         if needle in fh.read():
@@ -85,3 +90,10 @@ def files_holding(secret, *roots, since=0):
                 except OSError:
                     pass
     return found
+
+
+def _same_device(path, device):
+    try:
+        return os.lstat(path).st_dev == device
+    except OSError:
+        return False
