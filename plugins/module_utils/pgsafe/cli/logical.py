@@ -257,7 +257,7 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
             from ..offsite.restore import restore as restore_offsite
 
             result = restore_offsite(
-                open_repo(args, "restore --from offsite"),
+                open_repo(args, "restore --from offsite", log),
                 target,
                 backup_dir,
                 conninfo,
@@ -303,7 +303,7 @@ def cmd_drill(args: Args, conninfo: ConnInfo) -> int:
 
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
-        offsite = open_repo(args, "drill --from offsite") if from_offsite(args) else None
+        offsite = open_repo(args, "drill --from offsite", log) if from_offsite(args) else None
         report = run_drill(args.backup_dir, conninfo, args.databases, jobs=args.jobs, log=log, offsite=offsite)
         if not report["passed"] and args.alert_endpoint:
             from ..monitoring.alerts import post
