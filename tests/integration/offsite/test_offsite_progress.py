@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 
+import pytest
 from offsitekit import s3_env
 from pgcluster import make_scratch_dir
 from pgtest import drop_database, run_cli, unique_name
@@ -32,19 +33,26 @@ def logged(backup_dir, operation):
     return "".join(open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith(operation))
 
 
-def test_upload_and_download_report_bytes_rate_and_time_left(pg, s3_bucket):
+@pytest.fixture(scope="module")
+def blob_db(pg):
+    name = unique_name("progress_src")
+    pg.create_database(name)
+    pg.psql(DATA_SQL, name)
+    yield name
+    drop_database(pg, name)
+
+
+def test_upload_and_download_report_bytes_rate_and_time_left(pg, s3_bucket, blob_db):
     """Done: a backup of 24 MB of random bytes with --offsite and --progress-interval 0.02, the local
     backups deleted, a restore --from offsite with the same interval. Seen: 'upload full/<file>' lines
     in the backup's log with bytes read of the file's size, a rate and time left; 'download full/<file>'
     lines in the restore's log with bytes received of the object's size; the restored table equals the
     source."""
-    source = unique_name("progress_src")
+    source = blob_db
     target = unique_name("progress_dst")
     backup_dir = make_scratch_dir("pgsafe-offsite-progress-")
     elsewhere = make_scratch_dir("pgsafe-offsite-progress-new-")
-    pg.create_database(source)
     try:
-        pg.psql(DATA_SQL, source)
         env = s3_env(s3_bucket)
         proc = run_cli(pg, backup_dir, "--progress-interval", "0.02", "backup", source, "--json", env_extra=env)
         assert proc.returncode == 0, proc.stderr
@@ -77,6 +85,48 @@ def test_upload_and_download_report_bytes_rate_and_time_left(pg, s3_bucket):
         assert pg.sql(digest, dbname=target) == pg.sql(digest, dbname=source)
     finally:
         drop_database(pg, target)
-        drop_database(pg, source)
         shutil.rmtree(backup_dir, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_modules_put_the_transfer_lines_in_their_log(pg, s3_bucket, blob_db, ansible_module, backup_dir):
+    """Done: pg_full_backup with offsite_url and progress_interval 0.02, then pg_restore_backup with
+    source offsite and progress_interval 0.01. Seen: 'upload' lines in the backup's log result,
+    'download' lines in the restore's; the restored table equals the source."""
+    creds = s3_bucket.gateway.profile("default")
+    s3 = {
+        "offsite_url": "s3://%s/db1" % s3_bucket.name,
+        "s3_endpoint_url": s3_bucket.gateway.endpoint,
+        "s3_region": "us-east-1",
+        "s3_access_key": creds["access_key"],
+        "s3_secret_key": creds["secret_key"],
+    }
+    login = {"login_unix_socket": pg.socket_dir, "login_port": pg.port, "login_user": pg.user}
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup",
+        dict(database=blob_db, backup_dir=backup_dir, progress_interval=0.02, **login, **s3),
+    )
+    assert rc == 0, out
+    name = "full/%s" % os.path.basename(res["backup_file"])
+    assert [line for line in res["log"] if line.startswith("upload %s: " % name) and "/s, " in line], res["log"]
+    target = unique_name("progress_mod")
+    try:
+        rc, res, out = ansible_module(
+            "pgsafe.backup.pg_restore_backup",
+            dict(
+                latest=True,
+                database=blob_db,
+                target_db=target,
+                source="offsite",
+                backup_dir=backup_dir,
+                progress_interval=0.01,
+                **login,
+                **s3,
+            ),
+        )
+        assert rc == 0, out
+        assert [line for line in res["log"] if line.startswith("download %s: " % name)], res["log"]
+        digest = "SELECT id, md5(data) FROM blobs ORDER BY id"
+        assert pg.sql(digest, dbname=target) == pg.sql(digest, dbname=blob_db)
+    finally:
+        drop_database(pg, target)
