@@ -768,7 +768,7 @@ class ObjectStore:
     def _upload_part(
         self, bucket: str, key: str, upload_id: str, number: int, body: bytearray, locked: bool = False
     ) -> Part:
-        extra = {"PgsafeContentMd5": True} if locked else {}
+        extra: dict[str, Any] = {"PgsafeContentMd5": True} if locked else {}
         resp = self._call(
             "UploadPart",
             bucket,
