@@ -12,6 +12,7 @@ import socket
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.conn import ConnInfo
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings as ProgressSettings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.objectlock import policy_from
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.push import pending, push, raise_for_failures
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.repository import (
@@ -86,7 +87,7 @@ def without_ansible_keys(result):
     return {k: v for k, v in result.items() if k not in ("changed", "check_mode")}
 
 
-def offsite_repository(params, check_only=False, for_push=False):
+def offsite_repository(params, check_only=False, for_push=False, log=None):
     """The off-site repository the module's params name, its bucket checked (missing: exit 2; refused: 3).
 
     check_only: validate the URL and the settings without contacting the store (before a long backup,
@@ -99,6 +100,9 @@ def offsite_repository(params, check_only=False, for_push=False):
         with_keys_from(OffsiteRepository(None, None), params)  # a malformed recipient fails before the backup
         return None
     repo = with_keys_from(OffsiteRepository.open(params["offsite_url"], settings), params)
+    if log is not None and params.get("progress_interval") is not None:
+        # Uploads and downloads report in the module's log like the other long steps.
+        repo.with_progress(ProgressSettings(params["progress_interval"]), log)
     if for_push:
         repo.set_lock(policy)
     return repo
@@ -113,7 +117,7 @@ def push_after_backup(module, params, kind, archive_dir, log, result):
     backup_id = result["backup_id"]
     report = None
     try:
-        repo = offsite_repository(params, for_push=True)
+        repo = offsite_repository(params, for_push=True, log=log)
         if module.check_mode:
             report = pending(params["backup_dir"], repo, archive_dir)
             report["pushed"].append({"backup_id": backup_id, "kind": kind})

@@ -489,7 +489,7 @@ def restore(module, p, log):
         )
         if p["source"] == "offsite":
             result = offsite.restore(
-                offsite_repository(p),
+                offsite_repository(p, log=log),
                 p["target_db"],
                 p["backup_dir"],
                 conninfo_from_params(p),
@@ -533,7 +533,7 @@ def recover(module, p, log):
             tablespace_mapping=p["tablespace_mapping"],
         )
         if p["source"] == "offsite":
-            result = offsite.recover(offsite_repository(p), req, log=log, check_mode=module.check_mode)
+            result = offsite.recover(offsite_repository(p, log=log), req, log=log, check_mode=module.check_mode)
         else:
             result = run_pitr(req, log=log, check_mode=module.check_mode)
     except PgsafeError as exc:

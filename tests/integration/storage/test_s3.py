@@ -475,3 +475,29 @@ def test_the_gateway_script_reuses_a_running_gateway(s3_gateway):
     assert time.monotonic() - start < 10
     assert {d: s3_gateway.pid(d) for d in pids} == pids and s3_gateway.summary["created"] is False
     assert oct(os.stat(s3_gateway.credentials_file).st_mode & 0o777) == "0o600"
+
+
+def test_parts_go_without_md5_checked_by_their_signed_sha256_and_a_changed_body_is_refused(s3_bucket):
+    """Done: a 12 MiB multipart upload and a small PUT, each request's headers recorded; then a PUT whose
+    body is changed after signing. Seen: no Content-MD5 (botocore's MD5 was the upload's largest CPU
+    cost), every body signed with its SHA-256; the gateway refuses the changed body, stores nothing."""
+    store = s3_bucket.store(part_size=5 * s3.MIB)
+    sent = []
+    store.client.meta.events.register("before-send.s3", lambda request, **kw: sent.append(dict(request.headers)))
+    data = os.urandom(12 * s3.MIB)
+    store.put_stream(s3_bucket.name, "parts", io.BytesIO(data), size=len(data))
+    store.put_stream(s3_bucket.name, "small", io.BytesIO(b"abc"), size=3)
+    bodies = [h for h in sent if h.get("Content-Length") not in (None, "0", b"0")]
+    assert len(bodies) >= 4  # three parts, the PUT (and the completion's XML)
+    assert not [h for h in sent if "Content-MD5" in h]
+    assert all(len(h["X-Amz-Content-SHA256"]) == 64 for h in bodies)
+
+    def change(request, **_kwargs):
+        body = bytearray(request.body.read() if hasattr(request.body, "read") else request.body)
+        body[0] ^= 1
+        request.body = bytes(body)
+
+    store.client.meta.events.register("before-send.s3.PutObject", change)
+    with pytest.raises(Exception, match="SHA256|ha256|BadDigest"):
+        store.put_stream(s3_bucket.name, "changed", io.BytesIO(b"x" * 1000), size=1000)
+    assert store.head(s3_bucket.name, "changed") is None

@@ -276,7 +276,7 @@ def cmd_restore(args: Args, conninfo: ConnInfo) -> int:
             from ..offsite.restore import restore as restore_offsite
 
             result = restore_offsite(
-                open_repo(args, "restore --from offsite"),
+                open_repo(args, "restore --from offsite", log),
                 target,
                 backup_dir,
                 conninfo,
@@ -322,7 +322,7 @@ def cmd_drill(args: Args, conninfo: ConnInfo) -> int:
 
     log = StepLog(args.backup_dir, "restore_drill", echo=not args.quiet)
     try:
-        offsite = open_repo(args, "drill --from offsite") if from_offsite(args) else None
+        offsite = open_repo(args, "drill --from offsite", log) if from_offsite(args) else None
         report = run_drill(
             args.backup_dir,
             conninfo,

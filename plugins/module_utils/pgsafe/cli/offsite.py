@@ -57,15 +57,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     i.set_defaults(handler=cmd_offsite_init)
 
 
-def open_repo(args: Args, what: str) -> OffsiteRepository:
+def open_repo(args: Args, what: str, log: Optional[LevelLog] = None) -> OffsiteRepository:
+    """The repository of --offsite; with log, its uploads and downloads report progress there."""
     if not getattr(args, "offsite_url", None):
         raise UsageError("%s needs the off-site repository: --offsite s3://BUCKET[/PREFIX] (env PGSAFE_OFFSITE)" % what)
     from ..offsite.repository import OffsiteRepository, settings_from, with_keys_from
 
-    return with_keys_from(OffsiteRepository.open(args.offsite_url, settings_from(vars(args))), vars(args))
+    repo = with_keys_from(OffsiteRepository.open(args.offsite_url, settings_from(vars(args))), vars(args))
+    if log is not None:
+        from .util import progress_settings
+
+        repo.with_progress(progress_settings(args, log), log)
+    return repo
 
 
-def push_repo(args: Args) -> OffsiteRepository:
+def push_repo(args: Args, log: Optional[LevelLog] = None) -> OffsiteRepository:
     """The repository to push to, with the Object Lock the options ask for (a bucket without it: exit 2)."""
     import os
 
@@ -80,7 +86,7 @@ def push_repo(args: Args) -> OffsiteRepository:
         except ValueError as exc:
             raise UsageError(str(exc))
         options = dict(options, offsite_retention_days=days)
-    repo = open_repo(args, "push")
+    repo = open_repo(args, "push", log)
     repo.set_lock(policy_from(options))
     return repo
 
@@ -97,7 +103,7 @@ def push_now(args: Args, log: LevelLog) -> Optional[dict[str, Any]]:
     from ..offsite.push import push
     from .physical import archive_dir_if_present
 
-    report = push(args.backup_dir, push_repo(args), archive_dir_if_present(args), log=log)
+    report = push(args.backup_dir, push_repo(args, log), archive_dir_if_present(args), log=log)
     _raise_first_failure(report)
     return report
 
@@ -109,7 +115,7 @@ def cmd_push(args: Args, conninfo: ConnInfo) -> int:
 
     log = StepLog(args.backup_dir, "push", echo=not args.quiet)
     try:
-        report = push(args.backup_dir, push_repo(args), archive_dir_if_present(args), log=log)
+        report = push(args.backup_dir, push_repo(args, log), archive_dir_if_present(args), log=log)
     finally:
         log.close()
     if args.json:

@@ -217,7 +217,7 @@ def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
         if from_offsite(args):
             from ..offsite.restore import recover
 
-            result = recover(open_repo(args, "restore-pitr --from offsite"), req, log=log)
+            result = recover(open_repo(args, "restore-pitr --from offsite", log), req, log=log)
         else:
             result = run_pitr(req, log=log)
     except PgsafeError as exc:

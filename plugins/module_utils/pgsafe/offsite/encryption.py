@@ -132,7 +132,10 @@ def put_file(repo: OffsiteRepository, name: str, path: str, sha256: Optional[str
         META_RECIPIENTS: ",".join(recipients),
     }
     bucket, key = repo.location.bucket, repo.key(name)
-    with age.EncryptingReader(path, recipients, plain) as reader:
+    with (
+        age.EncryptingReader(path, recipients, plain) as reader,
+        repo.meter("upload", name, lambda: reader.plain_size, _size_of(path), "read"),
+    ):
         try:
             if _size_of(path) <= IN_MEMORY_LIMIT:
                 data = _read_all(reader)
@@ -243,7 +246,7 @@ def download(
             "%s is missing from the off-site repository %s" % (name, repo.describe()),
             "The off-site copy is damaged; restore another backup",
         ) from exc
-    with reader:
+    with reader, repo.meter("download", name, lambda: reader.bytes_read, reader.info.size, "received"):
         own = reader.info.metadata or {}
         if record is not None:
             encrypted = record.get("encryption") == FORMAT

@@ -22,9 +22,10 @@ from ..storage.s3errors import ObjectMissing
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import IO, Any, Iterable, Mapping, Optional
+    from typing import IO, Any, Callable, Iterable, Mapping, Optional
 
     from ..core.age import Identity
+    from ..core.progress import Sample, Settings
     from ..storage.s3 import ObjectInfo, PutResult
     from ..storage.s3config import S3Location
     from .objectlock import LockPolicy
@@ -49,6 +50,9 @@ class OffsiteRepository:
         # Objects read from an older version: the current one was deleted or replaced (offsite.versions).
         self.fallbacks: list[Fallback] = []
         self._hidden: dict[str, dict[str, ObjectInfo]] = {}
+        # Progress lines of uploads and downloads (off unless a command asks; see with_progress).
+        self.progress: Optional[Settings] = None
+        self.log: Callable[[str], None] = lambda msg: None
 
     def set_lock(self, policy: Optional[LockPolicy]) -> None:
         """Lock every object uploaded from now on (None: no retention date is set by pgsafe)."""
@@ -76,6 +80,17 @@ class OffsiteRepository:
         self.recipients = check_recipients(recipients)
         self.identity = identity
         return self
+
+    def with_progress(self, settings: Optional[Settings], log: Callable[[str], None]) -> OffsiteRepository:
+        """This repository, reporting each upload and download through log as core.progress does."""
+        self.progress, self.log = settings, log
+        return self
+
+    def meter(self, verb: str, name: str, sample: Sample, total: Optional[int], unit: str) -> Any:
+        """A context reporting sample() of one object's transfer ('upload full/x': bytes, rate, time left)."""
+        from ..core import progress
+
+        return progress.track(self.progress, self.log, "%s %s" % (verb, name), sample, total, unit=unit)
 
     @classmethod
     def open(
@@ -158,7 +173,9 @@ class OffsiteRepository:
             from .encryption import put_file
 
             return put_file(self, name, path, sha256)
-        with open(path, "rb") as fh:
+        from ..core.progress import Offset
+
+        with open(path, "rb") as fh, self.meter("upload", name, Offset(fh), size, "read"):
             return self.store.put_if_absent(
                 self.location.bucket, self.key(name), fh, size=size, sha256=sha256, retention=self.upload_retention()
             )

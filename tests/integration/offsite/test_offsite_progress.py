@@ -1,0 +1,132 @@
+"""Uploads and downloads of the off-site copy report progress like every long step (issue 16): the
+object's bytes done of its size, the rate and the time left, in the command's log file."""
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+from offsitekit import s3_env
+from pgcluster import make_scratch_dir
+from pgtest import drop_database, run_cli, unique_name
+
+# 24 MB of random bytes (hex of md5s decoded): a dump that stays ~24 MB whatever the compression,
+# so a transfer lasts long enough for lines at a few hundredths of a second.
+DATA_SQL = """
+CREATE TABLE blobs (id int PRIMARY KEY, data bytea);
+ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+INSERT INTO blobs SELECT r, (SELECT decode(string_agg(md5(r::text || '/' || g::text), ''), 'hex')
+  FROM generate_series(1, 65536) g) FROM generate_series(1, 24) r;
+"""
+
+
+def transfer_lines(text, verb, name):
+    pattern = re.compile(
+        r"\] %s %s: \S+ (read|received) of \S+ \(\d+%%\), \S+/s, .*\d+ s elapsed$" % (verb, re.escape(name))
+    )
+    return [line for line in text.splitlines() if pattern.search(line)]
+
+
+def logged(backup_dir, operation):
+    logs = os.path.join(backup_dir, "logs")
+    return "".join(open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith(operation))
+
+
+@pytest.fixture(scope="module")
+def blob_db(pg):
+    name = unique_name("progress_src")
+    pg.create_database(name)
+    pg.psql(DATA_SQL, name)
+    yield name
+    drop_database(pg, name)
+
+
+def test_upload_and_download_report_bytes_rate_and_time_left(pg, s3_bucket, blob_db):
+    """Done: a backup of 24 MB of random bytes with --offsite and --progress-interval 0.02, the local
+    backups deleted, a restore --from offsite with the same interval. Seen: 'upload full/<file>' lines
+    in the backup's log with bytes read of the file's size, a rate and time left; 'download full/<file>'
+    lines in the restore's log with bytes received of the object's size; the restored table equals the
+    source."""
+    source = blob_db
+    target = unique_name("progress_dst")
+    backup_dir = make_scratch_dir("pgsafe-offsite-progress-")
+    elsewhere = make_scratch_dir("pgsafe-offsite-progress-new-")
+    try:
+        env = s3_env(s3_bucket)
+        proc = run_cli(pg, backup_dir, "--progress-interval", "0.02", "backup", source, "--json", env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        name = "full/%s" % os.path.basename(result["backup_file"])
+        uploads = transfer_lines(logged(backup_dir, "backup_full"), "upload", name)
+        assert uploads, logged(backup_dir, "backup_full")
+        size = os.path.getsize(result["backup_file"])
+        assert size > 20 << 20
+        assert any(re.search(r" left, ", line) for line in uploads), uploads
+
+        shutil.rmtree(backup_dir)
+        proc = run_cli(
+            pg,
+            elsewhere,
+            "--progress-interval",
+            "0.01",
+            "restore",
+            "--from",
+            "offsite",
+            "--latest",
+            target,
+            "--json",
+            env_extra=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        downloads = transfer_lines(logged(elsewhere, "restore"), "download", name)
+        assert downloads, logged(elsewhere, "restore")
+        digest = "SELECT id, md5(data) FROM blobs ORDER BY id"
+        assert pg.sql(digest, dbname=target) == pg.sql(digest, dbname=source)
+    finally:
+        drop_database(pg, target)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_modules_put_the_transfer_lines_in_their_log(pg, s3_bucket, blob_db, ansible_module, backup_dir):
+    """Done: pg_full_backup with offsite_url and progress_interval 0.02, then pg_restore_backup with
+    source offsite and progress_interval 0.01. Seen: 'upload' lines in the backup's log result,
+    'download' lines in the restore's; the restored table equals the source."""
+    creds = s3_bucket.gateway.profile("default")
+    s3 = {
+        "offsite_url": "s3://%s/db1" % s3_bucket.name,
+        "s3_endpoint_url": s3_bucket.gateway.endpoint,
+        "s3_region": "us-east-1",
+        "s3_access_key": creds["access_key"],
+        "s3_secret_key": creds["secret_key"],
+    }
+    login = {"login_unix_socket": pg.socket_dir, "login_port": pg.port, "login_user": pg.user}
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_full_backup",
+        dict(database=blob_db, backup_dir=backup_dir, progress_interval=0.02, **login, **s3),
+    )
+    assert rc == 0, out
+    name = "full/%s" % os.path.basename(res["backup_file"])
+    assert [line for line in res["log"] if line.startswith("upload %s: " % name) and "/s, " in line], res["log"]
+    target = unique_name("progress_mod")
+    try:
+        rc, res, out = ansible_module(
+            "pgsafe.backup.pg_restore_backup",
+            dict(
+                latest=True,
+                database=blob_db,
+                target_db=target,
+                source="offsite",
+                backup_dir=backup_dir,
+                progress_interval=0.01,
+                **login,
+                **s3,
+            ),
+        )
+        assert rc == 0, out
+        assert [line for line in res["log"] if line.startswith("download %s: " % name)], res["log"]
+        digest = "SELECT id, md5(data) FROM blobs ORDER BY id"
+        assert pg.sql(digest, dbname=target) == pg.sql(digest, dbname=blob_db)
+    finally:
+        drop_database(pg, target)
