@@ -20,7 +20,7 @@ from ..catalog.entries import verify_entry
 from ..core import tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
-from . import basebackup, preflight
+from . import basebackup, preflight, walscan
 from . import chain as chains
 from . import tablespaces as tblspc
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
@@ -408,6 +408,10 @@ def run_pitr(
     )
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
+    # Replay recreates a tablespace made after the backup at its original directory: refused when live.
+    walscan.check_replay(
+        req.archive_dir, entry.meta, entry.backup_id, continuity["checked_to"] if req.target_lsn else None, log
+    )
     if check_mode:
         for member in chain:
             verify_entry(member)
