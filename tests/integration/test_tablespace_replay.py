@@ -129,3 +129,27 @@ def test_a_base_backup_taken_after_the_creation_restores_it(late):
     finally:
         stop(data_dir)
     assert contents(late.location) == before
+
+
+def test_check_mode_and_a_compressed_archive_find_the_creation(late):
+    """Done: check mode of the same recovery, and the scan of a zstd-compressed copy of the archive.
+    Seen: check mode refuses (exit 2's ConfigError) without writing; the scan finds the creation."""
+    from pgsafe.core.errors import ConfigError
+    from pgsafe.physical import walscan
+    from pgsafe.physical.basebackup import list_base
+    from pgsafe.physical.pitr import PitrRequest, run_pitr
+
+    data_dir = os.path.join(make_scratch_dir("pgsafe-tblspc-late-pitr-"), "data")
+    oldest = min(list_base(late.backup_dir)[0], key=lambda e: e.meta["stop_lsn"])
+    req = PitrRequest(late.backup_dir, late.archive_dir, data_dir, free_port(), pgsafe_command=PGSAFE)
+    req.backup = oldest.backup_id
+    with pytest.raises(ConfigError) as refused:
+        run_pitr(req, check_mode=True)
+    assert late.location in str(refused.value) and refused.value.exit_code == 2
+    assert not os.path.exists(data_dir)
+    packed = os.path.join(late.scratch, "wal_zstd")
+    os.mkdir(packed)
+    for name in os.listdir(late.archive_dir):
+        subprocess.run(["zstd", "-q", os.path.join(late.archive_dir, name), "-o", os.path.join(packed, name + ".zst")])
+    found = walscan.created_tablespaces(packed, oldest.meta)
+    assert [(r["location"], r["timeline"]) for r in found] == [(late.location, 1)]
