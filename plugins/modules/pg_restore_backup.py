@@ -521,6 +521,7 @@ def recover(module, p, log):
             backup=p["base_backup"],
             tablespace_mapping=p["tablespace_mapping"],
         )
+        req.source_conn = conninfo_from_params(p)
         if p["source"] == "offsite":
             result = offsite.recover(offsite_repository(p), req, log=log, check_mode=module.check_mode)
         else:

@@ -153,3 +153,23 @@ def test_check_mode_and_a_compressed_archive_find_the_creation(late):
         subprocess.run(["zstd", "-q", os.path.join(late.archive_dir, name), "-o", os.path.join(packed, name + ".zst")])
     found = walscan.created_tablespaces(packed, oldest.meta)
     assert [(r["location"], r["timeline"]) for r in found] == [(late.location, 1)]
+
+
+def test_a_tablespace_whose_creation_is_not_archived_yet_is_refused_through_the_source(late):
+    """Done: CREATE TABLESPACE pending on the source, its WAL not yet archived (no segment switch), then
+    restore-pitr of the newest base backup with the source reachable (the restore's connection).
+    Seen: exit 2 naming pending: recovery without a target would replay it once archived."""
+    location = os.path.join(late.scratch, "live_pending")
+    late.run_as_owner(["mkdir", "-m", "0700", location])
+    late.sql("CREATE TABLESPACE pending LOCATION '%s'" % location)
+    late.sql("CHECKPOINT")
+    before = contents(location)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-tblspc-late-pitr-"), "data")
+    try:
+        proc = pitr(late, data_dir)
+        assert proc.returncode == 2, (proc.stdout, proc.stderr)
+        assert "tablespace pending (%s)" % location in proc.stderr, proc.stderr
+        assert not os.path.exists(data_dir)
+    finally:
+        stop(data_dir)
+    assert contents(location) == before

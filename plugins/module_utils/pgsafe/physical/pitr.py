@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
     from ..catalog.entries import CatalogEntry, Entry
+    from ..core.conn import ConnInfo
 
     AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
@@ -103,6 +104,8 @@ class PitrRequest:
         self.keep_archiving_off = keep_archiving_off
         # {original directory: restored directory}; unmapped tablespaces go beside the data directory.
         self.tablespace_mapping = tblspc.parse_mapping(tablespace_mapping)
+        # The restore's connection settings: when they reach the source, its live tablespaces are checked.
+        self.source_conn: Optional[ConnInfo] = None
 
 
 def parse_target_time(text: str) -> datetime:
@@ -412,6 +415,9 @@ def run_pitr(
     walscan.check_replay(
         req.archive_dir, entry.meta, entry.backup_id, continuity["checked_to"] if req.target_lsn else None, log
     )
+    if req.target_lsn is None:
+        # WAL archived while recovery runs is replayed too: the live source shows what is not archived yet.
+        tblspc.check_live_source(req.source_conn, entry.meta, entry.backup_id, log)
     if check_mode:
         for member in chain:
             verify_entry(member)
