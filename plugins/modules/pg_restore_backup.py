@@ -134,7 +134,7 @@ options:
       - Also refused before anything is written - a tablespace created after the base backup, which WAL
         replay would recreate at its original directory - when the archived WAL to replay creates it in a
         directory of this host that is not empty or does not exist, or when the login options reach the
-        source cluster and it has a tablespace the backup lacks whose directory exists here. Take a new
+        source cluster and it has a tablespace the backup lacks whose directory here is not empty. Take a new
         base backup (it holds the tablespace) or restore on another host.
     type: raw
     version_added: 0.2.0

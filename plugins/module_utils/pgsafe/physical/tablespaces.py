@@ -341,7 +341,7 @@ def link(data_directory: str, targets: Iterable[Target]) -> None:
 
 def check_live_source(conninfo: Any, meta: Mapping[str, Any], backup_id: str, log: Any) -> Optional[list[str]]:
     """When the source server answers with the restore's connection settings (the drill, a recovery on the
-    source's own host): ConfigError for a live tablespace the backup lacks whose directory exists here.
+    source's own host): ConfigError for a live tablespace the backup lacks whose directory here is not empty.
     Replay past its creation would write into that directory, and its record may not be archived yet, so
     the WAL scan cannot see it.  Returns the live tablespaces' names, or None when the source was not
     reached or is another cluster (the WAL scan still guards)."""
@@ -376,7 +376,8 @@ def check_live_source(conninfo: Any, meta: Mapping[str, Any], backup_id: str, lo
         conn.close()
     recorded = {int(t["oid"]) for t in describe(meta) if str(t.get("oid", "")).isdigit()}
     for oid, name, location in live:
-        if int(oid) not in recorded and os.path.isabs(location) and os.path.lexists(location):
+        # An empty directory is one prepared for the recovered cluster; a live tablespace never is empty.
+        if int(oid) not in recorded and os.path.isabs(location) and os.path.isdir(location) and os.listdir(location):
             raise ConfigError(
                 "the source cluster, running on this host, has tablespace %s (%s) that base backup %s lacks: "
                 "recovery past its creation would write into that live directory" % (name, location, backup_id),
