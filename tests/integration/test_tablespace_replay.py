@@ -48,12 +48,14 @@ def pitr(cluster, data_dir, *extra):
 
 
 def stop(data_dir):
+    """Stop whatever started in data_dir and remove its scratch directory."""
     pg_ctl = os.path.join(pgcluster.PG_BIN, "pg_ctl")
     subprocess.run(
         ["runuser", "-u", "postgres", "--", pg_ctl, "-D", data_dir, "-m", "immediate", "stop"],
         capture_output=True,
         check=False,
     )
+    shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +149,13 @@ def test_check_mode_and_a_compressed_archive_find_the_creation(late):
         run_pitr(req, check_mode=True)
     assert late.location in str(refused.value) and refused.value.exit_code == 2
     assert not os.path.exists(data_dir)
+    stop(data_dir)
     packed = os.path.join(late.scratch, "wal_zstd")
     os.mkdir(packed)
     for name in os.listdir(late.archive_dir):
-        subprocess.run(["zstd", "-q", os.path.join(late.archive_dir, name), "-o", os.path.join(packed, name + ".zst")])
+        subprocess.run(
+            ["zstd", "-q", os.path.join(late.archive_dir, name), "-o", os.path.join(packed, name + ".zst")], check=True
+        )
     found = walscan.created_tablespaces(packed, oldest.meta)
     assert [(r["location"], r["timeline"]) for r in found] == [(late.location, 1)]
 
