@@ -131,6 +131,11 @@ options:
       - Refused before anything is written (in check mode too) - a place that is, holds or lies inside a
         tablespace directory of the source cluster that exists on this host (the live cluster's files), or
         the data directory; and an OLD that is no tablespace of the base backup.
+      - Also refused before anything is written - a tablespace created after the base backup, which WAL
+        replay would recreate at its original directory - when the archived WAL to replay creates it in a
+        directory of this host that is not empty or does not exist, or when the login options reach the
+        source cluster and it has a tablespace the backup lacks whose directory here is not empty. Take a new
+        base backup (it holds the tablespace) or restore on another host.
     type: raw
     version_added: 0.2.0
   pgsafe_command:
@@ -532,6 +537,7 @@ def recover(module, p, log):
             backup=p["base_backup"],
             tablespace_mapping=p["tablespace_mapping"],
         )
+        req.source_conn = conninfo_from_params(p)
         if p["source"] == "offsite":
             result = offsite.recover(offsite_repository(p, log=log), req, log=log, check_mode=module.check_mode)
         else:

@@ -195,6 +195,13 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
     return EXIT_OK
 
 
+def source_conn(conninfo: ConnInfo) -> ConnInfo:
+    """The restore's connection settings on libpq's port: --port of restore-pitr is the recovered server's."""
+    from ..core.conn import ConnInfo as _ConnInfo
+
+    return _ConnInfo(host=conninfo.host, port=os.environ.get("PGPORT"), user=conninfo.user, password=conninfo.password)
+
+
 def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
     from ..physical.pitr import PitrRequest, run_pitr
 
@@ -214,6 +221,8 @@ def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
             backup=args.base_backup,
             tablespace_mapping=args.tablespace_mapping,
         )
+        # --port is the recovered server's: the source is reached on PGPORT (or libpq's default).
+        req.source_conn = source_conn(conninfo)
         if from_offsite(args):
             from ..offsite.restore import recover
 

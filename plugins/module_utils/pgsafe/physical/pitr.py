@@ -20,7 +20,7 @@ from ..catalog.entries import verify_entry
 from ..core import tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
-from . import basebackup, preflight
+from . import basebackup, preflight, walscan
 from . import chain as chains
 from . import tablespaces as tblspc
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
     from ..catalog.entries import CatalogEntry, Entry
+    from ..core.conn import ConnInfo
 
     AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
@@ -103,6 +104,8 @@ class PitrRequest:
         self.keep_archiving_off = keep_archiving_off
         # {original directory: restored directory}; unmapped tablespaces go beside the data directory.
         self.tablespace_mapping = tblspc.parse_mapping(tablespace_mapping)
+        # The restore's connection settings: when they reach the source, its live tablespaces are checked.
+        self.source_conn: Optional[ConnInfo] = None
 
 
 def parse_target_time(text: str) -> datetime:
@@ -408,6 +411,13 @@ def run_pitr(
     )
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
+    # Replay recreates a tablespace made after the backup at its original directory: refused when live.
+    walscan.check_replay(
+        req.archive_dir, entry.meta, entry.backup_id, continuity["checked_to"] if req.target_lsn else None, log
+    )
+    if req.target_lsn is None:
+        # WAL archived while recovery runs is replayed too: the live source shows what is not archived yet.
+        tblspc.check_live_source(req.source_conn, entry.meta, entry.backup_id, log)
     if check_mode:
         for member in chain:
             verify_entry(member)

@@ -337,3 +337,51 @@ def link(data_directory: str, targets: Iterable[Target]) -> None:
     map_file = os.path.join(data_directory, MAP_FILE)
     if os.path.lexists(map_file):
         os.unlink(map_file)
+
+
+def check_live_source(conninfo: Any, meta: Mapping[str, Any], backup_id: str, log: Any) -> Optional[list[str]]:
+    """When the source server answers with the restore's connection settings (the drill, a recovery on the
+    source's own host): ConfigError for a live tablespace the backup lacks whose directory here is not empty.
+    Replay past its creation would write into that directory, and its record may not be archived yet, so
+    the WAL scan cannot see it.  Returns the live tablespaces' names, or None when the source was not
+    reached or is another cluster (the WAL scan still guards)."""
+    if conninfo is None:
+        return None
+    from ..core.conn import connect
+    from ..core.errors import PgsafeError
+
+    try:
+        conn = connect(conninfo, "postgres")
+    except PgsafeError as exc:
+        log("the source server is not reachable (%s); relying on the archived WAL alone" % exc)
+        return None
+    import psycopg2
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+            row = cur.fetchone()
+            if row is None or str(row[0]) != str(meta.get("system_identifier")):
+                log("the server at %s is not the backup's source cluster" % conninfo.describe())
+                return None
+            cur.execute(
+                "SELECT oid, spcname, pg_tablespace_location(oid) FROM pg_tablespace"
+                " WHERE pg_tablespace_location(oid) <> '' ORDER BY oid"
+            )
+            live = cur.fetchall()
+    except psycopg2.Error as exc:
+        log("cannot read the source's tablespaces (%s); relying on the archived WAL alone" % str(exc).strip())
+        return None
+    finally:
+        conn.close()
+    recorded = {int(t["oid"]) for t in describe(meta) if str(t.get("oid", "")).isdigit()}
+    for oid, name, location in live:
+        # An empty directory is one prepared for the recovered cluster; a live tablespace never is empty.
+        if int(oid) not in recorded and os.path.isabs(location) and os.path.isdir(location) and os.listdir(location):
+            raise ConfigError(
+                "the source cluster, running on this host, has tablespace %s (%s) that base backup %s lacks: "
+                "recovery past its creation would write into that live directory" % (name, location, backup_id),
+                "Take a new base backup (it holds the tablespace), recover to a target_lsn before its creation, "
+                "or restore on another host",
+            )
+    return [str(row[1]) for row in live]

@@ -1,0 +1,212 @@
+"""Tablespaces that WAL replay would create: found in the archived WAL before recovery starts.
+
+A tablespace created after a base backup is not in the backup: replay of its CREATE TABLESPACE record
+recreates it at the original absolute directory, and nothing can redirect it.  On the source's own
+host that is the live tablespace: PostgreSQL 15 links the recovered cluster's pg_tblspc/<oid> to it
+without an error, and both servers then write the same relation files.  So before anything is written,
+every archived segment replay may read (from the backup's start, on every timeline recovery may
+follow) is read with pg_waldump's Tablespace filter, and a creation whose directory is not empty, or
+does not exist, on this host is refused.  This does not depend on reaching the source server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+from ..core import compress, tools
+from ..core.errors import ConfigError, VerificationFailed
+from .walnames import from_number, is_segment, list_archive, lsn_to_int, parse, to_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Optional
+
+# Segments decompressed at a time (16 MiB each by default): bounds the scratch space.  Consecutive
+# windows share one segment, so a record that crosses a window's end is read whole by the next one.
+WINDOW = 16
+_CREATE = re.compile(r"lsn: ([0-9A-F]+/[0-9A-F]+),.*desc: CREATE (\d+) \"(.*)\"\s*$")
+_ERROR_AT = re.compile(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+)")
+
+
+def segments_to_scan(archive_dir: str, meta: Mapping[str, Any], last: Optional[str] = None) -> dict[int, list[int]]:
+    """{timeline: sorted segment numbers} replay may read: from the backup's start segment on its timeline
+    and every later one (recovery follows the newest), up to last's number when a target bounds it."""
+    start = meta.get("start_wal") or ""
+    if not is_segment(start):
+        raise VerificationFailed("base backup has no start WAL in its metadata")
+    segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
+    first_tli = parse(start)[0]
+    low = to_number(start, segsize)
+    high = to_number(last, segsize) if last and is_segment(last) else None
+    out: dict[int, list[int]] = {}
+    for name in list_archive(archive_dir):
+        if not is_segment(name):
+            continue
+        tli, number = parse(name)[0], to_number(name, segsize)
+        if tli >= first_tli and number >= low and (high is None or number <= high):
+            out.setdefault(tli, []).append(number)
+    return {tli: sorted(numbers) for tli, numbers in sorted(out.items())}
+
+
+def _runs(numbers: list[int]) -> list[list[int]]:
+    """Contiguous runs of segment numbers, each cut into windows that overlap by one segment."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and runs[-1][-1] == number - 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    windows: list[list[int]] = []
+    for run in runs:
+        i = 0
+        while True:
+            windows.append(run[i : i + WINDOW])
+            if i + WINDOW >= len(run):
+                break
+            i += WINDOW - 1
+    return windows
+
+
+def pg_waldump(major: Optional[int]) -> str:
+    """pg_waldump of exactly the backup's major version: it reads no other version's WAL."""
+    path = tools.find("pg_waldump", major, why="reading the archived WAL of a PostgreSQL %s backup" % major)
+    found = tools.major_of(tools.version_of(path))
+    if major is not None and found != major:
+        raise ConfigError(
+            "pg_waldump %s is needed to read the archived WAL; this host has %s (%s)" % (major, found, path),
+            "Install postgresql-%s (its pg_waldump)" % major,
+        )
+    return path
+
+
+def created_tablespaces(
+    archive_dir: str, meta: Mapping[str, Any], last: Optional[str] = None, log: Callable[[str], None] = lambda m: None
+) -> list[dict[str, Any]]:
+    """[{oid, location, lsn, timeline}] of every CREATE TABLESPACE in the WAL replay may read."""
+    scan = segments_to_scan(archive_dir, meta, last)
+    if not scan:
+        return []
+    segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
+    start_lsn = lsn_to_int(meta.get("start_lsn") or "0/0")
+    program = pg_waldump(tools.major_of_num(meta.get("server_version_num")))
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    stored = list_archive(archive_dir)
+    scratch = tempfile.mkdtemp(prefix=".pgsafe-walscan-")
+    try:
+        os.chmod(scratch, 0o700)
+        for tli, numbers in scan.items():
+            for window in _runs(numbers):
+                names = [from_number(tli, n, segsize) for n in window]
+                _place_window(archive_dir, stored, names, scratch)
+                for record in _dump(program, scratch, names, segsize):
+                    if lsn_to_int(record["lsn"]) >= start_lsn:
+                        record["timeline"] = tli
+                        found[(record["oid"], record["lsn"])] = record
+                for name in names:
+                    os.unlink(os.path.join(scratch, name))
+        total = sum(len(n) for n in scan.values())
+        log("read %d archived WAL segment(s) for tablespace creations: %d found" % (total, len(found)))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return sorted(found.values(), key=lambda r: lsn_to_int(r["lsn"]))
+
+
+def _place_window(archive_dir: str, stored: Mapping[str, str], names: list[str], scratch: str) -> None:
+    """The window's segments in scratch for pg_waldump: links to uncompressed copies (nothing written),
+    compressed ones decompressed two at a time (this is most of the scan's cost); a damaged copy is an
+    error, as restore-wal makes it."""
+    running: list[tuple[str, subprocess.Popen[bytes], Any]] = []
+
+    def finish(item: tuple[str, subprocess.Popen[bytes], Any]) -> None:
+        path, proc, out = item
+        _out, err = proc.communicate()
+        out.close()
+        if proc.returncode != 0:
+            raise VerificationFailed(
+                "archived %s is damaged: %s" % (path, err.decode("utf-8", "replace").strip()),
+                "Recovery would stop there too: find an intact copy of the segment",
+            )
+
+    try:
+        for name in names:
+            path = os.path.join(archive_dir, stored[name])
+            argv = compress.decompressor_argv(compress.compression_of_name(stored[name]))
+            if argv is None:
+                os.symlink(path, os.path.join(scratch, name))
+                continue
+            if len(running) >= 2:
+                finish(running.pop(0))
+            out = open(os.path.join(scratch, name), "xb")
+            running.append((path, subprocess.Popen(argv + [path], stdout=out, stderr=subprocess.PIPE), out))
+        while running:
+            finish(running.pop(0))
+    finally:
+        for _path, proc, out in running:
+            proc.kill()
+            proc.wait()
+            out.close()
+
+
+def _dump(program: str, directory: str, names: list[str], segsize: int) -> list[dict[str, Any]]:
+    argv = [program, "--rmgr=Tablespace", "--path", directory, names[0], names[-1]]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    out = proc.stdout.decode("utf-8", "surrogateescape")
+    records = []
+    for line in out.splitlines():
+        match = _CREATE.search(line)
+        if match:
+            records.append({"oid": int(match.group(2)), "location": match.group(3), "lsn": match.group(1)})
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        at = _ERROR_AT.search(err)
+        # The WAL's end (zeroes after the last record), or a record that runs into the next window,
+        # lies in the window's last segment; anywhere else the scan would be incomplete.
+        last_start = to_number(names[-1], segsize) * segsize
+        if not at or lsn_to_int(at.group(1)) < last_start:
+            raise VerificationFailed(
+                "cannot read the archived WAL %s..%s for tablespace creations: %s" % (names[0], names[-1], err),
+                "Check those segments (pg_waldump); recovery would stop at the same place",
+            )
+    return records
+
+
+def check_replay(
+    archive_dir: str,
+    meta: Mapping[str, Any],
+    backup_id: str,
+    last: Optional[str] = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> list[dict[str, Any]]:
+    """ConfigError, before anything is written, when replay would create a tablespace the backup does not
+    hold in a directory of this host that is not empty (the live tablespace, on the source's host) or
+    that does not exist (replay would fail there after the restore).  Returns the creations found."""
+    recorded = {int(t["oid"]) for t in meta.get("tablespaces") or [] if str(t.get("oid", "")).isdigit()}
+    creations = created_tablespaces(archive_dir, meta, last, log)
+    for rec in creations:
+        location = rec["location"]
+        if rec["oid"] in recorded or not os.path.isabs(location):
+            continue  # in the backup, or an in-place tablespace (inside the recovered data directory)
+        what = "tablespace oid %d, created at WAL %s after base backup %s, in %s" % (
+            rec["oid"],
+            rec["lsn"],
+            backup_id,
+            location,
+        )
+        if not os.path.isdir(location):
+            raise ConfigError(
+                "replay would create %s, which does not exist on this host" % what,
+                "Take a new base backup (it holds the tablespace), recover to a target before %s, or create "
+                "%s empty for the recovered cluster's OS user" % (rec["lsn"], location),
+            )
+        if os.listdir(location):
+            raise ConfigError(
+                "replay would create %s, which is not empty (on the source's host: its live tablespace)" % what,
+                "Take a new base backup (it holds the tablespace), recover to a target before %s, or restore "
+                "on another host" % rec["lsn"],
+            )
+        log("replay will create tablespace oid %d in the empty directory %s" % (rec["oid"], location))
+    return creations
