@@ -124,15 +124,16 @@ def test_a_multipart_upload_gets_its_lock_date_too(s3_lock_bucket):
 
 
 def test_retention_skips_what_is_locked_and_removes_it_after_the_date(pg, backup_dir, s3_lock_bucket):
-    repo = repository(s3_lock_bucket, profile="writer")  # the host pushes, locked for a few seconds
-    policy = LockPolicy("compliance", 6)
+    # The host pushes, locked long enough for the host command below to start on a busy machine.
+    repo = repository(s3_lock_bucket, profile="writer")
+    policy = LockPolicy("compliance", 15)
     repo.set_lock(policy)
-    until = policy.retention()[1]
     expired = put_backup(repo, "shop", ago(days=200))
     kept = put_backup(repo, "shop", ago(days=1))
     put_backup(repo, "main", ago(days=200), folder="base", start_wal="000000010000000000000002")
     put_backup(repo, "main", ago(days=1), folder="base", start_wal="000000010000000000000004")
     put_wal(repo, *["0000000100000000000000%02X" % n for n in range(1, 6)])
+    until = policy.retention()[1]  # the last object's date, or later
 
     controller = repository(s3_lock_bucket)  # the delete credentials
     report = retention.run(controller, 90)
