@@ -93,7 +93,10 @@ PY
 }
 
 write_conf() {
-    local fsid=$1 mon_v2=$2 mon_v1=$3 frontends
+    local fsid=$1 mon_v2=$2 mon_v1=$3 frontends class_dir
+    # Debian 13's Ceph (reef) looks for the OSD's object classes on a relative path, and radosgw
+    # then fails with "Operation not supported": name the installed folder.
+    class_dir=$(find /usr/lib /usr/lib64 -maxdepth 2 -type d -name rados-classes 2>/dev/null | head -n 1)
     frontends="beast endpoint=127.0.0.1:$PORT"
     if [ -n "$TLSPORT" ]; then
         frontends="$frontends ssl_endpoint=127.0.0.1:$TLSPORT ssl_certificate=$D/cert.pem ssl_private_key=$D/tls/key.pem"
@@ -133,6 +136,7 @@ mon data = $D/mon.a
 [osd]
 osd data = $D/osd.0
 osd objectstore = bluestore
+${class_dir:+osd class dir = $class_dir}
 # Not inside the OSD's data folder under the name 'block': mkfs would take it for its own symlink.
 bluestore block path = $D/osd0-block.img
 bluestore block create = true
