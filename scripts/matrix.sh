@@ -64,7 +64,7 @@ for major in "${majors[@]}"; do
     # modules through it run on the host (PGSAFE_TEST_NO_ANSIBLE deselects them here).
     if podman run --rm --name "$name" --network none --shm-size 256m --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
             -v "$PWD:/src:ro" -v "$out:/out" -v "$scratch:/tmp" -w /src \
-            -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 \
+            -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 -e S3_GATEWAY_USER_POLICIES=off \
             "$image" \
             python3 -m pytest -p no:cacheprovider -q -rs --junitxml="/out/junit-pg$major.xml" \
             -o junit_suite_name="pg$major" "${TESTS[@]}"; then
