@@ -22,7 +22,7 @@ if ! [[ $MAJOR =~ ^[0-9]+$ ]]; then
     echo "build.sh: PostgreSQL major version must be a number, got '$MAJOR'" >&2
     exit 2
 fi
-IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest
+NAME=localhost/pgsafe-debian${release}-pg${MAJOR}
 # python3-pytest and python3-prometheus-client: scripts/matrix.sh runs the integration tests inside.
 PACKAGES="python3,python3-psycopg2,python3-boto3,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
 # What the Molecule scenarios use besides (the default scenario runs on every major).
@@ -41,7 +41,11 @@ fi
 # The script is part of the stamp: a change in how the image is made rebuilds it.
 stamp=$( { printf '%s\n%s\n%s\n' "$SUITE" "$PACKAGES" "$EXTRA"; cat molecule/image/build.sh; } | sha256sum | cut -c1-16)
 
-if podman image exists "$IMAGE" && [ "$(podman image inspect "$IMAGE" --format '{{ index .Labels "pgsafe.stamp" }}' 2>/dev/null)" = "$stamp" ]; then
+# Tagged by its stamp (and :latest): checkouts whose build scripts differ (branches) each keep their
+# own image instead of rebuilding one another's under the same name. The scripts use the stamped name.
+IMAGE=$NAME:$stamp
+if podman image exists "$IMAGE"; then
+    podman tag "$IMAGE" "$NAME:latest"
     echo "image $IMAGE is up to date" >&2
     echo "$IMAGE"
     exit 0
@@ -94,5 +98,6 @@ printf 'en_US.UTF-8 UTF-8\n' > "$rootfs/etc/locale.gen"
 chroot "$rootfs" locale-gen >/dev/null 2>&1 || true
 rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
 tar -C "$rootfs" -c . | podman import -q --change "LABEL pgsafe.stamp=$stamp" --change 'CMD ["sleep", "infinity"]' - "$IMAGE" >/dev/null
+podman tag "$IMAGE" "$NAME:latest"
 echo "built $IMAGE ($(chroot "$rootfs" "/usr/lib/postgresql/$MAJOR/bin/postgres" --version))" >&2
 echo "$IMAGE"
