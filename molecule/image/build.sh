@@ -27,24 +27,36 @@ if ! [[ $MAJOR =~ ^[0-9]+$ ]]; then
     exit 2
 fi
 case $FLAVOUR in
-    '') IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}:latest ;;
-    bench) IMAGE=localhost/pgsafe-debian${release}-pg${MAJOR}-bench:latest ;;
+    '') NAME=localhost/pgsafe-debian${release}-pg${MAJOR} ;;
+    bench) NAME=localhost/pgsafe-debian${release}-pg${MAJOR}-bench ;;
     *) echo "build.sh: unknown image flavour '$FLAVOUR' (none, or bench)" >&2; exit 2 ;;
 esac
 # python3-pytest and python3-prometheus-client: scripts/matrix.sh runs the integration tests inside.
 PACKAGES="python3,python3-psycopg2,python3-boto3,python3-pytest,python3-prometheus-client,postgresql-${MAJOR},postgresql-client-${MAJOR},sudo,zstd,procps,locales,ca-certificates"
+# What the Molecule scenarios use besides (the default scenario runs on every major).
+EXTRA="cron iproute2 openssh-client"
 if [ "$SUITE" = bookworm ]; then
-    # What the Molecule scenarios use besides. Only here: from trixie on, cron depends on systemd,
-    # whose configuration fails inside a debootstrap chroot.
-    PACKAGES="$PACKAGES,cron,iproute2,openssh-client"
+    PACKAGES="$PACKAGES,${EXTRA// /,}"
+    EXTRA=""
+else
+    # From trixie on, cron (and logrotate, which Ceph needs) wants systemd or a stand-alone sysusers.
+    # debootstrap can install neither: it takes systemd, whose pre-dependency it has not configured
+    # yet. So these come after the bootstrap, from apt inside the chroot, with the stand-alone one.
+    # radosgw on a single-node Ceph (scripts/s3-gateway.sh): the matrix runs the off-site tests of
+    # incremental chains against a real S3 gateway inside the container, which has no network.
+    EXTRA="$EXTRA systemd-standalone-sysusers ceph-mon ceph-osd radosgw openssl curl"
 fi
 if [ "$FLAVOUR" = bench ]; then
     PACKAGES="$PACKAGES,pgbackrest"
 fi
 # The script is part of the stamp: a change in how the image is made rebuilds it.
-stamp=$( { printf '%s\n%s\n' "$SUITE" "$PACKAGES"; cat molecule/image/build.sh; } | sha256sum | cut -c1-16)
+stamp=$( { printf '%s\n%s\n%s\n' "$SUITE" "$PACKAGES" "$EXTRA"; cat molecule/image/build.sh; } | sha256sum | cut -c1-16)
 
-if podman image exists "$IMAGE" && [ "$(podman image inspect "$IMAGE" --format '{{ index .Labels "pgsafe.stamp" }}' 2>/dev/null)" = "$stamp" ]; then
+# Tagged by its stamp (and :latest): checkouts whose build scripts differ (branches) each keep their
+# own image instead of rebuilding one another's under the same name. The scripts use the stamped name.
+IMAGE=$NAME:$stamp
+if podman image exists "$IMAGE"; then
+    podman tag "$IMAGE" "$NAME:latest"
     echo "image $IMAGE is up to date" >&2
     echo "$IMAGE"
     exit 0
@@ -69,10 +81,26 @@ rootfs=$(mktemp -d /tmp/pgsafe-rootfs-XXXXXX)
 log=$(mktemp /tmp/pgsafe-debootstrap-XXXXXX.log)
 # The postgres user inside the chroot must be able to enter it (initdb runs as postgres).
 chmod 0755 "$rootfs"
-trap 'rm -rf "$rootfs" "$log"' EXIT
+# What is mounted inside the chroot for the packages' scripts must neither go into the image nor be
+# walked by rm.
+unmount_rootfs() {
+    local m
+    for m in dev/pts dev sys proc; do
+        if mountpoint -q "$rootfs/$m"; then umount -l "$rootfs/$m"; fi
+    done
+}
+trap 'unmount_rootfs; rm -rf "$rootfs" "$log"' EXIT
 echo "debootstrap $SUITE (PostgreSQL $MAJOR) from $mirror" >&2
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$rootfs" "$mirror" "${script[@]}" >"$log" 2>&1 || {
     tail -20 "$log" >&2; exit 1; }
+if [ -n "$EXTRA" ]; then
+    read -r -a extra <<<"$EXTRA"
+    # Some of their scripts need /proc (forky's cryptsetup-bin, a dependency of ceph-osd).
+    mount -t proc proc "$rootfs/proc"
+    chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${extra[@]}" >>"$log" 2>&1 || {
+        tail -20 "$log" >&2; exit 1; }
+fi
+unmount_rootfs
 # Debian creates the N/main cluster when the package configures; make sure it is there.
 if [ ! -d "$rootfs/var/lib/postgresql/$MAJOR/main" ]; then
     chroot "$rootfs" pg_createcluster "$MAJOR" main >/dev/null
@@ -81,5 +109,6 @@ printf 'en_US.UTF-8 UTF-8\n' > "$rootfs/etc/locale.gen"
 chroot "$rootfs" locale-gen >/dev/null 2>&1 || true
 rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
 tar -C "$rootfs" -c . | podman import -q --change "LABEL pgsafe.stamp=$stamp" --change 'CMD ["sleep", "infinity"]' - "$IMAGE" >/dev/null
+podman tag "$IMAGE" "$NAME:latest"
 echo "built $IMAGE ($(chroot "$rootfs" "/usr/lib/postgresql/$MAJOR/bin/postgres" --version))" >&2
 echo "$IMAGE"

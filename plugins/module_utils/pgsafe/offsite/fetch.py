@@ -339,15 +339,25 @@ def stage_for_recovery(
     Returns (local base Entry, staged archive directory). The base backup is chosen by the same rule as
     on the host (the newest good one that ended before the target); the WAL staged is every segment of
     its timeline from its start on, and the timeline history files."""
+    from ..physical.chain import chain_of
     from ..physical.pitr import choose_base
     from ..physical.walnames import is_segment, parse
 
-    entries, _problems = list_entries(repo, "base")
+    every, _problems = list_entries(repo, "base")
+    entries = every
     if backup:
         entries = [e for e in entries if backup in (e.backup_id, e.meta.get("backup_file"))]
         if not entries:
             raise ConfigError("no base backup named %r in the off-site repository %s" % (backup, repo.describe()))
     entry = choose_base(entries, target_time, target_lsn)
+    # An incremental recovers only on top of every backup it builds on: the whole chain is staged (each
+    # object hashed), and a member missing off-site stops here, before a byte is downloaded.
+    chain = chain_of(entry, every)
+    for member in chain[:-1]:
+        log(
+            "staging base backup %s (in the chain of %s) from %s" % (member.backup_id, entry.backup_id, repo.describe())
+        )
+        stage(repo, member, staging_dir)
     log("staging base backup %s from %s" % (entry.backup_id, repo.describe()))
     local = stage(repo, entry, staging_dir)
     archive = os.path.join(staging_dir, "wal")

@@ -22,9 +22,12 @@ from ..core.errors import ConfigError, VerificationFailed
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
-    from ..catalog.entries import Entry
+    from ..catalog.entries import CatalogEntry, Entry
+
+    # chain_of follows a chain in the host's catalog and in the off-site one (offsite.fetch) alike.
+    AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
 MANIFEST = "backup_manifest"
 INCREMENTAL_MIN_VERSION = 170000
@@ -48,7 +51,7 @@ def manifest_sha256(backup_path: str) -> str:
     return h.hexdigest()
 
 
-def chain_of(entry: Entry, entries: Iterable[Entry], now: Optional[datetime] = None) -> list[Entry]:
+def chain_of(entry: AnyEntry, entries: Iterable[AnyEntry], now: Optional[datetime] = None) -> list[AnyEntry]:
     """[full, ..., entry]: the backups a restore of entry needs, oldest first; ChainBroken names the
     first member that is missing or unusable.  Cheap checks only (metadata, presence, size)."""
     by_id = {e.backup_id: e for e in entries}
