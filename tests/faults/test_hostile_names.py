@@ -9,7 +9,7 @@ import uuid
 import psycopg2
 import pytest
 from faultkit import backup_ok
-from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import PGSAFE, drop_database, run_cli, table_contents, unique_name
 
 pytestmark = pytest.mark.faults
@@ -122,11 +122,7 @@ def test_restore_point_named_with_quotes_and_backslashes(new_pg):
         finally:
             conn.close()
     finally:
-        subprocess.run(
-            ["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         subprocess.run(["rm", "-rf", os.path.dirname(data_dir), backup_dir], check=False)
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from pgcluster import OS_USER, PG_BIN, free_port, make_scratch_dir
+from pgcluster import PG_BIN, free_port, make_scratch_dir, stop_server
 from pgtest import PGSAFE, run_cli
 
 from pgsafe.physical import walnames
@@ -215,9 +215,5 @@ def test_backups_under_write_load(loaded, record_property):
         assert expected_low <= got <= expected_high, (expected_low, got, expected_high)
         assert psql_at(data_dir, port, "SELECT pg_is_in_recovery()") == "f"
     finally:
-        subprocess.run(
-            ["runuser", "-u", OS_USER, "--", os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)

@@ -7,13 +7,12 @@ and the fall-back of `--incremental auto` are tested, the rest is skipped with t
 import json
 import os
 import shutil
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
 import pgcluster
 import pytest
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, removing_scratch_dirs, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -120,15 +119,6 @@ def contents(conn_kwargs):
         conn.close()
 
 
-def stop(data_dir):
-    subprocess.run(
-        pgcluster._as_user_prefix()
-        + [os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
-        capture_output=True,
-        check=False,
-    )
-
-
 @needs_17
 def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving):
     c = archiving
@@ -171,7 +161,7 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
         assert restored == expected
         assert {b for b, _n in restored} == {1, 2, 3}
     finally:
-        stop(data_dir)
+        stop_server(data_dir)
 
 
 @needs_17

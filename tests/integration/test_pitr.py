@@ -7,7 +7,7 @@ import time
 
 import pgcluster
 import pytest
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, removing_scratch_dirs, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -140,22 +140,7 @@ def test_point_in_time_recovery_between_second_and_third_commit(archiving, ansib
         conn.close()
         assert res["timeline"] == 2
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
 
 
 def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
@@ -185,22 +170,7 @@ def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
             assert cur.fetchone()[0] == 500
         conn.close()
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
 
 
 def test_missing_segment_is_reported_as_gap_before_starting(archiving):
@@ -259,41 +229,11 @@ def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
     try:
         assert proc.returncode == 0, proc.stderr
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                os.path.join(pgcluster.PG_BIN, "pg_ctl"),
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
 
 
 def stop_cluster(data_dir):
-    subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            os.path.join(pgcluster.PG_BIN, "pg_ctl"),
-            "-D",
-            data_dir,
-            "-m",
-            "immediate",
-            "stop",
-        ],
-        capture_output=True,
-        check=False,
-    )
+    stop_server(data_dir)
 
 
 def test_recovery_to_a_named_restore_point_and_to_an_lsn(archiving):

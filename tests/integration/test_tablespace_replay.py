@@ -14,7 +14,7 @@ import time
 
 import pgcluster
 import pytest
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -49,12 +49,7 @@ def pitr(cluster, data_dir, *extra):
 
 def stop(data_dir):
     """Stop whatever started in data_dir and remove its scratch directory."""
-    pg_ctl = os.path.join(pgcluster.PG_BIN, "pg_ctl")
-    subprocess.run(
-        ["runuser", "-u", "postgres", "--", pg_ctl, "-D", data_dir, "-m", "immediate", "stop"],
-        capture_output=True,
-        check=False,
-    )
+    stop_server(data_dir)
     shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
 
 

@@ -9,12 +9,11 @@ backup; changes after it with their WAL archived.  Runs on the host's PostgreSQL
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pgcluster
 import pytest
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, run_cli
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -98,25 +97,6 @@ def backed_up(cluster):
 
 def pitr(cluster, data_dir, *extra):
     return run_cli(cluster, cluster.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--json", *extra)
-
-
-def stop(data_dir):
-    subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            os.path.join(pgcluster.PG_BIN, "pg_ctl"),
-            "-D",
-            data_dir,
-            "-m",
-            "immediate",
-            "stop",
-        ],
-        capture_output=True,
-        check=False,
-    )
 
 
 def tree(path):
@@ -213,7 +193,7 @@ def test_pitr_recovers_both_tablespaces_exactly_beside_the_live_cluster(cluster,
                 cur.execute("SELECT bt_index_check('%s_id', true)" % table)  # heap and index agree
         conn.close()
     finally:
-        stop(data_dir)
+        stop_server(data_dir)
     assert {space: tree(loc) for space, loc in cluster.locations.items()} == live_before, (
         "the live tablespaces were not written"
     )
@@ -250,7 +230,7 @@ def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, 
                 cur.execute("SELECT bt_index_check('%s_id', true)" % table)
         conn.close()
     finally:
-        stop(data_dir)
+        stop_server(data_dir)
 
 
 def test_verify_catches_a_damaged_tablespace_archive(cluster, backed_up):

@@ -53,6 +53,16 @@ def os_user_ids():
     return entry.pw_uid, entry.pw_gid
 
 
+def stop_server(data_dir):
+    """Stop, immediately and quietly, a server a test started from a restored data directory (there
+    may be none running: a failed restore leaves nothing to stop)."""
+    subprocess.run(
+        _as_user_prefix() + [os.path.join(PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+        capture_output=True,
+        check=False,
+    )
+
+
 def make_scratch_dir(prefix="pgsafe-test-"):
     """A directory the cluster user can use (pytest's tmp_path is 0700 root)."""
     path = tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("PGSAFE_TEST_TMP", "/tmp"))

@@ -7,12 +7,11 @@ back from the bucket alone, compared row for row with its source.
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 from offsitekit import PREFIX, archiving_cluster, keys, s3_env, switch_and_wait
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import drop_database, run_cli, table_contents, unique_name
 
 
@@ -207,22 +206,7 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
             assert cur.fetchall() == [(1, 100)]
         conn.close()
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
 
@@ -269,21 +253,6 @@ def test_a_base_backup_with_tablespaces_goes_off_site_whole_and_recovers_from_th
             assert cur.fetchone() == (300, 45150)
         conn.close()
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         for path in (os.path.dirname(data_dir), elsewhere, location):
             shutil.rmtree(path, ignore_errors=True)

@@ -17,7 +17,7 @@ import time
 import pytest
 from agekit import Keys, files_holding
 from offsitekit import PREFIX, archiving_cluster, keys, s3_env, switch_and_wait
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import drop_database, run_cli, table_contents, unique_name
 
 AGE_HEADER = b"age-encryption.org/v1\n"
@@ -312,22 +312,7 @@ def test_point_in_time_recovery_from_an_encrypted_bucket(archiving_to, s3_bucket
         assert key.secret not in age_keys.argv() + proc.stdout + proc.stderr
         assert files_holding(key.secret, elsewhere, os.path.dirname(data_dir)) == []
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
 

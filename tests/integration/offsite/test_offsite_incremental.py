@@ -13,7 +13,7 @@ import time
 import pgcluster
 import pytest
 from offsitekit import PREFIX, archiving_cluster, s3_env, switch_and_wait
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import removing_scratch_dirs, run_cli
 
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
@@ -58,17 +58,6 @@ def rows(**conn_kwargs):
         conn.close()
 
 
-def stop(data_dir):
-    import subprocess
-
-    subprocess.run(
-        pgcluster._as_user_prefix()
-        + [os.path.join(pgcluster.PG_BIN, "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
-        capture_output=True,
-        check=False,
-    )
-
-
 def recover_from_bucket(cluster, env, target, *extra):
     elsewhere = make_scratch_dir("pgsafe-newhost-")
     data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
@@ -111,7 +100,7 @@ def test_an_incremental_chain_recovers_from_the_bucket_alone(chain_cluster, s3_b
         assert restored == expected
         assert {b for b, _n in restored} == {1, 2, 3}
     finally:
-        stop(data_dir)
+        stop_server(data_dir)
 
 
 def test_a_chain_member_missing_or_damaged_off_site_stops_before_any_change(chain_cluster, s3_bucket):

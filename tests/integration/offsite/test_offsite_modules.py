@@ -6,11 +6,10 @@ test also proves they never reach Ansible's output.
 
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import PGSAFE, drop_database, table_contents, unique_name
 
 PREFIX = "db1"
@@ -291,21 +290,6 @@ def test_point_in_time_recovery_through_the_module_from_the_bucket_alone(archivi
         conn.close()
         assert not [n for n in os.listdir(elsewhere) if n.startswith(".offsite-")]
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)

@@ -6,13 +6,12 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import pytest
 from agekit import Keys, files_holding
 from offsitekit import PREFIX, archiving_cluster, s3_env, switch_and_wait
-from pgcluster import free_port, make_scratch_dir
+from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import drop_database, run_cli, table_contents, unique_name
 
 LOCK = {"PGSAFE_S3_OBJECT_LOCK": "governance", "PGSAFE_S3_OBJECT_LOCK_DAYS": "1"}
@@ -211,21 +210,6 @@ def test_recovery_from_an_encrypted_locked_bucket_reads_deleted_and_forged_wal_f
         assert files_holding(key.secret, elsewhere, empty, os.path.dirname(data_dir), since=started) == []
         shutil.rmtree(empty, ignore_errors=True)
     finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                "/usr/lib/postgresql/15/bin/pg_ctl",
-                "-D",
-                data_dir,
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-            check=False,
-        )
+        stop_server(data_dir)
         shutil.rmtree(os.path.dirname(data_dir), ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
