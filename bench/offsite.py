@@ -7,7 +7,9 @@
   entry), for peak RSS against the small push's (it must stay flat), with boto3 beside it;
 - base backup to object storage: `pgsafe --offsite ... base-backup` (local backup, verification,
   then the upload) against pgBackRest `repo1-type=s3` over TLS (radosgw's self-signed certificate);
-- WAL upload lag under pgbench load, with push run each minute as the role's cron job runs it.
+- WAL upload lag under pgbench load, with push run each minute as the role's cron job runs it;
+- encryption (issue 14): a whole `pgsafe --offsite backup` (dump, compression, upload) with age and
+  without, and a whole `restore --from offsite` of each (download, decryption, load, validation).
 
 Each push/upload goes to a prefix of its own, so nothing is ever "already there".
 """
@@ -123,7 +125,7 @@ def _push(ctx, gw, backup_dir, *extra):
     return result
 
 
-def setup_backups(ctx, gw, db):
+def setup_backups(ctx, gw, db, with_big=True):
     """A logical backup of the bench database on disk and in one prefix; a synthetic > 2 GB one."""
     env = _env(ctx, gw)
     local = ctx.scratch("offsite-local")
@@ -135,6 +137,8 @@ def setup_backups(ctx, gw, db):
     ctx.keep["offsite_backup_id"] = metas[0][: -len(".meta.json")]
     ctx.keep["offsite_restore_prefix"] = "restore-source"
     measure.run(ctx.pgsafe(local, "--offsite", gw.url("restore-source"), "push"), env)
+    if not with_big:
+        return
 
     big = ctx.scratch("offsite-big")
     os.mkdir(os.path.join(big, "full"), 0o700)
@@ -166,6 +170,64 @@ def upload_cases(ctx, gw):
             lambda: _boto3_upload(ctx, gw, big_files),
         ),
         ("off-site upload", "pgsafe push, %d MB incompressible" % BIG_MB, False, lambda: _push(ctx, gw, big)),
+    ]
+
+
+def _age_keys(ctx):
+    """(recipient, identity file) of a fresh age key the cluster's OS user can read (0600)."""
+    folder = ctx.scratch("age")
+    identity = os.path.join(folder, "key.txt")
+    subprocess.run(["age-keygen", "-o", identity], capture_output=True, check=True)
+    recipient = subprocess.run(["age-keygen", "-y", identity], stdout=subprocess.PIPE, text=True, check=True)
+    measure.chown_tree(folder)
+    os.chmod(identity, 0o600)
+    return recipient.stdout.strip(), identity
+
+
+def encryption_cases(ctx, gw, db):
+    """Whole backups and restores through the bucket with age and without: what a user waits for, so
+    the dump and the load are in both sides of the ratio, not only the bytes age touches."""
+    recipient, identity = _age_keys(ctx)
+    env = _env(ctx, gw)
+    local = ctx.keep["offsite_local"]
+    backup_id = ctx.keep["offsite_backup_id"]
+    # The backup the restores read, in a prefix of each kind (setup_backups pushed the plaintext one).
+    sealed = "restore-sealed"
+    measure.run(ctx.pgsafe(local, "--offsite", gw.url(sealed), "--encrypt-to", recipient, "push"), env)
+    target = db + "_offsite_sealed"
+
+    def backup(*keys):
+        def run():
+            backup_dir = ctx.scratch("offsite-enc")
+            prefix = gw.prefix("enc")
+            result = measure.run_rss(ctx.pgsafe(backup_dir, "--offsite", gw.url(prefix), *keys, "backup", db), env)
+            shutil.rmtree(backup_dir, ignore_errors=True)
+            gw.drop(prefix)
+            return result
+
+        return run
+
+    def restore(prefix, *keys):
+        def run():
+            ctx.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % target)
+            argv = ctx.pgsafe(local, "--offsite", gw.url(prefix), *keys, "restore", "--from", "offsite")
+            result = measure.run_rss(argv + [backup_id, target], env)
+            ctx.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % target)
+            return result
+
+        return run
+
+    plain = ctx.keep["offsite_restore_prefix"]
+    return [
+        ("off-site encryption", "pgsafe --offsite backup, plaintext (dump, upload)", True, backup()),
+        ("off-site encryption", "pgsafe --offsite backup --encrypt-to (age)", False, backup("--encrypt-to", recipient)),
+        ("off-site encryption", "pgsafe restore from the bucket, plaintext", True, restore(plain)),
+        (
+            "off-site encryption",
+            "pgsafe restore from the bucket --identity (age)",
+            False,
+            restore(sealed, "--identity", identity),
+        ),
     ]
 
 

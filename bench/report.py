@@ -51,6 +51,20 @@ RATIOS = [
         "time",
     ),
     (
+        "whole backup through the bucket, age vs plaintext",
+        "pgsafe --offsite backup --encrypt-to",
+        "pgsafe --offsite backup, plaintext",
+        1.05,
+        "time",
+    ),
+    (
+        "whole restore from the bucket, age vs plaintext",
+        "pgsafe restore from the bucket --identity",
+        "pgsafe restore from the bucket, plaintext",
+        None,
+        "time",
+    ),
+    (
         "base backup to object storage vs pgBackRest repo1-type=s3",
         "pgsafe --offsite base-backup",
         "pgBackRest full repo1-type=s3",

@@ -49,8 +49,9 @@ def parse_args(argv):
     p.add_argument("--out", help="results directory (default bench/results, or a temp dir for --smoke)")
     p.add_argument(
         "--groups",
-        default="logical,physical,wal,offsite,incremental",
-        help="which groups to run (offsite starts radosgw and pushes > 2 GB: never in --smoke; "
+        default="logical,physical,wal,offsite,offsite_encryption,incremental",
+        help="which groups to run (offsite starts radosgw and pushes > 2 GB, offsite_encryption starts it too: "
+        "never in --smoke; "
         "incremental needs PostgreSQL 17+ and is skipped, saying so, on older servers); "
         "native_zstd (PostgreSQL 16+) is not in the default",
     )
@@ -64,7 +65,7 @@ def parse_args(argv):
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.groups = set(args.groups.split(","))
     if args.smoke:
-        args.groups.discard("offsite")  # CI's smoke run stays under a minute
+        args.groups -= {"offsite", "offsite_encryption"}  # CI's smoke run stays under a minute
     return args
 
 
@@ -143,10 +144,14 @@ def run_group(ctx, records, size, group_cases, repeat):
             records.append(result)
 
 
-def run_offsite(ctx, records, size, repeat):
+def run_offsite(ctx, records, size, repeat, groups):
     gateway = offsite.Gateway(ctx.work_dir, log)
     try:
-        offsite.setup_backups(ctx, gateway, cases.DB)
+        offsite.setup_backups(ctx, gateway, cases.DB, with_big="offsite" in groups)
+        if "offsite_encryption" in groups:
+            run_group(ctx, records, size, offsite.encryption_cases(ctx, gateway, cases.DB), repeat)
+        if "offsite" not in groups:
+            return
         small, big = offsite.upload_cases(ctx, gateway)
         run_group(ctx, records, size, small, repeat)
         run_group(ctx, records, size, big, 1)  # 2 x 2.2 GB per round: the gateway's 8 GB OSD frees space lazily
@@ -237,8 +242,8 @@ def main(argv=None):
             cluster.sql("SELECT pg_switch_wal()")
             src = wal_source(ctx, args.wal_segments)
             run_group(ctx, records, measured_sizes[-1], cases.wal_cases(ctx, src, args.wal_segments), args.repeat)
-        if "offsite" in args.groups:
-            run_offsite(ctx, records, measured_sizes[-1], args.repeat)
+        if args.groups & {"offsite", "offsite_encryption"}:
+            run_offsite(ctx, records, measured_sizes[-1], args.repeat, args.groups)
         meta["sizes_mb"] = measured_sizes
     finally:
         cluster.stop(mode="immediate")
