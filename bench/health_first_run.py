@@ -72,7 +72,7 @@ def health_run(cluster, backup_dir, profile=None):
 def hash_seconds(path, copies):
     """What hashing copies files of this size costs in this process (the floor a first run cannot beat)."""
     started = time.monotonic()
-    for _ in range(copies):
+    for _copy in range(copies):
         with open(path, "rb") as fh:
             hashlib.sha256(fh.read()).hexdigest()
     return time.monotonic() - started
@@ -97,7 +97,7 @@ def main():
             open(args.profile, "a").close()
             os.chown(args.profile, *os_user_ids())
         first, integrity = health_run(cluster, backup_dir, args.profile)
-        second, _ = health_run(cluster, backup_dir)
+        second, _integrity = health_run(cluster, backup_dir)
         floor = hash_seconds(source, args.copies)
     finally:
         cluster.stop()

@@ -71,7 +71,7 @@ def main():
     clusters = {"without tablespaces": make(False, rows), "two tablespaces": make(True, rows)}
     times = {name: ([], []) for name in clusters}
     try:
-        for _ in range(repeat):
+        for _round in range(repeat):
             for name, c in clusters.items():
                 backup, pitr, _result = once(c)
                 times[name][0].append(backup)
@@ -101,7 +101,7 @@ def main():
         )
     print(
         "(median of %d, %s)"
-        % (repeat, subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() + " cores")
+        % (repeat, subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip() + " cores")
     )
 
 
