@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it: setup, static checks (mypy, shellcheck, ruff: scripts/style.sh),
 # pytest on real PostgreSQL (unit, integration, faults), ansible-test sanity, ansible-lint, Molecule
-# scenarios in podman (scripts/molecule.sh: default on 15 and 18, pitr on 18, fleet on 15), the
+# scenarios in podman (scripts/molecule.sh: default on 15, pitr on 18, fleet on 15), the
 # version-dependent integration tests on PostgreSQL 17 and 18 in podman (scripts/matrix.sh), and a
 # bench smoke run.
 # Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
