@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, removing_scratch_dirs, run_cli
+from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
@@ -52,18 +52,6 @@ def change(cluster, batch):
     cluster.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 200) g", params=(batch,))
     cluster.sql("UPDATE events SET n = n + 1 WHERE batch = 1")
     switch_and_wait(cluster)
-
-
-def switch_and_wait(cluster):
-    cluster.sql("SELECT txid_current()")
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-            return name
-        time.sleep(0.1)
-    raise AssertionError("segment %s was not archived" % name)
 
 
 def base_backup(cluster, *extra, rc=0):

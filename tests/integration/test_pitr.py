@@ -8,7 +8,7 @@ import time
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, removing_scratch_dirs, run_cli
+from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -26,20 +26,6 @@ def archiving(new_pg):
     cluster.backup_dir = backup_dir
     cluster.archive_dir = archive_dir
     return cluster
-
-
-def switch_and_wait(cluster):
-    # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just
-    # after a base backup), and that segment would never be archived.
-    cluster.sql("SELECT txid_current()")
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-            return name
-        time.sleep(0.1)
-    raise AssertionError("segment %s was not archived" % name)
 
 
 def base_backup(cluster, *extra):

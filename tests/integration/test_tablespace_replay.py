@@ -10,23 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, run_cli
+from pgtest import ROOT, run_cli, switch_and_wait
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
-
-
-def switch_and_wait(cluster):
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while not cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-        assert time.time() < deadline, "segment %s was not archived" % name
-        time.sleep(0.1)
 
 
 def contents(path):

@@ -9,30 +9,17 @@ backup; changes after it with their WAL archived.  Runs on the host's PostgreSQL
 import json
 import os
 import shutil
-import time
 
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, run_cli
+from pgtest import ROOT, run_cli, switch_and_wait
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
 
 TABLES = {"fast": "orders", "slow": "archive"}
 CONTENTS = "SELECT id, note FROM {table} ORDER BY id"
-
-
-def switch_and_wait(cluster):
-    cluster.sql("SELECT txid_current()")
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-            return name
-        time.sleep(0.1)
-    raise AssertionError("segment %s was not archived" % name)
 
 
 def rows(cluster, table):

@@ -174,6 +174,20 @@ def wait_until(predicate, timeout=60.0, interval=0.1, what="the condition"):
         time.sleep(interval)
 
 
+def switch_and_wait(cluster):
+    """Finish the current WAL segment and wait until the cluster has archived it; returns its name."""
+    # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just
+    # after a base backup), and that segment would never be archived.
+    cluster.sql("SELECT txid_current()")
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    cluster.sql("SELECT pg_switch_wal()")
+    wait_until(
+        lambda: cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0],
+        what="segment %s archived" % name,
+    )
+    return name
+
+
 def backup(cli, db, *extra):
     """pgsafe backup DB --json through a cli runner: the parsed result (the run must succeed)."""
     proc = cli("backup", db, "--json", *extra)
