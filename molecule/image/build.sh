@@ -110,5 +110,14 @@ chroot "$rootfs" locale-gen >/dev/null 2>&1 || true
 rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*
 tar -C "$rootfs" -c . | podman import -q --change "LABEL pgsafe.stamp=$stamp" --change 'CMD ["sleep", "infinity"]' - "$IMAGE" >/dev/null
 podman tag "$IMAGE" "$NAME:latest"
+# Each build-script version leaves its own stamped image (about 1 GB each): drop the ones of this name
+# older than a week, so a machine that follows main does not fill its disk. An image a container still
+# uses, or a branch's fresh one, stays (rmi refuses the first; the age spares the second).
+week_ago=$(date -d '7 days ago' +%s)
+podman images --filter "reference=$NAME" --format '{{.Tag}} {{.CreatedAt}}' | while read -r tag created _; do
+    if [ "$tag" != latest ] && [ "$tag" != "$stamp" ] && [ "$(date -d "$created" +%s)" -lt "$week_ago" ]; then
+        podman rmi "$NAME:$tag" >/dev/null 2>&1 || true
+    fi
+done
 echo "built $IMAGE ($(chroot "$rootfs" "/usr/lib/postgresql/$MAJOR/bin/postgres" --version))" >&2
 echo "$IMAGE"
