@@ -1,0 +1,132 @@
+"""WAL archived while a recovery runs: a CREATE TABLESPACE in it must stop the recovery, never be replayed.
+
+restore-pitr reads the archived WAL for tablespace creations before it starts the server; a recovery
+without a target also replays what the source archives while it runs.  The test holds the recovered
+server's first request for a segment not archived yet (a restore_command wrapper waits for the test),
+creates a tablespace with a table on the source, archives its segment, and lets the request go on.
+"""
+
+import os
+import shutil
+import stat
+
+import pgcluster
+import pytest
+from pgcluster import free_port, make_scratch_dir, stop_server
+from pgtest import ROOT, run_cli, start_cli, switch_and_wait, wait_until
+
+PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+
+# restore_command of the recovery: PGSAFE, except that the first request for a segment not in the
+# archive waits until the test creates 'go' (after writing 'waiting').
+WRAPPER = """#!/bin/sh
+eval "f=\\${$(($# - 1))}"
+case $f in
+    ????????????????????????)
+        if [ ! -e '%(archive)s'/"$f" ] && [ ! -e '%(dir)s/go' ]; then
+            : > '%(dir)s/waiting'
+            while [ ! -e '%(dir)s/go' ]; do sleep 0.1; done
+        fi ;;
+esac
+exec '%(pgsafe)s' "$@"
+"""
+
+
+def listing(path):
+    """Every entry under path (the directory itself included) with its type, size and mtime."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for name in ["."] if root == path else []:
+            st = os.lstat(root)
+            out[name] = (stat.S_IFMT(st.st_mode), st.st_mtime_ns)
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            st = os.lstat(full)
+            out[os.path.relpath(full, path)] = (stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def source():
+    """An archiving cluster with tablespace 'early' (a table in it) and a base backup of it."""
+    scratch = make_scratch_dir("pgsafe-tblspc-guard-")
+    backup_dir = os.path.join(scratch, "backups")
+    archive_dir = os.path.join(backup_dir, "wal")
+    settings = {
+        "archive_mode": "on",
+        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
+        "autovacuum": "off",  # nothing but the test writes into the live tablespaces while it compares
+    }
+    c = pgcluster.new_cluster(settings=settings)
+    c.scratch, c.backup_dir, c.archive_dir = scratch, backup_dir, archive_dir
+    c.run_as_owner(["mkdir", "-m", "0700", backup_dir])
+    try:
+        c.early = os.path.join(scratch, "live_early")
+        c.run_as_owner(["mkdir", "-m", "0700", c.early])
+        c.sql("CREATE TABLESPACE early LOCATION '%s'" % c.early)
+        c.sql("CREATE TABLE first (id int, note text) TABLESPACE early")
+        c.sql("INSERT INTO first SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+        proc = run_cli(c, backup_dir, "base-backup", "--json")
+        assert proc.returncode == 0, proc.stderr
+        c.sql("INSERT INTO first SELECT g, md5(g::text) FROM generate_series(1001, 1200) g")
+        switch_and_wait(c)
+        c.sql("CHECKPOINT")
+        yield c
+    finally:
+        c.destroy()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_tablespace_created_while_the_recovery_runs_stops_it_before_replay(source):
+    """Done: restore-pitr (no target) on the source's host; while the recovered server waits for the
+    next segment, CREATE TABLESPACE late with a table in it on the source, its segment archived, then
+    the request goes on.  Seen: exit 2 naming the tablespace, its live directory and the segment; the
+    recovered server stopped (FATAL), not promoted; both live tablespace directories exactly as they
+    were (same entries, sizes, mtimes); the source still reads its table in 'late'."""
+    work = make_scratch_dir("pgsafe-tblspc-guard-pitr-")
+    data_dir = os.path.join(work, "data")
+    wrapper = os.path.join(work, "pgsafe-paused")
+    with open(wrapper, "w") as fh:
+        fh.write(WRAPPER % {"archive": source.archive_dir, "dir": work, "pgsafe": PGSAFE})
+    os.chmod(wrapper, 0o755)
+    uid, gid = pgcluster.os_user_ids()
+    os.chown(wrapper, uid, gid)
+    early_before = listing(source.early)
+    late = os.path.join(source.scratch, "live_late")
+    proc = start_cli(
+        source, source.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--pgsafe-command", wrapper
+    )
+    try:
+        wait_until(
+            lambda: os.path.exists(os.path.join(work, "waiting")) or proc.poll() is not None,
+            timeout=300,
+            what="the recovery asking for WAL not archived yet",
+        )
+        assert proc.poll() is None, proc.communicate()
+        source.run_as_owner(["mkdir", "-m", "0700", late])
+        source.sql("CREATE TABLESPACE late LOCATION '%s'" % late)
+        source.sql("CREATE TABLE second (id int) TABLESPACE late")
+        source.sql("INSERT INTO second SELECT generate_series(1, 500)")
+        switch_and_wait(source)
+        source.sql("CHECKPOINT")
+        late_before = listing(late)
+        assert any(name.startswith("PG_") for name in late_before), late_before
+        open(os.path.join(work, "go"), "w").close()
+        stdout, stderr = proc.communicate(timeout=300)
+        assert listing(late) == late_before, "the live tablespace directory was written"
+        assert listing(source.early) == early_before
+        assert proc.returncode == 2, (stdout, stderr)
+        assert "stopped before replaying WAL segment" in stderr, stderr
+        assert "archived while the recovery ran" in stderr and late in stderr, stderr
+        assert "new base backup" in stderr, stderr
+        assert not os.path.exists(os.path.join(data_dir, "postmaster.pid")), "the recovered server stopped"
+        with open(os.path.join(data_dir, "pgsafe_recovery.log")) as fh:
+            assert "FATAL" in fh.read()
+        assert source.sql("SELECT count(*) FROM second")[0][0] == 500
+    finally:
+        if proc.poll() is None:
+            open(os.path.join(work, "go"), "w").close()
+            proc.kill()
+            proc.wait()
+        stop_server(data_dir)
+        shutil.rmtree(work, ignore_errors=True)
