@@ -81,3 +81,16 @@ def test_an_unreadable_guard_refuses(tmp_path):
 def test_judge_skips_recorded_and_in_place_tablespaces():
     assert walscan.judge({"oid": 5, "location": "/nowhere", "lsn": "0/1"}, {5}, "b") is False
     assert walscan.judge({"oid": 6, "location": "pg_tblspc/6", "lsn": "0/1"}, set(), "b") is False
+
+
+def test_a_damaged_segment_stops_recovery_as_a_verification_failure(tmp_path, monkeypatch):
+    from pgsafe.core.errors import VerificationFailed
+
+    path = write_guard(tmp_path)
+    archive = tmp_path / "wal"
+    archive.mkdir()
+    (archive / "000000010000000000000008.zst").write_bytes(b"not zstd")
+    with pytest.raises(VerificationFailed):
+        walguard.check_segment(path, str(archive), "000000010000000000000008")
+    kept = walguard.refusal(str(tmp_path))
+    assert isinstance(kept, VerificationFailed) and kept.exit_code == 5 and "damaged" in kept.message

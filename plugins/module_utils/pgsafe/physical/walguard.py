@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 
-from ..core.errors import ConfigError, PgsafeError
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import write_json_atomic
 from . import tablespaces as tblspc
 from . import walscan
@@ -148,13 +148,16 @@ def check_segment(guard_path: str, archive_dir: str, name: str) -> Optional[list
             guard["judged"] = sorted([oid, lsn] for oid, lsn in judged)
             write_json_atomic(guard_path, guard, replace=True)
     except PgsafeError as exc:
-        refused = exc if isinstance(exc, ReplayRefused) else ReplayRefused(exc.message, exc.hint)
-        guard["refused"] = {"segment": name, "message": refused.message, "hint": refused.hint}
+        # A damaged or unreadable segment stops recovery too (unread WAL is never handed over), as exit 5.
+        damaged = isinstance(exc, VerificationFailed)
+        guard["refused"] = {"segment": name, "message": exc.message, "hint": exc.hint, "damaged": damaged}
         try:
             write_json_atomic(guard_path, guard, replace=True)
         except OSError:
             pass  # the server's log has the error line too
-        raise refused
+        if damaged or isinstance(exc, ReplayRefused):
+            raise
+        raise ReplayRefused(exc.message, exc.hint) from exc
     return records
 
 
@@ -173,7 +176,7 @@ def _read(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def refusal(data_directory: str) -> Optional[ReplayRefused]:
+def refusal(data_directory: str) -> Optional[PgsafeError]:
     """The refusal restore-wal kept in the guard file of a recovery that stopped, or None."""
     path = os.path.join(data_directory, GUARD_FILE)
     if not os.path.exists(path):
@@ -184,7 +187,8 @@ def refusal(data_directory: str) -> Optional[ReplayRefused]:
         return None
     if not isinstance(refused, dict):
         return None
-    return ReplayRefused(
+    kind = VerificationFailed if refused.get("damaged") else ReplayRefused
+    return kind(
         "recovery stopped before replaying WAL segment %s: %s; nothing was written there"
         % (refused.get("segment"), refused.get("message")),
         refused.get("hint"),
