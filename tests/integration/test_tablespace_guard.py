@@ -14,9 +14,7 @@ import stat
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, run_cli, start_cli, switch_and_wait, wait_until
-
-PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+from pgtest import PGSAFE, archiving_cluster, run_cli, start_cli, switch_and_wait, wait_until
 
 # restore_command of the recovery: PGSAFE, except that the first request for a segment not in the
 # archive waits until the test creates 'go' (after writing 'waiting').
@@ -51,25 +49,16 @@ def listing(path):
 def source(request):
     """An archiving cluster, with tablespace 'early' (table 'first' in it) or without one, and a base
     backup of it."""
-    scratch = make_scratch_dir("pgsafe-tblspc-guard-")
-    backup_dir = os.path.join(scratch, "backups")
-    archive_dir = os.path.join(backup_dir, "wal")
-    settings = {
-        "archive_mode": "on",
-        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
-        "autovacuum": "off",  # nothing but the test writes into the live tablespaces while it compares
-    }
-    c = pgcluster.new_cluster(settings=settings)
-    c.scratch, c.backup_dir, c.archive_dir = scratch, backup_dir, archive_dir
-    c.run_as_owner(["mkdir", "-m", "0700", backup_dir])
+    # autovacuum off: nothing but the test writes into the live tablespaces while it compares them.
+    c = archiving_cluster("pgsafe-tblspc-guard-", autovacuum="off")
     try:
-        c.early = os.path.join(scratch, "live_early")
+        c.early = os.path.join(c.scratch, "live_early")
         c.run_as_owner(["mkdir", "-m", "0700", c.early])
         if request.param:
             c.sql("CREATE TABLESPACE early LOCATION '%s'" % c.early)
         c.sql("CREATE TABLE first (id int, note text)%s" % (" TABLESPACE early" if request.param else ""))
         c.sql("INSERT INTO first SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
-        proc = run_cli(c, backup_dir, "base-backup", "--json")
+        proc = run_cli(c, c.backup_dir, "base-backup", "--json")
         assert proc.returncode == 0, proc.stderr
         c.sql("INSERT INTO first SELECT g, md5(g::text) FROM generate_series(1001, 1200) g")
         switch_and_wait(c)
@@ -77,7 +66,7 @@ def source(request):
         yield c
     finally:
         c.destroy()
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(c.scratch, ignore_errors=True)
 
 
 class PausedRecovery:
