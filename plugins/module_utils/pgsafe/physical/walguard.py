@@ -126,14 +126,15 @@ def check_segment(guard_path: str, archive_dir: str, name: str) -> Optional[list
         return None  # before the backup: never replayed
     from .walarchive import stored_copy
 
+    window = ([from_number(tli, number - 1, segsize)] if number > 0 else []) + [name]
     stored: dict[str, str] = {}
-    for wanted in (from_number(tli, number - 1, segsize), name):
+    for wanted in window:
         copy = stored_copy(archive_dir, wanted)
         if copy is not None:
             stored[wanted] = os.path.basename(copy)
     if name not in stored:
         return None  # not archived: restore-wal says so and the server goes on without it
-    names = [n for n in (from_number(tli, number - 1, segsize), name) if n in stored]
+    names = [n for n in window if n in stored]
     try:
         records = _read(archive_dir, stored, names, segsize, guard)
         start_lsn = lsn_to_int(guard.get("start_lsn") or "0/0")
