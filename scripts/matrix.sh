@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.." || exit 2
 source scripts/env.sh
 
 # Logical backup and restore, base backup, archive-wal/restore-wal, PITR, health: what touches
-# pg_dump, pg_restore, pg_basebackup, pg_verifybackup, recovery and the server's statistics views;
-# and PITR of an incremental chain from the bucket (a real radosgw started inside the container).
+# pg_dump, pg_restore, pg_basebackup, pg_verifybackup, pg_waldump, recovery and the server's
+# statistics views; and PITR of an incremental chain from the bucket (a real radosgw started inside
+# the container).
 TESTS=(
     tests/integration/test_logical_backup.py
     tests/integration/test_restore_validation.py
@@ -24,6 +25,8 @@ TESTS=(
     tests/integration/test_client_tools.py
     tests/integration/test_incremental.py
     tests/integration/test_tablespaces.py
+    tests/integration/test_tablespace_replay.py
+    tests/integration/test_tablespace_guard.py
     tests/integration/test_native_zstd.py
     tests/integration/offsite/test_offsite_incremental.py
 )

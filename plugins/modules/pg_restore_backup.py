@@ -279,6 +279,14 @@ tablespaces:
   type: list
   elements: dict
   sample: [{"oid": 16385, "name": "fast", "location": "/srv/pg/fast", "restored_to": "/var/lib/postgresql/pgsafe_pitr/shop_tblspc/16385"}]
+tablespace_guard:
+  description:
+    - Whether WAL archived while the recovery runs is read for tablespace creations before the server
+      replays it (a recovery without O(target_lsn) on the source's host). A creation there that replay
+      must not make stops the recovery with an error; the live directory is not touched.
+  returned: physical recovery
+  type: bool
+  sample: true
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery

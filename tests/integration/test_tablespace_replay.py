@@ -11,12 +11,9 @@ import os
 import shutil
 import subprocess
 
-import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, run_cli, switch_and_wait
-
-PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
+from pgtest import PGSAFE, archiving_cluster, run_cli, switch_and_wait
 
 
 def contents(path):
@@ -46,16 +43,8 @@ def stop(data_dir):
 @pytest.fixture(scope="module")
 def late(request):
     """An archiving cluster, a base backup, then tablespace 'late' with a table in it, WAL archived."""
-    scratch = make_scratch_dir("pgsafe-tblspc-late-")
-    backup_dir = os.path.join(scratch, "backups")
-    archive_dir = os.path.join(backup_dir, "wal")
-    settings = {
-        "archive_mode": "on",
-        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
-    }
-    c = pgcluster.new_cluster(settings=settings)
-    c.scratch, c.backup_dir, c.archive_dir = scratch, backup_dir, archive_dir
-    c.run_as_owner(["mkdir", "-m", "0700", backup_dir])
+    c = archiving_cluster("pgsafe-tblspc-late-")
+    scratch, backup_dir = c.scratch, c.backup_dir
     try:
         c.sql("CREATE TABLE early (id int)")
         c.sql("INSERT INTO early SELECT generate_series(1, 100)")

@@ -13,9 +13,8 @@ import shutil
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, run_cli, switch_and_wait
+from pgtest import archiving_cluster, run_cli, switch_and_wait
 
-PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
 
 TABLES = {"fast": "orders", "slow": "archive"}
@@ -38,18 +37,8 @@ def change(cluster, batch):
 @pytest.fixture(scope="module")
 def cluster():
     """An archiving cluster with tablespaces fast and slow, each holding a table and its index."""
-    scratch = make_scratch_dir("pgsafe-tblspc-")
-    backup_dir = os.path.join(scratch, "backups")
-    archive_dir = os.path.join(backup_dir, "wal")
-    settings = {
-        "archive_mode": "on",
-        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
-    }
-    if MAJOR >= 17:
-        settings["summarize_wal"] = "on"
-    c = pgcluster.new_cluster(settings=settings)
-    c.scratch, c.backup_dir, c.archive_dir = scratch, backup_dir, archive_dir
-    c.run_as_owner(["mkdir", "-m", "0700", backup_dir])
+    c = archiving_cluster("pgsafe-tblspc-", **({"summarize_wal": "on"} if MAJOR >= 17 else {}))
+    scratch = c.scratch
     c.locations = {}
     try:
         c.sql("CREATE EXTENSION amcheck")

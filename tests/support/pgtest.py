@@ -174,6 +174,31 @@ def wait_until(predicate, timeout=60.0, interval=0.1, what="the condition"):
         time.sleep(interval)
 
 
+def archiving_cluster(prefix, **settings):
+    """A new cluster archiving through pgsafe archive-wal into BACKUP_DIR/wal, everything in a scratch
+    directory of its own: cluster.scratch, .backup_dir (created, the OS user's), .archive_dir.  The
+    caller destroys it and removes cluster.scratch."""
+    import pgcluster
+
+    scratch = pgcluster.make_scratch_dir(prefix)
+    backup_dir = os.path.join(scratch, "backups")
+    archive_dir = os.path.join(backup_dir, "wal")
+    settings = dict(
+        {"archive_mode": "on", "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir)},
+        **settings,
+    )
+    try:
+        cluster = pgcluster.new_cluster(settings=settings)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    cluster.scratch, cluster.backup_dir, cluster.archive_dir = scratch, backup_dir, archive_dir
+    cluster.run_as_owner(["mkdir", "-m", "0700", backup_dir])
+    return cluster
+
+
 def switch_and_wait(cluster):
     """Finish the current WAL segment and wait until the cluster has archived it; returns its name."""
     # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just

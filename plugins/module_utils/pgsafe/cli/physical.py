@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = sub.add_parser("restore-wal", help="restore_command: put archived %%f at %%p")
     r.add_argument("name", metavar="%f", help="file name PostgreSQL asks for (%%f)")
     r.add_argument("path", metavar="%p", help="where to put it (%%p)")
-    flags.add(r, "archive_dir")
+    flags.add(r, "archive_dir", "tablespace_guard")
     r.set_defaults(handler=cmd_restore_wal)
 
     b = sub.add_parser("base-backup", help="take a verified pg_basebackup (tar, manifest checked)")
@@ -119,6 +119,8 @@ def cmd_restore_wal(args: Args, conninfo: Optional[ConnInfo]) -> int:
 
     try:
         try:
+            if args.tablespace_guard:
+                _guard(args, _archive_dir(args))
             restore_wal(args.name, args.path, _archive_dir(args))
         except WalMissing:
             if not getattr(args, "offsite_url", None):
@@ -130,6 +132,19 @@ def cmd_restore_wal(args: Args, conninfo: Optional[ConnInfo]) -> int:
             err("pgsafe: %s" % exc)
         return exc.exit_code
     return EXIT_OK
+
+
+def _guard(args: Args, archive_dir: str) -> None:
+    """A segment restore-pitr's scan did not read (archived while the recovery runs) is read for tablespace
+    creations before the server gets it; a refusal exits with a status that makes PostgreSQL stop
+    recovery (FATAL): any other failure would read as "not archived", ending recovery and promoting."""
+    from ..physical.walguard import ABORT_EXIT, check_segment
+
+    try:
+        check_segment(args.tablespace_guard, archive_dir, args.name)
+    except Exception as exc:  # whatever stops the check stops recovery: unread WAL is never handed over
+        err("pgsafe: error: %s" % (exc if isinstance(exc, PgsafeError) else "tablespace guard failed: %r" % exc))
+        raise SystemExit(ABORT_EXIT)
 
 
 def _restore_wal_from_offsite(args: Args) -> None:
@@ -145,6 +160,8 @@ def _restore_wal_from_offsite(args: Args) -> None:
         repo = open_repo(args, "restore-wal")
         if fetch_wal(repo, args.name, scratch) is None:
             raise WalMissing("%s is archived neither locally nor off-site" % args.name)
+        if args.tablespace_guard:
+            _guard(args, scratch)
         restore_wal(args.name, args.path, scratch)
         for fallback in repo.fallbacks:
             # Goes to PostgreSQL's log: the segment is the locked original, but the bucket was changed.

@@ -508,6 +508,15 @@ OPTIONS = _table(
         metavar="OLD=NEW",
         role_vars=("restore_drill_tablespace_mapping",),
     ),
+    # WAL archived while a recovery runs (issue 16, item 3): read for tablespace creations first.
+    Option(
+        "tablespace_guard",
+        "path",
+        None,
+        "restore-wal: the guard file restore-pitr wrote in the recovered data directory; a segment its scan "
+        "did not read is read for tablespace creations first, and one replay must not create stops recovery "
+        "(exit 200, which PostgreSQL treats as fatal)",
+    ),
     # Health.
     Option(
         "max_backup_age_hours",

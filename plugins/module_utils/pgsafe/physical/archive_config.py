@@ -44,8 +44,10 @@ def default_archive_command(pgsafe_command: str, archive_dir: str, compression: 
     return " ".join(shlex.quote(a) for a in argv) + " %p %f"
 
 
-def default_restore_command(pgsafe_command: str, archive_dir: str) -> str:
+def default_restore_command(pgsafe_command: str, archive_dir: str, tablespace_guard: Optional[str] = None) -> str:
     argv = [pgsafe_command, "restore-wal", "--archive-dir", archive_dir]
+    if tablespace_guard:
+        argv += ["--tablespace-guard", tablespace_guard]
     return " ".join(shlex.quote(a) for a in argv) + " %f %p"
 
 

@@ -20,7 +20,7 @@ from ..catalog.entries import verify_entry
 from ..core import tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
-from . import basebackup, preflight, walscan
+from . import basebackup, preflight, walguard, walscan
 from . import chain as chains
 from . import tablespaces as tblspc
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
@@ -290,9 +290,9 @@ def _conf_value(value: object) -> str:
     return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "''")
 
 
-def recovery_settings(req: PitrRequest) -> dict[str, str]:
+def recovery_settings(req: PitrRequest, tablespace_guard: Optional[str] = None) -> dict[str, str]:
     settings = {
-        "restore_command": default_restore_command(req.pgsafe_command, req.archive_dir),
+        "restore_command": default_restore_command(req.pgsafe_command, req.archive_dir, tablespace_guard),
         "recovery_target_action": "promote",
         "recovery_target_timeline": "latest",
         "port": str(req.port),
@@ -412,12 +412,15 @@ def run_pitr(
     continuity = check_wal_continuity(req.archive_dir, entry, req.target_lsn)
     log("archived WAL continuous from %s to %s" % (continuity["checked_from"], continuity["checked_to"]))
     # Replay recreates a tablespace made after the backup at its original directory: refused when live.
-    walscan.check_replay(
-        req.archive_dir, entry.meta, entry.backup_id, continuity["checked_to"] if req.target_lsn else None, log
-    )
+    scan = walscan.segments_to_scan(req.archive_dir, entry.meta, continuity["checked_to"] if req.target_lsn else None)
+    creations = walscan.check_replay(req.archive_dir, entry.meta, entry.backup_id, log=log, scan=scan)
+    guarded = walguard.needed(entry.meta, req.target_lsn)
     if req.target_lsn is None:
-        # WAL archived while recovery runs is replayed too: the live source shows what is not archived yet.
+        # WAL archived while recovery runs is replayed too: the live source shows what is not archived yet,
+        # and restore-wal reads what is archived after the scan (walguard) before the server replays it.
         tblspc.check_live_source(req.source_conn, entry.meta, entry.backup_id, log)
+    if guarded:
+        log("WAL archived during the recovery is read for tablespace creations before it is replayed")
     if check_mode:
         for member in chain:
             verify_entry(member)
@@ -427,6 +430,7 @@ def run_pitr(
             "wal": continuity,
             "preflight": checked,
             "tablespaces": [t.describe() for t in targets],
+            "tablespace_guard": guarded,
         }
     started = time.monotonic()
     moved = prepare_data_directory(req, log)
@@ -440,7 +444,8 @@ def run_pitr(
         else:
             _extract_verified(entry, req.data_directory, targets)
         tblspc.link(req.data_directory, targets)
-        written = write_recovery_config(req.data_directory, recovery_settings(req))
+        guard = walguard.write(req.data_directory, entry.meta, entry.backup_id, scan, creations) if guarded else None
+        written = write_recovery_config(req.data_directory, recovery_settings(req, guard))
         if written:
             log("the base backup held no %s; wrote minimal ones (local socket access only)" % ", ".join(written))
         if os.geteuid() == 0:
@@ -453,7 +458,7 @@ def run_pitr(
             req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start", check=False
         )
         if proc.returncode != 0:
-            raise _start_failure(logfile)
+            raise _start_failure(logfile, req.data_directory)
         result = _wait_promoted(req, logfile)
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
@@ -467,6 +472,7 @@ def run_pitr(
             "moved_aside": moved,
             "tablespaces": [t.describe() for t in targets],
             "wal": continuity,
+            "tablespace_guard": guarded,
             "preflight": checked,
             "pg_ctl": pg_ctl_for(req.data_directory),
             "duration_seconds": round(time.monotonic() - started, 3),
@@ -569,8 +575,11 @@ def _empty_directory(path: str) -> None:
             os.unlink(child)
 
 
-def _start_failure(logfile: str) -> PgsafeError:
+def _start_failure(logfile: str, data_directory: Optional[str] = None) -> PgsafeError:
     """One clear error whether pg_ctl saw the server die or we did."""
+    refused = walguard.refusal(data_directory) if data_directory else None
+    if refused is not None:
+        return refused
     tail = _tail(logfile)
     if "recovery ended before configured recovery target was reached" in tail:
         facts = recovery_facts(_tail(logfile, lines=None))
@@ -634,7 +643,7 @@ def _wait_promoted(req: PitrRequest, logfile: str) -> dict[str, Any]:
     deadline = time.monotonic() + req.start_timeout
     while time.monotonic() < deadline:
         if _running_pid(req.data_directory) is None:
-            raise _start_failure(logfile)
+            raise _start_failure(logfile, req.data_directory)
         if _controldata_state(req) == "in production":
             try:
                 with open(logfile, errors="replace") as fh:

@@ -84,10 +84,16 @@ def pg_waldump(major: Optional[int]) -> str:
 
 
 def created_tablespaces(
-    archive_dir: str, meta: Mapping[str, Any], last: Optional[str] = None, log: Callable[[str], None] = lambda m: None
+    archive_dir: str,
+    meta: Mapping[str, Any],
+    last: Optional[str] = None,
+    log: Callable[[str], None] = lambda m: None,
+    scan: Optional[dict[int, list[int]]] = None,
 ) -> list[dict[str, Any]]:
-    """[{oid, location, lsn, timeline}] of every CREATE TABLESPACE in the WAL replay may read."""
-    scan = segments_to_scan(archive_dir, meta, last)
+    """[{oid, location, lsn, timeline}] of every CREATE TABLESPACE in the WAL replay may read (scan: the
+    segments_to_scan the caller listed, when it must know exactly which segments were read)."""
+    if scan is None:
+        scan = segments_to_scan(archive_dir, meta, last)
     if not scan:
         return []
     segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
@@ -101,8 +107,8 @@ def created_tablespaces(
         for tli, numbers in scan.items():
             for window in _runs(numbers):
                 names = [from_number(tli, n, segsize) for n in window]
-                _place_window(archive_dir, stored, names, scratch)
-                for record in _dump(program, scratch, names, segsize):
+                place_window(archive_dir, stored, names, scratch)
+                for record in read_creations(program, scratch, names, segsize):
                     if lsn_to_int(record["lsn"]) >= start_lsn:
                         record["timeline"] = tli
                         found[(record["oid"], record["lsn"])] = record
@@ -115,7 +121,7 @@ def created_tablespaces(
     return sorted(found.values(), key=lambda r: lsn_to_int(r["lsn"]))
 
 
-def _place_window(archive_dir: str, stored: Mapping[str, str], names: list[str], scratch: str) -> None:
+def place_window(archive_dir: str, stored: Mapping[str, str], names: list[str], scratch: str) -> None:
     """The window's segments in scratch for pg_waldump: links to uncompressed copies (nothing written),
     compressed ones decompressed two at a time (this is most of the scan's cost); a damaged copy is an
     error, as restore-wal makes it."""
@@ -151,7 +157,7 @@ def _place_window(archive_dir: str, stored: Mapping[str, str], names: list[str],
             out.close()
 
 
-def _dump(program: str, directory: str, names: list[str], segsize: int) -> list[dict[str, Any]]:
+def read_creations(program: str, directory: str, names: list[str], segsize: int) -> list[dict[str, Any]]:
     argv = [program, "--rmgr=Tablespace", "--path", directory, names[0], names[-1]]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     out = proc.stdout.decode("utf-8", "surrogateescape")
@@ -180,33 +186,43 @@ def check_replay(
     backup_id: str,
     last: Optional[str] = None,
     log: Callable[[str], None] = lambda m: None,
+    scan: Optional[dict[int, list[int]]] = None,
 ) -> list[dict[str, Any]]:
     """ConfigError, before anything is written, when replay would create a tablespace the backup does not
     hold in a directory of this host that is not empty (the live tablespace, on the source's host) or
     that does not exist (replay would fail there after the restore).  Returns the creations found."""
     recorded = {int(t["oid"]) for t in meta.get("tablespaces") or [] if str(t.get("oid", "")).isdigit()}
-    creations = created_tablespaces(archive_dir, meta, last, log)
+    creations = created_tablespaces(archive_dir, meta, last, log, scan)
     for rec in creations:
-        location = rec["location"]
-        if rec["oid"] in recorded or not os.path.isabs(location):
-            continue  # in the backup, or an in-place tablespace (inside the recovered data directory)
-        what = "tablespace oid %d, created at WAL %s after base backup %s, in %s" % (
-            rec["oid"],
-            rec["lsn"],
-            backup_id,
-            location,
-        )
-        if not os.path.isdir(location):
-            raise ConfigError(
-                "replay would create %s, which does not exist on this host" % what,
-                "Take a new base backup (it holds the tablespace), recover to a target before %s, or create "
-                "%s empty for the recovered cluster's OS user" % (rec["lsn"], location),
-            )
-        if os.listdir(location):
-            raise ConfigError(
-                "replay would create %s, which is not empty (on the source's host: its live tablespace)" % what,
-                "Take a new base backup (it holds the tablespace), recover to a target before %s, or restore "
-                "on another host" % rec["lsn"],
-            )
-        log("replay will create tablespace oid %d in the empty directory %s" % (rec["oid"], location))
+        if judge(rec, recorded, backup_id):
+            log("replay will create tablespace oid %d in the empty directory %s" % (rec["oid"], rec["location"]))
     return creations
+
+
+def judge(rec: Mapping[str, Any], recorded: set[int], backup_id: str, during: str = "") -> bool:
+    """ConfigError when replay of the creation rec would write into a directory of this host that is not
+    empty or does not exist; True when it creates one in an empty directory, False when it needs none
+    (the backup holds the tablespace, or it is in place, inside the recovered data directory)."""
+    location = rec["location"]
+    if rec["oid"] in recorded or not os.path.isabs(location):
+        return False
+    what = "tablespace oid %d, created at WAL %s after base backup %s, in %s%s" % (
+        rec["oid"],
+        rec["lsn"],
+        backup_id,
+        location,
+        during,
+    )
+    if not os.path.isdir(location):
+        raise ConfigError(
+            "replay would create %s, which does not exist on this host" % what,
+            "Take a new base backup (it holds the tablespace), recover to a target before %s, or create "
+            "%s empty for the recovered cluster's OS user" % (rec["lsn"], location),
+        )
+    if os.listdir(location):
+        raise ConfigError(
+            "replay would create %s, which is not empty (on the source's host: its live tablespace)" % what,
+            "Take a new base backup (it holds the tablespace), recover to a target before %s, or restore "
+            "on another host" % rec["lsn"],
+        )
+    return True
