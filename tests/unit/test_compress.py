@@ -67,3 +67,27 @@ def test_stream_round_trip_and_hash(tmp_path, codec, watched):
     elif codec == "zstd":
         assert subprocess.run(["zstd", "-dc", dest], stdout=subprocess.PIPE, check=False).stdout == payload
     compress.test_stream(dest, codec)
+
+
+def test_framed_zstd_is_pzstd_frames_that_both_decompressors_read(tmp_path):
+    """framed=True writes pzstd's independent frames (a skippable frame first, so a parallel reader
+    finds each frame's length); zstd -d and the parallel decompressor both give the bytes back."""
+    payload = os.urandom(1 << 16) * 40
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        os.write(write_fd, payload)
+        os._exit(0)
+    os.close(write_fd)
+    dest = str(tmp_path / "out.zst")
+    sha, size = compress.stream_to_file(read_fd, dest, "zstd", 3, framed=True)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    assert sha == compress.sha256_file(dest) and size == os.path.getsize(dest)
+    with open(dest, "rb") as fh:
+        assert fh.read(4) == b"\x50\x2a\x4d\x18"
+    assert subprocess.run(["zstd", "-dc", dest], stdout=subprocess.PIPE, check=True).stdout == payload
+    argv = compress.parallel_decompressor_argv("zstd", 2)
+    assert argv is not None and os.path.basename(argv[0]) == "pzstd"
+    assert subprocess.run(argv + [dest], stdout=subprocess.PIPE, check=True).stdout == payload

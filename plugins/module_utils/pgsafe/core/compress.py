@@ -4,6 +4,11 @@ zstd runs as the ``zstd`` binary with worker threads (both cores work); gzip
 uses ``pigz`` when the host has it and zlib in-process otherwise.  The hash is
 taken of the bytes exactly as they land on disk, so a later re-hash proves the
 file is unchanged.
+
+A logical dump (``framed``) is written by ``pzstd`` where the host has it: independent zstd frames of
+a fixed size, each announced by a skippable frame that holds its length, so a restore decompresses
+them on every core.  ``zstd -d`` reads such a file like any other (it skips the skippable frames),
+and ``pzstd -d`` reads a one-frame file too, on one core.
 """
 
 from __future__ import annotations
@@ -71,8 +76,13 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def compressor_argv(compression: str, level: int, threads: Optional[int] = None) -> Optional[list[str]]:
+def compressor_argv(
+    compression: str, level: int, threads: Optional[int] = None, framed: bool = False
+) -> Optional[list[str]]:
+    """framed: independent frames that decompress in parallel (pzstd), when this host has pzstd."""
     threads = threads or default_threads()
+    if compression == "zstd" and framed and shutil.which("pzstd"):
+        return [_need("pzstd"), "-q", "-c", "-%d" % level, "-p", str(threads)]
     if compression == "zstd":
         return [_need("zstd"), "-q", "-c", "-%d" % level, "-T%d" % threads]
     if compression == "gzip" and shutil.which("pigz"):
@@ -86,6 +96,13 @@ def decompressor_argv(compression: str) -> Optional[list[str]]:
     if compression == "gzip":
         return ["pigz", "-d", "-c"] if shutil.which("pigz") else ["gzip", "-d", "-c"]
     return None
+
+
+def parallel_decompressor_argv(compression: str, threads: Optional[int] = None) -> Optional[list[str]]:
+    """Decompresses a framed file on threads cores (pzstd); any other zstd file on one, as zstd would."""
+    if compression == "zstd" and shutil.which("pzstd"):
+        return [_need("pzstd"), "-q", "-d", "-c", "-p", str(threads or default_threads())]
+    return decompressor_argv(compression)
 
 
 def _need(binary: str) -> str:
@@ -158,6 +175,7 @@ def stream_to_file(
     level: int,
     threads: Optional[int] = None,
     observe: Optional[Callable[[bytes], None]] = None,
+    framed: bool = False,
 ) -> tuple[str, int]:
     """Compress everything readable from source_fd into a new file at dest_path.
 
@@ -169,7 +187,7 @@ def stream_to_file(
     """
     writer = HashingWriter(dest_path)
     try:
-        argv = compressor_argv(compression, level, threads)
+        argv = compressor_argv(compression, level, threads, framed)
         if argv and observe is None:
             _from_process(argv, source_fd, writer)
         elif argv:
@@ -213,7 +231,7 @@ def _through_process(
             for chunk in _read_chunks(source_fd):
                 if observe:
                     observe(chunk)
-                _write_all(stdin_fd, chunk)
+                write_all(stdin_fd, chunk)
         except BaseException as exc:  # reported by the main thread
             feed_error.append(exc)
         finally:
@@ -279,7 +297,7 @@ def read_head(path: str, compression: str, size: int = 16) -> bytes:
     return head
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

@@ -55,6 +55,10 @@ class LoadPlan:
                 out["scratch_%s_bytes" % key] = value
         return out
 
+    def copies(self) -> bool:
+        """Whether this plan loads from a decompressed copy in scratch_dir."""
+        return self.mode == "parallel" and self.scratch_dir is not None
+
     def fall_back(self, why: str) -> None:
         """The copy did not fit after all: stream instead, and say so."""
         self.mode, self.jobs, self.scratch_dir, self.budget = "streaming", 1, None, None
