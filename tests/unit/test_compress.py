@@ -91,3 +91,23 @@ def test_framed_zstd_is_pzstd_frames_that_both_decompressors_read(tmp_path):
     argv = compress.parallel_decompressor_argv("zstd", 2)
     assert argv is not None and os.path.basename(argv[0]) == "pzstd"
     assert subprocess.run(argv + [dest], stdout=subprocess.PIPE, check=True).stdout == payload
+
+
+@pytest.mark.parametrize(
+    "head,threads,load,have,expect",
+    [
+        (b"\x50\x2a\x4d\x18", 2, 0.5, True, "pzstd on 2 cores"),
+        (b"\x50\x2a\x4d\x18", 2, 2.0, True, "host is busy (load 2.0 on 2 cores)"),
+        (b"\x50\x2a\x4d\x18", 1, 0.0, True, "one job"),
+        (b"\x50\x2a\x4d\x18", 2, 0.5, False, "pzstd is not installed"),
+        (b"\x28\xb5\x2f\xfd", 2, 0.5, True, "one zstd frame"),
+    ],
+)
+def test_pzstd_decompresses_only_framed_backups_on_idle_cores(head, threads, load, have, expect):
+    """pzstd hands each frame between threads: it wins with idle cores and loses on a busy host."""
+    argv, why = compress.copy_decompressor("zstd", head, threads, load, have)
+    assert expect in why
+    program = os.path.basename(argv[0])
+    assert program == ("pzstd" if why.startswith("pzstd") else "zstd")
+    if program == "pzstd":
+        assert argv[-2:] == ["-p", str(threads)]

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import secrets
+import shutil
 import subprocess
 import time
 
@@ -269,7 +270,12 @@ def _start_copy(
     if req.verify_checksum:
         catalog.check_present(entry)
     codec = compress.compression_of_name(entry.data_path)
-    argv = compress.parallel_decompressor_argv(codec, plan.jobs)
+    with open(entry.data_path, "rb") as fh:
+        head = fh.read(len(compress.SKIPPABLE_MAGIC))
+    cores = os.cpu_count() or 1
+    argv, plan.decompressor = compress.copy_decompressor(
+        codec, head, min(plan.jobs, cores), os.getloadavg()[0], shutil.which("pzstd") is not None
+    )
     if argv is None:
         return None
     copy = unpack.Unpacking(entry.data_path, argv, plan.scratch_dir or "", plan.budget, _size_of(entry))
