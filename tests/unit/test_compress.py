@@ -35,10 +35,8 @@ def test_defaults():
     assert compress.validate("gzip", None) == 6
 
 
-@pytest.mark.parametrize("watched", [True, False], ids=["through-python", "direct-to-compressor"])
-@pytest.mark.parametrize("codec", ["gzip", "zstd", "none"])
-def test_stream_round_trip_and_hash(tmp_path, codec, watched):
-    payload = os.urandom(1 << 16) * 40
+def pipe_from_child(payload):
+    """(read end, pid): a forked child writes payload into a pipe and exits."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -46,6 +44,14 @@ def test_stream_round_trip_and_hash(tmp_path, codec, watched):
         os.write(write_fd, payload)
         os._exit(0)
     os.close(write_fd)
+    return read_fd, pid
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["through-python", "direct-to-compressor"])
+@pytest.mark.parametrize("codec", ["gzip", "zstd", "none"])
+def test_stream_round_trip_and_hash(tmp_path, codec, watched):
+    payload = os.urandom(1 << 16) * 40
+    read_fd, pid = pipe_from_child(payload)
     dest = str(tmp_path / "out")
     seen = []
     sha, size = compress.stream_to_file(
@@ -73,13 +79,7 @@ def test_framed_zstd_is_pzstd_frames_that_both_decompressors_read(tmp_path):
     """framed=True writes pzstd's independent frames (a skippable frame first, so a parallel reader
     finds each frame's length); zstd -d and the parallel decompressor both give the bytes back."""
     payload = os.urandom(1 << 16) * 40
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        os.write(write_fd, payload)
-        os._exit(0)
-    os.close(write_fd)
+    read_fd, pid = pipe_from_child(payload)
     dest = str(tmp_path / "out.zst")
     sha, size = compress.stream_to_file(read_fd, dest, "zstd", 3, framed=True)
     os.close(read_fd)

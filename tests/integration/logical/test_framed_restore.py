@@ -9,29 +9,15 @@ import subprocess
 import tempfile
 
 from pgcluster import PG_BIN, os_user_ids
-from pgtest import backup, drop_database, table_contents, unique_name
+from pgtest import backup, drop_database, readings_sql, restore_latest, table_contents, unique_name
 
 # Skippable frame magic (pzstd's frame-size announcement), little endian, and zstd's own frame magic.
 SKIPPABLE = b"\x50\x2a\x4d\x18"
 ZSTD_FRAME = b"\x28\xb5\x2f\xfd"
 
 # About 30 MB of dump: several of pzstd's 8 MiB frames at level 3.
-BIG_SQL = """
-CREATE TABLE readings (id bigint PRIMARY KEY, a text, b text, c text);
-INSERT INTO readings SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
-  FROM generate_series(1, 300000) g;
-"""
-
-
-def restore(pg, cli, source_db, *options):
-    """restore --latest --json with options into a new database: (the result, whether the data equals the source)."""
-    target = unique_name("restored")
-    try:
-        proc = cli("restore", "--latest", "--database", source_db, "--json", *options, target)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout), table_contents(pg, target) == table_contents(pg, source_db)
-    finally:
-        drop_database(pg, target)
+BIG_SQL = readings_sql(300000)
+restore = restore_latest
 
 
 def frames(path):
