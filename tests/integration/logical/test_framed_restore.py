@@ -29,14 +29,23 @@ def frames(path):
 
 def test_a_backup_is_frames_that_zstd_decompresses_by_hand(pg, cli, sample_db):
     """Done: a backup of a database whose dump is about 30 MB, then the documented recipe by hand:
-    `zstd -d -c FILE | pg_restore -d NEW`. Seen: the file starts with pzstd's skippable frame and holds
-    several zstd frames; the hand-made restore equals the source."""
+    `zstd -d -c FILE | pg_restore -d NEW`. Seen: with idle cores before and after the backup, the file
+    starts with pzstd's skippable frame and holds several zstd frames; with a busy host throughout, one
+    zstd frame as before (frames pay only with idle cores); the hand-made restore equals the source."""
     pg.psql(BIG_SQL, sample_db)
+    cores = os.cpu_count() or 1
+    idle = [os.getloadavg()[0] < cores]
     made = backup(cli, sample_db)
+    idle.append(os.getloadavg()[0] < cores)
     with open(made["backup_file"], "rb") as fh:
-        assert fh.read(4) == SKIPPABLE
-    count, skips = frames(made["backup_file"])
-    assert count >= 6 and skips == count // 2, (count, skips)
+        head = fh.read(4)
+    if all(idle):
+        assert head == SKIPPABLE
+    elif not any(idle):
+        assert head == ZSTD_FRAME
+    if head == SKIPPABLE:
+        count, skips = frames(made["backup_file"])
+        assert count >= 6 and skips == count // 2, (count, skips)
     target = unique_name("by_hand")
     pg.create_database(target)
     try:
@@ -85,9 +94,12 @@ def test_the_backup_is_hashed_as_it_is_decompressed(pg, cli, sample_db):
     made = backup(cli, sample_db)
     result, same = restore(pg, cli, sample_db)
     assert "checksum" not in result["steps_seconds"] and "decompress" in result["steps_seconds"]
-    # pzstd on every core, unless the machine running the tests is busier than its cores.
+    # pzstd on every core, unless the machine running the tests was busier than its cores (at the
+    # backup: one frame; at the restore: zstd), and the plan says which.
     decompressor = result["load_plan"]["decompressor"]
-    assert decompressor.startswith("pzstd on") or "the host is busy" in decompressor, decompressor
+    assert decompressor.startswith("pzstd on") or any(
+        why in decompressor for why in ("the host is busy", "one zstd frame")
+    ), decompressor
     assert same
     size = os.path.getsize(made["backup_file"])
     with open(made["backup_file"], "r+b") as fh:

@@ -5,10 +5,10 @@ uses ``pigz`` when the host has it and zlib in-process otherwise.  The hash is
 taken of the bytes exactly as they land on disk, so a later re-hash proves the
 file is unchanged.
 
-A logical dump (``framed``) is written by ``pzstd`` where the host has it: independent zstd frames of
-a fixed size, each announced by a skippable frame that holds its length, so a restore decompresses
-them on every core.  ``zstd -d`` reads such a file like any other (it skips the skippable frames),
-and ``pzstd -d`` reads a one-frame file too, on one core.
+A logical dump (``framed``) is written by ``pzstd`` where the host has it and idle cores (see
+pzstd_unworthy): independent zstd frames of a fixed size, each announced by a skippable frame that
+holds its length, so a restore can decompress them on every core.  ``zstd -d`` reads such a file
+like any other (it skips the skippable frames).
 """
 
 from __future__ import annotations
@@ -79,9 +79,14 @@ def default_threads() -> int:
 def compressor_argv(
     compression: str, level: int, threads: Optional[int] = None, framed: bool = False
 ) -> Optional[list[str]]:
-    """framed: independent frames that decompress in parallel (pzstd), when this host has pzstd."""
+    """framed: independent frames that decompress in parallel (pzstd), when pzstd_unworthy finds
+    nothing against it now (else one frame, as zstd writes)."""
     threads = threads or default_threads()
-    if compression == "zstd" and framed and shutil.which("pzstd"):
+    if (
+        compression == "zstd"
+        and framed
+        and not pzstd_unworthy(threads, os.getloadavg()[0], bool(shutil.which("pzstd")))
+    ):
         return [_need("pzstd"), "-q", "-c", "-%d" % level, "-p", str(threads)]
     if compression == "zstd":
         return [_need("zstd"), "-q", "-c", "-%d" % level, "-T%d" % threads]
@@ -109,26 +114,35 @@ def parallel_decompressor_argv(compression: str, threads: Optional[int] = None) 
     return decompressor_argv(compression)
 
 
+def pzstd_unworthy(threads: int, load: float, have_pzstd: bool) -> Optional[str]:
+    """Why pzstd would not pay now, or None when it would.
+
+    pzstd's reader, workers and writer hand every frame from thread to thread; with a run queue longer
+    than the cores each handoff waits for a time slice: measured at a load of 15 on 2 cores, it
+    decompressed 3-4x slower than zstd's one thread and compressed 1.1-1.3x slower than zstd -T2.  So
+    frames are written and read in parallel only where there are idle cores."""
+    if threads < 2:
+        return "one job"
+    if not have_pzstd:
+        return "pzstd is not installed"
+    if load >= threads:
+        return "the host is busy (load %.1f on %d cores)" % (load, threads)
+    return None
+
+
 def copy_decompressor(
     compression: str, head: bytes, threads: int, load: float, have_pzstd: bool
 ) -> tuple[Optional[list[str]], str]:
-    """(argv, why) to decompress a file that starts with head into a copy.
-
-    pzstd only where it wins: a framed file, more than one thread, and idle cores.  Its reader, workers
-    and writer hand every frame from thread to thread; with a run queue longer than the cores each
-    handoff waits for a time slice, and it was measured 3-4x slower than zstd's one thread at a load
-    of 15 on 2 cores.  A file of one frame gains nothing from it."""
+    """(argv, why) to decompress a file that starts with head into a copy: pzstd only for a framed
+    file (one frame gains nothing from it) and when pzstd_unworthy finds nothing against it."""
     plain = decompressor_argv(compression)
     if compression != "zstd":
         return plain, "not zstd"
     if not head.startswith(SKIPPABLE_MAGIC):
         return plain, "zstd on one core: the backup is one zstd frame"
-    if threads < 2:
-        return plain, "zstd on one core: one job"
-    if not have_pzstd:
-        return plain, "zstd on one core: pzstd is not installed"
-    if load >= threads:
-        return plain, "zstd on one core: the host is busy (load %.1f on %d cores)" % (load, threads)
+    against = pzstd_unworthy(threads, load, have_pzstd)
+    if against:
+        return plain, "zstd on one core: " + against
     return parallel_decompressor_argv(compression, threads), "pzstd on %d cores: the backup is framed" % threads
 
 
