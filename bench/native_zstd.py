@@ -179,17 +179,13 @@ def log(msg):
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-def main(argv=None):
-    import dataset
+def standalone(prefix):
+    """(work directory, initialised cluster) for a bench run alone: pgsafe installed into the work
+    directory, a plain cluster (no archiving) owned by the OS user."""
     import install
     from pgcluster import PgCluster
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=1000, help="database size in MB")
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--out", required=True, help="results directory (results.json, results.md)")
-    args = p.parse_args(argv)
-    work_dir = tempfile.mkdtemp(prefix="pgsafe-bench-zstd-", dir="/var/tmp")
+    work_dir = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
     os.chmod(work_dir, 0o711)
     measure.chown_to_user(work_dir)
     cases.PGSAFE = install.install(os.path.join(work_dir, "install"))
@@ -198,6 +194,18 @@ def main(argv=None):
     measure.chown_to_user(base)
     cluster = PgCluster(base_dir=base, settings={"fsync": "on", "max_wal_size": "'4GB'"})
     cluster.init()
+    return work_dir, cluster
+
+
+def main(argv=None):
+    import dataset
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=1000, help="database size in MB")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", required=True, help="results directory (results.json, results.md)")
+    args = p.parse_args(argv)
+    work_dir, cluster = standalone("pgsafe-bench-zstd-")
     records = []
     try:
         measure.chown_tree(work_dir)

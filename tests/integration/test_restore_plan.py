@@ -7,24 +7,10 @@ import shutil
 import tempfile
 
 from pgcluster import os_user_ids
-from pgtest import backup, drop_database, table_contents, unique_name
+from pgtest import backup, readings_sql, restore_latest
 
-MORE_ROWS_SQL = """
-CREATE TABLE readings (id bigint PRIMARY KEY, a text, b text, c text);
-INSERT INTO readings SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
-  FROM generate_series(1, 150000) g;
-"""
-
-
-def restore(pg, cli, source_db, *options):
-    """restore --latest --json with options into a new database: (the result, whether the data equals the source)."""
-    target = unique_name("restored")
-    try:
-        proc = cli("restore", "--latest", "--database", source_db, "--json", *options, target)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout), table_contents(pg, target) == table_contents(pg, source_db)
-    finally:
-        drop_database(pg, target)
+MORE_ROWS_SQL = readings_sql(150000)
+restore = restore_latest
 
 
 def test_with_room_the_restore_runs_one_job_per_core(pg, cli, sample_db):

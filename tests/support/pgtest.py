@@ -127,6 +127,30 @@ def restore_into_new(pg, cli, *selector):
         drop_database(pg, target)
 
 
+def restore_latest(pg, cli, source_db, *options):
+    """restore --latest --json with options into a new database, dropped again: (the result, whether the
+    restored data equals the source's)."""
+    target = unique_name("restored")
+    try:
+        proc = cli("restore", "--latest", "--database", source_db, "--json", *options, target)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout), table_contents(pg, target) == table_contents(pg, source_db)
+    finally:
+        drop_database(pg, target)
+
+
+def readings_sql(rows):
+    """A table of rows x three md5 texts (about 100 bytes of dump per row) to make a dump bigger."""
+    return (
+        """
+CREATE TABLE readings (id bigint PRIMARY KEY, a text, b text, c text);
+INSERT INTO readings SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
+  FROM generate_series(1, %d) g;
+"""
+        % rows
+    )
+
+
 def table_contents(cluster, dbname):
     """Every user table's rows, sorted, plus sequence states and large objects: the data to compare."""
     from psycopg2 import sql

@@ -289,28 +289,37 @@ def resolve(backup_dir: str, ref: Any) -> Entry:
 def verify_entry(entry: Entry, count: Optional[Count] = None) -> str:
     """Re-hash the data and compare with the metadata; raises VerificationFailed naming the file.
     count, when given, follows the bytes hashed (for a progress meter)."""
-    if os.path.islink(entry.data_path):
-        raise VerificationFailed("%s is a symlink, not a backup file" % entry.data_path)
-    if not os.path.exists(entry.data_path):
-        raise VerificationFailed("backup file %s is missing" % entry.data_path)
+    check_present(entry)
     if os.path.isdir(entry.data_path):
         found = directory_manifest(entry.data_path, count)
         _compare_manifest(entry, found)
         actual = directory_checksum(entry.data_path, found)
     else:
         actual = compress.sha256_file(entry.data_path, count)
+    compare_digest(entry, actual, tree_size(entry.data_path))
+    return actual
+
+
+def check_present(entry: Entry) -> None:
+    """The backup's data is there and is no symlink; raises VerificationFailed otherwise."""
+    if os.path.islink(entry.data_path):
+        raise VerificationFailed("%s is a symlink, not a backup file" % entry.data_path)
+    if not os.path.exists(entry.data_path):
+        raise VerificationFailed("backup file %s is missing" % entry.data_path)
+
+
+def compare_digest(entry: Entry, actual: str, size: int) -> None:
+    """The SHA-256 and size found for entry's data (by whoever read it) against its metadata."""
     if actual != entry.meta.get("checksum"):
         raise VerificationFailed(
             "checksum mismatch for %s: expected %s, found %s" % (entry.data_path, entry.meta.get("checksum"), actual),
             "The file is damaged; restore another backup and take a new one",
         )
-    size = tree_size(entry.data_path)
     if size != entry.meta.get("size_bytes"):
         raise VerificationFailed(
             "size mismatch for %s: metadata says %s bytes, file has %d"
             % (entry.data_path, entry.meta.get("size_bytes"), size)
         )
-    return actual
 
 
 def directory_manifest(path: str, count: Optional[Count] = None) -> dict[str, str]:

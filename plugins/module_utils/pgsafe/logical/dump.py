@@ -483,6 +483,9 @@ def _dump_stream(
                 req.compression_level,
                 req.threads,
                 observe=watch,
+                # A custom archive is restored in parallel from a decompressed copy: frames that
+                # decompress on every core shorten that step (plain dumps stream into psql).
+                framed=req.format == "custom",
             )
         except BaseException:
             proc.kill()

@@ -44,16 +44,23 @@ class LoadPlan:
         self.estimate = estimate
         self.free = free
         self.chosen = chosen  # False: jobs were given
+        self.decompressor: Optional[str] = None  # what made the copy, and why (set by the restore)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "jobs": self.jobs, "chosen": self.chosen, "reason": self.reason}
         if self.scratch_dir is not None:
             out["scratch_dir"] = self.scratch_dir
+        if self.decompressor is not None:
+            out["decompressor"] = self.decompressor
         for key in ("estimate", "free"):
             value = getattr(self, key)
             if value is not None:
                 out["scratch_%s_bytes" % key] = value
         return out
+
+    def copies(self) -> bool:
+        """Whether this plan loads from a decompressed copy in scratch_dir."""
+        return self.mode == "parallel" and self.scratch_dir is not None
 
     def fall_back(self, why: str) -> None:
         """The copy did not fit after all: stream instead, and say so."""

@@ -9,11 +9,11 @@ exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
-import signal
+import shutil
 import subprocess
-import tempfile
 import time
 
 from ..catalog import entries as catalog
@@ -23,7 +23,7 @@ from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import human_size
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
-from . import loadplan
+from . import loadplan, unpack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -146,7 +146,9 @@ def run_restore(
     loader = loader_program(entry.meta)
     log("restoring %s into %s" % (entry.backup_id, req.target_db))
     steps = Steps()
-    if req.verify_checksum:
+    plan = plan_load(req, entry)
+    # A backup decompressed into a copy is hashed as the decompressor reads it: one read, not two.
+    if req.verify_checksum and not plan.copies():
         hashed = progress.Count()
         label = "checksum %s" % entry.backup_id
         with steps.timed("checksum"):
@@ -168,10 +170,10 @@ def run_restore(
                 "restored_from": entry.data_path,
                 "backup_id": entry.backup_id,
                 "would_replace": exists,
-                "load_plan": plan_load(req, entry).as_dict(),
+                "load_plan": plan.as_dict(),
             }
         with BackupLock(req.backup_dir, "restore:" + req.target_db, timeout=req.lock_timeout):
-            return _restore_locked(req, entry, admin, exists, log, steps, loader)
+            return _restore_locked(req, entry, admin, exists, log, steps, loader, plan)
     finally:
         admin.close()
 
@@ -184,6 +186,7 @@ def _restore_locked(
     log: Callable[[str], None],
     steps: Steps,
     loader: str,
+    plan: loadplan.LoadPlan,
 ) -> dict[str, Any]:
     from psycopg2 import sql
 
@@ -198,12 +201,17 @@ def _restore_locked(
         opts.append(sql.SQL("LC_COLLATE {}").format(sql.Literal(meta["lc_collate"])))
     if meta.get("lc_ctype"):
         opts.append(sql.SQL("LC_CTYPE {}").format(sql.Literal(meta["lc_ctype"])))
-    with steps.timed("create_scratch"), admin.cursor() as cur:
-        cur.execute(sql.SQL(" ").join([create] + opts))
+    log("loading %s with %d job(s): %s" % (plan.mode, plan.jobs, plan.reason))
+    with contextlib.ExitStack() as cleanup:
+        copy = _start_copy(req, entry, plan, log, cleanup)
+        with steps.timed("create_scratch"), admin.cursor() as cur:
+            cur.execute(sql.SQL(" ").join([create] + opts))
+        try:
+            _load(req, entry, scratch, loader, steps, log, plan, copy)
+        except BaseException:
+            drop_quietly(admin, scratch)
+            raise
     try:
-        plan = plan_load(req, entry)
-        log("loading %s with %d job(s): %s" % (plan.mode, plan.jobs, plan.reason))
-        _load(req, entry, scratch, loader, steps, log, plan)
         # Counting rows needs no disk: in parallel whenever the restore chose its jobs itself.
         scanned = progress.Count()
         with steps.timed("validate"):
@@ -248,6 +256,36 @@ def plan_load(req: RestoreRequest, entry: Entry) -> loadplan.LoadPlan:
     return loadplan.choose(entry.meta, entry.data_path, req.jobs, req.scratch_dir, req.scratch_reserve)
 
 
+def _start_copy(
+    req: RestoreRequest,
+    entry: Entry,
+    plan: loadplan.LoadPlan,
+    log: Callable[[str], None],
+    cleanup: contextlib.ExitStack,
+) -> Optional[unpack.Unpacking]:
+    """The decompressed copy the parallel path needs, started now so it runs while the scratch database
+    is created; None when the plan needs no copy.  Its progress is reported until cleanup closes."""
+    if not plan.copies():
+        return None
+    if req.verify_checksum:
+        catalog.check_present(entry)
+    codec = compress.compression_of_name(entry.data_path)
+    with open(entry.data_path, "rb") as fh:
+        head = fh.read(len(compress.SKIPPABLE_MAGIC))
+    cores = os.cpu_count() or 1
+    argv, plan.decompressor = compress.copy_decompressor(
+        codec, head, min(plan.jobs, cores), os.getloadavg()[0], shutil.which("pzstd") is not None
+    )
+    if argv is None:
+        return None
+    copy = unpack.Unpacking(entry.data_path, argv, plan.scratch_dir or "", plan.budget, _size_of(entry))
+    cleanup.callback(copy.close)
+    copy.reporting.enter_context(
+        progress.track(req.progress, log, "decompress %s" % entry.backup_id, copy.read, unit="read")
+    )
+    return copy
+
+
 def _load(
     req: RestoreRequest,
     entry: Entry,
@@ -256,6 +294,7 @@ def _load(
     steps: Steps,
     log: Callable[[str], None],
     plan: loadplan.LoadPlan,
+    copy: Optional[unpack.Unpacking] = None,
 ) -> None:
     meta = entry.meta
     fmt = meta.get("format", "custom")
@@ -271,74 +310,28 @@ def _load(
     argv = [loader, "--no-password", "--exit-on-error", "-d", scratch]
     if req.no_owner:
         argv += ["--no-owner", "--no-privileges"]
-    unpack = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed
-    if unpack is None:
+    unpacker = compress.decompressor_argv(stream_codec)  # None: the directory format, or not compressed
+    if unpacker is None:
         if plan.jobs > 1:
             argv.append("--jobs=%d" % plan.jobs)
         with steps.timed("load"), _growing(req, scratch, meta, log, label):
             _run(argv + [entry.data_path], env, "pg_restore")
         return
-    if plan.mode == "parallel":
-        # Parallel pg_restore needs a seekable file: decompress into the scratch directory first.
-        with tempfile.TemporaryDirectory(dir=plan.scratch_dir, prefix=".pgsafe-restore-") as tmpd:
-            plain = os.path.join(tmpd, "archive.dump")
-            with steps.timed("decompress"):
-                fitted = _decompress(entry, unpack, plain, plan.budget, req.progress, log)
-            if fitted:
-                with steps.timed("load"), _growing(req, scratch, meta, log, label):
-                    _run(argv + ["--jobs=%d" % plan.jobs, plain], env, "pg_restore")
-                return
+    if copy is not None:
+        # Parallel pg_restore needs a seekable file: the copy started before the scratch database.
+        check = functools.partial(catalog.compare_digest, entry) if req.verify_checksum else None
+        with steps.timed("decompress"):  # what is left of it once the scratch database exists
+            fitted = copy.finish(check)
+        if check is not None:
+            log("checksum verified while decompressing: %s" % meta.get("checksum"))
+        if fitted:
+            with steps.timed("load"), _growing(req, scratch, meta, log, label):
+                _run(argv + ["--jobs=%d" % plan.jobs, copy.path], env, "pg_restore")
+            return
         log("the decompressed copy did not fit in %s; loading by streaming instead" % plan.scratch_dir)
         plan.fall_back("the decompressed copy outgrew the %s the reserve left" % human_size(plan.budget or 0))
     with steps.timed("load"):
         _run_fed(argv, entry, stream_codec, env, "pg_restore", req.progress, log, label)
-
-
-def _decompress(
-    entry: Entry,
-    unpack: list[str],
-    plain: str,
-    budget: Optional[int],
-    settings: Optional[progress.Settings],
-    log: Callable[[str], None],
-) -> bool:
-    """Decompress the backup into plain; False when the copy would grow past budget bytes (then nothing
-    of it is left), which the kernel enforces on the decompressor (RLIMIT_FSIZE).
-
-    The decompressor writes the copy itself: through Python it cost two more copies of every byte.  It
-    reads the backup from a file it shares with us, whose offset tells how far it got."""
-
-    def limit(cap: int) -> Callable[[], None]:
-        def apply() -> None:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_FSIZE, (cap, cap))
-
-        return apply
-
-    with open(entry.data_path, "rb") as src, open(plain, "xb") as out:
-        # Started before the progress thread: a child forked beside running threads must do no more than this.
-        proc = subprocess.Popen(
-            unpack,
-            stdin=src,
-            stdout=out,
-            stderr=subprocess.PIPE,
-            preexec_fn=limit(budget) if budget is not None else None,
-        )
-        with progress.track(
-            settings, log, "decompress %s" % entry.backup_id, progress.Offset(src), _size_of(entry), unit="read"
-        ):
-            err = compress.piped(proc.stderr).read()
-            rc = proc.wait()
-        written = os.fstat(out.fileno()).st_size
-    if rc != 0 and budget is not None and (rc == -signal.SIGXFSZ or written >= budget):
-        os.unlink(plain)
-        return False
-    if rc != 0:
-        raise VerificationFailed(
-            "decompressing %s failed: %s" % (entry.data_path, err.decode("utf-8", "replace").strip())
-        )
-    return True
 
 
 @contextlib.contextmanager
@@ -381,16 +374,16 @@ def _run_fed(
 
     The first process reads the backup from a file it shares with us: its offset is the progress."""
     path = entry.data_path
-    unpack = compress.decompressor_argv(codec)
+    unpacker = compress.decompressor_argv(codec)
     with open(path, "rb") as src:
         with progress.track(settings, log, label, progress.Offset(src), _size_of(entry), unit="read"):
-            if unpack is None:
+            if unpacker is None:
                 proc = subprocess.run(
                     argv, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
                 )
                 d_rc, d_err = 0, b""
             else:
-                decomp = subprocess.Popen(unpack, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                decomp = subprocess.Popen(unpacker, stdin=src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 proc = subprocess.run(
                     argv, stdin=decomp.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, check=False
                 )
