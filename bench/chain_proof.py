@@ -3,9 +3,10 @@
   python3 chain_proof.py ENGINE_DIR BACKUP_DIR BACKUP_ID PG_BIN    (as the cluster's OS user)
 
 The same steps as the engine's verify_chain (physical/basebackup.py) after an incremental backup:
-every member extracted into a scratch directory, pg_combinebackup, pg_verifybackup on the result.
-Here the newest member is extracted too (the backup extracts it while pg_basebackup writes it, so
-inside a backup that step is mostly hidden). Prints one JSON object of seconds.
+every member extracted into a scratch directory (extract_chain: at once, WAL of the newest only),
+pg_combinebackup, pg_verifybackup on the result. Here the newest member is extracted too (the
+backup extracts it while pg_basebackup writes it, so inside a backup that step is mostly hidden).
+Prints one JSON object of seconds.
 """
 
 import json
@@ -28,12 +29,10 @@ def main(engine_dir, backup_dir, backup_id, pg_bin):
     work = tempfile.mkdtemp(prefix=".chain-proof-", dir=backup_dir)
     try:
         started = time.monotonic()
-        dirs = []
-        for member in members:
-            dirs.append(os.path.join(work, member.backup_id))
-            os.mkdir(dirs[-1], 0o700)
-            basebackup.extract(member.data_path, dirs[-1])
-            shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(dirs[-1], chains.MANIFEST))
+        dirs = [os.path.join(work, member.backup_id) for member in members]
+        for path in dirs:
+            os.mkdir(path, 0o700)
+        basebackup.extract_chain(members, dirs)
         extracted = time.monotonic()
         combined = os.path.join(work, "combined")
         chains.combine(dirs, combined, os.path.join(pg_bin, "pg_combinebackup"))

@@ -238,6 +238,46 @@ def test_chain_proof_fails_when_the_members_do_not_combine(archiving):
 
 
 @needs_17
+def test_chain_is_extracted_at_once_with_the_wal_of_its_newest_member_only(archiving):
+    """Restores and the chain proof extract every member but the newest without its WAL (nothing reads
+    it), re-hashing each on the same pool; the WAL travels compressed (pg_wal.tar.zst)."""
+    from pgsafe.catalog.entries import load_entry
+    from pgsafe.core.errors import VerificationFailed
+    from pgsafe.physical.basebackup import extract_chain
+
+    c = archiving
+    full = base_backup(c, "--compression", "zstd")
+    change(c, 1)
+    incr = base_backup(c, "--incremental", "--compression", "zstd")
+    assert incr["backup_type"] == "incremental"
+    assert "pg_wal.tar.zst" in os.listdir(incr["backup_path"])
+    members = [load_entry(r["metadata_file"]) for r in (full, incr)]
+
+    def segments(directory):
+        wal = os.path.join(directory, "pg_wal")
+        return [n for n in os.listdir(wal) if len(n) == 24] if os.path.isdir(wal) else []
+
+    scratch = make_scratch_dir("pgsafe-incr-extract-")
+    dirs = [os.path.join(scratch, "ok%d" % n) for n in range(2)]
+    for path in dirs:
+        os.mkdir(path)
+    extract_chain(members, dirs, rehash=True)
+    assert segments(dirs[0]) == [] and segments(dirs[1]), "WAL of the newest member only"
+    assert all(os.path.isfile(os.path.join(d, "backup_manifest")) for d in dirs)
+    assert os.path.isfile(os.path.join(dirs[0], "PG_VERSION")) and os.path.isfile(os.path.join(dirs[1], "PG_VERSION"))
+
+    tar = os.path.join(full["backup_path"], "base.tar.zst")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"damaged!")
+    dirs = [os.path.join(scratch, "bad%d" % n) for n in range(2)]
+    for path in dirs:
+        os.mkdir(path)
+    with pytest.raises(VerificationFailed, match="checksum mismatch"):
+        extract_chain(members, dirs, rehash=True)
+
+
+@needs_17
 def test_summarize_wal_is_turned_on_by_a_reload_and_incremental_needs_it(new_pg):
     from pgsafe.core.conn import ConnInfo
     from pgsafe.physical.archive_config import apply

@@ -389,3 +389,71 @@ def test_recovery_reports_the_pg_ctl_that_stops_it(archiving, ansible_module):
         assert (" %s." % major) in version, version
     finally:
         stop_cluster(data_dir)
+
+
+def _as_before_wal_compression(result):
+    """Rewrite a new backup as the engine wrote them before: pg_wal.tar plain, no wal_compression."""
+    from pgsafe.catalog import entries as catalog
+    from pgsafe.core.fsutil import tree_size
+
+    path = result["backup_path"]
+    packed = os.path.join(path, "pg_wal.tar.zst")
+    owner = os.stat(packed)
+    with open(os.path.join(path, "pg_wal.tar"), "wb") as out:
+        subprocess.run(["zstd", "-q", "-d", "-c", packed], stdout=out, check=True)
+    os.chown(os.path.join(path, "pg_wal.tar"), owner.st_uid, owner.st_gid)
+    os.chmod(os.path.join(path, "pg_wal.tar"), 0o600)
+    os.unlink(packed)
+    with open(result["metadata_file"]) as fh:
+        meta = json.load(fh)
+    del meta["wal_compression"]
+    meta.update(
+        checksum=catalog.directory_checksum(path),
+        size_bytes=tree_size(path),
+        files=sorted(os.listdir(path)),
+    )
+    with open(result["metadata_file"], "w") as fh:
+        json.dump(meta, fh)
+
+
+def test_base_backup_wal_is_compressed_and_older_plain_wal_still_recovers(archiving):
+    from pgsafe.catalog import entries as catalog
+    from pgsafe.physical.basebackup import verify_tar_backup
+
+    c = archiving
+    c.sql("CREATE TABLE t (x int)")
+    old = base_backup(c)
+    c.sql("INSERT INTO t SELECT generate_series(1, 300)")
+    new = base_backup(c)
+    # The streamed WAL (a whole 16 MB segment, mostly empty) no longer lands raw in every backup.
+    files = os.listdir(new["backup_path"])
+    assert "pg_wal.tar.zst" in files and "pg_wal.tar" not in files, files
+    assert os.path.getsize(os.path.join(new["backup_path"], "pg_wal.tar.zst")) < (4 << 20)
+    with open(new["metadata_file"]) as fh:
+        assert json.load(fh)["wal_compression"] == "zstd"
+    verify_tar_backup(new["backup_path"])
+
+    # A backup from before (plain pg_wal.tar, no wal_compression) is still verified and recovered.
+    _as_before_wal_compression(old)
+    entry = catalog.load_entry(old["metadata_file"])
+    catalog.verify_entry(entry)
+    verify_tar_backup(old["backup_path"])
+    c.sql("INSERT INTO t SELECT generate_series(301, 500)")
+    switch_and_wait(c)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
+    port = free_port()
+    proc = run_cli(
+        c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--json", "--backup", old["backup_id"]
+    )
+    assert proc.returncode == 0, proc.stderr
+    try:
+        assert json.loads(proc.stdout)["base_backup"] == old["backup_id"]
+        import psycopg2
+
+        conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*), sum(x) FROM t")
+            assert cur.fetchone() == (500, sum(range(1, 501)))
+        conn.close()
+    finally:
+        stop_server(data_dir)

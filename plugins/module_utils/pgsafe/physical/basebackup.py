@@ -8,6 +8,7 @@ verified backup gets metadata; without metadata it is not in the catalog.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from datetime import datetime
 from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
-from ..core import compress, progress, tools
+from ..core import compress, parallel, progress, tools
 from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
@@ -49,7 +50,7 @@ from .walnames import segment_of_lsn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Mapping, Optional, Union
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
     from psycopg2.extensions import cursor as PgCursor
 
@@ -395,6 +396,7 @@ def _take(
             for name in files:
                 os.chmod(os.path.join(root, name), 0o600)
         known: dict[str, str] = {}
+        wal_compression = _compress_wal(tmp, req, known)
         extracted_map: Optional[dict[int, str]] = None
         if followers and scratch is not None and pg_verifybackup is not None:  # all with verify
             followed = _finish_followers(followers)
@@ -441,6 +443,8 @@ def _take(
         "checksum_algorithm": "sha256",
         "compression": req.compression,
         "compression_level": req.compression_level,
+        # Backups from before it was compressed have a plain pg_wal.tar and no such key.
+        "wal_compression": wal_compression,
         "pg_version": facts["server_version"],
         "server_version": facts["server_version"],
         "server_version_num": facts["server_version_num"],
@@ -463,6 +467,28 @@ def _take(
         "data_directory": facts["data_directory"],
         "tablespaces": described,
     }
+
+
+def _compress_wal(tmp: str, req: BaseBackupRequest, known: dict[str, str]) -> Optional[str]:
+    """Compress the pg_wal.tar that --wal-method=stream wrote (server-side compression covers base.tar
+    only) like base.tar, before verification reads it: a segment is 16 MB however little WAL it holds,
+    as big as a quiet hour's whole incremental.  pg_basebackup rewrites that tar's headers while it
+    streams, so it is compressed once complete, not followed.  Returns its compression now (None: no
+    WAL archive); known learns the new file's SHA-256."""
+    raw = os.path.join(tmp, "pg_wal.tar")
+    if not os.path.isfile(raw):
+        return None
+    if req.compression == "none":
+        return "none"
+    packed = raw + compress.suffix(req.compression)
+    fd = os.open(raw, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        sha256, _size = compress.stream_to_file(fd, packed, req.compression, req.compression_level, req.jobs)
+    finally:
+        os.close(fd)
+    os.unlink(raw)
+    known[os.path.basename(packed)] = sha256
+    return req.compression
 
 
 def _describe_tablespaces(
@@ -508,11 +534,11 @@ def verify_chain(
     pg_combinebackup into a scratch directory, and the result checked by pg_verifybackup."""
     scratches: list[str] = []
     try:
-        for member in chain:
+        for _member in chain:
             scratches.append(temp_path_for(beside + ".chain"))
             os.mkdir(scratches[-1], 0o700)
-            extract(member.data_path, scratches[-1])
-            shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(scratches[-1], chains.MANIFEST))
+        # The newest is already extracted (newest), with its WAL: the older ones need no WAL.
+        extract_chain(chain, scratches, wal_of_newest=False)
         combined = temp_path_for(beside + ".combined")
         scratches.append(combined)
         chains.combine(scratches[:-1] + [newest], combined, pg_combinebackup, log)
@@ -576,11 +602,12 @@ def extract(
     base: bool = True,
     tablespaces: Optional[Mapping[int, str]] = None,
     skip: Iterable[int] = (),
+    wal: bool = True,
 ) -> None:
     """Unpack a tar base backup into dest (a new or empty directory), WAL into dest/pg_wal, each
     tablespace into tablespaces[oid] (a new or empty directory), by default dest/pg_tblspc/<oid> (the
     layout pg_verifybackup reads); with base=False all but base.tar, and none of the tablespaces in skip
-    (already there)."""
+    (already there); with wal=False no WAL (an older member of a chain: nothing reads it)."""
     base_tar, wal_tar = tar_members(backup_path)
     if base:
         _untar(base_tar, dest)
@@ -593,10 +620,44 @@ def extract(
             raise VerificationFailed("no place given for tablespace %d of %s" % (oid, backup_path))
         os.makedirs(where, mode=0o700, exist_ok=True)
         _untar(archive, where)
-    if wal_tar:
+    if wal_tar and wal:
         wal_dir = os.path.join(dest, "pg_wal")
         os.makedirs(wal_dir, mode=0o700, exist_ok=True)
         _untar(wal_tar, wal_dir)
+
+
+def extract_chain(
+    members: Sequence[Entry],
+    dests: Sequence[str],
+    tablespaces: Optional[Sequence[Mapping[int, str]]] = None,
+    rehash: bool = False,
+    wal_of_newest: bool = True,
+) -> None:
+    """Extract each member of a chain (oldest first) into its directory (new, empty), with its
+    backup_manifest, for pg_combinebackup; with rehash each is also re-hashed against its metadata.
+
+    All of it runs at once on a pool as big as the host's cores (the members are independent, and a
+    restore of one full already overlaps its hashing with its extraction).  Only the newest member's
+    WAL is extracted, and only with wal_of_newest: pg_combinebackup reads no member's WAL, and the
+    combined cluster starts from the newest's (chain.combine copies it).  Every task is waited for
+    before anything is raised (no tar still writing into a directory the caller removes); a member's
+    checksum failure is raised before its extraction's, as it says why."""
+    if len(members) != len(dests):
+        raise AssertionError("one directory per member")
+    last = len(members) - 1
+
+    def unpack(n: int) -> None:
+        member = members[n]
+        places = tablespaces[n] if tablespaces is not None else None
+        extract(member.data_path, dests[n], tablespaces=places, wal=wal_of_newest and n == last)
+        shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(dests[n], chains.MANIFEST))
+
+    tasks: list[Callable[[], Any]] = []
+    for n, member in enumerate(members):
+        if rehash:
+            tasks.append(functools.partial(catalog.verify_entry, member))
+        tasks.append(functools.partial(unpack, n))
+    parallel.run_all(tasks)
 
 
 def _untar(archive: str, dest: str) -> None:

@@ -9,6 +9,7 @@ are extracted into scratch directories first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 from datetime import timedelta
 
 from ..catalog.entries import verify_entry
-from ..core import tools
+from ..core import parallel, tools
 from ..core.errors import ConfigError, VerificationFailed
 
 TYPE_CHECKING = False
@@ -128,11 +129,8 @@ def choose_parent(
                 raise ChainBroken("base backup %s records no manifest checksum" % member.backup_id)
             if recorded and manifest_sha256(member.data_path) != recorded:
                 raise ChainBroken("the backup_manifest of base backup %s is damaged" % member.backup_id)
-            if rehash:
-                try:
-                    verify_entry(member)
-                except VerificationFailed as exc:
-                    raise ChainBroken("base backup %s is damaged: %s" % (member.backup_id, exc))
+        if rehash:  # the members at once, on every core; the oldest damaged one is named
+            parallel.run_all([functools.partial(_rehash, member) for member in chain])
     except ChainBroken as exc:
         return None, "the chain of the newest base backup %s is broken: %s" % (newest.backup_id, exc)
     full = chain[0]
@@ -142,6 +140,13 @@ def choose_parent(
             full_interval_days,
         )
     return chain, "parent %s (chain of %d from full %s)" % (newest.backup_id, len(chain), full.backup_id)
+
+
+def _rehash(member: Entry) -> None:
+    try:
+        verify_entry(member)
+    except VerificationFailed as exc:
+        raise ChainBroken("base backup %s is damaged: %s" % (member.backup_id, exc))
 
 
 def needed_by_kept(keep: Iterable[Any], entries: Iterable[Any]) -> set[str]:

@@ -533,17 +533,18 @@ def _combine_verified(
     scratch = tempfile.mkdtemp(prefix=".pgsafe-chain-", dir=os.path.dirname(data_directory))
     try:
         os.chmod(scratch, 0o700)
-        members: list[str] = []
+        members = [os.path.join(scratch, str(n)) for n in range(len(chain))]
+        places = [
+            {oid: os.path.join(scratch, "%d_tblspc" % n, str(oid)) for oid in tblspc.tars(member.data_path)}
+            for n, member in enumerate(chain)
+        ]
+        for path in members:
+            os.mkdir(path, 0o700)
+        basebackup.extract_chain(chain, members, places, rehash=True)
         mapping: dict[str, str] = {}
-        for n, member in enumerate(chain):
-            verify_entry(member)
-            members.append(os.path.join(scratch, str(n)))
-            os.mkdir(members[-1], 0o700)
-            places = {oid: os.path.join(scratch, "%d_tblspc" % n, str(oid)) for oid in tblspc.tars(member.data_path)}
-            basebackup.extract(member.data_path, members[-1], tablespaces=places)
-            shutil.copy2(os.path.join(member.data_path, chains.MANIFEST), os.path.join(members[-1], chains.MANIFEST))
-            links = [tblspc.Target(oid, None, None, "", path) for oid, path in places.items()]
-            tblspc.link(members[-1], links)
+        for path, member_places in zip(members, places):  # noqa: B905 (strict= needs Python 3.10)
+            links = [tblspc.Target(oid, None, None, "", where) for oid, where in member_places.items()]
+            tblspc.link(path, links)
             mapping = {t.path: t.path for t in links}
         wanted = {t.oid: t.path for t in targets}
         mapping = {old: wanted[int(os.path.basename(old))] for old in mapping}
