@@ -175,16 +175,15 @@ def find(
             "no backup named %r in the off-site repository %s" % (backup, repo.describe()),
             "List it with 'pgsafe list --from offsite'",
         )
-    now = utc_now()
-    for entry in entries:
-        if entry.is_good(now):
-            return entry
-        if entry.meta.get("status") == "ok" and entry.finished and entry.finished <= now:
-            raise VerificationFailed(
-                "the newest off-site backup of %r, %s, is incomplete (an object is missing "
-                "or of the wrong size)" % (database, entry.backup_id),
-                "Restore an older one by name, and push again from the host if it still exists",
-            )
+    chosen, damaged = catalog.newest_good(entries, utc_now())
+    if damaged is not None:
+        raise VerificationFailed(
+            "the newest off-site backup of %r, %s, is incomplete (an object is missing "
+            "or of the wrong size)" % (database, damaged.backup_id),
+            "Restore an older one by name, and push again from the host if it still exists",
+        )
+    if chosen is not None:
+        return chosen
     raise ConfigError("no good off-site backup of %r in %s" % (database, repo.describe()))
 
 
