@@ -164,8 +164,12 @@ def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
     problems += base_problems
     state = None
     if from_offsite(args):
-        # Names the bucket does not hold are passed over (as ever); health keeps no off-site verify state.
-        entries = [e for e in entries if not args.backups or e.backup_id in args.backups]
+        # Health keeps no off-site verify state. A name the bucket does not hold is an error, as on disk:
+        # "0 verified" would read as a pass.
+        if args.backups:
+            from ..offsite.fetch import named
+
+            entries = [named(entries, ref, backups.describe()) for ref in args.backups]
     else:
         if args.backups:
             entries, problems = [_resolve_any(args.backup_dir, ref, base) for ref in args.backups], []
