@@ -209,11 +209,11 @@ from ansible_collections.pgsafe.backup.plugins.module_utils.module_support impor
     offsite_repository,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog import entries as catalog
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify import verify_entries
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError, VerificationFailed
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.catalog.verify import check, verify_entries
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.options import module_spec
-from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import fetch
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite import restore as offsite
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.offsite.backups import OffsiteBackups
 
 
 def main():
@@ -248,19 +248,9 @@ def main():
             entries = [chosen]
     except PgsafeError as exc:
         fail_from_error(module, exc)
-    backups = []
-    latest = {}
     # The same verification as the host command's verify, failures remembered for backup_health.
     results, state = verify_entries(p["backup_dir"], entries if p["verify"] else [])
-    outcome = {r["backup_id"]: r for r in results}
-    for entry in entries:
-        item = entry.summary()
-        if p["verify"]:
-            item["verified"] = outcome[entry.backup_id]["verified"]
-            if not item["verified"]:
-                item["verify_error"] = outcome[entry.backup_id]["error"]
-        latest.setdefault(entry.database, item)
-        backups.append(item)
+    backups, latest = described(entries, results, lambda e: e.summary())
     failed = len([r for r in results if not r["verified"]])
     try:
         changed = state.pending() if module.check_mode else state.save()
@@ -277,34 +267,39 @@ def main():
 
 def list_offsite(module, p):
     """The off-site catalog; verify downloads and hashes every object (written nowhere)."""
-    repo = offsite_repository(p)
-    entries, problems = fetch.list_entries(repo, "full", p["database"])
-    backups, latest, failed = [], {}, 0
-    for entry in entries:
-        item = offsite.summary(repo, entry)
-        if p["verify"]:
-            try:
-                fetch.verify_entry(repo, entry)
-                item["verified"] = True
-            except VerificationFailed as exc:
-                item["verified"] = False
-                item["verify_error"] = str(exc)
-                failed += 1
-        latest.setdefault(entry.database, item)
-        backups.append(item)
+    backups = OffsiteBackups(offsite_repository(p))
+    entries, problems = backups.list_backups("full", p["database"])
+    results = check(backups, entries if p["verify"] else [])
+    items, latest = described(entries, results, lambda e: offsite.summary(backups.repo, e))
+    failed = len([r for r in results if not r["verified"]])
     finish(
         module,
         p,
         dict(
             changed=False,
-            backups=backups,
+            backups=items,
             latest=latest,
-            count=len(backups),
+            count=len(items),
             problems=[x.as_dict() for x in problems],
-            repository=repo.describe(),
+            repository=backups.describe(),
         ),
         failed,
     )
+
+
+def described(entries, results, summary):
+    """(one item per entry, with its verification when there is one; the newest item per database)."""
+    outcome = {r["backup_id"]: r for r in results}
+    items, latest = [], {}
+    for entry in entries:
+        item = summary(entry)
+        if entry.backup_id in outcome:
+            item["verified"] = outcome[entry.backup_id]["verified"]
+            if not item["verified"]:
+                item["verify_error"] = outcome[entry.backup_id]["error"]
+        latest.setdefault(entry.database, item)
+        items.append(item)
+    return items, latest
 
 
 def finish(module, p, result, failed):

@@ -1,7 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 from pgsafe.catalog.entries import Entry
-from pgsafe.catalog.retention import choose
+from pgsafe.catalog.retention import choose, plan_groups
 from pgsafe.core.naming import iso
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
@@ -10,18 +10,18 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 class FakeEntry(Entry):
     """Catalog entry with presence decided by the test (no files)."""
 
-    def __init__(self, days_ago, good=True, status="ok"):
+    def __init__(self, days_ago, good=True, status="ok", database="db"):
         moment = NOW - timedelta(days=days_ago)
         meta = {
-            "backup_file": "db_full_%s.dump" % days_ago,
-            "database": "db",
+            "backup_file": "%s_full_%s.dump" % (database, days_ago),
+            "database": database,
             "timestamp": iso(moment),
             "finished_at": iso(moment),
             "status": status,
             "size_bytes": 1,
             "checksum": "x",
         }
-        super().__init__(meta, "/nowhere/db_full_%s.meta.json" % days_ago)
+        super().__init__(meta, "/nowhere/%s_full_%s.meta.json" % (database, days_ago))
         self._good = good
 
     def present(self):
@@ -62,3 +62,23 @@ def test_future_entries_are_neither_good_nor_removed():
     plan = choose(entries, NOW, 30, 1)
     assert ids(plan.remove) == ["db_full_50.dump"]
     assert future in plan.keep
+
+
+def test_plan_groups_keeps_min_backups_per_database():
+    entries = [FakeEntry(40), FakeEntry(50), FakeEntry(45, database="shop"), FakeEntry(60, database="shop")]
+    plan = plan_groups(entries, NOW, 30, 1)
+    assert ids(plan.remove) == ["db_full_50.dump", "shop_full_60.dump"]
+    assert ids(plan.protected) == ["db_full_40.dump", "shop_full_45.dump"]
+
+
+def test_plan_groups_moves_back_what_a_kept_backup_needs():
+    entries = [FakeEntry(1), FakeEntry(40), FakeEntry(50)]
+
+    def needs(keep, remove):
+        rescued = [e for e in remove if e.meta["backup_file"] == "db_full_50.dump"]
+        return keep + rescued, [e for e in remove if e not in rescued], rescued
+
+    plan = plan_groups(entries, NOW, 30, 1, needs)
+    assert ids(plan.remove) == ["db_full_40.dump"]
+    assert ids(plan.rescued) == ["db_full_50.dump"]
+    assert ids(plan.keep) == ["db_full_1.dump", "db_full_50.dump"]

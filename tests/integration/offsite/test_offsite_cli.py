@@ -68,6 +68,11 @@ def test_push_is_idempotent_and_completes_what_a_crash_left(pg, sample_db, s3_bu
     assert meta_key in keys(s3_bucket)
     verify = run_cli(pg, backup_dir, "verify", "--from", "offsite", "--json", env_extra=s3_env(s3_bucket))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    named = run_cli(pg, backup_dir, "verify", "--from", "offsite", first["backup_id"], env_extra=s3_env(s3_bucket))
+    assert named.returncode == 0 and "1 verified, 0 failed" in named.stdout, named.stdout + named.stderr
+    # A name the bucket does not hold is an error, as on disk, never "0 verified" and exit 0.
+    unknown = run_cli(pg, backup_dir, "verify", "--from", "offsite", "no_such_backup", env_extra=s3_env(s3_bucket))
+    assert unknown.returncode == 2 and "no backup named 'no_such_backup'" in unknown.stderr, unknown.stderr
 
 
 def offsite_health(pg, backup_dir, bucket, *args):

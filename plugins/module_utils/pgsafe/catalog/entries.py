@@ -20,7 +20,7 @@ from ..core.naming import parse_iso, utc_now, validate_plain_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional, Protocol
+    from typing import Any, Mapping, Optional, Protocol, Sequence, TypeVar
 
     from ..core.progress import Count
 
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
         def backup_id(self) -> str: ...
 
         def is_good(self, now: Optional[datetime] = None) -> bool: ...
+
+        def is_future(self, now: Optional[datetime] = None) -> bool: ...
+
+    AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
 
 META_SUFFIX = ".meta.json"
@@ -227,12 +231,22 @@ def list_full(backup_dir: str, database: Optional[str] = None) -> tuple[list[Ent
 
 
 def latest_good(backup_dir: str, database: Optional[str]) -> Optional[Entry]:
-    now = utc_now()
     entries, _problems = list_full(backup_dir, database)
+    return newest_good(entries, utc_now())[0]
+
+
+def newest_good(entries: Sequence[AnyEntry], now: datetime) -> tuple[Optional[AnyEntry], Optional[AnyEntry]]:
+    """(the newest good entry, a newer one that should have been it) of entries listed newest first, from
+    either repository. The second is a backup that ended (not in the future) with status ok but whose data
+    is missing or of the wrong size: 'newest' never quietly means 'an older one'."""
+    damaged = None
     for entry in entries:
         if entry.is_good(now):
-            return entry
-    return None
+            return entry, damaged
+        if damaged is None and entry.meta.get("status") == "ok" and entry.finished is not None:
+            if not entry.is_future(now):
+                damaged = entry
+    return None, damaged
 
 
 def choose_backup(backup_dir: str, backup: Optional[str] = None, database: Optional[str] = None) -> Entry:
@@ -242,18 +256,14 @@ def choose_backup(backup_dir: str, backup: Optional[str] = None, database: Optio
     size is an error to see (as a newer one that fails its checksum is), not a reason to go back a day."""
     if backup:
         return resolve(backup_dir, backup)
-    chosen = latest_good(backup_dir, database)
-    now = utc_now()
-    for entry in list_full(backup_dir, database)[0]:
-        if entry is chosen or (chosen is not None and sort_key(entry) <= sort_key(chosen)):
-            break
-        if entry.meta.get("status") == "ok" and entry.finished is not None and not entry.is_future(now):
-            raise VerificationFailed(
-                "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)"
-                % (database, entry.backup_id, entry.data_path),
-                "Restore an older backup by name (%s), and take a new backup"
-                % (chosen.backup_id if chosen else "none is left"),
-            )
+    chosen, damaged = newest_good(list_full(backup_dir, database)[0], utc_now())
+    if damaged is not None:
+        raise VerificationFailed(
+            "the newest backup of %r, %s, is damaged (file missing or size mismatch: %s)"
+            % (database, damaged.backup_id, damaged.data_path),
+            "Restore an older backup by name (%s), and take a new backup"
+            % (chosen.backup_id if chosen else "none is left"),
+        )
     if chosen is None:
         raise ConfigError(
             "no good backup of database %r in %s" % (database, full_dir(backup_dir)),

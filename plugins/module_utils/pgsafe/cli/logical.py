@@ -6,22 +6,23 @@ import json
 import sys
 
 from ..catalog import entries as catalog
-from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError, VerificationFailed
+from ..catalog.verify import check
+from ..catalog.verify_state import VerifyState
+from ..core.errors import EXIT_OK, EXIT_VERIFY, PgsafeError
 from ..core.logfile import StepLog
 from ..logical.dump import FullBackupRequest, run_full_backup
 from ..logical.restore import RestoreRequest, run_restore
 from . import flags
-from .offsite import from_offsite, open_repo, push_now
+from .offsite import from_offsite, open_backups, open_repo, push_now
 from .util import UsageError, err, out, progress_settings
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Optional, Sequence, Union
+    from typing import Any, Optional
 
     from ..catalog.entries import Entry
     from ..core.conn import ConnInfo
-    from ..offsite.fetch import OffsiteEntry
     from .util import Args
 
 
@@ -116,14 +117,7 @@ def cmd_backup(args: Args, conninfo: ConnInfo) -> int:
 
 
 def cmd_list(args: Args, conninfo: ConnInfo) -> int:
-    entries: Sequence[Union[Entry, OffsiteEntry]]
-    if from_offsite(args):
-        from ..offsite.fetch import list_entries
-
-        entries, problems = list_entries(open_repo(args, "list --from offsite"), "full")
-    else:
-        catalog.require_catalog(args.backup_dir)
-        entries, problems = catalog.list_full(args.backup_dir)
+    entries, problems = open_backups(args, "list --from offsite").list_backups("full")
     if args.json:
         out(
             json.dumps(
@@ -162,27 +156,30 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
 
 
 def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
+    backups = open_backups(args, "verify --from offsite")
+    # Base backups too: a damaged archive of any kind (a tablespace's included) is found by reading it back.
+    full, problems = backups.list_backups("full")
+    base, base_problems = backups.list_backups("base")
+    entries: list[Any] = full + base
+    problems += base_problems
+    state = None
     if from_offsite(args):
-        return _verify_offsite(args)
-    backup_dir = args.backup_dir
-    catalog.require_catalog(backup_dir)
-    from ..physical.basebackup import list_base
+        # Health keeps no off-site verify state. A name the bucket does not hold is an error, as on disk:
+        # "0 verified" would read as a pass.
+        if args.backups:
+            from ..offsite.fetch import named
 
-    # Base backups too: a damaged archive of any kind (a tablespace's included) is found by re-hashing.
-    base_entries, base_problems = list_base(backup_dir)
-    if args.backups:
-        entries: list[Entry] = [_resolve_any(backup_dir, ref, base_entries) for ref in args.backups]
-        problems: list[catalog.Problem] = []
+            entries = [named(entries, ref, backups.describe()) for ref in args.backups]
     else:
-        entries, problems = catalog.list_full(backup_dir)
-        entries, problems = entries + base_entries, problems + base_problems
-    from ..catalog.verify import verify_entries
-
-    results, state = verify_entries(backup_dir, entries)
-    try:
-        state.save()
-    except (PgsafeError, OSError) as exc:
-        err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
+        if args.backups:
+            entries, problems = [_resolve_any(args.backup_dir, ref, base) for ref in args.backups], []
+        state = VerifyState(args.backup_dir)
+    results = check(backups, entries, state)
+    if state is not None:
+        try:
+            state.save()
+        except (PgsafeError, OSError) as exc:
+            err("pgsafe: warning: the failures could not be recorded for health: %s" % exc)
     for p in problems:
         results.append({"backup_id": None, "path": p.path, "verified": False, "error": p.reason})
     return _report_verify(args, results)
@@ -211,33 +208,6 @@ def _report_verify(args: Args, results: list[dict[str, Any]]) -> int:
             )
         out("%d verified, %d failed" % (len(results) - len(failed), len(failed)))
     return EXIT_VERIFY if failed else EXIT_OK
-
-
-def _verify_offsite(args: Args) -> int:
-    """Download and hash every object of every off-site backup (or the named ones)."""
-    from ..offsite.fetch import list_entries, verify_entry
-
-    repo = open_repo(args, "verify --from offsite")
-    results: list[dict[str, Any]] = []
-    for folder in ("full", "base"):
-        entries, problems = list_entries(repo, folder)
-        for e in entries:
-            if args.backups and e.backup_id not in args.backups:
-                continue
-            try:
-                verify_entry(repo, e)
-                results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": True})
-            except VerificationFailed as exc:
-                results.append(
-                    {
-                        "backup_id": e.backup_id,
-                        "path": repo.location.url(e.meta_name),
-                        "verified": False,
-                        "error": str(exc),
-                    }
-                )
-        results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
-    return _report_verify(args, results)
 
 
 def _ask_on_terminal(target: str, entry: Entry) -> bool:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..core.conn import ConnInfo
     from ..core.logfile import LevelLog
     from ..offsite.repository import OffsiteRepository
+    from ..storage.repository import BackupRepository
     from .util import Args
 
 S3_OPTIONS = ("s3_endpoint_url", "s3_region", "s3_ca_bundle", "s3_addressing_style")
@@ -93,6 +94,18 @@ def push_repo(args: Args, log: Optional[LevelLog] = None) -> OffsiteRepository:
 
 def from_offsite(args: Args) -> bool:
     return getattr(args, "source", "local") == "offsite"
+
+
+def open_backups(args: Args, what: str) -> BackupRepository:
+    """The repository --from names: the off-site bucket, or the local directory (which must be readable)."""
+    if from_offsite(args):
+        from ..offsite.backups import OffsiteBackups
+
+        return OffsiteBackups(open_repo(args, what))
+    from ..catalog.entries import require_catalog
+    from ..catalog.local import LocalBackups
+
+    return LocalBackups(require_catalog(args.backup_dir))
 
 
 def push_now(args: Args, log: LevelLog) -> Optional[dict[str, Any]]:

@@ -82,7 +82,7 @@ def empty_metrics() -> dict[str, Any]:
 
 
 def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], states: list[StateFile]) -> list[Result]:
-    from ..offsite.fetch import list_entries
+    from ..offsite.backups import OffsiteBackups
 
     m = metrics["offsite"] = empty_metrics()
     offsite = req.offsite
@@ -90,7 +90,7 @@ def offsite_checks(req: HealthRequest, now: datetime, metrics: dict[str, Any], s
         raise AssertionError("offsite_checks needs an OffsiteTarget: run_health calls it only when there is one")
     try:
         repo = offsite.open()
-        listed = {folder: list_entries(repo, folder) for folder in FOLDERS}
+        listed = {folder: OffsiteBackups(repo).list_backups(folder) for folder in FOLDERS}
         wal_names = repo.names("wal")
         hidden = {folder: repo.hidden(folder) for folder in FOLDERS + (catalog.GLOBALS_DIR, "wal")}
     except Exception as exc:  # an unreachable repository is a failed check, never a skipped one

@@ -168,24 +168,28 @@ def find(
     """The named backup, or the newest good one of database; a damaged newer one is not skipped quietly."""
     entries, _problems = list_entries(repo, folder, None if backup else database)
     if backup:
-        for entry in entries:
-            if backup in (entry.backup_id, entry.meta.get("backup_file")):
-                return entry
-        raise ConfigError(
-            "no backup named %r in the off-site repository %s" % (backup, repo.describe()),
-            "List it with 'pgsafe list --from offsite'",
+        return named(entries, backup, repo.describe())
+    chosen, damaged = catalog.newest_good(entries, utc_now())
+    if damaged is not None:
+        raise VerificationFailed(
+            "the newest off-site backup of %r, %s, is incomplete (an object is missing "
+            "or of the wrong size)" % (database, damaged.backup_id),
+            "Restore an older one by name, and push again from the host if it still exists",
         )
-    now = utc_now()
-    for entry in entries:
-        if entry.is_good(now):
-            return entry
-        if entry.meta.get("status") == "ok" and entry.finished and entry.finished <= now:
-            raise VerificationFailed(
-                "the newest off-site backup of %r, %s, is incomplete (an object is missing "
-                "or of the wrong size)" % (database, entry.backup_id),
-                "Restore an older one by name, and push again from the host if it still exists",
-            )
+    if chosen is not None:
+        return chosen
     raise ConfigError("no good off-site backup of %r in %s" % (database, repo.describe()))
+
+
+def named(entries: Iterable[OffsiteEntry], backup: str, where: str) -> OffsiteEntry:
+    """The entry backup names (its id or its file name); a name the bucket does not hold is an error."""
+    for entry in entries:
+        if backup in (entry.backup_id, entry.meta.get("backup_file")):
+            return entry
+    raise ConfigError(
+        "no backup named %r in the off-site repository %s" % (backup, where),
+        "List it with 'pgsafe list --from offsite'",
+    )
 
 
 def verify_entry(repo: OffsiteRepository, entry: OffsiteEntry) -> bool:

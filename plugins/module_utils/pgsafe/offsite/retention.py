@@ -1,4 +1,4 @@
-"""Off-site retention: the disk's rules (catalog.retention.choose) on the bucket's catalog, with settings
+"""Off-site retention: the disk's planner (catalog.retention.plan_groups) on the bucket's catalog, with settings
 of its own, run where the delete credentials are.
 
 Per database (logical backups) and per cluster label (base backups), ordered by each backup's own end
@@ -32,12 +32,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ..catalog.retention import choose
+from ..catalog.retention import plan_groups
 from ..core.errors import ConfigError, ConnectionFailed
 from ..core.naming import iso, utc_now
 from ..physical import chain as chains
 from ..physical import walcleanup
 from ..storage.s3errors import client_error_code
+from .backups import OffsiteBackups
 from .fetch import list_entries, wal_objects
 from .repository import META_SUFFIX
 
@@ -86,14 +87,6 @@ def check_settings(retention_days: Any, base_retention_days: Any, min_backups: A
         raise ConfigError("offsite_retention_days is required")
 
 
-def _by_database(entries: Iterable[OffsiteEntry]) -> dict[Optional[str], list[Any]]:
-    """OffsiteEntry lists, as Any for catalog.retention.choose (see plan())."""
-    groups: dict[Optional[str], list[Any]] = {}
-    for entry in entries:
-        groups.setdefault(entry.database, []).append(entry)
-    return groups
-
-
 def plan(
     repo: OffsiteRepository,
     retention_days: int,
@@ -107,18 +100,13 @@ def plan(
     days = {"full": retention_days, "base": retention_days if base_retention_days is None else base_retention_days}
     out = OffsitePlan()
     for folder in FOLDERS:
-        entries, problems = list_entries(repo, folder)
+        entries, problems = OffsiteBackups(repo).list_backups(folder)
         out.problems[folder] = problems
-        for _database, mine in sorted(_by_database(entries).items(), key=lambda item: str(item[0])):
-            # choose() reads only what an OffsiteEntry shares with a local Entry (finished, is_good, is_future)
-            # but is typed for local entries: its Plan cannot be generic without typing at run time.
-            chosen: Any = choose(mine, now, days[folder], min_backups)
-            keep, remove = chosen.keep, chosen.remove
-            if folder == "base":  # a kept incremental keeps every backup it builds on (physical/chain.py)
-                keep, remove, _rescued = chains.keep_chains(keep, remove)
-            out.keep[folder] += keep
-            out.remove[folder] += remove
-            out.protected[folder] += chosen.protected
+        # The planner the host's own retention runs; a kept incremental keeps every backup it builds on.
+        chosen = plan_groups(entries, now, days[folder], min_backups, chains.keep_chains if folder == "base" else None)
+        out.keep[folder] = chosen.keep
+        out.remove[folder] = chosen.remove
+        out.protected[folder] = chosen.protected
     if out.problems["base"]:
         # An unreadable base backup's start segment is unknown: its WAL may be all that makes it usable.
         out.wal_note = "WAL left alone: %d base backup metadata object(s) cannot be read" % len(out.problems["base"])

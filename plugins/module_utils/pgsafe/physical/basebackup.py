@@ -322,11 +322,10 @@ def retention_plan(
     log: Callable[[str], None] = lambda msg: None,
 ) -> retention.Plan:
     """Retention by age, then every backup a kept incremental depends on is kept too."""
-    plan = retention.choose(entries, now, retention_days, min_backups)
-    keep, remove, rescued = chains.keep_chains(plan.keep, plan.remove)
-    for entry in rescued:
+    plan = retention.plan_groups(entries, now, retention_days, min_backups, chains.keep_chains)
+    for entry in plan.rescued:
         log("retention: kept %s, a kept incremental backup depends on it" % entry.backup_id)
-    return retention.Plan(keep, remove, plan.protected)
+    return plan
 
 
 def _take(
