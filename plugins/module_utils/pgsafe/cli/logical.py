@@ -217,26 +217,25 @@ def _verify_offsite(args: Args) -> int:
     """Download and hash every object of every off-site backup (or the named ones)."""
     from ..offsite.fetch import list_entries, verify_entry
 
-    repo = open_repo(args, "verify --from offsite")
-    results: list[dict[str, Any]] = []
-    for folder in ("full", "base"):
-        entries, problems = list_entries(repo, folder)
-        for e in entries:
-            if args.backups and e.backup_id not in args.backups:
-                continue
-            try:
-                verify_entry(repo, e)
-                results.append({"backup_id": e.backup_id, "path": repo.location.url(e.meta_name), "verified": True})
-            except VerificationFailed as exc:
-                results.append(
-                    {
-                        "backup_id": e.backup_id,
-                        "path": repo.location.url(e.meta_name),
-                        "verified": False,
-                        "error": str(exc),
-                    }
-                )
-        results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
+    # A read-back downloads every byte: it reports progress like a download (stderr and the log file).
+    log = StepLog(args.backup_dir, "verify_offsite", echo=not args.quiet)
+    try:
+        repo = open_repo(args, "verify --from offsite", log)
+        results: list[dict[str, Any]] = []
+        for folder in ("full", "base"):
+            entries, problems = list_entries(repo, folder)
+            for e in entries:
+                if args.backups and e.backup_id not in args.backups:
+                    continue
+                url = repo.location.url(e.meta_name)
+                try:
+                    verify_entry(repo, e)
+                    results.append({"backup_id": e.backup_id, "path": url, "verified": True})
+                except VerificationFailed as exc:
+                    results.append({"backup_id": e.backup_id, "path": url, "verified": False, "error": str(exc)})
+            results += [{"backup_id": None, "path": p.path, "verified": False, "error": p.reason} for p in problems]
+    finally:
+        log.close()
     return _report_verify(args, results)
 
 
