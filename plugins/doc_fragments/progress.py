@@ -13,7 +13,7 @@ options:
   progress_interval:
     description:
       - Seconds between progress lines of the long steps (dump, base backup, checksum, decompression,
-        load, row counts) in the module's RV(log) result; each says the bytes done, the rate and, where the total
+        load, row counts, uploads and downloads of the off-site copy) in the module's RV(log) result; each says the bytes done, the rate and, where the total
         is known or can be estimated, the time left. V(0) adds none.
     type: float
     default: 10.0

@@ -43,6 +43,7 @@ options:
 extends_documentation_fragment:
   - pgsafe.backup.offsite
   - pgsafe.backup.offsite_lock
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -123,7 +124,7 @@ failed:
   elements: dict
   sample: [{"backup_id": "shop_full_20261120_020000", "error": "could not reach https://s3.example.net", "exit_code": 3}]
 log:
-  description: The steps the engine took.
+  description: The steps the engine took, with a progress line of each upload every O(progress_interval) seconds.
   returned: always
   type: list
   elements: str
@@ -151,6 +152,7 @@ def main():
         argument_spec=module_spec(
             "backup_dir",
             "archive_dir",
+            "progress_interval",
             *OFFSITE_OPTIONS,
             *OFFSITE_LOCK_OPTIONS,
             backup_dir=REQUIRED,
@@ -162,7 +164,7 @@ def main():
     log = LogCollector()
     try:
         archive_dir = existing_archive_dir(p["backup_dir"], p["archive_dir"])
-        repo = offsite_repository(p, for_push=True)
+        repo = offsite_repository(p, for_push=True, log=log)
         if module.check_mode:
             report = pending(p["backup_dir"], repo, archive_dir)
         else:

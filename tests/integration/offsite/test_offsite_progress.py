@@ -130,3 +130,53 @@ def test_modules_put_the_transfer_lines_in_their_log(pg, s3_bucket, blob_db, ans
         assert pg.sql(digest, dbname=target) == pg.sql(digest, dbname=blob_db)
     finally:
         drop_database(pg, target)
+
+
+def test_offsite_read_back_reports_progress_like_a_download(pg, s3_bucket, blob_db):
+    """Done: a backup of 24 MB of random bytes pushed with --offsite (no progress lines), then
+    verify --from offsite and health --offsite (its read-back of one backup per run), each with
+    --progress-interval 0.01. Seen: 'verify full/<file>' lines with bytes received of the object's
+    size, a rate and time left, in the verify's log and in health's log."""
+    backup_dir = make_scratch_dir("pgsafe-offsite-progress-verify-")
+    try:
+        env = s3_env(s3_bucket)
+        proc = run_cli(pg, backup_dir, "--progress-interval", "0", "backup", blob_db, "--json", env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        name = "full/%s" % os.path.basename(json.loads(proc.stdout)["backup_file"])
+
+        proc = run_cli(pg, backup_dir, "--progress-interval", "0.01", "verify", "--from", "offsite", env_extra=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lines = transfer_lines(logged(backup_dir, "verify_offsite"), "verify", name)
+        assert any(re.search(r" left, ", line) for line in lines), logged(backup_dir, "verify_offsite")
+
+        proc = run_cli(pg, backup_dir, "--progress-interval", "0.01", "health", "--json", env_extra=env)
+        checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+        assert checks["offsite_verify"]["status"] == "ok", checks["offsite_verify"]
+        assert transfer_lines(logged(backup_dir, "monitor_backups"), "verify", name), logged(
+            backup_dir, "monitor_backups"
+        )
+    finally:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def test_offsite_push_module_takes_progress_interval(pg, s3_bucket, blob_db, ansible_module, backup_dir):
+    """Done: a local backup of 24 MB of random bytes, then pg_offsite_push with progress_interval 0.02.
+    Seen: 'upload full/<file>' lines with bytes read of the file's size in the task's log result."""
+    proc = run_cli(pg, backup_dir, "backup", blob_db, "--json")
+    assert proc.returncode == 0, proc.stderr
+    name = "full/%s" % os.path.basename(json.loads(proc.stdout)["backup_file"])
+    creds = s3_bucket.gateway.profile("default")
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_offsite_push",
+        dict(
+            backup_dir=backup_dir,
+            offsite_url="s3://%s/push-progress" % s3_bucket.name,
+            s3_endpoint_url=s3_bucket.gateway.endpoint,
+            s3_region="us-east-1",
+            s3_access_key=creds["access_key"],
+            s3_secret_key=creds["secret_key"],
+            progress_interval=0.02,
+        ),
+    )
+    assert rc == 0, out
+    assert [line for line in res["log"] if re.match(r"upload %s: \S+ read of " % re.escape(name), line)], res["log"]

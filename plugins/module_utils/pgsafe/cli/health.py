@@ -101,17 +101,17 @@ def _health(args: Args, conninfo: ConnInfo) -> int:
     # Read before anything runs: a broken header file is a configuration error, said at once.
     headers = read_header_file(args.alert_header_file) if args.alert_header_file else None
     archive = resolve_archive_dir(args.backup_dir, args.archive_dir, os.environ)
-    req = HealthRequest(
-        args.backup_dir,
-        archive,
-        args.databases,
-        conninfo if args.check_archiver else None,
-        thresholds,
-        offsite=_offsite_target(args),
-    )
-    alert = AlertTarget(args.alert_endpoint, headers, args.realert_hours) if args.alert_endpoint else None
     log = _SafeLog(args.backup_dir)
     try:
+        req = HealthRequest(
+            args.backup_dir,
+            archive,
+            args.databases,
+            conninfo if args.check_archiver else None,
+            thresholds,
+            offsite=_offsite_target(args, log),
+        )
+        alert = AlertTarget(args.alert_endpoint, headers, args.realert_hours) if args.alert_endpoint else None
         report = run_monitoring(req, alert, args.metrics_file, args.metrics_json, log=log)
         for check in report["checks"]:
             log(
@@ -140,18 +140,26 @@ def _health(args: Args, conninfo: ConnInfo) -> int:
     return EXIT_BY_STATUS[report["status"]]
 
 
-def _offsite_target(args: Args) -> Optional[OffsiteTarget]:
-    """The off-site repository to check, or None; bad settings are a configuration error, said at once."""
+def _offsite_target(args: Args, log: _SafeLog) -> Optional[OffsiteTarget]:
+    """The off-site repository to check, or None; bad settings are a configuration error, said at once.
+    Its read-back's progress lines go to the log file alone: health's own output is the report."""
     if not getattr(args, "offsite_url", None):
         return None
     import socket
 
+    from ..core.progress import Settings
     from ..monitoring.offsite_health import OffsiteTarget
     from ..offsite.repository import settings_from
     from ..storage.s3config import parse_url
 
     parse_url(args.offsite_url, socket.gethostname())
-    return OffsiteTarget(args.offsite_url, settings_from(vars(args)), retired_recipients=args.retired_recipients)
+    return OffsiteTarget(
+        args.offsite_url,
+        settings_from(vars(args)),
+        retired_recipients=args.retired_recipients,
+        progress=Settings(args.progress_interval),
+        log=log,
+    )
 
 
 def _one_line(text: object) -> str:

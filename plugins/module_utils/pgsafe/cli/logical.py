@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from ..catalog.entries import Entry
     from ..core.conn import ConnInfo
+    from ..storage.repository import BackupRepository
     from .util import Args
 
 
@@ -156,7 +157,17 @@ def cmd_list(args: Args, conninfo: ConnInfo) -> int:
 
 
 def cmd_verify(args: Args, conninfo: ConnInfo) -> int:
-    backups = open_backups(args, "verify --from offsite")
+    if from_offsite(args):
+        # A read-back downloads every byte: it reports progress like a download (stderr and the log file).
+        log = StepLog(args.backup_dir, "verify_offsite", echo=not args.quiet)
+        try:
+            return _verify(args, open_backups(args, "verify --from offsite", log))
+        finally:
+            log.close()
+    return _verify(args, open_backups(args, "verify"))
+
+
+def _verify(args: Args, backups: BackupRepository) -> int:
     # Base backups too: a damaged archive of any kind (a tablespace's included) is found by reading it back.
     full, problems = backups.list_backups("full")
     base, base_problems = backups.list_backups("base")

@@ -96,12 +96,13 @@ def from_offsite(args: Args) -> bool:
     return getattr(args, "source", "local") == "offsite"
 
 
-def open_backups(args: Args, what: str) -> BackupRepository:
-    """The repository --from names: the off-site bucket, or the local directory (which must be readable)."""
+def open_backups(args: Args, what: str, log: Optional[LevelLog] = None) -> BackupRepository:
+    """The repository --from names: the off-site bucket (downloads report progress to log, if given), or
+    the local directory (which must be readable)."""
     if from_offsite(args):
         from ..offsite.backups import OffsiteBackups
 
-        return OffsiteBackups(open_repo(args, what))
+        return OffsiteBackups(open_repo(args, what, log))
     from ..catalog.entries import require_catalog
     from ..catalog.local import LocalBackups
 

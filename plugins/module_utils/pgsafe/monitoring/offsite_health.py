@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from ..catalog.entries import Entry, Problem
+    from ..core.progress import Settings
     from ..core.statefile import StateFile
     from ..offsite.fetch import OffsiteEntry
     from ..offsite.repository import OffsiteRepository
@@ -48,21 +49,29 @@ class OffsiteTarget:
         settings: Optional[S3Settings] = None,
         opener: Optional[Callable[[], OffsiteRepository]] = None,
         retired_recipients: Iterable[str] = (),
+        progress: Optional[Settings] = None,
+        log: Optional[Callable[[str], None]] = None,
     ) -> None:
         from ..core.age import check_recipients
 
         self.url = url
         self.settings = settings
         self._opener = opener
+        # The read-back of one backup per run downloads it whole: progress lines, as a download has.
+        self.progress, self.log = progress, log
         # Keys being retired: backups encrypted to these alone are a warning (offsite_retired_keys).
         self.retired_recipients = check_recipients(retired_recipients)
 
     def open(self) -> OffsiteRepository:
         if self._opener is not None:
-            return self._opener()
-        from ..offsite.repository import OffsiteRepository
+            repo = self._opener()
+        else:
+            from ..offsite.repository import OffsiteRepository
 
-        return OffsiteRepository.open(self.url, self.settings)
+            repo = OffsiteRepository.open(self.url, self.settings)
+        if self.log is not None:
+            repo.with_progress(self.progress, self.log)
+        return repo
 
 
 def empty_metrics() -> dict[str, Any]:

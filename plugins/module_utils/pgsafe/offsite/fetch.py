@@ -198,8 +198,9 @@ def verify_entry(repo: OffsiteRepository, entry: OffsiteEntry) -> bool:
         raise VerificationFailed("%s has no list of objects in its off-site metadata" % entry.meta_name)
     for name, info in sorted(entry.objects.items()):
 
-        def attempt(version: Optional[str], sha: Optional[str], _rec: Any, name: str = name) -> None:
-            repo.verify(name, sha, version)
+        def attempt(version: Optional[str], sha: Optional[str], rec: Any, name: str = name) -> None:
+            size = rec.get("size") if isinstance(rec, dict) else None
+            repo.verify(name, sha, version, size if isinstance(size, int) else None)
 
         fallback = read_intact(repo, name, info["sha256"], info, attempt)
         if fallback is not None:

@@ -206,9 +206,17 @@ class OffsiteRepository:
                 "The off-site copy is damaged; restore another backup",
             ) from exc
 
-    def verify(self, name: str, sha256: Optional[str], version_id: Optional[str] = None) -> str:
+    def verify(
+        self, name: str, sha256: Optional[str], version_id: Optional[str] = None, size: Optional[int] = None
+    ) -> str:
+        """Read the object back and check its SHA-256, reporting progress as a download does (a read-back
+        of a base backup lasts as long as its download). size: the recorded size, for the time left."""
+        from ..core.progress import Count
+
+        received = Count()
         try:
-            return self.store.verify(self.location.bucket, self.key(name), sha256, version_id)
+            with self.meter("verify", name, received, size, "received"):
+                return self.store.verify(self.location.bucket, self.key(name), sha256, version_id, received.add)
         except ObjectMissing as exc:
             raise VerificationFailed("%s is missing from the off-site repository %s" % (name, self.describe())) from exc
 

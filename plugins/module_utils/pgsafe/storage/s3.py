@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections import deque
     from concurrent.futures import Future
     from datetime import datetime
-    from typing import IO, Any, Iterable, Iterator, Mapping, NoReturn, Optional
+    from typing import IO, Any, Callable, Iterable, Iterator, Mapping, NoReturn, Optional
 
     # {"PartNumber": n, "ETag": etag} of an uploaded part, as CompleteMultipartUpload takes it.
     Part = dict[str, Any]
@@ -518,11 +518,21 @@ class ObjectStore:
                     "s3://%s/%s is damaged: SHA-256 %s, expected %s" % (bucket, key, reader.sha256, expected)
                 )
 
-    def verify(self, bucket: str, key: str, sha256: Optional[str] = None, version_id: Optional[str] = None) -> str:
-        """Read the whole object (or one version of it) and check its SHA-256 (see iter_verified)."""
+    def verify(
+        self,
+        bucket: str,
+        key: str,
+        sha256: Optional[str] = None,
+        version_id: Optional[str] = None,
+        counted: Optional[Callable[[int], object]] = None,
+    ) -> str:
+        """Read the whole object (or one version of it) and check its SHA-256 (see iter_verified).
+        counted, when given, is called with each chunk's length (a progress count)."""
         sha = hashlib.sha256()
         for chunk in self.iter_verified(bucket, key, sha256, version_id=version_id):
             sha.update(chunk)
+            if counted is not None:
+                counted(len(chunk))
         return sha.hexdigest()
 
     def download(self, bucket: str, key: str, fileobj: IO[bytes], sha256: Optional[str] = None) -> str:
