@@ -444,9 +444,11 @@ def _count_rows(
 ) -> Counts:
     """{(schema, table): exact row count, or None when the table is missing}; counted, when given,
     learns the bytes of the tables to scan and of each table once scanned."""
-    from concurrent.futures import ThreadPoolExecutor
+    import functools
 
     from psycopg2 import sql
+
+    from ..core.parallel import run_all
 
     conn = connect(conninfo, dbname)
     try:
@@ -482,9 +484,9 @@ def _count_rows(
         return found
 
     counts: Counts = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for found in pool.map(count, [ordered[i::workers] for i in range(workers)]):
-            counts.update(found)
+    shares = [ordered[i::workers] for i in range(workers)]
+    for found in run_all([functools.partial(count, share) for share in shares], workers):
+        counts.update(found)
     return counts
 
 
