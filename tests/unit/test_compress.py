@@ -80,7 +80,7 @@ def test_framed_zstd_is_pzstd_frames_that_both_decompressors_read(tmp_path, monk
     """framed=True on idle cores writes pzstd's independent frames (a skippable frame first, so a
     parallel reader finds each frame's length), on a busy host one zstd frame; zstd -d and the parallel
     decompressor both give the bytes back."""
-    monkeypatch.setattr(compress.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(compress.cpuload, "busy_cores", lambda threshold: load)
     payload = os.urandom(1 << 16) * 40
     read_fd, pid = pipe_from_child(payload)
     dest = str(tmp_path / "out.zst")

@@ -30,8 +30,8 @@ def frames(path):
 def test_a_backup_is_frames_that_zstd_decompresses_by_hand(pg, cli, sample_db):
     """Done: a backup of a database whose dump is about 30 MB, then the documented recipe by hand:
     `zstd -d -c FILE | pg_restore -d NEW`. Seen: with idle cores before and after the backup, the file
-    starts with pzstd's skippable frame and holds several zstd frames; with a busy host throughout, one
-    zstd frame as before (frames pay only with idle cores); the hand-made restore equals the source."""
+    starts with pzstd's skippable frame and holds several zstd frames; the hand-made restore equals the
+    source."""
     pg.psql(BIG_SQL, sample_db)
     cores = os.cpu_count() or 1
     idle = [os.getloadavg()[0] < cores]
@@ -39,10 +39,11 @@ def test_a_backup_is_frames_that_zstd_decompresses_by_hand(pg, cli, sample_db):
     idle.append(os.getloadavg()[0] < cores)
     with open(made["backup_file"], "rb") as fh:
         head = fh.read(4)
+    # A busy load average alone no longer means one frame (the cores may be idle by then: core/cpuload,
+    # tested in tests/unit); idle throughout must mean frames.
     if all(idle):
         assert head == SKIPPABLE
-    elif not any(idle):
-        assert head == ZSTD_FRAME
+    assert head in (SKIPPABLE, ZSTD_FRAME)
     if head == SKIPPABLE:
         count, skips = frames(made["backup_file"])
         assert count >= 6 and skips == count // 2, (count, skips)

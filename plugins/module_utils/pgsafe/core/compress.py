@@ -21,6 +21,7 @@ import subprocess
 import threading
 import zlib
 
+from . import cpuload
 from .errors import BackupFailed, ConfigError, VerificationFailed
 from .fsutil import open_private
 
@@ -85,7 +86,7 @@ def compressor_argv(
     if (
         compression == "zstd"
         and framed
-        and not pzstd_unworthy(threads, os.getloadavg()[0], bool(shutil.which("pzstd")))
+        and not pzstd_unworthy(threads, cpuload.busy_cores(threads), bool(shutil.which("pzstd")))
     ):
         return [_need("pzstd"), "-q", "-c", "-%d" % level, "-p", str(threads)]
     if compression == "zstd":

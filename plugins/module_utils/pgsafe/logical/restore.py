@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from ..catalog import entries as catalog
-from ..core import compress, progress, tools
+from ..core import compress, cpuload, progress, tools
 from ..core.conn import QuerySample, connect, database_exists
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import human_size
@@ -272,9 +272,9 @@ def _start_copy(
     codec = compress.compression_of_name(entry.data_path)
     with open(entry.data_path, "rb") as fh:
         head = fh.read(len(compress.SKIPPABLE_MAGIC))
-    cores = os.cpu_count() or 1
+    threads = min(plan.jobs, os.cpu_count() or 1)
     argv, plan.decompressor = compress.copy_decompressor(
-        codec, head, min(plan.jobs, cores), os.getloadavg()[0], shutil.which("pzstd") is not None
+        codec, head, threads, cpuload.busy_cores(threads), shutil.which("pzstd") is not None
     )
     if argv is None:
         return None
