@@ -88,7 +88,8 @@ def test_compressor_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db):
 
 def test_pg_basebackup_killed_mid_stream(pg, cli, backup_dir, sample_db, big_db):
     """Done: SIGKILL to pg_basebackup (the parent; its WAL-streaming child lives on) during a base backup
-    with server-side zstd level 19. Seen: exit 4 naming pg_basebackup, within seconds (before the engine
+    with server-side zstd level 19 (once the run has failed, the test ends the walsender still sending
+    it). Seen: exit 4 naming pg_basebackup, within seconds (before the engine
     fix it hung as long as the orphaned WAL streamer ran); no pg_basebackup process left; base/ holds no
     backup and no temporary directory; the logical backup taken before verifies and restores."""
     expected = table_contents(pg, sample_db)
