@@ -1,11 +1,14 @@
 """A backup directory on a disk that fills up mid-backup: the run fails clearly, nothing half-written
 looks like a backup, and what was there before still verifies and restores."""
 
+import errno
 import os
 
 import pytest
 from faultkit import backup_ok, incompressible_database, small_filesystem, visible
 from pgtest import restore_into_new, run_cli, table_contents
+
+from pgsafe.core.lock import BackupLock
 
 pytestmark = pytest.mark.faults
 
@@ -58,3 +61,21 @@ def test_base_backup_fills_the_disk(pg, sample_db, big_db, verify):
             [os.path.basename(good["backup_file"]), os.path.basename(good["metadata_file"])]
         )
         restore_equals(pg, backup_dir, good["backup_id"], expected)
+
+
+def test_a_lock_taken_on_a_full_disk_is_not_left_held():
+    """Done: a lock taken in a catalog on an 8 MB tmpfs filled to the last byte (its file is created, but
+    writing the pid into it fails), then taken again in the same process with no wait. Seen: both fail at once with
+    'No space left', never 'another pgsafe run holds the lock': the first attempt let go of the lock.
+    (Before the fix a health run on a full disk waited 30 s for its own leaked state lock.)"""
+    with small_filesystem(8) as backup_dir:
+        with open(os.path.join(backup_dir, "filler"), "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        for _attempt in range(2):
+            with pytest.raises(OSError) as caught:
+                BackupLock(backup_dir, "state", timeout=0).acquire()
+            assert caught.value.errno == errno.ENOSPC, caught.value

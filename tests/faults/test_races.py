@@ -59,11 +59,14 @@ def test_base_backup_of_one_cluster_leaves_another_clusters_running_backup_alone
     the first one's files are all there."""
     first, second = new_pg(), new_pg()
     first.create_database("big")
-    fill_incompressible(first, "big", 40)
+    # 6 MB at zstd 19 keeps the slow run writing for over 10 s on 2 cores (20 s when busy), several times
+    # what the quick run takes (40 MB cost a minute for the same race); the race is checked below.
+    fill_incompressible(first, "big", 6)
     slow = start_cli(first, backup_dir, "base-backup", *BASE_SLOW)
     wait_for_temp(os.path.join(backup_dir, "base"), slow)
     quick = run_cli(second, backup_dir, "base-backup", "--retention-days", "0")
     assert quick.returncode == 0, quick.stderr
+    assert slow.poll() is None, "the slow base backup ended before the quick one's clean-up: no race"
     out, err = slow.communicate(timeout=600)
     assert slow.returncode == 0, err
     base = os.path.join(backup_dir, "base")

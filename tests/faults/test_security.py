@@ -50,8 +50,10 @@ def files_under(path):
             yield os.path.join(root, name)
 
 
+# Level 9 keeps each run going for a second or more (tens of samples of every argv); level 19 on the dump
+# cost 40 s of compressing that watched only zstd.
 @pytest.mark.parametrize(
-    "command", [("backup", "secret_db", "--compression-level", "19"), ("base-backup", "--compression-level", "9")]
+    "command", [("backup", "secret_db", "--compression-level", "9"), ("base-backup", "--compression-level", "9")]
 )
 def test_password_never_in_argv_logs_or_metadata(secured, backup_dir, command):
     """Done: a backup over TCP with SCRAM auth and PGPASSWORD set, while /proc/*/cmdline of every
@@ -69,7 +71,7 @@ def test_password_never_in_argv_logs_or_metadata(secured, backup_dir, command):
         time.sleep(0.02)
     out, err = proc.communicate()
     assert proc.returncode == 0, err
-    assert samples > 3, "the backup ended before argv could be watched"
+    assert samples > 10, "the backup ended before argv could be watched"
     assert PASSWORD.encode() not in out + err
     checked = {".log": 0, ".json": 0}
     for path in files_under(backup_dir):

@@ -49,8 +49,15 @@ class BackupLock:
                         "Wait for it to finish or raise lock_timeout",
                     )
                 time.sleep(self.poll)
-        os.ftruncate(fd, 0)
-        os.write(fd, ("%d\n" % os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, ("%d\n" % os.getpid()).encode())
+        except OSError:
+            # A full disk: the error goes to the caller, the lock must not stay held by an fd
+            # nobody owns (the same run's next lock on this name would wait for itself).
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise
         self.fd = fd
         return self
 
