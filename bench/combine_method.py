@@ -42,6 +42,10 @@ def main(scale, chain_len, repeat):
     sh(os.path.join(pg_bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres")
     with open(os.path.join(data, "postgresql.conf"), "a") as fh:
         fh.write("summarize_wal = on\nport = 5499\nunix_socket_directories = '%s'\nlisten_addresses = ''\n" % WORK)
+        fh.write(
+            "archive_mode = on\narchive_command = '%s archive-wal --archive-dir %s %%p %%f'\n"
+            % (os.path.join(SRC, "scripts", "pgsafe"), os.path.join(backups, "wal"))
+        )
     sh(os.path.join(pg_bin, "pg_ctl"), "-D", data, "-w", "-l", os.path.join(WORK, "log"), "start")
     env = dict(os.environ, PGHOST=WORK, PGPORT="5499", PGUSER="postgres", PGDATABASE="postgres", BACKUP_DIR=backups)
     try:
@@ -58,6 +62,9 @@ def main(scale, chain_len, repeat):
             sh(os.path.join(pg_bin, "psql"), "-qc", sql, "-c", "CHECKPOINT", env=env)
             newest = json.loads(sh(*(pgsafe + ["--incremental", "on"]), env=env))
             assert newest["backup_type"] == "incremental", newest
+        full = json.loads(sh(*pgsafe, env=env))  # the same state as the chain's newest, whole
+        sh(os.path.join(pg_bin, "psql"), "-qc", "SELECT pg_switch_wal()", "-c", "CHECKPOINT", env=env)
+        time.sleep(3)  # archive_command's last segment
     finally:
         sh(os.path.join(pg_bin, "pg_ctl"), "-D", data, "-w", "-m", "fast", "stop")
     entries, _problems = basebackup.list_base(backups)
@@ -106,6 +113,8 @@ def main(scale, chain_len, repeat):
 
     tool = os.path.join(pg_bin, "pg_combinebackup")
     methods = ["copy", "copy_file_range"] + (["link"] if major >= 18 else [])
+    if not hasattr(chains, "copy_method"):  # an engine from before the copy methods: restores only
+        methods = []
     times = {m: [] for m in methods}
     for r in range(repeat):
         for method in methods:
@@ -120,8 +129,27 @@ def main(scale, chain_len, repeat):
                 out["verify_after_%s_s" % method] = round(time.monotonic() - t, 3)
             shutil.rmtree(target)
     out["combine_s"] = {m: [round(x, 3) for x in v] for m, v in times.items()}
-    out["combine_median_s"] = {m: round(statistics.median(v), 3) for m, v in times.items()}
-    out["chosen"] = chains.copy_method(tool, dirs, [os.path.join(WORK, "combined")])
+    if methods:
+        out["combine_median_s"] = {m: round(statistics.median(v), 3) for m, v in times.items()}
+        out["chosen"] = chains.copy_method(tool, dirs, [os.path.join(WORK, "combined")])
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+    # restore-pitr (to the end of the archive) from the chain and from the full, round robin.
+    restores = {"chain": [], "full": []}
+    for _r in range(max(1, repeat // 2)):
+        for which, backup_id in (("chain", newest["backup_id"]), ("full", full["backup_id"])):
+            target = os.path.join(WORK, "restored")
+            argv = [os.path.join(SRC, "scripts", "pgsafe"), "--quiet", "restore-pitr", target, "--port", "5498"]
+            t = time.monotonic()
+            result = json.loads(sh(*(argv + ["--json", "--backup", backup_id]), env=env))
+            restores[which].append(time.monotonic() - t)
+            if which == "chain":
+                out["restore_combine_method"] = result.get("combine_method", "copy (engine before it)")
+            sh(os.path.join(pg_bin, "pg_ctl"), "-D", target, "-w", "-m", "fast", "stop")
+            shutil.rmtree(target)
+    out["restore_pitr_s"] = {k: [round(x, 3) for x in v] for k, v in restores.items()}
+    out["restore_pitr_ratio"] = round(statistics.median(restores["chain"]) / statistics.median(restores["full"]), 2)
     out["loadavg_end"] = os.getloadavg()[0]
     shutil.rmtree(WORK, ignore_errors=True)
     print(json.dumps(out))
