@@ -287,6 +287,14 @@ tablespace_guard:
   returned: physical recovery
   type: bool
   sample: true
+combine_method:
+  description:
+    - How pg_combinebackup wrote the files an incremental chain leaves unchanged - C(link) (hard links
+      from the throwaway extraction, PostgreSQL 18, all on one filesystem), C(copy_file_range) (17+,
+      where the kernel takes it) or C(copy); null when the base backup is a full one.
+  returned: physical recovery, not check mode
+  type: str
+  sample: "link"
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery

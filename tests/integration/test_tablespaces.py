@@ -192,6 +192,8 @@ def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, 
         assert proc.returncode == 0, proc.stderr
         recovered = json.loads(proc.stdout)
         assert recovered["chain"]["length"] == 2
+        # Every member, output and tablespace on one filesystem: 18 hard-links the unchanged files.
+        assert recovered["combine_method"] == ("link" if MAJOR >= 18 else "copy_file_range")
         for ts in recovered["tablespaces"]:
             assert os.readlink(os.path.join(data_dir, "pg_tblspc", str(ts["oid"]))) == ts["restored_to"]
             assert ts["restored_to"] == os.path.join(data_dir + "_tblspc", str(ts["oid"]))
@@ -207,6 +209,45 @@ def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, 
         conn.close()
     finally:
         stop_server(data_dir)
+
+
+@pytest.mark.skipif(MAJOR < 17, reason="incremental base backups need PostgreSQL 17+: run scripts/matrix.sh")
+def test_a_chain_whose_tablespace_goes_to_another_filesystem_is_copied_and_exact(cluster, backed_up):
+    """Done: a chain recovered with one tablespace mapped onto /dev/shm (tmpfs), the rest beside the
+    data directory. Seen: neither hard links nor copy_file_range can cross filesystems, so the combine
+    copies, and the recovered tables and indexes are the source's."""
+    other = "/dev/shm"
+    if not os.path.isdir(other) or os.stat(other).st_dev == os.stat(cluster.scratch).st_dev:
+        pytest.skip("no second filesystem at /dev/shm")
+    change(cluster, 6)
+    proc = run_cli(cluster, cluster.backup_dir, "base-backup", "--json", "--incremental", "on")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["backup_type"] == "incremental"
+    change(cluster, 7)
+    expected = {table: rows(cluster, table) for table in TABLES.values()}
+    switch_and_wait(cluster)
+    data_dir = os.path.join(make_scratch_dir("pgsafe-tblspc-xfs-"), "data")
+    elsewhere = os.path.join(other, "pgsafe-tblspc-%d" % os.getpid(), "fast")
+    proc = pitr(cluster, data_dir, "--tablespace-mapping", "%s=%s" % (cluster.locations["fast"], elsewhere))
+    try:
+        assert proc.returncode == 0, proc.stderr
+        recovered = json.loads(proc.stdout)
+        assert recovered["chain"]["length"] >= 2
+        assert recovered["combine_method"] == "copy"
+        assert elsewhere in [ts["restored_to"] for ts in recovered["tablespaces"]]
+        import psycopg2
+
+        conn = psycopg2.connect(host=data_dir, port=recovered["port"], user="postgres", dbname="postgres")
+        with conn.cursor() as cur:
+            cur.execute("SET enable_seqscan = off")
+            for table in TABLES.values():
+                cur.execute(CONTENTS.format(table=table))
+                assert cur.fetchall() == expected[table], table
+                cur.execute("SELECT bt_index_check('%s_id', true)" % table)
+        conn.close()
+    finally:
+        stop_server(data_dir)
+        shutil.rmtree(os.path.dirname(elsewhere), ignore_errors=True)
 
 
 def test_verify_catches_a_damaged_tablespace_archive(cluster, backed_up):

@@ -191,22 +191,117 @@ def combine(
     pg_combinebackup: str,
     log: Callable[[str], None] = lambda msg: None,
     tablespace_mapping: Optional[Mapping[str, str]] = None,
-) -> None:
+) -> str:
     """pg_combinebackup of plain directories (oldest first) into output (missing or empty); the WAL the
     newest member carries is copied too, so the result starts like a restored full backup.
-    tablespace_mapping: {directory the newest member's pg_tblspc link names: where the combined one goes}."""
-    argv = [pg_combinebackup, "--no-sync", "-o", output]
-    for old, new in sorted((tablespace_mapping or {}).items()):
-        argv.append("--tablespace-mapping=%s=%s" % (old.replace("=", "\\="), new.replace("=", "\\=")))
-    argv += list(members)
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    tablespace_mapping: {directory the newest member's pg_tblspc link names: where the combined one goes}.
+
+    The members must be throwaway extractions, never a kept backup: with 'link' the output shares its
+    unchanged files' inodes with them, so they may be removed afterwards but never written to.  Returns
+    the copy method used: 'link' (pg_combinebackup 18+, everything on one filesystem),
+    'copy_file_range' (17+, where the kernel takes it between these filesystems) or 'copy'."""
+    mapping = sorted((tablespace_mapping or {}).items())
+    outputs = [output] + [new for _old, new in mapping]
+    method = copy_method(pg_combinebackup, list(members) + [old for old, _new in mapping], outputs)
+    proc = _run_combine(pg_combinebackup, members, output, mapping, method)
+    if proc.returncode != 0 and method != "copy" and _refused(proc.stderr, method):
+        # The probe said yes but a file said no (another mount below a directory): copy instead.
+        log("pg_combinebackup --%s refused (%s); combining again with a plain copy" % (method, _last_line(proc.stderr)))
+        for path in outputs:
+            _empty(path)
+        method = "copy"
+        proc = _run_combine(pg_combinebackup, members, output, mapping, method)
     if proc.returncode != 0:
         raise VerificationFailed(
             "pg_combinebackup failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[-2000:],
             "A member of the chain is damaged or missing: take a full base backup",
         )
     _copy_missing_wal(os.path.join(members[-1], "pg_wal"), os.path.join(output, "pg_wal"))
-    log("pg_combinebackup: %d backups combined into %s" % (len(members), output))
+    log("pg_combinebackup: %d backups combined into %s (copy method: %s)" % (len(members), output, method))
+    return method
+
+
+# The flag of each copy method pg_combinebackup has (--link: 18+; --copy-file-range: 17+).
+COPY_FLAGS = {"link": ["--link"], "copy_file_range": ["--copy-file-range"], "copy": []}
+# Its error text when link() or copy_file_range() fails on a file (copy_file.c).
+_REFUSALS = {"link": "error while linking file", "copy_file_range": "error while copying file range"}
+
+
+def _run_combine(
+    pg_combinebackup: str, members: Sequence[str], output: str, mapping: Sequence[tuple[str, str]], method: str
+) -> subprocess.CompletedProcess[bytes]:
+    argv = [pg_combinebackup, "--no-sync", "-o", output] + COPY_FLAGS[method]
+    for old, new in mapping:
+        argv.append("--tablespace-mapping=%s=%s" % (old.replace("=", "\\="), new.replace("=", "\\=")))
+    argv += list(members)
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+
+
+def _refused(stderr: bytes, method: str) -> bool:
+    return _REFUSALS[method] in stderr.decode("utf-8", "replace")
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "no message"
+
+
+def _empty(path: str) -> None:
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        child = os.path.join(path, name)
+        if os.path.isdir(child) and not os.path.islink(child):
+            shutil.rmtree(child)
+        else:
+            os.unlink(child)
+
+
+def copy_method(pg_combinebackup: str, inputs: Sequence[str], outputs: Sequence[str]) -> str:
+    """The cheapest way pg_combinebackup can write outputs from inputs: hard links when it has --link
+    and every directory is on one filesystem (a link cannot cross one), else copy_file_range when it
+    has --copy-file-range and the kernel copies between the inputs' and each output's filesystem
+    (a probe: PostgreSQL 17 stops at the first file it refuses), else a plain copy."""
+    major = tools.major_of(tools.version_of(pg_combinebackup)) or 0
+    if major >= 18 and len({_device(p) for p in list(inputs) + list(outputs)}) == 1:
+        return "link"
+    if major >= 17 and inputs and all(_copy_file_range_works(inputs[0], out) for out in outputs):
+        return "copy_file_range"
+    return "copy"
+
+
+def _existing(path: str) -> str:
+    """path, or its nearest existing ancestor (an output pg_combinebackup will create)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _device(path: str) -> int:
+    return os.stat(_existing(path)).st_dev
+
+
+def _copy_file_range_works(source_dir: str, dest: str) -> bool:
+    """One copy_file_range() of a small probe file from beside source_dir into dest (or the directory
+    that will hold it); both probe files go.  Never inside source_dir: it is a backup's tree."""
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is None:
+        return False
+    src = os.path.join(os.path.dirname(os.path.abspath(source_dir)), ".pgsafe-cfr-probe-%d-src" % os.getpid())
+    dst = os.path.join(_existing(dest), ".pgsafe-cfr-probe-%d-dst" % os.getpid())
+    try:
+        with open(src, "wb") as fh:
+            fh.write(b"pgsafe copy_file_range probe\n")
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            return bool(copy_range(fin.fileno(), fout.fileno(), 64))
+    except OSError:
+        return False
+    finally:
+        for path in (src, dst):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def _copy_missing_wal(source: str, dest: str) -> None:

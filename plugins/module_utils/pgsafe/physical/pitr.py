@@ -438,9 +438,10 @@ def run_pitr(
     created: list[str] = []
     for target in targets:
         created += tblspc.make_dirs(target.path)
+    combine_method: Optional[str] = None  # a chain's: how pg_combinebackup wrote the unchanged files
     try:
         if len(chain) > 1:
-            _combine_verified(chain, req.data_directory, log, targets)
+            combine_method = _combine_verified(chain, req.data_directory, log, targets)
         else:
             _extract_verified(entry, req.data_directory, targets)
         tblspc.link(req.data_directory, targets)
@@ -467,6 +468,7 @@ def run_pitr(
         {
             "base_backup": entry.backup_id,
             "chain": chains.describe(chain),
+            "combine_method": combine_method,
             "data_directory": req.data_directory,
             "port": req.port,
             "moved_aside": moved,
@@ -518,13 +520,15 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 
 def _combine_verified(
     chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target]
-) -> None:
+) -> str:
     """Every member re-hashed against its metadata and extracted beside the target, then combined into
     it by pg_combinebackup; the extracted copies go, whatever happens.
 
     pg_combinebackup finds a member's tablespaces through its pg_tblspc links and writes the combined
     ones where -T maps the newest member's links: so each member's tablespaces are extracted beside it
-    and linked, and its tablespace_map (naming the original directories) removed."""
+    and linked, and its tablespace_map (naming the original directories) removed.  The extractions are
+    the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): they are removed
+    before the server starts and writes to the shared inodes.  Returns the copy method used."""
     import shutil
     import tempfile
 
@@ -549,7 +553,7 @@ def _combine_verified(
         wanted = {t.oid: t.path for t in targets}
         mapping = {old: wanted[int(os.path.basename(old))] for old in mapping}
         try:
-            chains.combine(members, data_directory, pg_combinebackup, log, mapping)
+            return chains.combine(members, data_directory, pg_combinebackup, log, mapping)
         except BaseException:
             _empty_directories(data_directory, targets)
             raise
