@@ -191,6 +191,7 @@ options:
     default: critical
 extends_documentation_fragment:
   - pgsafe.backup.login
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -292,6 +293,14 @@ alerts:
       description: Why the alert state could not be saved (the alerts were sent anyway).
       type: str
       returned: when the state could not be saved
+log:
+  description:
+    - Progress lines of the off-site read-back (one backup downloaded and hashed per run, with O(offsite_url)),
+      one every O(progress_interval) seconds.
+  returned: always
+  type: list
+  elements: str
+  sample: ["verify full/shop_full_20261120_020000.dump.zst: 512.0 MB received of 1.2 GB (41%), 48.2 MB/s, 15 s left, 10 s elapsed"]
 error_kind:
   description: Kind of engine error when the module fails before any check ran.
   returned: on such a failure
@@ -310,12 +319,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     REQUIRED,
+    LogCollector,
     conninfo_from_params,
     fail_from_error,
     module_argument_spec,
 )
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.errors import PgsafeError
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.paths import resolve_archive_dir
+from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.core.progress import Settings
 from ansible_collections.pgsafe.backup.plugins.module_utils.pgsafe.monitoring.health import (
     RANK,
     THRESHOLDS,
@@ -352,17 +363,25 @@ def main():
         "metrics_file",
         "metrics_json",
         "fail_on",
+        "progress_interval",
         backup_dir=REQUIRED,
     )
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=True, required_together=[("s3_access_key", "s3_secret_key")]
     )
     p = module.params
+    log = LogCollector()
     try:
         offsite = None
         if p["offsite_url"]:
             parse_url(p["offsite_url"], socket.gethostname())
-            offsite = OffsiteTarget(p["offsite_url"], settings_from(p), retired_recipients=p["retired_recipients"])
+            offsite = OffsiteTarget(
+                p["offsite_url"],
+                settings_from(p),
+                retired_recipients=p["retired_recipients"],
+                progress=Settings(p["progress_interval"]),
+                log=log,
+            )
         req = HealthRequest(
             p["backup_dir"],
             resolve_archive_dir(p["backup_dir"], p["archive_dir"]),
@@ -376,7 +395,8 @@ def main():
         )
         report = run_monitoring(req, alert, p["metrics_file"], p["metrics_json"], check_mode=module.check_mode)
     except PgsafeError as exc:
-        fail_from_error(module, exc)
+        fail_from_error(module, exc, log=log.lines)
+    report["log"] = log.lines
     changed = report.pop("modified")
     for failure in report.get("alerts", {}).get("failed", []):
         module.warn("alert %s not delivered: %s" % (failure["type"], failure["error"]))

@@ -61,6 +61,7 @@ options:
     default: true
 extends_documentation_fragment:
   - pgsafe.backup.offsite
+  - pgsafe.backup.progress
 attributes:
   check_mode:
     support: full
@@ -193,6 +194,14 @@ count:
   returned: always
   type: int
   sample: 3
+log:
+  description:
+    - With O(source=offsite) and O(verify=true), a progress line of each backup's read-back every
+      O(progress_interval) seconds.
+  returned: always
+  type: list
+  elements: str
+  sample: ["verify full/shop_full_20261120_020000.dump.zst: 512.0 MB received of 1.2 GB (41%), 48.2 MB/s, 15 s left, 10 s elapsed"]
 repository:
   description: The off-site repository listed, C(s3://BUCKET/PREFIX).
   returned: with source=offsite
@@ -205,6 +214,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgsafe.backup.plugins.module_utils.module_support import (
     OFFSITE_OPTIONS,
     REQUIRED,
+    LogCollector,
     fail_from_error,
     offsite_repository,
 )
@@ -226,6 +236,7 @@ def main():
             "backup",
             "latest",
             "source",
+            "progress_interval",
             *OFFSITE_OPTIONS,
             backup_dir=REQUIRED,
         ),
@@ -258,7 +269,12 @@ def main():
         changed = False
         module.warn("verification failures not recorded for backup_health: %s" % exc)
     result = dict(
-        changed=changed, backups=backups, latest=latest, count=len(backups), problems=[x.as_dict() for x in problems]
+        changed=changed,
+        backups=backups,
+        latest=latest,
+        count=len(backups),
+        problems=[x.as_dict() for x in problems],
+        log=[],
     )
     if chosen is not None:
         result["selected"] = backups[0]
@@ -266,8 +282,9 @@ def main():
 
 
 def list_offsite(module, p):
-    """The off-site catalog; verify downloads and hashes every object (written nowhere)."""
-    backups = OffsiteBackups(offsite_repository(p))
+    """The off-site catalog; verify downloads and hashes every object (written nowhere), with progress lines."""
+    log = LogCollector()
+    backups = OffsiteBackups(offsite_repository(p, log=log))
     entries, problems = backups.list_backups("full", p["database"])
     results = check(backups, entries if p["verify"] else [])
     items, latest = described(entries, results, lambda e: offsite.summary(backups.repo, e))
@@ -282,6 +299,7 @@ def list_offsite(module, p):
             count=len(items),
             problems=[x.as_dict() for x in problems],
             repository=backups.describe(),
+            log=log.lines,
         ),
         failed,
     )

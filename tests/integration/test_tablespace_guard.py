@@ -8,6 +8,7 @@ creates a tablespace with a table on the source, archives its segment, and lets 
 
 import json
 import os
+import re
 import shutil
 import stat
 
@@ -162,3 +163,97 @@ def test_wal_archived_while_the_recovery_runs_is_replayed_when_it_creates_no_tab
         conn.close()
     finally:
         recovery.close()
+
+
+SEG = 16 * 1024 * 1024
+_TBLSPC = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), .*lsn: ([0-9A-F]+/[0-9A-F]+),.*desc: CREATE \d+ \"(.*)\"")
+
+
+def _lsn(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def _creations(cluster, first, last):
+    """{location: (lsn, total length)} of the CREATE TABLESPACE records in pg_wal's segments first..last."""
+    proc = cluster.run_as_owner(
+        [os.path.join(pgcluster.PG_BIN, "pg_waldump"), "--rmgr=Tablespace", "--path",
+         os.path.join(cluster.data_dir, "pg_wal"), first, last],
+        check=False,
+    )  # fmt: skip
+    return {m.group(3): (_lsn(m.group(2)), int(m.group(1))) for m in map(_TBLSPC.search, proc.stdout.splitlines()) if m}
+
+
+def _crossing_creation(c):
+    """CREATE TABLESPACE records made until one starts in a segment and ends in the next (WAL padded
+    with logical messages to just before a segment's end); returns (its location, its segment number)."""
+    insert = lambda: _lsn(c.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])  # noqa: E731
+    walfile = lambda: c.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]  # noqa: E731
+    ahead = 200  # bytes from the insert position to the tablespace record (the catalog row first): learnt
+    for attempt in range(12):
+        location = os.path.join(c.scratch, "cross%d" % attempt)
+        c.run_as_owner(["mkdir", "-m", "0700", location])
+        c.sql("SELECT pg_switch_wal()")
+        c.sql("SELECT pg_logical_emit_message(false, 'pad', 'x')")
+        first = walfile()
+        boundary = (insert() // SEG + 1) * SEG
+        # a page header every 8 kB: a long pad lands short of its aim, and a short one then closes in
+        c.sql("SELECT pg_logical_emit_message(false, 'pad', repeat('x', %d))" % ((boundary - insert()) * 8000 // 8192))
+        left = boundary - insert()
+        c.sql(
+            "SELECT pg_logical_emit_message(false, 'pad', repeat('x', %d))"
+            % (left - 24 * (left // 8192 + 1) - 60 - ahead - 30)
+        )
+        before = insert()
+        c.sql("CREATE TABLESPACE cross%d LOCATION '%s'" % (attempt, location))
+        found = _creations(c, first, walfile()).get(location)
+        if found and found[0] < boundary < found[0] + found[1]:
+            return location, boundary // SEG
+        if found:
+            ahead = found[0] - before
+    raise AssertionError("no CREATE TABLESPACE record crossed a segment boundary")
+
+
+def test_a_creation_crossing_into_a_new_timeline_is_read_whole(tmp_path):
+    """Done: on an archiving cluster, a CREATE TABLESPACE record that starts in segment N-1 and ends in
+    N; the cluster stopped there and restarted in archive recovery, so it promotes to timeline 2 inside
+    N (00000002.history archived, N of timeline 1 only as .partial); N of timeline 2 archived; then the
+    guard asked for it as restore-wal does. Seen: the guard reads N-1 of timeline 1 before it and
+    refuses the creation in its live directory (before: N alone was read, the record's start unseen)."""
+    from pgsafe.physical import walguard
+
+    c = archiving_cluster("pgsafe-tblspc-tli-", autovacuum="off")
+    try:
+        c.sql("SELECT pg_logical_emit_message(false, 'pad', 'x')")
+        switch_and_wait(c)
+        location, number = _crossing_creation(c)
+        parent = "00000001%016X" % (number - 1)
+        # archived before the crash: archive recovery removes unarchived segments of the old timeline
+        wait_until(lambda: os.path.exists(os.path.join(c.archive_dir, parent)), what="%s archived" % parent)
+        c.stop("immediate")  # a clean shutdown would finish segment N first (archiving rotates it)
+        with open(os.path.join(c.data_dir, "postgresql.auto.conf"), "a") as fh:
+            fh.write("restore_command = '%s restore-wal --archive-dir %s %%f %%p'\n" % (PGSAFE, c.archive_dir))
+        open(os.path.join(c.data_dir, "recovery.signal"), "w").close()
+        os.chown(os.path.join(c.data_dir, "recovery.signal"), *pgcluster.os_user_ids())
+        c.start()
+        wait_until(lambda: not c.sql("SELECT pg_is_in_recovery()")[0][0], what="promotion")
+        assert c.sql("SELECT timeline_id FROM pg_control_checkpoint()")[0][0] == 2
+        switch_and_wait(c)
+        wait_until(lambda: os.path.exists(os.path.join(c.archive_dir, "00000002.history")), what="history archived")
+        name = "00000002%016X" % number
+        with open(os.path.join(c.archive_dir, "00000002.history")) as fh:
+            assert fh.read().split()[1].startswith("0/%X" % number)  # the new timeline starts in N
+        wait_until(lambda: os.path.exists(os.path.join(c.archive_dir, name)), what="%s archived" % name)
+        meta = {
+            "start_wal": "000000010000000000000001",
+            "start_lsn": "0/1000000",
+            "wal_segment_size": SEG,
+            "server_version_num": c.sql("SHOW server_version_num")[0][0],
+        }
+        guard = walguard.write(str(tmp_path), meta, "b1", {1: list(range(1, number))}, [])
+        with pytest.raises(walguard.ReplayRefused) as refused:
+            walguard.check_segment(guard, c.archive_dir, name)
+        assert location in str(refused.value), refused.value
+    finally:
+        c.destroy()
+        shutil.rmtree(c.scratch, ignore_errors=True)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pgsafe.physical import walguard, walscan
+from pgsafe.physical import walguard, walnames, walscan
 
 
 def test_needed_without_target_lsn_on_the_source_host_only(tmp_path):
@@ -54,6 +54,7 @@ def test_an_unscanned_creation_in_a_live_directory_is_refused_and_kept(tmp_path,
     path = write_guard(tmp_path)
     archive = tmp_path / "wal"
     archive.mkdir()
+    (archive / "000000010000000000000007").write_bytes(b"")
     (archive / "000000010000000000000008").write_bytes(b"")
     records = [
         {"oid": 16390, "location": str(live), "lsn": "0/4000100"},  # judged by the scan before recovery
@@ -89,8 +90,83 @@ def test_a_damaged_segment_stops_recovery_as_a_verification_failure(tmp_path, mo
     path = write_guard(tmp_path)
     archive = tmp_path / "wal"
     archive.mkdir()
+    (archive / "000000010000000000000007").write_bytes(b"")
     (archive / "000000010000000000000008.zst").write_bytes(b"not zstd")
     with pytest.raises(VerificationFailed):
         walguard.check_segment(path, str(archive), "000000010000000000000008")
     kept = walguard.refusal(str(tmp_path))
     assert isinstance(kept, VerificationFailed) and kept.exit_code == 5 and "damaged" in kept.message
+
+
+SEG = 16 * 1024 * 1024
+
+
+def test_history_files_are_parsed_and_tell_which_timeline_held_a_byte():
+    history = walnames.parse_history("1\t0/5800000\tno recovery target specified\n\n2\t0/6000000\tbefore 2026\n")
+    assert history == [(1, 0x5800000), (2, 0x6000000)]
+    assert walnames.timeline_of(3, history, 0x57FFFFF) == 1
+    assert walnames.timeline_of(3, history, 0x5800000) == 2
+    assert walnames.timeline_of(3, history, 0x6000000) == 3
+    for bad in ("x\t0/1\n", "1\n", "2\t0/5\n1\t0/6\n"):
+        with pytest.raises(ValueError):
+            walnames.parse_history(bad)
+
+
+def test_the_predecessor_of_a_timelines_first_segment_is_on_the_timeline_it_branched_from():
+    one = [(1, 0x5800000)]  # timeline 2 branched off 1 inside segment 5
+    assert walguard.predecessor_name("000000010000000000000008", SEG, None) == "000000010000000000000007"
+    assert walguard.predecessor_name("000000020000000000000005", SEG, one) == "000000010000000000000004"
+    assert walguard.predecessor_name("000000020000000000000006", SEG, one) == "000000020000000000000005"
+    on_boundary = [(1, 0x6000000)]  # branched at the start of segment 6: 5 is wholly timeline 1's
+    assert walguard.predecessor_name("000000020000000000000006", SEG, on_boundary) == "000000010000000000000005"
+    two = [(1, 0x3500000), (2, 0x5800000)]
+    assert walguard.predecessor_name("000000030000000000000005", SEG, two) == "000000020000000000000004"
+    assert walguard.predecessor_name("000000030000000000000004", SEG, two) == "000000020000000000000003"
+    assert walguard.predecessor_name("000000030000000000000003", SEG, two) == "000000010000000000000002"
+    with pytest.raises(ValueError):
+        walguard.predecessor_name("000000020000000000000005", SEG, None)
+
+
+def guarded_archive(tmp_path, *names):
+    archive = tmp_path / "wal"
+    archive.mkdir()
+    for name in names:
+        (archive / name).write_bytes(b"")
+    return archive
+
+
+def test_a_new_timelines_first_segment_is_read_after_its_parents_last_one(tmp_path, monkeypatch):
+    path = write_guard(tmp_path)
+    archive = guarded_archive(tmp_path, "000000010000000000000008", "000000020000000000000009")
+    (archive / "00000002.history").write_text("1\t0/9000100\tno recovery target specified\n")
+    read = []
+    monkeypatch.setattr(walguard, "_read", lambda _a, stored, names, *rest: read.append((dict(stored), names)) or [])
+    assert walguard.check_segment(path, str(archive), "000000020000000000000009") == []
+    # pg_waldump reads one timeline: the parent's segment goes in under the new timeline's name
+    assert read == [
+        (
+            {
+                "000000020000000000000008": "000000010000000000000008",
+                "000000020000000000000009": "000000020000000000000009",
+            },
+            ["000000020000000000000008", "000000020000000000000009"],
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "history", [None, "garbage\n", "3\t0/9000100\tx\n"], ids=["missing", "unreadable", "no-parent"]
+)
+def test_a_predecessor_that_cannot_be_found_stops_recovery(tmp_path, monkeypatch, history):
+    """No history file, a damaged one, or one naming a timeline whose segment is not archived: the
+    guard cannot read the record that may run into this segment, so it refuses (restore-wal exits 200)."""
+    path = write_guard(tmp_path)
+    archive = guarded_archive(tmp_path, "000000010000000000000008", "000000020000000000000009")
+    if history is not None:
+        (archive / "00000002.history").write_text(history)
+    monkeypatch.setattr(walguard, "_read", lambda *args: [])
+    with pytest.raises(walguard.ReplayRefused) as refused:
+        walguard.check_segment(path, str(archive), "000000020000000000000009")
+    assert "could go unchecked" in str(refused.value)
+    kept = walguard.refusal(str(tmp_path))
+    assert "000000020000000000000009" in kept.message and "could go unchecked" in kept.message

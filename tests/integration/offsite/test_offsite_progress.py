@@ -180,3 +180,38 @@ def test_offsite_push_module_takes_progress_interval(pg, s3_bucket, blob_db, ans
     )
     assert rc == 0, out
     assert [line for line in res["log"] if re.match(r"upload %s: \S+ read of " % re.escape(name), line)], res["log"]
+
+
+def test_health_and_backup_info_modules_report_the_read_back(pg, s3_bucket, blob_db, ansible_module, backup_dir):
+    """Done: a backup of 24 MB of random bytes pushed with --offsite, then backup_health (its one
+    read-back per run) and pg_backup_info with source offsite and verify, each with progress_interval
+    0.01. Seen: 'verify full/<file>' lines with bytes received of the object's size in each task's log
+    result; the read-back passed."""
+    env = s3_env(s3_bucket)
+    proc = run_cli(pg, backup_dir, "--progress-interval", "0", "backup", blob_db, "--json", env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    name = "full/%s" % os.path.basename(json.loads(proc.stdout)["backup_file"])
+    creds = s3_bucket.gateway.profile("default")
+    s3 = {
+        "offsite_url": env["PGSAFE_OFFSITE"],
+        "s3_endpoint_url": s3_bucket.gateway.endpoint,
+        "s3_region": "us-east-1",
+        "s3_access_key": creds["access_key"],
+        "s3_secret_key": creds["secret_key"],
+    }
+    read_back = re.compile(r"^verify %s: \S+ received of \S+ \(\d+%%\), \S+/s, " % re.escape(name))
+    rc, res, out = ansible_module(
+        "pgsafe.backup.backup_health",
+        dict(backup_dir=backup_dir, check_archiver=False, fail_on="never", progress_interval=0.01, **s3),
+    )
+    assert rc == 0, out
+    checks = {c["name"]: c for c in res["checks"]}
+    assert checks["offsite_verify"]["status"] == "ok", checks["offsite_verify"]
+    assert [line for line in res["log"] if read_back.search(line)], res["log"]
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_backup_info",
+        dict(backup_dir=backup_dir, source="offsite", verify=True, progress_interval=0.01, **s3),
+    )
+    assert rc == 0, out
+    assert [b["verified"] for b in res["backups"]] == [True]
+    assert [line for line in res["log"] if read_back.search(line)], res["log"]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Mapping, Optional
 
     from ..catalog.entries import Entry, Problem
+    from ..storage.s3 import ObjectInfo
     from .repository import OffsiteRepository
 
 
@@ -308,9 +309,12 @@ def fetch_wal(
 ) -> Optional[str]:
     """Download one archived segment (as stored, compressed or not) into archive_dir; returns its path or None.
 
-    A WAL object carries its SHA-256 as object metadata (push sets it), checked before the rename."""
-    known = wal_objects(repo, repo.names("wal")) if known is None else known
-    name = known.get(wal_name) or _hidden_wal(repo, wal_name)
+    A WAL object carries its SHA-256 as object metadata (push sets it), checked before the rename.
+    known: the WAL listing the caller already has; without it (restore_command, once a segment) only
+    this segment's own objects are listed, one request whatever the size of the archive."""
+    name = known.get(wal_name) if known is not None else None
+    if name is None:
+        name = _segment_object(repo, wal_name)
     if name is None:
         return None
     final = os.path.join(archive_dir, name.split("/", 1)[1])
@@ -319,15 +323,30 @@ def fetch_wal(
     return final
 
 
-def _hidden_wal(repo: OffsiteRepository, wal_name: str) -> Optional[str]:
-    """The stored name of a segment the plain listing lacks but an Object Lock bucket still keeps under a
-    delete marker (one listing of that segment's versions; None when there is none)."""
-    if not is_archivable_name(wal_name) or not versioned(repo):
+def _segment_object(repo: OffsiteRepository, wal_name: str) -> Optional[str]:
+    """The stored name of one archived segment (any compression), listed under its own name: in an
+    Object Lock bucket its versions, so one under a delete marker is found, and the read that follows
+    knows whether the current version is the first one without asking again; None when there is none."""
+    if not is_archivable_name(wal_name):
         return None
-    for info in repo.store.list_versions(repo.location.bucket, repo.key("wal/" + wal_name)):
+    prefix = repo.key("wal/" + wal_name)
+    if not versioned(repo):
+        for info in repo.store.list_objects(repo.location.bucket, prefix):
+            name = repo.location.name_of(info.key)
+            if name is not None and strip_compression(name.split("/", 1)[1])[0] == wal_name:
+                return name
+        return None
+    found: dict[str, list[ObjectInfo]] = {}
+    for info in repo.store.list_versions(repo.location.bucket, prefix):
         name = repo.location.name_of(info.key)
-        if name is not None and not info.delete_marker and strip_compression(name.split("/", 1)[1])[0] == wal_name:
-            return name
+        if name is not None and strip_compression(name.split("/", 1)[1])[0] == wal_name:
+            found.setdefault(name, []).append(info)
+    repo.remember_versions(found)
+    current = [n for n, infos in found.items() if any(i.is_latest and not i.delete_marker for i in infos)]
+    hidden = [n for n, infos in found.items() if any(not i.delete_marker for i in infos)]
+    for names in (current, hidden):  # a segment under a delete marker is still archived (locked)
+        if names:
+            return names[0]
     return None
 
 

@@ -50,6 +50,8 @@ class OffsiteRepository:
         # Objects read from an older version: the current one was deleted or replaced (offsite.versions).
         self.fallbacks: list[Fallback] = []
         self._hidden: dict[str, dict[str, ObjectInfo]] = {}
+        self._versions: dict[str, dict[str, list[ObjectInfo]]] = {}
+        self._seen: dict[str, list[ObjectInfo]] = {}
         # Progress lines of uploads and downloads (off unless a command asks; see with_progress).
         self.progress: Optional[Settings] = None
         self.log: Callable[[str], None] = lambda msg: None
@@ -133,22 +135,37 @@ class OffsiteRepository:
             return self._hidden[folder]
         found: dict[str, ObjectInfo] = {}
         if self.lock_enabled():
-            marked: set[str] = set()
-            newest: dict[str, ObjectInfo] = {}
-            for info in self.store.list_versions(self.location.bucket, self.key(folder) + "/"):
-                name = self.location.name_of(info.key)
-                if name is None:
+            for name, infos in self.folder_versions(folder).items():
+                if not any(i.delete_marker and i.is_latest for i in infos):
                     continue
-                if info.delete_marker:
-                    if info.is_latest:
-                        marked.add(name)
-                    continue
-                seen = newest.get(name)
-                if seen is None or _when(info) > _when(seen):
-                    newest[name] = info
-            found = {name: newest[name] for name in marked if name in newest}
+                real = [i for i in infos if not i.delete_marker]
+                if real:
+                    found[name] = max(real, key=_when)
         self._hidden[folder] = found
         return found
+
+    def folder_versions(self, folder: str) -> dict[str, list[ObjectInfo]]:
+        """{name: its versions and delete markers} of everything under folder/: one listing per folder and
+        run, kept, so reading many objects there asks for no listing of each one's versions."""
+        if folder not in self._versions:
+            out: dict[str, list[ObjectInfo]] = {}
+            for info in self.store.list_versions(self.location.bucket, self.key(folder) + "/"):
+                name = self.location.name_of(info.key)
+                if name is not None:
+                    out.setdefault(name, []).append(info)
+            self._versions[folder] = out
+        return self._versions[folder]
+
+    def listed_versions(self, name: str) -> Optional[list[ObjectInfo]]:
+        """name's versions from its folder's kept listing; None when that folder was not listed, or
+        name was not there yet (archived since: its own versions must be asked for)."""
+        if name in self._seen:
+            return self._seen[name]
+        return self._versions.get(name.split("/", 1)[0], {}).get(name)
+
+    def remember_versions(self, found: Mapping[str, list[ObjectInfo]]) -> None:
+        """Versions of a few names the caller listed itself (one segment's objects), for the read that follows."""
+        self._seen.update(found)
 
     def read_json(self, name: str, version_id: Optional[str] = None) -> dict[str, Any]:
         with self.store.get(self.location.bucket, self.key(name), version_id=version_id) as reader:
@@ -262,6 +279,8 @@ class OffsiteRepository:
     def _purge(self, names: Iterable[str], now: Optional[datetime]) -> dict[str, datetime]:
         now = now or utc_now()
         self._hidden.clear()  # what a delete marker hid may be gone now: list again when asked
+        self._versions.clear()
+        self._seen.clear()
         versions = self.versions(names)
         locked = self._locked(versions, now)
         pairs = [

@@ -42,8 +42,11 @@ class Fallback:
 
 
 def history(repo: OffsiteRepository, name: str) -> list[ObjectInfo]:
-    """The versions and delete markers of name, newest first (the current one first)."""
-    infos = repo.versions([name]).get(name, [])
+    """The versions and delete markers of name, newest first (the current one first): from its folder's
+    listing when this run made one (a recovery staging its WAL lists wal/ once, not once a segment)."""
+    infos = repo.listed_versions(name)
+    if infos is None:
+        infos = repo.versions([name]).get(name, [])
     latest = [i for i in infos if i.is_latest]
     rest = sorted((i for i in infos if not i.is_latest), key=_when, reverse=True)
     return latest + rest

@@ -27,7 +27,7 @@ from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import write_json_atomic
 from . import tablespaces as tblspc
 from . import walscan
-from .walnames import from_number, is_segment, lsn_to_int, parse, to_number
+from .walnames import from_number, is_segment, lsn_to_int, parse, parse_history, timeline_of, to_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -126,16 +126,16 @@ def check_segment(guard_path: str, archive_dir: str, name: str) -> Optional[list
         return None  # before the backup: never replayed
     from .walarchive import stored_copy
 
-    window = ([from_number(tli, number - 1, segsize)] if number > 0 else []) + [name]
-    stored: dict[str, str] = {}
-    for wanted in window:
-        copy = stored_copy(archive_dir, wanted)
-        if copy is not None:
-            stored[wanted] = os.path.basename(copy)
-    if name not in stored:
+    copy = stored_copy(archive_dir, name)
+    if copy is None:
         return None  # not archived: restore-wal says so and the server goes on without it
-    names = [n for n in window if n in stored]
+    stored = {name: os.path.basename(copy)}
     try:
+        first = to_number(start, segsize) if is_segment(start) else 0
+        if number > first:
+            # The segment before, read first under this timeline's name: pg_waldump reads one timeline.
+            stored[from_number(tli, number - 1, segsize)] = _predecessor(archive_dir, name, segsize)
+        names = sorted(stored)
         records = _read(archive_dir, stored, names, segsize, guard)
         start_lsn = lsn_to_int(guard.get("start_lsn") or "0/0")
         judged = {(int(oid), str(lsn)) for oid, lsn in guard.get("judged") or []}
@@ -160,6 +160,67 @@ def check_segment(guard_path: str, archive_dir: str, name: str) -> Optional[list
             raise
         raise ReplayRefused(exc.message, exc.hint) from exc
     return records
+
+
+def predecessor_name(name: str, segsize: int, history: Optional[list[tuple[int, int]]]) -> str:
+    """The archived segment whose bytes come just before name's in the WAL that name's timeline
+    replays: on its own timeline, or, when name is (or precedes) the timeline's first segment, on the
+    ancestor the .history says held them.  history None: name's timeline has no history file."""
+    tli, number = parse(name)[0], to_number(name, segsize)
+    if history is None:
+        if tli > 1:
+            raise ValueError("timeline %d has no history file" % tli)
+        return from_number(tli, number - 1, segsize)
+    return from_number(timeline_of(tli, history, number * segsize - 1), number - 1, segsize)
+
+
+def _predecessor(archive_dir: str, name: str, segsize: int) -> str:
+    """Stored file name of name's predecessor (predecessor_name); ReplayRefused when it cannot be told
+    or is not archived: a record starting there and ending in name would go unread."""
+    from .walarchive import stored_copy
+
+    tli, number = parse(name)[0], to_number(name, segsize)
+    same = stored_copy(archive_dir, from_number(tli, number - 1, segsize))
+    if same is not None:
+        return os.path.basename(same)  # this timeline holds it: it branched off earlier
+    history: Optional[list[tuple[int, int]]] = None
+    if tli > 1:
+        path = stored_copy(archive_dir, "%08X.history" % tli)
+        try:
+            if path is None:
+                raise ValueError("%08X.history is not archived" % tli)
+            history = parse_history(_read_archived(path))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ReplayRefused(
+                "cannot tell which timeline holds the WAL before segment %s (%s), so a tablespace creation "
+                "that starts there could go unchecked" % (name, exc),
+                "Archive the timeline's history file, or restart the recovery with restore-pitr",
+            )
+    wanted = predecessor_name(name, segsize, history)
+    copy = stored_copy(archive_dir, wanted)
+    if copy is None:
+        raise ReplayRefused(
+            "segment %s, before %s in the WAL replay reads, is not archived, so a tablespace creation that "
+            "starts there could go unchecked" % (wanted, name),
+            "Archive it (or restart the recovery with restore-pitr)",
+        )
+    return os.path.basename(copy)
+
+
+def _read_archived(path: str) -> str:
+    """Text of an archived (maybe compressed) file: a timeline history is a few lines."""
+    from ..core import compress
+
+    proc = compress.open_decompressed(path, compress.compression_of_name(path))
+    if proc is None:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    assert proc.stdout is not None and proc.stderr is not None
+    data = proc.stdout.read()
+    err = proc.stderr.read()
+    if proc.wait() != 0:
+        raise ValueError("cannot decompress %s: %s" % (path, err.decode("utf-8", "replace").strip()))
+    return data.decode("utf-8")
 
 
 def _read(

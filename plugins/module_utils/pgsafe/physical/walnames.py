@@ -82,6 +82,32 @@ def segment_of_lsn(timeline: int, lsn: str, segment_size: int = DEFAULT_SEGMENT_
     return from_number(timeline, lsn_to_int(lsn) // segment_size, segment_size)
 
 
+def parse_history(text: str) -> list[tuple[int, int]]:
+    """[(ancestor timeline, LSN where the next timeline branched off it)] of a timeline's .history file,
+    oldest first; ValueError when a line is not one."""
+    out: list[tuple[int, int]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 2 or not fields[0].isdigit() or "/" not in fields[1]:
+            raise ValueError("not a timeline history line: %r" % line)
+        out.append((int(fields[0]), lsn_to_int(fields[1])))
+    if any(out[i][0] <= out[i - 1][0] or out[i][1] < out[i - 1][1] for i in range(1, len(out))):
+        raise ValueError("timeline history out of order")
+    return out
+
+
+def timeline_of(timeline: int, history: list[tuple[int, int]], lsn: int) -> int:
+    """The timeline whose WAL holds the byte at lsn, seen from timeline (whose .history is history):
+    the first ancestor that branched off after it, else timeline itself (PostgreSQL's rule)."""
+    for ancestor, switch in history:
+        if lsn < switch:
+            return ancestor
+    return timeline
+
+
 def strip_compression(name: str) -> tuple[str, str]:
     for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):
