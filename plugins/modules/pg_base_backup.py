@@ -97,7 +97,7 @@ options:
         INCREMENTAL FROM LSN and timeline against the parent's manifest and metadata, the system identifier),
         and that every older member was proven when taken and is unchanged (re-hashed). It does not prove that
         C(pg_combinebackup) accepts the chain (restore drills still combine it). On a chain with a member taken
-        without verification, V(combine) runs instead. RV(chain_proof) says which proof ran.
+        without verification, or one whose last C(pgsafe verify) failed, V(combine) runs instead. RV(chain_proof) says which proof ran.
     type: str
     choices: [combine, member]
     default: combine

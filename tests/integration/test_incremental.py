@@ -340,12 +340,20 @@ def test_module_incremental_true_is_refused_before_17_and_auto_takes_a_full(arch
     assert "PostgreSQL 17 or later" in res["msg"], res
     rc, res, out = ansible_module(
         "pgsafe.backup.pg_base_backup",
-        dict(backup_dir=c.backup_dir, incremental="auto", **login),
+        dict(backup_dir=c.backup_dir, incremental="auto", chain_proof="member", **login),
         become_user="postgres",
     )
     assert rc == 0, out
     assert res["backup_type"] == "full" and res["parent"] is None and "17" in res["reason"]
     assert res["chain_length"] == 1
+    # chain_proof reaches the engine; a full is proven on its own, and says so.
+    assert res["chain_proof"] == "full"
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup",
+        dict(backup_dir=c.backup_dir, chain_proof="both", **login),
+        become_user="postgres",
+    )
+    assert rc != 0 and "chain_proof" in res["msg"], out
 
 
 def pitr_contents(c, backup_id):
@@ -427,3 +435,28 @@ def test_member_proof_is_not_built_on_an_unproven_parent(archiving):
     change(c, 3)
     after = base_backup(c, "--incremental", "--chain-proof", "member")
     assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "combine")
+
+
+@needs_17
+def test_member_proof_is_not_built_on_a_member_verify_found_damaged(archiving):
+    """`pgsafe verify` records a damaged base backup in the verification state; until it verifies again
+    no member proof builds on it (combine proves the whole chain instead), even if its bytes read back
+    right by then (a flaky disk)."""
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    incr = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert incr["chain_proof"] == "member"
+    tar = os.path.join(incr["backup_path"], "base.tar")
+    saved = os.path.join(make_scratch_dir("pgsafe-incr-saved-"), "base.tar")  # outside the backup
+    shutil.copy2(tar, saved)
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"damaged!")
+    proc = run_cli(c, c.backup_dir, "verify", "--json")
+    assert proc.returncode == 5, proc.stderr
+    shutil.copy2(saved, tar)
+    change(c, 2)
+    after = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "combine")
+    assert meta_of(after)["chain_full"] == full["backup_id"]

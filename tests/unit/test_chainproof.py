@@ -93,3 +93,10 @@ def test_member_proof_needs_every_member_proven():
     assert unproven([full, proven]) is None
     assert "b was not proven" in unproven([full, Member("b", verified_by=None), proven])
     assert "x was not proven" in unproven([Member("x", chain_proof="failed"), proven])
+
+
+def test_member_proof_not_built_on_a_member_whose_last_verification_failed():
+    chain = [Member("f", chain_proof="full"), Member("a", chain_proof="member")]
+    state = {"f": {"ok": True}, "a": {"ok": False, "error": "checksum mismatch"}}
+    assert "a failed its last verification: checksum mismatch" in unproven(chain, state)
+    assert unproven(chain, {"f": {"ok": True}}) is None

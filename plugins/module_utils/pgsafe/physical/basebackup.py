@@ -22,6 +22,7 @@ from datetime import datetime
 from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
+from ..catalog.verify_state import VerifyState
 from ..core import compress, parallel, progress, tools
 from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
@@ -301,9 +302,9 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
 def _chain_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], log: Callable[[str], None]) -> str:
     """The proof this run's incremental gets: the one asked for, but combine when the chain below was
     not proven when taken (a member proof builds on proven members only)."""
-    if not chain or req.chain_proof != "member":
+    if not chain or not req.verify or req.chain_proof != "member":
         return req.chain_proof
-    why = chainproof.unproven(chain)
+    why = chainproof.unproven(chain, VerifyState(req.backup_dir).data)
     if why:
         log("chain proof: combine instead of member: %s" % why)
         return "combine"

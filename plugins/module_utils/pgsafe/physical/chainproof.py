@@ -48,12 +48,17 @@ def proof_of(meta: Mapping[str, Any]) -> Optional[str]:
     return "combine" if meta.get("backup_type") == "incremental" else FULL
 
 
-def unproven(chain: Sequence[Entry]) -> Optional[str]:
-    """Why a member-proven link cannot be built on chain (oldest first), None when it can."""
+def unproven(chain: Sequence[Entry], verify_state: Optional[Mapping[str, Any]] = None) -> Optional[str]:
+    """Why a member-proven link cannot be built on chain (oldest first), None when it can.
+    verify_state: the verification state's records by backup id (`pgsafe verify` records a base
+    backup it found damaged there): a member whose last verification failed is not proven."""
     for member in chain:
         proof = proof_of(member.meta)
         if proof not in (FULL,) + PROOFS:
             return "base backup %s was not proven when taken (taken without verification)" % member.backup_id
+        last = (verify_state or {}).get(member.backup_id)
+        if isinstance(last, dict) and not last.get("ok", True):
+            return "base backup %s failed its last verification: %s" % (member.backup_id, last.get("error"))
     return None
 
 
