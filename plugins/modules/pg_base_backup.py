@@ -88,6 +88,19 @@ options:
     description: With O(incremental), a chain whose full backup is older than this many days gets a new full backup.
     type: float
     default: 7.0
+  chain_proof:
+    description:
+      - How a verified incremental backup is proven before it counts as good.
+      - V(combine) extracts every member of the chain, combines them with C(pg_combinebackup) and checks the
+        result with C(pg_verifybackup); it proves the chain restores, and costs about a verified full each time.
+      - V(member) checks the new member with C(pg_verifybackup), its link to its parent (C(backup_label)'s
+        INCREMENTAL FROM LSN and timeline against the parent's manifest and metadata, the system identifier),
+        and that every older member was proven when taken and is unchanged (re-hashed). It does not prove that
+        C(pg_combinebackup) accepts the chain (restore drills still combine it). On a chain with a member taken
+        without verification, or one whose last C(pgsafe verify) failed, V(combine) runs instead. RV(chain_proof) says which proof ran.
+    type: str
+    choices: [combine, member]
+    default: combine
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
@@ -215,6 +228,13 @@ chain_length:
   returned: success and not check mode
   type: int
   sample: 3
+chain_proof:
+  description:
+    - How the backup was proven when taken (also in its metadata); V(full) for a full backup, V(combine) or
+      V(member) for an incremental (see O(chain_proof)); null without verification.
+  returned: success and not check mode
+  type: str
+  sample: member
 reason:
   description: Why the backup is full or incremental (for example the broken chain that forced a full one).
   returned: success
@@ -302,6 +322,7 @@ def main():
         "wal_cleanup",
         "incremental",
         "full_interval_days",
+        "chain_proof",
         "progress_interval",
         *OFFSITE_OPTIONS,
         *OFFSITE_LOCK_OPTIONS,
@@ -327,6 +348,7 @@ def main():
             jobs=p["jobs"],
             incremental=p["incremental"],
             full_interval_days=p["full_interval_days"],
+            chain_proof=p["chain_proof"],
             progress=Settings(p["progress_interval"]),
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)

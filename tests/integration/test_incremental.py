@@ -342,9 +342,123 @@ def test_module_incremental_true_is_refused_before_17_and_auto_takes_a_full(arch
     assert "PostgreSQL 17 or later" in res["msg"], res
     rc, res, out = ansible_module(
         "pgsafe.backup.pg_base_backup",
-        dict(backup_dir=c.backup_dir, incremental="auto", **login),
+        dict(backup_dir=c.backup_dir, incremental="auto", chain_proof="member", **login),
         become_user="postgres",
     )
     assert rc == 0, out
     assert res["backup_type"] == "full" and res["parent"] is None and "17" in res["reason"]
     assert res["chain_length"] == 1
+    # chain_proof reaches the engine; a full is proven on its own, and says so.
+    assert res["chain_proof"] == "full"
+    rc, res, out = ansible_module(
+        "pgsafe.backup.pg_base_backup",
+        dict(backup_dir=c.backup_dir, chain_proof="both", **login),
+        become_user="postgres",
+    )
+    assert rc != 0 and "chain_proof" in res["msg"], out
+
+
+def pitr_contents(c, backup_id):
+    """Recover backup_id to the end of the archive; the restored events."""
+    data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
+    port = free_port()
+    proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(port), "--backup", backup_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        return json.loads(proc.stdout), contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
+    finally:
+        stop_server(data_dir)
+
+
+@needs_17
+def test_chain_proven_member_by_member_restores_exactly(archiving):
+    """chain_proof member: no pg_combinebackup at backup time, yet the chain it proves combines and
+    recovers to exactly the source's data."""
+    c = archiving
+    full = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert full["chain_proof"] == "full" and meta_of(full)["chain_proof"] == "full"
+    members = [full]
+    for batch in (1, 2, 3):
+        change(c, batch)
+        incr = base_backup(c, "--incremental", "--chain-proof", "member")
+        assert (incr["backup_type"], incr["parent"]) == ("incremental", members[-1]["backup_id"])
+        assert incr["chain_proof"] == "member" and meta_of(incr)["chain_proof"] == "member"
+        members.append(incr)
+    change(c, 4)
+    expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+    result, restored = pitr_contents(c, members[-1]["backup_id"])
+    assert result["chain"]["members"] == [m["backup_id"] for m in members]
+    assert restored == expected and {b for b, _n in restored} == {1, 2, 3, 4}
+
+
+@needs_17
+def test_member_proof_refuses_a_parent_whose_metadata_lies(archiving):
+    """The link is checked against the parent's own manifest: metadata naming another start LSN (an
+    edited or mixed-up file) fails the backup with exit 5 and publishes nothing."""
+    c = archiving
+    full = base_backup(c)
+    meta = meta_of(full)
+    meta["start_lsn"] = "0/1000028"
+    with open(full["metadata_file"], "w") as fh:
+        json.dump(meta, fh)
+    change(c, 1)
+    before = sorted(os.listdir(os.path.join(c.backup_dir, "base")))
+    proc = base_backup(c, "--incremental", "--chain-proof", "member", rc=5)
+    assert "does not match its backup_manifest" in proc.stderr and full["backup_id"] in proc.stderr
+    assert sorted(os.listdir(os.path.join(c.backup_dir, "base"))) == before
+    # combine does not read the parent's metadata LSN: the same chain still proves by combining.
+    combined = base_backup(c, "--incremental", "--chain-proof", "combine")
+    assert (combined["parent"], combined["chain_proof"]) == (full["backup_id"], "combine")
+
+
+@needs_17
+def test_member_proof_is_not_built_on_an_unproven_parent(archiving):
+    """A parent taken without verification (or whose recorded proof is not one we know) was never
+    proven: the new member is proven by combining the whole chain instead, and says so."""
+    from pgsafe.catalog.entries import load_entry
+    from pgsafe.physical.chainproof import LinkBroken, prove_member
+
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    unverified = base_backup(c, "--incremental", "--no-verify")
+    assert unverified["chain_proof"] is None and meta_of(unverified)["chain_proof"] is None
+    change(c, 2)
+    incr = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (incr["parent"], incr["chain_proof"]) == (unverified["backup_id"], "combine")
+    chain = [load_entry(full["metadata_file"]), load_entry(unverified["metadata_file"])]
+    with pytest.raises(LinkBroken, match="%s was not proven" % unverified["backup_id"]):
+        prove_member(chain, "/nonexistent", "/nonexistent", "x", print)
+
+    meta = meta_of(incr)
+    meta["chain_proof"] = "failed"
+    with open(incr["metadata_file"], "w") as fh:
+        json.dump(meta, fh)
+    change(c, 3)
+    after = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "combine")
+
+
+@needs_17
+def test_member_proof_is_not_built_on_a_member_verify_found_damaged(archiving):
+    """`pgsafe verify` records a damaged base backup in the verification state; until it verifies again
+    no member proof builds on it (combine proves the whole chain instead), even if its bytes read back
+    right by then (a flaky disk)."""
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    incr = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert incr["chain_proof"] == "member"
+    tar = os.path.join(incr["backup_path"], "base.tar")
+    saved = os.path.join(make_scratch_dir("pgsafe-incr-saved-"), "base.tar")  # outside the backup
+    shutil.copy2(tar, saved)
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"damaged!")
+    proc = run_cli(c, c.backup_dir, "verify", "--json")
+    assert proc.returncode == 5, proc.stderr
+    shutil.copy2(saved, tar)
+    change(c, 2)
+    after = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "combine")
+    assert meta_of(after)["chain_full"] == full["backup_id"]

@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "archive_dir",
         "wal_cleanup",
         "full_interval_days",
+        "chain_proof",
         "json",
     )
     flags.add(b, "incremental", nargs="?", const="on")
@@ -192,6 +193,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             jobs=args.jobs,
             incremental=args.incremental,
             full_interval_days=args.full_interval_days,
+            chain_proof=args.chain_proof,
             progress=progress_settings(args, log),
         )
         result = run_base_backup(req, log=log)

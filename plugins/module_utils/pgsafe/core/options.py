@@ -478,6 +478,18 @@ OPTIONS = _table(
         "with incremental: take a full base backup instead when the chain's full one is older than this",
         role_vars=("backup_schedule_base_full_interval_days",),
     ),
+    # Chain proof (issue 15): how a verified incremental base backup is proven.
+    Option(
+        "chain_proof",
+        "str",
+        "combine",
+        "how a verified incremental is proven: combine (members extracted, pg_combinebackup, pg_verifybackup "
+        "on the result: proves the chain restores, costs a whole cluster written and read each time) or member "
+        "(pg_verifybackup of the new member, its backup_label's link to its parent, and the older members "
+        "proven when taken and re-hashed: does not prove pg_combinebackup accepts the chain; drills do)",
+        choices=("combine", "member"),
+        role_vars=("backup_schedule_base_chain_proof",),
+    ),
     Option("data_directory", "path", None, "data directory to recover into (point-in-time recovery)"),
     Option("pitr_port", "int", None, "port the recovered cluster listens on", param="port"),
     Option("target_time", "str", None, "recover to this time (e.g. '2026-11-20 14:30:00+00')"),

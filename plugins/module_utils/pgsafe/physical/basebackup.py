@@ -22,6 +22,7 @@ from datetime import datetime
 from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
+from ..catalog.verify_state import VerifyState
 from ..core import compress, parallel, progress, tools
 from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
@@ -42,7 +43,7 @@ from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import chain as chains
-from . import walcleanup
+from . import chainproof, walcleanup
 from .tablespaces import read_map
 from .tablespaces import tars as tablespace_tars
 from .tarfollow import TarFollower
@@ -82,6 +83,7 @@ class BaseBackupRequest:
         incremental: Union[str, bool] = "off",
         full_interval_days: float = 7,
         progress: Optional[progress.Settings] = None,
+        chain_proof: str = "combine",
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -117,6 +119,9 @@ class BaseBackupRequest:
             raise ConfigError("full_interval_days must be 0 or more, got %r" % (full_interval_days,))
         self.full_interval_days = float(full_interval_days)
         self.progress = progress
+        if chain_proof not in chainproof.PROOFS:
+            raise ConfigError("chain_proof must be one of %s, got %r" % (", ".join(chainproof.PROOFS), chain_proof))
+        self.chain_proof = chain_proof
 
 
 def base_dir(backup_dir: str) -> str:
@@ -243,8 +248,9 @@ def run_base_backup(
         backup_id = os.path.basename(final)
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
+        proof = _chain_proof(req, plan["chain"], log)
         try:
-            meta = _take(req, facts, backup_id, final, moment, log, plan["chain"])
+            meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proof)
         except BackupFailed as exc:
             if plan["chain"] is None or "WAL summar" not in str(exc):
                 raise
@@ -272,6 +278,7 @@ def run_base_backup(
         "backup_type": meta["backup_type"],
         "parent": meta["parent"],
         "chain_length": meta["chain_length"],
+        "chain_proof": meta["chain_proof"],
         "reason": plan["reason"],
         "removed": removed,
         "wal_removed": wal_removed,
@@ -290,6 +297,18 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
             "Turn it on (pg_wal_archive_config or the wal_archiving role do; a reload is enough), "
             "or use --incremental auto to take full backups until then",
         )
+
+
+def _chain_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], log: Callable[[str], None]) -> str:
+    """The proof this run's incremental gets: the one asked for, but combine when the chain below was
+    not proven when taken (a member proof builds on proven members only)."""
+    if not chain or not req.verify or req.chain_proof != "member":
+        return req.chain_proof
+    why = chainproof.unproven(chain, VerifyState(req.backup_dir).data)
+    if why:
+        log("chain proof: combine instead of member: %s" % why)
+        return "combine"
+    return "member"
 
 
 def _full_plan(req: BaseBackupRequest, reason: str) -> dict[str, Any]:
@@ -336,6 +355,7 @@ def _take(
     moment: datetime,
     log: Callable[[str], None],
     chain: Optional[list[Entry]] = None,
+    proof: str = "combine",
 ) -> dict[str, Any]:
     tmp = temp_path_for(final)
     os.mkdir(tmp, 0o700)
@@ -348,7 +368,8 @@ def _take(
         pg_basebackup = tools.find("pg_basebackup", major, why=why)
         # Found before anything is written: a host without it fails here with exit 2, not after the copy.
         pg_verifybackup = tools.find("pg_verifybackup", major, why=why) if req.verify else None
-        pg_combinebackup = chains.find_combinebackup(major) if chain and req.verify else None
+        combining = bool(chain) and req.verify and proof == "combine"
+        pg_combinebackup = chains.find_combinebackup(major) if combining else None
         argv = [
             pg_basebackup,
             "--no-password",
@@ -364,7 +385,7 @@ def _take(
             argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
         if req.verify:
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
-            _check_room(os.path.dirname(final), facts["cluster_bytes"] * (2 if chain else 1))
+            _check_room(os.path.dirname(final), facts["cluster_bytes"] * (2 if combining else 1))
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
@@ -401,7 +422,9 @@ def _take(
             followed = _finish_followers(followers)
             _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True, skip=followed)
             extracted_map = read_map(scratch)
-            if chain and pg_combinebackup is not None:
+            if chain and proof == "member":
+                chainproof.prove_member(chain, scratch, manifest_path, backup_id, log)
+            elif chain and pg_combinebackup is not None:
                 verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
             for follower in followers:
                 path, sha256 = follower.path, follower.sha256  # both set once finish() returns
@@ -462,6 +485,8 @@ def _take(
         "chain_length": len(chain) + 1 if chain else 1,
         "chain_full": chain[0].backup_id if chain else backup_id,
         "manifest_sha256": chains.manifest_sha256(final),
+        # How it was proven when taken: a member proof builds only on members that were.
+        "chain_proof": (proof if chain else chainproof.FULL) if req.verify else None,
         "summarize_wal": facts["summarize_wal"],
         "data_directory": facts["data_directory"],
         "tablespaces": described,
