@@ -3,7 +3,9 @@
 Per repeat: a full base backup (pgsafe, then pgBackRest's full), 5% of the rows of the three big
 tables updated, then the incremental (pgsafe --incremental on, then pgBackRest --type=incr: both see
 the same change); the chain proof (members extracted, pg_combinebackup, pg_verifybackup) is timed
-on its own by chain_proof.py with the engine's own steps; and the same pair again with --no-verify,
+on its own by chain_proof.py with the engine's own steps; another 5% and an incremental proven
+member by member (--chain-proof member: its own pg_verifybackup and its link to the proven parent);
+and the same pair again with --no-verify,
 so the backup itself and the proof each have a figure.  Once per run, a chain of CHAIN incrementals
 with small changes between them is built and restored (restore-pitr, to the end of the archive)
 against a full taken right after its newest member, round robin.
@@ -91,6 +93,7 @@ def ours_base(ctx, backup_dir, *options):
     result["detail"] = "%.1f MB of it pg_wal.tar" % (wal / 1048576.0)
     result["backup_id"] = backup_id
     result["backup_type"] = out.get("backup_type")
+    result["chain_proof"] = out.get("chain_proof")
     return result
 
 
@@ -146,7 +149,7 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
     backup_dir = ctx.scratch("incr-backups")
 
     def record(group, tool, anchor, result, r):
-        result = {k: v for k, v in result.items() if k not in ("backup_id", "backup_type")}
+        result = {k: v for k, v in result.items() if k not in ("backup_id", "backup_type", "chain_proof")}
         result.update({"size_mb": size, "group": group, "tool": tool, "anchor": anchor, "repeat": r + 1})
         records.append(result)
 
@@ -174,6 +177,13 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         step("chain proof of 2", r)
         proof = chain_proof(ctx, backup_dir, incr["backup_id"])
         _record_proof(record, "chain proof", proof, r)
+        # The same 5% again, proven member by member (its parent is the incremental just proven by combining).
+        change(ctx, state, CHANGE)
+        step("pgsafe incremental --chain-proof member", r)
+        incr = ours_base(ctx, backup_dir, "--incremental", "on", "--chain-proof", "member")
+        if incr.get("chain_proof") != "member":
+            raise RuntimeError("pgsafe proved the incremental by %s, not member" % incr.get("chain_proof"))
+        record(group, cases.OURS + " incremental (verified: pg_verifybackup + member proof)", False, incr, r)
         # The backups themselves, without verification: what the incremental saves on the copy alone.
         step("pgsafe full --no-verify", r)
         record(group, cases.OURS + " full --no-verify", False, ours_base(ctx, backup_dir, "--no-verify"), r)
