@@ -99,6 +99,7 @@ def restore_cases(ctx, bare, framed_dir, single_dir):
             out = json.loads(result.pop("stdout"))
             result["steps"] = out["steps_seconds"]
             result["plan"] = "%s %d" % (out["load_plan"]["mode"], out["load_plan"]["jobs"])
+            result["decompressor"] = out["load_plan"].get("decompressor")  # pzstd or zstd, and why
             drop(ctx)
             return result
 

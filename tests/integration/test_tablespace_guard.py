@@ -218,9 +218,10 @@ def test_a_creation_crossing_into_a_new_timeline_is_read_whole(tmp_path):
     """Done: on an archiving cluster, a CREATE TABLESPACE record that starts in segment N-1 and ends in
     N; the cluster stopped there and restarted in archive recovery, so it promotes to timeline 2 inside
     N (00000002.history archived, N of timeline 1 only as .partial); N of timeline 2 archived; then the
-    guard asked for it as restore-wal does. Seen: the guard reads N-1 of timeline 1 before it and
-    refuses the creation in its live directory (before: N alone was read, the record's start unseen)."""
-    from pgsafe.physical import walguard
+    guard asked for it as restore-wal does, and the scan restore-pitr runs before recovery. Seen: both
+    read N-1 of timeline 1 before N and find the creation (the guard refuses it in its live directory);
+    before, each read timeline 2 from N on and never saw the record's start."""
+    from pgsafe.physical import walguard, walscan
 
     c = archiving_cluster("pgsafe-tblspc-tli-", autovacuum="off")
     try:
@@ -254,6 +255,9 @@ def test_a_creation_crossing_into_a_new_timeline_is_read_whole(tmp_path):
         with pytest.raises(walguard.ReplayRefused) as refused:
             walguard.check_segment(guard, c.archive_dir, name)
         assert location in str(refused.value), refused.value
+        # The scan before recovery (physical/walscan) reads the same WAL the same way.
+        found = walscan.created_tablespaces(c.archive_dir, meta)
+        assert location in [rec["location"] for rec in found], found
     finally:
         c.destroy()
         shutil.rmtree(c.scratch, ignore_errors=True)

@@ -189,7 +189,7 @@ def _predecessor(archive_dir: str, name: str, segsize: int) -> str:
         try:
             if path is None:
                 raise ValueError("%08X.history is not archived" % tli)
-            history = parse_history(_read_archived(path))
+            history = parse_history(walscan.read_archived_text(path))
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise ReplayRefused(
                 "cannot tell which timeline holds the WAL before segment %s (%s), so a tablespace creation "
@@ -205,22 +205,6 @@ def _predecessor(archive_dir: str, name: str, segsize: int) -> str:
             "Archive it (or restart the recovery with restore-pitr)",
         )
     return os.path.basename(copy)
-
-
-def _read_archived(path: str) -> str:
-    """Text of an archived (maybe compressed) file: a timeline history is a few lines."""
-    from ..core import compress
-
-    proc = compress.open_decompressed(path, compress.compression_of_name(path))
-    if proc is None:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    assert proc.stdout is not None and proc.stderr is not None
-    data = proc.stdout.read()
-    err = proc.stderr.read()
-    if proc.wait() != 0:
-        raise ValueError("cannot decompress %s: %s" % (path, err.decode("utf-8", "replace").strip()))
-    return data.decode("utf-8")
 
 
 def _read(

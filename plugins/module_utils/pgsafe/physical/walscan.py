@@ -19,7 +19,7 @@ import tempfile
 
 from ..core import compress, tools
 from ..core.errors import ConfigError, VerificationFailed
-from .walnames import from_number, is_segment, list_archive, lsn_to_int, parse, to_number
+from .walnames import from_number, is_segment, list_archive, lsn_to_int, parse, parse_history, timeline_of, to_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,6 +98,7 @@ def created_tablespaces(
         return []
     segsize = int(meta.get("wal_segment_size") or 16 * 1024 * 1024)
     start_lsn = lsn_to_int(meta.get("start_lsn") or "0/0")
+    low = to_number(meta["start_wal"], segsize) if is_segment(meta.get("start_wal") or "") else 0
     program = pg_waldump(tools.major_of_num(meta.get("server_version_num")))
     found: dict[tuple[int, str], dict[str, Any]] = {}
     stored = list_archive(archive_dir)
@@ -107,11 +108,20 @@ def created_tablespaces(
         for tli, numbers in scan.items():
             for window in _runs(numbers):
                 names = [from_number(tli, n, segsize) for n in window]
-                place_window(archive_dir, stored, names, scratch)
+                where = stored
+                if window[0] - 1 not in numbers:
+                    lead = lead_in(archive_dir, stored, tli, window[0], low, segsize)
+                    if lead is not None:
+                        # Read first, under this timeline's name (pg_waldump reads one timeline): a record
+                        # that starts there and ends in this run's first segment is read whole.
+                        names.insert(0, lead[0])
+                        where = dict(stored, **{lead[0]: lead[1]})
+                place_window(archive_dir, where, names, scratch)
                 for record in read_creations(program, scratch, names, segsize):
                     if lsn_to_int(record["lsn"]) >= start_lsn:
                         record["timeline"] = tli
-                        found[(record["oid"], record["lsn"])] = record
+                        # A lead-in segment's records were found on their own timeline first (sorted).
+                        found.setdefault((record["oid"], record["lsn"]), record)
                 for name in names:
                     os.unlink(os.path.join(scratch, name))
         total = sum(len(n) for n in scan.values())
@@ -119,6 +129,44 @@ def created_tablespaces(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return sorted(found.values(), key=lambda r: lsn_to_int(r["lsn"]))
+
+
+def lead_in(
+    archive_dir: str, stored: Mapping[str, str], tli: int, number: int, low: int, segsize: int
+) -> Optional[tuple[str, str]]:
+    """(name under timeline tli, stored file) of the segment whose bytes come just before segment number
+    in the WAL timeline tli replays, when tli has no copy of it but an ancestor timeline does: the
+    first segment of a timeline that branched off inside it.  None when nothing comes before (the
+    backup's start), or replay could not get there either (the ancestor's segment, or the history that
+    names it, is not archived)."""
+    if number - 1 < low or tli <= 1:
+        return None
+    history_file = stored.get("%08X.history" % tli)
+    if history_file is None:
+        return None  # recovery cannot follow timeline tli without it
+    try:
+        history = parse_history(read_archived_text(os.path.join(archive_dir, history_file)))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VerificationFailed(
+            "cannot read the archived %08X.history: %s" % (tli, exc),
+            "Recovery cannot follow timeline %d either: find an intact copy of the history file" % tli,
+        )
+    wanted = from_number(timeline_of(tli, history, number * segsize - 1), number - 1, segsize)
+    if parse(wanted)[0] == tli or wanted not in stored:
+        return None
+    return from_number(tli, number - 1, segsize), stored[wanted]
+
+
+def read_archived_text(path: str) -> str:
+    """Text of an archived (maybe compressed) file: a timeline history is a few lines."""
+    proc = compress.open_decompressed(path, compress.compression_of_name(path))
+    if proc is None:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    data, err = proc.communicate()
+    if proc.returncode != 0:
+        raise ValueError("cannot decompress %s: %s" % (path, err.decode("utf-8", "replace").strip()))
+    return data.decode("utf-8")
 
 
 def place_window(archive_dir: str, stored: Mapping[str, str], names: list[str], scratch: str) -> None:
