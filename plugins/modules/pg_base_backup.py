@@ -101,6 +101,14 @@ options:
     type: str
     choices: [combine, member]
     default: combine
+  reverify_hours:
+    description:
+      - With O(incremental), the chain below a new incremental is re-hashed before it is built on, except
+        members re-hashed (by an earlier run) within this many hours; V(0) re-hashes every member every time.
+      - The results are kept in the backup directory's verification state, which C(pgsafe verify) and health share.
+    type: float
+    default: 24.0
+    version_added: 0.2.0
 extends_documentation_fragment:
   - pgsafe.backup.login
   - pgsafe.backup.offsite
@@ -323,6 +331,7 @@ def main():
         "incremental",
         "full_interval_days",
         "chain_proof",
+        "reverify_hours",
         "progress_interval",
         *OFFSITE_OPTIONS,
         *OFFSITE_LOCK_OPTIONS,
@@ -349,6 +358,7 @@ def main():
             incremental=p["incremental"],
             full_interval_days=p["full_interval_days"],
             chain_proof=p["chain_proof"],
+            reverify_hours=p["reverify_hours"],
             progress=Settings(p["progress_interval"]),
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)

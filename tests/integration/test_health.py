@@ -4,6 +4,7 @@ import json
 import os
 import time
 
+import pgcluster
 import pytest
 from alertkit import Receiver
 from pgcluster import make_scratch_dir
@@ -127,9 +128,21 @@ def test_archive_failure_and_deleted_segment(new_pg):
         names.append(c.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0])
         c.sql("SELECT pg_switch_wal()")
         wait_until(lambda: os.path.exists(os.path.join(archive_dir, names[-1])), 30, what="archiving " + names[-1])
+    # A base backup's record in the verification state (as `pgsafe verify` or an incremental's re-hash
+    # leaves it) outlives a health run, which verifies only logical backups itself.
+    from pgsafe.catalog.verify_state import VerifyState
+
+    base_id = [n for n in os.listdir(os.path.join(backup_dir, "base")) if not n.endswith(".json")][0]
+    state = VerifyState(backup_dir)
+    state.record(base_id, "0" * 64, False, error="recorded by the test")
+    state.save()
+    for root, _dirs, files in os.walk(os.path.join(backup_dir, ".health")):
+        for name in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(name, *pgcluster.os_user_ids())
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     assert by_name(report, "wal_gaps")[0]["status"] == "ok", report
     assert by_name(report, "wal_archiver")[0]["status"] == "ok"
+    assert VerifyState(backup_dir).last(base_id)["error"] == "recorded by the test"
     os.unlink(os.path.join(archive_dir, names[1]))
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     gap = by_name(report, "wal_gaps")[0]

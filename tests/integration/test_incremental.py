@@ -440,10 +440,13 @@ def test_member_proof_is_not_built_on_an_unproven_parent(archiving):
 
 
 @needs_17
-def test_member_proof_is_not_built_on_a_member_verify_found_damaged(archiving):
-    """`pgsafe verify` records a damaged base backup in the verification state; until it verifies again
-    no member proof builds on it (combine proves the whole chain instead), even if its bytes read back
-    right by then (a flaky disk)."""
+def test_a_member_verify_found_damaged_is_read_again_before_a_member_proof(archiving):
+    """`pgsafe verify` records a damaged base backup in the verification state: the next incremental
+    reads it again before building on it, whatever reverify_hours says. Damaged still: the chain is
+    broken and a full is taken; read back right (a flaky disk): the failure is cleared, as health clears
+    a logical backup's, and the member proof builds on it."""
+    from pgsafe.catalog.verify_state import VerifyState
+
     c = archiving
     full = base_backup(c)
     change(c, 1)
@@ -457,8 +460,37 @@ def test_member_proof_is_not_built_on_a_member_verify_found_damaged(archiving):
         fh.write(b"damaged!")
     proc = run_cli(c, c.backup_dir, "verify", "--json")
     assert proc.returncode == 5, proc.stderr
+    assert VerifyState(c.backup_dir).last(incr["backup_id"])["ok"] is False
     shutil.copy2(saved, tar)
     change(c, 2)
     after = base_backup(c, "--incremental", "--chain-proof", "member")
-    assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "combine")
+    assert (after["parent"], after["chain_proof"]) == (incr["backup_id"], "member")
+    assert "1 of 2 member(s) re-hashed" in after["reason"], after["reason"]
+    assert VerifyState(c.backup_dir).last(incr["backup_id"])["ok"] is True
     assert meta_of(after)["chain_full"] == full["backup_id"]
+
+
+@needs_17
+def test_members_are_re_hashed_when_due_not_on_every_incremental(archiving):
+    """The chain below a new incremental is re-hashed, except members re-hashed within reverify_hours
+    (a 1 TB chain is not read again every hour). Done: a full, an incremental (the full re-hashed),
+    then the full's bytes changed in place (same size). Seen: the next incremental within the default
+    24 hours reads only the member not yet re-hashed and builds on the chain; with --reverify-hours 0
+    every member is read, the damage found, and a full is taken instead."""
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    first = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert "1 of 1 member(s) re-hashed" in first["reason"], first["reason"]
+    tar = os.path.join(full["backup_path"], "base.tar")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        fh.write(b"damaged!")
+    change(c, 2)
+    second = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (second["backup_type"], second["parent"]) == ("incremental", first["backup_id"])
+    assert "1 of 2 member(s) re-hashed" in second["reason"], second["reason"]
+    change(c, 3)
+    third = base_backup(c, "--incremental", "--chain-proof", "member", "--reverify-hours", "0")
+    assert third["backup_type"] == "full", third
+    assert "damaged" in third["reason"] and full["backup_id"] in third["reason"]

@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wal_cleanup",
         "full_interval_days",
         "chain_proof",
+        "reverify_hours",
         "json",
     )
     flags.add(b, "incremental", nargs="?", const="on")
@@ -194,6 +195,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             incremental=args.incremental,
             full_interval_days=args.full_interval_days,
             chain_proof=args.chain_proof,
+            reverify_hours=args.reverify_hours,
             progress=progress_settings(args, log),
         )
         result = run_base_backup(req, log=log)

@@ -183,7 +183,10 @@ def check_integrity(
     now: datetime,
     verify: Callable[[Entry], object] = catalog.verify_entry,
     fmt_check: Callable[[Entry], None] = format_check,
+    keep: Collection[str] = (),
 ) -> tuple[list[Result], int]:
+    """keep: other backups' ids whose records stay in the state (base backups: their re-hash and
+    `pgsafe verify`'s failures are recorded there by base-backup runs)."""
     results: list[Result] = []
     corrupted, verified_now = 0, 0
     for entry in entries:
@@ -225,7 +228,7 @@ def check_integrity(
                 "metadata cannot be trusted: %s" % problem.reason,
             )
         )
-    state.forget_missing({e.backup_id for e in entries})
+    state.forget_missing({e.backup_id for e in entries} | set(keep))
     if not results:
         results.append(
             result(
@@ -660,7 +663,10 @@ def integrity_checks(
     problems: Iterable[Problem],
     state: VerifyState,
 ) -> list[Result]:
-    results, metrics["corrupted_backups"] = check_integrity(entries, problems, state, req.t["reverify_hours"], now)
+    base_entries, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
+    results, metrics["corrupted_backups"] = check_integrity(
+        entries, problems, state, req.t["reverify_hours"], now, keep={e.backup_id for e in base_entries}
+    )
     return results
 
 

@@ -23,7 +23,7 @@ from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
 from ..catalog.verify_state import VerifyState
-from ..core import compress, parallel, progress, tools
+from ..core import compress, options, parallel, progress, tools
 from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
@@ -84,6 +84,7 @@ class BaseBackupRequest:
         full_interval_days: float = 7,
         progress: Optional[progress.Settings] = None,
         chain_proof: str = "combine",
+        reverify_hours: Optional[float] = None,
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -122,6 +123,10 @@ class BaseBackupRequest:
         if chain_proof not in chainproof.PROOFS:
             raise ConfigError("chain_proof must be one of %s, got %r" % (", ".join(chainproof.PROOFS), chain_proof))
         self.chain_proof = chain_proof
+        hours = options.get("reverify_hours").default if reverify_hours is None else reverify_hours
+        if float(hours) < 0:
+            raise ConfigError("reverify_hours must be 0 or more, got %r" % (reverify_hours,))
+        self.reverify_hours = float(hours)
 
 
 def base_dir(backup_dir: str) -> str:
@@ -325,9 +330,32 @@ def _plan_type(req: BaseBackupRequest, facts: dict[str, Any], entries: list[Entr
         )
     if facts["summarize_wal"] != "on":
         return _full_plan(req, "summarize_wal is off on the server: full backup (turn it on for incrementals)")
+    now = utc_now()
+    state = VerifyState(req.backup_dir)
+    reread: list[str] = []
+
+    def due(member: Entry) -> bool:
+        return state.due(member.backup_id, member.meta.get("checksum"), req.reverify_hours, now)
+
+    def rehashed(member: Entry, error: Optional[str]) -> None:
+        reread.append(member.backup_id)
+        state.record(member.backup_id, member.meta.get("checksum"), error is None, error=error, now=now)
+
     chain, why = chains.choose_parent(
-        entries, facts["system_identifier"], facts["timeline"], utc_now(), req.full_interval_days, rehash=rehash
+        entries,
+        facts["system_identifier"],
+        facts["timeline"],
+        now,
+        req.full_interval_days,
+        rehash=rehash,
+        due=due,
+        rehashed=rehashed,
     )
+    if rehash:
+        # A member read within reverify_hours is not read again: the next health or backup run after that does.
+        state.save()
+        if chain is not None:
+            why += "; %d of %d member(s) re-hashed, the others within reverify_hours" % (len(reread), len(chain))
     if chain is None:
         return _full_plan(req, why + ": full backup")
     return {"backup_type": "incremental", "chain": chain, "parent": chain[-1].backup_id, "reason": why}

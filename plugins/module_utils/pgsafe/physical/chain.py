@@ -100,12 +100,15 @@ def choose_parent(
     now: datetime,
     full_interval_days: float,
     rehash: bool = True,
+    due: Optional[Callable[[Entry], bool]] = None,
+    rehashed: Optional[Callable[[Entry, Optional[str]], None]] = None,
 ) -> tuple[Optional[list[Entry]], str]:
     """(chain ending in the parent, why) or (None, why a full backup is taken instead).
 
     The parent is the newest good base backup of the same cluster and timeline; its whole chain must
     hold together (and, with rehash, match its checksums), and its full must be younger than
-    full_interval_days, the schedule of full backups."""
+    full_interval_days, the schedule of full backups.  due(member): whether rehash reads that member
+    again (default: every one); rehashed(member, error or None) learns each result."""
     entries = list(entries)
     same = [
         e
@@ -130,7 +133,8 @@ def choose_parent(
             if recorded and manifest_sha256(member.data_path) != recorded:
                 raise ChainBroken("the backup_manifest of base backup %s is damaged" % member.backup_id)
         if rehash:  # the members at once, on every core; the oldest damaged one is named
-            parallel.run_all([functools.partial(_rehash, member) for member in chain])
+            again = [member for member in chain if due is None or due(member)]
+            parallel.run_all([functools.partial(_rehash, member, rehashed) for member in again])
     except ChainBroken as exc:
         return None, "the chain of the newest base backup %s is broken: %s" % (newest.backup_id, exc)
     full = chain[0]
@@ -142,11 +146,15 @@ def choose_parent(
     return chain, "parent %s (chain of %d from full %s)" % (newest.backup_id, len(chain), full.backup_id)
 
 
-def _rehash(member: Entry) -> None:
+def _rehash(member: Entry, rehashed: Optional[Callable[[Entry, Optional[str]], None]] = None) -> None:
     try:
         verify_entry(member)
     except VerificationFailed as exc:
+        if rehashed is not None:
+            rehashed(member, str(exc))
         raise ChainBroken("base backup %s is damaged: %s" % (member.backup_id, exc))
+    if rehashed is not None:
+        rehashed(member, None)
 
 
 def needed_by_kept(keep: Iterable[Any], entries: Iterable[Any]) -> set[str]:
