@@ -187,8 +187,13 @@ def _creations(cluster, first, last):
 def _crossing_creation(c):
     """CREATE TABLESPACE records made until one starts in a segment and ends in the next (WAL padded
     with logical messages to just before a segment's end); returns (its location, its segment number)."""
-    insert = lambda: _lsn(c.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])  # noqa: E731
-    walfile = lambda: c.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]  # noqa: E731
+
+    def insert():
+        return _lsn(c.sql("SELECT pg_current_wal_insert_lsn()::text")[0][0])
+
+    def walfile():
+        return c.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]
+
     ahead = 200  # bytes from the insert position to the tablespace record (the catalog row first): learnt
     for attempt in range(12):
         location = os.path.join(c.scratch, "cross%d" % attempt)
