@@ -85,6 +85,22 @@ def tree(path):
     return out
 
 
+def assert_tables_and_indexes(data_dir, port, expected):
+    """The recovered server's tables equal expected, read through their indexes, and each index checks."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=data_dir, port=port, user="postgres", dbname="postgres")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET enable_seqscan = off")
+            for table in TABLES.values():
+                cur.execute(CONTENTS.format(table=table))
+                assert cur.fetchall() == expected[table], table
+                cur.execute("SELECT bt_index_check('%s_id', true)" % table)
+    finally:
+        conn.close()
+
+
 def test_base_backup_archives_and_describes_every_tablespace(cluster, backed_up):
     with open(backed_up["metadata_file"]) as fh:
         meta = json.load(fh)
@@ -197,16 +213,7 @@ def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, 
         for ts in recovered["tablespaces"]:
             assert os.readlink(os.path.join(data_dir, "pg_tblspc", str(ts["oid"]))) == ts["restored_to"]
             assert ts["restored_to"] == os.path.join(data_dir + "_tblspc", str(ts["oid"]))
-        import psycopg2
-
-        conn = psycopg2.connect(host=data_dir, port=recovered["port"], user="postgres", dbname="postgres")
-        with conn.cursor() as cur:
-            cur.execute("SET enable_seqscan = off")
-            for table in TABLES.values():
-                cur.execute(CONTENTS.format(table=table))
-                assert cur.fetchall() == expected[table], table
-                cur.execute("SELECT bt_index_check('%s_id', true)" % table)
-        conn.close()
+        assert_tables_and_indexes(data_dir, recovered["port"], expected)
     finally:
         stop_server(data_dir)
 
@@ -235,16 +242,7 @@ def test_a_chain_whose_tablespace_goes_to_another_filesystem_is_copied_and_exact
         assert recovered["chain"]["length"] >= 2
         assert recovered["combine_method"] == "copy"
         assert elsewhere in [ts["restored_to"] for ts in recovered["tablespaces"]]
-        import psycopg2
-
-        conn = psycopg2.connect(host=data_dir, port=recovered["port"], user="postgres", dbname="postgres")
-        with conn.cursor() as cur:
-            cur.execute("SET enable_seqscan = off")
-            for table in TABLES.values():
-                cur.execute(CONTENTS.format(table=table))
-                assert cur.fetchall() == expected[table], table
-                cur.execute("SELECT bt_index_check('%s_id', true)" % table)
-        conn.close()
+        assert_tables_and_indexes(data_dir, recovered["port"], expected)
     finally:
         stop_server(data_dir)
         shutil.rmtree(os.path.dirname(elsewhere), ignore_errors=True)
