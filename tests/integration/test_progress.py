@@ -162,9 +162,13 @@ def test_modules_put_the_lines_in_their_log(pg, ansible_module, backup_dir, big_
 
 
 def test_base_backup_reports_what_the_server_has_sent(pg, backup_dir):
-    """Done: pgsafe base-backup of the session cluster with --progress-interval 0.2.
-    Seen: 'base backup' lines with bytes sent of the server's own total, a percentage and time left."""
-    proc = pgsafe(pg, backup_dir, "--progress-interval", "0.2", "base-backup", "--no-verify")
+    """Done: pgsafe base-backup of the session cluster with --progress-interval 0.2, compressed by the
+    server at zstd level 19 so that the copy lasts several intervals even on an idle machine (at level 3
+    it can end before the second line). Seen: 'base backup' lines with bytes sent of the server's own
+    total, a percentage and time left."""
+    proc = pgsafe(
+        pg, backup_dir, "--progress-interval", "0.2", "base-backup", "--no-verify", "--compression-level", "19"
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "] base backup: " in line]
     assert lines, proc.stderr
