@@ -27,7 +27,7 @@ from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import write_json_atomic
 from . import tablespaces as tblspc
 from . import walscan
-from .walnames import from_number, is_segment, lsn_to_int, parse, parse_history, timeline_of, to_number
+from .walnames import from_number, is_segment, lsn_to_int, parse, parse_history, predecessor_name, to_number
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -160,18 +160,6 @@ def check_segment(guard_path: str, archive_dir: str, name: str) -> Optional[list
             raise
         raise ReplayRefused(exc.message, exc.hint) from exc
     return records
-
-
-def predecessor_name(name: str, segsize: int, history: Optional[list[tuple[int, int]]]) -> str:
-    """The archived segment whose bytes come just before name's in the WAL that name's timeline
-    replays: on its own timeline, or, when name is (or precedes) the timeline's first segment, on the
-    ancestor the .history says held them.  history None: name's timeline has no history file."""
-    tli, number = parse(name)[0], to_number(name, segsize)
-    if history is None:
-        if tli > 1:
-            raise ValueError("timeline %d has no history file" % tli)
-        return from_number(tli, number - 1, segsize)
-    return from_number(timeline_of(tli, history, number * segsize - 1), number - 1, segsize)
 
 
 def _predecessor(archive_dir: str, name: str, segsize: int) -> str:

@@ -108,6 +108,18 @@ def timeline_of(timeline: int, history: list[tuple[int, int]], lsn: int) -> int:
     return timeline
 
 
+def predecessor_name(name: str, segsize: int, history: Optional[list[tuple[int, int]]]) -> str:
+    """The archived segment whose bytes come just before name's in the WAL that name's timeline
+    replays: on its own timeline, or, when name is (or precedes) the timeline's first segment, on the
+    ancestor the .history says held them.  history None: name's timeline has no history file."""
+    tli, number = parse(name)[0], to_number(name, segsize)
+    if history is None:
+        if tli > 1:
+            raise ValueError("timeline %d has no history file" % tli)
+        return from_number(tli, number - 1, segsize)
+    return from_number(timeline_of(tli, history, number * segsize - 1), number - 1, segsize)
+
+
 def strip_compression(name: str) -> tuple[str, str]:
     for suffix in COMPRESSED_SUFFIXES:
         if name.endswith(suffix):

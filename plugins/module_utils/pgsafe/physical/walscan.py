@@ -19,7 +19,16 @@ import tempfile
 
 from ..core import compress, tools
 from ..core.errors import ConfigError, VerificationFailed
-from .walnames import from_number, is_segment, list_archive, lsn_to_int, parse, parse_history, timeline_of, to_number
+from .walnames import (
+    from_number,
+    is_segment,
+    list_archive,
+    lsn_to_int,
+    parse,
+    parse_history,
+    predecessor_name,
+    to_number,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -151,7 +160,7 @@ def lead_in(
             "cannot read the archived %08X.history: %s" % (tli, exc),
             "Recovery cannot follow timeline %d either: find an intact copy of the history file" % tli,
         )
-    wanted = from_number(timeline_of(tli, history, number * segsize - 1), number - 1, segsize)
+    wanted = predecessor_name(from_number(tli, number, segsize), segsize, history)
     if parse(wanted)[0] == tli or wanted not in stored:
         return None
     return from_number(tli, number - 1, segsize), stored[wanted]
