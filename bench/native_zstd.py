@@ -1,8 +1,9 @@
 """Bench group native_zstd: directory backups compressed by pg_dump's own zstd (PostgreSQL 16+), -j 2.
 
 Side by side in one run: bare `pg_dump -Fd -j2 -Z zstd:3` / `pg_restore -j2` (the anchors), our backup and
-restore of the same format, and today's default (custom, zstd by the zstd program; its parallel restore
-decompresses a copy first).  Level 1 beside level 3 is what the default level was chosen from.
+restore of the same format, the custom format (zstd by the zstd program; its parallel restore decompresses
+a copy first), and the default with no options (format auto: on 16+ a native zstd directory, one job).
+Level 1 beside level 3 is what the default level was chosen from.
 
   python bench/run.py --groups native_zstd ...      # as a group of the full bench (needs pgBackRest)
   python bench/native_zstd.py --size 1000 --repeat 2 --out DIR   # alone: a plain cluster, no archiving
@@ -69,7 +70,13 @@ def backup_cases(ctx):
             ours("ours_native", *NATIVE, "--compression-level", "3"),
         ),
         (GROUP_BACKUP, "pgsafe directory zstd-1 -j%d (native, its default)" % JOBS, False, ours(None, *NATIVE)),
-        (GROUP_BACKUP, "pgsafe custom zstd-3 (today's default)", False, ours("ours_default")),
+        (
+            GROUP_BACKUP,
+            "pgsafe custom zstd-3 (the default before format auto)",
+            False,
+            ours("ours_custom", "--format", "custom"),
+        ),
+        (GROUP_BACKUP, "pgsafe backup, no options (format auto: directory zstd-1, one job)", False, ours("ours_auto")),
     ]
 
 
@@ -85,13 +92,11 @@ def restore_cases(ctx):
         _drop(ctx, target)
         return result
 
-    def ours(keep_as):
+    def ours(keep_as, *options):
         def once():
             _drop(ctx, target)
             result = measure.run_rss(
-                ctx.pgsafe(
-                    ctx.keep[keep_as][0], "restore", "--json", "--latest", "--database", cases.DB, "--jobs", str(JOBS)
-                )
+                ctx.pgsafe(ctx.keep[keep_as][0], "restore", "--json", "--latest", "--database", cases.DB, *options)
                 + [target],
                 ctx.env,
                 stdout=True,
@@ -110,14 +115,15 @@ def restore_cases(ctx):
             GROUP_RESTORE,
             "pgsafe restore --jobs %d, native zstd directory (validated)" % JOBS,
             False,
-            ours("ours_native"),
+            ours("ours_native", "--jobs", str(JOBS)),
         ),
         (
             GROUP_RESTORE,
-            "pgsafe restore --jobs %d, custom zstd-3 (today's default, validated)" % JOBS,
+            "pgsafe restore --jobs %d, custom zstd-3 (the default before format auto, validated)" % JOBS,
             False,
-            ours("ours_default"),
+            ours("ours_custom", "--jobs", str(JOBS)),
         ),
+        (GROUP_RESTORE, "pgsafe restore, no options, of the format auto backup (validated)", False, ours("ours_auto")),
     ]
 
 

@@ -58,12 +58,21 @@ def drop(ctx):
 
 
 def prepare(ctx, size):
-    """The restores' inputs: a bare -Fc dump, a pgsafe backup, and that backup in the one-frame format."""
+    """The restores' inputs: a bare -Fc dump, pgsafe's default backup (format auto: a native zstd directory
+    on 16+, custom on 15), a custom backup (framed zstd) unless that is the default, and the custom backup
+    in the one-frame format written before."""
     work = ctx.scratch("inputs-%d" % size)
     bare = os.path.join(work, "bare.dump")
     measure.run([cases.pg("pg_dump"), "-Fc", "-f", bare, cases.DB], ctx.env)
-    framed_dir = ctx.scratch("framed-%d" % size)
-    made = json.loads(measure.run(ctx.pgsafe(framed_dir, "backup", "--json", cases.DB), ctx.env)["stdout"])
+    default_dir = ctx.scratch("default-%d" % size)
+    made = json.loads(measure.run(ctx.pgsafe(default_dir, "backup", "--json", cases.DB), ctx.env)["stdout"])
+    default_format = made["format"]
+    framed_dir = default_dir
+    if default_format != "custom":
+        framed_dir = ctx.scratch("framed-%d" % size)
+        made = json.loads(
+            measure.run(ctx.pgsafe(framed_dir, "backup", "--json", "--format", "custom", cases.DB), ctx.env)["stdout"]
+        )
     single_dir = ctx.scratch("single-%d" % size)
     shutil.copytree(os.path.join(framed_dir, "full"), os.path.join(single_dir, "full"))
     measure.chown_tree(single_dir)
@@ -80,10 +89,10 @@ def prepare(ctx, size):
     with open(meta_path, "w") as fh:
         json.dump(meta, fh)
     measure.chown_tree(single_dir)
-    return bare, framed_dir, single_dir
+    return bare, (default_dir, default_format), framed_dir, single_dir
 
 
-def restore_cases(ctx, bare, framed_dir, single_dir):
+def restore_cases(ctx, bare, default, framed_dir, single_dir):
     def anchor():
         drop(ctx)
         ctx.sql('CREATE DATABASE "%s"' % TARGET)
@@ -105,11 +114,15 @@ def restore_cases(ctx, bare, framed_dir, single_dir):
 
         return once
 
-    return [
+    default_dir, default_format = default
+    rows = [
         (RESTORE, "pg_restore -j%d of pg_dump -Fc (bare)" % CORES, True, anchor),
-        (RESTORE, "pgsafe restore, no options (framed zstd backup)", False, ours(framed_dir)),
-        (RESTORE, "pgsafe restore, no options (one-frame zstd backup, as before)", False, ours(single_dir)),
+        (RESTORE, "pgsafe restore, no options, of the default backup (%s)" % default_format, False, ours(default_dir)),
     ]
+    if framed_dir != default_dir:
+        rows.append((RESTORE, "pgsafe restore, no options (custom, framed zstd backup)", False, ours(framed_dir)))
+    rows.append((RESTORE, "pgsafe restore, no options (one-frame zstd backup, as before)", False, ours(single_dir)))
+    return rows
 
 
 def backup_cases(ctx):
@@ -126,13 +139,17 @@ def backup_cases(ctx):
 
         return once
 
-    def ours():
-        backup_dir = ctx.scratch("ours-backup")
-        argv = ctx.pgsafe(backup_dir, "backup", "--json", cases.DB)
-        result = timed(argv, ctx.env, stdout=True)
-        result["bytes"] = json.loads(result.pop("stdout"))["size_bytes"]
-        shutil.rmtree(backup_dir)
-        return result
+    def ours(*options):
+        def once():
+            backup_dir = ctx.scratch("ours-backup")
+            argv = ctx.pgsafe(backup_dir, "backup", "--json", *options, cases.DB)
+            result = timed(argv, ctx.env, stdout=True)
+            out = json.loads(result.pop("stdout"))
+            result["bytes"], result["plan"] = out["size_bytes"], out["format"]
+            shutil.rmtree(backup_dir)
+            return result
+
+        return once
 
     return [
         (
@@ -142,7 +159,8 @@ def backup_cases(ctx):
             pipeline("zstd -q -3 -T%d -c" % CORES),
         ),
         (BACKUP, "pg_dump -Fc -Z0 | pzstd -3 -p%d (frames)" % CORES, False, pipeline("pzstd -q -3 -p %d -c" % CORES)),
-        (BACKUP, "pgsafe backup (default: custom, framed zstd-3)", False, ours),
+        (BACKUP, "pgsafe backup, no options (format auto)", False, ours()),
+        (BACKUP, "pgsafe backup --format custom (framed zstd-3)", False, ours("--format", "custom")),
     ]
 
 

@@ -39,9 +39,14 @@ options:
     description:
       - V(custom) is pg_dump's archive format, restorable table by table and in parallel;
         V(plain) is SQL text (C(.sql.gz) or C(.sql.zst)); V(directory) dumps with O(jobs) workers.
+      - V(auto) picks by the pg_dump this host has for the server. With O(compression=zstd) and pg_dump 16 or
+        newer it is V(directory) compressed by pg_dump itself, which a restore loads on every core straight
+        from the backup, with no decompressed copy and no scratch room. Otherwise it is V(custom)
+        (V(directory) when O(jobs) is more than 1 with V(gzip) or V(none)). The result's RV(format) and
+        RV(format_reason) say what was chosen and why.
     type: str
-    choices: [custom, plain, directory]
-    default: custom
+    choices: [auto, custom, plain, directory]
+    default: auto
   compression:
     description:
       - V(zstd) uses the zstd program with one worker per core. V(gzip) is done by pg_dump itself for
@@ -62,7 +67,8 @@ options:
     type: int
   jobs:
     description:
-      - Parallel pg_dump workers; more than one needs O(format=directory).
+      - Parallel pg_dump workers; more than one needs the directory format (O(format=auto) then chooses it, and
+        with pg_dump 15 and O(compression=zstd) refuses with what to do).
       - With O(format=directory) and O(compression=zstd) on pg_dump 16 or newer, set it to the cores the
         server can spare (each job is one connection and one zstd stream).
     type: int
@@ -194,6 +200,16 @@ duration_seconds:
   returned: success and not check mode
   type: float
   sample: 4.24
+format:
+  description: The backup's format (what O(format=auto) chose, or the one given).
+  returned: always
+  type: str
+  sample: directory
+format_reason:
+  description: Why O(format=auto) chose RV(format); null when a format was given.
+  returned: always
+  type: str
+  sample: "format auto chose directory: pg_dump 17.7 compresses each file with zstd itself"
 removed:
   description: Backup files retention deleted (or would delete, in check mode).
   returned: always

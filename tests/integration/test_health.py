@@ -8,7 +8,7 @@ import pgcluster
 import pytest
 from alertkit import Receiver
 from pgcluster import make_scratch_dir
-from pgtest import ROOT, backup, run_cli, wait_until
+from pgtest import ROOT, backup, data_file_of, run_cli, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -83,7 +83,7 @@ def test_corruption_found_and_reverify_schedule_kept_on_disk(pg, cli, sample_db,
     rc, report = health(pg, backup_dir)
     assert by_name(report, "backup_integrity")[0]["status"] == "ok"
     # Flip a byte: a run within reverify_hours does not re-read the unchanged-metadata file...
-    with open(result["backup_file"], "r+b") as fh:
+    with open(data_file_of(result["backup_file"]), "r+b") as fh:
         fh.seek(100)
         byte = fh.read(1)
         fh.seek(100)

@@ -123,3 +123,43 @@ def test_module_check_mode_refuses_too(pg, backup_dir, sample_db, ansible_module
     assert rc != 0, out
     assert "needs pg_dump 16 or newer" in res["msg"], res
     assert backups_in(backup_dir) == []
+
+
+@needs_16
+def test_the_default_is_a_native_zstd_directory_that_restores_in_parallel_with_no_copy(pg, cli, backup_dir, sample_db):
+    # No format, compression or jobs given: what a cron line or a playbook without options gets.
+    result = backup(cli, sample_db)
+    assert result["format"] == "directory", result
+    assert result["format_reason"].startswith("format auto chose directory: pg_dump %d" % MAJOR), result
+    meta = meta_of(result)
+    assert (meta["format"], meta["compressed_by"], meta["compression_level"], meta["jobs"]) == (
+        "directory",
+        "pg_dump",
+        1,
+        1,
+    )
+    target = unique_name("restored")
+    try:
+        # No jobs given either: one per core, straight from the backup (the matrix's container has 2 or more).
+        proc = cli("restore", "--json", result["backup_id"], target)
+        assert proc.returncode == 0, proc.stderr
+        restored = json.loads(proc.stdout)
+        assert restored["load_plan"]["mode"] == "parallel" and restored["load_plan"]["jobs"] >= 2, restored
+        assert "scratch_dir" not in restored["load_plan"] and "decompress" not in restored["steps_seconds"]
+        assert table_contents(pg, target) == table_contents(pg, sample_db)
+    finally:
+        drop_database(pg, target)
+
+
+@before_16
+def test_the_default_on_pg_dump_15_is_custom_with_our_zstd_and_says_why(cli, backup_dir, sample_db):
+    result = backup(cli, sample_db)
+    assert result["format"] == "custom" and result["backup_file"].endswith(".dump.zst"), result
+    assert (
+        result["format_reason"]
+        == "format auto chose custom: pg_dump %s cannot write zstd itself" % (meta_of(result)["pg_dump_version"])
+    )
+    # Asked for jobs with zstd, auto cannot give a directory here: refused before anything is written.
+    proc = cli("backup", sample_db, "--jobs", "2")
+    assert proc.returncode == 2 and "postgresql-client-16" in proc.stderr, proc.stdout + proc.stderr
+    assert [n for n in backups_in(backup_dir) if not n.endswith(".json")] == [os.path.basename(result["backup_file"])]

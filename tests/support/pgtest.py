@@ -244,6 +244,15 @@ def backup(cli, db, *extra):
     return json.loads(proc.stdout)
 
 
+def data_file_of(backup_file):
+    """The file that holds a logical backup's data: the file itself, or a directory backup's biggest file
+    (format auto makes a directory on 16+), for tests that damage a backup whatever its format."""
+    if not os.path.isdir(backup_file):
+        return backup_file
+    files = [os.path.join(backup_file, n) for n in os.listdir(backup_file)]
+    return max(files, key=os.path.getsize)
+
+
 def make_os_user(prefix="pgsafe_t"):
     """A throwaway OS user with a home of its own (roles write ~/.pgpass, ~/.pgsafe of the user they
     are given); needs root. Returns its pwd entry; remove_os_user(entry) removes both."""

@@ -52,3 +52,46 @@ def test_pg_dump_15_is_refused_for_native_zstd_with_what_to_do(tmp_path):
     assert exc.value.exit_code == 2
     assert "needs pg_dump 16 or newer" in str(exc.value) and "gzip" in str(exc.value.hint)
     assert dump.require_native_zstd(fake_pg_dump(tmp_path, "17.12")) == "17.12"
+
+
+@pytest.mark.parametrize(
+    "compression,jobs,version,fmt,level",
+    [
+        # pg_dump 16+ writes zstd itself: a directory a restore reads in parallel as it is, at level 1.
+        ("zstd", 1, "17.7", "directory", 1),
+        ("zstd", 2, "16.4", "directory", 1),
+        # An older pg_dump cannot: our zstd stream around a custom archive, at level 3.
+        ("zstd", 1, "15.14", "custom", 3),
+        ("gzip", 1, "17.7", "custom", 6),
+        # pg_dump's gzip works in a directory on every version, which jobs > 1 needs.
+        ("gzip", 2, "15.14", "directory", 6),
+        ("none", 1, "15.14", "custom", 0),
+    ],
+)
+def test_auto_format_follows_what_pg_dump_can_do(compression, jobs, version, fmt, level):
+    req = request("auto", compression, jobs=jobs)
+    req.resolve(version)
+    assert (req.format, req.compression_level) == (fmt, level)
+    assert req.format_reason.startswith("format auto chose %s: " % fmt)
+
+
+def test_auto_keeps_a_level_that_was_given_and_checks_it_before_resolving():
+    req = request("auto", "zstd", level=5)
+    req.resolve("17.7")
+    assert "--compress=zstd:5" in dump.pg_dump_argv(req, "pg_dump", "s", output="/tmp/x")
+    with pytest.raises(ConfigError, match="compression_level"):
+        request("auto", "zstd", level=40)
+
+
+def test_auto_with_jobs_and_zstd_on_pg_dump_15_says_what_to_do():
+    req = request("auto", "zstd", jobs=2)
+    with pytest.raises(ConfigError) as exc:
+        req.resolve("15.14")
+    assert "jobs 2 needs the directory format" in str(exc.value)
+    assert "postgresql-client-16" in (exc.value.hint or "")
+
+
+def test_a_given_format_is_never_changed_by_resolve():
+    req = request("custom", "zstd")
+    req.resolve("17.7")
+    assert (req.format, req.format_reason, req.compression_level) == ("custom", None, 3)

@@ -51,7 +51,9 @@ def test_installed_command_backs_up_verifies_and_reports_healthy(host):
     assert out.rc == 0, out.stderr
     result = json.loads(out.stdout)
     backup = host.file(result["backup_file"])
-    assert backup.mode == 0o600 and backup.user == "postgres"
+    # format auto: one custom file with pg_dump 15, a directory of pg_dump's own zstd files from 16 on.
+    assert result["format"] == ("directory" if backup.is_directory else "custom"), result
+    assert backup.mode == (0o700 if backup.is_directory else 0o600) and backup.user == "postgres"
     assert as_postgres(host, "pgsafe --quiet backup 'odd name'").rc == 0
     assert as_postgres(host, "pgsafe --quiet base-backup").rc == 0
     assert as_postgres(host, "pgsafe --quiet verify").rc == 0

@@ -316,9 +316,9 @@ OPTIONS = _table(
     Option(
         "format",
         "str",
-        "custom",
-        "pg_dump archive format",
-        choices=("custom", "plain", "directory"),
+        "auto",
+        "pg_dump archive format; auto: directory with pg_dump's own zstd where pg_dump is 16 or newer, else custom",
+        choices=("auto", "custom", "plain", "directory"),
         role_vars=("backup_schedule_format",),
     ),
     Option(

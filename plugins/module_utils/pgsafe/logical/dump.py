@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from ..core.conn import ConnInfo
 
-FORMATS = ("custom", "plain", "directory")
+FORMATS = ("auto", "custom", "plain", "directory")
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 CUSTOM_MAGIC = b"PGDMP"
 
@@ -58,7 +58,7 @@ class FullBackupRequest:
         database: str,
         backup_dir: str,
         conninfo: ConnInfo,
-        format: str = "custom",
+        format: str = "auto",
         compression: str = "zstd",
         compression_level: Optional[int] = None,
         jobs: int = 1,
@@ -77,14 +77,17 @@ class FullBackupRequest:
         self.conninfo = conninfo
         if format not in FORMATS:
             raise ConfigError("format %r is not one of %s" % (format, ", ".join(FORMATS)))
-        self.format = format
         self.compression = compression
-        if compression_level is None and format == "directory" and compression == "zstd":
-            compression_level = NATIVE_ZSTD_LEVEL
-        self.compression_level = compress.validate(compression, compression_level)
+        self.requested_level = compression_level
         self.jobs = _positive_int(jobs, "jobs")
-        if self.jobs > 1 and format != "directory":
-            raise ConfigError("jobs > 1 needs format directory (pg_dump dumps in parallel only into a directory)")
+        # Why the format is what it is: said in the log and the result when auto chose it.
+        self.format_reason: Optional[str] = None
+        self.format = format
+        if format != "auto":
+            self._settle()
+        else:
+            # The level is checked now (bad input fails before any connection); it is set for good by resolve.
+            compress.validate(compression, compression_level)
         self.retention_days = _positive_int(retention_days, "retention_days", minimum=0)
         self.min_backups = _positive_int(min_backups, "min_backups")
         self.globals = bool(globals)
@@ -92,6 +95,47 @@ class FullBackupRequest:
         self.lock_timeout = float(lock_timeout)
         self.threads = threads
         self.progress = progress
+
+    def resolve(self, pg_dump_version: str) -> None:
+        """Turn format auto into the format this pg_dump does best (a no-op for any other format).
+
+        From pg_dump 16 on, a zstd backup is a directory compressed by pg_dump itself: a parallel restore
+        reads it as it is, so it needs neither the decompressed copy nor the scratch room that the custom
+        format's parallel restore does (docs/performance.md).  An older pg_dump cannot write zstd, so there
+        the custom format with our zstd stream stays, as it does for gzip and none unless jobs > 1 asks
+        for the directory format (pg_dump's gzip works in it on every version)."""
+        if self.format != "auto":
+            return
+        major = tools.major_of(pg_dump_version)
+        native = major is not None and major >= NATIVE_ZSTD_MAJOR
+        if self.compression == "zstd" and native:
+            self.format, why = "directory", "pg_dump %s compresses each file with zstd itself" % pg_dump_version
+        elif self.compression != "zstd" and self.jobs > 1:
+            self.format, why = "directory", "jobs %d" % self.jobs
+        elif self.compression == "zstd" and self.jobs > 1:
+            raise ConfigError(
+                "jobs %d needs the directory format, and pg_dump %s cannot write zstd into it"
+                % (self.jobs, pg_dump_version),
+                "Use jobs 1, compression gzip, or install postgresql-client-%d or newer" % NATIVE_ZSTD_MAJOR,
+            )
+        else:
+            self.format = "custom"
+            why = (
+                "pg_dump %s cannot write zstd itself" % pg_dump_version
+                if self.compression == "zstd"
+                else "compression %s with one job" % self.compression
+            )
+        self.format_reason = "format auto chose %s: %s" % (self.format, why)
+        self._settle()
+
+    def _settle(self) -> None:
+        """What follows from the format: the default level, and whether the jobs fit it."""
+        level = self.requested_level
+        if level is None and self.native_zstd():
+            level = NATIVE_ZSTD_LEVEL
+        self.compression_level = compress.validate(self.compression, level)
+        if self.jobs > 1 and self.format != "directory":
+            raise ConfigError("jobs > 1 needs format directory (pg_dump dumps in parallel only into a directory)")
 
     def extension(self) -> str:
         if self.format == "directory":
@@ -295,10 +339,15 @@ def run_full_backup(
     probe = connect(req.conninfo, req.database)  # a missing database or a bad login fails here with exit 3
     try:
         server = server_version(probe)
-        if req.native_zstd():  # refused before anything is locked, started or written
-            require_native_zstd(
-                tools.find("pg_dump", tools.major_of_num(server[1]), why="the server is PostgreSQL %s" % server[0])
+        if req.format == "auto" or req.native_zstd():  # settled, or refused, before anything is locked or written
+            pg_dump = tools.find(
+                "pg_dump", tools.major_of_num(server[1]), why="the server is PostgreSQL %s" % server[0]
             )
+            req.resolve(tools.version_of(pg_dump))
+            if req.format_reason:
+                log(req.format_reason)
+            if req.native_zstd():
+                require_native_zstd(pg_dump)
         if check_mode:
             _check_can_dump(req, probe)
     finally:
@@ -311,6 +360,8 @@ def run_full_backup(
             "backup_file": data_path,
             "metadata_file": meta_path,
             "backup_id": backup_id,
+            "format": req.format,
+            "format_reason": req.format_reason,
             "removed": [e.data_path for e in plan.remove],
         }
     with BackupLock(req.backup_dir, req.database, timeout=req.lock_timeout):
@@ -350,6 +401,8 @@ def run_full_backup(
         "checksum": meta["checksum"],
         "size_bytes": meta["size_bytes"],
         "duration_seconds": meta["duration_seconds"],
+        "format": req.format,
+        "format_reason": req.format_reason,
         "removed": removed,
         "warnings": warnings,
         "metadata": meta,
