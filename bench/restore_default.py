@@ -232,7 +232,9 @@ def main(argv=None):
                         records.append(result)
                         with open(os.path.join(args.out, "restore_default.json"), "w") as fh:
                             json.dump(records, fh, indent=1)
-            shutil.rmtree(inputs[1]), shutil.rmtree(inputs[2]), shutil.rmtree(os.path.dirname(inputs[0]))
+            bare, (default_dir, _fmt), framed_dir, single_dir = inputs
+            for directory in {default_dir, framed_dir, single_dir, os.path.dirname(bare)}:
+                shutil.rmtree(directory)
         conn.close()
         version = cluster.sql("SHOW server_version")[0][0]
     finally:
