@@ -7,7 +7,7 @@ import stat
 import threading
 
 import pytest
-from pgtest import backup, drop_database, table_contents, unique_name
+from pgtest import backup, data_size, drop_database, table_contents, unique_name
 
 FORMATS = [
     ("custom", "zstd", ".dump.zst"),
@@ -64,7 +64,7 @@ def test_metadata_keeps_seed_fields_and_exact_counts(pg, cli, backup_dir, sample
     assert counts[("public", 'Odd "Quoted" Table')] == 3
     assert counts[("public", "tëst_ünïcode")] == 2
     assert meta["large_objects"] == 1
-    assert meta["size_bytes"] == os.path.getsize(result["backup_file"])
+    assert meta["size_bytes"] == data_size(result["backup_file"])
     assert meta["globals_file"].startswith("globals/")
     assert os.path.isfile(os.path.join(backup_dir, meta["globals_file"]))
 

@@ -253,6 +253,13 @@ def data_file_of(backup_file):
     return max(files, key=os.path.getsize)
 
 
+def data_size(backup_file):
+    """Bytes of a logical backup's data: the file, or every file of a directory backup."""
+    if not os.path.isdir(backup_file):
+        return os.path.getsize(backup_file)
+    return sum(os.path.getsize(os.path.join(root, n)) for root, _dirs, files in os.walk(backup_file) for n in files)
+
+
 def make_os_user(prefix="pgsafe_t"):
     """A throwaway OS user with a home of its own (roles write ~/.pgpass, ~/.pgsafe of the user they
     are given); needs root. Returns its pwd entry; remove_os_user(entry) removes both."""
