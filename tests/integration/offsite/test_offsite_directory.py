@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pgcluster
+from agekit import Keys
 from offsitekit import PREFIX, keys, s3_env
 from pgcluster import make_scratch_dir
 from pgtest import drop_database, run_cli, table_contents, unique_name
@@ -67,3 +68,50 @@ def test_a_directory_backup_goes_off_site_file_by_file_and_comes_back(pg, sample
         drop_database(pg, target)
         shutil.rmtree(backup_dir, ignore_errors=True)
         shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_an_encrypted_directory_backup_is_sealed_file_by_file_and_restores_with_the_key(pg, sample_db, s3_bucket):
+    """format auto makes every backup a directory from pg_dump 16 on: each of its files is encrypted on
+    its own, and only the operator's identity brings it back."""
+    age = Keys()
+    backup_dir = make_scratch_dir("pgsafe-offsite-dir-")
+    elsewhere = make_scratch_dir("pgsafe-newhost-")
+    target = unique_name("from_bucket")
+    try:
+        env = s3_env(s3_bucket)
+        env.update(age.env([age.ops]))
+        proc = run_cli(
+            pg,
+            backup_dir,
+            "backup",
+            sample_db,
+            "--json",
+            "--format",
+            "directory",
+            "--compression",
+            CODEC,
+            env_extra=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        folder = "%s/full/%s/" % (PREFIX, os.path.basename(result["backup_file"]))
+        names = [k for k in keys(s3_bucket) if k.startswith(folder)]
+        assert len(names) == len(os.listdir(result["backup_file"])) >= 2
+        for name in names:
+            body = s3_bucket.client.get_object(Bucket=s3_bucket.name, Key=name)["Body"].read()
+            assert body.startswith(b"age-encryption.org/v1\n"), name
+
+        shutil.rmtree(backup_dir)  # the host is lost; a new one has the bucket and the operator's key
+        no_key = run_cli(pg, elsewhere, "restore", "--from", "offsite", "--latest", target, env_extra=s3_env(s3_bucket))
+        assert no_key.returncode != 0 and not pg.database_exists(target), no_key.stderr
+        env = s3_env(s3_bucket)
+        env.update(age.env(identity=age.ops))
+        proc = run_cli(pg, elsewhere, "restore", "--from", "offsite", "--latest", "--json", target, env_extra=env)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["validation"]["passed"]
+        assert table_contents(pg, target) == table_contents(pg, sample_db)
+    finally:
+        drop_database(pg, target)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+        age.remove()
