@@ -115,3 +115,14 @@ def test_recipients_are_public_and_go_before_the_subcommand_the_identity_never_d
     assert command_words("pgsafe", "push", {"recipients": []}) == ["pgsafe", "push"]
     with pytest.raises(ValueError, match="secret"):
         command_words("pgsafe", "drill", {"identity": "AGE-SECRET-KEY-1X"})
+
+
+def test_the_base_backup_job_carries_how_often_the_chain_is_re_read():
+    words = command_words(
+        "/usr/local/bin/pgsafe",
+        "base-backup",
+        {"backup_dir": "/b", "incremental": "auto", "chain_proof": "member", "reverify_hours": 6.0},
+        [],
+    )
+    args = build_parser().parse_args(words[1:])
+    assert (args.reverify_hours, args.chain_proof, args.incremental) == (6.0, "member", "auto")

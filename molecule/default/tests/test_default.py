@@ -22,7 +22,10 @@ def test_cron_jobs_follow_the_seed_schedule(host):
     assert re.search(r"\n0 2 \* \* \* postgres /usr/local/bin/pgsafe .* backup .* -- shop >> ", shop.content_string)
     odd = host.file("/etc/cron.d/pgsafe-full-odd_name")
     assert re.search(r"\n0 2 \* \* \* postgres .* backup .* -- 'odd name' >> ", odd.content_string)
-    assert "5 * * * * postgres" in host.file("/etc/cron.d/pgsafe-base").content_string
+    base = host.file("/etc/cron.d/pgsafe-base").content_string
+    assert "5 * * * * postgres" in base
+    # How the hourly job proves and re-reads its chain: the role's variables, on the line cron runs.
+    assert "--chain-proof combine" in base and "--reverify-hours 24.0" in base, base
     assert "*/15 * * * * postgres" in host.file("/etc/cron.d/pgsafe-monitor").content_string
     assert "-mtime +90" in host.file("/etc/cron.d/pgsafe-logs").content_string
 

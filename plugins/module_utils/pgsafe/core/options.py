@@ -561,7 +561,7 @@ OPTIONS = _table(
         "float",
         24.0,
         "re-hash an unchanged backup after this many hours",
-        role_vars=("monitoring_reverify_hours",),
+        role_vars=("monitoring_reverify_hours", "backup_schedule_base_reverify_hours"),
     ),
     Option(
         "max_archive_lag_segments",
