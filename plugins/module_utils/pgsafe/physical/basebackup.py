@@ -457,13 +457,13 @@ def _take(
         verify_method: Optional[str] = None
         label: Optional[str] = None  # the new backup's backup_label, for a member proof
         if in_place and pg_verifybackup is not None:
-            why = inplace.unreadable(tmp)
-            if why is None:
+            not_readable = inplace.unreadable(tmp)
+            if not_readable is None:
                 _verify_in_place(tmp, pg_verifybackup, temp_path_for(final + ".wal"), facts["wal_segment_size"], log)
                 verify_method = inplace.IN_PLACE
                 label, extracted_map = _label_and_map(tmp, bool(chain))
             else:  # not what pg_basebackup writes today: checked the old way rather than not at all
-                log("pg_verifybackup cannot read this backup in place (%s): extracting it" % why)
+                log("pg_verifybackup cannot read this backup in place (%s): extracting it" % not_readable)
                 _check_room(os.path.dirname(final), facts["cluster_bytes"])
                 scratch = temp_path_for(final + ".verify")
                 os.mkdir(scratch, 0o700)
