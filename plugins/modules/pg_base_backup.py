@@ -243,6 +243,15 @@ chain_proof:
   returned: success and not check mode
   type: str
   sample: member
+verify_method:
+  description:
+    - How pg_verifybackup read the new backup (also in its metadata); V(in_place) where it reads tar
+      archives (PostgreSQL 18 and later; the WAL alone unpacked for pg_waldump), V(extracted) on a copy
+      extracted beside it (15 and 17, and a V(combine) proof, which needs the member extracted); null
+      without verification.
+  returned: success and not check mode
+  type: str
+  sample: in_place
 reason:
   description: Why the backup is full or incremental (for example the broken chain that forced a full one).
   returned: success

@@ -1,11 +1,14 @@
-"""pg_base_backup through Ansible on a real cluster: the data layout others build on, check mode, retention."""
+"""pg_base_backup on a real cluster: the data layout others build on, check mode, retention (through
+Ansible), and where verification reads the backup (the host command)."""
 
 import json
 import os
 
+import pgcluster
 import pytest
+from faultkit import fill_incompressible, small_filesystem
 from pgcluster import make_scratch_dir
-from pgtest import ROOT, removing_scratch_dirs
+from pgtest import ROOT, damaging_pg_basebackup, removing_scratch_dirs, run_cli
 
 from pgsafe.catalog import entries as catalog
 from pgsafe.core.errors import VerificationFailed
@@ -39,6 +42,11 @@ CONTRACT_KEYS = (
     "verified_by",
 )
 
+
+MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
+needs_18 = pytest.mark.skipif(
+    MAJOR < 18, reason="pg_verifybackup reads tar from PostgreSQL 18 (host has %s): run scripts/matrix.sh" % MAJOR
+)
 
 _remove_scratch_dirs = removing_scratch_dirs(__name__)
 
@@ -167,3 +175,49 @@ def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
     assert proc.returncode == 2, proc.stderr
     assert "does not describe (16390.tar.zst)" in proc.stderr
     assert not os.path.exists(data_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (root only)")
+def test_verified_in_place_on_18_with_no_room_for_an_extracted_copy(cluster):
+    """Done: about 100 MB of incompressible rows, then a verified base backup into a tmpfs with room for
+    the compressed backup and its WAL unpacked, but 8 MB short of what an extracted copy of the cluster
+    asks for (its size and a tenth, plus the 256 MB always left free). Seen on 18: verified in place
+    (the result and the metadata say so), base/ holds the backup, its metadata and nothing else. On 15
+    and 17, whose pg_verifybackup reads plain directories only: the run refuses before pg_basebackup
+    with exit 4, saying what an extracted copy needs, and base/ stays empty."""
+    fill_incompressible(cluster, "postgres", 100)
+    cluster_bytes = int(cluster.sql("SELECT sum(pg_database_size(oid)) FROM pg_database")[0][0])
+    size_mb = (cluster_bytes + cluster_bytes // 10 + (256 << 20)) // (1 << 20) - 8
+    with small_filesystem(size_mb) as backup_dir:
+        proc = run_cli(cluster, backup_dir, "base-backup", "--json")
+        base = os.path.join(backup_dir, "base")
+        if MAJOR < 18:
+            assert proc.returncode == 4, proc.stdout + proc.stderr
+            assert "free beside the backup for an extracted copy" in proc.stderr
+            assert os.listdir(base) == []
+            return
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["verify_method"] == "in_place"
+        with open(result["metadata_file"]) as fh:
+            meta = json.load(fh)
+        assert (meta["verify_method"], meta["verified_by"]) == ("in_place", "pg_verifybackup")
+        assert sorted(os.listdir(base)) == [result["backup_id"], result["backup_id"] + ".meta.json"]
+        catalog.verify_entry(catalog.load_entry(result["metadata_file"]))
+
+
+@needs_18
+def test_a_byte_damaged_in_base_tar_zst_is_caught_in_place_and_nothing_published(cluster):
+    """Done: a verified base backup (server-side zstd, the default) whose pg_basebackup turns a byte in
+    the middle of base.tar.zst after writing it. Seen: exit 5 from pg_verifybackup reading the archive
+    in place, and base/ holds nothing, not even a temporary directory; the same backup without the
+    damage is verified in place."""
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    env = damaging_pg_basebackup(pgcluster.PG_BIN, "base")
+    proc = run_cli(cluster, backup_dir, "base-backup", env_extra=env)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "pg_verifybackup (in place) failed" in proc.stderr, proc.stderr
+    assert os.listdir(os.path.join(backup_dir, "base")) == []
+    proc = run_cli(cluster, backup_dir, "base-backup", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["verify_method"] == "in_place"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait
+from pgtest import ROOT, damaging_pg_basebackup, removing_scratch_dirs, run_cli, switch_and_wait
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
@@ -21,6 +21,11 @@ needs_17 = pytest.mark.skipif(
     MAJOR < 17, reason="incremental base backups need PostgreSQL 17+ (host has %s): run scripts/matrix.sh" % MAJOR
 )
 before_17 = pytest.mark.skipif(MAJOR >= 17, reason="the refusal on PostgreSQL 15/16 is tested on the host's 15")
+needs_18 = pytest.mark.skipif(
+    MAJOR < 18, reason="pg_verifybackup reads tar from PostgreSQL 18 (host has %s): run scripts/matrix.sh" % MAJOR
+)
+# How a full or a member-proven incremental is verified: where the backup lies on 18, extracted before.
+IN_PLACE = "in_place" if MAJOR >= 18 else "extracted"
 
 
 _remove_scratch_dirs = removing_scratch_dirs(__name__)
@@ -118,6 +123,9 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
     change(c, 2)
     second = base_backup(c, "--incremental")
     assert (second["backup_type"], second["parent"], second["chain_length"]) == ("incremental", first["backup_id"], 3)
+    # pg_combinebackup reads plain directories only: a combine proof extracts the new member on 18 too.
+    assert second["verify_method"] == "extracted" and meta_of(second)["verify_method"] == "extracted"
+    assert full["verify_method"] == IN_PLACE
     meta = meta_of(second)
     assert meta["backup_type"] == "incremental" and meta["parent"] == first["backup_id"]
     assert meta["chain_full"] == full["backup_id"]
@@ -383,6 +391,8 @@ def test_chain_proven_member_by_member_restores_exactly(archiving):
         incr = base_backup(c, "--incremental", "--chain-proof", "member")
         assert (incr["backup_type"], incr["parent"]) == ("incremental", members[-1]["backup_id"])
         assert incr["chain_proof"] == "member" and meta_of(incr)["chain_proof"] == "member"
+        # On 18 the member is read where it lies, its backup_label straight from base.tar.
+        assert incr["verify_method"] == IN_PLACE and meta_of(incr)["verify_method"] == IN_PLACE
         members.append(incr)
     change(c, 4)
     expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
@@ -428,7 +438,7 @@ def test_member_proof_is_not_built_on_an_unproven_parent(archiving):
     assert (incr["parent"], incr["chain_proof"]) == (unverified["backup_id"], "combine")
     chain = [load_entry(full["metadata_file"]), load_entry(unverified["metadata_file"])]
     with pytest.raises(LinkBroken, match="%s was not proven" % unverified["backup_id"]):
-        prove_member(chain, "/nonexistent", "/nonexistent", "x", print)
+        prove_member(chain, "", "/nonexistent", "x", print)
 
     meta = meta_of(incr)
     meta["chain_proof"] = "failed"
@@ -494,3 +504,24 @@ def test_members_are_re_hashed_when_due_not_on_every_incremental(archiving):
     third = base_backup(c, "--incremental", "--chain-proof", "member", "--reverify-hours", "0")
     assert third["backup_type"] == "full", third
     assert "damaged" in third["reason"] and full["backup_id"] in third["reason"]
+
+
+@needs_18
+def test_a_damaged_member_is_caught_in_place_and_nothing_published(archiving):
+    """Done: a full, then an incremental proven member by member whose pg_basebackup turns a byte in
+    the middle of its base.tar after writing it. Seen: exit 5 from pg_verifybackup reading the member
+    in place, base/ as before (no member, no temporary directory); the next incremental, undamaged, is
+    proven on the same parent, in place."""
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    base = os.path.join(c.backup_dir, "base")
+    before = sorted(os.listdir(base))
+    env = damaging_pg_basebackup(pgcluster.PG_BIN, "base")
+    member = ("--compression", "none", "--incremental", "--chain-proof", "member")
+    proc = run_cli(c, c.backup_dir, "base-backup", *member, env_extra=env)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "pg_verifybackup (in place) failed" in proc.stderr, proc.stderr
+    assert sorted(os.listdir(base)) == before
+    incr = base_backup(c, "--incremental", "--chain-proof", "member")
+    assert (incr["parent"], incr["chain_proof"], incr["verify_method"]) == (full["backup_id"], "member", "in_place")

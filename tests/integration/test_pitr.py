@@ -55,7 +55,13 @@ def test_base_backup_is_verified_and_described(archiving):
     assert os.stat(result["backup_path"]).st_mode & 0o777 == 0o700
     from pgsafe.physical.basebackup import verify_tar_backup
 
-    verify_tar_backup(result["backup_path"])  # verifying again on the published copy also passes
+    # Verifying again on the published copy also passes: where it lies on 18, extracted before.
+    major = int(meta["server_version_num"]) // 10000
+    assert verify_tar_backup(result["backup_path"]) == ("in_place" if major >= 18 else "extracted")
+    assert meta["verify_method"] == ("in_place" if major >= 18 else "extracted")
+    assert sorted(os.listdir(os.path.dirname(result["backup_path"]))) == sorted(
+        [result["backup_id"], result["backup_id"] + ".meta.json"]
+    ), "no scratch directory is left beside it"
 
 
 def test_damaged_base_backup_fails_verification(archiving):

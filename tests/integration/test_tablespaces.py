@@ -13,7 +13,7 @@ import shutil
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import archiving_cluster, run_cli, switch_and_wait
+from pgtest import archiving_cluster, damaging_pg_basebackup, run_cli, switch_and_wait
 
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
 
@@ -105,6 +105,8 @@ def test_base_backup_archives_and_describes_every_tablespace(cluster, backed_up)
     with open(backed_up["metadata_file"]) as fh:
         meta = json.load(fh)
     assert meta["verified_by"] == "pg_verifybackup"
+    # 18 reads the tablespace archives where they lie, and their directories from base.tar's tablespace_map.
+    assert meta["verify_method"] == backed_up["verify_method"] == ("in_place" if MAJOR >= 18 else "extracted")
     described = {t["name"]: t for t in meta["tablespaces"]}
     assert set(described) == set(TABLES)
     files = os.listdir(backed_up["backup_path"])
@@ -262,3 +264,20 @@ def test_verify_catches_a_damaged_tablespace_archive(cluster, backed_up):
     proc = run_cli(cluster, cluster.backup_dir, "verify")
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert os.path.basename(backed_up["backup_path"]) in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(MAJOR < 18, reason="pg_verifybackup reads tar backups from PostgreSQL 18: run scripts/matrix.sh")
+def test_a_file_damaged_inside_a_tablespace_archive_is_caught_in_place(cluster):
+    """Done: a verified base backup, uncompressed, whose pg_basebackup turns a byte inside the largest
+    file of a tablespace's archive after writing it (the tar itself stays readable). Seen: exit 5 from
+    pg_verifybackup reading the archive in place, naming the file's checksum; nothing published."""
+    backup_dir = make_scratch_dir("pgsafe-tblspc-damaged-")
+    env = damaging_pg_basebackup(pgcluster.PG_BIN, "tablespace")
+    try:
+        proc = run_cli(cluster, backup_dir, "base-backup", "--compression", "none", env_extra=env)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert "pg_verifybackup (in place) failed" in proc.stderr and "checksum" in proc.stderr, proc.stderr
+        assert os.listdir(os.path.join(backup_dir, "base")) == []
+    finally:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        shutil.rmtree(env["PGSAFE_PG_BIN"], ignore_errors=True)

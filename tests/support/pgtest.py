@@ -348,3 +348,51 @@ def clone_backups(meta_path, copies, as_user=True):
                 os.chown(item, *os_user_ids())
         made.append(path)
     return made
+
+
+# Run by damaging_pg_basebackup's wrapper, as the database OS user, on the directory pg_basebackup
+# wrote: "base" turns a byte in the middle of base.tar*; "tablespace" turns a byte inside the largest
+# file of the first tablespace's (uncompressed) archive, leaving the tar itself readable.
+_DAMAGE = r"""
+import os, sys, tarfile
+directory, what = sys.argv[1], sys.argv[2]
+names = sorted(os.listdir(directory))
+if what == "base":
+    path, offset = os.path.join(directory, [n for n in names if n.startswith("base.tar")][0]), None
+else:
+    path = os.path.join(directory, [n for n in names if n[0].isdigit() and n.endswith(".tar")][0])
+    with tarfile.open(path) as tar:
+        member = max((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.size)
+    offset = member.offset_data + member.size // 2
+with open(path, "r+b") as fh:
+    fh.seek(os.path.getsize(path) // 2 if offset is None else offset)
+    byte = fh.read(1)
+    fh.seek(-1, os.SEEK_CUR)
+    fh.write(bytes([byte[0] ^ 0xFF]))
+"""
+
+
+def damaging_pg_basebackup(pg_bin, what="base"):
+    """Environment for the host command whose pg_basebackup (PGSAFE_PG_BIN) is the real one of pg_bin
+    followed by a byte turned in what it wrote (what: see _DAMAGE), before pgsafe verifies it: damage
+    on the way to the disk, which only a verification reading the files afterwards can see."""
+    from pgcluster import make_scratch_dir
+
+    bin_dir = make_scratch_dir("pgsafe-damaging-bin-")
+    script = os.path.join(bin_dir, "damage.py")
+    with open(script, "w") as fh:
+        fh.write(_DAMAGE)
+    wrapper = os.path.join(bin_dir, "pg_basebackup")
+    with open(wrapper, "w") as fh:
+        fh.write(
+            "#!/bin/sh\n"
+            '"%s" "$@" || exit $?\n'
+            '[ "$1" = "--version" ] && exit 0\n'
+            'dir=; prev=; for a in "$@"; do [ "$prev" = "-D" ] && dir=$a; prev=$a; done\n'
+            'exec "%s" "%s" "$dir" %s\n' % (os.path.join(pg_bin, "pg_basebackup"), SYSTEM_PYTHON, script, what)
+        )
+    uid, gid = os_user_ids()
+    for path in (script, wrapper):
+        os.chown(path, uid, gid)
+        os.chmod(path, 0o755)
+    return {"PGSAFE_PG_BIN": bin_dir}

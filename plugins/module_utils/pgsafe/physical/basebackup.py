@@ -1,9 +1,10 @@
 """Physical base backups: pg_basebackup in tar format, manifest kept and checked by pg_verifybackup.
 
-PostgreSQL 15's pg_verifybackup reads only plain directories, so after the tar
-backup lands we extract it into a hidden scratch directory beside it, run
-pg_verifybackup there (WAL included), and remove the scratch copy.  Only a
-verified backup gets metadata; without metadata it is not in the catalog.
+PostgreSQL 18's pg_verifybackup reads the tar backup where it lies (inplace.py), its WAL unpacked
+alone for pg_waldump.  15's and 17's read only plain directories, so there the tar backup is extracted
+into a hidden scratch directory beside it as it lands, pg_verifybackup runs there (WAL included), and
+the scratch copy is removed; a combine proof extracts on 18 too.  Only a verified backup gets
+metadata; without metadata it is not in the catalog.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import chain as chains
-from . import chainproof, walcleanup
-from .tablespaces import read_map
+from . import chainproof, inplace, walcleanup
+from .tablespaces import MAP_FILE, parse_map, read_map
 from .tablespaces import tars as tablespace_tars
 from .tarfollow import TarFollower
 from .walnames import segment_of_lsn
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
 BASE_DIR = "base"
 INCREMENTAL_MODES = ("off", "on", "auto")
+# When a backup's metadata does not say (pg_waldump learns the real size from the segments).
+DEFAULT_SEGMENT_SIZE = 16 << 20
 STREAMED_SQL = "SELECT backup_streamed, backup_total FROM pg_stat_progress_basebackup LIMIT 1"
 
 
@@ -284,6 +287,7 @@ def run_base_backup(
         "parent": meta["parent"],
         "chain_length": meta["chain_length"],
         "chain_proof": meta["chain_proof"],
+        "verify_method": meta["verify_method"],
         "reason": plan["reason"],
         "removed": removed,
         "wal_removed": wal_removed,
@@ -398,6 +402,10 @@ def _take(
         pg_verifybackup = tools.find("pg_verifybackup", major, why=why) if req.verify else None
         combining = bool(chain) and req.verify and proof == "combine"
         pg_combinebackup = chains.find_combinebackup(major) if combining else None
+        # pg_combinebackup reads plain directories only: a combine proof extracts the new member too.
+        in_place = pg_verifybackup is not None and not combining and inplace.reads_tar(pg_verifybackup)
+        if in_place and pg_verifybackup is not None:
+            inplace.pg_waldump_beside(pg_verifybackup)  # exit 2 now rather than after the copy
         argv = [
             pg_basebackup,
             "--no-password",
@@ -411,7 +419,7 @@ def _take(
         ] + _compress_arg(req, facts["server_version_num"])
         if chain:
             argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
-        if req.verify:
+        if req.verify and not in_place:
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
             _check_room(os.path.dirname(final), facts["cluster_bytes"] * (2 if combining else 1))
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
@@ -446,14 +454,35 @@ def _take(
         known: dict[str, str] = {}
         wal_compression = _compress_wal(tmp, req, known)
         extracted_map: Optional[dict[int, str]] = None
-        if followers and scratch is not None and pg_verifybackup is not None:  # all with verify
-            followed = _finish_followers(followers)
-            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=True, skip=followed)
+        verify_method: Optional[str] = None
+        label: Optional[str] = None  # the new backup's backup_label, for a member proof
+        if in_place and pg_verifybackup is not None:
+            not_readable = inplace.unreadable(tmp)
+            if not_readable is None:
+                _verify_in_place(tmp, pg_verifybackup, temp_path_for(final + ".wal"), facts["wal_segment_size"], log)
+                verify_method = inplace.IN_PLACE
+                label, extracted_map = _label_and_map(tmp, bool(chain))
+            else:  # not what pg_basebackup writes today: checked the old way rather than not at all
+                log("pg_verifybackup cannot read this backup in place (%s): extracting it" % not_readable)
+                _check_room(os.path.dirname(final), facts["cluster_bytes"])
+                scratch = temp_path_for(final + ".verify")
+                os.mkdir(scratch, 0o700)
+        if scratch is not None and pg_verifybackup is not None:  # extracted, all or (followers) in part
+            followed = _finish_followers(followers) if followers else set()
+            _verify_extracted(tmp, scratch, pg_verifybackup, log, skip_base=bool(followers), skip=followed)
+            verify_method = inplace.EXTRACTED
             extracted_map = read_map(scratch)
             if chain and proof == "member":
-                chainproof.prove_member(chain, scratch, manifest_path, backup_id, log)
-            elif chain and pg_combinebackup is not None:
+                with open(os.path.join(scratch, "backup_label")) as fh:
+                    label = fh.read()
+        if verify_method is not None and chain:
+            if proof == "member" and label is not None:
+                chainproof.prove_member(chain, label, manifest_path, backup_id, log)
+            elif pg_combinebackup is not None and scratch is not None and pg_verifybackup is not None:
                 verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
+            else:
+                raise AssertionError("an incremental verified with no proof of its chain")
+        if verify_method is not None:
             for follower in followers:
                 path, sha256 = follower.path, follower.sha256  # both set once finish() returns
                 if path is not None and sha256 is not None and os.path.getsize(path) == follower.size:
@@ -504,6 +533,8 @@ def _take(
         "tool": TOOL_NAME,
         "tool_version": TOOL_VERSION,
         "verified_by": "pg_verifybackup" if req.verify else None,
+        # in_place: pg_verifybackup (18+) read the tar archives as they are; extracted: a scratch copy.
+        "verify_method": verify_method,
         "host": socket.gethostname(),
         "pg_basebackup_version": tools.version_of(pg_basebackup),
         "pg_verifybackup_version": tools.version_of(pg_verifybackup) if pg_verifybackup else None,
@@ -547,7 +578,7 @@ def _describe_tablespaces(
     backup_path: str, facts: dict[str, Any], extracted_map: Optional[dict[int, str]], conninfo: ConnInfo
 ) -> list[dict[str, Any]]:
     """What the metadata records of each tablespace archive: oid, name, original directory (from the
-    backup's own tablespace_map when verification extracted it), the server's size and the archive's."""
+    backup's own tablespace_map when verification read it), the server's size and the archive's."""
     archives = tablespace_tars(backup_path)
     known = facts["tablespaces"]
     if set(archives) - set(known):  # created while the backup ran: ask again
@@ -733,13 +764,20 @@ def _untar(archive: str, dest: str) -> None:
 
 def verify_tar_backup(
     backup_path: str, major: Optional[int] = None, log: Callable[[str], None] = lambda msg: None
-) -> None:
-    """pg_verifybackup on an extracted copy (PostgreSQL 15 cannot read tar backups directly); major: the
-    backup's PostgreSQL major version, by default read from its metadata."""
+) -> str:
+    """pg_verifybackup on a published tar base backup: in place where it reads tar (18+), else on an
+    extracted copy (15 and 17 read plain directories only); major: the backup's PostgreSQL major
+    version, by default read from its metadata.  Returns how (inplace.IN_PLACE or EXTRACTED)."""
+    meta = _backup_meta(backup_path)
     if major is None:
-        major = _backup_major(backup_path)
+        major = tools.major_of_num(meta.get("server_version_num"))
     why = "the backup is of PostgreSQL %s" % major if major else None
     pg_verifybackup = tools.find("pg_verifybackup", major, why=why)
+    if inplace.reads_tar(pg_verifybackup) and inplace.unreadable(backup_path) is None:
+        wal = os.path.join(os.path.dirname(backup_path), ".verify-wal-%s" % os.urandom(4).hex())
+        segment_size = int(meta.get("wal_segment_size") or DEFAULT_SEGMENT_SIZE)
+        _verify_in_place(backup_path, pg_verifybackup, wal, segment_size, log)
+        return inplace.IN_PLACE
     _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
     try:
@@ -747,14 +785,69 @@ def verify_tar_backup(
         _verify_extracted(backup_path, scratch, pg_verifybackup, log)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return inplace.EXTRACTED
 
 
-def _backup_major(backup_path: str) -> Optional[int]:
+def _backup_meta(backup_path: str) -> dict[str, Any]:
     try:
         with open(backup_path + META_SUFFIX) as fh:
-            return tools.major_of_num(json.load(fh).get("server_version_num"))
-    except (OSError, ValueError, AttributeError):
-        return None
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _verify_in_place(
+    backup_path: str, pg_verifybackup: str, wal_scratch: str, segment_size: int, log: Callable[[str], None]
+) -> None:
+    """pg_verifybackup (18+) on the tar archives where they are (-n: it cannot parse WAL in a tar), then
+    the check it would have made of the WAL: pg_wal's archive alone unpacked into wal_scratch (a new
+    directory, removed after) and read by pg_waldump over the manifest's WAL ranges."""
+    pg_waldump = inplace.pg_waldump_beside(pg_verifybackup)
+    proc = subprocess.run(
+        [pg_verifybackup, "--no-parse-wal", backup_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
+    )
+    if proc.returncode != 0:
+        raise VerificationFailed(
+            "pg_verifybackup (in place) failed for %s: %s"
+            % (backup_path, (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:])
+        )
+    with open(os.path.join(backup_path, chains.MANIFEST)) as fh:
+        ranges = inplace.wal_ranges(json.load(fh))
+    if ranges:
+        _base, wal_tar = tar_members(backup_path)
+        if wal_tar is None:
+            raise VerificationFailed("%s has no pg_wal archive: the WAL it needs to be consistent" % backup_path)
+        _check_room(
+            os.path.dirname(wal_scratch),
+            inplace.wal_bytes(ranges, segment_size),
+            VerificationFailed,
+            "its WAL unpacked for pg_waldump",
+        )
+        os.mkdir(wal_scratch, 0o700)
+        try:
+            _untar(wal_tar, wal_scratch)
+            inplace.parse_wal(pg_waldump, wal_scratch, ranges)
+        finally:
+            remove_quietly(wal_scratch)
+    log(
+        "pg_verifybackup in place: %s; WAL parsed by pg_waldump (%d range(s))"
+        % (proc.stdout.decode("utf-8", "replace").strip(), len(ranges))
+    )
+
+
+def _label_and_map(backup_path: str, want_label: bool) -> tuple[Optional[str], Optional[dict[int, str]]]:
+    """The backup_label (when wanted) and the tablespace_map (when there are tablespace archives) of a
+    tar base backup, read from base.tar without unpacking it."""
+    names = (["backup_label"] if want_label else []) + ([MAP_FILE] if tablespace_tars(backup_path) else [])
+    if not names:
+        return None, None
+    found = inplace.read_members(tar_members(backup_path)[0], names)
+    if want_label and "backup_label" not in found:
+        raise VerificationFailed("%s: base archive has no backup_label" % backup_path)
+    label = found["backup_label"].decode("utf-8", "replace") if want_label else None
+    text = found.get(MAP_FILE)
+    return label, (parse_map(text.decode("utf-8", "surrogateescape")) if text is not None else None)
 
 
 def _finish_followers(followers: list[TarFollower]) -> set[int]:
@@ -805,14 +898,16 @@ def _check_room_to_verify(backup_path: str) -> None:
     _check_room(os.path.dirname(backup_path), needed, VerificationFailed)
 
 
-def _check_room(directory: str, needed: int, error: type[PgsafeError] = BackupFailed) -> None:
+def _check_room(
+    directory: str, needed: int, error: type[PgsafeError] = BackupFailed, what: str = "an extracted copy"
+) -> None:
     st = os.statvfs(directory)
     free = st.f_bavail * st.f_frsize
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
     if needed + needed // 10 + (256 << 20) > free:
         raise error(
-            "verifying needs about %s free beside the backup for an extracted copy, only %s is free"
-            % (human_size(needed), human_size(free)),
+            "verifying needs about %s free beside the backup for %s, only %s is free"
+            % (human_size(needed), what, human_size(free)),
             "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)",
         )
 

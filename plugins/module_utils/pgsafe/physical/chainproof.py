@@ -4,7 +4,8 @@
 pg_verifybackup on the result: it proves the chain restores, at the cost of a whole cluster written
 and read on every incremental.  `member` proves instead, by induction on a chain whose older members
 were each proven when they were taken:
-- the new member itself: pg_verifybackup on its extraction (done by _take for every backup);
+- the new member itself: pg_verifybackup on it (done by _take for every backup: in place on 18+,
+  on its extraction before);
 - its link: its backup_label's INCREMENTAL FROM LSN / TLI are its parent's start LSN / timeline, as
   the parent's own backup_manifest (SHA-256 recorded and checked) and its metadata both say, the
   system identifiers agree, and its manifest starts where its backup_label does;
@@ -138,16 +139,15 @@ def check_link(
 
 
 def prove_member(
-    chain: Sequence[Entry], extracted: str, manifest_path: str, backup_id: str, log: Callable[[str], None]
+    chain: Sequence[Entry], label_text: str, manifest_path: str, backup_id: str, log: Callable[[str], None]
 ) -> None:
-    """The member proof of a backup extracted (and already checked by pg_verifybackup) in extracted,
-    taken on chain (oldest first); LinkBroken when it does not hold."""
+    """The member proof of a backup already checked by pg_verifybackup (in place or extracted), whose
+    backup_label says label_text, taken on chain (oldest first); LinkBroken when it does not hold."""
     why = unproven(chain)
     if why:
         raise LinkBroken("no member proof on this chain: %s" % why, "Use chain_proof combine, or take a full")
     parent = chain[-1]
-    with open(os.path.join(extracted, "backup_label")) as fh:
-        label = parse_label(fh.read())
+    label = parse_label(label_text)
     with open(manifest_path) as fh:
         manifest = json.load(fh)
     with open(os.path.join(parent.data_path, chains.MANIFEST)) as fh:
