@@ -54,7 +54,9 @@ mkdir -p "$out"
 failed=()
 for major in "${majors[@]}"; do
     start=$SECONDS
-    image=$(bash molecule/image/build.sh "$(suite_of "$major")" "$major" | tail -n 1)
+    # One image build at a time on the machine: scripts/test.sh runs this beside scripts/molecule.sh,
+    # which may want the same image; the second caller waits, then finds it up to date.
+    image=$(flock /var/tmp/pgsafe-image-build.lock bash molecule/image/build.sh "$(suite_of "$major")" "$major" | tail -n 1)
     echo "--- PostgreSQL $major: image ready ($((SECONDS - start))s)"
     # Not "pgsafe-...": scripts/molecule.sh removes leftover containers by that prefix.
     name=pgsafematrix-pg$major-$$

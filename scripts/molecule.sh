@@ -62,7 +62,8 @@ for run in "${runs[@]}"; do
     scenario=${run%@*}
     major=${run#*@}
     start=$SECONDS
-    image=$(bash molecule/image/build.sh "$(suite_of "$major")" "$major" | tail -n 1)
+    # One image build at a time (scripts/matrix.sh may run beside this one, wanting the same image).
+    image=$(flock /var/tmp/pgsafe-image-build.lock bash molecule/image/build.sh "$(suite_of "$major")" "$major" | tail -n 1)
     built=$((SECONDS - start))
     start=$SECONDS
     echo "--- molecule $scenario on PostgreSQL $major ($image)"

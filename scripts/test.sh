@@ -5,7 +5,10 @@
 # version-dependent integration tests on PostgreSQL 17 and 18 in podman (scripts/matrix.sh), and a
 # bench smoke run.
 # Exit status is non-zero when any stage failed; every stage runs regardless, so one red stage
-# does not hide another.
+# does not hide another. Stages joined by '+' run at the same time: CI runs molecule+matrix, which
+# share nothing but the image builds (one at a time); the first one's output streams as usual, the
+# other's is kept and shown whole, under its own header, when it ends. PGSAFE_TEST_STAGES picks and
+# orders stages ("pytest lint", "molecule matrix" one after the other).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -14,6 +17,7 @@ bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 source scripts/env.sh
 
 declare -a failed=()
+# Runs one stage, says how long it took; its status is the stage's.
 stage() {
     local name=$1; shift
     echo
@@ -23,23 +27,82 @@ stage() {
         echo "=== ${name}: ok ($((SECONDS - start))s) ==="
     else
         echo "=== ${name}: FAILED ($((SECONDS - start))s) ==="
-        failed+=("$name")
+        return 1
     fi
 }
 
-rm -f tests/output/junit.xml tests/output/matrix/junit-pg*.xml
-only=${PGSAFE_TEST_STAGES:-style pytest sanity lint molecule matrix bench}
-for s in $only; do
-    case $s in
-        style)    stage "style" bash scripts/style.sh ;;
-        pytest)   stage "pytest" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
-        sanity)   stage "ansible-test sanity" bash scripts/sanity.sh ;;
-        lint)     stage "ansible-lint" ansible-lint --profile production ;;
-        molecule) stage "molecule" bash scripts/molecule.sh ;;
-        matrix)   stage "matrix (PostgreSQL 17, 18)" bash scripts/matrix.sh 17 18 ;;
-        bench)    stage "bench smoke" python bench/run.py --smoke ;;
-        *) echo "unknown stage $s"; failed+=("$s") ;;
+label_of() {
+    case $1 in
+        sanity) echo "ansible-test sanity" ;;
+        lint) echo "ansible-lint" ;;
+        matrix) echo "matrix (PostgreSQL 17, 18)" ;;
+        bench) echo "bench smoke" ;;
+        *) echo "$1" ;;
     esac
+}
+
+run_stage() {
+    local label
+    label=$(label_of "$1")
+    case $1 in
+        style)    stage "$label" bash scripts/style.sh ;;
+        pytest)   stage "$label" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
+        sanity)   stage "$label" bash scripts/sanity.sh ;;
+        lint)     stage "$label" ansible-lint --profile production ;;
+        molecule) stage "$label" bash scripts/molecule.sh ;;
+        matrix)   stage "$label" bash scripts/matrix.sh 17 18 ;;
+        bench)    stage "$label" python bench/run.py --smoke ;;
+        *) echo "unknown stage $1"; return 1 ;;
+    esac
+}
+
+# Background stages of a '+' group, each a process group of its own: stopped with the run if it is
+# interrupted (an asynchronous job of a script ignores the terminal's Ctrl-C).
+declare -a bg_pids=() bg_logs=()
+stop_background() {
+    local pid
+    for pid in "${bg_pids[@]}"; do kill -- "-$pid" 2>/dev/null; done
+    rm -f "${bg_logs[@]}"
+    exit 130
+}
+trap stop_background INT TERM
+
+run_together() {
+    local -a names pids logs
+    IFS=+ read -r -a names <<<"$1"
+    local i log
+    for ((i = 1; i < ${#names[@]}; i++)); do
+        log=$(mktemp /tmp/pgsafe-stage-XXXXXX.log)
+        logs[i]=$log
+        bg_logs+=("$log")
+        echo
+        echo "=== $(label_of "${names[i]}"): started beside ${names[0]}, its output follows when it ends ==="
+        set -m
+        run_stage "${names[i]}" >"$log" 2>&1 &
+        pids[i]=$!
+        set +m
+        bg_pids+=("${pids[i]}")
+    done
+    run_stage "${names[0]}" || failed+=("$(label_of "${names[0]}")")
+    for ((i = 1; i < ${#names[@]}; i++)); do
+        if ! wait "${pids[i]}"; then
+            failed+=("$(label_of "${names[i]}")")
+        fi
+        cat "${logs[i]}"
+        rm -f "${logs[i]}"
+    done
+    bg_pids=()
+    bg_logs=()
+}
+
+rm -f tests/output/junit.xml tests/output/matrix/junit-pg*.xml
+only=${PGSAFE_TEST_STAGES:-style pytest sanity lint molecule+matrix bench}
+for s in $only; do
+    if [[ $s == *+* ]]; then
+        run_together "$s"
+    else
+        run_stage "$s" || failed+=("$(label_of "$s")")
+    fi
 done
 
 echo

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -255,6 +256,35 @@ def test_unreachable_endpoint_is_a_connection_error(s3_bucket):
     store = s3.ObjectStore(s3_bucket.settings(endpoint_url=endpoint, max_attempts=1, connect_timeout=2))
     with pytest.raises(ConnectionFailed, match="cannot reach the S3 endpoint %s" % endpoint):
         store.put_stream(s3_bucket.name, "k", io.BytesIO(b"x"))
+
+
+def test_max_attempts_counts_every_try_the_first_included(s3_bucket):
+    """An endpoint that hangs up on every request: max_attempts=3 is three connections, not one and three
+    retries (botocore's max_attempts counts retries only: with the default 5, an unreachable endpoint
+    cost six tries and up to 31 s of backoff)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+
+    def hang_up():
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn.getpeername())
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    endpoint = "http://127.0.0.1:%d" % listener.getsockname()[1]
+    try:
+        store = s3.ObjectStore(s3_bucket.settings(endpoint_url=endpoint, max_attempts=3))
+        with pytest.raises(ConnectionFailed, match="S3 endpoint %s" % endpoint):
+            store.check_bucket(s3_bucket.name)
+    finally:
+        listener.close()
+    assert len(accepted) == 3, accepted
 
 
 @pytest.mark.parametrize("size", [300 * 1024, 11 * MIB], ids=["single-put", "multipart"])

@@ -262,7 +262,7 @@ class ObjectStore:
                 region_name=session.region_name or DEFAULT_REGION,
                 signature_version="s3v4",
                 s3={"addressing_style": s.addressing_style},
-                retries={"max_attempts": s.max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": s.max_attempts, "mode": "standard"},
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.read_timeout,
                 user_agent_extra="pgsafe",
