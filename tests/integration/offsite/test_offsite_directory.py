@@ -17,27 +17,31 @@ MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG
 CODEC = "zstd" if MAJOR >= 16 else "gzip"
 
 
+def directory_backup(pg, backup_dir, database, env, *extra):
+    """A directory backup pushed off-site by the host command (env: the bucket, and keys when encrypting)."""
+    proc = run_cli(
+        pg,
+        backup_dir,
+        "backup",
+        database,
+        "--json",
+        "--format",
+        "directory",
+        "--compression",
+        CODEC,
+        *extra,
+        env_extra=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_a_directory_backup_goes_off_site_file_by_file_and_comes_back(pg, sample_db, s3_bucket):
     backup_dir = make_scratch_dir("pgsafe-offsite-dir-")
     elsewhere = make_scratch_dir("pgsafe-newhost-")
     target = unique_name("from_bucket")
     try:
-        proc = run_cli(
-            pg,
-            backup_dir,
-            "backup",
-            sample_db,
-            "--json",
-            "--format",
-            "directory",
-            "--compression",
-            CODEC,
-            "--jobs",
-            "2",
-            env_extra=s3_env(s3_bucket),
-        )
-        assert proc.returncode == 0, proc.stderr
-        result = json.loads(proc.stdout)
+        result = directory_backup(pg, backup_dir, sample_db, s3_env(s3_bucket), "--jobs", "2")
         assert [p["backup_id"] for p in result["offsite"]["pushed"]] == [result["backup_id"]]
         with open(result["metadata_file"]) as fh:
             files = json.load(fh)["files"]
@@ -80,20 +84,7 @@ def test_an_encrypted_directory_backup_is_sealed_file_by_file_and_restores_with_
     try:
         env = s3_env(s3_bucket)
         env.update(age.env([age.ops]))
-        proc = run_cli(
-            pg,
-            backup_dir,
-            "backup",
-            sample_db,
-            "--json",
-            "--format",
-            "directory",
-            "--compression",
-            CODEC,
-            env_extra=env,
-        )
-        assert proc.returncode == 0, proc.stderr
-        result = json.loads(proc.stdout)
+        result = directory_backup(pg, backup_dir, sample_db, env)
         folder = "%s/full/%s/" % (PREFIX, os.path.basename(result["backup_file"]))
         names = [k for k in keys(s3_bucket) if k.startswith(folder)]
         assert len(names) == len(os.listdir(result["backup_file"])) >= 2
