@@ -115,3 +115,22 @@ def test_find_takes_a_version_text(tmp_path, monkeypatch):
     assert tools.find("pg_ctl", "17") == str(d / "pg_ctl")
     with pytest.raises(ConfigError):  # a 9.6 server (two-number major) is simply not installed here
         tools.find("pg_ctl", "9.6")
+
+
+def test_backup_checking_programs_take_the_backups_own_major_first():
+    # A host upgrading 17 to 18 has both: pg_verifybackup 18 would parse a 17 backup's WAL with
+    # pg_waldump 18, which reads only 18's WAL.
+    both = available("pg_verifybackup", 17, 18)
+    assert tools.choose("pg_verifybackup", 17, both) == DEB % (17, "pg_verifybackup")
+    assert tools.choose("pg_verifybackup", 18, both) == DEB % (18, "pg_verifybackup")
+    assert tools.choose("pg_verifybackup", 17, available("pg_verifybackup", 18)) == DEB % (18, "pg_verifybackup")
+    assert tools.choose("pg_combinebackup", 17, available("pg_combinebackup", 17, 18)) == DEB % (17, "pg_combinebackup")
+    # Client programs that read any older server keep taking the newest.
+    assert tools.choose("pg_basebackup", 17, available("pg_basebackup", 17, 18)) == DEB % (18, "pg_basebackup")
+
+
+def test_pg_waldump_reads_only_its_own_major():
+    assert tools.choose("pg_waldump", 17, available("pg_waldump", 17, 18)) == DEB % (17, "pg_waldump")
+    with pytest.raises(ConfigError) as info:
+        tools.choose("pg_waldump", 17, available("pg_waldump", 18))
+    assert str(info.value).endswith("Install postgresql-17")

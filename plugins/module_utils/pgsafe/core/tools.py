@@ -29,7 +29,13 @@ if TYPE_CHECKING:
 SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
 # Tied to one data directory's major version, and in Debian's server package (postgresql-N); every
 # other program used here is a client that reads older versions too (postgresql-client-N).
-EXACT = frozenset(("pg_ctl", "pg_controldata", "initdb", "postgres", "pg_resetwal", "pg_checksums", "pg_rewind"))
+EXACT = frozenset(
+    ("pg_ctl", "pg_controldata", "initdb", "postgres", "pg_resetwal", "pg_checksums", "pg_rewind", "pg_waldump")
+)
+# Newer copies work, but the backup's own major is taken first when installed: pg_verifybackup parses WAL
+# with the pg_waldump beside it (which reads only its own major's WAL), and pg_combinebackup writes its
+# own major's files.  On a host upgrading 17 to 18 both are installed, and the newest would fail.
+SAME_FIRST = frozenset(("pg_verifybackup", "pg_combinebackup"))
 
 
 def search_patterns() -> tuple[str, ...]:
@@ -72,6 +78,8 @@ def choose(
         suitable = [item for item in available if item[0] == need]
     else:  # a copy whose version could not be read is never taken for new enough
         suitable = [item for item in available if item[0] is not None and item[0] >= need]
+        if program in SAME_FIRST:
+            suitable = [item for item in suitable if item[0] == need] or suitable
     if suitable:
         return max(suitable, key=_by_version)[1]
     package = "postgresql-%s" if program in EXACT else "postgresql-client-%s"

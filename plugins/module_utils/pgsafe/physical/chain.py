@@ -184,13 +184,8 @@ def keep_chains(keep: list[Any], remove: list[Any]) -> tuple[list[Any], list[Any
 
 def find_combinebackup(major: Optional[int]) -> str:
     """pg_combinebackup of the backups' own major when installed (it writes that major's relation files
-    and control file), else the newest newer one, as for the other client programs."""
-    why = "incremental backups of PostgreSQL %s are combined" % major
-    if major is not None and not os.environ.get("PGSAFE_PG_BIN"):
-        same = [c for c in tools.installed("pg_combinebackup", tools.search_patterns()) if c[0] == major]
-        if same:
-            return max(same)[1]
-    return tools.find("pg_combinebackup", major, why=why)
+    and control file), else the newest newer one (tools.SAME_FIRST)."""
+    return tools.find("pg_combinebackup", major, why="incremental backups of PostgreSQL %s are combined" % major)
 
 
 def combine(
