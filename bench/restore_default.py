@@ -233,7 +233,7 @@ def main(argv=None):
                         with open(os.path.join(args.out, "restore_default.json"), "w") as fh:
                             json.dump(records, fh, indent=1)
             bare, (default_dir, _fmt), framed_dir, single_dir = inputs
-            for directory in {default_dir, framed_dir, single_dir, os.path.dirname(bare)}:
+            for directory in sorted({default_dir, framed_dir, single_dir, os.path.dirname(bare)}):
                 shutil.rmtree(directory)
         conn.close()
         version = cluster.sql("SHOW server_version")[0][0]
