@@ -11,11 +11,14 @@ from pgtest import PGSAFE, as_os_user, cli_env, drop_database, table_contents, u
 
 from pgsafe.core.fsutil import human_size
 
-# A few MB that compress only about twice (md5 text), so each step lasts long enough for lines at 0.1 s.
+# Tens of MB that compress only about twice (md5 text), so each step lasts several 0.1 s intervals after
+# its first bytes: a dump's zstd (pzstd's frames, or zstd's jobs on two threads) writes nothing until it
+# has compressed its first 8 MiB, and with a third of this the whole dump could end before a sample saw
+# a byte (then no rate, no time left: the CI run of 2026-11-27 failed that way).
 DATA_SQL = """
 CREATE TABLE readings (id bigint PRIMARY KEY, a text, b text, c text);
 INSERT INTO readings SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
-  FROM generate_series(1, 150000) g;
+  FROM generate_series(1, 500000) g;
 """
 
 # "<label>: <size> <unit>[ of [~]<size> (<n>%)], <rate>/s, [about ]<t> left, <t> elapsed"
@@ -161,13 +164,13 @@ def test_modules_put_the_lines_in_their_log(pg, ansible_module, backup_dir, big_
         drop_database(pg, target)
 
 
-def test_base_backup_reports_what_the_server_has_sent(pg, backup_dir):
-    """Done: pgsafe base-backup of the session cluster with --progress-interval 0.2, compressed by the
-    server at zstd level 19 so that the copy lasts several intervals even on an idle machine (at level 3
-    it can end before the second line). Seen: 'base backup' lines with bytes sent of the server's own
-    total, a percentage and time left."""
+def test_base_backup_reports_what_the_server_has_sent(pg, backup_dir, big_db):
+    """Done: pgsafe base-backup of the session cluster, big_db in it (so its size does not depend on which
+    tests ran), with --progress-interval 0.2, compressed by the server at zstd level 9 so that the copy
+    lasts several intervals even on an idle machine (at level 3 it can end before the second line).
+    Seen: 'base backup' lines with bytes sent of the server's own total, a percentage and time left."""
     proc = pgsafe(
-        pg, backup_dir, "--progress-interval", "0.2", "base-backup", "--no-verify", "--compression-level", "19"
+        pg, backup_dir, "--progress-interval", "0.2", "base-backup", "--no-verify", "--compression-level", "9"
     )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "] base backup: " in line]
