@@ -8,7 +8,7 @@ import time
 import pgcluster
 import pytest
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait
+from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait, wait_until
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -211,6 +211,12 @@ def test_wal_cleanup_keeps_what_the_oldest_kept_base_backup_needs(archiving):
     assert second["removed"] == [first["backup_path"]]
     with open(second["metadata_file"]) as fh:
         start = json.load(fh)["start_wal"]
+    # pg_basebackup keeps the WAL it needs in the backup and does not wait for the archiver, so the
+    # backup's own first segment may reach the archive only after the run has returned.
+    wait_until(
+        lambda: c.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(start,))[0][0],
+        what="segment %s archived" % start,
+    )
     remaining = sorted(n for n in os.listdir(c.archive_dir) if len(n) == 24)
     assert remaining and min(n[8:] for n in remaining) >= start[8:]
     assert set(second["wal_removed"]) and all(n[8:] < start[8:] for n in second["wal_removed"])
