@@ -44,7 +44,7 @@ from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import chain as chains
-from . import chainproof, inplace, walcleanup
+from . import chainproof, inplace, walcleanup, walscan
 from .tablespaces import MAP_FILE, parse_map, read_map
 from .tablespaces import tars as tablespace_tars
 from .tarfollow import TarFollower
@@ -404,8 +404,8 @@ def _take(
         pg_combinebackup = chains.find_combinebackup(major) if combining else None
         # pg_combinebackup reads plain directories only: a combine proof extracts the new member too.
         in_place = pg_verifybackup is not None and not combining and inplace.reads_tar(pg_verifybackup)
-        if in_place and pg_verifybackup is not None:
-            inplace.pg_waldump_beside(pg_verifybackup)  # exit 2 now rather than after the copy
+        # pg_waldump reads the WAL pg_verifybackup -n leaves unread: found now (exit 2), not after the copy.
+        pg_waldump = walscan.pg_waldump(major) if in_place else None
         argv = [
             pg_basebackup,
             "--no-password",
@@ -456,10 +456,11 @@ def _take(
         extracted_map: Optional[dict[int, str]] = None
         verify_method: Optional[str] = None
         label: Optional[str] = None  # the new backup's backup_label, for a member proof
-        if in_place and pg_verifybackup is not None:
+        if in_place and pg_verifybackup is not None and pg_waldump is not None:
             not_readable = inplace.unreadable(tmp)
             if not_readable is None:
-                _verify_in_place(tmp, pg_verifybackup, temp_path_for(final + ".wal"), facts["wal_segment_size"], log)
+                wal_scratch = temp_path_for(final + ".wal")
+                _verify_in_place(tmp, pg_verifybackup, pg_waldump, wal_scratch, facts["wal_segment_size"], log)
                 verify_method = inplace.IN_PLACE
                 label, extracted_map = _label_and_map(tmp, bool(chain))
             else:  # not what pg_basebackup writes today: checked the old way rather than not at all
@@ -776,7 +777,7 @@ def verify_tar_backup(
     if inplace.reads_tar(pg_verifybackup) and inplace.unreadable(backup_path) is None:
         wal = os.path.join(os.path.dirname(backup_path), ".verify-wal-%s" % os.urandom(4).hex())
         segment_size = int(meta.get("wal_segment_size") or DEFAULT_SEGMENT_SIZE)
-        _verify_in_place(backup_path, pg_verifybackup, wal, segment_size, log)
+        _verify_in_place(backup_path, pg_verifybackup, walscan.pg_waldump(major), wal, segment_size, log)
         return inplace.IN_PLACE
     _check_room_to_verify(backup_path)
     scratch = tempfile.mkdtemp(prefix=".verify-", dir=os.path.dirname(backup_path))
@@ -798,12 +799,17 @@ def _backup_meta(backup_path: str) -> dict[str, Any]:
 
 
 def _verify_in_place(
-    backup_path: str, pg_verifybackup: str, wal_scratch: str, segment_size: int, log: Callable[[str], None]
+    backup_path: str,
+    pg_verifybackup: str,
+    pg_waldump: str,
+    wal_scratch: str,
+    segment_size: int,
+    log: Callable[[str], None],
 ) -> None:
     """pg_verifybackup (18+) on the tar archives where they are (-n: it cannot parse WAL in a tar), then
     the check it would have made of the WAL: pg_wal's archive alone unpacked into wal_scratch (a new
-    directory, removed after) and read by pg_waldump over the manifest's WAL ranges."""
-    pg_waldump = inplace.pg_waldump_beside(pg_verifybackup)
+    directory, removed after) and read by pg_waldump (the backup's own major's, walscan.pg_waldump: no
+    other reads its WAL) over the manifest's WAL ranges."""
     proc = subprocess.run(
         [pg_verifybackup, "--no-parse-wal", backup_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
     )

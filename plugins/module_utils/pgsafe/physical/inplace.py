@@ -7,7 +7,8 @@ manifest, that nothing is missing, and pg_control against the manifest's system 
 streaming the archives: no copy written.  What it cannot do is parse WAL inside a tar (it insists
 on -n/--no-parse-wal), which it does on a plain backup: pg_waldump over each of the manifest's WAL
 ranges, proof that the backup holds the WAL it needs to become consistent.  So the caller unpacks
-pg_wal.tar alone (a segment or a few, not the cluster) and runs the same pg_waldump here.
+pg_wal.tar alone (a segment or a few, not the cluster) and runs pg_waldump on it here: the one of
+the backup's own major (walscan.pg_waldump), as no other reads its WAL.
 
 15 and 17 read only plain directories: there, and for a layout this module does not vouch for, the
 caller extracts the backup as before.  A combine proof extracts too (pg_combinebackup reads plain
@@ -22,7 +23,7 @@ import subprocess
 import tarfile
 
 from ..core import compress, tools
-from ..core.errors import ConfigError, VerificationFailed
+from ..core.errors import VerificationFailed
 from . import chainproof
 
 TYPE_CHECKING = False
@@ -86,17 +87,6 @@ def wal_bytes(ranges: Iterable[tuple[int, str, str]], segment_size: int) -> int:
     for _tli, start, end in ranges:
         total += (chainproof.lsn(end) // segment_size - chainproof.lsn(start) // segment_size + 1) * segment_size
     return total
-
-
-def pg_waldump_beside(pg_verifybackup: str) -> str:
-    """The pg_waldump pg_verifybackup itself runs on a plain backup: the one of its own installation."""
-    path = os.path.join(os.path.dirname(pg_verifybackup), "pg_waldump")
-    if not os.access(path, os.X_OK):
-        raise ConfigError(
-            "pg_waldump is needed beside %s to check the WAL of a tar base backup" % pg_verifybackup,
-            "Install the PostgreSQL package that has pg_waldump of the same version",
-        )
-    return path
 
 
 def parse_wal(pg_waldump: str, wal_dir: str, ranges: Iterable[tuple[int, str, str]]) -> None:
