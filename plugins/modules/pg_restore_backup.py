@@ -385,7 +385,11 @@ steps_seconds:
       read step by step. A parallel restore of a compressed dump has no C(checksum) step; the backup
       is hashed in the read that feeds the decompressor, and C(decompress) is the wait for it once the
       scratch database (created meanwhile) exists.
-  returned: success and not check mode (logical restores)
+    - For a point-in-time recovery - C(checks) (host, WAL continuity, tablespace scans), C(extract) (a
+      full backup, re-hashed as it is read) or C(extract_chain) and C(combine) (an incremental chain's
+      members, then pg_combinebackup), C(recovery) (the server started until promoted).
+    - From the off-site repository, C(download) comes first.
+  returned: success and not check mode
   type: dict
   sample: {"create_scratch": 0.05, "decompress": 0.4, "load": 8.95, "validate": 0.2, "swap": 0.01}
 validation:

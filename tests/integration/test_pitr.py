@@ -152,6 +152,10 @@ def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     try:
+        # Where the RTO went, step by step, and the steps add up to no more than the whole.
+        steps = result["steps_seconds"]
+        assert list(steps) == ["checks", "extract", "recovery"] and steps["recovery"] > 0
+        assert sum(steps.values()) - steps["checks"] <= result["duration_seconds"] + 0.01
         with open(os.path.join(result["moved_aside"], "precious")) as fh:
             assert fh.read() == "keep me"
         import psycopg2

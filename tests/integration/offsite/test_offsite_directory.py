@@ -67,6 +67,7 @@ def test_a_directory_backup_goes_off_site_file_by_file_and_comes_back(pg, sample
         assert proc.returncode == 0, proc.stderr
         restored = json.loads(proc.stdout)
         assert restored["validation"]["passed"] and restored["load_plan"]["jobs"] == 2
+        assert list(restored["steps_seconds"])[0] == "download" and restored["steps_seconds"]["download"] > 0
         assert table_contents(pg, target) == table_contents(pg, sample_db)
     finally:
         drop_database(pg, target)

@@ -23,6 +23,7 @@ from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import human_size
 from ..core.lock import BackupLock
 from ..core.naming import validate_database_name
+from ..core.steps import Steps
 from . import loadplan, unpack
 
 TYPE_CHECKING = False
@@ -39,21 +40,6 @@ if TYPE_CHECKING:
     Counts = dict[tuple[str, str], Optional[int]]
 
 SCRATCH_PREFIX = "pgsafe_restore_"
-
-
-class Steps:
-    """Seconds spent in each step of a restore: where an RTO goes, reported with every restore."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def timed(self, name: str) -> Iterator[None]:
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0) + time.monotonic() - started, 3)
 
 
 class RestoreRequest:

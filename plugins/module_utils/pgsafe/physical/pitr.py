@@ -20,6 +20,7 @@ from ..catalog.entries import verify_entry
 from ..core import tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
+from ..core.steps import Steps
 from . import basebackup, preflight, walguard, walscan
 from . import chain as chains
 from . import tablespaces as tblspc
@@ -384,6 +385,8 @@ def check_host(req: PitrRequest, log: Callable[[str], None] = lambda msg: None) 
 def run_pitr(
     req: PitrRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
 ) -> dict[str, Any]:
+    steps = Steps()
+    checks_started = time.monotonic()
     # Before anything is read, extracted or started.
     checked = check_host(req, log)
     all_entries, _problems = basebackup.list_base(req.backup_dir)
@@ -433,6 +436,7 @@ def run_pitr(
             "tablespace_guard": guarded,
         }
     started = time.monotonic()
+    steps.seconds["checks"] = round(started - checks_started, 3)
     moved = prepare_data_directory(req, log)
     tblspc.move_aside(targets, moved, log)
     created: list[str] = []
@@ -441,9 +445,10 @@ def run_pitr(
     combine_method: Optional[str] = None  # a chain's: how pg_combinebackup wrote the unchanged files
     try:
         if len(chain) > 1:
-            combine_method = _combine_verified(chain, req.data_directory, log, targets)
+            combine_method = _combine_verified(chain, req.data_directory, log, targets, steps)
         else:
-            _extract_verified(entry, req.data_directory, targets)
+            with steps.timed("extract"):
+                _extract_verified(entry, req.data_directory, targets)
         tblspc.link(req.data_directory, targets)
         guard = walguard.write(req.data_directory, entry.meta, entry.backup_id, scan, creations) if guarded else None
         written = write_recovery_config(req.data_directory, recovery_settings(req, guard))
@@ -455,12 +460,13 @@ def run_pitr(
                 _chown_tree(path, req.os_user)
         log("starting recovery on port %d" % req.port)
         logfile = os.path.join(req.data_directory, "pgsafe_recovery.log")
-        proc = _pg_ctl(
-            req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start", check=False
-        )
-        if proc.returncode != 0:
-            raise _start_failure(logfile, req.data_directory)
-        result = _wait_promoted(req, logfile)
+        with steps.timed("recovery"):
+            proc = _pg_ctl(
+                req, "-l", logfile, "-o", START_OPTIONS, "-w", "-t", str(req.start_timeout), "start", check=False
+            )
+            if proc.returncode != 0:
+                raise _start_failure(logfile, req.data_directory)
+            result = _wait_promoted(req, logfile)
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
@@ -478,12 +484,20 @@ def run_pitr(
             "preflight": checked,
             "pg_ctl": pg_ctl_for(req.data_directory),
             "duration_seconds": round(time.monotonic() - started, 3),
+            "steps_seconds": steps.seconds,
             "target": {"time": req.target_time_text, "lsn": req.target_lsn, "name": req.target_name},
         }
     )
+    when = result.get("recovered_to_time")
     log(
-        "recovered to %s (LSN %s, timeline %s)"
-        % (result.get("recovered_to_time"), result.get("recovered_lsn"), result.get("timeline"))
+        "recovered to LSN %s on timeline %s (%s) in %.1f s: %s"
+        % (
+            result.get("recovered_lsn"),
+            result.get("timeline"),
+            "last transaction replayed: %s" % when if when else "no transaction replayed after the backup",
+            result["duration_seconds"],
+            ", ".join("%s %.1f s" % item for item in steps.seconds.items()),
+        )
     )
     return result
 
@@ -519,7 +533,7 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 
 
 def _combine_verified(
-    chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target]
+    chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target], steps: Steps
 ) -> str:
     """Every member re-hashed against its metadata and extracted beside the target, then combined into
     it by pg_combinebackup; the extracted copies go, whatever happens.
@@ -544,7 +558,8 @@ def _combine_verified(
         ]
         for path in members:
             os.mkdir(path, 0o700)
-        basebackup.extract_chain(chain, members, places, rehash=True)
+        with steps.timed("extract_chain"):
+            basebackup.extract_chain(chain, members, places, rehash=True)
         mapping: dict[str, str] = {}
         for path, member_places in zip(members, places):  # noqa: B905 (strict= needs Python 3.10)
             links = [tblspc.Target(oid, None, None, "", where) for oid, where in member_places.items()]
@@ -553,7 +568,8 @@ def _combine_verified(
         wanted = {t.oid: t.path for t in targets}
         mapping = {old: wanted[int(os.path.basename(old))] for old in mapping}
         try:
-            return chains.combine(members, data_directory, pg_combinebackup, log, mapping)
+            with steps.timed("combine"):
+                return chains.combine(members, data_directory, pg_combinebackup, log, mapping)
         except BaseException:
             _empty_directories(data_directory, targets)
             raise
