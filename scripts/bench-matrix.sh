@@ -7,7 +7,8 @@
 # Results land in bench/results/pg<MAJOR>/ (PGSAFE_BENCH_OUT to choose; --smoke: a temp directory),
 # never in docs/performance.md: figures from a container are copied there by hand, with their
 # conditions. The checkout is mounted read-only; the run's work directory (database, backups) is a
-# host directory under /var/tmp mounted as the container's /var/tmp, removed afterwards.
+# host directory under /var/tmp (PGSAFE_BENCH_WORK_PARENT to choose: on some machines one directory
+# creates files much faster than another) mounted as the container's /var/tmp, removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.." || exit 2
 # runc, cgroupfs and the rlimits this machine allows (see molecule/containers.conf).
@@ -40,7 +41,7 @@ else
 fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-work=$(mktemp -d /var/tmp/pgsafe-bench-matrix-XXXXXX)
+work=$(mktemp -d "${PGSAFE_BENCH_WORK_PARENT:-/var/tmp}"/pgsafe-bench-matrix-XXXXXX)
 chmod 0711 "$work"
 name=pgsafebench-pg$major-$$
 cleanup() {
