@@ -156,6 +156,8 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
         # The members are throwaway extractions on the target's filesystem: 18 links, 17 copies in the kernel.
         assert result["combine_method"] == ("link" if MAJOR >= 18 else "copy_file_range")
         assert list(result["steps_seconds"]) == ["checks", "extract_chain", "combine", "recovery"]
+        leftovers = [n for n in os.listdir(os.path.dirname(data_dir)) if n.startswith(".pgsafe-chain-")]
+        assert leftovers == [], "the members' extractions are gone when restore-pitr returns"
         restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
         assert restored == expected
         assert {b for b, _n in restored} == {1, 2, 3}

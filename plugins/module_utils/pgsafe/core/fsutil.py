@@ -159,6 +159,17 @@ def remove_quietly(path: str) -> None:
         pass
 
 
+def remove_in_background(path: str) -> Any:
+    """A thread (started) removing the tree at path, ignoring errors: join it before the work that made
+    the tree reports done.  For throwaway copies whose removal would otherwise keep a caller waiting."""
+    import shutil
+    import threading
+
+    thread = threading.Thread(target=shutil.rmtree, args=(path,), kwargs={"ignore_errors": True}, daemon=False)
+    thread.start()
+    return thread
+
+
 def is_within(base: str, path: str) -> bool:
     """True when path, with symlinks resolved, stays inside base."""
     base_real = os.path.realpath(base)

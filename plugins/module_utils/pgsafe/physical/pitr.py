@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from ..catalog.entries import verify_entry
-from ..core import tools
+from ..core import fsutil, tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from ..core.steps import Steps
@@ -443,9 +443,11 @@ def run_pitr(
     for target in targets:
         created += tblspc.make_dirs(target.path)
     combine_method: Optional[str] = None  # a chain's: how pg_combinebackup wrote the unchanged files
+    removing = None  # the chain's extractions, removed while the server recovers (at 1 GB, seconds of unlinks)
     try:
         if len(chain) > 1:
-            combine_method = _combine_verified(chain, req.data_directory, log, targets, steps)
+            combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps)
+            removing = fsutil.remove_in_background(scratch)
         else:
             with steps.timed("extract"):
                 _extract_verified(entry, req.data_directory, targets)
@@ -470,6 +472,9 @@ def run_pitr(
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
+    finally:
+        if removing is not None:
+            removing.join()
     result.update(
         {
             "base_backup": entry.backup_id,
@@ -534,15 +539,16 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 
 def _combine_verified(
     chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target], steps: Steps
-) -> str:
+) -> tuple[str, str]:
     """Every member re-hashed against its metadata and extracted beside the target, then combined into
-    it by pg_combinebackup; the extracted copies go, whatever happens.
+    it by pg_combinebackup; on failure the extracted copies are removed here, on success the caller
+    removes them (returned: the copy method used and their scratch directory).
 
     pg_combinebackup finds a member's tablespaces through its pg_tblspc links and writes the combined
     ones where -T maps the newest member's links: so each member's tablespaces are extracted beside it
     and linked, and its tablespace_map (naming the original directories) removed.  The extractions are
-    the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): they are removed
-    before the server starts and writes to the shared inodes.  Returns the copy method used."""
+    the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): nothing reads
+    them after the combine, so the server writing through a shared inode changes no backup."""
     import shutil
     import tempfile
 
@@ -569,13 +575,14 @@ def _combine_verified(
         mapping = {old: wanted[int(os.path.basename(old))] for old in mapping}
         try:
             with steps.timed("combine"):
-                return chains.combine(members, data_directory, pg_combinebackup, log, mapping)
+                # The combined manifest is pg_combinebackup's; a server never reads it.
+                return chains.combine(members, data_directory, pg_combinebackup, log, mapping), scratch
         except BaseException:
             _empty_directories(data_directory, targets)
             raise
-        # The combined manifest is pg_combinebackup's; a server never reads it.
-    finally:
+    except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def _empty_directories(data_directory: str, targets: list[tblspc.Target]) -> None:
