@@ -387,7 +387,8 @@ steps_seconds:
       scratch database (created meanwhile) exists.
     - For a point-in-time recovery - C(checks) (host, WAL continuity, tablespace scans), C(extract) (a
       full backup, re-hashed as it is read) or C(extract_chain) and C(combine) (an incremental chain's
-      members, then pg_combinebackup), C(recovery) (the server started until promoted).
+      members, then pg_combinebackup), C(recovery) (the server started until promoted; a chain's
+      extractions are removed meanwhile), C(cleanup) (for a chain, what their removal took after that).
     - From the off-site repository, C(download) comes first.
   returned: success and not check mode
   type: dict

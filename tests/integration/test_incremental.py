@@ -155,7 +155,7 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
         assert result["chain"]["members"] == [full["backup_id"], first["backup_id"], second["backup_id"]]
         # The members are throwaway extractions on the target's filesystem: 18 links, 17 copies in the kernel.
         assert result["combine_method"] == ("link" if MAJOR >= 18 else "copy_file_range")
-        assert list(result["steps_seconds"]) == ["checks", "extract_chain", "combine", "recovery"]
+        assert list(result["steps_seconds"]) == ["checks", "extract_chain", "combine", "recovery", "cleanup"]
         leftovers = [n for n in os.listdir(os.path.dirname(data_dir)) if n.startswith(".pgsafe-chain-")]
         assert leftovers == [], "the members' extractions are gone when restore-pitr returns"
         restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))

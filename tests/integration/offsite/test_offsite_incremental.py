@@ -96,7 +96,8 @@ def test_an_incremental_chain_recovers_from_the_bucket_alone(chain_cluster, s3_b
         result = json.loads(proc.stdout)
         assert result["source"] == "offsite" and result["base_backup"] == second["backup_id"]
         assert result["chain"]["members"] == [full["backup_id"], first["backup_id"], second["backup_id"]]
-        assert list(result["steps_seconds"]) == ["download", "checks", "extract_chain", "combine", "recovery"]
+        steps = ["download", "checks", "extract_chain", "combine", "recovery", "cleanup"]
+        assert list(result["steps_seconds"]) == steps
         restored = rows(host=data_dir, port=port)
         assert restored == expected
         assert {b for b, _n in restored} == {1, 2, 3}

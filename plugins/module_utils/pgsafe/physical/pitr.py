@@ -469,6 +469,9 @@ def run_pitr(
             if proc.returncode != 0:
                 raise _start_failure(logfile, req.data_directory)
             result = _wait_promoted(req, logfile)
+        if removing is not None:
+            with steps.timed("cleanup"):  # what the removal took beyond the recovery it ran beside
+                removing.join()
     except BaseException:
         log("recovery failed; %s is left as it is for inspection" % req.data_directory)
         raise
