@@ -9,9 +9,9 @@ happened. Check mode stages and verifies too (that is what it reports on), then 
 from __future__ import annotations
 
 import os
-import time
 
 from ..core.errors import ConfigError
+from ..core.steps import Steps
 from .fetch import find, list_entries, remove_staging, stage, stage_for_recovery, staging_dir_for
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
@@ -73,10 +73,10 @@ def note_fallbacks(repo: OffsiteRepository, log: Callable[[str], None]) -> None:
         log("WARNING: %s" % fallback.message())
 
 
-def with_download(result: dict[str, Any], seconds: float) -> None:
+def with_download(result: dict[str, Any], download: Steps) -> None:
     """The download as the first of a restore's steps_seconds (check mode has none): where the RTO went, in order."""
     if "steps_seconds" in result:
-        result["steps_seconds"] = dict(download=seconds, **result["steps_seconds"])
+        result["steps_seconds"] = dict(download.seconds, **result["steps_seconds"])
 
 
 def restore(
@@ -99,17 +99,17 @@ def restore(
     # Built before anything is downloaded, so a bad target name or option costs no transfer.
     req = RestoreRequest(target_db, backup_dir, conninfo, backup=entry.backup_id, **options)
     staging = staging_dir_for(req.backup_dir)
+    download = Steps()
     try:
         log("fetching %s from %s" % (entry.backup_id, repo.describe()))
-        downloading = time.monotonic()
-        local = stage(repo, entry, staging)
-        downloaded = round(time.monotonic() - downloading, 3)
+        with download.timed("download"):
+            local = stage(repo, entry, staging)
         note_fallbacks(repo, log)
         req.backup_dir, req.backup = staging, local.backup_id
         result = run_restore(req, log=log, check_mode=check_mode)
     finally:
         remove_staging(staging)
-    with_download(result, downloaded)
+    with_download(result, download)
     result["fallbacks"] = [f.as_dict() for f in repo.fallbacks]
     result["restored_from"] = data_url(repo, entry)
     result["source"] = "offsite"
@@ -127,10 +127,10 @@ def recover(
     from ..physical.pitr import _chown_tree, run_pitr
 
     staging = staging_dir_for(req.backup_dir)
+    download = Steps()
     try:
-        downloading = time.monotonic()
-        entry, archive = stage_for_recovery(repo, staging, req.target_time, req.target_lsn, req.backup, log)
-        downloaded = round(time.monotonic() - downloading, 3)
+        with download.timed("download"):
+            entry, archive = stage_for_recovery(repo, staging, req.target_time, req.target_lsn, req.backup, log)
         note_fallbacks(repo, log)
         req.backup_dir, req.archive_dir, req.backup = staging, archive, entry.backup_id
         if os.geteuid() == 0:
@@ -139,7 +139,7 @@ def recover(
         result = run_pitr(req, log=log, check_mode=check_mode)
     finally:
         remove_staging(staging)
-    with_download(result, downloaded)
+    with_download(result, download)
     result["source"] = "offsite"
     result["fallbacks"] = [f.as_dict() for f in repo.fallbacks]
     result["restored_from"] = data_url(repo, entry, "base")
