@@ -1,12 +1,13 @@
 """The incremental group (PostgreSQL 17+): incremental base backups against full ones, on one cluster.
 
-Per repeat: a full base backup (pgsafe, then pgBackRest's full), 5% of the rows of the three big
-tables updated, then the incremental (pgsafe --incremental on, then pgBackRest --type=incr: both see
-the same change); the chain proof (members extracted, pg_combinebackup, pg_verifybackup) is timed
-on its own by chain_proof.py with the engine's own steps; another 5% and an incremental proven
-member by member (--chain-proof member: its own pg_verifybackup and its link to the proven parent);
-and the same pair again with --no-verify,
-so the backup itself and the proof each have a figure.  Once per run, a chain of CHAIN incrementals
+Per repeat: a full base backup (pgsafe, pgBackRest's full, bare pg_basebackup), 5% of the rows of the
+three big tables updated, then the incremental (pgsafe --incremental on,
+pgBackRest --type=incr, bare pg_basebackup --incremental against the bare full: all see the same
+change; the bare pair is the floor PostgreSQL itself sets under pgsafe's ratios); the chain proof
+(members extracted, pg_combinebackup, pg_verifybackup) is timed on its own by chain_proof.py with the
+engine's own steps; another 5% and an incremental proven member by member (--chain-proof member: its
+own pg_verifybackup and its link to the proven parent); and the same pair again with --no-verify, so
+the backup itself and the proof each have a figure.  Once per run, a chain of CHAIN incrementals
 with small changes between them is built and restored (restore-pitr, to the end of the archive)
 against a full taken right after its newest member, round robin.
 """
@@ -105,6 +106,21 @@ def backrest(ctx, kind):
     return result
 
 
+def bare_base(ctx, parent=None):
+    """pg_basebackup itself, compressed as pgsafe compresses (zstd-3 on the server, one worker per core):
+    the floor under pgsafe's figures. parent: a bare full's directory, for --incremental against its
+    manifest. Returns the measurement and the backup's directory (the caller removes it)."""
+    out = ctx.scratch("bare-base")
+    os.rmdir(out)
+    argv = [cases.pg("pg_basebackup"), "-D", out, "-Ft", "-X", "stream", "-c", "fast"]
+    argv.append("--compress=server-zstd:level=3,workers=%d" % ctx.cores)
+    if parent is not None:
+        argv.append("--incremental=" + os.path.join(parent, "backup_manifest"))
+    result = measure.run_rss(argv, ctx.env)
+    result["bytes"] = measure.path_size(out)
+    return result, out
+
+
 def chain_proof(ctx, backup_dir, backup_id):
     """The engine's chain proof, step by step (chain_proof.py, run as the cluster's OS user)."""
     script = os.path.join(cases.ROOT, "bench", "chain_proof.py")
@@ -169,6 +185,9 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         record(group, cases.OURS + " full base backup (verified)", False, full, r)
         step("pgBackRest full", r)
         record(group, "pgBackRest --type=full zst-3", True, backrest(ctx, "full"), r)
+        step("bare pg_basebackup full", r)
+        bare_full, bare_dir = bare_base(ctx)
+        record(group, "bare pg_basebackup full, server-zstd-3", True, bare_full, r)
         rows = change(ctx, state, CHANGE)
         log("%s MB | incremental | %d rows updated (5%% of %s)" % (size, rows, ", ".join(BIG_TABLES)))
         step("pgsafe incremental", r)
@@ -178,6 +197,11 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         record(group, cases.OURS + " incremental (verified: pg_verifybackup + chain proof)", False, incr, r)
         step("pgBackRest incr", r)
         record(group, "pgBackRest --type=incr zst-3", True, backrest(ctx, "incr"), r)
+        step("bare pg_basebackup --incremental", r)
+        bare_incr, bare_incr_dir = bare_base(ctx, bare_dir)
+        record(group, "bare pg_basebackup --incremental, server-zstd-3", True, bare_incr, r)
+        for path in (bare_dir, bare_incr_dir):
+            shutil.rmtree(path, ignore_errors=True)
         step("chain proof of 2", r)
         proof = chain_proof(ctx, backup_dir, incr["backup_id"])
         _record_proof(record, "chain proof", proof, r)

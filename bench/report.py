@@ -102,6 +102,27 @@ RATIOS = [
         None,
         "bytes",
     ),
+    (
+        "bare pg_basebackup: incremental vs its full (the floor)",
+        "bare pg_basebackup --incremental",
+        "bare pg_basebackup full",
+        None,
+        "time",
+    ),
+    (
+        "bare pg_basebackup: incremental size vs its full",
+        "bare pg_basebackup --incremental",
+        "bare pg_basebackup full",
+        None,
+        "bytes",
+    ),
+    (
+        "incremental --no-verify vs bare pg_basebackup --incremental",
+        "pgsafe incremental --no-verify",
+        "bare pg_basebackup --incremental",
+        None,
+        "time",
+    ),
     ("pgBackRest incr vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "time"),
     ("pgBackRest incr size vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "bytes"),
     (
