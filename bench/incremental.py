@@ -1,7 +1,7 @@
 """The incremental group (PostgreSQL 17+): incremental base backups against full ones, on one cluster.
 
 Per repeat: a full base backup (pgsafe, pgBackRest's full, bare pg_basebackup), 5% of the rows of the
-three big tables updated, then the incremental (pgsafe --incremental on,
+three big tables updated, then the incremental (pgsafe --incremental on --chain-proof combine,
 pgBackRest --type=incr, bare pg_basebackup --incremental against the bare full: all see the same
 change; the bare pair is the floor PostgreSQL itself sets under pgsafe's ratios); the chain proof
 (members extracted, pg_combinebackup, pg_verifybackup) is timed on its own by chain_proof.py with the
@@ -191,7 +191,7 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         rows = change(ctx, state, CHANGE)
         log("%s MB | incremental | %d rows updated (5%% of %s)" % (size, rows, ", ".join(BIG_TABLES)))
         step("pgsafe incremental", r)
-        incr = ours_base(ctx, backup_dir, "--incremental", "on")
+        incr = ours_base(ctx, backup_dir, "--incremental", "on", "--chain-proof", "combine")
         if incr["backup_type"] != "incremental":
             raise RuntimeError("pgsafe took a %s backup where an incremental was asked for" % incr["backup_type"])
         record(group, cases.OURS + " incremental (verified: pg_verifybackup + chain proof)", False, incr, r)
@@ -229,7 +229,9 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         change(ctx, state, SMALL_CHANGE)
         newest = i == chain_length - 1
         step("chain member %d of %d" % (i + 1, chain_length), 0, 1)
-        tip = ours_base(ctx, backup_dir, "--incremental", "on", *(() if newest else ("--no-verify",)))
+        tip = ours_base(
+            ctx, backup_dir, "--incremental", "on", *(("--chain-proof", "combine") if newest else ("--no-verify",))
+        )
         if tip["backup_type"] != "incremental":
             raise RuntimeError("chain member %d is a %s backup" % (i + 1, tip["backup_type"]))
         if newest:

@@ -92,15 +92,19 @@ options:
     description:
       - How a verified incremental backup is proven before it counts as good.
       - V(combine) extracts every member of the chain, combines them with C(pg_combinebackup) and checks the
-        result with C(pg_verifybackup); it proves the chain restores, and costs about a verified full each time.
+        result with C(pg_verifybackup); it proves the chain restores, and costs more than a verified full,
+        more as the chain grows (every member is extracted each time).
       - V(member) checks the new member with C(pg_verifybackup), its link to its parent (C(backup_label)'s
         INCREMENTAL FROM LSN and timeline against the parent's manifest and metadata, the system identifier),
         and that every older member was proven when taken and is unchanged (re-hashed). It does not prove that
         C(pg_combinebackup) accepts the chain (restore drills still combine it). On a chain with a member taken
         without verification, or one whose last C(pgsafe verify) failed, V(combine) runs instead. RV(chain_proof) says which proof ran.
+      - V(auto) is V(member), and V(combine) when no member of the chain was proven by combining within
+        O(reverify_hours) (the first incremental on a full, then about once a day by default), so an hourly
+        job stays cheap and the whole chain is still combined and verified regularly.
     type: str
-    choices: [combine, member]
-    default: combine
+    choices: [auto, combine, member]
+    default: auto
   reverify_hours:
     description:
       - With O(incremental), the chain below a new incremental is re-hashed before it is built on, except

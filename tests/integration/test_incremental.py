@@ -121,8 +121,9 @@ def test_chain_is_taken_verified_and_recovers_exactly_between_changes(archiving)
     first = base_backup(c, "--incremental")
     assert (first["backup_type"], first["parent"], first["chain_length"]) == ("incremental", full["backup_id"], 2)
     change(c, 2)
-    second = base_backup(c, "--incremental")
+    second = base_backup(c, "--incremental", "--chain-proof", "combine")
     assert (second["backup_type"], second["parent"], second["chain_length"]) == ("incremental", first["backup_id"], 3)
+    assert (first["chain_proof"], second["chain_proof"]) == ("combine", "combine")
     # pg_combinebackup reads plain directories only: a combine proof extracts the new member on 18 too.
     assert second["verify_method"] == "extracted" and meta_of(second)["verify_method"] == "extracted"
     assert full["verify_method"] == IN_PLACE
@@ -401,6 +402,30 @@ def test_chain_proven_member_by_member_restores_exactly(archiving):
     expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
     result, restored = pitr_contents(c, members[-1]["backup_id"])
     assert result["chain"]["members"] == [m["backup_id"] for m in members]
+    assert restored == expected and {b for b, _n in restored} == {1, 2, 3, 4}
+
+
+@needs_17
+def test_default_proof_combines_a_chain_once_per_reverify_hours(archiving):
+    """chain_proof auto (the default): the first incremental on a full is proven by combining (the chain
+    never was), the next one member by member while that combine is within reverify_hours, and with
+    --reverify-hours 0 the chain is combined again. The chain they make recovers exactly."""
+    c = archiving
+    full = base_backup(c)
+    change(c, 1)
+    first = base_backup(c, "--incremental")
+    assert (first["parent"], first["chain_proof"]) == (full["backup_id"], "combine")
+    change(c, 2)
+    second = base_backup(c, "--incremental")
+    assert (second["parent"], second["chain_proof"]) == (first["backup_id"], "member")
+    assert meta_of(second)["chain_proof"] == "member"
+    change(c, 3)
+    third = base_backup(c, "--incremental", "--reverify-hours", "0")
+    assert (third["parent"], third["chain_proof"]) == (second["backup_id"], "combine")
+    change(c, 4)
+    expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+    result, restored = pitr_contents(c, third["backup_id"])
+    assert len(result["chain"]["members"]) == 4
     assert restored == expected and {b for b, _n in restored} == {1, 2, 3, 4}
 
 

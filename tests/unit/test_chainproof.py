@@ -1,5 +1,7 @@
 """The member proof's pure parts: backup_label parsing, the link check, which chains it may build on."""
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from pgsafe.physical import chainproof
@@ -75,8 +77,9 @@ def test_a_missing_system_identifier_is_refused():
 
 
 class Member:
-    def __init__(self, backup_id, **meta):
+    def __init__(self, backup_id, finished=None, **meta):
         self.backup_id = backup_id
+        self.finished = finished
         self.meta = meta
 
 
@@ -100,3 +103,50 @@ def test_member_proof_not_built_on_a_member_whose_last_verification_failed():
     state = {"f": {"ok": True}, "a": {"ok": False, "error": "checksum mismatch"}}
     assert "a failed its last verification: checksum mismatch" in unproven(chain, state)
     assert unproven(chain, {"f": {"ok": True}}) is None
+
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def hours_ago(hours):
+    return NOW - timedelta(hours=hours)
+
+
+def test_auto_combines_a_chain_never_combined():
+    chain = [Member("f", hours_ago(30), chain_proof="full"), Member("a", hours_ago(1), chain_proof="member")]
+    proof, why = chainproof.choose("auto", chain, None, 24.0, NOW)
+    assert (proof, why) == ("combine", "no member of this chain was proven by combining yet")
+
+
+def test_auto_proves_by_member_within_reverify_hours_of_the_last_combine():
+    chain = [
+        Member("f", hours_ago(30), chain_proof="full"),
+        Member("a", hours_ago(23.5), chain_proof="combine"),
+        Member("b", hours_ago(1), chain_proof="member"),
+    ]
+    proof, why = chainproof.choose("auto", chain, None, 24.0, NOW)
+    assert proof == "member" and "combined 23.5 h ago" in why
+    proof, why = chainproof.choose("auto", chain, None, 23.0, NOW)
+    assert proof == "combine" and "last combined 23.5 h ago (reverify_hours: 23)" in why
+    # 0: every incremental is combined, as reverify_hours 0 re-reads every member every time.
+    assert chainproof.choose("auto", chain, None, 0.0, NOW)[0] == "combine"
+
+
+def test_auto_counts_the_newest_combine_and_older_backups_proven_by_combining():
+    chain = [
+        Member("f", hours_ago(80), chain_proof="full"),
+        Member("old", hours_ago(70), verified_by="pg_verifybackup", backup_type="incremental"),  # no chain_proof
+        Member("a", hours_ago(2), chain_proof="combine"),
+    ]
+    assert chainproof.choose("auto", chain, None, 24.0, NOW)[0] == "member"
+    assert chainproof.choose("auto", chain[:2], None, 24.0, NOW)[0] == "combine"
+
+
+def test_auto_and_member_combine_on_an_unproven_chain_and_combine_is_never_replaced():
+    damaged = [Member("f", hours_ago(5), chain_proof="full"), Member("a", hours_ago(1), chain_proof="combine")]
+    state = {"a": {"ok": False, "error": "checksum mismatch"}}
+    for asked in ("auto", "member"):
+        proof, why = chainproof.choose(asked, damaged, state, 24.0, NOW)
+        assert proof == "combine" and "a failed its last verification" in why
+    assert chainproof.choose("member", damaged, None, 24.0, NOW) == ("member", None)
+    assert chainproof.choose("combine", damaged, None, 24.0, NOW) == ("combine", None)

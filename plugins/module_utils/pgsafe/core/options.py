@@ -482,12 +482,14 @@ OPTIONS = _table(
     Option(
         "chain_proof",
         "str",
-        "combine",
+        "auto",
         "how a verified incremental is proven: combine (members extracted, pg_combinebackup, pg_verifybackup "
-        "on the result: proves the chain restores, costs a whole cluster written and read each time) or member "
-        "(pg_verifybackup of the new member, its backup_label's link to its parent, and the older members "
-        "proven when taken and re-hashed: does not prove pg_combinebackup accepts the chain; drills do)",
-        choices=("combine", "member"),
+        "on the result: proves the chain restores, costs a whole cluster written and read each time, more as "
+        "the chain grows), member (pg_verifybackup of the new member, its backup_label's link to its parent, "
+        "and the older members proven when taken and re-hashed: does not prove pg_combinebackup accepts the "
+        "chain; drills do) or auto (member, and combine when no member of the chain was combined within "
+        "reverify_hours)",
+        choices=("auto", "combine", "member"),
         role_vars=("backup_schedule_base_chain_proof",),
     ),
     Option("data_directory", "path", None, "data directory to recover into (point-in-time recovery)"),

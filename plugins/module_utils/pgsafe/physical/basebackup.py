@@ -123,8 +123,8 @@ class BaseBackupRequest:
             raise ConfigError("full_interval_days must be 0 or more, got %r" % (full_interval_days,))
         self.full_interval_days = float(full_interval_days)
         self.progress = progress
-        if chain_proof not in chainproof.PROOFS:
-            raise ConfigError("chain_proof must be one of %s, got %r" % (", ".join(chainproof.PROOFS), chain_proof))
+        if chain_proof not in chainproof.CHOICES:
+            raise ConfigError("chain_proof must be one of %s, got %r" % (", ".join(chainproof.CHOICES), chain_proof))
         self.chain_proof = chain_proof
         hours = options.get("reverify_hours").default if reverify_hours is None else reverify_hours
         if float(hours) < 0:
@@ -309,15 +309,18 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
 
 
 def _chain_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], log: Callable[[str], None]) -> str:
-    """The proof this run's incremental gets: the one asked for, but combine when the chain below was
-    not proven when taken (a member proof builds on proven members only)."""
-    if not chain or not req.verify or req.chain_proof != "member":
-        return req.chain_proof
-    why = chainproof.unproven(chain, VerifyState(req.backup_dir).data)
-    if why:
-        log("chain proof: combine instead of member: %s" % why)
-        return "combine"
-    return "member"
+    """The proof this run's incremental gets (chainproof.choose), said in the log when it is not plainly
+    the one asked for."""
+    if not chain or not req.verify:
+        return "combine" if req.chain_proof == "auto" else req.chain_proof
+    proof, why = chainproof.choose(
+        req.chain_proof, chain, VerifyState(req.backup_dir).data, req.reverify_hours, utc_now()
+    )
+    if why and req.chain_proof == "auto":
+        log("chain proof (auto): %s: %s" % (proof, why))
+    elif why:
+        log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
+    return proof
 
 
 def _full_plan(req: BaseBackupRequest, reason: str) -> dict[str, Any]:

@@ -24,11 +24,16 @@ from . import chain as chains
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any, Callable, Mapping, Optional, Sequence
 
     from ..catalog.entries import Entry
 
 PROOFS = ("combine", "member")
+# What may be asked for: a proof, or auto (member, and combine once the chain was last combined
+# reverify_hours ago or never: a combine's cost grows with the chain, an hourly one would make the
+# 100th incremental of a week cost more than a full).
+CHOICES = ("auto",) + PROOFS
 # How a full base backup is proven: pg_verifybackup of its own.
 FULL = "full"
 
@@ -61,6 +66,32 @@ def unproven(chain: Sequence[Entry], verify_state: Optional[Mapping[str, Any]] =
         if isinstance(last, dict) and not last.get("ok", True):
             return "base backup %s failed its last verification: %s" % (member.backup_id, last.get("error"))
     return None
+
+
+def choose(
+    asked: str,
+    chain: Sequence[Entry],
+    verify_state: Optional[Mapping[str, Any]],
+    reverify_hours: float,
+    now: datetime,
+) -> tuple[str, Optional[str]]:
+    """The proof an incremental on chain (oldest first) gets when `asked` is asked for, and why when
+    that is not plainly what was asked (None then): member needs every member proven; auto combines
+    when no member of the chain was combined within reverify_hours."""
+    if asked == "combine":
+        return "combine", None
+    why = unproven(chain, verify_state)
+    if why:
+        return "combine", why
+    if asked == "member":
+        return "member", None
+    combined = [m.finished for m in chain if proof_of(m.meta) == "combine" and m.finished is not None]
+    if not combined:
+        return "combine", "no member of this chain was proven by combining yet"
+    hours = (now - max(combined)).total_seconds() / 3600.0
+    if hours >= reverify_hours:
+        return "combine", "the chain was last combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
+    return "member", "the chain was combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
 
 
 def parse_label(text: str) -> dict[str, str]:
