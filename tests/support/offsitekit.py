@@ -154,21 +154,3 @@ def archiving_cluster(new_pg):
     cluster = new_pg(settings={"archive_mode": "on", "archive_command": command})
     cluster.backup_dir, cluster.archive_dir = backup_dir, archive_dir
     return cluster
-
-
-def switch_and_wait(cluster):
-    """Finish the current WAL segment and wait until it is archived; returns its name."""
-    import time
-
-    # A switch with nothing written since the last one makes no new segment.
-    cluster.sql("CREATE TABLE IF NOT EXISTS pgsafe_ticks (at timestamptz)")
-    cluster.sql("INSERT INTO pgsafe_ticks VALUES (clock_timestamp())")
-    # The insert position: with synchronous_commit off the write position may still be in the previous segment.
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]
-    cluster.sql("SELECT pg_switch_wal()")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0]:
-            return name
-        time.sleep(0.1)
-    raise AssertionError("segment %s was not archived" % name)

@@ -228,7 +228,9 @@ def switch_and_wait(cluster):
     # A commit record first: pg_switch_wal() does nothing in a segment with no WAL in it yet (as just
     # after a base backup), and that segment would never be archived.
     cluster.sql("SELECT txid_current()")
-    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
+    # The insert position: with synchronous_commit off the write position may still be in the previous
+    # segment, which pg_switch_wal() does not close.
+    name = cluster.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")[0][0]
     cluster.sql("SELECT pg_switch_wal()")
     wait_until(
         lambda: cluster.sql("SELECT last_archived_wal >= %s FROM pg_stat_archiver", params=(name,))[0][0],

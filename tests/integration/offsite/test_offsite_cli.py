@@ -10,9 +10,9 @@ import shutil
 import time
 
 import pytest
-from offsitekit import PREFIX, archiving_cluster, keys, s3_env, switch_and_wait
+from offsitekit import PREFIX, archiving_cluster, keys, s3_env
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import drop_database, run_cli, table_contents, unique_name
+from pgtest import drop_database, run_cli, switch_and_wait, table_contents, unique_name
 
 
 def offsite_backup(pg, backup_dir, bucket, database):

@@ -8,9 +8,9 @@ import shutil
 import time
 
 import pytest
-from offsitekit import ago, archiving_cluster, keys, s3_env, switch_and_wait
+from offsitekit import ago, archiving_cluster, keys, s3_env
 from pgcluster import free_port
-from pgtest import run_cli
+from pgtest import run_cli, switch_and_wait
 from prometheus_client.parser import text_string_to_metric_families
 
 

@@ -12,9 +12,9 @@ import time
 
 import pgcluster
 import pytest
-from offsitekit import PREFIX, archiving_cluster, s3_env, switch_and_wait
+from offsitekit import PREFIX, archiving_cluster, s3_env
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import removing_scratch_dirs, run_cli
+from pgtest import removing_scratch_dirs, run_cli, switch_and_wait
 
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
 pytestmark = pytest.mark.skipif(

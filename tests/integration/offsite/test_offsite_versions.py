@@ -10,9 +10,9 @@ import time
 
 import pytest
 from agekit import Keys, files_holding
-from offsitekit import PREFIX, archiving_cluster, s3_env, switch_and_wait
+from offsitekit import PREFIX, archiving_cluster, s3_env
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import drop_database, run_cli, table_contents, unique_name
+from pgtest import drop_database, run_cli, switch_and_wait, table_contents, unique_name
 
 LOCK = {"PGSAFE_S3_OBJECT_LOCK": "governance", "PGSAFE_S3_OBJECT_LOCK_DAYS": "1"}
 HIDDEN = "hidden by a delete marker: someone with the bucket's credentials deleted it; the locked version is intact"
