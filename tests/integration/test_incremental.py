@@ -419,9 +419,11 @@ def test_default_proof_combines_a_chain_once_per_reverify_hours(archiving):
     second = base_backup(c, "--incremental")
     assert (second["parent"], second["chain_proof"]) == (first["backup_id"], "member")
     assert meta_of(second)["chain_proof"] == "member"
+    assert chain_health(c)["last_combined_backup"] == first["backup_id"]
     change(c, 3)
     third = base_backup(c, "--incremental", "--reverify-hours", "0")
     assert (third["parent"], third["chain_proof"]) == (second["backup_id"], "combine")
+    assert chain_health(c)["last_combined_backup"] == third["backup_id"]
     change(c, 4)
     expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
     result, restored = pitr_contents(c, third["backup_id"])

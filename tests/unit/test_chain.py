@@ -14,7 +14,7 @@ from pgsafe.physical.basebackup import retention_plan
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
-def make(tmp_path, backup_id, days_ago, parent=None, sysid="7", timeline=1):
+def make(tmp_path, backup_id, days_ago, parent=None, sysid="7", timeline=1, **extra):
     data = tmp_path / backup_id
     data.mkdir()
     (data / "base.tar").write_bytes(b"x" * 10)
@@ -36,6 +36,7 @@ def make(tmp_path, backup_id, days_ago, parent=None, sysid="7", timeline=1):
         "parent": parent,
         "manifest_sha256": chains.manifest_sha256(str(data)),
     }
+    meta.update(extra)
     path = tmp_path / (backup_id + ".meta.json")
     path.write_text(json.dumps(meta))
     return load_entry(str(path))
@@ -108,6 +109,21 @@ def test_health_reports_the_chain_and_a_broken_one_is_critical(tmp_path):
     assert (ok["status"], ok["value"], ok["full_backup"], ok["full_age_hours"]) == ("ok", 2, "f", 48.0)
     bad = check_base_chain([i1], NOW)
     assert bad["status"] == "critical" and "f, the parent of i1, is missing" in bad["message"]
+
+
+def test_health_says_when_the_chain_was_last_combined_at_backup_time(tmp_path):
+    full = make(tmp_path, "f", 3, chain_proof="full")
+    i1 = make(tmp_path, "i1", 2, parent="f", chain_proof="combine")
+    i2 = make(tmp_path, "i2", 1, parent="i1", chain_proof="member")
+    check = check_base_chain([full, i1, i2], NOW)
+    assert (check["status"], check["last_combined_backup"], check["last_combined_hours"]) == ("ok", "i1", 48.0)
+    assert "last combined and verified by i1, 48.0 hours ago" in check["message"]
+    member_only = make(tmp_path, "i3", 0.5, parent="f", chain_proof="member")
+    check = check_base_chain([full, member_only], NOW)
+    assert (check["last_combined_backup"], check["last_combined_hours"]) == (None, None)
+    assert "never combined at backup time" in check["message"]
+    alone = check_base_chain([full], NOW)
+    assert alone["last_combined_backup"] is None and "combined" not in alone["message"]
 
 
 def test_pg_combinebackup_of_the_backups_own_major_is_preferred(monkeypatch):

@@ -442,6 +442,7 @@ def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
     """The chain the newest good base backup needs: its length, its full backup and that one's age.
     A chain with a member missing or unusable cannot be restored: critical."""
     from ..physical import chain as chains
+    from ..physical import chainproof
 
     entries = list(base_entries)
     good = [e for e in entries if e.is_good(now)]
@@ -460,16 +461,27 @@ def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
         )
     full = members[0]
     age = round((now - _ended(full)).total_seconds() / 3600.0, 2)
-    out = result(
-        "base_chain",
-        OK,
+    message = "newest base backup %s: chain of %d, newest full %s is %.1f hours old" % (
+        newest.backup_id,
         len(members),
-        None,
-        "newest base backup %s: chain of %d, newest full %s is %.1f hours old"
-        % (newest.backup_id, len(members), full.backup_id, age),
+        full.backup_id,
+        age,
     )
+    # When pg_combinebackup last rebuilt and verified this chain at backup time (chain_proof auto does
+    # once per reverify_hours): the proof that member-proven links do not give.
+    combined = [m for m in members[1:] if chainproof.proof_of(m.meta) == "combine"]
+    last = max(combined, key=_ended) if combined else None
+    combined_hours: Optional[float] = None
+    if last is not None:
+        combined_hours = round((now - _ended(last)).total_seconds() / 3600.0, 2)
+        message += "; last combined and verified by %s, %.1f hours ago" % (last.backup_id, combined_hours)
+    elif len(members) > 1:
+        message += "; never combined at backup time (restores and drills combine it)"
+    out = result("base_chain", OK, len(members), None, message)
     out["full_backup"] = full.backup_id
     out["full_age_hours"] = age
+    out["last_combined_backup"] = last.backup_id if last is not None else None
+    out["last_combined_hours"] = combined_hours
     return out
 
 
