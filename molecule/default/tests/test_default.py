@@ -25,7 +25,7 @@ def test_cron_jobs_follow_the_seed_schedule(host):
     base = host.file("/etc/cron.d/pgsafe-base").content_string
     assert "5 * * * * postgres" in base
     # How the hourly job proves and re-reads its chain: the role's variables, on the line cron runs.
-    assert "--chain-proof combine" in base and "--reverify-hours 24.0" in base, base
+    assert "--chain-proof auto" in base and "--reverify-hours 24.0" in base, base
     assert "*/15 * * * * postgres" in host.file("/etc/cron.d/pgsafe-monitor").content_string
     assert "-mtime +90" in host.file("/etc/cron.d/pgsafe-logs").content_string
 
