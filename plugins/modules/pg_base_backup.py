@@ -243,8 +243,9 @@ chain_length:
 chain_proof:
   description:
     - How the backup was proven when taken (also in its metadata); V(full) for a full backup, V(combine) or
-      V(member) for an incremental (see O(chain_proof)); null without verification.
-  returned: success and not check mode
+      V(member) for an incremental (see O(chain_proof)); null without verification. In check mode, the
+      proof the run would use.
+  returned: success
   type: str
   sample: member
 verify_method:

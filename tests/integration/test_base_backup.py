@@ -70,6 +70,8 @@ def test_check_mode_writes_nothing(cluster, ansible_module):
     assert rc == 0, out
     assert res["changed"] is True
     assert res["backup_id"].startswith("shopdb_base_")
+    # The proof the run would use: a full is proven by its own pg_verifybackup.
+    assert (res["backup_type"], res["chain_proof"]) == ("full", "full")
     assert not os.path.exists(os.path.join(backup_dir, "base"))
 
 

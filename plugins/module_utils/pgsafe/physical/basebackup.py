@@ -238,6 +238,7 @@ def run_base_backup(
             "backup_type": plan["backup_type"],
             "parent": plan["parent"],
             "reason": plan["reason"],
+            "chain_proof": _recorded_proof(req, plan["chain"], _chain_proof(req, plan["chain"], log)),
         }
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
@@ -321,6 +322,13 @@ def _chain_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], log: Call
     elif why:
         log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
     return proof
+
+
+def _recorded_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], proof: str) -> Optional[str]:
+    """How the backup is proven when taken (check mode: would be), as its metadata records it."""
+    if not req.verify:
+        return None
+    return proof if chain else chainproof.FULL
 
 
 def _full_plan(req: BaseBackupRequest, reason: str) -> dict[str, Any]:
@@ -549,7 +557,7 @@ def _take(
         "chain_full": chain[0].backup_id if chain else backup_id,
         "manifest_sha256": chains.manifest_sha256(final),
         # How it was proven when taken: a member proof builds only on members that were.
-        "chain_proof": (proof if chain else chainproof.FULL) if req.verify else None,
+        "chain_proof": _recorded_proof(req, chain, proof),
         "summarize_wal": facts["summarize_wal"],
         "data_directory": facts["data_directory"],
         "tablespaces": described,
