@@ -469,8 +469,7 @@ def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
     )
     # When pg_combinebackup last rebuilt and verified this chain at backup time (chain_proof auto does
     # once per reverify_hours): the proof that member-proven links do not give.
-    combined = [m for m in members[1:] if chainproof.proof_of(m.meta) == "combine"]
-    last = max(combined, key=_ended) if combined else None
+    last = chainproof.last_combined(members)
     combined_hours: Optional[float] = None
     if last is not None:
         combined_hours = round((now - _ended(last)).total_seconds() / 3600.0, 2)

@@ -68,6 +68,12 @@ def unproven(chain: Sequence[Entry], verify_state: Optional[Mapping[str, Any]] =
     return None
 
 
+def last_combined(chain: Sequence[Entry]) -> Optional[Entry]:
+    """The newest member of chain that pg_combinebackup rebuilt and verified when it was taken."""
+    combined = [(m.finished, n, m) for n, m in enumerate(chain) if proof_of(m.meta) == "combine" and m.finished]
+    return max(combined)[2] if combined else None
+
+
 def choose(
     asked: str,
     chain: Sequence[Entry],
@@ -85,10 +91,10 @@ def choose(
         return "combine", why
     if asked == "member":
         return "member", None
-    combined = [m.finished for m in chain if proof_of(m.meta) == "combine" and m.finished is not None]
-    if not combined:
+    last = last_combined(chain)
+    if last is None or last.finished is None:  # last_combined returns members with an end only
         return "combine", "no member of this chain was proven by combining yet"
-    hours = (now - max(combined)).total_seconds() / 3600.0
+    hours = (now - last.finished).total_seconds() / 3600.0
     if hours >= reverify_hours:
         return "combine", "the chain was last combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
     return "member", "the chain was combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
