@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pgcluster
 import pytest
+from faultkit import incompressible_database, small_filesystem
 from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, damaging_pg_basebackup, removing_scratch_dirs, run_cli, switch_and_wait
 
@@ -555,3 +556,63 @@ def test_a_damaged_member_is_caught_in_place_and_nothing_published(archiving):
     assert sorted(os.listdir(base)) == before
     incr = base_backup(c, "--incremental", "--chain-proof", "member")
     assert (incr["parent"], incr["chain_proof"], incr["verify_method"]) == (full["backup_id"], "member", "in_place")
+
+
+@needs_17
+def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(new_pg):
+    """Done: a cluster archiving to an ordinary directory takes a full base backup onto a 24 MB tmpfs;
+    about 60 MB of random text is added and an incremental asked for on the same disk, unverified and
+    verified; then the text is dropped and an incremental taken again. Seen: the unverified one exits 4
+    naming the lack of space, the verified one is refused before it starts (its proof needs room for
+    the cluster), and neither leaves anything in base/, not even a temporary directory; the full still
+    verifies; the next incremental is built on the full and recovers exactly the source's data."""
+    archive_dir = os.path.join(make_scratch_dir("pgsafe-incr-wal-"), "wal")
+    c = new_pg(
+        settings={
+            "archive_mode": "on",
+            "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
+            "summarize_wal": "on",
+        }
+    )
+    c.sql("CREATE TABLE events (batch int, n int)")
+    wal = ("--archive-dir", archive_dir)
+
+    def take(backup_dir, *extra):
+        return run_cli(c, backup_dir, "base-backup", "--json", "--incremental", "on", *extra)
+
+    with small_filesystem(24) as backup_dir:
+        proc = take(backup_dir, "--no-verify")  # compressed, as by default: an uncompressed one would not fit
+        assert proc.returncode == 0, proc.stderr
+        full = json.loads(proc.stdout)
+        assert full["backup_type"] == "full"
+        base = os.path.join(backup_dir, "base")
+        before = sorted(os.listdir(base))
+        with incompressible_database(c, 60):
+            switch_and_wait(c)
+            proc = take(backup_dir, "--no-verify")
+            assert proc.returncode == 4, proc.stdout + proc.stderr
+            assert "No space left on device" in proc.stderr, proc.stderr
+            assert sorted(os.listdir(base)) == before
+            proc = take(backup_dir)
+            assert proc.returncode == 4, proc.stdout + proc.stderr
+            assert "verifying needs about" in proc.stderr, proc.stderr
+            assert sorted(os.listdir(base)) == before
+        assert run_cli(c, backup_dir, "verify").returncode == 0
+        change(c, 1)
+        proc = take(backup_dir, "--no-verify")
+        assert proc.returncode == 0, proc.stderr
+        incr = json.loads(proc.stdout)
+        assert (incr["backup_type"], incr["parent"], incr["chain_length"]) == ("incremental", full["backup_id"], 2)
+        expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+        data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
+        port = free_port()
+        proc = run_cli(
+            c, backup_dir, "restore-pitr", data_dir, "--port", str(port), "--backup", incr["backup_id"], "--json", *wal
+        )
+        assert proc.returncode == 0, proc.stderr
+        try:
+            assert json.loads(proc.stdout)["chain"]["members"] == [full["backup_id"], incr["backup_id"]]
+            restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
+            assert restored == expected and {b for b, _n in restored} == {1}
+        finally:
+            stop_server(data_dir)
