@@ -79,9 +79,18 @@ RATIOS = [
         "throughput",
     ),
     # Incremental base backups (PostgreSQL 17+, the incremental group), after 5% of the rows changed.
+    # chain_proof auto (the default) proves most incrementals member by member and combines the whole
+    # chain about once a day (reverify_hours): one ratio each.
     (
-        "incremental vs full base backup, verified",
-        "pgsafe incremental (verified",
+        "incremental vs full base backup, verified (member proof: most runs)",
+        "pgsafe incremental (verified: pg_verifybackup + member",
+        "pgsafe full base backup (ver",
+        0.2,
+        "time",
+    ),
+    (
+        "incremental vs full base backup, verified (combine proof: daily)",
+        "pgsafe incremental (verified: pg_verifybackup + chain",
         "pgsafe full base backup (ver",
         0.2,
         "time",

@@ -38,6 +38,7 @@ def test_ratios_judge_the_targets():
         [
             _rec(g, "pgsafe full base backup (verified)", 10.0, 1000),
             _rec(g, "pgsafe incremental (verified: pg_verifybackup + chain proof)", 3.0, 100),
+            _rec(g, "pgsafe incremental (verified: pg_verifybackup + member proof)", 1.5, 100),
             _rec(g, "pgsafe full --no-verify", 5.0, 1000),
             _rec(g, "pgsafe incremental --no-verify", 1.0, 100),
             _rec(g, "pgBackRest --type=full zst-3", 20.0, 900, True),
@@ -47,7 +48,9 @@ def test_ratios_judge_the_targets():
         ]
     )
     got = {r["ratio"]: (r["value"], r["met"]) for r in report.ratios(rows)}
-    assert got["incremental vs full base backup, verified"] == (0.3, False)
+    # One ratio per proof chain_proof auto runs: member most hours, combine about once a day.
+    assert got["incremental vs full base backup, verified (member proof: most runs)"] == (0.15, True)
+    assert got["incremental vs full base backup, verified (combine proof: daily)"] == (0.3, False)
     assert got["incremental vs full base backup, --no-verify"] == (0.2, True)
     assert got["incremental size vs full"] == (0.1, True)
     assert got["incremental size vs pgBackRest --type=incr"] == (0.125, None)
