@@ -101,7 +101,9 @@ options:
         without verification, or one whose last C(pgsafe verify) failed, V(combine) runs instead. RV(chain_proof) says which proof ran.
       - V(auto) is V(member), and V(combine) when no member of the chain was proven by combining within
         O(reverify_hours) (the first incremental on a full, then about once a day by default), so an hourly
-        job stays cheap and the whole chain is still combined and verified regularly.
+        job stays cheap and the whole chain is still combined and verified regularly. When a combine is due
+        but the backup disk lacks room for it (about twice the cluster), the incremental is proven by
+        V(member) instead and the log says so; the backup is kept, and the combine waits for room.
     type: str
     choices: [auto, combine, member]
     default: auto

@@ -54,6 +54,23 @@ def archiving(new_pg):
     return cluster
 
 
+@pytest.fixture
+def archiving_apart(new_pg):
+    """A small cluster summarizing WAL and archiving into a directory of its own (archive_dir), for
+    tests that put the backups on a disk of their own."""
+    archive_dir = os.path.join(make_scratch_dir("pgsafe-incr-wal-"), "wal")
+    settings = {
+        "archive_mode": "on",
+        "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
+    }
+    if MAJOR >= 17:
+        settings["summarize_wal"] = "on"
+    cluster = new_pg(settings=settings)
+    cluster.archive_dir = archive_dir
+    cluster.sql("CREATE TABLE events (batch int, n int)")
+    return cluster
+
+
 def change(cluster, batch):
     cluster.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 200) g", params=(batch,))
     cluster.sql("UPDATE events SET n = n + 1 WHERE batch = 1")
@@ -559,55 +576,45 @@ def test_a_damaged_member_is_caught_in_place_and_nothing_published(archiving):
 
 
 @needs_17
-def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(new_pg):
+def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(archiving_apart):
     """Done: a cluster archiving to an ordinary directory takes a full base backup onto a 24 MB tmpfs;
     about 60 MB of random text is added and an incremental asked for on the same disk, unverified and
     verified; then the text is dropped and an incremental taken again. Seen: the unverified one exits 4
     naming the lack of space, the verified one is refused before it starts (its proof needs room for
     the cluster), and neither leaves anything in base/, not even a temporary directory; the full still
     verifies; the next incremental is built on the full and recovers exactly the source's data."""
-    archive_dir = os.path.join(make_scratch_dir("pgsafe-incr-wal-"), "wal")
-    c = new_pg(
-        settings={
-            "archive_mode": "on",
-            "archive_command": "'%s archive-wal --archive-dir %s %%p %%f'" % (PGSAFE, archive_dir),
-            "summarize_wal": "on",
-        }
-    )
-    c.sql("CREATE TABLE events (batch int, n int)")
-    wal = ("--archive-dir", archive_dir)
-
-    def take(backup_dir, *extra):
-        return run_cli(c, backup_dir, "base-backup", "--json", "--incremental", "on", *extra)
-
+    c = archiving_apart
     with small_filesystem(24) as backup_dir:
-        proc = take(backup_dir, "--no-verify")  # compressed, as by default: an uncompressed one would not fit
-        assert proc.returncode == 0, proc.stderr
-        full = json.loads(proc.stdout)
+        full = json.loads(take_base(c, backup_dir, "--no-verify").stdout)  # compressed: uncompressed would not fit
         assert full["backup_type"] == "full"
         base = os.path.join(backup_dir, "base")
         before = sorted(os.listdir(base))
         with incompressible_database(c, 60):
             switch_and_wait(c)
-            proc = take(backup_dir, "--no-verify")
-            assert proc.returncode == 4, proc.stdout + proc.stderr
+            proc = take_base(c, backup_dir, "--no-verify", rc=4)
             assert "No space left on device" in proc.stderr, proc.stderr
             assert sorted(os.listdir(base)) == before
-            proc = take(backup_dir)
-            assert proc.returncode == 4, proc.stdout + proc.stderr
-            assert "verifying needs about" in proc.stderr, proc.stderr
+            assert "verifying needs about" in take_base(c, backup_dir, rc=4).stderr
             assert sorted(os.listdir(base)) == before
         assert run_cli(c, backup_dir, "verify").returncode == 0
         change(c, 1)
-        proc = take(backup_dir, "--no-verify")
-        assert proc.returncode == 0, proc.stderr
-        incr = json.loads(proc.stdout)
+        incr = json.loads(take_base(c, backup_dir, "--no-verify").stdout)
         assert (incr["backup_type"], incr["parent"], incr["chain_length"]) == ("incremental", full["backup_id"], 2)
         expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
         data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
         port = free_port()
         proc = run_cli(
-            c, backup_dir, "restore-pitr", data_dir, "--port", str(port), "--backup", incr["backup_id"], "--json", *wal
+            c,
+            backup_dir,
+            "restore-pitr",
+            data_dir,
+            "--port",
+            str(port),
+            "--backup",
+            incr["backup_id"],
+            "--json",
+            "--archive-dir",
+            c.archive_dir,
         )
         assert proc.returncode == 0, proc.stderr
         try:
@@ -616,3 +623,54 @@ def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(new_pg):
             assert restored == expected and {b for b, _n in restored} == {1}
         finally:
             stop_server(data_dir)
+
+
+@needs_17
+def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apart):
+    """Done: a cluster of about 130 MB (compressible: its backups are small) backs up onto a tmpfs sized
+    between what verifying one extracted copy needs and what combining the chain needs; a full, then an
+    incremental with the default proof (auto), then one with --chain-proof combine. Seen: the
+    incremental that auto would have combined is proven member by member instead, and its log says
+    the combine was due and how much room it lacked; health still says the chain was never combined;
+    combine asked for by name is refused up front (exit 4) and publishes nothing."""
+    c = archiving_apart
+    c.sql("CREATE TABLE pad AS SELECT g, repeat('x', 1000) AS filler FROM generate_series(1, 100000) g")
+    ((cluster_bytes,),) = c.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
+    margin = 256 << 20  # the engine's margin for WAL archiving, on top of 10% of what it needs
+    member_needs = cluster_bytes * 11 // 10 + margin
+    combine_needs = 2 * cluster_bytes * 11 // 10 + margin
+    with small_filesystem((member_needs + combine_needs) // 2 >> 20) as backup_dir:
+        full = json.loads(take_base(c, backup_dir).stdout)
+        assert full["backup_type"] == "full"
+        change(c, 1)
+        incr = json.loads(take_base(c, backup_dir).stdout)
+        assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == (
+            "incremental",
+            full["backup_id"],
+            "member",
+        )
+        logs = os.path.join(backup_dir, "logs")
+        text = "".join(
+            open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base")
+        )
+        assert (
+            "chain proof (auto): member: no member of this chain was proven by combining yet, but verifying needs about"
+            in text
+        )
+        assert "for the chain extracted and combined" in text and "until there is room" in text
+        c.backup_dir = backup_dir
+        check = chain_health(c)
+        assert check["last_combined_backup"] is None and "never combined at backup time" in check["message"]
+        base = os.path.join(backup_dir, "base")
+        before = sorted(os.listdir(base))
+        change(c, 2)
+        proc = take_base(c, backup_dir, "--chain-proof", "combine", rc=4)
+        assert "verifying needs about" in proc.stderr and "the chain extracted and combined" in proc.stderr
+        assert sorted(os.listdir(base)) == before
+
+
+def take_base(cluster, backup_dir, *extra, rc=0):
+    """An incremental (a full when there is none to build on), compressed and verified as by default."""
+    proc = run_cli(cluster, backup_dir, "base-backup", "--json", "--incremental", "on", *extra)
+    assert proc.returncode == rc, proc.stdout + proc.stderr
+    return proc

@@ -142,6 +142,32 @@ def test_auto_counts_the_newest_combine_and_older_backups_proven_by_combining():
     assert chainproof.choose("auto", chain[:2], None, 24.0, NOW)[0] == "combine"
 
 
+def test_auto_proves_by_member_when_the_disk_cannot_hold_a_due_combine():
+    """A combine due on a disk too small for it would fail every incremental until the disk grows:
+    auto proves the member instead and says both why the combine was due and why it did not run."""
+    short = (
+        "verifying needs about 2.0 GB free beside the backup for the chain extracted and combined, only 1.0 GB is free"
+    )
+    never = [Member("f", hours_ago(30), chain_proof="full"), Member("a", hours_ago(1), chain_proof="member")]
+    proof, why = chainproof.choose("auto", never, None, 24.0, NOW, short)
+    assert proof == "member"
+    assert (
+        why
+        == "no member of this chain was proven by combining yet, but %s: proven member by member until there is room"
+        % short
+    )
+    stale = [Member("f", hours_ago(50), chain_proof="full"), Member("a", hours_ago(30), chain_proof="combine")]
+    proof, why = chainproof.choose("auto", stale, None, 24.0, NOW, short)
+    assert proof == "member" and why.startswith("the chain was last combined 30.0 h ago") and short in why
+    # Room matters only when a combine is due, and only to auto: combine asked for by name, or needed
+    # because a member is unproven, is never replaced (the backup fails on the short disk instead).
+    fresh = [Member("f", hours_ago(5), chain_proof="full"), Member("a", hours_ago(1), chain_proof="combine")]
+    assert chainproof.choose("auto", fresh, None, 24.0, NOW, short) == chainproof.choose("auto", fresh, None, 24.0, NOW)
+    assert chainproof.choose("combine", never, None, 24.0, NOW, short) == ("combine", None)
+    state = {"a": {"ok": False, "error": "checksum mismatch"}}
+    assert chainproof.choose("auto", never, state, 24.0, NOW, short)[0] == "combine"
+
+
 def test_auto_and_member_combine_on_an_unproven_chain_and_combine_is_never_replaced():
     damaged = [Member("f", hours_ago(5), chain_proof="full"), Member("a", hours_ago(1), chain_proof="combine")]
     state = {"a": {"ok": False, "error": "checksum mismatch"}}

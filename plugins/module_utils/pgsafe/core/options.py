@@ -488,7 +488,7 @@ OPTIONS = _table(
         "the chain grows), member (pg_verifybackup of the new member, its backup_label's link to its parent, "
         "and the older members proven when taken and re-hashed: does not prove pg_combinebackup accepts the "
         "chain; drills do) or auto (member, and combine when no member of the chain was combined within "
-        "reverify_hours)",
+        "reverify_hours and the backup disk has room for it)",
         choices=("auto", "combine", "member"),
         role_vars=("backup_schedule_base_chain_proof",),
     ),

@@ -238,7 +238,7 @@ def run_base_backup(
             "backup_type": plan["backup_type"],
             "parent": plan["parent"],
             "reason": plan["reason"],
-            "chain_proof": _recorded_proof(req, plan["chain"], _chain_proof(req, plan["chain"], log)),
+            "chain_proof": _recorded_proof(req, plan["chain"], _chain_proof(req, plan["chain"], facts, log)),
         }
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
@@ -257,7 +257,7 @@ def run_base_backup(
         backup_id = os.path.basename(final)
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
-        proof = _chain_proof(req, plan["chain"], log)
+        proof = _chain_proof(req, plan["chain"], facts, log)
         try:
             meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proof)
         except BackupFailed as exc:
@@ -309,19 +309,33 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
         )
 
 
-def _chain_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], log: Callable[[str], None]) -> str:
+def _chain_proof(
+    req: BaseBackupRequest, chain: Optional[list[Entry]], facts: Mapping[str, Any], log: Callable[[str], None]
+) -> str:
     """The proof this run's incremental gets (chainproof.choose), said in the log when it is not plainly
     the one asked for."""
     if not chain or not req.verify:
         return "combine" if req.chain_proof == "auto" else req.chain_proof
+    no_room = None
+    if req.chain_proof == "auto":  # combine asked for by name fails on a short disk; auto proves members then
+        directory = base_dir(req.backup_dir)
+        no_room = _room_shortfall(directory, *_verify_need(facts, True)) if os.path.isdir(directory) else None
     proof, why = chainproof.choose(
-        req.chain_proof, chain, VerifyState(req.backup_dir).data, req.reverify_hours, utc_now()
+        req.chain_proof, chain, VerifyState(req.backup_dir).data, req.reverify_hours, utc_now(), no_room
     )
     if why and req.chain_proof == "auto":
         log("chain proof (auto): %s: %s" % (proof, why))
     elif why:
         log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
     return proof
+
+
+def _verify_need(facts: Mapping[str, Any], combining: bool) -> tuple[int, str]:
+    """(bytes, for what) a verification by extraction needs beside the backups: a copy of the cluster,
+    and for a combine proof the members' extractions beside their combination."""
+    if combining:
+        return facts["cluster_bytes"] * 2, "the chain extracted and combined"
+    return facts["cluster_bytes"], "an extracted copy"
 
 
 def _recorded_proof(req: BaseBackupRequest, chain: Optional[list[Entry]], proof: str) -> Optional[str]:
@@ -432,7 +446,8 @@ def _take(
             argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
         if req.verify and not in_place:
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
-            _check_room(os.path.dirname(final), facts["cluster_bytes"] * (2 if combining else 1))
+            needed, what = _verify_need(facts, combining)
+            _check_room(os.path.dirname(final), needed, what=what)
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
@@ -918,15 +933,25 @@ def _check_room_to_verify(backup_path: str) -> None:
 def _check_room(
     directory: str, needed: int, error: type[PgsafeError] = BackupFailed, what: str = "an extracted copy"
 ) -> None:
+    short = _room_shortfall(directory, needed, what)
+    if short:
+        raise error(
+            short, "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)"
+        )
+
+
+def _room_shortfall(directory: str, needed: int, what: str) -> Optional[str]:
+    """Why directory's filesystem cannot hold needed more bytes for what, or None when it can."""
     st = os.statvfs(directory)
     free = st.f_bavail * st.f_frsize
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
     if needed + needed // 10 + (256 << 20) > free:
-        raise error(
-            "verifying needs about %s free beside the backup for %s, only %s is free"
-            % (human_size(needed), what, human_size(free)),
-            "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)",
+        return "verifying needs about %s free beside the backup for %s, only %s is free" % (
+            human_size(needed),
+            what,
+            human_size(free),
         )
+    return None
 
 
 def _remove_base(entries: Iterable[Entry], directory: str, log: Callable[[str], None]) -> list[str]:

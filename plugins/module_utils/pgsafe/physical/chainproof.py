@@ -80,10 +80,12 @@ def choose(
     verify_state: Optional[Mapping[str, Any]],
     reverify_hours: float,
     now: datetime,
+    no_room: Optional[str] = None,
 ) -> tuple[str, Optional[str]]:
     """The proof an incremental on chain (oldest first) gets when `asked` is asked for, and why when
     that is not plainly what was asked (None then): member needs every member proven; auto combines
-    when no member of the chain was combined within reverify_hours."""
+    when no member of the chain was combined within reverify_hours, unless no_room says why the disk
+    cannot hold the combination (a backup proven member by member beats none: the combine waits for room)."""
     if asked == "combine":
         return "combine", None
     why = unproven(chain, verify_state)
@@ -93,11 +95,15 @@ def choose(
         return "member", None
     last = last_combined(chain)
     if last is None or last.finished is None:  # last_combined returns members with an end only
-        return "combine", "no member of this chain was proven by combining yet"
-    hours = (now - last.finished).total_seconds() / 3600.0
-    if hours >= reverify_hours:
-        return "combine", "the chain was last combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
-    return "member", "the chain was combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
+        due = "no member of this chain was proven by combining yet"
+    else:
+        hours = (now - last.finished).total_seconds() / 3600.0
+        if hours < reverify_hours:
+            return "member", "the chain was combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
+        due = "the chain was last combined %.1f h ago (reverify_hours: %g)" % (hours, reverify_hours)
+    if no_room:
+        return "member", "%s, but %s: proven member by member until there is room" % (due, no_room)
+    return "combine", due
 
 
 def parse_label(text: str) -> dict[str, str]:
