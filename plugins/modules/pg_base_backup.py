@@ -250,6 +250,14 @@ chain_proof:
   returned: success
   type: str
   sample: member
+chain_proof_reason:
+  description:
+    - Why RV(chain_proof) is what it is when that is not plainly what O(chain_proof) asked for (the
+      log says it too), for instance that V(auto) found the chain combined recently, or that a combine
+      was due but the backup disk lacked room for it. Null otherwise, and for a full backup.
+  returned: success
+  type: str
+  sample: "the chain was combined 3.0 h ago (reverify_hours: 24)"
 verify_method:
   description:
     - How pg_verifybackup read the new backup (also in its metadata); V(in_place) where it reads tar

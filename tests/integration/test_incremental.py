@@ -433,9 +433,12 @@ def test_default_proof_combines_a_chain_once_per_reverify_hours(archiving):
     change(c, 1)
     first = base_backup(c, "--incremental")
     assert (first["parent"], first["chain_proof"]) == (full["backup_id"], "combine")
+    assert first["chain_proof_reason"] == "no member of this chain was proven by combining yet"
     change(c, 2)
     second = base_backup(c, "--incremental")
     assert (second["parent"], second["chain_proof"]) == (first["backup_id"], "member")
+    why = second["chain_proof_reason"]
+    assert why.startswith("the chain was combined ") and why.endswith(" h ago (reverify_hours: 24)"), why
     assert meta_of(second)["chain_proof"] == "member"
     assert chain_health(c)["last_combined_backup"] == first["backup_id"]
     change(c, 3)
@@ -658,6 +661,8 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
             in text
         )
         assert "for the chain extracted and combined" in text and "until there is room" in text
+        assert incr["chain_proof_reason"] in text and "until there is room" in incr["chain_proof_reason"]
+        assert full["chain_proof_reason"] is None
         c.backup_dir = backup_dir
         check = chain_health(c)
         assert check["last_combined_backup"] is None and "never combined at backup time" in check["message"]

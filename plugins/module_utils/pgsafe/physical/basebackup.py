@@ -232,13 +232,15 @@ def run_base_backup(
     _refuse_incremental(req, facts)
     if check_mode:
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=False)
+        proof, proof_why = _chain_proof(req, plan["chain"], facts, log)
         return {
             "backup_id": backup_id,
             "backup_path": os.path.join(directory, backup_id),
             "backup_type": plan["backup_type"],
             "parent": plan["parent"],
             "reason": plan["reason"],
-            "chain_proof": _recorded_proof(req, plan["chain"], _chain_proof(req, plan["chain"], facts, log)),
+            "chain_proof": _recorded_proof(req, plan["chain"], proof),
+            "chain_proof_reason": proof_why,
         }
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
@@ -257,7 +259,7 @@ def run_base_backup(
         backup_id = os.path.basename(final)
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
-        proof = _chain_proof(req, plan["chain"], facts, log)
+        proof, proof_why = _chain_proof(req, plan["chain"], facts, log)
         try:
             meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proof)
         except BackupFailed as exc:
@@ -267,6 +269,7 @@ def run_base_backup(
             plan = _full_plan(req, "pg_basebackup could not take an incremental backup: %s" % exc)
             log("full base backup instead: %s" % plan["reason"])
             meta = _take(req, facts, backup_id, final, moment, log, None)
+            proof_why = None
         meta["backup_type_reason"] = plan["reason"]
         write_json_atomic(final + META_SUFFIX, meta)
         log(
@@ -288,6 +291,7 @@ def run_base_backup(
         "parent": meta["parent"],
         "chain_length": meta["chain_length"],
         "chain_proof": meta["chain_proof"],
+        "chain_proof_reason": proof_why,
         "verify_method": meta["verify_method"],
         "reason": plan["reason"],
         "removed": removed,
@@ -311,11 +315,11 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
 
 def _chain_proof(
     req: BaseBackupRequest, chain: Optional[list[Entry]], facts: Mapping[str, Any], log: Callable[[str], None]
-) -> str:
-    """The proof this run's incremental gets (chainproof.choose), said in the log when it is not plainly
-    the one asked for."""
+) -> tuple[str, Optional[str]]:
+    """(the proof this run's incremental gets, why when it is not plainly the one asked for), from
+    chainproof.choose; the why is said in the log too."""
     if not chain or not req.verify:
-        return "combine" if req.chain_proof == "auto" else req.chain_proof
+        return ("combine" if req.chain_proof == "auto" else req.chain_proof), None
     no_room = None
     if req.chain_proof == "auto":  # combine asked for by name fails on a short disk; auto proves members then
         directory = base_dir(req.backup_dir)
@@ -327,7 +331,7 @@ def _chain_proof(
         log("chain proof (auto): %s: %s" % (proof, why))
     elif why:
         log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
-    return proof
+    return proof, why
 
 
 def _verify_need(facts: Mapping[str, Any], combining: bool) -> tuple[int, str]:
