@@ -434,6 +434,7 @@ def test_default_proof_combines_a_chain_once_per_reverify_hours(archiving):
     first = base_backup(c, "--incremental")
     assert (first["parent"], first["chain_proof"]) == (full["backup_id"], "combine")
     assert first["chain_proof_reason"] == "no member of this chain was proven by combining yet"
+    assert meta_of(first)["combine_skipped"] is None
     change(c, 2)
     second = base_backup(c, "--incremental")
     assert (second["parent"], second["chain_proof"]) == (first["backup_id"], "member")
@@ -633,9 +634,10 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
     """Done: a cluster of about 130 MB (compressible: its backups are small) backs up onto a tmpfs sized
     between what verifying one extracted copy needs and what combining the chain needs; a full, then an
     incremental with the default proof (auto), then one with --chain-proof combine. Seen: the
-    incremental that auto would have combined is proven member by member instead, and its log says
-    the combine was due and how much room it lacked; health still says the chain was never combined;
-    combine asked for by name is refused up front (exit 4) and publishes nothing."""
+    incremental that auto would have combined is proven member by member instead, and its log, its
+    result and its metadata say the combine was due and how much room it lacked; health says the chain
+    was never combined and warns that its combine did not run; combine asked for by name is refused
+    up front (exit 4) and publishes nothing."""
     c = archiving_apart
     c.sql("CREATE TABLE pad AS SELECT g, repeat('x', 1000) AS filler FROM generate_series(1, 100000) g")
     ((cluster_bytes,),) = c.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
@@ -666,6 +668,9 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
         c.backup_dir = backup_dir
         check = chain_health(c)
         assert check["last_combined_backup"] is None and "never combined at backup time" in check["message"]
+        # Kept and proven, but the whole-chain proof is late: a warning until a combine runs again.
+        assert meta_of(incr)["combine_skipped"] in incr["chain_proof_reason"]
+        assert check["status"] == "warning" and "its combine was due but did not run" in check["message"]
         base = os.path.join(backup_dir, "base")
         before = sorted(os.listdir(base))
         change(c, 2)

@@ -126,6 +126,20 @@ def test_health_says_when_the_chain_was_last_combined_at_backup_time(tmp_path):
     assert alone["last_combined_backup"] is None and "combined" not in alone["message"]
 
 
+def test_health_warns_while_the_newest_member_skipped_a_due_combine(tmp_path):
+    short = (
+        "verifying needs about 2.0 GB free beside the backup for the chain extracted and combined, only 1 GB is free"
+    )
+    full = make(tmp_path, "f", 3, chain_proof="full")
+    i1 = make(tmp_path, "i1", 2, parent="f", chain_proof="member", combine_skipped=short)
+    check = check_base_chain([full, i1], NOW)
+    assert check["status"] == "warning" and check["value"] == 2
+    assert "its combine was due but did not run: %s" % short in check["message"]
+    # A later member combined (or proven with no combine due) ends the warning.
+    i2 = make(tmp_path, "i2", 1, parent="i1", chain_proof="combine", combine_skipped=None)
+    assert check_base_chain([full, i1, i2], NOW)["status"] == "ok"
+
+
 def test_pg_combinebackup_of_the_backups_own_major_is_preferred(monkeypatch):
     copies = [(17, "/v17/pg_combinebackup"), (18, "/v18/pg_combinebackup")]
     monkeypatch.delenv("PGSAFE_PG_BIN", raising=False)

@@ -440,7 +440,9 @@ def check_base_age(base_entries: Iterable[Entry], now: datetime, max_hours: floa
 
 def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
     """The chain the newest good base backup needs: its length, its full backup and that one's age.
-    A chain with a member missing or unusable cannot be restored: critical."""
+    A chain with a member missing or unusable cannot be restored: critical.  One whose newest member
+    found a combine due and no room for it (chain_proof auto) restores, but its whole-chain proof is
+    late: warning."""
     from ..physical import chain as chains
     from ..physical import chainproof
 
@@ -476,7 +478,12 @@ def check_base_chain(base_entries: Iterable[Entry], now: datetime) -> Result:
         message += "; last combined and verified by %s, %.1f hours ago" % (last.backup_id, combined_hours)
     elif len(members) > 1:
         message += "; never combined at backup time (restores and drills combine it)"
-    out = result("base_chain", OK, len(members), None, message)
+    status = OK
+    skipped = members[-1].meta.get("combine_skipped")
+    if skipped:  # chain_proof auto found a combine due and no room for it: the members stay proven one by one
+        status = WARNING
+        message += "; its combine was due but did not run: %s (free space beside the backups)" % skipped
+    out = result("base_chain", status, len(members), None, message)
     out["full_backup"] = full.backup_id
     out["full_age_hours"] = age
     out["last_combined_backup"] = last.backup_id if last is not None else None

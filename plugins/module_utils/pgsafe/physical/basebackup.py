@@ -232,7 +232,7 @@ def run_base_backup(
     _refuse_incremental(req, facts)
     if check_mode:
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=False)
-        proof, proof_why = _chain_proof(req, plan["chain"], facts, log)
+        proof, proof_why, _skipped = _chain_proof(req, plan["chain"], facts, log)
         return {
             "backup_id": backup_id,
             "backup_path": os.path.join(directory, backup_id),
@@ -259,7 +259,7 @@ def run_base_backup(
         backup_id = os.path.basename(final)
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
-        proof, proof_why = _chain_proof(req, plan["chain"], facts, log)
+        proof, proof_why, combine_skipped = _chain_proof(req, plan["chain"], facts, log)
         try:
             meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proof)
         except BackupFailed as exc:
@@ -269,8 +269,9 @@ def run_base_backup(
             plan = _full_plan(req, "pg_basebackup could not take an incremental backup: %s" % exc)
             log("full base backup instead: %s" % plan["reason"])
             meta = _take(req, facts, backup_id, final, moment, log, None)
-            proof_why = None
+            proof_why = combine_skipped = None
         meta["backup_type_reason"] = plan["reason"]
+        meta["combine_skipped"] = combine_skipped
         write_json_atomic(final + META_SUFFIX, meta)
         log(
             "base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"])
@@ -315,23 +316,30 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
 
 def _chain_proof(
     req: BaseBackupRequest, chain: Optional[list[Entry]], facts: Mapping[str, Any], log: Callable[[str], None]
-) -> tuple[str, Optional[str]]:
-    """(the proof this run's incremental gets, why when it is not plainly the one asked for), from
-    chainproof.choose; the why is said in the log too."""
+) -> tuple[str, Optional[str], Optional[str]]:
+    """(the proof this run's incremental gets, why when it is not plainly the one asked for, why a
+    combine that was due did not run), from chainproof.choose; the why is said in the log too."""
     if not chain or not req.verify:
-        return ("combine" if req.chain_proof == "auto" else req.chain_proof), None
+        return ("combine" if req.chain_proof == "auto" else req.chain_proof), None, None
     no_room = None
     if req.chain_proof == "auto":  # combine asked for by name fails on a short disk; auto proves members then
         directory = base_dir(req.backup_dir)
         no_room = _room_shortfall(directory, *_verify_need(facts, True)) if os.path.isdir(directory) else None
-    proof, why = chainproof.choose(
-        req.chain_proof, chain, VerifyState(req.backup_dir).data, req.reverify_hours, utc_now(), no_room
-    )
+    state, now = VerifyState(req.backup_dir).data, utc_now()
+    proof, why = chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now, no_room)
+    skipped = None
+    if no_room and proof == "member":
+        # Due if the disk had room: health warns until a combine runs again.
+        skipped = (
+            no_room
+            if chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now)[0] == "combine"
+            else None
+        )
     if why and req.chain_proof == "auto":
         log("chain proof (auto): %s: %s" % (proof, why))
     elif why:
         log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
-    return proof, why
+    return proof, why, skipped
 
 
 def _verify_need(facts: Mapping[str, Any], combining: bool) -> tuple[int, str]:
