@@ -103,7 +103,13 @@ RATIOS = [
         "time",
     ),
     ("incremental size vs full", "pgsafe incremental (verified", "pgsafe full base backup (ver", 0.15, "bytes"),
-    ("incremental vs pgBackRest --type=incr", "pgsafe incremental (verified", "pgBackRest --type=incr", None, "time"),
+    (
+        "incremental (member proof) vs pgBackRest --type=incr",
+        "pgsafe incremental (verified: pg_verifybackup + member",
+        "pgBackRest --type=incr",
+        None,
+        "time",
+    ),
     (
         "incremental size vs pgBackRest --type=incr",
         "pgsafe incremental (verified",

@@ -54,6 +54,7 @@ def test_ratios_judge_the_targets():
     assert got["incremental vs full base backup, --no-verify"] == (0.2, True)
     assert got["incremental size vs full"] == (0.1, True)
     assert got["incremental size vs pgBackRest --type=incr"] == (0.125, None)
+    assert got["incremental (member proof) vs pgBackRest --type=incr"] == (0.15, None)
     assert got["pgBackRest incr size vs its full"][0] == round(800 / 900.0, 5)
     assert got["restore of the incremental chain vs of a full"] == (1.6, False)
 
