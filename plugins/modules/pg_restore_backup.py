@@ -287,6 +287,17 @@ tablespace_guard:
   returned: physical recovery
   type: bool
   sample: true
+space:
+  description:
+    - The room the recovery checked before writing anything, per filesystem it writes to - C(path) (the
+      nearest existing directory), C(free_bytes), C(certain_bytes) (the backup's files, from its
+      manifest, and for an incremental chain every member extracted) and C(possible_bytes) (what may
+      come on top - the combined cluster, WAL). The recovery is refused when the certain bytes do not
+      fit, and logs a warning when the possible ones may not.
+  returned: physical recovery
+  type: list
+  elements: dict
+  sample: [{"path": "/var/lib/postgresql", "free_bytes": 53687091200, "certain_bytes": 1073741824, "possible_bytes": 268435456}]
 combine_method:
   description:
     - How pg_combinebackup wrote the files an incremental chain leaves unchanged - C(link) (hard links

@@ -679,6 +679,25 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
         assert sorted(os.listdir(base)) == before
 
 
+@needs_17
+def test_a_chain_restore_that_cannot_fit_is_refused_before_anything_is_written(archiving):
+    """Done: a full and an incremental, then restore-pitr of the incremental into a data directory on
+    a 16 MB tmpfs. Seen: exit 2 from the checks, counting both members' extractions beside the data
+    directory; the tmpfs still empty (no scratch, no data directory)."""
+    c = archiving
+    base_backup(c)
+    change(c, 1)
+    incr = base_backup(c, "--incremental")
+    with small_filesystem(16) as small:
+        data_dir = os.path.join(small, "data")
+        proc = run_cli(
+            c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--backup", incr["backup_id"]
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "restoring needs at least" in proc.stderr and "of 2 members extracted" in proc.stderr, proc.stderr
+        assert os.listdir(small) == []
+
+
 def take_base(cluster, backup_dir, *extra, rc=0):
     """An incremental (a full when there is none to build on), compressed and verified as by default."""
     proc = run_cli(cluster, backup_dir, "base-backup", "--json", "--incremental", "on", *extra)

@@ -187,6 +187,19 @@ def tree_size(path: str) -> int:
     return os.lstat(path).st_size
 
 
+def free_bytes(directory: str) -> int:
+    """Bytes an unprivileged writer may still use on directory's filesystem."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def nearest_existing(path: str) -> str:
+    """path, or its nearest existing ancestor (a directory a run is about to create)."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def human_size(num: float) -> str:
     """The seed's size_human: 142M, 1.5G, 812K."""
     value = float(num)

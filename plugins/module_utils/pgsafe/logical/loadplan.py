@@ -14,7 +14,7 @@ import os
 
 from ..core import compress
 from ..core.errors import ConfigError
-from ..core.fsutil import human_size
+from ..core.fsutil import free_bytes, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,11 +76,6 @@ def decompressed_estimate(meta: dict[str, Any]) -> int:
         return db_size
     size = meta.get("size_bytes")
     return UNKNOWN_RATIO * size if isinstance(size, int) else 0
-
-
-def free_bytes(directory: str) -> int:
-    st = os.statvfs(directory)
-    return st.f_bavail * st.f_frsize
 
 
 def choose(

@@ -29,6 +29,7 @@ from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
     ensure_private_dir,
+    free_bytes,
     fsync_tree,
     human_size,
     is_within,
@@ -954,8 +955,7 @@ def _check_room(
 
 def _room_shortfall(directory: str, needed: int, what: str) -> Optional[str]:
     """Why directory's filesystem cannot hold needed more bytes for what, or None when it can."""
-    st = os.statvfs(directory)
-    free = st.f_bavail * st.f_frsize
+    free = free_bytes(directory)
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
     if needed + needed // 10 + (256 << 20) > free:
         return "verifying needs about %s free beside the backup for %s, only %s is free" % (

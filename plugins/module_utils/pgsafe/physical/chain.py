@@ -19,6 +19,7 @@ from datetime import timedelta
 from ..catalog.entries import verify_entry
 from ..core import parallel, tools
 from ..core.errors import ConfigError, VerificationFailed
+from ..core.fsutil import nearest_existing
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -273,15 +274,8 @@ def copy_method(pg_combinebackup: str, inputs: Sequence[str], outputs: Sequence[
     return "copy"
 
 
-def _existing(path: str) -> str:
-    """path, or its nearest existing ancestor (an output pg_combinebackup will create)."""
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
-
-
 def _device(path: str) -> int:
-    return os.stat(_existing(path)).st_dev
+    return os.stat(nearest_existing(path)).st_dev
 
 
 def _copy_file_range_works(source_dir: str, dest: str) -> bool:
@@ -291,7 +285,7 @@ def _copy_file_range_works(source_dir: str, dest: str) -> bool:
     if copy_range is None:
         return False
     src = os.path.join(os.path.dirname(os.path.abspath(source_dir)), ".pgsafe-cfr-probe-%d-src" % os.getpid())
-    dst = os.path.join(_existing(dest), ".pgsafe-cfr-probe-%d-dst" % os.getpid())
+    dst = os.path.join(nearest_existing(dest), ".pgsafe-cfr-probe-%d-dst" % os.getpid())
     try:
         with open(src, "wb") as fh:
             fh.write(b"pgsafe copy_file_range probe\n")

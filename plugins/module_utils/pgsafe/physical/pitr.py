@@ -21,7 +21,7 @@ from ..core import fsutil, tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from ..core.steps import Steps
-from . import basebackup, preflight, walguard, walscan
+from . import basebackup, preflight, restoreroom, walguard, walscan
 from . import chain as chains
 from . import tablespaces as tblspc
 from .archive_config import DEFAULT_PGSAFE_COMMAND, default_restore_command
@@ -406,6 +406,8 @@ def run_pitr(
     )
     for target in targets:
         log("tablespace %s (oid %d, %s) goes to %s" % (target.name, target.oid, target.location, target.path))
+    # Refused now, not after the extraction has filled the disk.
+    space = restoreroom.check(chain, req.data_directory, targets, log)
     if len(chain) > 1:
         log("incremental chain of %d: %s" % (len(chain), " + ".join(e.backup_id for e in chain)))
     log(
@@ -434,6 +436,7 @@ def run_pitr(
             "preflight": checked,
             "tablespaces": [t.describe() for t in targets],
             "tablespace_guard": guarded,
+            "space": space,
         }
     started = time.monotonic()
     steps.seconds["checks"] = round(started - checks_started, 3)
@@ -489,6 +492,7 @@ def run_pitr(
             "tablespaces": [t.describe() for t in targets],
             "wal": continuity,
             "tablespace_guard": guarded,
+            "space": space,
             "preflight": checked,
             "pg_ctl": pg_ctl_for(req.data_directory),
             "duration_seconds": round(time.monotonic() - started, 3),
