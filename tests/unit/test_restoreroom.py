@@ -80,3 +80,10 @@ def test_a_chain_needs_its_extractions_and_may_need_the_combined_cluster(tmp_pat
         restoreroom.check(chain, str(tmp_path / "data"), [], free=lambda path: 40 * MiB)
     assert restoreroom.check(chain, str(tmp_path / "data"), [], log=logged.append, free=lambda path: 1 << 40)
     assert len(logged) == 1
+
+
+def test_a_backup_without_a_readable_manifest_is_restored_unchecked(tmp_path):
+    logged = []
+    (tmp_path / "old").mkdir()
+    assert restoreroom.check([Member(tmp_path / "old")], str(tmp_path / "data"), [], log=logged.append) == []
+    assert logged[0].startswith("warning: the room this restore needs was not checked: ")
