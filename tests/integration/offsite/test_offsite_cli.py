@@ -10,9 +10,12 @@ import shutil
 import time
 
 import pytest
+from faultkit import small_filesystem
 from offsitekit import PREFIX, archiving_cluster, keys, s3_env
 from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import drop_database, run_cli, switch_and_wait, table_contents, unique_name
+
+from pgsafe.core.fsutil import tree_size
 
 
 def offsite_backup(pg, backup_dir, bucket, database):
@@ -174,6 +177,7 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
     c.sql("CREATE TABLE events (batch int, n int)")
     proc = run_cli(c, c.backup_dir, "base-backup", "--json", env_extra=env)
     assert proc.returncode == 0, proc.stderr
+    backup_bytes = tree_size(json.loads(proc.stdout)["backup_path"])
     marks = []
     for batch in (1, 2):
         c.sql("INSERT INTO events SELECT %s, g FROM generate_series(1, 100) g", params=(batch,))
@@ -187,6 +191,15 @@ def test_point_in_time_recovery_from_the_bucket_alone(archiving_to, s3_bucket):
     elsewhere = make_scratch_dir("pgsafe-newhost-")
     data_dir = os.path.join(make_scratch_dir("pgsafe-pitr-"), "data")
     port = free_port()
+    # A new host whose backup directory (where the staging goes) cannot hold the backup: refused
+    # before a byte is downloaded, and nothing left behind.
+    assert backup_bytes > 1 << 20
+    with small_filesystem(1) as small:
+        argv = ("restore-pitr", data_dir, "--port", str(port), "--from", "offsite")
+        proc = run_cli(c, small, *argv, env_extra=env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "from the off-site repository needs at least" in proc.stderr and "only 1M is free" in proc.stderr
+        assert [n for n in os.listdir(small) if n != "logs"] == [] and not os.path.exists(data_dir)
     try:
         proc = run_cli(
             c,

@@ -15,7 +15,16 @@ import tempfile
 
 from ..catalog import entries as catalog
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
-from ..core.fsutil import ensure_private_dir, open_private, publish, remove_quietly, temp_path_for, write_json_atomic
+from ..core.fsutil import (
+    ensure_private_dir,
+    free_bytes,
+    human_size,
+    open_private,
+    publish,
+    remove_quietly,
+    temp_path_for,
+    write_json_atomic,
+)
 from ..core.naming import parse_iso, utc_now
 from ..physical.walnames import is_archivable_name, strip_compression
 from .encryption import download, recipients_of, require_identity, unseal
@@ -25,7 +34,7 @@ from .versions import HIDDEN, read_intact, versioned
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
     from datetime import datetime
-    from typing import Any, Callable, Iterable, Mapping, Optional
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
     from ..catalog.entries import Entry, Problem
     from ..storage.s3 import ObjectInfo
@@ -247,6 +256,29 @@ def _download_to(
         raise
 
 
+def check_staging_room(
+    entries: Sequence[OffsiteEntry], staging_dir: str, free: Callable[[str], int] = free_bytes
+) -> int:
+    """Refuse (exit 2) staging entries into staging_dir when their objects, at the sizes their metadata
+    records, cannot fit: before the first byte is downloaded, not when the disk fills half way through.
+    Returns the bytes they take."""
+    needed = sum(int(info.get("size") or 0) for e in entries for info in e.objects.values() if isinstance(info, dict))
+    available = free(staging_dir)
+    if needed > available:
+        raise ConfigError(
+            "staging %s from the off-site repository needs at least %s in %s, only %s is free"
+            % (
+                ", ".join(e.backup_id for e in entries),
+                human_size(needed),
+                os.path.dirname(staging_dir),
+                human_size(available),
+            ),
+            "Free space there, or run the restore with a backup directory on a larger disk "
+            "(the staging catalog goes beside it)",
+        )
+    return needed
+
+
 def stage(repo: OffsiteRepository, entry: OffsiteEntry, staging_dir: str) -> Entry:
     """Download one backup (and its globals) into staging_dir with the local layout; returns the local Entry."""
     require_identity(repo, entry.meta, entry.backup_id)
@@ -377,6 +409,7 @@ def stage_for_recovery(
     # An incremental recovers only on top of every backup it builds on: the whole chain is staged (each
     # object hashed), and a member missing off-site stops here, before a byte is downloaded.
     chain = chain_of(entry, every)
+    check_staging_room(chain, staging_dir)
     for member in chain[:-1]:
         log(
             "staging base backup %s (in the chain of %s) from %s" % (member.backup_id, entry.backup_id, repo.describe())

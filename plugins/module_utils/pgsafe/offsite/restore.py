@@ -12,7 +12,15 @@ import os
 
 from ..core.errors import ConfigError
 from ..core.steps import Steps
-from .fetch import find, list_entries, remove_staging, stage, stage_for_recovery, staging_dir_for
+from .fetch import (
+    check_staging_room,
+    find,
+    list_entries,
+    remove_staging,
+    stage,
+    stage_for_recovery,
+    staging_dir_for,
+)
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (the engine's rule)
 if TYPE_CHECKING:
@@ -102,6 +110,7 @@ def restore(
     download = Steps()
     try:
         log("fetching %s from %s" % (entry.backup_id, repo.describe()))
+        check_staging_room([entry], staging)
         with download.timed("download"):
             local = stage(repo, entry, staging)
         note_fallbacks(repo, log)
