@@ -935,10 +935,11 @@ def _verify_extracted(
 
 def _check_room_to_verify(backup_path: str) -> None:
     """The extracted copy is as big as the cluster: say so up front rather than fill the backup disk."""
+    from .restoreroom import manifest_sizes  # the manifest's files, read as a restore reads them
+
     try:
-        with open(os.path.join(backup_path, "backup_manifest")) as fh:
-            needed = sum(int(f.get("Size", 0)) for f in json.load(fh).get("Files", []))
-    except (OSError, ValueError, TypeError, AttributeError):
+        needed = sum(manifest_sizes(backup_path).values())
+    except (OSError, ValueError):
         return
     _check_room(os.path.dirname(backup_path), needed, VerificationFailed)
 
