@@ -679,6 +679,63 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
         assert sorted(os.listdir(base)) == before
 
 
+def padded_cluster_on_a_small_disk(c):
+    """Pads the cluster with about 110 MB that compresses to almost nothing; returns the tmpfs size in
+    MB that holds a verified full's extraction (the cluster, 10%, the 256 MB reserve) and 24 MB more."""
+    c.sql("CREATE TABLE pad AS SELECT g, repeat('x', 1000) AS filler FROM generate_series(1, 100000) g")
+    ((cluster_bytes,),) = c.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
+    return (cluster_bytes * 11 // 10 + (256 << 20) >> 20) + 24
+
+
+def add_compressible(c, mb):
+    c.sql("CREATE TABLE grown AS SELECT g, repeat('y', 1000) AS filler FROM generate_series(1, %d) g" % (mb * 900))
+    switch_and_wait(c)
+
+
+@needs_17
+def test_a_member_is_verified_on_a_disk_smaller_than_the_cluster(archiving_apart):
+    """Done: a verified full of a cluster of about 130 MB onto a tmpfs with 24 MB to spare beyond what
+    that verification needs; the cluster grows by about 55 MB (now more than the disk could hold
+    extracted with the reserve), then a member-proven incremental. Seen: the incremental is kept and
+    verified (extracted on 17, in place on 18), since only its changed files are extracted; a
+    whole-cluster estimate refused it, so that every verified incremental failed on such a disk."""
+    c = archiving_apart
+    with small_filesystem(padded_cluster_on_a_small_disk(c)) as backup_dir:
+        full = json.loads(take_base(c, backup_dir).stdout)
+        assert full["backup_type"] == "full"
+        add_compressible(c, 55)
+        incr = json.loads(take_base(c, backup_dir, "--chain-proof", "member").stdout)
+        assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == (
+            "incremental",
+            full["backup_id"],
+            "member",
+        )
+        assert incr["verify_method"] == IN_PLACE
+        assert run_cli(c, backup_dir, "verify").returncode == 0
+
+
+@pytest.mark.skipif(MAJOR != 17, reason="only 17 extracts a member to verify it (18 reads the tar in place)")
+def test_verifying_a_member_stops_before_it_takes_the_reserve(archiving_apart):
+    """Done: as above, but the cluster grows by about 220 MB before the incremental, more than the disk
+    can extract and keep its 256 MB reserve. Seen: exit 4, the extraction stopped and named (no disk
+    filled: the reserve kept), nothing published or left in base/; once the table is dropped the
+    next incremental builds on the full."""
+    c = archiving_apart
+    with small_filesystem(padded_cluster_on_a_small_disk(c)) as backup_dir:
+        full = json.loads(take_base(c, backup_dir).stdout)
+        base = os.path.join(backup_dir, "base")
+        before = sorted(os.listdir(base))
+        add_compressible(c, 220)
+        proc = take_base(c, backup_dir, "--chain-proof", "member", rc=4)
+        assert "verifying stopped" in proc.stderr and "kept free for WAL archiving" in proc.stderr, proc.stderr
+        assert "No space left" not in proc.stderr
+        assert sorted(os.listdir(base)) == before
+        c.sql("DROP TABLE grown")
+        switch_and_wait(c)
+        incr = json.loads(take_base(c, backup_dir, "--chain-proof", "member").stdout)
+        assert (incr["backup_type"], incr["parent"]) == ("incremental", full["backup_id"])
+
+
 @needs_17
 def test_a_chain_restore_that_cannot_fit_is_refused_before_anything_is_written(archiving):
     """Done: a full and an incremental, then restore-pitr of the incremental into a data directory on

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from pgsafe.core.errors import VerificationFailed
+from pgsafe.core.errors import BackupFailed, VerificationFailed
+from pgsafe.core.fsutil import free_bytes
 from pgsafe.physical.tarfollow import TarFollower
 
 
@@ -93,3 +94,25 @@ def test_abort_stops_following_a_file_that_never_ends(dirs):
     follower.abort()
     assert time.monotonic() - started < 5
     assert all(proc.poll() is not None for proc in follower._procs)
+
+
+def test_stops_before_taking_the_space_kept_free(dirs):
+    src, dest = dirs
+    data = tar_zst_bytes({"a": os.urandom(3 << 20)})
+    keep = free_bytes(dest) + (1 << 30)  # more than the filesystem has: the first chunk crosses it
+    follower = TarFollower(src, dest, keep_free=keep).start()
+    slow_writer(os.path.join(src, "base.tar.zst"), data).join()
+    with pytest.raises(BackupFailed) as info:
+        follower.finish()
+    assert "verifying stopped" in str(info.value) and "kept free for WAL archiving" in str(info.value)
+    assert follower.sha256 is None
+    assert all(proc.poll() is not None for proc in follower._procs)
+
+
+def test_room_kept_free_does_not_stop_an_extraction_that_fits(dirs):
+    src, dest = dirs
+    data = tar_zst_bytes({"a": os.urandom(3 << 20)})
+    follower = TarFollower(src, dest, keep_free=1 << 20).start()
+    slow_writer(os.path.join(src, "base.tar.zst"), data).join()
+    follower.finish()
+    assert follower.sha256 == hashlib.sha256(data).hexdigest()

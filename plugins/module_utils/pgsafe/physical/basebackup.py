@@ -48,7 +48,7 @@ from . import chain as chains
 from . import chainproof, inplace, walcleanup, walscan
 from .tablespaces import MAP_FILE, parse_map, read_map
 from .tablespaces import tars as tablespace_tars
-from .tarfollow import TarFollower
+from .tarfollow import NO_ROOM_HINT, RESERVE_BYTES, TarFollower
 from .walnames import segment_of_lsn
 
 TYPE_CHECKING = False
@@ -343,11 +343,15 @@ def _chain_proof(
     return proof, why, skipped
 
 
-def _verify_need(facts: Mapping[str, Any], combining: bool) -> tuple[int, str]:
+def _verify_need(facts: Mapping[str, Any], combining: bool, member: bool = False) -> tuple[int, str]:
     """(bytes, for what) a verification by extraction needs beside the backups: a copy of the cluster,
-    and for a combine proof the members' extractions beside their combination."""
+    and for a combine proof the members' extractions beside their combination. A member proven on its
+    own extracts only its changed files, a size known as they are written: the followers keep the
+    reserve free instead of an estimate refusing every incremental on a disk smaller than the cluster."""
     if combining:
         return facts["cluster_bytes"] * 2, "the chain extracted and combined"
+    if member:
+        return 0, "the incremental extracted"
     return facts["cluster_bytes"], "an extracted copy"
 
 
@@ -459,19 +463,19 @@ def _take(
             argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
         if req.verify and not in_place:
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
-            needed, what = _verify_need(facts, combining)
+            needed, what = _verify_need(facts, combining, member=bool(chain))
             _check_room(os.path.dirname(final), needed, what=what)
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
             os.mkdir(scratch, 0o700)
-            followers.append(TarFollower(tmp, scratch).start())
+            followers.append(TarFollower(tmp, scratch, keep_free=RESERVE_BYTES).start())
             # Each tablespace's archive too, where pg_verifybackup reads it (pg_tblspc/<oid>): the server
             # sends them before base.tar, so they are extracted while the rest is still on its way.
             for oid, ts in facts["tablespaces"].items():
                 if os.path.isabs(ts.get("location") or ""):
                     dest = os.path.join(scratch, "pg_tblspc", str(oid))
                     os.makedirs(dest, mode=0o700)
-                    followers.append(TarFollower(tmp, dest, prefix="%d.tar" % oid).start())
+                    followers.append(TarFollower(tmp, dest, prefix="%d.tar" % oid, keep_free=RESERVE_BYTES).start())
         log("pg_basebackup into %s (%s)" % (final, req.compression))
         # The server counts what it has sent, before compression, against its own estimate of the total.
         streamed = QuerySample(req.conninfo, "postgres", STREAMED_SQL)
@@ -949,22 +953,28 @@ def _check_room(
 ) -> None:
     short = _room_shortfall(directory, needed, what)
     if short:
-        raise error(
-            short, "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)"
-        )
+        raise error(short, NO_ROOM_HINT)
 
 
 def _room_shortfall(directory: str, needed: int, what: str) -> Optional[str]:
     """Why directory's filesystem cannot hold needed more bytes for what, or None when it can."""
     free = free_bytes(directory)
     # Keep a margin so verification never takes the last free bytes WAL archiving may need.
-    if needed + needed // 10 + (256 << 20) > free:
-        return "verifying needs about %s free beside the backup for %s, only %s is free" % (
-            human_size(needed),
+    if needed + needed // 10 + RESERVE_BYTES <= free:
+        return None
+    kept = "%s kept free for WAL archiving" % human_size(needed // 10 + RESERVE_BYTES)
+    if not needed:
+        return "verifying needs more than the %s beside the backup for %s, only %s is free" % (
+            kept,
             what,
             human_size(free),
         )
-    return None
+    return "verifying needs about %s free beside the backup for %s and %s, only %s is free" % (
+        human_size(needed),
+        what,
+        kept,
+        human_size(free),
+    )
 
 
 def _remove_base(entries: Iterable[Entry], directory: str, log: Callable[[str], None]) -> list[str]:

@@ -17,23 +17,29 @@ import threading
 import time
 
 from ..core import compress
-from ..core.errors import VerificationFailed
+from ..core.errors import BackupFailed, PgsafeError, VerificationFailed
+from ..core.fsutil import free_bytes, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Optional, Union
 
 POLL_SECONDS = 0.02
+ROOM_POLL_SECONDS = 0.05
+# Kept free beside an extraction for verification, so it never takes the bytes WAL archiving needs next.
+RESERVE_BYTES = 256 << 20
+NO_ROOM_HINT = "Free space in the backup directory, or take the backup with verify off (and verify elsewhere)"
 
 
 class TarFollower:
     """Follow the file named prefix* that appears in directory and extract it into dest.
 
     start() before the writer runs; then finish() once it has exited with success (raises
-    VerificationFailed if the extraction failed), or abort() when it failed."""
+    VerificationFailed if the extraction failed, BackupFailed if it stopped to keep keep_free bytes free
+    on dest's filesystem), or abort() when it failed."""
 
-    def __init__(self, directory: str, dest: str, prefix: str = "base.tar") -> None:
-        self.directory, self.dest, self.prefix = directory, dest, prefix
+    def __init__(self, directory: str, dest: str, prefix: str = "base.tar", keep_free: int = 0) -> None:
+        self.directory, self.dest, self.prefix, self.keep_free = directory, dest, prefix, keep_free
         self.path: Optional[str] = None
         self.size = 0
         self.sha256: Optional[str] = None
@@ -41,7 +47,8 @@ class TarFollower:
         self._writer_done = threading.Event()
         self._aborted = threading.Event()
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._error: Optional[VerificationFailed] = None
+        self._error: Optional[PgsafeError] = None
+        self._room_error: Optional[BackupFailed] = None
         self._thread = threading.Thread(target=self._run, name="tar-follower", daemon=True)
 
     def start(self) -> TarFollower:
@@ -74,7 +81,7 @@ class TarFollower:
         except BaseException as exc:  # handed to finish(); abort() discards it
             self._error = (
                 exc
-                if isinstance(exc, VerificationFailed)
+                if isinstance(exc, PgsafeError)
                 else VerificationFailed("extracting %s for verification failed: %s" % (self.path or self.prefix, exc))
             )
 
@@ -101,6 +108,7 @@ class TarFollower:
             tar = self._spawn(tar_argv, decomp.stdout, err_files)
             compress.piped(decomp.stdout).close()  # tar holds the read end now: a dead tar stops the decompressor
             sink, stages = compress.piped(decomp.stdin), [(argv[0], decomp), ("tar", tar)]
+        watcher = self._watch_room(stages)
         broken: Optional[BrokenPipeError] = None
         try:
             with open(path, "rb", buffering=0) as fh:
@@ -114,9 +122,13 @@ class TarFollower:
                 pass
             for _name, proc in stages:
                 proc.wait()
+            if watcher is not None:
+                watcher.join()
         try:
             if self._aborted.is_set():
                 return
+            if self._room_error is not None:
+                raise self._room_error
             for (name, proc), errf in zip(stages, err_files):  # noqa: B905 (strict= needs Python 3.10)
                 if proc.returncode != 0:
                     errf.seek(0)
@@ -157,3 +169,30 @@ class TarFollower:
                 return
             else:
                 time.sleep(POLL_SECONDS)
+
+    def _watch_room(self, stages: list[tuple[str, subprocess.Popen[bytes]]]) -> Optional[threading.Thread]:
+        """Stop the extraction before it takes the bytes kept free: what it needs (an incremental's changed
+        files) is known only as it is written, and a full backup disk stops WAL archiving. Watched on a
+        timer, not per chunk read: a compressible archive's few chunks unpack into most of the bytes."""
+        if not self.keep_free:
+            return None
+
+        def watch() -> None:
+            while any(proc.poll() is None for _name, proc in stages):
+                free = free_bytes(self.dest)
+                if free < self.keep_free:
+                    self._room_error = BackupFailed(
+                        "verifying stopped: extracting %s for verification left only %s free in %s, under the %s "
+                        "kept free for WAL archiving"
+                        % (self.path, human_size(free), self.dest, human_size(self.keep_free)),
+                        NO_ROOM_HINT,
+                    )
+                    for _name, proc in stages:
+                        if proc.poll() is None:
+                            proc.kill()
+                    return
+                time.sleep(ROOM_POLL_SECONDS)
+
+        watcher = threading.Thread(target=watch, name="tar-follower-room", daemon=True)
+        watcher.start()
+        return watcher
