@@ -257,18 +257,26 @@ def _download_to(
 
 
 def check_staging_room(
-    entries: Sequence[OffsiteEntry], staging_dir: str, free: Callable[[str], int] = free_bytes
+    entries: Sequence[OffsiteEntry],
+    staging_dir: str,
+    free: Callable[[str], int] = free_bytes,
+    wal: Optional[Mapping[str, int]] = None,
 ) -> int:
     """Refuse (exit 2) staging entries into staging_dir when their objects, at the sizes their metadata
-    records, cannot fit: before the first byte is downloaded, not when the disk fills half way through.
-    Returns the bytes they take."""
+    records, and the WAL objects a recovery stages after them (wal: {name: listed size}) cannot fit:
+    before the first byte is downloaded, not when the disk fills half way through. Returns the bytes
+    they take."""
     needed = sum(int(info.get("size") or 0) for e in entries for info in e.objects.values() if isinstance(info, dict))
+    needed += sum((wal or {}).values())
     available = free(staging_dir)
     if needed > available:
+        what = ", ".join(e.backup_id for e in entries)
+        if wal:
+            what += " and %d WAL file(s)" % len(wal)
         raise ConfigError(
             "staging %s from the off-site repository needs at least %s in %s, only %s is free"
             % (
-                ", ".join(e.backup_id for e in entries),
+                what,
                 human_size(needed),
                 os.path.dirname(staging_dir),
                 human_size(available),
@@ -322,12 +330,20 @@ def remove_staging(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def wal_listing(repo: OffsiteRepository) -> dict[str, int]:
+    """{object name: size} of the off-site WAL archive. Segments hidden by a delete marker are still
+    there, locked: a recovery reads them."""
+    sizes = repo.names("wal")
+    for name, info in repo.hidden("wal").items():
+        sizes.setdefault(name, info.size)
+    return sizes
+
+
 def wal_objects(repo: OffsiteRepository, names: Optional[Iterable[str]] = None) -> dict[str, str]:
     """{wal name: object name} of the off-site WAL archive (names: its listing, if already read)."""
     out: dict[str, str] = {}
     if names is None:
-        # Segments hidden by a delete marker are still there, locked: a recovery reads them.
-        names = list(repo.names("wal")) + list(repo.hidden("wal"))
+        names = wal_listing(repo)
     for name in names:
         stored = name.split("/", 1)[1]
         wal, _suffix = strip_compression(stored)
@@ -409,7 +425,15 @@ def stage_for_recovery(
     # An incremental recovers only on top of every backup it builds on: the whole chain is staged (each
     # object hashed), and a member missing off-site stops here, before a byte is downloaded.
     chain = chain_of(entry, every)
-    check_staging_room(chain, staging_dir)
+    start = entry.meta.get("start_wal") or ""
+    listed = wal_listing(repo)
+    objects = wal_objects(repo, listed)
+    wanted = [
+        name
+        for name in sorted(objects)
+        if not is_segment(name) or (is_segment(start) and parse(name)[0] >= parse(start)[0] and name[8:] >= start[8:])
+    ]
+    check_staging_room(chain, staging_dir, wal={objects[name]: listed[objects[name]] for name in wanted})
     for member in chain[:-1]:
         log(
             "staging base backup %s (in the chain of %s) from %s" % (member.backup_id, entry.backup_id, repo.describe())
@@ -418,13 +442,6 @@ def stage_for_recovery(
     log("staging base backup %s from %s" % (entry.backup_id, repo.describe()))
     local = stage(repo, entry, staging_dir)
     archive = os.path.join(staging_dir, "wal")
-    start = entry.meta.get("start_wal") or ""
-    objects = wal_objects(repo)
-    wanted = [
-        name
-        for name in sorted(objects)
-        if not is_segment(name) or (is_segment(start) and parse(name)[0] >= parse(start)[0] and name[8:] >= start[8:])
-    ]
     for name in wanted:
         fetch_wal(repo, name, archive, objects)
     log("staged %d WAL file(s) from %s" % (len(wanted), repo.describe()))
