@@ -39,12 +39,13 @@ CREATE INDEX IF NOT EXISTS events_created ON events (created);
 
 SMALL_TABLES = 50
 
-# One batch, about 48 MB on disk with indexes: ~50% ticks, ~30% orders, ~20% events.
-BATCH = """
+# One batch, about 48 MB on disk with indexes: ~50% ticks, ~30% orders, ~20% events. {ticks}, {orders}
+# and {events} are the rows of each (batch_sql scales them).
+BATCH_TEMPLATE = """
 INSERT INTO ticks (symbol, ts, price, bid, ask, volume, venue)
 SELECT 'SYM' || (g * 7919 % 500), now() - (g || ' ms')::interval,
        p, p - 0.01, p + 0.01, (random() * 10000)::int, (random() * 12)::smallint
-  FROM (SELECT g, round((10 + random() * 990)::numeric, 4) AS p FROM generate_series(1, 240000) g) s;
+  FROM (SELECT g, round((10 + random() * 990)::numeric, 4) AS p FROM generate_series(1, {ticks}) g) s;
 INSERT INTO orders (customer_id, placed_at, status, doc)
 SELECT (random() * 50000)::int, now() - (g || ' s')::interval,
        (ARRAY['new','paid','shipped','returned','cancelled'])[1 + (random() * 4)::int],
@@ -58,7 +59,7 @@ SELECT (random() * 50000)::int, now() - (g || ' s')::interval,
                           'shipping', jsonb_build_object('city', (ARRAY['Berlin','Lyon','Porto','Oslo','Riga'])[1 + (random() * 4)::int],
                                                          'zip', lpad(((random() * 99999)::int)::text, 5, '0')),
                           'note', md5(random()::text), 'gift', random() < 0.1)
-  FROM generate_series(1, 50000) g;
+  FROM generate_series(1, {orders}) g;
 INSERT INTO events (created, level, message)
 SELECT now() - (g || ' s')::interval,
        (ARRAY['INFO','INFO','INFO','WARN','ERROR'])[1 + (random() * 4)::int],
@@ -66,8 +67,19 @@ SELECT now() - (g || ' s')::interval,
        (ARRAY['logged in','updated profile','exported report','failed payment','reset password'])[1 + (random() * 4)::int] ||
        ' from ' || ((random() * 255)::int) || '.' || ((random() * 255)::int) || '.' || ((random() * 255)::int) || '.1 session ' ||
        substr(md5(random()::text), 1, 16)
-  FROM generate_series(1, 90000) g;
+  FROM generate_series(1, {events}) g;
 """
+
+BATCH_MB = 48
+
+
+def batch_sql(scale=1.0):
+    """The batch with its row counts times scale: the same mix of rows, more or fewer of them."""
+    rows = {"ticks": 240000, "orders": 50000, "events": 90000}
+    return BATCH_TEMPLATE.format(**{table: max(1, int(n * scale)) for table, n in rows.items()})
+
+
+BATCH = batch_sql()
 
 
 def create(conn):

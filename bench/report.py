@@ -138,6 +138,35 @@ RATIOS = [
         None,
         "time",
     ),
+    # The same targets when the 5% are new rows appended rather than rows updated.
+    (
+        "incremental vs full base backup, verified (member proof), 5% appended",
+        "pgsafe, 5% appended: incremental",
+        "pgsafe, 5% appended: full",
+        0.2,
+        "time",
+    ),
+    (
+        "incremental size vs full, 5% appended",
+        "pgsafe, 5% appended: incremental",
+        "pgsafe, 5% appended: full",
+        0.15,
+        "bytes",
+    ),
+    (
+        "bare pg_basebackup: incremental vs its full, 5% appended (the floor)",
+        "bare pg_basebackup, 5% appended: --incremental",
+        "bare pg_basebackup, 5% appended: full",
+        None,
+        "time",
+    ),
+    (
+        "bare pg_basebackup: incremental size vs its full, 5% appended",
+        "bare pg_basebackup, 5% appended: --incremental",
+        "bare pg_basebackup, 5% appended: full",
+        None,
+        "bytes",
+    ),
     ("pgBackRest incr vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "time"),
     ("pgBackRest incr size vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "bytes"),
     (

@@ -70,3 +70,36 @@ def test_markdown_says_which_group_was_skipped():
         "skipped": {"incremental": incremental.skip_reason(15)},
     }
     assert "Group incremental skipped: PostgreSQL 15 has no incremental" in report.markdown(meta, [], [])
+
+
+def test_the_appended_fives_percent_are_judged_apart_from_the_updated():
+    u, a = "incremental backup, 5% changed", "incremental backup, 5% appended"
+    rows = report.summarise(
+        [
+            _rec(u, "pgsafe full base backup (verified)", 10.0, 1000),
+            _rec(u, "pgsafe incremental (verified: pg_verifybackup + member proof)", 3.5, 300),
+            _rec(u, "bare pg_basebackup full, server-zstd-3", 6.0, 900, True),
+            _rec(u, "bare pg_basebackup --incremental, server-zstd-3", 2.0, 270, True),
+            _rec(a, "pgsafe, 5% appended: full base backup (verified)", 10.0, 1000),
+            _rec(a, "pgsafe, 5% appended: incremental (verified, member proof)", 1.5, 100),
+            _rec(a, "bare pg_basebackup, 5% appended: full", 6.0, 900, True),
+            _rec(a, "bare pg_basebackup, 5% appended: --incremental", 0.6, 90, True),
+        ]
+    )
+    got = {r["ratio"]: (r["value"], r["met"]) for r in report.ratios(rows)}
+    assert got["incremental vs full base backup, verified (member proof: most runs)"] == (0.35, False)
+    assert got["incremental size vs full"] == (0.3, False)
+    assert got["incremental vs full base backup, verified (member proof), 5% appended"] == (0.15, True)
+    assert got["incremental size vs full, 5% appended"] == (0.1, True)
+    assert got["bare pg_basebackup: incremental vs its full (the floor)"] == (round(2.0 / 6.0, 3), None)
+    assert got["bare pg_basebackup: incremental vs its full, 5% appended (the floor)"] == (0.1, None)
+    assert got["bare pg_basebackup: incremental size vs its full, 5% appended"] == (0.1, None)
+
+
+def test_an_appended_batch_keeps_the_mix_at_any_scale():
+    import dataset
+
+    assert dataset.batch_sql() == dataset.BATCH
+    half = dataset.batch_sql(0.5)
+    assert "generate_series(1, 120000)" in half and "generate_series(1, 25000)" in half
+    assert "generate_series(1, 45000)" in half
