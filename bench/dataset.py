@@ -74,7 +74,8 @@ BATCH_MB = 48
 
 
 def batch_sql(scale=1.0):
-    """The batch with its row counts times scale: the same mix of rows, more or fewer of them."""
+    """The batch with its row counts times scale (at most 1: the tick symbols are computed in integer
+    arithmetic that a bigger batch overflows): the same mix of rows, fewer of them."""
     rows = {"ticks": 240000, "orders": 50000, "events": 90000}
     return BATCH_TEMPLATE.format(**{table: max(1, int(n * scale)) for table, n in rows.items()})
 

@@ -79,8 +79,11 @@ def append(ctx, fraction):
     conn = ctx.cluster.connect(cases.DB)
     try:
         before = dataset.size_mb(conn)
+        batches = before * fraction / dataset.BATCH_MB
         with conn.cursor() as cur:
-            cur.execute(dataset.batch_sql(before * fraction / dataset.BATCH_MB))
+            while batches > 0:  # a batch at most whole: its ids stay within the SQL's integer arithmetic
+                cur.execute(dataset.batch_sql(min(1.0, batches)))
+                batches -= 1.0
         added = dataset.size_mb(conn) - before
     finally:
         conn.close()
@@ -265,12 +268,12 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
             False,
             lambda: ours_base(ctx, backup_dir, "--incremental", "off"),
         )
-        _, bare_dir = measured("bare full", r, "bare pg_basebackup, 5% appended: full", True, lambda: bare_base(ctx))
+        _bare, bare_dir = measured("bare full", r, "bare pg_basebackup, 5% appended: full", True, lambda: bare_base(ctx))
         log("%s MB | incremental | %.0f MB of rows appended" % (size, append(ctx, CHANGE)))
         ours_incr = cases.OURS + ", 5% appended: incremental (verified, member proof)"
         measured("pgsafe incremental, member proof", r, ours_incr, False, lambda: member_incremental(ctx, backup_dir))
         bare_incr = "bare pg_basebackup, 5% appended: --incremental"
-        _, bare_incr_dir = measured(
+        _bare, bare_incr_dir = measured(
             "bare --incremental", r, bare_incr, True, functools.partial(bare_base, ctx, bare_dir)
         )
         for path in (bare_dir, bare_incr_dir):
