@@ -306,6 +306,14 @@ combine_method:
   returned: physical recovery, not check mode
   type: str
   sample: "link"
+chain_extracted_in:
+  description:
+    - Where an incremental chain's members were extracted for pg_combinebackup - C(memory) (/dev/shm,
+      when the chain takes at most a quarter of the memory available) or C(disk) (beside the data
+      directory); null when the base backup is a full one.
+  returned: physical recovery, not check mode
+  type: str
+  sample: "memory"
 moved_aside:
   description: Where an existing data directory was moved (with O(overwrite=true)).
   returned: physical recovery

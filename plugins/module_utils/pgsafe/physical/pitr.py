@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from ..catalog.entries import verify_entry
-from ..core import fsutil, tools
+from ..core import fsutil, memscratch, tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from ..core.steps import Steps
@@ -38,7 +38,7 @@ from .walnames import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+    from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
     from ..catalog.entries import CatalogEntry, Entry
     from ..core.conn import ConnInfo
@@ -447,6 +447,7 @@ def run_pitr(
         created += tblspc.make_dirs(target.path)
     combine_method: Optional[str] = None  # a chain's: how pg_combinebackup wrote the unchanged files
     removing = None  # the chain's extractions, removed while the server recovers (at 1 GB, seconds of unlinks)
+    scratch = ""
     try:
         if len(chain) > 1:
             combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps)
@@ -486,6 +487,10 @@ def run_pitr(
             "base_backup": entry.backup_id,
             "chain": chains.describe(chain),
             "combine_method": combine_method,
+            # Where the members were extracted for pg_combinebackup: "memory" (/dev/shm) or "disk".
+            "chain_extracted_in": (
+                None if removing is None else "memory" if scratch.startswith(memscratch.SHM + os.sep) else "disk"
+            ),
             "data_directory": req.data_directory,
             "port": req.port,
             "moved_aside": moved,
@@ -547,7 +552,7 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 def _combine_verified(
     chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target], steps: Steps
 ) -> tuple[str, str]:
-    """Every member re-hashed against its metadata and extracted beside the target, then combined into
+    """Every member re-hashed against its metadata and extracted (beside the target, or in memory), then combined into
     it by pg_combinebackup; on failure the extracted copies are removed here, on success the caller
     removes them (returned: the copy method used and their scratch directory).
 
@@ -555,15 +560,16 @@ def _combine_verified(
     ones where -T maps the newest member's links: so each member's tablespaces are extracted beside it
     and linked, and its tablespace_map (naming the original directories) removed.  The extractions are
     the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): nothing reads
-    them after the combine, so the server writing through a shared inode changes no backup."""
+    them after the combine, so the server writing through a shared inode changes no backup.  They go
+    to memory when they are small beside it (core/memscratch): the combined cluster is written to the
+    data directory either way, and a tmpfs spares a long-lived filesystem the members' small files."""
     import shutil
-    import tempfile
 
     major = tools.major_of_num(chain[-1].meta.get("server_version_num"))
     pg_combinebackup = chains.find_combinebackup(major)
-    scratch = tempfile.mkdtemp(prefix=".pgsafe-chain-", dir=os.path.dirname(data_directory))
+    scratch, why = memscratch.choose(_extracted_size(chain), ".pgsafe-chain-", os.path.dirname(data_directory))
+    log("extracting the chain's %d members in %s: %s" % (len(chain), os.path.dirname(scratch), why))
     try:
-        os.chmod(scratch, 0o700)
         members = [os.path.join(scratch, str(n)) for n in range(len(chain))]
         places = [
             {oid: os.path.join(scratch, "%d_tblspc" % n, str(oid)) for oid in tblspc.tars(member.data_path)}
@@ -590,6 +596,15 @@ def _combine_verified(
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+
+
+def _extracted_size(chain: Sequence[Entry]) -> Optional[int]:
+    """Bytes the chain's members take extracted (tablespaces included), from their manifests; None
+    when one cannot be read."""
+    try:
+        return sum(sum(restoreroom.manifest_sizes(member.data_path).values()) for member in chain)
+    except (OSError, ValueError):
+        return None
 
 
 def _empty_directories(data_directory: str, targets: list[tblspc.Target]) -> None:

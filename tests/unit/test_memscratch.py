@@ -1,0 +1,62 @@
+"""Where a throwaway extraction goes: memory when it is small beside it, and killed runs' leftovers."""
+
+import os
+import subprocess
+
+from pgsafe.core import memscratch
+
+MiB = 1 << 20
+
+
+def test_small_extractions_go_to_memory_within_a_quarter_of_it():
+    ok, why = memscratch.fits(200 * MiB, 4096 * MiB, 1024 * MiB)
+    assert ok and "fits in memory" in why
+    ok, why = memscratch.fits(1100 * MiB, 4096 * MiB, 8192 * MiB)
+    assert not ok and "more than a quarter of the 4G of memory available" in why
+    ok, why = memscratch.fits(200 * MiB, 4096 * MiB, 250 * MiB)  # /dev/shm keeps room for the server's own
+    assert not ok and "/dev/shm has 250M free" in why
+    ok, why = memscratch.fits(1, None, 8192 * MiB)
+    assert not ok and "unknown" in why
+
+
+def test_memory_available_reads_the_kernels_estimate(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   2048 kB\n")
+    assert memscratch.memory_available(str(meminfo)) == 2048 * 1024
+    meminfo.write_text("MemTotal: 1 kB\n")
+    assert memscratch.memory_available(str(meminfo)) is None
+    assert memscratch.memory_available(str(tmp_path / "absent")) is None
+
+
+def test_an_unknown_size_goes_to_disk(tmp_path):
+    path, why = memscratch.choose(None, ".pgsafe-unit-", str(tmp_path))
+    try:
+        assert os.path.dirname(path) == str(tmp_path) and "unknown" in why
+        assert os.path.basename(path).startswith(".pgsafe-unit-%d-" % os.getpid())
+        assert os.stat(path).st_mode & 0o777 == 0o700
+    finally:
+        os.rmdir(path)
+
+
+def test_a_killed_runs_directory_is_removed_a_live_ones_kept():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = os.path.join(memscratch.SHM, ".pgsafe-unit-%d-abc" % gone.pid)
+    live = os.path.join(memscratch.SHM, ".pgsafe-unit-%d-def" % os.getpid())
+    for path in (dead, live):
+        os.makedirs(os.path.join(path, "0"))
+    try:
+        assert memscratch.remove_stale(".pgsafe-unit-") == [dead]
+        assert not os.path.exists(dead) and os.path.isdir(live)
+    finally:
+        for path in (dead, live):
+            subprocess.run(["rm", "-rf", path], check=True)
+
+
+def test_memory_can_be_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(memscratch.ENV, "off")
+    path, why = memscratch.choose(1, ".pgsafe-unit-", str(tmp_path))
+    try:
+        assert os.path.dirname(path) == str(tmp_path) and why == "PGSAFE_MEMORY_SCRATCH=off"
+    finally:
+        os.rmdir(path)
