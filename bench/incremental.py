@@ -268,7 +268,9 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
             False,
             lambda: ours_base(ctx, backup_dir, "--incremental", "off"),
         )
-        _bare, bare_dir = measured("bare full", r, "bare pg_basebackup, 5% appended: full", True, lambda: bare_base(ctx))
+        _bare, bare_dir = measured(
+            "bare full", r, "bare pg_basebackup, 5% appended: full", True, lambda: bare_base(ctx)
+        )
         log("%s MB | incremental | %.0f MB of rows appended" % (size, append(ctx, CHANGE)))
         ours_incr = cases.OURS + ", 5% appended: incremental (verified, member proof)"
         measured("pgsafe incremental, member proof", r, ours_incr, False, lambda: member_incremental(ctx, backup_dir))
