@@ -55,9 +55,11 @@ image=$(bash molecule/image/build.sh "$suite" "$major" bench | tail -n 1)
 echo "--- PostgreSQL $major: image $image ready ($((SECONDS - start))s)"
 start=$SECONDS
 # Not "pgsafe-...": scripts/molecule.sh removes leftover containers by that prefix. No network but
-# the container's loopback: the bench talks to its own cluster (and gateway) only. The shm size lets
-# the server's parallel workers and pgbench run as on a host.
-podman run --rm --name "$name" --network none --shm-size 1g \
+# the container's loopback: the bench talks to its own cluster (and gateway) only. The host's own
+# /dev/shm size, so the server's parallel workers, pgbench and a restore's chain in memory
+# (core/memscratch.py) run as on the host.
+shm=$(df --output=size -B1M /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')
+podman run --rm --name "$name" --network none --shm-size "${shm:-1024}m" \
     -v "$PWD:/src:ro" -v "$out:/out" -v "$work:/var/tmp" -w /src \
     -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 \
     "$image" \
