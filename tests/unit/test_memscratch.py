@@ -60,3 +60,29 @@ def test_memory_can_be_refused(tmp_path, monkeypatch):
         assert os.path.dirname(path) == str(tmp_path) and why == "PGSAFE_MEMORY_SCRATCH=off"
     finally:
         os.rmdir(path)
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_a_cgroup_limit_bounds_the_memory_a_tmpfs_may_take(tmp_path):
+    proc = tmp_path / "cgroup"
+    # v2: the process's own cgroup has no limit, its parent (a service's slice) has.
+    write(proc, "0::/system.slice/cron.service\n")
+    root = tmp_path / "sys"
+    write(root / "system.slice" / "cron.service" / "memory.max", "max\n")
+    write(root / "system.slice" / "cron.service" / "memory.current", "%d\n" % (100 * MiB))
+    write(root / "system.slice" / "memory.max", "%d\n" % (1024 * MiB))
+    write(root / "system.slice" / "memory.current", "%d\n" % (900 * MiB))
+    assert memscratch.cgroup_headroom(str(proc), str(root)) == 124 * MiB
+    # v1: the memory controller's hierarchy; "no limit" is a huge number.
+    write(proc, "4:memory:/process_api/x\n3:cpuset:/\n0::/\n")
+    v1 = root / "memory" / "process_api" / "x"
+    write(v1 / "memory.limit_in_bytes", "9223372036854771712\n")
+    write(v1 / "memory.usage_in_bytes", "%d\n" % MiB)
+    assert memscratch.cgroup_headroom(str(proc), str(root)) is None
+    write(v1 / "memory.limit_in_bytes", "%d\n" % (512 * MiB))
+    assert memscratch.cgroup_headroom(str(proc), str(root)) == 511 * MiB
+    assert memscratch.cgroup_headroom(str(tmp_path / "absent"), str(root)) is None

@@ -4,7 +4,8 @@ A chain restore extracts every member of the chain only for pg_combinebackup to 
 hourly member is a thousand small files (one per relation, most of them empty increments), and on a
 long-lived filesystem creating and removing 24 members' files costs seconds that a tmpfs does not
 (measured: 4.4 s against 0.2 s). The combined cluster is written to the data directory either way.
-What goes to memory is bounded (a quarter of the memory available, and room left in /dev/shm), and
+What goes to memory is bounded (a quarter of the memory available, to the host and to the process's
+memory cgroups, and room left in /dev/shm), and
 a run that is killed leaves a directory named after its pid, removed by the next run that looks.
 PGSAFE_MEMORY_SCRATCH=off keeps every extraction on disk (a host whose memory is spoken for).
 """
@@ -27,6 +28,8 @@ MEMORY_SHARE = 4
 # Left free in /dev/shm beyond the extraction: PostgreSQL's own dynamic shared memory lives there.
 SHM_RESERVE = 64 << 20
 ENV = "PGSAFE_MEMORY_SCRATCH"
+# cgroup v1 writes "no limit" as a page-rounded 2**63.
+UNLIMITED = 1 << 62
 
 
 def memory_available(meminfo: str = "/proc/meminfo") -> Optional[int]:
@@ -39,6 +42,49 @@ def memory_available(meminfo: str = "/proc/meminfo") -> Optional[int]:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def cgroup_headroom(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> Optional[int]:
+    """Bytes this process's memory cgroups still allow (v2, or v1's memory controller), the tightest of
+    its own and its ancestors'; None when none sets a limit. A tmpfs page is charged to the cgroup that
+    wrote it: under a service's or a container's limit, the host's MemAvailable says nothing."""
+    try:
+        with open(proc_cgroup) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    room: list[int] = []
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        hierarchy, controllers, path = fields
+        if hierarchy == "0" and not controllers:
+            base, limit_name, usage_name = root, "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            base, limit_name, usage_name = (
+                os.path.join(root, "memory"),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            directory = os.path.join(base, *parts[:depth])
+            limit = _read_int(os.path.join(directory, limit_name))
+            usage = _read_int(os.path.join(directory, usage_name))
+            if limit is not None and usage is not None and limit < UNLIMITED:
+                room.append(max(0, limit - usage))
+    return min(room) if room else None
+
+
+def _read_int(path: str) -> Optional[int]:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):  # absent, or "max"
+        return None
 
 
 def fits(needed: int, available: Optional[int], shm_free: int) -> tuple[bool, str]:
@@ -68,7 +114,10 @@ def choose(needed: Optional[int], prefix: str, disk_parent: str) -> tuple[str, s
         why = "%s=off" % ENV
     elif needed is not None and os.path.isdir(SHM) and os.access(SHM, os.W_OK):
         remove_stale(prefix)
-        ok, why = fits(needed, memory_available(), free_bytes(SHM))
+        available, headroom = memory_available(), cgroup_headroom()
+        if headroom is not None:
+            available = headroom if available is None else min(available, headroom)
+        ok, why = fits(needed, available, free_bytes(SHM))
         if ok:
             where = SHM
     path = tempfile.mkdtemp(prefix="%s%d-" % (prefix, os.getpid()), dir=where)
