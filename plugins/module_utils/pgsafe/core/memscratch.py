@@ -5,9 +5,9 @@ hourly member is a thousand small files (one per relation, most of them empty in
 long-lived filesystem creating and removing 24 members' files costs seconds that a tmpfs does not
 (measured: 4.4 s against 0.2 s). The combined cluster is written to the data directory either way.
 What goes to memory is bounded (a quarter of the memory available, to the host and to the process's
-memory cgroups, and room left in /dev/shm), and
-a run that is killed leaves a directory named after its pid, removed by the next run that looks.
-PGSAFE_MEMORY_SCRATCH=off keeps every extraction on disk (a host whose memory is spoken for).
+memory cgroups, and room left in /dev/shm), and a run that is killed leaves a directory named after
+its pid, removed by the next run that looks. PGSAFE_MEMORY_SCRATCH=off keeps every extraction on disk
+(a host whose memory is spoken for).
 """
 
 from __future__ import annotations

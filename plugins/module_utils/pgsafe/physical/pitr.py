@@ -552,9 +552,9 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 def _combine_verified(
     chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target], steps: Steps
 ) -> tuple[str, str]:
-    """Every member re-hashed against its metadata and extracted (beside the target, or in memory), then combined into
-    it by pg_combinebackup; on failure the extracted copies are removed here, on success the caller
-    removes them (returned: the copy method used and their scratch directory).
+    """Every member re-hashed against its metadata and extracted (beside the target, or in memory),
+    then combined into it by pg_combinebackup; on failure the extracted copies are removed here, on
+    success the caller removes them (returned: the copy method used and their scratch directory).
 
     pg_combinebackup finds a member's tablespaces through its pg_tblspc links and writes the combined
     ones where -T maps the newest member's links: so each member's tablespaces are extracted beside it
