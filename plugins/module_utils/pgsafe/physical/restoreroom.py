@@ -67,6 +67,19 @@ class Need:
         self.parts.append("%s %s" % (human_size(certain + possible), what))
 
 
+def extracted_sizes(
+    chain: Sequence[Entry], newest: Optional[dict[Optional[int], int]] = None
+) -> dict[Optional[int], int]:
+    """{None: data directory bytes, oid: tablespace bytes} of every member of chain extracted (newest:
+    the newest member's manifest_sizes, when already read)."""
+    extracted: dict[Optional[int], int] = {}
+    for member in chain:
+        sizes = newest if newest is not None and member is chain[-1] else manifest_sizes(member.data_path)
+        for oid, size in sizes.items():
+            extracted[oid] = extracted.get(oid, 0) + size
+    return extracted
+
+
 def plan(chain: Sequence[Entry], data_directory: str, targets: Sequence[Target]) -> list[Need]:
     """Per filesystem (keyed by device), what restoring chain (oldest first; one entry: a full) into
     data_directory and targets writes."""
@@ -88,10 +101,7 @@ def plan(chain: Sequence[Entry], data_directory: str, targets: Sequence[Target])
     # combined cluster written where it goes: at most what the members hold, none of it when every
     # file is hard-linked from the extractions (PostgreSQL 18 on one filesystem).
     scratch = os.path.dirname(os.path.abspath(data_directory))
-    extracted: dict[Optional[int], int] = {}
-    for member in chain:
-        for oid, size in (newest if member is chain[-1] else manifest_sizes(member.data_path)).items():
-            extracted[oid] = extracted.get(oid, 0) + size
+    extracted = extracted_sizes(chain, newest)
     need(scratch).add(sum(extracted.values()), 0, "of %d members extracted" % len(chain))
     need(data_directory).add(0, extracted.get(None, 0) + WAL_ROOM, "of combined cluster and WAL, at most")
     for oid, size in extracted.items():
