@@ -138,6 +138,15 @@ options:
         base backup (it holds the tablespace) or restore on another host.
     type: raw
     version_added: 0.2.0
+  memory_scratch:
+    description:
+      - Where a recovery from an incremental chain extracts the chain's members for C(pg_combinebackup).
+        V(auto) puts them in C(/dev/shm) when the whole chain takes at most a quarter of the memory available
+        (the host's, and what the memory cgroup still allows) and fits there, else beside the data directory;
+        V(off) always beside the data directory. RV(chain_extracted_in) says which.
+    type: str
+    choices: [auto, "off"]
+    default: auto
   pgsafe_command:
     description:
       - The pgsafe host command on the server, used in C(restore_command).
@@ -309,8 +318,8 @@ combine_method:
 chain_extracted_in:
   description:
     - Where an incremental chain's members were extracted for pg_combinebackup - C(memory) (/dev/shm,
-      when the chain takes at most a quarter of the memory available) or C(disk) (beside the data
-      directory); null when the base backup is a full one.
+      when the chain takes at most a quarter of the memory available, see O(memory_scratch)) or C(disk)
+      (beside the data directory); null when the base backup is a full one.
   returned: physical recovery, not check mode
   type: str
   sample: "memory"
@@ -490,6 +499,7 @@ def main():
         "source",
         "progress_interval",
         "tablespace_mapping",
+        "memory_scratch",
         *OFFSITE_OPTIONS,
         backup_dir=REQUIRED,
         tablespace_mapping={"type": "raw"},
@@ -578,6 +588,7 @@ def recover(module, p, log):
             os_user=p["os_user"],
             backup=p["base_backup"],
             tablespace_mapping=p["tablespace_mapping"],
+            memory_scratch=p["memory_scratch"],
         )
         req.source_conn = conninfo_from_params(p)
         if p["source"] == "offsite":

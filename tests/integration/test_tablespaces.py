@@ -71,18 +71,8 @@ def backed_up(cluster):
     return result
 
 
-def pitr(cluster, data_dir, *extra, env_extra=None):
-    return run_cli(
-        cluster,
-        cluster.backup_dir,
-        "restore-pitr",
-        data_dir,
-        "--port",
-        str(free_port()),
-        "--json",
-        *extra,
-        env_extra=env_extra,
-    )
+def pitr(cluster, data_dir, *extra):
+    return run_cli(cluster, cluster.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--json", *extra)
 
 
 def tree(path):
@@ -217,7 +207,7 @@ def test_an_incremental_chain_with_tablespaces_is_proven_and_recovered(cluster, 
     data_dir = os.path.join(make_scratch_dir("pgsafe-tblspc-chain-"), "data")
     # The members on disk (not in memory, where a small chain goes by default): every member, output
     # and tablespace on one filesystem, so 18 hard-links the unchanged files.
-    proc = pitr(cluster, data_dir, env_extra={"PGSAFE_MEMORY_SCRATCH": "off"})
+    proc = pitr(cluster, data_dir, "--memory-scratch", "off")
     try:
         assert proc.returncode == 0, proc.stderr
         recovered = json.loads(proc.stdout)

@@ -53,11 +53,10 @@ def test_a_killed_runs_directory_is_removed_a_live_ones_kept():
             subprocess.run(["rm", "-rf", path], check=True)
 
 
-def test_memory_can_be_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv(memscratch.ENV, "off")
-    path, why = memscratch.choose(1, ".pgsafe-unit-", str(tmp_path))
+def test_memory_can_be_refused(tmp_path):
+    path, why = memscratch.choose(1, ".pgsafe-unit-", str(tmp_path), allowed=False)
     try:
-        assert os.path.dirname(path) == str(tmp_path) and why == "PGSAFE_MEMORY_SCRATCH=off"
+        assert os.path.dirname(path) == str(tmp_path) and why == "memory_scratch is off"
     finally:
         os.rmdir(path)
 

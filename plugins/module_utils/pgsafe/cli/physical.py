@@ -90,6 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "source",
         "json",
         "tablespace_mapping",
+        "memory_scratch",
     )
     flags.add(p, "base_backup")
     p.set_defaults(handler=cmd_restore_pitr)
@@ -241,6 +242,7 @@ def cmd_restore_pitr(args: Args, conninfo: ConnInfo) -> int:
             os_user=args.os_user,
             backup=args.base_backup,
             tablespace_mapping=args.tablespace_mapping,
+            memory_scratch=args.memory_scratch,
         )
         # --port is the recovered server's: the source is reached on PGPORT (or libpq's default).
         req.source_conn = source_conn(conninfo)

@@ -6,8 +6,8 @@ long-lived filesystem creating and removing 24 members' files costs seconds that
 (measured: 4.4 s against 0.2 s). The combined cluster is written to the data directory either way.
 What goes to memory is bounded (a quarter of the memory available, to the host and to the process's
 memory cgroups, and room left in /dev/shm), and a run that is killed leaves a directory named after
-its pid, removed by the next run that looks. PGSAFE_MEMORY_SCRATCH=off keeps every extraction on disk
-(a host whose memory is spoken for).
+its pid, removed by the next run that looks. The option memory_scratch: off keeps every extraction on
+disk (a host whose memory is spoken for).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ SHM = "/dev/shm"
 MEMORY_SHARE = 4
 # Left free in /dev/shm beyond the extraction: PostgreSQL's own dynamic shared memory lives there.
 SHM_RESERVE = 64 << 20
-ENV = "PGSAFE_MEMORY_SCRATCH"
 # cgroup v1 writes "no limit" as a page-rounded 2**63.
 UNLIMITED = 1 << 62
 
@@ -106,12 +105,12 @@ def fits(needed: int, available: Optional[int], shm_free: int) -> tuple[bool, st
     )
 
 
-def choose(needed: Optional[int], prefix: str, disk_parent: str) -> tuple[str, str]:
+def choose(needed: Optional[int], prefix: str, disk_parent: str, allowed: bool = True) -> tuple[str, str]:
     """(a new private directory for a throwaway extraction of needed bytes, why it is there): in
-    /dev/shm when it fits (see fits), else under disk_parent; needed None (unknown) goes to disk."""
+    /dev/shm when allowed and it fits (see fits), else under disk_parent; needed None (unknown) goes to disk."""
     where, why = disk_parent, "its size is unknown"
-    if os.environ.get(ENV, "auto") == "off":
-        why = "%s=off" % ENV
+    if not allowed:
+        why = "memory_scratch is off"
     elif needed is not None and os.path.isdir(SHM) and os.access(SHM, os.W_OK):
         remove_stale(prefix)
         available, headroom = memory_available(), cgroup_headroom()

@@ -522,6 +522,18 @@ OPTIONS = _table(
         metavar="OLD=NEW",
         role_vars=("restore_drill_tablespace_mapping",),
     ),
+    # Where a chain restore extracts its members (core/memscratch.py).
+    Option(
+        "memory_scratch",
+        "str",
+        "auto",
+        "point-in-time recovery from an incremental chain: auto extracts the members in /dev/shm when the "
+        "chain takes at most a quarter of the memory available (the host's and the memory cgroup's) and "
+        "fits there, else beside the data directory; off always beside the data directory",
+        choices=("auto", "off"),
+        env="PGSAFE_MEMORY_SCRATCH",
+        role_vars=("restore_drill_memory_scratch",),
+    ),
     # WAL archived while a recovery runs (issue 16, item 3): read for tablespace creations first.
     Option(
         "tablespace_guard",

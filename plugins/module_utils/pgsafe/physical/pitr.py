@@ -17,7 +17,7 @@ import time
 from datetime import datetime, timezone
 
 from ..catalog.entries import verify_entry
-from ..core import fsutil, memscratch, tools
+from ..core import fsutil, memscratch, options, tools
 from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.naming import stamp, utc_now
 from ..core.steps import Steps
@@ -68,6 +68,7 @@ class PitrRequest:
         backup: Optional[str] = None,
         keep_archiving_off: bool = True,
         tablespace_mapping: Any = None,
+        memory_scratch: str = options.get("memory_scratch").default,
     ) -> None:
         for name, value in (
             ("backup_dir", backup_dir),
@@ -96,6 +97,7 @@ class PitrRequest:
         if target_name is not None and ("\n" in target_name or "\x00" in target_name or not target_name):
             raise ConfigError("target_name %r is not a restore point name" % (target_name,))
         self.target_name = target_name or None
+        self.memory_scratch = memory_scratch
         self.overwrite = bool(overwrite)
         self.pgsafe_command = pgsafe_command
         self.os_user = os_user
@@ -450,7 +452,9 @@ def run_pitr(
     scratch = ""
     try:
         if len(chain) > 1:
-            combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps)
+            combine_method, scratch = _combine_verified(
+                chain, req.data_directory, log, targets, steps, req.memory_scratch != "off"
+            )
             removing = fsutil.remove_in_background(scratch)
         else:
             with steps.timed("extract"):
@@ -550,7 +554,12 @@ def _extract_verified(entry: Entry, data_directory: str, targets: list[tblspc.Ta
 
 
 def _combine_verified(
-    chain: list[Entry], data_directory: str, log: Callable[[str], None], targets: list[tblspc.Target], steps: Steps
+    chain: list[Entry],
+    data_directory: str,
+    log: Callable[[str], None],
+    targets: list[tblspc.Target],
+    steps: Steps,
+    in_memory: bool = True,
 ) -> tuple[str, str]:
     """Every member re-hashed against its metadata and extracted (beside the target, or in memory),
     then combined into it by pg_combinebackup; on failure the extracted copies are removed here, on
@@ -567,7 +576,8 @@ def _combine_verified(
 
     major = tools.major_of_num(chain[-1].meta.get("server_version_num"))
     pg_combinebackup = chains.find_combinebackup(major)
-    scratch, why = memscratch.choose(_extracted_size(chain), ".pgsafe-chain-", os.path.dirname(data_directory))
+    needed = _extracted_size(chain)
+    scratch, why = memscratch.choose(needed, ".pgsafe-chain-", os.path.dirname(data_directory), in_memory)
     log("extracting the chain's %d members in %s: %s" % (len(chain), os.path.dirname(scratch), why))
     try:
         members = [os.path.join(scratch, str(n)) for n in range(len(chain))]
@@ -602,7 +612,7 @@ def _extracted_size(chain: Sequence[Entry]) -> Optional[int]:
     """Bytes the chain's members take extracted (tablespaces included), from their manifests; None
     when one cannot be read."""
     try:
-        return sum(sum(restoreroom.manifest_sizes(member.data_path).values()) for member in chain)
+        return sum(restoreroom.extracted_sizes(chain).values())
     except (OSError, ValueError):
         return None
 
