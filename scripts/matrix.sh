@@ -68,8 +68,10 @@ for major in "${majors[@]}"; do
     start=$SECONDS
     # No network but the container's own loopback: the tests talk to their clusters and receivers only.
     # SYS_ADMIN: the full-archive test mounts a small tmpfs. No Ansible inside: the tests that drive
-    # modules through it run on the host (PGSAFE_TEST_NO_ANSIBLE deselects them here).
-    if podman run --rm --name "$name" --network none --shm-size 256m --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+    # modules through it run on the host (PGSAFE_TEST_NO_ANSIBLE deselects them here). /dev/shm of 1g:
+    # a chain restore extracts its members there when they fit (core/memscratch), and the tests' chains
+    # of up to ~300 MB must (tmpfs takes memory only for what is written).
+    if podman run --rm --name "$name" --network none --shm-size 1g --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
             -v "$PWD:/src:ro" -v "$out:/out" -v "$scratch:/tmp" -w /src \
             -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 -e S3_GATEWAY_USER_POLICIES=off \
             "$image" \

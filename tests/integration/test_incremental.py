@@ -750,20 +750,73 @@ def test_verifying_a_member_stops_before_it_takes_the_reserve(archiving_apart):
 @needs_17
 def test_a_chain_restore_that_cannot_fit_is_refused_before_anything_is_written(archiving):
     """Done: a full and an incremental, then restore-pitr of the incremental into a data directory on
-    a 16 MB tmpfs. Seen: exit 2 from the checks, counting both members' extractions beside the data
-    directory; the tmpfs still empty (no scratch, no data directory)."""
+    a 16 MB tmpfs, with the members extracted beside it and in memory; then on a 28 MB one, in memory.
+    Seen: on 16 MB exit 2 from the checks, counting both members' extractions beside the data directory,
+    or what the combined cluster certainly holds (the newest member's whole files and its 16 MB of
+    WAL); the tmpfs still empty (no scratch, no data directory). On 28 MB, which holds that but not the
+    combined cluster, pg_combinebackup runs out of room: exit 1 saying so and that the backups are not
+    at fault (it said a member was damaged and to take a full), the tmpfs empty again."""
     c = archiving
     base_backup(c)
     change(c, 1)
     incr = base_backup(c, "--incremental")
-    with small_filesystem(16) as small:
+
+    def restore(small, memory):
         data_dir = os.path.join(small, "data")
-        proc = run_cli(
-            c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--backup", incr["backup_id"]
-        )
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert "restoring needs at least" in proc.stderr and "of 2 members extracted" in proc.stderr, proc.stderr
+        argv = ("restore-pitr", data_dir, "--port", str(free_port()), "--backup", incr["backup_id"])
+        return run_cli(c, c.backup_dir, *argv, "--memory-scratch", memory)
+
+    with small_filesystem(16) as small:
+        for memory, counted in (("off", "of 2 members extracted"), ("auto", "of combined cluster and WAL, at least")):
+            proc = restore(small, memory)
+            assert proc.returncode == 2, proc.stdout + proc.stderr
+            assert "restoring needs at least" in proc.stderr and counted in proc.stderr, proc.stderr
+            assert os.listdir(small) == []
+    with small_filesystem(28) as small:
+        proc = restore(small, "auto")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "pg_combinebackup ran out of room writing into" in proc.stderr, proc.stderr
+        assert "the chain's backups are not at fault" in proc.stderr and "damaged" not in proc.stderr
+        assert os.listdir(small) in ([], ["data"]) and not os.listdir(os.path.join(small, "data"))
+
+
+@needs_17
+def test_a_chain_in_memory_restores_where_its_members_would_not_fit(archiving):
+    """Done: a full, then every page of an 85 MB table changed in place (HOT updates, fillfactor 50),
+    an incremental holding them all, then restore-pitr of the chain into a data directory on a tmpfs
+    with 80 MB beyond the full's files: room for the combined cluster, its WAL and recovery's, not for
+    both members extracted. Seen: with memory_scratch off, exit 2 counting the members and the tmpfs
+    empty; with the default, the members go to memory and the chain recovers exactly. Before, the room
+    check counted the members on the data directory's disk wherever they went, and refused both."""
+    from pgsafe.physical import restoreroom
+
+    c = archiving
+    c.sql("CREATE TABLE wide (id int, filler text) WITH (fillfactor = 50)")
+    c.sql("INSERT INTO wide SELECT g, repeat('w', 500) FROM generate_series(1, 72000) g")
+    full = base_backup(c, "--incremental")
+    c.sql("UPDATE wide SET id = id + 0")
+    change(c, 1)
+    incr = base_backup(c, "--incremental")
+    assert (incr["backup_type"], incr["parent"]) == ("incremental", full["backup_id"])
+    full_mb, incr_mb = (sum(restoreroom.manifest_sizes(b["backup_path"]).values()) >> 20 for b in (full, incr))
+    assert incr_mb > 72, "the incremental must outgrow the tmpfs's margin for the test to say anything"
+    change(c, 2)
+    expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+    with small_filesystem(full_mb + 80) as small:
+        data_dir = os.path.join(small, "data")
+        argv = ("restore-pitr", data_dir, "--port", str(free_port()), "--backup", incr["backup_id"], "--json")
+        proc = run_cli(c, c.backup_dir, *argv, "--memory-scratch", "off")
+        assert proc.returncode == 2 and "of 2 members extracted" in proc.stderr, proc.stdout + proc.stderr
         assert os.listdir(small) == []
+        port = free_port()
+        proc = run_cli(c, c.backup_dir, *argv[:3], str(port), *argv[4:])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        try:
+            assert json.loads(proc.stdout)["chain_extracted_in"] == "memory"
+            restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
+            assert restored == expected and {b for b, _n in restored} == {1, 2}
+        finally:
+            stop_server(data_dir)
 
 
 def dead_pid():

@@ -12,7 +12,7 @@ from pgcluster import free_port, make_scratch_dir, stop_server
 from pgtest import ROOT, removing_scratch_dirs, run_cli, switch_and_wait, wait_until
 
 from pgsafe.core.fsutil import human_size
-from pgsafe.physical.restoreroom import manifest_sizes
+from pgsafe.physical.restoreroom import carried_wal, manifest_sizes
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 
@@ -176,7 +176,8 @@ def test_recovery_to_end_of_archive_and_overwrite_moves_aside(archiving):
 def test_a_restore_that_cannot_fit_is_refused_before_anything_is_written(archiving):
     """Done: a base backup of a cluster of about 30 MB, then restore-pitr into a data directory on a
     16 MB tmpfs. Seen: exit 2 from the checks, naming how much the cluster needs (its manifest's
-    files) and how little is free; the tmpfs still empty (no data directory created)."""
+    files and the WAL it carries) and how little is free; the tmpfs still empty (no data directory
+    created)."""
     c = archiving
     c.sql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g")
     backup = base_backup(c)
@@ -186,7 +187,10 @@ def test_a_restore_that_cannot_fit_is_refused_before_anything_is_written(archivi
         proc = run_cli(c, c.backup_dir, "restore-pitr", data_dir, "--port", str(free_port()), "--json")
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "restoring needs at least" in proc.stderr and "of cluster and WAL" in proc.stderr, proc.stderr
-        needed = human_size(manifest_sizes(backup["backup_path"])[None])
+        with open(backup["metadata_file"]) as fh:
+            wal = carried_wal(json.load(fh))
+        assert wal >= 16 << 20
+        needed = human_size(manifest_sizes(backup["backup_path"])[None] + wal)
         assert "needs at least %s on the filesystem of %s" % (needed, small) in proc.stderr, proc.stderr
         assert "only 16M is free" in proc.stderr, proc.stderr
         assert os.listdir(small) == []

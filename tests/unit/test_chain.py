@@ -174,3 +174,12 @@ def test_off_site_retention_keeps_the_chain_of_a_kept_incremental():
     keep, remove, rescued = chains.keep_chains([incr], [old, full])
     assert [e.backup_id for e in keep] == ["i1", "f"] and [e.backup_id for e in remove] == ["f0"]
     assert rescued == [full]
+
+
+def test_a_full_disk_is_told_from_a_damaged_chain():
+    line = 'pg_combinebackup: error: could not write to file "/x/data/base/5/1255", offset 4096: wrote 344 of 401'
+    short = line.encode() + b'\npg_combinebackup: removing contents of output directory "/x/data"\n'
+    assert chains.out_of_room(short) == line
+    assert chains.out_of_room(b"pg_combinebackup: error: could not write file: No space left on device\n")
+    damaged = b'pg_combinebackup: error: could not read file "/x/1/base/5/INCREMENTAL.1255": read 10 of 8192\n'
+    assert chains.out_of_room(damaged) is None

@@ -29,9 +29,11 @@ def test_memory_available_reads_the_kernels_estimate(tmp_path):
 
 
 def test_an_unknown_size_goes_to_disk(tmp_path):
-    path, why = memscratch.choose(None, ".pgsafe-unit-", str(tmp_path))
+    in_memory, why = memscratch.decide(None, ".pgsafe-unit-")
+    assert not in_memory and "unknown" in why
+    path = memscratch.make_dir(".pgsafe-unit-", in_memory, str(tmp_path))
     try:
-        assert os.path.dirname(path) == str(tmp_path) and "unknown" in why
+        assert os.path.dirname(path) == str(tmp_path)
         assert os.path.basename(path).startswith(".pgsafe-unit-%d-" % os.getpid())
         assert os.stat(path).st_mode & 0o777 == 0o700
     finally:
@@ -53,12 +55,22 @@ def test_a_killed_runs_directory_is_removed_a_live_ones_kept():
             subprocess.run(["rm", "-rf", path], check=True)
 
 
-def test_memory_can_be_refused(tmp_path):
-    path, why = memscratch.choose(1, ".pgsafe-unit-", str(tmp_path), allowed=False)
+def test_memory_can_be_refused():
+    assert memscratch.decide(1, ".pgsafe-unit-", allowed=False) == (False, "memory_scratch is off")
+
+
+def test_check_mode_leaves_a_killed_runs_directory_alone():
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = os.path.join(memscratch.SHM, ".pgsafe-unit-%d-abc" % gone.pid)
+    os.makedirs(dead)
     try:
-        assert os.path.dirname(path) == str(tmp_path) and why == "memory_scratch is off"
+        memscratch.decide(1, ".pgsafe-unit-", tidy=False)
+        assert os.path.isdir(dead)
+        memscratch.decide(1, ".pgsafe-unit-")
+        assert not os.path.exists(dead)
     finally:
-        os.rmdir(path)
+        subprocess.run(["rm", "-rf", dead], check=True)
 
 
 def write(path, text):

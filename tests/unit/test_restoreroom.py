@@ -29,8 +29,20 @@ def manifest(tmp_path, name, files):
 
 
 class Member:
-    def __init__(self, path):
+    def __init__(self, path, meta=None):
         self.data_path = str(path)
+        self.meta = meta or {}
+
+
+# Two segments of 16 MiB in the backup's pg_wal archive.
+TWO_SEGMENTS = {"start_wal": "000000010000000000000005", "stop_wal": "000000010000000000000006"}
+
+
+def test_the_wal_a_backup_carries_counts_from_its_first_segment_to_its_last():
+    assert restoreroom.carried_wal(TWO_SEGMENTS) == 32 * MiB
+    big = dict(TWO_SEGMENTS, stop_wal="000000010000000100000000", wal_segment_size=64 * MiB)
+    assert restoreroom.carried_wal(big) == (64 - 5 + 1) * 64 * MiB  # 64 segments of 64 MiB to a log id
+    assert restoreroom.carried_wal({}) == 0 and restoreroom.carried_wal({"start_wal": "x", "stop_wal": "y"}) == 0
 
 
 def test_manifest_sizes_split_the_data_directory_from_each_tablespace(tmp_path):
@@ -87,3 +99,41 @@ def test_a_backup_without_a_readable_manifest_is_restored_unchecked(tmp_path):
     (tmp_path / "old").mkdir()
     assert restoreroom.check([Member(tmp_path / "old")], str(tmp_path / "data"), [], log=logged.append) == []
     assert logged[0].startswith("warning: the room this restore needs was not checked: ")
+
+
+def test_whole_files_leave_out_an_incrementals_relation_files(tmp_path):
+    path = manifest(
+        tmp_path,
+        "i",
+        {
+            "base/5/INCREMENTAL.16384": 3 * MiB,
+            "base/5/16390": MiB,
+            "pg_wal/000000010000000000000005": 16 * MiB,
+            "pg_tblspc/16400/PG_17_202406281/5/INCREMENTAL.16401": 2 * MiB,
+            "hex:pg_tblspc/16400/PG_17_202406281/5/\xe9": 100,
+            "hex:base/5/INCREMENTAL.\xe9": 5 * MiB,
+        },
+    )
+    assert restoreroom.manifest_sizes(str(path), whole_files_only=True) == {None: 17 * MiB, 16400: 100}
+    assert restoreroom.manifest_sizes(str(path))[None] == 25 * MiB
+
+
+def test_a_chain_extracted_in_memory_needs_only_the_combined_cluster_on_disk(tmp_path):
+    full = manifest(tmp_path, "full", {"base/5/1": 40 * MiB, "pg_tblspc/16400/PG/5/2": 10 * MiB})
+    newest = manifest(
+        tmp_path,
+        "i",
+        {"base/5/INCREMENTAL.1": MiB, "pg_wal/000000010000000000000005": 16 * MiB, "pg_tblspc/16400/PG/5/2": 4 * MiB},
+    )
+    chain = [Member(full, TWO_SEGMENTS), Member(newest, TWO_SEGMENTS)]
+    target = Target(16400, "ts", "/old", "", str(tmp_path / "ts"))
+    (need,) = restoreroom.plan(chain, str(tmp_path / "data"), [target], members_in_memory=True)
+    # Nothing extracted on disk; the newest member's whole files and WAL are certainly copied out of memory.
+    assert need.certain == 16 * MiB + 4 * MiB + 32 * MiB
+    assert need.certain + need.possible == 40 * MiB + 17 * MiB + 14 * MiB + 32 * MiB + restoreroom.WAL_ROOM
+    assert restoreroom.check(chain, str(tmp_path / "data"), [target], free=lambda p: 90 * MiB, members_in_memory=True)
+    # On disk: both members' files and the newest's WAL.
+    with pytest.raises(ConfigError, match="restoring needs at least 103M .*of 2 members extracted"):
+        restoreroom.check(chain, str(tmp_path / "data"), [target], free=lambda p: 90 * MiB)
+    with pytest.raises(ConfigError, match=r"of combined cluster and WAL, at least 48M of it"):
+        restoreroom.check(chain, str(tmp_path / "data"), [target], free=lambda p: 40 * MiB, members_in_memory=True)

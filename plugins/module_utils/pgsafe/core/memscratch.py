@@ -105,23 +105,31 @@ def fits(needed: int, available: Optional[int], shm_free: int) -> tuple[bool, st
     )
 
 
-def choose(needed: Optional[int], prefix: str, disk_parent: str, allowed: bool = True) -> tuple[str, str]:
-    """(a new private directory for a throwaway extraction of needed bytes, why it is there): in
-    /dev/shm when allowed and it fits (see fits), else under disk_parent; needed None (unknown) goes to disk."""
-    where, why = disk_parent, "its size is unknown"
+def decide(needed: Optional[int], prefix: str, allowed: bool = True, tidy: bool = True) -> tuple[bool, str]:
+    """(whether a throwaway extraction of needed bytes goes to /dev/shm, why): see fits; needed None
+    (unknown) goes to disk. Decided once, before the room on disk is checked, so that check counts
+    only what will be written there. tidy: a killed run's leftovers (prefix) are removed first (not
+    in check mode, which changes nothing)."""
     if not allowed:
-        why = "memory_scratch is off"
-    elif needed is not None and os.path.isdir(SHM) and os.access(SHM, os.W_OK):
+        return False, "memory_scratch is off"
+    if needed is None:
+        return False, "its size is unknown"
+    if not (os.path.isdir(SHM) and os.access(SHM, os.W_OK)):
+        return False, "%s is not writable" % SHM
+    if tidy:
         remove_stale(prefix)
-        available, headroom = memory_available(), cgroup_headroom()
-        if headroom is not None:
-            available = headroom if available is None else min(available, headroom)
-        ok, why = fits(needed, available, free_bytes(SHM))
-        if ok:
-            where = SHM
-    path = tempfile.mkdtemp(prefix="%s%d-" % (prefix, os.getpid()), dir=where)
+    available, headroom = memory_available(), cgroup_headroom()
+    if headroom is not None:
+        available = headroom if available is None else min(available, headroom)
+    return fits(needed, available, free_bytes(SHM))
+
+
+def make_dir(prefix: str, in_memory: bool, disk_parent: str) -> str:
+    """A new private directory named after this process (so a later run can tell a killed one's
+    leftover), in /dev/shm or under disk_parent."""
+    path = tempfile.mkdtemp(prefix="%s%d-" % (prefix, os.getpid()), dir=SHM if in_memory else disk_parent)
     os.chmod(path, 0o700)
-    return path, why
+    return path
 
 
 def remove_stale(prefix: str) -> list[str]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from datetime import timedelta
 
 from ..catalog.entries import verify_entry
 from ..core import parallel, tools
-from ..core.errors import ConfigError, VerificationFailed
+from ..core.errors import ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import nearest_existing
 
 TYPE_CHECKING = False
@@ -35,6 +36,12 @@ MANIFEST = "backup_manifest"
 INCREMENTAL_MIN_VERSION = 170000
 # A chain longer than this is a loop or a bug: no schedule makes one.
 MAX_CHAIN = 10000
+
+
+class CombineOutOfRoom(PgsafeError):
+    """pg_combinebackup filled the filesystem it wrote to: the disk's fault, not the chain's."""
+
+    kind = "no_room"
 
 
 class ChainBroken(VerificationFailed):
@@ -216,6 +223,13 @@ def combine(
         method = "copy"
         proc = _run_combine(pg_combinebackup, members, output, mapping, method)
     if proc.returncode != 0:
+        full = out_of_room(proc.stderr)
+        if full is not None:
+            raise CombineOutOfRoom(
+                "pg_combinebackup ran out of room writing into %s: %s" % (output, full),
+                "The filesystem it writes to is full; the chain's backups are not at fault: free space there "
+                "(restore-pitr: or restore into another data directory)",
+            )
         raise VerificationFailed(
             "pg_combinebackup failed: %s" % proc.stderr.decode("utf-8", "replace").strip()[-2000:],
             "A member of the chain is damaged or missing: take a full base backup",
@@ -243,6 +257,16 @@ def _run_combine(
 
 def _refused(stderr: bytes, method: str) -> bool:
     return _REFUSALS[method] in stderr.decode("utf-8", "replace")
+
+
+# pg_combinebackup's words for a full disk: ENOSPC itself, or the short write that is how it often shows.
+_NO_ROOM = re.compile(rb"^.*(?:No space left on device|could not write to file .*: wrote \d+ of \d+).*$", re.M)
+
+
+def out_of_room(stderr: bytes) -> Optional[str]:
+    """The line of pg_combinebackup's stderr that says the disk it wrote to was full, or None."""
+    found = _NO_ROOM.search(stderr)
+    return found.group(0).decode("utf-8", "replace").strip() if found else None
 
 
 def _last_line(stderr: bytes) -> str:

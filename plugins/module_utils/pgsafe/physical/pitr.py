@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
     AnyEntry = TypeVar("AnyEntry", bound=CatalogEntry)
 
+# A chain restore's members are extracted under this name (and this process's pid): see core/memscratch.
+CHAIN_SCRATCH_PREFIX = ".pgsafe-chain-"
+
 
 class WalGap(VerificationFailed):
     kind = "wal_gap"
@@ -408,8 +411,16 @@ def run_pitr(
     )
     for target in targets:
         log("tablespace %s (oid %d, %s) goes to %s" % (target.name, target.oid, target.location, target.path))
+    # Where a chain's members are extracted, decided before the room on disk is counted.
+    extracted = _extracted_sizes(chain) if len(chain) > 1 else None
+    in_memory, why = memscratch.decide(
+        None if extracted is None else sum(extracted.values()),
+        CHAIN_SCRATCH_PREFIX,
+        req.memory_scratch != "off",
+        tidy=not check_mode,
+    )
     # Refused now, not after the extraction has filled the disk.
-    space = restoreroom.check(chain, req.data_directory, targets, log)
+    space = restoreroom.check(chain, req.data_directory, targets, log, members_in_memory=in_memory, extracted=extracted)
     if len(chain) > 1:
         log("incremental chain of %d: %s" % (len(chain), " + ".join(e.backup_id for e in chain)))
     log(
@@ -452,9 +463,7 @@ def run_pitr(
     scratch = ""
     try:
         if len(chain) > 1:
-            combine_method, scratch = _combine_verified(
-                chain, req.data_directory, log, targets, steps, req.memory_scratch != "off"
-            )
+            combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps, in_memory, why)
             removing = fsutil.remove_in_background(scratch)
         else:
             with steps.timed("extract"):
@@ -559,7 +568,8 @@ def _combine_verified(
     log: Callable[[str], None],
     targets: list[tblspc.Target],
     steps: Steps,
-    in_memory: bool = True,
+    in_memory: bool,
+    why: str,
 ) -> tuple[str, str]:
     """Every member re-hashed against its metadata and extracted (beside the target, or in memory),
     then combined into it by pg_combinebackup; on failure the extracted copies are removed here, on
@@ -570,14 +580,14 @@ def _combine_verified(
     and linked, and its tablespace_map (naming the original directories) removed.  The extractions are
     the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): nothing reads
     them after the combine, so the server writing through a shared inode changes no backup.  They go
-    to memory when they are small beside it (core/memscratch): the combined cluster is written to the
-    data directory either way, and a tmpfs spares a long-lived filesystem the members' small files."""
+    to memory (in_memory, why: memscratch.decide) when they are small beside it: the combined cluster
+    is written to the data directory either way, and a tmpfs spares a long-lived filesystem the
+    members' small files."""
     import shutil
 
     major = tools.major_of_num(chain[-1].meta.get("server_version_num"))
     pg_combinebackup = chains.find_combinebackup(major)
-    needed = _extracted_size(chain)
-    scratch, why = memscratch.choose(needed, ".pgsafe-chain-", os.path.dirname(data_directory), in_memory)
+    scratch = memscratch.make_dir(CHAIN_SCRATCH_PREFIX, in_memory, os.path.dirname(data_directory))
     log("extracting the chain's %d members in %s: %s" % (len(chain), os.path.dirname(scratch), why))
     try:
         members = [os.path.join(scratch, str(n)) for n in range(len(chain))]
@@ -608,11 +618,11 @@ def _combine_verified(
         raise
 
 
-def _extracted_size(chain: Sequence[Entry]) -> Optional[int]:
-    """Bytes the chain's members take extracted (tablespaces included), from their manifests; None
-    when one cannot be read."""
+def _extracted_sizes(chain: Sequence[Entry]) -> Optional[dict[Optional[int], int]]:
+    """restoreroom.extracted_sizes of chain, None when a manifest cannot be read (the room check then
+    says so, and the members go to disk)."""
     try:
-        return sum(restoreroom.extracted_sizes(chain).values())
+        return restoreroom.extracted_sizes(chain)
     except (OSError, ValueError):
         return None
 
