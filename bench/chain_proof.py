@@ -1,12 +1,13 @@
 """Time the proof that an incremental chain restores, step by step, with the engine's own functions.
 
-  python3 chain_proof.py ENGINE_DIR BACKUP_DIR BACKUP_ID PG_BIN    (as the cluster's OS user)
+  python3 chain_proof.py ENGINE_DIR BACKUP_DIR BACKUP_ID PG_BIN [SCRATCH_PARENT]    (as the cluster's OS user)
 
 The same steps as the engine's verify_chain (physical/basebackup.py) after an incremental backup:
 every member extracted into a scratch directory (extract_chain: at once, WAL of the newest only),
 pg_combinebackup, pg_verifybackup on the result. Here the newest member is extracted too (the
 backup extracts it while pg_basebackup writes it, so inside a backup that step is mostly hidden).
-Prints one JSON object of seconds.
+The work goes under SCRATCH_PARENT (default BACKUP_DIR: on the backup disk; /dev/shm: in memory, where
+the engine puts it when it fits). Prints one JSON object of seconds.
 """
 
 import json
@@ -18,7 +19,7 @@ import tempfile
 import time
 
 
-def main(engine_dir, backup_dir, backup_id, pg_bin):
+def main(engine_dir, backup_dir, backup_id, pg_bin, scratch_parent=None):
     sys.path.insert(0, engine_dir)
     from pgsafe.physical import basebackup
     from pgsafe.physical import chain as chains
@@ -26,7 +27,7 @@ def main(engine_dir, backup_dir, backup_id, pg_bin):
     entries, _problems = basebackup.list_base(backup_dir)
     entry = next(e for e in entries if e.backup_id == backup_id)
     members = chains.chain_of(entry, entries)
-    work = tempfile.mkdtemp(prefix=".chain-proof-", dir=backup_dir)
+    work = tempfile.mkdtemp(prefix=".chain-proof-", dir=scratch_parent or backup_dir)
     try:
         started = time.monotonic()
         dirs = [os.path.join(work, member.backup_id) for member in members]
@@ -55,4 +56,4 @@ def main(engine_dir, backup_dir, backup_id, pg_bin):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

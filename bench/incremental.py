@@ -151,8 +151,9 @@ def bare_base(ctx, parent=None):
     return result, out
 
 
-def chain_proof(ctx, backup_dir, backup_id):
-    """The engine's chain proof, step by step (chain_proof.py, run as the cluster's OS user)."""
+def chain_proof(ctx, backup_dir, backup_id, scratch_parent=None):
+    """The engine's chain proof, step by step (chain_proof.py, run as the cluster's OS user), its work
+    beside the backups or under scratch_parent (/dev/shm: in memory)."""
     script = os.path.join(cases.ROOT, "bench", "chain_proof.py")
     engine = os.path.dirname(os.path.dirname(cases.PGSAFE))  # PREFIX/bin/pgsafe -> PREFIX
     out = measure.run(
@@ -163,7 +164,8 @@ def chain_proof(ctx, backup_dir, backup_id):
             backup_dir,
             backup_id,
             cases.PG_BIN,
-        ],
+        ]
+        + ([scratch_parent] if scratch_parent else []),
         ctx.env,
     )
     return json.loads(out["stdout"])
@@ -311,6 +313,11 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
     for r in range(repeat):
         step("chain proof of %d" % (chain_length + 1), r)
         _record_proof(record, "chain proof", chain_proof(ctx, backup_dir, tip["backup_id"]), r)
+        # Where the engine combines when the chain and its result fit in memory (core/memscratch).
+        step("chain proof of %d in /dev/shm" % (chain_length + 1), r)
+        _record_proof(
+            record, "chain proof", chain_proof(ctx, backup_dir, tip["backup_id"], "/dev/shm"), r, " in memory"
+        )
         for which, backup_id, anchor in (
             ("chain of %d incrementals + full" % chain_length, tip["backup_id"], False),
             ("full", full_end["backup_id"], True),
@@ -323,12 +330,12 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
     shutil.rmtree(backup_dir, ignore_errors=True)
 
 
-def _record_proof(record, group, proof, r):
+def _record_proof(record, group, proof, r, where=""):
     n = proof["members"]
     for key, what in (
         ("extract_s", "extract members"),
         ("combine_s", "pg_combinebackup"),
         ("verify_s", "pg_verifybackup"),
     ):
-        record(group, "chain of %d: %s" % (n, what), False, {"seconds": proof[key]}, r)
-    record(group, "chain of %d: total" % n, False, {"seconds": proof["total_s"]}, r)
+        record(group, "chain of %d%s: %s" % (n, where, what), False, {"seconds": proof[key]}, r)
+    record(group, "chain of %d%s: total" % (n, where), False, {"seconds": proof["total_s"]}, r)

@@ -102,8 +102,9 @@ options:
       - V(auto) is V(member), and V(combine) when no member of the chain was proven by combining within
         O(reverify_hours) (the first incremental on a full, then about once a day by default), so an hourly
         job stays cheap and the whole chain is still combined and verified regularly. When a combine is due
-        but the backup disk lacks room for it (about twice the cluster), the incremental is proven by
-        V(member) instead and the log says so; the backup is kept, and the combine waits for room.
+        but neither memory (see O(memory_scratch)) nor the backup disk has room for it (about twice the
+        cluster), the incremental is proven by V(member) instead and the log says so; the backup is kept,
+        and the combine waits for room.
     type: str
     choices: [auto, combine, member]
     default: auto
@@ -114,6 +115,17 @@ options:
       - The results are kept in the backup directory's verification state, which C(pgsafe verify) and health share.
     type: float
     default: 24.0
+    version_added: 0.2.0
+  memory_scratch:
+    description:
+      - Where a V(combine) proof (see O(chain_proof)) extracts the older members of the chain and writes their
+        combination. V(auto) puts both in C(/dev/shm) when together they take at most a quarter of the memory
+        available (the host's, and what the memory cgroup still allows) and fit there, so the backup disk
+        needs no room for them and the members' thousands of small files cost no disk; else beside the
+        backups. V(off) always beside the backups.
+    type: str
+    choices: [auto, "off"]
+    default: auto
     version_added: 0.2.0
 extends_documentation_fragment:
   - pgsafe.backup.login
@@ -356,6 +368,7 @@ def main():
         "full_interval_days",
         "chain_proof",
         "reverify_hours",
+        "memory_scratch",
         "progress_interval",
         *OFFSITE_OPTIONS,
         *OFFSITE_LOCK_OPTIONS,
@@ -383,6 +396,7 @@ def main():
             full_interval_days=p["full_interval_days"],
             chain_proof=p["chain_proof"],
             reverify_hours=p["reverify_hours"],
+            memory_scratch=p["memory_scratch"],
             progress=Settings(p["progress_interval"]),
         )
         result = run_base_backup(req, log=log, check_mode=module.check_mode)

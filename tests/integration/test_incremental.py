@@ -609,7 +609,8 @@ def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(archiving_apa
             proc = take_base(c, backup_dir, "--no-verify", rc=4)
             assert "No space left on device" in proc.stderr, proc.stderr
             assert sorted(os.listdir(base)) == before
-            assert "verifying needs about" in take_base(c, backup_dir, rc=4).stderr
+            # Its combine would go to memory, not its extraction of the new member (the whole cluster here).
+            assert "verifying needs about" in take_base(c, backup_dir, "--memory-scratch", "off", rc=4).stderr
             assert sorted(os.listdir(base)) == before
         assert run_cli(c, backup_dir, "verify").returncode == 0
         change(c, 1)
@@ -644,22 +645,17 @@ def test_an_incremental_that_fills_the_disk_leaves_the_chain_whole(archiving_apa
 def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apart):
     """Done: a cluster of about 130 MB (compressible: its backups are small) backs up onto a tmpfs sized
     between what verifying one extracted copy needs and what combining the chain needs; a full, then an
-    incremental with the default proof (auto), then one with --chain-proof combine. Seen: the
-    incremental that auto would have combined is proven member by member instead, and its log, its
-    result and its metadata say the combine was due and how much room it lacked; health says the chain
-    was never combined and warns that its combine did not run; combine asked for by name is refused
-    up front (exit 4) and publishes nothing."""
+    incremental with the default proof (auto), then one with --chain-proof combine, all with the combine
+    kept out of memory (memory_scratch off). Seen: the incremental that auto would have combined is
+    proven member by member instead, and its log, its result and its metadata say the combine was due
+    and how much room it lacked; health says the chain was never combined and warns that its combine
+    did not run; combine asked for by name is refused up front (exit 4) and publishes nothing."""
     c = archiving_apart
-    c.sql("CREATE TABLE pad AS SELECT g, repeat('x', 1000) AS filler FROM generate_series(1, 100000) g")
-    ((cluster_bytes,),) = c.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
-    margin = 256 << 20  # the engine's margin for WAL archiving, on top of 10% of what it needs
-    member_needs = cluster_bytes * 11 // 10 + margin
-    combine_needs = 2 * cluster_bytes * 11 // 10 + margin
-    with small_filesystem((member_needs + combine_needs) // 2 >> 20) as backup_dir:
-        full = json.loads(take_base(c, backup_dir).stdout)
+    with small_filesystem(between_a_member_and_a_combine(c)) as backup_dir:
+        full = json.loads(take_base(c, backup_dir, "--memory-scratch", "off").stdout)
         assert full["backup_type"] == "full"
         change(c, 1)
-        incr = json.loads(take_base(c, backup_dir).stdout)
+        incr = json.loads(take_base(c, backup_dir, "--memory-scratch", "off").stdout)
         assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == (
             "incremental",
             full["backup_id"],
@@ -685,9 +681,71 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
         base = os.path.join(backup_dir, "base")
         before = sorted(os.listdir(base))
         change(c, 2)
-        proc = take_base(c, backup_dir, "--chain-proof", "combine", rc=4)
+        proc = take_base(c, backup_dir, "--chain-proof", "combine", "--memory-scratch", "off", rc=4)
         assert "verifying needs about" in proc.stderr and "the chain extracted and combined" in proc.stderr
         assert sorted(os.listdir(base)) == before
+
+
+@needs_17
+def test_a_combine_in_memory_proves_the_chain_on_a_disk_too_small_for_it(archiving_apart):
+    """Done: as above (a backup disk with room for one extracted copy of the cluster, not for a
+    combine), with memory_scratch left at auto: a full, an incremental (auto), another with
+    --chain-proof combine. Seen: both incrementals are proven by combining, in /dev/shm (the log says
+    where and why), with nothing of theirs left there; health finds the chain combined and no warning;
+    the chain recovers exactly. Before, the combine's room was asked of the backup disk only, so auto
+    proved the member and warned, and combine by name failed (exit 4)."""
+    c = archiving_apart
+    with small_filesystem(between_a_member_and_a_combine(c)) as backup_dir:
+        full = json.loads(take_base(c, backup_dir).stdout)
+        change(c, 1)
+        incr = json.loads(take_base(c, backup_dir).stdout)
+        assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == (
+            "incremental",
+            full["backup_id"],
+            "combine",
+        )
+        assert "no member of this chain was proven by combining yet" in incr["chain_proof_reason"]
+        assert meta_of(incr)["combine_skipped"] is None
+        change(c, 2)
+        second = json.loads(take_base(c, backup_dir, "--chain-proof", "combine").stdout)
+        assert (second["parent"], second["chain_proof"]) == (incr["backup_id"], "combine")
+        logs = os.path.join(backup_dir, "logs")
+        text = "".join(
+            open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base")
+        )
+        assert text.count("combining the chain in /dev/shm: ") == 2 and "fits in memory" in text, text
+        assert [n for n in os.listdir("/dev/shm") if n.startswith(".pgsafe-proof-")] == []
+        c.backup_dir = backup_dir
+        check = chain_health(c)
+        assert check["status"] == "ok" and check["last_combined_backup"] == second["backup_id"], check
+        change(c, 3)
+        expected = contents(dict(host=c.socket_dir, port=c.port, user="postgres", dbname="postgres"))
+        data_dir = os.path.join(make_scratch_dir("pgsafe-incr-pitr-"), "data")
+        port = free_port()
+        argv = ("restore-pitr", data_dir, "--port", str(port), "--json", "--archive-dir", c.archive_dir)
+        proc = run_cli(c, backup_dir, *argv)
+        assert proc.returncode == 0, proc.stderr
+        try:
+            assert json.loads(proc.stdout)["chain"]["members"] == [
+                full["backup_id"],
+                incr["backup_id"],
+                second["backup_id"],
+            ]
+            restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))
+            assert restored == expected and {b for b, _n in restored} == {1, 2, 3}
+        finally:
+            stop_server(data_dir)
+
+
+def between_a_member_and_a_combine(c):
+    """Pads the cluster to about 130 MB (compressible: its backups are small); returns a tmpfs size in MB
+    between what verifying one extracted copy needs and what combining the chain on disk needs."""
+    c.sql("CREATE TABLE pad AS SELECT g, repeat('x', 1000) AS filler FROM generate_series(1, 100000) g")
+    ((cluster_bytes,),) = c.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")
+    margin = 256 << 20  # the engine's margin for WAL archiving, on top of 10% of what it needs
+    member_needs = cluster_bytes * 11 // 10 + margin
+    combine_needs = 2 * cluster_bytes * 11 // 10 + margin
+    return (member_needs + combine_needs) // 2 >> 20
 
 
 def padded_cluster_on_a_small_disk(c):

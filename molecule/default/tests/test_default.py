@@ -26,6 +26,7 @@ def test_cron_jobs_follow_the_seed_schedule(host):
     assert "5 * * * * postgres" in base
     # How the hourly job proves and re-reads its chain: the role's variables, on the line cron runs.
     assert "--chain-proof auto" in base and "--reverify-hours 24.0" in base, base
+    assert "--memory-scratch auto" in base, base
     assert "*/15 * * * * postgres" in host.file("/etc/cron.d/pgsafe-monitor").content_string
     assert "-mtime +90" in host.file("/etc/cron.d/pgsafe-logs").content_string
 

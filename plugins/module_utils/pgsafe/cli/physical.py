@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "full_interval_days",
         "chain_proof",
         "reverify_hours",
+        "memory_scratch",
         "json",
     )
     flags.add(b, "incremental", nargs="?", const="on")
@@ -197,6 +198,7 @@ def cmd_base_backup(args: Args, conninfo: ConnInfo) -> int:
             full_interval_days=args.full_interval_days,
             chain_proof=args.chain_proof,
             reverify_hours=args.reverify_hours,
+            memory_scratch=args.memory_scratch,
             progress=progress_settings(args, log),
         )
         result = run_base_backup(req, log=log)

@@ -522,17 +522,18 @@ OPTIONS = _table(
         metavar="OLD=NEW",
         role_vars=("restore_drill_tablespace_mapping",),
     ),
-    # Where a chain restore extracts its members (core/memscratch.py).
+    # Where a chain restore or a combine proof extracts the members (core/memscratch.py).
     Option(
         "memory_scratch",
         "str",
         "auto",
-        "point-in-time recovery from an incremental chain: auto extracts the members in /dev/shm when the "
-        "chain takes at most a quarter of the memory available (the host's and the memory cgroup's) and "
-        "fits there, else beside the data directory; off always beside the data directory",
+        "where an incremental chain's members are extracted, by a point-in-time recovery and by a combine "
+        "proof: auto in /dev/shm when they (and a proof's combined cluster) take at most a quarter of the "
+        "memory available (the host's and the memory cgroup's) and fit there, else on disk (beside the data "
+        "directory, or the backups); off always on disk",
         choices=("auto", "off"),
         env="PGSAFE_MEMORY_SCRATCH",
-        role_vars=("restore_drill_memory_scratch",),
+        role_vars=("restore_drill_memory_scratch", "backup_schedule_base_memory_scratch"),
     ),
     # WAL archived while a recovery runs (issue 16, item 3): read for tablespace creations first.
     Option(
@@ -739,6 +740,17 @@ OPTIONS = _table(
 
 def get(option_id: str) -> Option:
     return OPTIONS[option_id]
+
+
+def checked_choice(option_id: str, value: Any) -> Any:
+    """value when it is one of the option's choices; ConfigError naming them otherwise (for the engine's
+    requests, whose callers are not all argparse or a module's spec)."""
+    from .errors import ConfigError
+
+    opt = OPTIONS[option_id]
+    if opt.choices and value not in opt.choices:
+        raise ConfigError("%s must be one of %s, got %r" % (opt.param, ", ".join(opt.choices), value))
+    return value
 
 
 def env_value(opt: Option, environ: Mapping[str, str]) -> Any:

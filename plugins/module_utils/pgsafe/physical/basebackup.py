@@ -24,7 +24,7 @@ from ..catalog import entries as catalog
 from ..catalog import retention
 from ..catalog.entries import META_SUFFIX
 from ..catalog.verify_state import VerifyState
-from ..core import compress, options, parallel, progress, tools
+from ..core import compress, memscratch, options, parallel, progress, tools
 from ..core.conn import QuerySample, connect
 from ..core.errors import BackupFailed, ConfigError, PgsafeError, VerificationFailed
 from ..core.fsutil import (
@@ -45,11 +45,14 @@ from ..core.naming import file_slug, is_temp_of, iso, stamp, utc_now
 from ..core.options import COMPRESSIONS
 from ..core.version import TOOL_NAME, TOOL_VERSION
 from . import chain as chains
-from . import chainproof, inplace, walcleanup, walscan
+from . import chainproof, inplace, restoreroom, walcleanup, walscan
 from .tablespaces import MAP_FILE, parse_map, read_map
 from .tablespaces import tars as tablespace_tars
 from .tarfollow import NO_ROOM_HINT, RESERVE_BYTES, TarFollower
 from .walnames import segment_of_lsn
+
+# A combine proof's work directory in /dev/shm, named after the process (see core/memscratch).
+PROOF_SCRATCH_PREFIX = ".pgsafe-proof-"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ class BaseBackupRequest:
         progress: Optional[progress.Settings] = None,
         chain_proof: str = "combine",
         reverify_hours: Optional[float] = None,
+        memory_scratch: str = options.get("memory_scratch").default,
     ) -> None:
         if not backup_dir or not os.path.isabs(backup_dir):
             raise ConfigError("backup_dir must be an absolute path, got %r" % (backup_dir,))
@@ -131,6 +135,7 @@ class BaseBackupRequest:
         if float(hours) < 0:
             raise ConfigError("reverify_hours must be 0 or more, got %r" % (reverify_hours,))
         self.reverify_hours = float(hours)
+        self.memory_scratch = options.checked_choice("memory_scratch", memory_scratch)
 
 
 def base_dir(backup_dir: str) -> str:
@@ -233,15 +238,15 @@ def run_base_backup(
     _refuse_incremental(req, facts)
     if check_mode:
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=False)
-        proof, proof_why, _skipped = _chain_proof(req, plan["chain"], facts, log)
+        proofplan = _chain_proof(req, plan["chain"], facts, log, tidy=False)
         return {
             "backup_id": backup_id,
             "backup_path": os.path.join(directory, backup_id),
             "backup_type": plan["backup_type"],
             "parent": plan["parent"],
             "reason": plan["reason"],
-            "chain_proof": _recorded_proof(req, plan["chain"], proof),
-            "chain_proof_reason": proof_why,
+            "chain_proof": _recorded_proof(req, plan["chain"], proofplan.proof),
+            "chain_proof_reason": proofplan.why,
         }
     if not os.path.isdir(req.backup_dir):
         raise ConfigError("backup_dir %s does not exist" % req.backup_dir)
@@ -260,9 +265,10 @@ def run_base_backup(
         backup_id = os.path.basename(final)
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
-        proof, proof_why, combine_skipped = _chain_proof(req, plan["chain"], facts, log)
+        proofplan = _chain_proof(req, plan["chain"], facts, log)
+        proof_why, combine_skipped = proofplan.why, proofplan.skipped
         try:
-            meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proof)
+            meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proofplan)
         except BackupFailed as exc:
             if plan["chain"] is None or "WAL summar" not in str(exc):
                 raise
@@ -315,32 +321,58 @@ def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
         )
 
 
+class ProofPlan:
+    """The proof this run's incremental gets (chainproof.choose), and where a combine would work."""
+
+    def __init__(self, proof: str, why: Optional[str] = None, skipped: Optional[str] = None) -> None:
+        self.proof = proof
+        self.why = why  # why the proof is not plainly the one asked for
+        self.skipped = skipped  # why a combine that was due did not run
+        self.in_memory = False  # a combine's members and result in /dev/shm (memscratch), not beside the backups
+        self.where_why = ""
+
+
 def _chain_proof(
-    req: BaseBackupRequest, chain: Optional[list[Entry]], facts: Mapping[str, Any], log: Callable[[str], None]
-) -> tuple[str, Optional[str], Optional[str]]:
-    """(the proof this run's incremental gets, why when it is not plainly the one asked for, why a
-    combine that was due did not run), from chainproof.choose; the why is said in the log too."""
+    req: BaseBackupRequest,
+    chain: Optional[list[Entry]],
+    facts: Mapping[str, Any],
+    log: Callable[[str], None],
+    tidy: bool = True,
+) -> ProofPlan:
+    """The proof of this run's incremental, from chainproof.choose (its why said in the log too), and
+    where a combine would extract: in memory when it fits there (decided first, so the room on the
+    backup disk is asked for only when the combine goes there). tidy: see memscratch.decide."""
     if not chain or not req.verify:
-        return ("combine" if req.chain_proof == "auto" else req.chain_proof), None, None
-    no_room = None
-    if req.chain_proof == "auto":  # combine asked for by name fails on a short disk; auto proves members then
-        directory = base_dir(req.backup_dir)
-        no_room = _room_shortfall(directory, *_verify_need(facts, True)) if os.path.isdir(directory) else None
+        return ProofPlan("combine" if req.chain_proof == "auto" else req.chain_proof)
     state, now = VerifyState(req.backup_dir).data, utc_now()
-    proof, why = chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now, no_room)
-    skipped = None
-    if no_room and proof == "member":
-        # Due if the disk had room: health warns until a combine runs again.
-        skipped = (
-            no_room
-            if chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now)[0] == "combine"
-            else None
-        )
-    if why and req.chain_proof == "auto":
-        log("chain proof (auto): %s: %s" % (proof, why))
-    elif why:
-        log("chain proof: %s instead of %s: %s" % (proof, req.chain_proof, why))
-    return proof, why, skipped
+    plan = ProofPlan(*chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now))
+    if plan.proof == "combine":  # the members' manifests are read only when a combine may run
+        plan.in_memory, plan.where_why = _combine_in_memory(chain, facts, req.memory_scratch != "off", tidy)
+        directory = base_dir(req.backup_dir)
+        # combine asked for by name fails on a short disk; auto proves members then
+        if req.chain_proof == "auto" and not plan.in_memory and os.path.isdir(directory):
+            no_room = _room_shortfall(directory, *_verify_need(facts, True))
+            if no_room:
+                plan.proof, plan.why = chainproof.choose(
+                    req.chain_proof, chain, state, req.reverify_hours, now, no_room
+                )
+                # Due if the disk had room: health warns until a combine runs again.
+                plan.skipped = no_room if plan.proof == "member" else None
+    if plan.why and req.chain_proof == "auto":
+        log("chain proof (auto): %s: %s" % (plan.proof, plan.why))
+    elif plan.why:
+        log("chain proof: %s instead of %s: %s" % (plan.proof, req.chain_proof, plan.why))
+    return plan
+
+
+def _combine_in_memory(chain: Sequence[Entry], facts: Mapping[str, Any], allowed: bool, tidy: bool) -> tuple[bool, str]:
+    """Whether a combine proof on chain extracts its members and writes their combination in /dev/shm
+    (memscratch.decide on both: the members as the manifests say, the result about the cluster's size)."""
+    try:
+        needed: Optional[int] = sum(restoreroom.extracted_sizes(chain).values()) + facts["cluster_bytes"]
+    except (OSError, ValueError):
+        needed = None
+    return memscratch.decide(needed, PROOF_SCRATCH_PREFIX, allowed, tidy)
 
 
 def _verify_need(facts: Mapping[str, Any], combining: bool, member: bool = False) -> tuple[int, str]:
@@ -429,8 +461,10 @@ def _take(
     moment: datetime,
     log: Callable[[str], None],
     chain: Optional[list[Entry]] = None,
-    proof: str = "combine",
+    proofplan: Optional[ProofPlan] = None,
 ) -> dict[str, Any]:
+    proofplan = proofplan or ProofPlan("combine")
+    proof = proofplan.proof
     tmp = temp_path_for(final)
     os.mkdir(tmp, 0o700)
     started = time.monotonic()
@@ -463,7 +497,7 @@ def _take(
             argv.append("--incremental=%s" % os.path.join(chain[-1].data_path, chains.MANIFEST))
         if req.verify and not in_place:
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
-            needed, what = _verify_need(facts, combining, member=bool(chain))
+            needed, what = _verify_need(facts, combining and not proofplan.in_memory, member=bool(chain))
             _check_room(os.path.dirname(final), needed, what=what)
             # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
             scratch = temp_path_for(final + ".verify")
@@ -523,7 +557,7 @@ def _take(
             if proof == "member" and label is not None:
                 chainproof.prove_member(chain, label, manifest_path, backup_id, log)
             elif pg_combinebackup is not None and scratch is not None and pg_verifybackup is not None:
-                verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log)
+                verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log, proofplan)
             else:
                 raise AssertionError("an incremental verified with no proof of its chain")
         if verify_method is not None:
@@ -656,19 +690,30 @@ def verify_chain(
     pg_combinebackup: str,
     pg_verifybackup: str,
     log: Callable[[str], None],
+    proofplan: Optional[ProofPlan] = None,
 ) -> None:
     """The proof a chain restores: its members (chain, then the extracted newest) combined by
-    pg_combinebackup into a scratch directory, and the result checked by pg_verifybackup."""
+    pg_combinebackup into a scratch directory, and the result checked by pg_verifybackup; the older
+    members and the result beside the backups (named after beside), or in /dev/shm when proofplan says."""
     scratches: list[str] = []
     try:
-        for _member in chain:
-            scratches.append(temp_path_for(beside + ".chain"))
-            os.mkdir(scratches[-1], 0o700)
+        if proofplan is not None and proofplan.in_memory:
+            scratches.append(memscratch.make_dir(PROOF_SCRATCH_PREFIX, True, ""))
+            log("combining the chain in %s: %s" % (memscratch.SHM, proofplan.where_why))
+            work = [os.path.join(scratches[0], str(n)) for n in range(len(chain))]
+            for path in work:
+                os.mkdir(path, 0o700)
+            combined = os.path.join(scratches[0], "combined")
+        else:
+            for _member in chain:
+                scratches.append(temp_path_for(beside + ".chain"))
+                os.mkdir(scratches[-1], 0o700)
+            work = list(scratches)
+            combined = temp_path_for(beside + ".combined")
+            scratches.append(combined)
         # The newest is already extracted (newest), with its WAL: the older ones need no WAL.
-        extract_chain(chain, scratches, wal_of_newest=False)
-        combined = temp_path_for(beside + ".combined")
-        scratches.append(combined)
-        chains.combine(scratches[:-1] + [newest], combined, pg_combinebackup, log)
+        extract_chain(chain, work, wal_of_newest=False)
+        chains.combine(work + [newest], combined, pg_combinebackup, log)
         proc = subprocess.run([pg_verifybackup, combined], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0:
             raise VerificationFailed(
@@ -939,10 +984,8 @@ def _verify_extracted(
 
 def _check_room_to_verify(backup_path: str) -> None:
     """The extracted copy is as big as the cluster: say so up front rather than fill the backup disk."""
-    from .restoreroom import manifest_sizes  # the manifest's files, read as a restore reads them
-
     try:
-        needed = sum(manifest_sizes(backup_path).values())
+        needed = sum(restoreroom.manifest_sizes(backup_path).values())
     except (OSError, ValueError):
         return
     _check_room(os.path.dirname(backup_path), needed, VerificationFailed)

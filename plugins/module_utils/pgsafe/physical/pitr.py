@@ -100,7 +100,7 @@ class PitrRequest:
         if target_name is not None and ("\n" in target_name or "\x00" in target_name or not target_name):
             raise ConfigError("target_name %r is not a restore point name" % (target_name,))
         self.target_name = target_name or None
-        self.memory_scratch = memory_scratch
+        self.memory_scratch = options.checked_choice("memory_scratch", memory_scratch)
         self.overwrite = bool(overwrite)
         self.pgsafe_command = pgsafe_command
         self.os_user = os_user
