@@ -35,14 +35,14 @@ class Member:
 
 
 # Two segments of 16 MiB in the backup's pg_wal archive.
-TWO_SEGMENTS = {"start_wal": "000000010000000000000005", "stop_wal": "000000010000000000000006"}
+TWO_SEGMENTS = {"timeline": 1, "start_lsn": "0/5000028", "stop_lsn": "0/6000100"}
 
 
 def test_the_wal_a_backup_carries_counts_from_its_first_segment_to_its_last():
     assert restoreroom.carried_wal(TWO_SEGMENTS) == 32 * MiB
-    big = dict(TWO_SEGMENTS, stop_wal="000000010000000100000000", wal_segment_size=64 * MiB)
-    assert restoreroom.carried_wal(big) == (64 - 5 + 1) * 64 * MiB  # 64 segments of 64 MiB to a log id
-    assert restoreroom.carried_wal({}) == 0 and restoreroom.carried_wal({"start_wal": "x", "stop_wal": "y"}) == 0
+    big = dict(TWO_SEGMENTS, stop_lsn="1/20", wal_segment_size=64 * MiB)
+    assert restoreroom.carried_wal(big) == (64 - 1 + 1) * 64 * MiB  # 0/5000028 is in 64 MiB segment 1, 1/20 in 64
+    assert restoreroom.carried_wal({}) == 0 and restoreroom.carried_wal(dict(TWO_SEGMENTS, stop_lsn="y")) == 0
 
 
 def test_manifest_sizes_split_the_data_directory_from_each_tablespace(tmp_path):

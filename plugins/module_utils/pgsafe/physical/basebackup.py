@@ -705,6 +705,8 @@ def verify_chain(
                 os.mkdir(path, 0o700)
             combined = os.path.join(scratches[0], "combined")
         else:
+            if proofplan is not None and proofplan.where_why:
+                log("combining the chain beside the backups: %s" % proofplan.where_why)
             for _member in chain:
                 scratches.append(temp_path_for(beside + ".chain"))
                 os.mkdir(scratches[-1], 0o700)

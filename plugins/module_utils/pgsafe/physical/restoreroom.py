@@ -16,7 +16,7 @@ import re
 from ..core.errors import ConfigError
 from ..core.fsutil import free_bytes, human_size, nearest_existing
 from . import chain as chains
-from . import walnames
+from . import inplace, walnames
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,15 +62,13 @@ def manifest_sizes(backup_path: str, whole_files_only: bool = False) -> dict[Opt
 
 
 def carried_wal(meta: Mapping[str, Any]) -> int:
-    """Bytes of WAL a base backup carries in its pg_wal archive (start_wal to stop_wal): a manifest
-    lists no WAL, yet every restore writes it into pg_wal. 0 when the metadata does not say."""
-    segsize = meta.get("wal_segment_size") or walnames.DEFAULT_SEGMENT_SIZE
+    """Bytes of WAL a base backup carries in its pg_wal archive (its start to stop LSN, whole segments):
+    a manifest lists no WAL, yet every restore writes it into pg_wal. 0 when the metadata does not say."""
     try:
-        first = walnames.to_number(str(meta["start_wal"]), segsize)
-        last = walnames.to_number(str(meta["stop_wal"]), segsize)
+        ranges = [(int(meta["timeline"]), str(meta["start_lsn"]), str(meta["stop_lsn"]))]
+        return inplace.wal_bytes(ranges, int(meta.get("wal_segment_size") or walnames.DEFAULT_SEGMENT_SIZE))
     except (KeyError, ValueError, TypeError):
         return 0
-    return max(0, last - first + 1) * segsize
 
 
 class Need:
