@@ -10,8 +10,8 @@ own pg_verifybackup and its link to the proven parent); and the same pair again 
 the backup itself and the proof each have a figure. Then, per repeat, 5% of new rows appended
 instead of updated: a full, the member-proven incremental after it, and the bare pair.  Once per
 run, a chain of CHAIN incrementals with small changes between them is built and restored
-(restore-pitr, to the end of the archive) against a full taken right after its newest member, round
-robin.
+(restore-pitr, to the end of the archive: its members where the engine puts them, and on disk)
+against a full taken right after its newest member, round robin.
 """
 
 import functools
@@ -171,7 +171,7 @@ def chain_proof(ctx, backup_dir, backup_id, scratch_parent=None):
     return json.loads(out["stdout"])
 
 
-def restore(ctx, backup_dir, backup_id):
+def restore(ctx, backup_dir, backup_id, *extra):
     data = os.path.join(ctx.scratch("incr-restore"), "data")
     result = measure.run_rss(
         ctx.pgsafe(
@@ -185,6 +185,7 @@ def restore(ctx, backup_dir, backup_id):
             "--backup",
             backup_id,
             "--json",
+            *extra,
         ),
         ctx.env,
         stdout=True,
@@ -318,12 +319,19 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         _record_proof(
             record, "chain proof", chain_proof(ctx, backup_dir, tip["backup_id"], "/dev/shm"), r, " in memory"
         )
-        for which, backup_id, anchor in (
-            ("chain of %d incrementals + full" % chain_length, tip["backup_id"], False),
-            ("full", full_end["backup_id"], True),
+        # The chain as the engine chooses (its members in memory when they fit), and kept on disk.
+        for which, backup_id, anchor, extra in (
+            ("chain of %d incrementals + full" % chain_length, tip["backup_id"], False, ()),
+            (
+                "chain of %d incrementals + full, members on disk" % chain_length,
+                tip["backup_id"],
+                False,
+                ("--memory-scratch", "off"),
+            ),
+            ("full", full_end["backup_id"], True, ()),
         ):
             step("restore-pitr from the %s" % which, r)
-            result = restore(ctx, backup_dir, backup_id)
+            result = restore(ctx, backup_dir, backup_id, *extra)
             record("incremental restore", cases.OURS + " restore-pitr, " + which, anchor, result, r)
             for name, seconds in result["steps_seconds"].items():
                 record("incremental restore, by step", "%s: %s" % (which, name), False, {"seconds": seconds}, r)

@@ -15,7 +15,14 @@ import pgcluster
 import pytest
 from faultkit import incompressible_database, small_filesystem
 from pgcluster import free_port, make_scratch_dir, stop_server
-from pgtest import ROOT, damaging_pg_basebackup, removing_scratch_dirs, run_cli, switch_and_wait
+from pgtest import (
+    ROOT,
+    damaging_pg_basebackup,
+    filling_pg_combinebackup,
+    removing_scratch_dirs,
+    run_cli,
+    switch_and_wait,
+)
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
 MAJOR = int(os.path.basename(os.path.dirname(pgcluster.PG_BIN))) if pgcluster.PG_BIN else 0
@@ -735,6 +742,38 @@ def test_a_combine_in_memory_proves_the_chain_on_a_disk_too_small_for_it(archivi
             assert restored == expected and {b for b, _n in restored} == {1, 2, 3}
         finally:
             stop_server(data_dir)
+
+
+@needs_17
+def test_a_combine_that_runs_out_of_room_leaves_the_member_proven(archiving):
+    """Done: a full, then an incremental with the default proof (auto: its first combine is due, in
+    /dev/shm) while pg_combinebackup finds its filesystem full (another process took it); then one with
+    --chain-proof combine the same way. Seen: auto keeps the incremental, proven member by member, and
+    its result, log and metadata say the combine ran out of room (health warns it did not run); combine
+    by name fails (exit 1, "ran out of room", not "damaged") and publishes nothing; /dev/shm is left
+    with nothing of either. Before, a combine that filled its disk failed the hourly backup as a
+    damaged chain."""
+    c = archiving
+    full = base_backup(c, "--incremental")
+    change(c, 1)
+    env = filling_pg_combinebackup(pgcluster.PG_BIN)
+    proc = run_cli(c, c.backup_dir, "base-backup", "--json", "--incremental", "on", env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    incr = json.loads(proc.stdout)
+    assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == ("incremental", full["backup_id"], "member")
+    assert "ran out of room" in incr["chain_proof_reason"] and "until there is room" in incr["chain_proof_reason"]
+    assert "ran out of room" in meta_of(incr)["combine_skipped"]
+    check = chain_health(c)
+    assert check["status"] == "warning" and "its combine was due but did not run" in check["message"], check
+    base = os.path.join(c.backup_dir, "base")
+    before = sorted(os.listdir(base))
+    change(c, 2)
+    argv = ("base-backup", "--json", "--incremental", "on", "--chain-proof", "combine")
+    proc = run_cli(c, c.backup_dir, *argv, env_extra=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ran out of room" in proc.stderr and "damaged" not in proc.stderr, proc.stderr
+    assert sorted(os.listdir(base)) == before
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(".pgsafe-proof-")] == []
 
 
 def between_a_member_and_a_combine(c):

@@ -374,27 +374,51 @@ with open(path, "r+b") as fh:
 """
 
 
+def _programs_in(prefix, files):
+    """Environment for the host command whose programs named in files ({name: text}) are those
+    texts (PGSAFE_PG_BIN: a new directory, readable and runnable by the cluster's OS user)."""
+    from pgcluster import make_scratch_dir
+
+    bin_dir = make_scratch_dir(prefix)
+    uid, gid = os_user_ids()
+    for name, text in files.items():
+        path = os.path.join(bin_dir, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        os.chown(path, uid, gid)
+        os.chmod(path, 0o755)
+    return {"PGSAFE_PG_BIN": bin_dir}
+
+
+def filling_pg_combinebackup(pg_bin):
+    """Environment for the host command whose pg_combinebackup (PGSAFE_PG_BIN) fills the filesystem it
+    writes to (all but 1 MB) before it runs the real one of pg_bin, and frees it after: another process
+    taking the room while a combine runs."""
+    wrapper = (
+        "#!/bin/sh\n"
+        'real="%s"\n'
+        'out=; prev=; for a in "$@"; do [ "$prev" = "-o" ] && out=$a; prev=$a; done\n'
+        '[ -n "$out" ] || exec "$real" "$@"\n'
+        'fill="$(dirname "$out")/.filler"\n'
+        'free_kb=$(df --output=avail -k "$(dirname "$out")" | tail -n 1)\n'
+        'fallocate -l $(( (free_kb - 1024) * 1024 )) "$fill"\n'
+        '"$real" "$@"; rc=$?\n'
+        'rm -f "$fill"\n'
+        "exit $rc\n" % os.path.join(pg_bin, "pg_combinebackup")
+    )
+    return _programs_in("pgsafe-filling-bin-", {"pg_combinebackup": wrapper})
+
+
 def damaging_pg_basebackup(pg_bin, what="base"):
     """Environment for the host command whose pg_basebackup (PGSAFE_PG_BIN) is the real one of pg_bin
     followed by a byte turned in what it wrote (what: see _DAMAGE), before pgsafe verifies it: damage
     on the way to the disk, which only a verification reading the files afterwards can see."""
-    from pgcluster import make_scratch_dir
-
-    bin_dir = make_scratch_dir("pgsafe-damaging-bin-")
-    script = os.path.join(bin_dir, "damage.py")
-    with open(script, "w") as fh:
-        fh.write(_DAMAGE)
-    wrapper = os.path.join(bin_dir, "pg_basebackup")
-    with open(wrapper, "w") as fh:
-        fh.write(
-            "#!/bin/sh\n"
-            '"%s" "$@" || exit $?\n'
-            '[ "$1" = "--version" ] && exit 0\n'
-            'dir=; prev=; for a in "$@"; do [ "$prev" = "-D" ] && dir=$a; prev=$a; done\n'
-            'exec "%s" "%s" "$dir" %s\n' % (os.path.join(pg_bin, "pg_basebackup"), SYSTEM_PYTHON, script, what)
-        )
-    uid, gid = os_user_ids()
-    for path in (script, wrapper):
-        os.chown(path, uid, gid)
-        os.chmod(path, 0o755)
-    return {"PGSAFE_PG_BIN": bin_dir}
+    wrapper = (
+        "#!/bin/sh\n"
+        '"%s" "$@" || exit $?\n'
+        '[ "$1" = "--version" ] && exit 0\n'
+        'dir=; prev=; for a in "$@"; do [ "$prev" = "-D" ] && dir=$a; prev=$a; done\n'
+        'exec "%s" "$(dirname "$0")/damage.py" "$dir" %s\n'
+        % (os.path.join(pg_bin, "pg_basebackup"), SYSTEM_PYTHON, what)
+    )
+    return _programs_in("pgsafe-damaging-bin-", {"damage.py": _DAMAGE, "pg_basebackup": wrapper})

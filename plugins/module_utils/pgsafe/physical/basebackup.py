@@ -266,9 +266,10 @@ def run_base_backup(
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=req.verify)
         log("%s base backup: %s" % (plan["backup_type"], plan["reason"]))
         proofplan = _chain_proof(req, plan["chain"], facts, log)
-        proof_why, combine_skipped = proofplan.why, proofplan.skipped
         try:
             meta = _take(req, facts, backup_id, final, moment, log, plan["chain"], proofplan)
+            # Read after the backup: a combine that ran out of room may have left the member's proof.
+            proof_why, combine_skipped = proofplan.why, proofplan.skipped
         except BackupFailed as exc:
             if plan["chain"] is None or "WAL summar" not in str(exc):
                 raise
@@ -557,7 +558,21 @@ def _take(
             if proof == "member" and label is not None:
                 chainproof.prove_member(chain, label, manifest_path, backup_id, log)
             elif pg_combinebackup is not None and scratch is not None and pg_verifybackup is not None:
-                verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log, proofplan)
+                try:
+                    verify_chain(chain, scratch, final, pg_combinebackup, pg_verifybackup, log, proofplan)
+                except chains.CombineOutOfRoom as exc:
+                    # auto: the new member is verified; proven on its own, it is kept rather than lost.
+                    if req.chain_proof != "auto" or chainproof.unproven(chain):
+                        raise
+                    with open(os.path.join(scratch, "backup_label")) as fh:
+                        label = fh.read()
+                    chainproof.prove_member(chain, label, manifest_path, backup_id, log)
+                    proofplan.proof, proofplan.skipped = "member", str(exc)
+                    proofplan.why = "%s, but %s: proven member by member until there is room" % (
+                        proofplan.why or "a combine was due",
+                        exc,
+                    )
+                    log("chain proof (auto): member: %s" % proofplan.why)
             else:
                 raise AssertionError("an incremental verified with no proof of its chain")
         if verify_method is not None:
@@ -623,7 +638,7 @@ def _take(
         "chain_full": chain[0].backup_id if chain else backup_id,
         "manifest_sha256": chains.manifest_sha256(final),
         # How it was proven when taken: a member proof builds only on members that were.
-        "chain_proof": _recorded_proof(req, chain, proof),
+        "chain_proof": _recorded_proof(req, chain, proofplan.proof),
         "summarize_wal": facts["summarize_wal"],
         "data_directory": facts["data_directory"],
         "tablespaces": described,
@@ -714,7 +729,15 @@ def verify_chain(
             combined = temp_path_for(beside + ".combined")
             scratches.append(combined)
         # The newest is already extracted (newest), with its WAL: the older ones need no WAL.
-        extract_chain(chain, work, wal_of_newest=False)
+        try:
+            extract_chain(chain, work, wal_of_newest=False)
+        except VerificationFailed as exc:
+            if "No space left on device" not in str(exc):
+                raise
+            raise chains.CombineOutOfRoom(
+                "extracting the chain ran out of room in %s" % os.path.dirname(work[0]),
+                "The filesystem is full; the chain's backups are not at fault",
+            ) from exc
         chains.combine(work + [newest], combined, pg_combinebackup, log)
         proc = subprocess.run([pg_verifybackup, combined], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0:
