@@ -183,3 +183,4 @@ def test_a_full_disk_is_told_from_a_damaged_chain():
     assert chains.out_of_room(b"pg_combinebackup: error: could not write file: No space left on device\n")
     damaged = b'pg_combinebackup: error: could not read file "/x/1/base/5/INCREMENTAL.1255": read 10 of 8192\n'
     assert chains.out_of_room(damaged) is None
+    assert chains.out_of_room(b"extracting x failed: tar: ./base/1/2: Cannot write: No space left on device")

@@ -732,10 +732,11 @@ def verify_chain(
         try:
             extract_chain(chain, work, wal_of_newest=False)
         except VerificationFailed as exc:
-            if "No space left on device" not in str(exc):
+            full = chains.out_of_room(str(exc).encode("utf-8"))
+            if full is None:
                 raise
             raise chains.CombineOutOfRoom(
-                "extracting the chain ran out of room in %s" % os.path.dirname(work[0]),
+                "extracting the chain ran out of room in %s: %s" % (os.path.dirname(work[0]), full),
                 "The filesystem is full; the chain's backups are not at fault",
             ) from exc
         chains.combine(work + [newest], combined, pg_combinebackup, log)

@@ -259,12 +259,13 @@ def _refused(stderr: bytes, method: str) -> bool:
     return _REFUSALS[method] in stderr.decode("utf-8", "replace")
 
 
-# pg_combinebackup's words for a full disk: ENOSPC itself, or the short write that is how it often shows.
+# How a full disk shows in pg_combinebackup's (or tar's) stderr: ENOSPC itself, or the short write that is
+# how pg_combinebackup often reports it.
 _NO_ROOM = re.compile(rb"^.*(?:No space left on device|could not write to file .*: wrote \d+ of \d+).*$", re.M)
 
 
 def out_of_room(stderr: bytes) -> Optional[str]:
-    """The line of pg_combinebackup's stderr that says the disk it wrote to was full, or None."""
+    """The line of pg_combinebackup's (or tar's) stderr that says the disk it wrote to was full, or None."""
     found = _NO_ROOM.search(stderr)
     return found.group(0).decode("utf-8", "replace").strip() if found else None
 
