@@ -49,6 +49,32 @@ for major in "${majors[@]}"; do
     suite_of "$major" >/dev/null || { echo "matrix.sh: no Debian image for PostgreSQL '$major' (15, 17 or 18)" >&2; exit 2; }
 done
 
+# A run killed outright (SIGKILL: no trap runs) leaves its container running with no client; one
+# found later ran beside three hours of benches. Each container is named after its run's pid: remove
+# those whose run is gone. A run that is stopped (INT, TERM) removes its own.
+for stale in $(podman ps -a --format '{{.Names}}' | grep '^pgsafematrix-' || true); do
+    owner=${stale##*-}
+    if ! [[ $owner =~ ^[0-9]+$ ]] || ! grep -qs 'matrix\.sh' "/proc/$owner/cmdline"; then
+        echo "--- removing container $stale, left by a run that is gone"
+        podman rm -f -t 0 "$stale" >/dev/null || true
+    fi
+done
+# Their scratch directories too (named after the pid the same way).
+for stale in /var/tmp/pgsafe-matrix-*; do
+    owner=${stale#/var/tmp/pgsafe-matrix-}
+    owner=${owner%%-*}
+    if [ -d "$stale" ] && { ! [[ $owner =~ ^[0-9]+$ ]] || ! grep -qs 'matrix\.sh' "/proc/$owner/cmdline"; }; then
+        rm -rf "$stale"
+    fi
+done
+name=
+scratch=
+remove_container() {
+    [ -z "$name" ] || podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
+    [ -z "$scratch" ] || rm -rf "$scratch"
+}
+trap 'remove_container; exit 130' INT TERM
+
 out=${PGSAFE_MATRIX_OUT:-$PWD/tests/output/matrix}
 mkdir -p "$out"
 failed=()
@@ -63,7 +89,7 @@ for major in "${majors[@]}"; do
     rm -f "$out/junit-pg$major.xml"
     # The container's /tmp on the host's filesystem: the S3 gateway's OSD does direct, asynchronous
     # I/O on its block file, which the container's overlay refuses (ceph-osd --mkfs aborts).
-    scratch=$(mktemp -d /var/tmp/pgsafe-matrix-XXXXXX)
+    scratch=$(mktemp -d "/var/tmp/pgsafe-matrix-$$-XXXXXX")
     chmod 1777 "$scratch"
     start=$SECONDS
     # No network but the container's own loopback: the tests talk to their clusters and receivers only.
@@ -71,12 +97,15 @@ for major in "${majors[@]}"; do
     # modules through it run on the host (PGSAFE_TEST_NO_ANSIBLE deselects them here). /dev/shm of 1g:
     # a chain restore extracts its members there when they fit (core/memscratch), and the tests' chains
     # of up to ~300 MB must (tmpfs takes memory only for what is written).
-    if podman run --rm --name "$name" --network none --shm-size 1g --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
-            -v "$PWD:/src:ro" -v "$out:/out" -v "$scratch:/tmp" -w /src \
-            -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 -e S3_GATEWAY_USER_POLICIES=off \
-            "$image" \
-            python3 -m pytest -p no:cacheprovider -q -rs --junitxml="/out/junit-pg$major.xml" \
-            -o junit_suite_name="pg$major" "${TESTS[@]}"; then
+    # In the background and waited for: a stop signal then reaches the trap at once (bash defers a
+    # trap until a foreground command ends, and pytest, the container's pid 1, ignores TERM).
+    podman run --rm --name "$name" --network none --shm-size 1g --cap-add SYS_ADMIN --security-opt seccomp=unconfined \
+        -v "$PWD:/src:ro" -v "$out:/out" -v "$scratch:/tmp" -w /src \
+        -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 -e PGSAFE_TEST_NO_ANSIBLE=1 -e S3_GATEWAY_USER_POLICIES=off \
+        "$image" \
+        python3 -m pytest -p no:cacheprovider -q -rs --junitxml="/out/junit-pg$major.xml" \
+        -o junit_suite_name="pg$major" "${TESTS[@]}" &
+    if wait $!; then
         echo "--- PostgreSQL $major: passed ($((SECONDS - start))s)"
     else
         echo "--- PostgreSQL $major: FAILED ($((SECONDS - start))s)"
