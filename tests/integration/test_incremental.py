@@ -721,7 +721,7 @@ def test_a_combine_in_memory_proves_the_chain_on_a_disk_too_small_for_it(archivi
             open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base")
         )
         assert text.count("combining the chain in /dev/shm: ") == 2 and "fits in memory" in text, text
-        assert [n for n in os.listdir("/dev/shm") if n.startswith(".pgsafe-proof-")] == []
+        assert [n for n in os.listdir("/dev/shm") if n.startswith((".pgsafe-proof-", ".pgsafe-claim-"))] == []
         c.backup_dir = backup_dir
         check = chain_health(c)
         assert check["status"] == "ok" and check["last_combined_backup"] == second["backup_id"], check
@@ -883,8 +883,10 @@ def test_a_chain_in_memory_restores_where_its_members_would_not_fit(archiving):
     an incremental holding them all, then restore-pitr of the chain into a data directory on a tmpfs
     with 80 MB beyond the full's files: room for the combined cluster, its WAL and recovery's, not for
     both members extracted. Seen: with memory_scratch off, exit 2 counting the members and the tmpfs
-    empty; with the default, the members go to memory and the chain recovers exactly. Before, the room
-    check counted the members on the data directory's disk wherever they went, and refused both."""
+    empty; the same with the default while another run's claim holds /dev/shm's room; with the default
+    otherwise, the members go to memory and the chain recovers exactly, leaving no claim behind. Before,
+    the room check counted the members on the data directory's disk wherever they went, and refused both."""
+    from pgsafe.core import memscratch
     from pgsafe.physical import restoreroom
 
     c = archiving
@@ -905,9 +907,25 @@ def test_a_chain_in_memory_restores_where_its_members_would_not_fit(archiving):
         proc = run_cli(c, c.backup_dir, *argv, "--memory-scratch", "off")
         assert proc.returncode == 2 and "of 2 members extracted" in proc.stderr, proc.stdout + proc.stderr
         assert os.listdir(small) == []
+        # Another run (a live process) has claimed /dev/shm's room and written none of it yet: the
+        # members go to disk, where they do not fit, and the refusal says why not memory.
+        other = subprocess.Popen(["sleep", "300"])
+        claim = os.path.join(memscratch.SHM, ".pgsafe-claim-%d" % other.pid)
+        try:
+            with open(claim, "w") as fh:
+                fh.write("%d\n" % memscratch.free_bytes(memscratch.SHM))
+            proc = run_cli(c, c.backup_dir, *argv)
+            assert proc.returncode == 2 and "of 2 members extracted" in proc.stderr, proc.stdout + proc.stderr
+            assert "(on disk: " in proc.stderr and "claimed by other runs, not yet written" in proc.stderr, proc.stderr
+        finally:
+            other.kill()
+            other.wait()
+            os.unlink(claim)  # the test's (root's): the runs, as postgres, leave another user's alone
         port = free_port()
         proc = run_cli(c, c.backup_dir, *argv[:3], str(port), *argv[4:])
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        # The run's own claim went with its extraction.
+        assert not [n for n in os.listdir(memscratch.SHM) if n.startswith(".pgsafe-claim-")]
         try:
             assert json.loads(proc.stdout)["chain_extracted_in"] == "memory"
             restored = contents(dict(host=data_dir, port=port, user="postgres", dbname="postgres"))

@@ -1,7 +1,11 @@
 """Where a throwaway extraction goes: memory when it is small beside it, and killed runs' leftovers."""
 
 import os
+import select
 import subprocess
+import sys
+
+import pytest
 
 from pgsafe.core import memscratch
 
@@ -65,35 +69,95 @@ def test_check_mode_leaves_a_killed_runs_directory_alone():
     dead = os.path.join(memscratch.SHM, ".pgsafe-unit-%d-abc" % gone.pid)
     os.makedirs(dead)
     try:
-        memscratch.decide(1, ".pgsafe-unit-", tidy=False)
+        memscratch.decide(1, ".pgsafe-unit-", acting=False)
         assert os.path.isdir(dead)
         memscratch.decide(1, ".pgsafe-unit-")
         assert not os.path.exists(dead)
     finally:
+        memscratch.release()
         subprocess.run(["rm", "-rf", dead], check=True)
 
 
-def write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+SHM_FREE = memscratch.SHM_RESERVE + 64 * MiB
 
 
-def test_a_cgroup_limit_bounds_the_memory_a_tmpfs_may_take(tmp_path):
-    proc = tmp_path / "cgroup"
-    # v2: the process's own cgroup has no limit, its parent (a service's slice) has.
-    write(proc, "0::/system.slice/cron.service\n")
-    root = tmp_path / "sys"
-    write(root / "system.slice" / "cron.service" / "memory.max", "max\n")
-    write(root / "system.slice" / "cron.service" / "memory.current", "%d\n" % (100 * MiB))
-    write(root / "system.slice" / "memory.max", "%d\n" % (1024 * MiB))
-    write(root / "system.slice" / "memory.current", "%d\n" % (900 * MiB))
-    assert memscratch.cgroup_headroom(str(proc), str(root)) == 124 * MiB
-    # v1: the memory controller's hierarchy; "no limit" is a huge number.
-    write(proc, "4:memory:/process_api/x\n3:cpuset:/\n0::/\n")
-    v1 = root / "memory" / "process_api" / "x"
-    write(v1 / "memory.limit_in_bytes", "9223372036854771712\n")
-    write(v1 / "memory.usage_in_bytes", "%d\n" % MiB)
-    assert memscratch.cgroup_headroom(str(proc), str(root)) is None
-    write(v1 / "memory.limit_in_bytes", "%d\n" % (512 * MiB))
-    assert memscratch.cgroup_headroom(str(proc), str(root)) == 511 * MiB
-    assert memscratch.cgroup_headroom(str(tmp_path / "absent"), str(root)) is None
+@pytest.fixture
+def shm(tmp_path, monkeypatch):
+    """A /dev/shm of the test's own, so the claims of runs on this host do not count, with 64 MiB
+    free beyond the reserve and memory enough."""
+    monkeypatch.setattr(memscratch, "SHM", str(tmp_path))
+    monkeypatch.setattr(memscratch, "free_bytes", lambda _path: SHM_FREE)
+    monkeypatch.setattr(memscratch, "memory_available", lambda: 1 << 40)
+    monkeypatch.setattr(memscratch, "cgroup_headroom", lambda: None)
+    return tmp_path
+
+
+def other_run():
+    """A live process that is not this one, and a dead one's pid."""
+    live = subprocess.Popen(["sleep", "60"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    return live, dead.pid
+
+
+def test_other_runs_claims_count_against_the_room_until_written(shm):
+    live, dead_pid = other_run()
+    try:
+        # A live run claimed 40 of the 64 MiB: 32 more do not fit.
+        (shm / (".pgsafe-claim-%d" % live.pid)).write_text("%d\n" % (40 * MiB))
+        # A dead run's claim counts for nothing, and goes.
+        (shm / (".pgsafe-claim-%d" % dead_pid)).write_text("%d\n" % (64 * MiB))
+        in_memory, why = memscratch.decide(32 * MiB, ".pgsafe-unit-")
+        assert not in_memory and "40M of it claimed by other runs, not yet written" in why, why
+        assert not (shm / (".pgsafe-claim-%d" % dead_pid)).exists()
+        assert not (shm / (".pgsafe-claim-%d" % os.getpid())).exists()  # no claim for a refusal
+        # What the live run has written of its claim counts once (free_bytes sees it), not twice.
+        written = shm / (".pgsafe-chain-%d-x" % live.pid) / "0"
+        written.mkdir(parents=True)
+        (written / "base.tar").write_bytes(b"\1" * (16 * MiB))
+        assert memscratch.claimed_by_others() == 24 * MiB
+    finally:
+        memscratch.release()
+        live.kill()
+        live.wait()
+
+
+def test_a_decision_for_memory_claims_its_room_until_its_directory_goes(shm):
+    assert memscratch.decide(4096, ".pgsafe-unit-")[0]
+    claim = shm / (".pgsafe-claim-%d" % os.getpid())
+    assert claim.read_text() == "4096\n" and claim.stat().st_mode & 0o777 == 0o644
+    path = memscratch.make_dir(".pgsafe-unit-", True, "")
+    assert claim.exists() and os.path.dirname(path) == str(shm)
+    memscratch.remove_dir(path)
+    assert not claim.exists() and not os.path.exists(path)
+    # A decision checked without acting claims nothing; a directory on disk drops the claim.
+    memscratch.decide(4096, ".pgsafe-unit-", acting=False)
+    assert not claim.exists()
+    assert memscratch.decide(4096, ".pgsafe-unit-")[0]
+    (shm / "disk").mkdir()
+    os.rmdir(memscratch.make_dir(".pgsafe-unit-", False, str(shm / "disk")))
+    assert not claim.exists()
+
+
+def test_two_runs_deciding_at_once_do_not_both_take_the_room(shm):
+    """Two runs that each fit alone and not together: one goes to memory, the other is told why not."""
+    script = (
+        "import sys; sys.path.insert(0, %r); from pgsafe.core import memscratch; memscratch.SHM = %r; "
+        "memscratch.free_bytes = lambda _p: %d; memscratch.memory_available = lambda: 1 << 40; "
+        "memscratch.cgroup_headroom = lambda: None; "
+        "print(memscratch.decide(40 * 2**20, '.pgsafe-unit-')[0], flush=True); sys.stdin.read()"
+        % (os.path.dirname(os.path.dirname(os.path.dirname(memscratch.__file__))), str(shm), SHM_FREE)
+    )
+    with memscratch._claims_locked():  # both wait on the lock, then decide one after the other
+        runs = [
+            subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for run_number in range(2)
+        ]
+        waiting = select.select([run.stdout for run in runs], [], [], 1.0)[0]
+        assert waiting == [], "a run decided while the claims were locked"
+    try:
+        answers = sorted(run.stdout.readline().strip() for run in runs)
+    finally:
+        for run in runs:
+            run.communicate("")
+    assert answers == ["False", "True"]

@@ -135,5 +135,10 @@ def test_a_chain_extracted_in_memory_needs_only_the_combined_cluster_on_disk(tmp
     # On disk: both members' files and the newest's WAL.
     with pytest.raises(ConfigError, match="restoring needs at least 103M .*of 2 members extracted"):
         restoreroom.check(chain, str(tmp_path / "data"), [target], free=lambda p: 90 * MiB)
+    # A refusal that counts the members says why they are not in memory.
+    with pytest.raises(ConfigError, match=r"of 2 members extracted \(on disk: memory_scratch is off\)"):
+        restoreroom.check(
+            chain, str(tmp_path / "data"), [target], free=lambda p: 90 * MiB, members_why="memory_scratch is off"
+        )
     with pytest.raises(ConfigError, match=r"of combined cluster and WAL, at least 48M of it"):
         restoreroom.check(chain, str(tmp_path / "data"), [target], free=lambda p: 40 * MiB, members_in_memory=True)

@@ -8,11 +8,20 @@ What goes to memory is bounded (a quarter of the memory available, to the host a
 memory cgroups, and room left in /dev/shm), and a run that is killed leaves a directory named after
 its pid, removed by the next run that looks. The option memory_scratch: off keeps every extraction on
 disk (a host whose memory is spoken for).
+
+Runs at once (an hourly combine proof and a restore drill) each see the other's bytes only once
+written: deciding before the other has written would let both take the same room, eat the reserve
+PostgreSQL's own shared memory needs, and fail one of them half-way.  So a run that goes to memory
+leaves a claim of its size (decided under a lock), and every decision subtracts what live claims have
+not written yet.  The claim goes when the run's directory is removed (remove_dir), or the run ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import shutil
 import tempfile
 
@@ -20,7 +29,7 @@ from .fsutil import free_bytes, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Iterator, Optional
 
 SHM = "/dev/shm"
 # At most this share of MemAvailable goes to a throwaway extraction: the rest is the server's.
@@ -29,6 +38,12 @@ MEMORY_SHARE = 4
 SHM_RESERVE = 64 << 20
 # cgroup v1 writes "no limit" as a page-rounded 2**63.
 UNLIMITED = 1 << 62
+# A run's claim of room in /dev/shm, a file named after its pid (readable by other users' runs,
+# which cannot look into its 0700 directory: for them all of it counts as not yet written).
+CLAIM_PREFIX = ".pgsafe-claim-"
+CLAIMS_LOCK = ".pgsafe-claims.lock"
+# Every throwaway directory of pgsafe in /dev/shm is named .pgsafe-<what>-<pid>-<random>.
+SCRATCH_NAME = re.compile(r"^\.pgsafe-(?!claim)[a-z-]+?-(\d+)-[^/]+$")
 
 
 def memory_available(meminfo: str = "/proc/meminfo") -> Optional[int]:
@@ -86,10 +101,14 @@ def _read_int(path: str) -> Optional[int]:
         return None
 
 
-def fits(needed: int, available: Optional[int], shm_free: int) -> tuple[bool, str]:
-    """(whether needed bytes may go to memory, why): pure, for the rule's tests."""
+def fits(needed: int, available: Optional[int], shm_free: int, claimed: int = 0) -> tuple[bool, str]:
+    """(whether needed bytes may go to memory, why): pure, for the rule's tests. claimed: bytes other
+    runs have claimed and not written yet, taken from both the memory and /dev/shm's room."""
     if available is None:
         return False, "the memory available is unknown"
+    if claimed:
+        verdict, why = fits(needed, max(0, available - claimed), max(0, shm_free - claimed))
+        return verdict, "%s (%s of it claimed by other runs, not yet written)" % (why, human_size(claimed))
     if needed * MEMORY_SHARE > available:
         return False, "%s is more than a quarter of the %s of memory available" % (
             human_size(needed),
@@ -105,23 +124,132 @@ def fits(needed: int, available: Optional[int], shm_free: int) -> tuple[bool, st
     )
 
 
-def decide(needed: Optional[int], prefix: str, allowed: bool = True, tidy: bool = True) -> tuple[bool, str]:
+def decide(needed: Optional[int], prefix: str, allowed: bool = True, acting: bool = True) -> tuple[bool, str]:
     """(whether a throwaway extraction of needed bytes goes to /dev/shm, why): see fits; needed None
     (unknown) goes to disk. Decided once, before the room on disk is checked, so that check counts
-    only what will be written there. tidy: a killed run's leftovers (prefix) are removed first (not
-    in check mode, which changes nothing)."""
+    only what will be written there. acting (False in check mode, which changes nothing): a killed
+    run's leftovers (prefix, and dead runs' claims) are removed first, and a decision for memory
+    claims its room until this run's directory (make_dir) is removed, or this run ends."""
     if not allowed:
         return False, "memory_scratch is off"
     if needed is None:
         return False, "its size is unknown"
     if not (os.path.isdir(SHM) and os.access(SHM, os.W_OK)):
         return False, "%s is not writable" % SHM
-    if tidy:
+    if acting:
         remove_stale(prefix)
     available, headroom = memory_available(), cgroup_headroom()
     if headroom is not None:
         available = headroom if available is None else min(available, headroom)
-    return fits(needed, available, free_bytes(SHM))
+    with _claims_locked():
+        verdict = fits(needed, available, free_bytes(SHM), claimed_by_others(tidy=acting))
+        if acting:
+            release()
+            if verdict[0]:
+                _write_claim(needed)
+    return verdict
+
+
+@contextlib.contextmanager
+def _claims_locked() -> Iterator[None]:
+    """The claims lock: held from reading the others' claims to writing this run's. A lock that
+    cannot be had (another user's file where the kernel protects regular files in sticky
+    directories) leaves the decision as it was before claims: on the room seen."""
+    path = os.path.join(SHM, CLAIMS_LOCK)
+    fd = -1
+    for flags in (os.O_RDONLY | os.O_NOFOLLOW, os.O_RDONLY | os.O_NOFOLLOW | os.O_CREAT | os.O_EXCL):
+        try:
+            fd = os.open(path, flags, 0o644)
+            break
+        except OSError:
+            continue
+    try:
+        if fd >= 0:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _claim_file(pid: int) -> str:
+    return os.path.join(SHM, "%s%d" % (CLAIM_PREFIX, pid))
+
+
+def _write_claim(needed: int) -> None:
+    """Best effort: a claim that cannot be written costs the others' view of it, not this run."""
+    path = _claim_file(os.getpid())
+    tmp = path + ".new"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("%d\n" % needed)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def release() -> None:
+    """Drop this run's claim: its directory is gone, or it did not go to memory after all."""
+    with contextlib.suppress(OSError):
+        os.unlink(_claim_file(os.getpid()))
+
+
+def _read_claim(path: str) -> Optional[int]:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def claimed_by_others(tidy: bool = True) -> int:
+    """Bytes live runs other than this one have claimed in /dev/shm and not written yet. tidy: a
+    dead run's claim file is removed (its directory is remove_stale's)."""
+    try:
+        names = os.listdir(SHM)
+    except OSError:
+        return 0
+    dirs: dict[int, list[str]] = {}
+    claims: dict[int, int] = {}
+    for name in names:
+        match = SCRATCH_NAME.match(name)
+        if match:
+            dirs.setdefault(int(match.group(1)), []).append(os.path.join(SHM, name))
+            continue
+        if not (name.startswith(CLAIM_PREFIX) and name[len(CLAIM_PREFIX) :].isdigit()):
+            continue
+        pid, path = int(name[len(CLAIM_PREFIX) :]), os.path.join(SHM, name)
+        if pid == os.getpid():
+            continue
+        if not _alive(pid):
+            if tidy and _owned(path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            continue
+        size = _read_claim(path)
+        if size is not None:
+            claims[pid] = size
+    return sum(max(0, size - sum(_bytes_under(d) for d in dirs.get(pid, ()))) for pid, size in claims.items())
+
+
+def _bytes_under(top: str) -> int:
+    """What the files under top take in memory (0 when they cannot be read: another user's run's
+    claim then counts whole)."""
+    total = 0
+    for root, _dirs, files in os.walk(top):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+def _owned(path: str) -> bool:
+    try:
+        return os.lstat(path).st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def make_dir(prefix: str, in_memory: bool, disk_parent: str) -> str:
@@ -129,7 +257,15 @@ def make_dir(prefix: str, in_memory: bool, disk_parent: str) -> str:
     leftover), in /dev/shm or under disk_parent."""
     path = tempfile.mkdtemp(prefix="%s%d-" % (prefix, os.getpid()), dir=SHM if in_memory else disk_parent)
     os.chmod(path, 0o700)
+    if not in_memory:
+        release()
     return path
+
+
+def remove_dir(path: str) -> None:
+    """Remove a directory of make_dir, and with it this run's claim."""
+    shutil.rmtree(path, ignore_errors=True)
+    release()
 
 
 def remove_stale(prefix: str) -> list[str]:

@@ -238,7 +238,7 @@ def run_base_backup(
     _refuse_incremental(req, facts)
     if check_mode:
         plan = _plan_type(req, facts, list_base(req.backup_dir)[0], rehash=False)
-        proofplan = _chain_proof(req, plan["chain"], facts, log, tidy=False)
+        proofplan = _chain_proof(req, plan["chain"], facts, log, acting=False)
         return {
             "backup_id": backup_id,
             "backup_path": os.path.join(directory, backup_id),
@@ -338,17 +338,17 @@ def _chain_proof(
     chain: Optional[list[Entry]],
     facts: Mapping[str, Any],
     log: Callable[[str], None],
-    tidy: bool = True,
+    acting: bool = True,
 ) -> ProofPlan:
     """The proof of this run's incremental, from chainproof.choose (its why said in the log too), and
     where a combine would extract: in memory when it fits there (decided first, so the room on the
-    backup disk is asked for only when the combine goes there). tidy: see memscratch.decide."""
+    backup disk is asked for only when the combine goes there). acting: see memscratch.decide."""
     if not chain or not req.verify:
         return ProofPlan("combine" if req.chain_proof == "auto" else req.chain_proof)
     state, now = VerifyState(req.backup_dir).data, utc_now()
     plan = ProofPlan(*chainproof.choose(req.chain_proof, chain, state, req.reverify_hours, now))
     if plan.proof == "combine":  # the members' manifests are read only when a combine may run
-        plan.in_memory, plan.where_why = _combine_in_memory(chain, facts, req.memory_scratch != "off", tidy)
+        plan.in_memory, plan.where_why = _combine_in_memory(chain, facts, req.memory_scratch != "off", acting)
         directory = base_dir(req.backup_dir)
         # combine asked for by name fails on a short disk; auto proves members then
         if req.chain_proof == "auto" and not plan.in_memory and os.path.isdir(directory):
@@ -366,14 +366,16 @@ def _chain_proof(
     return plan
 
 
-def _combine_in_memory(chain: Sequence[Entry], facts: Mapping[str, Any], allowed: bool, tidy: bool) -> tuple[bool, str]:
+def _combine_in_memory(
+    chain: Sequence[Entry], facts: Mapping[str, Any], allowed: bool, acting: bool
+) -> tuple[bool, str]:
     """Whether a combine proof on chain extracts its members and writes their combination in /dev/shm
     (memscratch.decide on both: the members as the manifests say, the result about the cluster's size)."""
     try:
         needed: Optional[int] = sum(restoreroom.extracted_sizes(chain).values()) + facts["cluster_bytes"]
     except (OSError, ValueError):
         needed = None
-    return memscratch.decide(needed, PROOF_SCRATCH_PREFIX, allowed, tidy)
+    return memscratch.decide(needed, PROOF_SCRATCH_PREFIX, allowed, acting)
 
 
 def _verify_need(facts: Mapping[str, Any], combining: bool, member: bool = False) -> tuple[int, str]:
@@ -753,6 +755,8 @@ def verify_chain(
     finally:
         for path in scratches:
             remove_quietly(path)
+        if proofplan is not None and proofplan.in_memory:
+            memscratch.release()
 
 
 def _run_pg_basebackup(argv: list[str], env: dict[str, str]) -> tuple[int, str]:

@@ -417,10 +417,17 @@ def run_pitr(
         None if extracted is None else sum(extracted.values()),
         CHAIN_SCRATCH_PREFIX,
         req.memory_scratch != "off",
-        tidy=not check_mode,
+        acting=not check_mode,
     )
+    if len(chain) > 1:
+        log(
+            "the chain's %d members are to be extracted %s: %s"
+            % (len(chain), "in memory" if in_memory else "on disk", why)
+        )
     # Refused now, not after the extraction has filled the disk.
-    space = restoreroom.check(chain, req.data_directory, targets, log, members_in_memory=in_memory, extracted=extracted)
+    space = restoreroom.check(
+        chain, req.data_directory, targets, log, members_in_memory=in_memory, extracted=extracted, members_why=why
+    )
     if len(chain) > 1:
         log("incremental chain of %d: %s" % (len(chain), " + ".join(e.backup_id for e in chain)))
     log(
@@ -463,7 +470,7 @@ def run_pitr(
     scratch = ""
     try:
         if len(chain) > 1:
-            combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps, in_memory, why)
+            combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps, in_memory)
             removing = fsutil.remove_in_background(scratch)
         else:
             with steps.timed("extract"):
@@ -495,6 +502,7 @@ def run_pitr(
     finally:
         if removing is not None:
             removing.join()
+        memscratch.release()
     result.update(
         {
             "base_backup": entry.backup_id,
@@ -569,7 +577,6 @@ def _combine_verified(
     targets: list[tblspc.Target],
     steps: Steps,
     in_memory: bool,
-    why: str,
 ) -> tuple[str, str]:
     """Every member re-hashed against its metadata and extracted (beside the target, or in memory),
     then combined into it by pg_combinebackup; on failure the extracted copies are removed here, on
@@ -580,15 +587,13 @@ def _combine_verified(
     and linked, and its tablespace_map (naming the original directories) removed.  The extractions are
     the only inputs, so pg_combinebackup may hard-link their files (chain.copy_method): nothing reads
     them after the combine, so the server writing through a shared inode changes no backup.  They go
-    to memory (in_memory, why: memscratch.decide) when they are small beside it: the combined cluster
+    to memory (in_memory: memscratch.decide) when they are small beside it: the combined cluster
     is written to the data directory either way, and a tmpfs spares a long-lived filesystem the
     members' small files."""
-    import shutil
-
     major = tools.major_of_num(chain[-1].meta.get("server_version_num"))
     pg_combinebackup = chains.find_combinebackup(major)
     scratch = memscratch.make_dir(CHAIN_SCRATCH_PREFIX, in_memory, os.path.dirname(data_directory))
-    log("extracting the chain's %d members in %s: %s" % (len(chain), os.path.dirname(scratch), why))
+    log("extracting the chain's %d members in %s" % (len(chain), os.path.dirname(scratch)))
     try:
         members = [os.path.join(scratch, str(n)) for n in range(len(chain))]
         places = [
@@ -614,7 +619,7 @@ def _combine_verified(
             _empty_directories(data_directory, targets)
             raise
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        memscratch.remove_dir(scratch)
         raise
 
 

@@ -100,10 +100,12 @@ def plan(
     targets: Sequence[Target],
     members_in_memory: bool = False,
     extracted: Optional[dict[Optional[int], int]] = None,
+    members_why: str = "",
 ) -> list[Need]:
     """Per filesystem (keyed by device), what restoring chain (oldest first; one entry: a full) into
     data_directory and targets writes.  members_in_memory: a chain's members are extracted in
-    /dev/shm (memscratch decided, and checked that room), not beside the data directory.  extracted:
+    /dev/shm (memscratch decided, and checked that room), not beside the data directory, and else
+    members_why says why not (a refusal that counts them should say so).  extracted:
     extracted_sizes(chain), when already read."""
     needs: dict[int, Need] = {}
 
@@ -131,7 +133,8 @@ def plan(
         certain[None] = certain.get(None, 0) + carried_wal(chain[-1].meta)
     else:
         scratch = os.path.dirname(os.path.abspath(data_directory))
-        need(scratch).add(sum(extracted.values()), 0, "of %d members extracted" % len(chain))
+        why = " (on disk: %s)" % members_why if members_why else ""
+        need(scratch).add(sum(extracted.values()), 0, "of %d members extracted%s" % (len(chain), why))
     for oid, size in extracted.items():
         least = certain.get(oid, 0)
         at = "at least %s of it" % human_size(least) if least else "at most"
@@ -150,12 +153,13 @@ def check(
     free: Callable[[str], int] = free_bytes,
     members_in_memory: bool = False,
     extracted: Optional[dict[Optional[int], int]] = None,
+    members_why: str = "",
 ) -> list[dict[str, object]]:
     """Refuse (exit 2) a restore whose certain bytes do not fit a filesystem; log when the possible
     ones may not.  Returns what was found, per filesystem (plan says what the last two mean)."""
     found: list[dict[str, object]] = []
     try:
-        needs = plan(chain, data_directory, targets, members_in_memory, extracted)
+        needs = plan(chain, data_directory, targets, members_in_memory, extracted, members_why)
     except OSError as exc:  # an estimate must never stop a restore that the backup itself allows
         log("warning: the room this restore needs was not checked: %s" % exc)
         return found
