@@ -40,11 +40,12 @@ def names(bucket, prefix=PREFIX):
     return {key[len(prefix) + 1 :] for key in keys(bucket, prefix + "/")}
 
 
-def repository(bucket, profile="default", prefix=PREFIX):
+def repository(bucket, profile="default", prefix=PREFIX, **settings):
+    """The engine's repository on the bucket; settings go to its S3Settings (max_attempts=...)."""
     from pgsafe.offsite.repository import OffsiteRepository
     from pgsafe.storage.s3config import S3Location
 
-    return OffsiteRepository(bucket.store(profile), S3Location(bucket.name, prefix))
+    return OffsiteRepository(bucket.store(profile, **settings), S3Location(bucket.name, prefix))
 
 
 def ago(days=0, hours=0):

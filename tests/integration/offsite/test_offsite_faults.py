@@ -70,7 +70,7 @@ def test_gateway_killed_mid_push_keeps_the_local_backup_shows_nothing_and_the_ne
         backup = json.loads(cli("backup", db, "--json").stdout)
         env = s3_env(s3_bucket)
         gateway = s3_bucket.gateway
-        repo = repository(s3_bucket)
+        repo = repository(s3_bucket, max_attempts=2)  # the retries' backoff is not what is tested here
         pausing = _PausingRepository(repo.store, repo.location, pause_at=12 * MIB)
         outcome = {}
 

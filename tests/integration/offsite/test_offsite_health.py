@@ -108,7 +108,8 @@ def test_health_reads_back_one_backup_per_run_and_counts_what_is_not_pushed(pg, 
 def test_an_unreachable_repository_is_a_failed_check_never_a_skip(pg, cli, sample_db, backup_dir, s3_bucket):
     cli("backup", sample_db)
     prom = os.path.join(backup_dir, "metrics", "pgsafe.prom")
-    nowhere = s3_env(s3_bucket, AWS_ENDPOINT_URL="http://127.0.0.1:%d" % free_port())
+    # One try each (AWS_MAX_ATTEMPTS): the retries' backoff is not what is tested here.
+    nowhere = s3_env(s3_bucket, AWS_ENDPOINT_URL="http://127.0.0.1:%d" % free_port(), AWS_MAX_ATTEMPTS="1")
     rc, report = health(pg, backup_dir, nowhere, "--no-connect", "--metrics-file", prom)
     repo = one(report, "offsite_repository")
     assert rc == 5 and repo["status"] == "critical" and "cannot be read" in repo["message"], report
@@ -137,7 +138,7 @@ def test_an_unreachable_repository_is_a_failed_check_never_a_skip(pg, cli, sampl
     gateway = s3_bucket.gateway
     gateway.kill("rgw")
     try:
-        rc, report = health(pg, backup_dir, s3_env(s3_bucket), "--no-connect")
+        rc, report = health(pg, backup_dir, s3_env(s3_bucket, AWS_MAX_ATTEMPTS="1"), "--no-connect")
         assert rc == 5 and one(report, "offsite_repository")["status"] == "critical"
     finally:
         gateway.up()

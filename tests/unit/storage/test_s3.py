@@ -102,6 +102,14 @@ def test_bad_settings_are_configuration_errors(kwargs, message):
         S3Settings(environ={}, **kwargs)
 
 
+def test_attempts_come_from_aws_max_attempts_unless_given():
+    assert S3Settings(environ={}).max_attempts == 5
+    assert S3Settings(environ={"AWS_MAX_ATTEMPTS": "2"}).max_attempts == 2
+    assert S3Settings(max_attempts=7, environ={"AWS_MAX_ATTEMPTS": "2"}).max_attempts == 7
+    with pytest.raises(ConfigError, match=r"max_attempts \(AWS_MAX_ATTEMPTS\) 'many' is not a number"):
+        S3Settings(environ={"AWS_MAX_ATTEMPTS": "many"})
+
+
 def test_settings_never_show_the_secret():
     settings = S3Settings(
         access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG", session_token="TOKEN123", environ={}

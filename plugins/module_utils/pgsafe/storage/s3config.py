@@ -110,6 +110,10 @@ def _positive_number(value: Any, what: str, integer: bool = False) -> float:
     return number
 
 
+# Tries of one request before it fails (botocore's standard mode: up to about 15 s of backoff).
+DEFAULT_MAX_ATTEMPTS = 5
+
+
 class S3Settings:
     """How to reach the object store. Secrets are kept out of repr() and describe()."""
 
@@ -125,7 +129,7 @@ class S3Settings:
         addressing_style: Optional[str] = None,
         connect_timeout: float = 10,
         read_timeout: float = 60,
-        max_attempts: int = 5,
+        max_attempts: Optional[int] = None,
         environ: Optional[Mapping[str, str]] = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -162,7 +166,11 @@ class S3Settings:
         self.addressing_style = addressing_style or ("path" if self.endpoint_url else "virtual")
         self.connect_timeout = _positive_number(connect_timeout, "connect_timeout")
         self.read_timeout = _positive_number(read_timeout, "read_timeout")
-        self.max_attempts = _positive_number(max_attempts, "max_attempts", integer=True)
+        # Every try, the first included; AWS_MAX_ATTEMPTS as the AWS tools read it, else DEFAULT_MAX_ATTEMPTS.
+        attempts = _first(None if max_attempts is None else str(max_attempts), env.get("AWS_MAX_ATTEMPTS"))
+        self.max_attempts = _positive_number(
+            DEFAULT_MAX_ATTEMPTS if attempts is None else attempts, "max_attempts (AWS_MAX_ATTEMPTS)", integer=True
+        )
 
     @property
     def secret_key(self) -> Optional[str]:
