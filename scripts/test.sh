@@ -17,14 +17,22 @@ bash scripts/setup.sh || { echo "setup failed"; exit 1; }
 source scripts/env.sh
 
 declare -a failed=()
-# Runs one stage, says how long it took; its status is the stage's.
+# Runs one stage within its time limit (seconds), says how long it took; its status is the stage's.
+# A stage that hangs is stopped at its limit (TERM, then KILL 30 s later) and reported as such, so the
+# other stages still run and say what they found, instead of CI's own limit ending the run unreported.
+# --foreground keeps the stage in this script's process group: Ctrl-C and the stop of a background
+# stage (stop_background) reach it as before; the limit's signal goes to the stage's own command.
 stage() {
-    local name=$1; shift
+    local name=$1 limit=$2; shift 2
     echo
     echo "=== ${name} ==="
-    local start=$SECONDS
-    if "$@"; then
+    local start=$SECONDS rc=0
+    timeout --foreground --kill-after=30 "$limit" "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
         echo "=== ${name}: ok ($((SECONDS - start))s) ==="
+    elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        echo "=== ${name}: FAILED: stopped at its limit of ${limit}s ==="
+        return 1
     else
         echo "=== ${name}: FAILED ($((SECONDS - start))s) ==="
         return 1
@@ -44,14 +52,15 @@ label_of() {
 run_stage() {
     local label
     label=$(label_of "$1")
+    # Limits: about twice a stage's time on a fresh machine (image builds included) in November 2026.
     case $1 in
-        style)    stage "$label" bash scripts/style.sh ;;
-        pytest)   stage "$label" python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
-        sanity)   stage "$label" bash scripts/sanity.sh ;;
-        lint)     stage "$label" ansible-lint --profile production ;;
-        molecule) stage "$label" bash scripts/molecule.sh ;;
-        matrix)   stage "$label" bash scripts/matrix.sh 17 18 ;;
-        bench)    stage "$label" python bench/run.py --smoke ;;
+        style)    stage "$label" 600 bash scripts/style.sh ;;
+        pytest)   stage "$label" 2700 python -m pytest -p no:cacheprovider -q -rs --junitxml=tests/output/junit.xml tests ;;
+        sanity)   stage "$label" 900 bash scripts/sanity.sh ;;
+        lint)     stage "$label" 600 ansible-lint --profile production ;;
+        molecule) stage "$label" 2400 bash scripts/molecule.sh ;;
+        matrix)   stage "$label" 2700 bash scripts/matrix.sh 17 18 ;;
+        bench)    stage "$label" 600 python bench/run.py --smoke ;;
         *) echo "unknown stage $1"; return 1 ;;
     esac
 }
