@@ -161,3 +161,15 @@ def test_two_runs_deciding_at_once_do_not_both_take_the_room(shm):
         for run in runs:
             run.communicate("")
     assert answers == ["False", "True"]
+
+
+def test_a_run_that_fails_after_its_decision_leaves_no_claim(shm):
+    @memscratch.releasing
+    def refused_restore():
+        assert memscratch.decide(4096, ".pgsafe-unit-")[0]
+        assert (shm / (".pgsafe-claim-%d" % os.getpid())).exists()
+        raise RuntimeError("no room on the data directory's disk")
+
+    with pytest.raises(RuntimeError):
+        refused_restore()
+    assert not (shm / (".pgsafe-claim-%d" % os.getpid())).exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -29,7 +30,9 @@ from .fsutil import free_bytes, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Optional
+    from typing import Any, Callable, Iterator, Optional, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 SHM = "/dev/shm"
 # At most this share of MemAvailable goes to a throwaway extraction: the rest is the server's.
@@ -266,6 +269,20 @@ def remove_dir(path: str) -> None:
     """Remove a directory of make_dir, and with it this run's claim."""
     shutil.rmtree(path, ignore_errors=True)
     release()
+
+
+def releasing(run: F) -> F:
+    """A run (a restore, a backup) whose claim never outlives it, whatever it raises: a refusal after
+    the decision must not hold the room for the rest of a long-lived process (the tests', a module's)."""
+
+    @functools.wraps(run)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(*args, **kwargs)
+        finally:
+            release()
+
+    return wrapped  # type: ignore[return-value]
 
 
 def remove_stale(prefix: str) -> list[str]:

@@ -228,6 +228,7 @@ def _compress_arg(req: BaseBackupRequest, version_num: int) -> list[str]:
     return ["--compress=%s-%s:%s" % (where, req.compression, spec)]
 
 
+@memscratch.releasing
 def run_base_backup(
     req: BaseBackupRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
 ) -> dict[str, Any]:

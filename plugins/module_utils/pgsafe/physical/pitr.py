@@ -387,6 +387,7 @@ def check_host(req: PitrRequest, log: Callable[[str], None] = lambda msg: None) 
     return checked
 
 
+@memscratch.releasing
 def run_pitr(
     req: PitrRequest, log: Callable[[str], None] = lambda msg: None, check_mode: bool = False
 ) -> dict[str, Any]:
@@ -502,7 +503,6 @@ def run_pitr(
     finally:
         if removing is not None:
             removing.join()
-        memscratch.release()
     result.update(
         {
             "base_backup": entry.backup_id,
