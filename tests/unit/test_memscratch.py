@@ -12,6 +12,15 @@ from pgsafe.core import memscratch
 MiB = 1 << 20
 
 
+def test_other_runs_claims_count_within_the_same_quarter_and_room():
+    ok, why = memscratch.fits(200 * MiB, 4096 * MiB, 8192 * MiB, claimed=900 * MiB)
+    assert not ok and why == (
+        "200M (with 900M claimed by other runs, not yet written) is more than a quarter of the 4G of memory available"
+    )
+    ok, why = memscratch.fits(200 * MiB, 4096 * MiB, 8192 * MiB, claimed=800 * MiB)
+    assert ok and why.endswith("; 800M claimed by other runs, not yet written)")
+
+
 def test_small_extractions_go_to_memory_within_a_quarter_of_it():
     ok, why = memscratch.fits(200 * MiB, 4096 * MiB, 1024 * MiB)
     assert ok and "fits in memory" in why
@@ -108,7 +117,15 @@ def test_other_runs_claims_count_against_the_room_until_written(shm):
         # A dead run's claim counts for nothing, and goes.
         (shm / (".pgsafe-claim-%d" % dead_pid)).write_text("%d\n" % (64 * MiB))
         in_memory, why = memscratch.decide(32 * MiB, ".pgsafe-unit-")
-        assert not in_memory and "40M of it claimed by other runs, not yet written" in why, why
+        assert (
+            not in_memory
+            and why
+            == "%s has %s free, 96M needed beside 40M claimed by other runs, not yet written"
+            % (
+                shm,
+                memscratch.human_size(SHM_FREE),
+            )
+        ), why
         assert not (shm / (".pgsafe-claim-%d" % dead_pid)).exists()
         assert not (shm / (".pgsafe-claim-%d" % os.getpid())).exists()  # no claim for a refusal
         # What the live run has written of its claim counts once (free_bytes sees it), not twice.

@@ -106,24 +106,30 @@ def _read_int(path: str) -> Optional[int]:
 
 def fits(needed: int, available: Optional[int], shm_free: int, claimed: int = 0) -> tuple[bool, str]:
     """(whether needed bytes may go to memory, why): pure, for the rule's tests. claimed: bytes other
-    runs have claimed and not written yet, taken from both the memory and /dev/shm's room."""
+    runs have claimed and not written yet; with them, all of pgsafe's extractions stay within the
+    quarter of the memory and the room in /dev/shm."""
     if available is None:
         return False, "the memory available is unknown"
-    if claimed:
-        verdict, why = fits(needed, max(0, available - claimed), max(0, shm_free - claimed))
-        return verdict, "%s (%s of it claimed by other runs, not yet written)" % (why, human_size(claimed))
-    if needed * MEMORY_SHARE > available:
-        return False, "%s is more than a quarter of the %s of memory available" % (
+    others = "%s claimed by other runs, not yet written" % human_size(claimed) if claimed else ""
+    if (needed + claimed) * MEMORY_SHARE > available:
+        return False, "%s%s is more than a quarter of the %s of memory available" % (
             human_size(needed),
+            " (with %s)" % others if others else "",
             human_size(available),
         )
-    if needed + SHM_RESERVE > shm_free:
-        return False, "%s has %s free, %s needed" % (SHM, human_size(shm_free), human_size(needed + SHM_RESERVE))
-    return True, "%s fits in memory (%s available, %s free in %s)" % (
+    if needed + claimed + SHM_RESERVE > shm_free:
+        return False, "%s has %s free, %s needed%s" % (
+            SHM,
+            human_size(shm_free),
+            human_size(needed + SHM_RESERVE),
+            " beside %s" % others if others else "",
+        )
+    return True, "%s fits in memory (%s available, %s free in %s%s)" % (
         human_size(needed),
         human_size(available),
         human_size(shm_free),
         SHM,
+        "; %s" % others if others else "",
     )
 
 
