@@ -120,7 +120,8 @@ options:
     description:
       - Where a V(combine) proof (see O(chain_proof)) extracts the older members of the chain and writes their
         combination. V(auto) puts both in C(/dev/shm) when together they take at most a quarter of the memory
-        available (the host's, and what the memory cgroup still allows) and fit there, so the backup disk
+        available (the host's, and what the memory cgroup still allows) and fit there beside what other runs
+        at the same time have claimed there, so the backup disk
         needs no room for them and the members' thousands of small files cost no disk; else beside the
         backups. V(off) always beside the backups.
     type: str

@@ -142,8 +142,9 @@ options:
     description:
       - Where a recovery from an incremental chain extracts the chain's members for C(pg_combinebackup).
         V(auto) puts them in C(/dev/shm) when the whole chain takes at most a quarter of the memory available
-        (the host's, and what the memory cgroup still allows) and fits there, else beside the data directory;
-        V(off) always beside the data directory. RV(chain_extracted_in) says which.
+        (the host's, and what the memory cgroup still allows) and fits there, beside what other runs at the
+        same time have claimed there, else beside the data directory; V(off) always beside the data directory.
+        RV(chain_extracted_in) says which.
     type: str
     choices: [auto, "off"]
     default: auto

@@ -529,8 +529,9 @@ OPTIONS = _table(
         "auto",
         "where an incremental chain's members are extracted, by a point-in-time recovery and by a combine "
         "proof: auto in /dev/shm when they (and a proof's combined cluster) take at most a quarter of the "
-        "memory available (the host's and the memory cgroup's) and fit there, else on disk (beside the data "
-        "directory, or the backups); off always on disk",
+        "memory available (the host's and the memory cgroup's) and fit there, counting what other runs at "
+        "the same time have claimed there, else on disk (beside the data directory, or the backups); off "
+        "always on disk",
         choices=("auto", "off"),
         env="PGSAFE_MEMORY_SCRATCH",
         role_vars=("restore_drill_memory_scratch", "backup_schedule_base_memory_scratch"),
