@@ -3,9 +3,12 @@
 At each size, round robin, in one run on a plain cluster (no archiving):
   restores: bare `pg_restore -j<cores>` of `pg_dump -Fc` (the anchor); `pgsafe restore` with no options
             of today's backup (framed zstd); the same of a backup in the one-frame format written before
-            (the same dump recompressed by `zstd -T<cores>`), to show what the frames buy;
+            (the same dump recompressed by `zstd -T<cores>`), to show what the frames buy; where the
+            default is custom (pg_dump 15), also a directory backup of pg_dump's own gzip-1 on <cores> jobs,
+            which a parallel restore reads as it is;
   backups:  `pg_dump -Fc -Z0 | zstd -3 -T<cores>` (what pgsafe wrote before, the anchor),
-            `pg_dump -Fc -Z0 | pzstd -3 -p<cores>` (the framed format alone), and `pgsafe backup`.
+            `pg_dump -Fc -Z0 | pzstd -3 -p<cores>` (the framed format alone), and `pgsafe backup`
+            (no options, custom, and the gzip-1 directory).
 Every case records wall seconds and the CPU seconds of its process tree; the load average is
 recorded before each case, since the machine is shared.
 
@@ -37,6 +40,7 @@ CORES = os.cpu_count() or 1
 TARGET = "bench_restored"
 RESTORE = "default restore"
 BACKUP = "backup"
+GZIP_DIRECTORY = ("--format", "directory", "--compression", "gzip", "--compression-level", "1", "--jobs", str(CORES))
 
 
 def timed(argv, env, stdout=False):
@@ -89,10 +93,16 @@ def prepare(ctx, size):
     with open(meta_path, "w") as fh:
         json.dump(meta, fh)
     measure.chown_tree(single_dir)
-    return bare, (default_dir, default_format), framed_dir, single_dir
+    # Where pg_dump cannot write zstd (15), the one format a parallel restore reads as it is: a
+    # directory of pg_dump's own gzip, level 1 (the cheapest), on as many connections as cores.
+    gzip_dir = None
+    if default_format == "custom":
+        gzip_dir = ctx.scratch("gzipdir-%d" % size)
+        measure.run(ctx.pgsafe(gzip_dir, "backup", "--json", *GZIP_DIRECTORY, cases.DB), ctx.env)
+    return bare, (default_dir, default_format), framed_dir, single_dir, gzip_dir
 
 
-def restore_cases(ctx, bare, default, framed_dir, single_dir):
+def restore_cases(ctx, bare, default, framed_dir, single_dir, gzip_dir=None):
     def anchor():
         drop(ctx)
         ctx.sql('CREATE DATABASE "%s"' % TARGET)
@@ -122,6 +132,8 @@ def restore_cases(ctx, bare, default, framed_dir, single_dir):
     if framed_dir != default_dir:
         rows.append((RESTORE, "pgsafe restore, no options (custom, framed zstd backup)", False, ours(framed_dir)))
     rows.append((RESTORE, "pgsafe restore, no options (one-frame zstd backup, as before)", False, ours(single_dir)))
+    if gzip_dir is not None:
+        rows.append((RESTORE, "pgsafe restore, no options, of a directory gzip-1 backup", False, ours(gzip_dir)))
     return rows
 
 
@@ -161,6 +173,7 @@ def backup_cases(ctx):
         (BACKUP, "pg_dump -Fc -Z0 | pzstd -3 -p%d (frames)" % CORES, False, pipeline("pzstd -q -3 -p %d -c" % CORES)),
         (BACKUP, "pgsafe backup, no options (format auto)", False, ours()),
         (BACKUP, "pgsafe backup --format custom (framed zstd-3)", False, ours("--format", "custom")),
+        (BACKUP, "pgsafe backup --format directory gzip-1 --jobs %d" % CORES, False, ours(*GZIP_DIRECTORY)),
     ]
 
 
@@ -232,8 +245,8 @@ def main(argv=None):
                         records.append(result)
                         with open(os.path.join(args.out, "restore_default.json"), "w") as fh:
                             json.dump(records, fh, indent=1)
-            bare, (default_dir, _fmt), framed_dir, single_dir = inputs
-            for directory in sorted({default_dir, framed_dir, single_dir, os.path.dirname(bare)}):
+            bare, (default_dir, _fmt), framed_dir, single_dir, gzip_dir = inputs
+            for directory in sorted({default_dir, framed_dir, single_dir, gzip_dir, os.path.dirname(bare)} - {None}):
                 shutil.rmtree(directory)
         conn.close()
         version = cluster.sql("SHOW server_version")[0][0]
