@@ -473,6 +473,7 @@ def run_pitr(
         if len(chain) > 1:
             combine_method, scratch = _combine_verified(chain, req.data_directory, log, targets, steps, in_memory)
             removing = fsutil.remove_in_background(scratch)
+            memscratch.release()  # its room is being given back: no longer a claim on others' decisions
         else:
             with steps.timed("extract"):
                 _extract_verified(entry, req.data_directory, targets)
