@@ -52,9 +52,11 @@ done
 # A run killed outright (SIGKILL: no trap runs) leaves its container running with no client; one
 # found later ran beside three hours of benches. Each container is named after its run's pid: remove
 # those whose run is gone. A run that is stopped (INT, TERM) removes its own.
+run_is_gone() {
+    ! [[ $1 =~ ^[0-9]+$ ]] || ! grep -qs 'matrix\.sh' "/proc/$1/cmdline"
+}
 for stale in $(podman ps -a --format '{{.Names}}' | grep '^pgsafematrix-' || true); do
-    owner=${stale##*-}
-    if ! [[ $owner =~ ^[0-9]+$ ]] || ! grep -qs 'matrix\.sh' "/proc/$owner/cmdline"; then
+    if run_is_gone "${stale##*-}"; then
         echo "--- removing container $stale, left by a run that is gone"
         podman rm -f -t 0 "$stale" >/dev/null || true
     fi
@@ -62,8 +64,7 @@ done
 # Their scratch directories too (named after the pid the same way).
 for stale in /var/tmp/pgsafe-matrix-*; do
     owner=${stale#/var/tmp/pgsafe-matrix-}
-    owner=${owner%%-*}
-    if [ -d "$stale" ] && { ! [[ $owner =~ ^[0-9]+$ ]] || ! grep -qs 'matrix\.sh' "/proc/$owner/cmdline"; }; then
+    if [ -d "$stale" ] && run_is_gone "${owner%%-*}"; then
         rm -rf "$stale"
     fi
 done

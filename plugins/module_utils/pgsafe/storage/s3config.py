@@ -167,10 +167,8 @@ class S3Settings:
         self.connect_timeout = _positive_number(connect_timeout, "connect_timeout")
         self.read_timeout = _positive_number(read_timeout, "read_timeout")
         # Every try, the first included; AWS_MAX_ATTEMPTS as the AWS tools read it, else DEFAULT_MAX_ATTEMPTS.
-        attempts = _first(None if max_attempts is None else str(max_attempts), env.get("AWS_MAX_ATTEMPTS"))
-        self.max_attempts = _positive_number(
-            DEFAULT_MAX_ATTEMPTS if attempts is None else attempts, "max_attempts (AWS_MAX_ATTEMPTS)", integer=True
-        )
+        attempts = max_attempts if max_attempts is not None else env.get("AWS_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS
+        self.max_attempts = _positive_number(attempts, "max_attempts (AWS_MAX_ATTEMPTS)", integer=True)
 
     @property
     def secret_key(self) -> Optional[str]:
