@@ -11,13 +11,18 @@ the backup itself and the proof each have a figure. Then, per repeat, 5% of new 
 instead of updated: a full, the member-proven incremental after it, and the bare pair.  Once per
 run, a chain of CHAIN incrementals with small changes between them is built and restored
 (restore-pitr, to the end of the archive: its members where the engine puts them, and on disk)
-against a full taken right after its newest member, round robin.
+against a full taken right after its newest member, round robin.  Last, the third reading of "5% of
+the database changed": 5% of the cluster's blocks, by updates that stay on their page (HOT: the big
+tables rewritten with room on every page first), so no index changes; the same pairs as for the append.
+
+Each part's bare incremental records how many of the cluster's blocks the change touched, counted
+exactly from the server's WAL summaries: what a block-level incremental must copy at least.
 """
 
-import functools
 import json
 import os
 import shutil
+import time
 
 import cases
 import dataset
@@ -26,6 +31,9 @@ import pgbackrest
 
 MIN_MAJOR = 17
 CHANGE = 0.05  # the issue's "5% of the database changed"
+PARTS = ("update", "append", "chain", "blocks")  # the parts of the group, in the order they run
+FILLFACTOR = 90  # the blocks part: room on every page for a new version of one row in ten
+HOT_EVERY = 10  # ...and one row in ten updated within the changed range
 SMALL_CHANGE = 0.002  # between members of the long chain: an hour of a quiet day
 BIG_TABLES = ("ticks", "orders", "events")
 # What each update writes: a real new row version (no column an index covers is touched on ticks).
@@ -49,10 +57,11 @@ class State:
         self.offset = 0.0
 
 
-def change(ctx, state, fraction):
+def change(ctx, state, fraction, every=1):
     """Update `fraction` of the rows of each big table: a contiguous id range, as recent rows change
-    together (orders paid, then shipped); returns the rows updated."""
+    together (orders paid, then shipped), one row in `every` of it; returns the rows updated."""
     rows = 0
+    sparse = " AND id %%%% %d = 0" % every if every > 1 else ""
     conn = ctx.cluster.connect(cases.DB)
     try:
         with conn.cursor() as cur:
@@ -63,7 +72,8 @@ def change(ctx, state, fraction):
                 start = lo + int(span * (state.offset % 1.0))
                 count = max(1, int(span * fraction))
                 cur.execute(
-                    "UPDATE %s SET %s WHERE id >= %%s AND id < %%s" % (table, UPDATES[table]), (start, start + count)
+                    "UPDATE %s SET %s WHERE id >= %%s AND id < %%s%s" % (table, UPDATES[table], sparse),
+                    (start, start + count),
                 )
                 rows += cur.rowcount
     finally:
@@ -89,6 +99,65 @@ def append(ctx, fraction):
         conn.close()
     ctx.sql("CHECKPOINT")
     return added
+
+
+def change_blocks(ctx, state, fraction):
+    """Update rows in place on `fraction` of the cluster's blocks: in each big table (rewritten by
+    make_room first) a contiguous id range whose heap pages are its share of that fraction, one row in
+    HOT_EVERY of it, which fits the room left on the page, so the new versions stay there (HOT) and no
+    index changes.  Returns the rows updated."""
+    cluster_blocks = ctx.sql("SELECT sum(pg_database_size(oid)) / 8192 FROM pg_database")[0][0]
+    heap_blocks = ctx.sql(
+        "SELECT sum(pg_relation_size(c)) / 8192 FROM unnest(%s::regclass[]) c" % ("'{%s}'" % ",".join(BIG_TABLES)),
+        dbname=cases.DB,
+    )[0][0]
+    return change(ctx, state, min(1.0, float(cluster_blocks) * fraction / float(heap_blocks)), every=HOT_EVERY)
+
+
+def make_room(ctx):
+    """The big tables rewritten with FILLFACTOR: the room an in-place (HOT) update needs on its page."""
+    for table in BIG_TABLES:
+        ctx.sql("ALTER TABLE %s SET (fillfactor = %d)" % (table, FILLFACTOR), dbname=cases.DB)
+        ctx.sql("VACUUM FULL %s" % table, dbname=cases.DB)
+    ctx.sql("CHECKPOINT")
+
+
+def redo_lsn(ctx):
+    """The newest checkpoint's redo point: where the WAL summarizer ends one summary and starts the next."""
+    return ctx.sql("SELECT redo_lsn FROM pg_control_checkpoint()")[0][0]
+
+
+def changed_blocks(ctx, since):
+    """(blocks changed between the redo point `since` and the newest checkpoint's, the cluster's blocks),
+    from the WAL summaries: the least a block-level incremental taken now copies.  The summarizer ends a
+    summary at every redo point, so the summaries between the two cover exactly that WAL."""
+    now = redo_lsn(ctx)
+    deadline = time.monotonic() + 120
+    reached = "SELECT summarized_lsn >= %s::pg_lsn FROM pg_get_wal_summarizer_state()"
+    while not ctx.cluster.sql(reached, params=(now,))[0][0]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the WAL summarizer did not reach %s within 120 s" % now)
+        time.sleep(0.2)
+    between = "FROM pg_available_wal_summaries() w WHERE w.start_lsn >= %s::pg_lsn AND w.end_lsn <= %s::pg_lsn"
+    first, last = ctx.cluster.sql(
+        "SELECT min(w.start_lsn)::text, max(w.end_lsn)::text " + between, params=(since, now)
+    )[0]
+    if (first, last) != (since, now):
+        raise RuntimeError("the WAL summaries do not cover %s-%s exactly (%s-%s)" % (since, now, first, last))
+    changed = ctx.cluster.sql(
+        "SELECT count(*) FROM (SELECT DISTINCT c.reltablespace, c.reldatabase, c.relfilenode, c.relforknumber,"
+        " c.relblocknumber "
+        + between.replace("w WHERE", "w, pg_wal_summary_contents(w.tli, w.start_lsn, w.end_lsn) c WHERE")
+        + " AND NOT c.is_limit_block) b",
+        params=(since, now),
+    )[0][0]
+    total = ctx.sql("SELECT sum(pg_database_size(oid)) / 8192 FROM pg_database")[0][0]
+    return int(changed), int(total)
+
+
+def blocks_detail(ctx, since):
+    changed, total = changed_blocks(ctx, since)
+    return "%d of the cluster's %d blocks changed (%.1f%%)" % (changed, total, 100.0 * changed / total)
 
 
 def _new_backup(base, before):
@@ -196,8 +265,9 @@ def restore(ctx, backup_dir, backup_id, *extra):
     return result
 
 
-def run(ctx, records, size, repeat, chain_length, settle, log):
-    """Appends this group's records (the shape run.run_group makes) for one database size."""
+def run(ctx, records, size, repeat, chain_length, settle, log, parts=PARTS):
+    """Appends this group's records (the shape run.run_group makes) for one database size; parts: which
+    of PARTS to run (the blocks part rewrites the big tables, so it runs last)."""
     state = State()
     backup_dir = ctx.scratch("incr-backups")
 
@@ -210,6 +280,19 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         settle(ctx.cluster)
         log("%s MB | incremental | %s (%d/%d)" % (size, what, r + 1, n))
 
+    if "update" in parts:
+        _updated(ctx, state, backup_dir, repeat, record, step, log, size)
+    if "append" in parts:
+        _appended_or_blocks(ctx, backup_dir, repeat, record, step, log, size, "5% appended", None)
+    if "chain" in parts:
+        _chain(ctx, state, backup_dir, repeat, chain_length, record, step)
+    if "blocks" in parts:
+        make_room(ctx)
+        _appended_or_blocks(ctx, backup_dir, repeat, record, step, log, size, "5% of the blocks", State())
+    shutil.rmtree(backup_dir, ignore_errors=True)
+
+
+def _updated(ctx, state, backup_dir, repeat, record, step, log, size):
     group = "incremental backup, 5% changed"
     for r in range(repeat):
         # Verified, as by default: the incremental's time includes pg_verifybackup and the chain proof.
@@ -220,6 +303,7 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         record(group, "pgBackRest --type=full zst-3", True, backrest(ctx, "full"), r)
         step("bare pg_basebackup full", r)
         bare_full, bare_dir = bare_base(ctx)
+        since = redo_lsn(ctx)  # the bare full's own checkpoint
         record(group, "bare pg_basebackup full, server-zstd-3", True, bare_full, r)
         rows = change(ctx, state, CHANGE)
         log("%s MB | incremental | %d rows updated (5%% of %s)" % (size, rows, ", ".join(BIG_TABLES)))
@@ -231,7 +315,9 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         step("pgBackRest incr", r)
         record(group, "pgBackRest --type=incr zst-3", True, backrest(ctx, "incr"), r)
         step("bare pg_basebackup --incremental", r)
+        detail = blocks_detail(ctx, since)
         bare_incr, bare_incr_dir = bare_base(ctx, bare_dir)
+        bare_incr["detail"] = detail
         record(group, "bare pg_basebackup --incremental, server-zstd-3", True, bare_incr, r)
         for path in (bare_dir, bare_incr_dir):
             shutil.rmtree(path, ignore_errors=True)
@@ -251,39 +337,61 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
         incr = ours_base(ctx, backup_dir, "--incremental", "on", "--no-verify")
         record(group, cases.OURS + " incremental --no-verify", False, incr, r)
 
-    # The other reading of "5% changed": 5% of new rows appended, the pages the update above rewrites
-    # across three tables and their indexes left alone. The proof is the member proof auto runs most hours.
-    appended = "incremental backup, 5% appended"
+
+def _appended_or_blocks(ctx, backup_dir, repeat, record, step, log, size, reading, blocks_state):
+    """The other readings of "5% changed", each a verified full, the member-proven incremental after the
+    change (the proof auto runs most hours) and the bare pair: 5% of new rows appended (blocks_state
+    None), the pages the update rewrites across three tables and their indexes left alone; or 5% of the
+    cluster's blocks updated in place (blocks_state: where the next change starts)."""
+    group = "incremental backup, " + reading
 
     def measured(what, r, tool, anchor, take):
         """step, take() (a measurement, or one and the bare backup's directory), record; returns take()'s."""
         step(what, r)
         taken = take()
-        record(appended, tool, anchor, taken[0] if isinstance(taken, tuple) else taken, r)
+        record(group, tool, anchor, taken[0] if isinstance(taken, tuple) else taken, r)
         return taken
 
     for r in range(repeat):
-        ours_full = cases.OURS + ", 5% appended: full base backup (verified)"
         measured(
-            "pgsafe full, before an append",
+            "pgsafe full, before the change (%s)" % reading,
             r,
-            ours_full,
+            "%s, %s: full base backup (verified)" % (cases.OURS, reading),
             False,
             lambda: ours_base(ctx, backup_dir, "--incremental", "off"),
         )
         _bare, bare_dir = measured(
-            "bare full", r, "bare pg_basebackup, 5% appended: full", True, lambda: bare_base(ctx)
+            "bare full", r, "bare pg_basebackup, %s: full" % reading, True, lambda: bare_base(ctx)
         )
-        log("%s MB | incremental | %.0f MB of rows appended" % (size, append(ctx, CHANGE)))
-        ours_incr = cases.OURS + ", 5% appended: incremental (verified, member proof)"
-        measured("pgsafe incremental, member proof", r, ours_incr, False, lambda: member_incremental(ctx, backup_dir))
-        bare_incr = "bare pg_basebackup, 5% appended: --incremental"
+        since = redo_lsn(ctx)  # the bare full's own checkpoint
+        if blocks_state is None:
+            log("%s MB | incremental | %.0f MB of rows appended" % (size, append(ctx, CHANGE)))
+        else:
+            log("%s MB | incremental | %d rows updated in place" % (size, change_blocks(ctx, blocks_state, CHANGE)))
+        detail = blocks_detail(ctx, since)
+        log("%s MB | incremental | %s" % (size, detail))
+        measured(
+            "pgsafe incremental, member proof",
+            r,
+            "%s, %s: incremental (verified, member proof)" % (cases.OURS, reading),
+            False,
+            lambda: member_incremental(ctx, backup_dir),
+        )
+
+        def bare_incremental(parent=bare_dir, detail=detail):
+            taken, directory = bare_base(ctx, parent)
+            taken["detail"] = detail
+            return taken, directory
+
         _bare, bare_incr_dir = measured(
-            "bare --incremental", r, bare_incr, True, functools.partial(bare_base, ctx, bare_dir)
+            "bare --incremental", r, "bare pg_basebackup, %s: --incremental" % reading, True, bare_incremental
         )
         for path in (bare_dir, bare_incr_dir):
             shutil.rmtree(path, ignore_errors=True)
 
+
+def _chain(ctx, state, backup_dir, repeat, chain_length, record, step):
+    """A chain of chain_length members restored against a full of the same state, round robin."""
     # The long chain: built once (members unverified but the newest, so building stays linear in time).
     chain_group = "chain of %d incrementals" % chain_length
     step("full for the chain", 0, 1)
@@ -335,7 +443,6 @@ def run(ctx, records, size, repeat, chain_length, settle, log):
             record("incremental restore", cases.OURS + " restore-pitr, " + which, anchor, result, r)
             for name, seconds in result["steps_seconds"].items():
                 record("incremental restore, by step", "%s: %s" % (which, name), False, {"seconds": seconds}, r)
-    shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 def _record_proof(record, group, proof, r, where=""):

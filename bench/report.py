@@ -167,6 +167,35 @@ RATIOS = [
         None,
         "bytes",
     ),
+    # And when 5% of the cluster's blocks change in place (HOT updates, no index touched).
+    (
+        "incremental vs full base backup, verified (member proof), 5% of the blocks",
+        "pgsafe, 5% of the blocks: incremental",
+        "pgsafe, 5% of the blocks: full",
+        0.2,
+        "time",
+    ),
+    (
+        "incremental size vs full, 5% of the blocks",
+        "pgsafe, 5% of the blocks: incremental",
+        "pgsafe, 5% of the blocks: full",
+        0.15,
+        "bytes",
+    ),
+    (
+        "bare pg_basebackup: incremental vs its full, 5% of the blocks (the floor)",
+        "bare pg_basebackup, 5% of the blocks: --incremental",
+        "bare pg_basebackup, 5% of the blocks: full",
+        None,
+        "time",
+    ),
+    (
+        "bare pg_basebackup: incremental size vs its full, 5% of the blocks",
+        "bare pg_basebackup, 5% of the blocks: --incremental",
+        "bare pg_basebackup, 5% of the blocks: full",
+        None,
+        "bytes",
+    ),
     ("pgBackRest incr vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "time"),
     ("pgBackRest incr size vs its full", "pgBackRest --type=incr", "pgBackRest --type=full", None, "bytes"),
     (

@@ -56,6 +56,12 @@ def parse_args(argv):
         "native_zstd (PostgreSQL 16+) is not in the default",
     )
     p.add_argument("--chain", type=int, default=24, help="incremental group: length of the restored chain")
+    p.add_argument(
+        "--incremental-parts",
+        default=",".join(incremental.PARTS),
+        help="incremental group: which of its parts to run (%s; blocks rewrites the big tables and runs last)"
+        % ", ".join(incremental.PARTS),
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (for profiling)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -64,6 +70,12 @@ def parse_args(argv):
     args.out = args.out or os.path.join(HERE, "results")
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
     args.groups = set(args.groups.split(","))
+    unknown = set(args.incremental_parts.split(",")) - set(incremental.PARTS)
+    if unknown:
+        p.error(
+            "--incremental-parts: no part %s (there are %s)"
+            % (", ".join(sorted(unknown)), ", ".join(incremental.PARTS))
+        )
     if args.smoke:
         args.groups -= {"offsite", "offsite_encryption"}  # CI's smoke run stays under a minute
     return args
@@ -236,7 +248,9 @@ def main(argv=None):
                 run_group(ctx, records, actual, cases.physical_backup_cases(ctx), args.repeat)
                 run_group(ctx, records, actual, cases.physical_restore_cases(ctx), args.repeat)
             if "incremental" in args.groups:
-                incremental.run(ctx, records, actual, args.repeat, args.chain, settle, log)
+                incremental.run(
+                    ctx, records, actual, args.repeat, args.chain, settle, log, args.incremental_parts.split(",")
+                )
         conn.close()
         if "wal" in args.groups:
             cluster.sql("SELECT pg_switch_wal()")
