@@ -668,10 +668,7 @@ def test_auto_proves_members_while_the_disk_cannot_hold_a_combine(archiving_apar
             full["backup_id"],
             "member",
         )
-        logs = os.path.join(backup_dir, "logs")
-        text = "".join(
-            open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base")
-        )
+        text = base_backup_logs(backup_dir)
         assert (
             "chain proof (auto): member: no member of this chain was proven by combining yet, but verifying needs about"
             in text
@@ -716,10 +713,7 @@ def test_a_combine_in_memory_proves_the_chain_on_a_disk_too_small_for_it(archivi
         change(c, 2)
         second = json.loads(take_base(c, backup_dir, "--chain-proof", "combine").stdout)
         assert (second["parent"], second["chain_proof"]) == (incr["backup_id"], "combine")
-        logs = os.path.join(backup_dir, "logs")
-        text = "".join(
-            open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base")
-        )
+        text = base_backup_logs(backup_dir)
         assert text.count("combining the chain in /dev/shm: ") == 2 and "fits in memory" in text, text
         assert [n for n in os.listdir("/dev/shm") if n.startswith((".pgsafe-proof-", ".pgsafe-claim-"))] == []
         c.backup_dir = backup_dir
@@ -823,25 +817,37 @@ def test_a_member_is_verified_on_a_disk_smaller_than_the_cluster(archiving_apart
 
 
 @pytest.mark.skipif(MAJOR != 17, reason="only 17 extracts a member to verify it (18 reads the tar in place)")
-def test_verifying_a_member_stops_before_it_takes_the_reserve(archiving_apart):
+def test_a_member_too_big_for_the_disk_reserve_is_verified_in_memory(archiving_apart):
     """Done: as above, but the cluster grows by about 220 MB before the incremental, more than the disk
-    can extract and keep its 256 MB reserve. Seen: exit 4, the extraction stopped and named (no disk
-    filled: the reserve kept), nothing published or left in base/; once the table is dropped the
-    next incremental builds on the full."""
+    can extract and keep its 256 MB reserve; a member-proven incremental kept out of memory
+    (memory_scratch off), then the same with the default. Seen: the first is refused once pg_basebackup
+    is done and before anything is extracted (exit 4, the room it needs and the reserve named, no disk
+    filled), nothing published or left in base/; the second is extracted in /dev/shm (the log says so
+    and why), verified and kept on the full, and leaves nothing of its own in /dev/shm, no directory and
+    no claim. Before, every member was extracted beside the backups, so the second failed like the first."""
     c = archiving_apart
     with small_filesystem(padded_cluster_on_a_small_disk(c)) as backup_dir:
         full = json.loads(take_base(c, backup_dir).stdout)
         base = os.path.join(backup_dir, "base")
         before = sorted(os.listdir(base))
         add_compressible(c, 220)
-        proc = take_base(c, backup_dir, "--chain-proof", "member", rc=4)
-        assert "verifying stopped" in proc.stderr and "kept free for WAL archiving" in proc.stderr, proc.stderr
-        assert "No space left" not in proc.stderr
+        proc = take_base(c, backup_dir, "--chain-proof", "member", "--memory-scratch", "off", rc=4)
+        assert "for the incremental extracted" in proc.stderr and "kept free for WAL archiving" in proc.stderr
+        assert "No space left" not in proc.stderr, proc.stderr
         assert sorted(os.listdir(base)) == before
-        c.sql("DROP TABLE grown")
-        switch_and_wait(c)
+        mine = (".pgsafe-member-", ".pgsafe-claim-")
+        assert [n for n in os.listdir("/dev/shm") if n.startswith(mine)] == []
         incr = json.loads(take_base(c, backup_dir, "--chain-proof", "member").stdout)
-        assert (incr["backup_type"], incr["parent"]) == ("incremental", full["backup_id"])
+        assert (incr["backup_type"], incr["parent"], incr["chain_proof"]) == (
+            "incremental",
+            full["backup_id"],
+            "member",
+        )
+        text = base_backup_logs(backup_dir)
+        assert text.count("extracting the incremental in /dev/shm for pg_verifybackup: ") == 1, text
+        assert "fits in memory" in text
+        assert [n for n in os.listdir("/dev/shm") if n.startswith(mine)] == []
+        assert run_cli(c, backup_dir, "verify").returncode == 0
 
 
 @needs_17
@@ -938,6 +944,12 @@ def dead_pid():
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def base_backup_logs(backup_dir):
+    """What every base-backup run into backup_dir logged, oldest first (the runs are --quiet)."""
+    logs = os.path.join(backup_dir, "logs")
+    return "".join(open(os.path.join(logs, n)).read() for n in sorted(os.listdir(logs)) if n.startswith("backup_base"))
 
 
 def take_base(cluster, backup_dir, *extra, rc=0):
