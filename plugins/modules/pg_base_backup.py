@@ -119,7 +119,9 @@ options:
   memory_scratch:
     description:
       - Where a V(combine) proof (see O(chain_proof)) extracts the older members of the chain and writes their
-        combination. V(auto) puts both in C(/dev/shm) when together they take at most a quarter of the memory
+        combination, and where an incremental proven on its own (V(member)) is extracted for
+        C(pg_verifybackup) on servers before 18 (18 reads the tar in place). V(auto) puts them in
+        C(/dev/shm) when together they take at most a quarter of the memory
         available (the host's, and what the memory cgroup still allows) and fit there beside what other runs
         at the same time have claimed there, so the backup disk
         needs no room for them and the members' thousands of small files cost no disk; else beside the

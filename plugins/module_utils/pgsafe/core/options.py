@@ -527,10 +527,11 @@ OPTIONS = _table(
         "memory_scratch",
         "str",
         "auto",
-        "where an incremental chain's members are extracted, by a point-in-time recovery and by a combine "
-        "proof: auto in /dev/shm when they (and a proof's combined cluster) take at most a quarter of the "
-        "memory available (the host's and the memory cgroup's) and fit there, counting what other runs at "
-        "the same time have claimed there, else on disk (beside the data directory, or the backups); off "
+        "where an incremental chain's members are extracted, by a point-in-time recovery, by a combine "
+        "proof, and (where pg_verifybackup cannot read a tar, before 18) the new incremental for its own "
+        "verification: auto in /dev/shm when they (and a proof's combined cluster) take at most a quarter of "
+        "the memory available (the host's and the memory cgroup's) and fit there, counting what other runs "
+        "at the same time have claimed there, else on disk (beside the data directory, or the backups); off "
         "always on disk",
         choices=("auto", "off"),
         env="PGSAFE_MEMORY_SCRATCH",
