@@ -45,10 +45,12 @@ work=$(mktemp -d "${PGSAFE_BENCH_WORK_PARENT:-/var/tmp}"/pgsafe-bench-matrix-XXX
 chmod 0711 "$work"
 name=pgsafebench-pg$major-$$
 cleanup() {
-    podman rm -f "$name" >/dev/null 2>&1 || true
+    podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
+# A stopped bench stops at once: its container and work directory go (the EXIT trap), and nothing after.
+trap 'exit 130' INT TERM
 
 start=$SECONDS
 image=$(bash molecule/image/build.sh "$suite" "$major" bench | tail -n 1)
@@ -59,9 +61,12 @@ start=$SECONDS
 # /dev/shm size, so the server's parallel workers, pgbench and a restore's chain in memory
 # (core/memscratch.py) run as on the host.
 shm=$(df --output=size -B1M /dev/shm 2>/dev/null | tail -n 1 | tr -d ' ')
+# In the background and waited for: a stop signal then reaches the trap at once (bash defers a trap
+# until a foreground command ends, and the bench, the container's pid 1, ignores TERM).
 podman run --rm --name "$name" --network none --shm-size "${shm:-1024}m" \
     -v "$PWD:/src:ro" -v "$out:/out" -v "$work:/var/tmp" -w /src \
     -e PYTHONDONTWRITEBYTECODE=1 -e LANG=C.UTF-8 \
     "$image" \
-    python3 bench/run.py --out /out "$@"
+    python3 bench/run.py --out /out "$@" &
+wait $!
 echo "--- PostgreSQL $major: bench done ($((SECONDS - start))s); results in $out"
