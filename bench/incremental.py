@@ -106,12 +106,17 @@ def change_blocks(ctx, state, fraction):
     make_room first) a contiguous id range whose heap pages are its share of that fraction, one row in
     HOT_EVERY of it, which fits the room left on the page, so the new versions stay there (HOT) and no
     index changes.  Returns the rows updated."""
-    cluster_blocks = ctx.sql("SELECT sum(pg_database_size(oid)) / 8192 FROM pg_database")[0][0]
+    cluster = cluster_blocks(ctx)
     heap_blocks = ctx.sql(
         "SELECT sum(pg_relation_size(c)) / 8192 FROM unnest(%s::regclass[]) c" % ("'{%s}'" % ",".join(BIG_TABLES)),
         dbname=cases.DB,
     )[0][0]
-    return change(ctx, state, min(1.0, float(cluster_blocks) * fraction / float(heap_blocks)), every=HOT_EVERY)
+    return change(ctx, state, min(1.0, float(cluster) * fraction / float(heap_blocks)), every=HOT_EVERY)
+
+
+def cluster_blocks(ctx):
+    """The cluster's size in 8 kB blocks: every database's files."""
+    return int(ctx.sql("SELECT sum(pg_database_size(oid)) / 8192 FROM pg_database")[0][0])
 
 
 def make_room(ctx):
@@ -167,8 +172,7 @@ def changed_blocks(ctx, since):
         + " AND NOT c.is_limit_block) b",
         params=(since, now),
     )[0][0]
-    total = ctx.sql("SELECT sum(pg_database_size(oid)) / 8192 FROM pg_database")[0][0]
-    return int(changed), int(total)
+    return int(changed), cluster_blocks(ctx)
 
 
 def blocks_detail(ctx, since):

@@ -405,11 +405,10 @@ def _member_scratch(
     long-lived filesystem is slow to create and remove: 0.1 s in /dev/shm against 0.4-0.8 s beside
     the backups, measured at 1 GB on 17.  A full stays on disk: its copy is the whole cluster."""
     try:
-        ranges = [(int(r["Timeline"]), str(r["Start-LSN"]), str(r["End-LSN"])) for r in manifest["WAL-Ranges"]]
         needed: Optional[int] = sum(restoreroom.manifest_sizes(backup_path).values()) + inplace.wal_bytes(
-            ranges, facts["wal_segment_size"]
+            inplace.wal_ranges(manifest), facts["wal_segment_size"]
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, VerificationFailed):  # pg_verifybackup says what is wrong with it
         needed = None
     in_memory, why = memscratch.decide(needed, MEMBER_SCRATCH_PREFIX, req.memory_scratch != "off")
     if in_memory:
@@ -418,7 +417,13 @@ def _member_scratch(
     if needed is not None:
         _check_room(os.path.dirname(final), needed, what="the incremental extracted")
     log("extracting the incremental beside the backups for pg_verifybackup (not in memory: %s)" % why)
-    scratch = temp_path_for(final + ".verify")  # named after the backup: a killed run's is cleaned up with it
+    return _verify_scratch(final)
+
+
+def _verify_scratch(final: str) -> str:
+    """A new directory beside the backups to extract the backup final is to become into: named after it,
+    so a killed run's copy is cleaned up with its other leftovers."""
+    scratch = temp_path_for(final + ".verify")
     os.mkdir(scratch, 0o700)
     return scratch
 
@@ -537,9 +542,7 @@ def _take(
             # A chain is proven by combining it: the members extracted, and their combination, side by side.
             needed, what = _verify_need(facts, combining and not proofplan.in_memory)
             _check_room(os.path.dirname(final), needed, what=what)
-            # Named after the backup, so a killed run's copy is cleaned up with its other leftovers.
-            scratch = temp_path_for(final + ".verify")
-            os.mkdir(scratch, 0o700)
+            scratch = _verify_scratch(final)
             followers.append(TarFollower(tmp, scratch, keep_free=RESERVE_BYTES).start())
             # Each tablespace's archive too, where pg_verifybackup reads it (pg_tblspc/<oid>): the server
             # sends them before base.tar, so they are extracted while the rest is still on its way.
@@ -581,8 +584,7 @@ def _take(
             else:  # not what pg_basebackup writes today: checked the old way rather than not at all
                 log("pg_verifybackup cannot read this backup in place (%s): extracting it" % not_readable)
                 _check_room(os.path.dirname(final), facts["cluster_bytes"])
-                scratch = temp_path_for(final + ".verify")
-                os.mkdir(scratch, 0o700)
+                scratch = _verify_scratch(final)
         if req.verify and not in_place and member_alone:
             scratch = _member_scratch(req, tmp, final, manifest, facts, log)
         if scratch is not None and pg_verifybackup is not None:  # extracted, all or (followers) in part
