@@ -111,7 +111,8 @@ options:
   reverify_hours:
     description:
       - With O(incremental), the chain below a new incremental is re-hashed before it is built on, except
-        members re-hashed (by an earlier run) within this many hours; V(0) re-hashes every member every time.
+        members re-hashed (by an earlier run) or verified when taken within this many hours; V(0) re-hashes
+        every member every time.
       - The results are kept in the backup directory's verification state, which C(pgsafe verify) and health share.
     type: float
     default: 24.0

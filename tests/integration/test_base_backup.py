@@ -150,6 +150,37 @@ def test_module_cleans_the_default_archive_only_before_the_kept_backup(new_pg, a
     assert all(n[8:] < res["start_wal"][8:] for n in res["wal_removed"])
 
 
+def test_a_verified_base_backup_counts_as_re_hashed_when_written(cluster):
+    """Done: a verified base backup, one with --no-verify, then a verified one into a backup directory
+    whose verification state cannot be written (.health is a file). Seen: the first is in the state as
+    read and passed, with its metadata's checksum and at its end, so the next incremental does not read
+    it again within reverify_hours; the unverified one is not (the next incremental re-hashes it); the
+    third is published (exit 0) and its log says it was not recorded."""
+    from pgsafe.catalog.verify_state import VerifyState
+    from pgsafe.core.naming import parse_iso
+
+    backup_dir = make_scratch_dir("pgsafe-base-")
+    verified = json.loads(run_cli(cluster, backup_dir, "base-backup", "--json").stdout)
+    unverified = json.loads(run_cli(cluster, backup_dir, "base-backup", "--json", "--no-verify").stdout)
+    record = VerifyState(backup_dir).last(verified["backup_id"])
+    with open(verified["metadata_file"]) as fh:
+        meta = json.load(fh)
+    assert (record["ok"], record["checksum"], record["error"]) == (True, meta["checksum"], None), record
+    assert parse_iso(record["verified_at"]) >= parse_iso(meta["finished_at"])
+    assert VerifyState(backup_dir).last(unverified["backup_id"]) is None
+
+    unwritable = make_scratch_dir("pgsafe-base-")
+    with open(os.path.join(unwritable, ".health"), "w") as fh:
+        fh.write("not a directory\n")
+    proc = run_cli(cluster, unwritable, "base-backup", "--json")
+    assert proc.returncode == 0, proc.stderr
+    published = json.loads(proc.stdout)
+    catalog.verify_entry(catalog.load_entry(published["metadata_file"]))
+    logs = os.path.join(unwritable, "logs")
+    text = "".join(open(os.path.join(logs, n)).read() for n in os.listdir(logs))
+    assert "%s not recorded as verified" % published["backup_id"] in text, text
+
+
 def test_recovery_from_a_backup_with_tablespace_archives_is_refused(cluster):
     """Done: restore-pitr from a base backup that holds a tablespace archive its metadata does not
     describe (as another tool would leave it, listed in the catalog), so where it came from is unknown.

@@ -284,6 +284,8 @@ def run_base_backup(
         meta["backup_type_reason"] = plan["reason"]
         meta["combine_skipped"] = combine_skipped
         write_json_atomic(final + META_SUFFIX, meta)
+        if meta["verify_method"] is not None:
+            _record_verified(req.backup_dir, backup_id, meta, log)
         log(
             "base backup %s complete: %s, %s..%s" % (backup_id, meta["size_human"], meta["start_lsn"], meta["stop_lsn"])
         )
@@ -309,6 +311,20 @@ def run_base_backup(
         "removed": removed,
         "wal_removed": wal_removed,
     }
+
+
+def _record_verified(backup_dir: str, backup_id: str, meta: Mapping[str, Any], log: Callable[[str], None]) -> None:
+    """A backup verified as it was written counts as re-hashed now: its SHA-256 was taken from the
+    bytes written and pg_verifybackup read them, so the next incremental does not read it again
+    within reverify_hours (at 1 TB, hours spent reading the full the hour after it was written and
+    checked); it is read again when due, as every member is.  The backup is published by then: a
+    state that cannot be saved costs that one extra read, never the backup."""
+    state = VerifyState(backup_dir)
+    state.record(backup_id, meta["checksum"], True)
+    try:
+        state.save()
+    except (OSError, PgsafeError) as exc:
+        log("warning: %s not recorded as verified (the next incremental re-hashes it): %s" % (backup_id, exc))
 
 
 def _refuse_incremental(req: BaseBackupRequest, facts: dict[str, Any]) -> None:
