@@ -25,7 +25,8 @@ description:
     meanwhile, is critical; a C(failed_count) that grew since the previous run is a warning.
   - A check that cannot run is a failed (critical) check, never a skipped one.
   - Integrity is verified when a backup is new and again every O(reverify_hours), with the state on
-    disk, so frequent runs do not re-read unchanged files.
+    disk, so frequent runs do not re-read unchanged files. Logical and base backups alike; a base
+    backup verified when it was taken counts as verified then.
   - Runs in this order - checks, then alerts, then metrics - so alerts go out whatever else breaks.
     Metric files are written to a temporary name before the alerts and renamed into place after them;
     one that cannot be written is a critical check the alerts carry.

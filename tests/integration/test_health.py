@@ -97,6 +97,32 @@ def test_corruption_found_and_reverify_schedule_kept_on_disk(pg, cli, sample_db,
     assert report["metrics"]["corrupted_backups"] == 1
 
 
+def test_a_damaged_base_backup_is_found_when_its_re_hash_is_due(new_pg):
+    """Done: a verified base backup, then a byte of its base.tar.zst flipped. Seen: a health run within
+    reverify_hours trusts it (verified when taken); the run that re-hashes it (--reverify-hours 0) is
+    critical, names the base backup and counts it in corrupted_backups."""
+    backup_dir = make_scratch_dir("pgsafe-health-")
+    c = new_pg()
+    proc = run_cli(c, backup_dir, "base-backup", "--json")
+    assert proc.returncode == 0, proc.stderr
+    taken = json.loads(proc.stdout)
+    rc, report = health(c, backup_dir)
+    assert by_name(report, "backup_integrity")[0]["status"] == "ok", report
+    tar = os.path.join(taken["backup_path"], "base.tar.zst")
+    with open(tar, "r+b") as fh:
+        fh.seek(os.path.getsize(tar) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    rc, report = health(c, backup_dir, "--reverify-hours", "24")
+    assert by_name(report, "backup_integrity")[0]["status"] == "ok"
+    rc, report = health(c, backup_dir, "--reverify-hours", "0")
+    bad = by_name(report, "backup_integrity")
+    assert rc == CRITICAL_EXIT and bad[0]["status"] == "critical", report
+    assert bad[0]["value"] == taken["backup_id"] and "checksum mismatch" in bad[0]["message"], bad
+    assert report["metrics"]["corrupted_backups"] == 1
+
+
 def test_malformed_metadata_is_reported(pg, cli, sample_db, backup_dir):
     result = backup(cli, sample_db)
     with open(result["metadata_file"], "w") as fh:
@@ -128,13 +154,15 @@ def test_archive_failure_and_deleted_segment(new_pg):
         names.append(c.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0])
         c.sql("SELECT pg_switch_wal()")
         wait_until(lambda: os.path.exists(os.path.join(archive_dir, names[-1])), 30, what="archiving " + names[-1])
-    # A base backup's record in the verification state (as `pgsafe verify` or an incremental's re-hash
-    # leaves it) outlives a health run, which verifies only logical backups itself.
+    # A base backup's failure in the verification state (as `pgsafe verify` leaves it) is read again by
+    # the next health run, which re-hashes base backups as it does logical ones: intact, it is cleared.
     from pgsafe.catalog.verify_state import VerifyState
 
     base_id = [n for n in os.listdir(os.path.join(backup_dir, "base")) if not n.endswith(".json")][0]
+    with open(os.path.join(backup_dir, "base", base_id + ".meta.json")) as fh:
+        base_checksum = json.load(fh)["checksum"]
     state = VerifyState(backup_dir)
-    state.record(base_id, "0" * 64, False, error="recorded by the test")
+    state.record(base_id, base_checksum, False, error="recorded by the test")
     state.save()
     for root, _dirs, files in os.walk(os.path.join(backup_dir, ".health")):
         for name in [root] + [os.path.join(root, f) for f in files]:
@@ -142,7 +170,10 @@ def test_archive_failure_and_deleted_segment(new_pg):
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     assert by_name(report, "wal_gaps")[0]["status"] == "ok", report
     assert by_name(report, "wal_archiver")[0]["status"] == "ok"
-    assert VerifyState(backup_dir).last(base_id)["error"] == "recorded by the test"
+    assert (VerifyState(backup_dir).last(base_id)["ok"], by_name(report, "backup_integrity")[0]["status"]) == (
+        True,
+        "ok",
+    )
     os.unlink(os.path.join(archive_dir, names[1]))
     rc, report = health(c, backup_dir, "--archive-dir", archive_dir)
     gap = by_name(report, "wal_gaps")[0]

@@ -183,10 +183,8 @@ def check_integrity(
     now: datetime,
     verify: Callable[[Entry], object] = catalog.verify_entry,
     fmt_check: Callable[[Entry], None] = format_check,
-    keep: Collection[str] = (),
 ) -> tuple[list[Result], int]:
-    """keep: other backups' ids whose records stay in the state (base backups: their re-hash and
-    `pgsafe verify`'s failures are recorded there by base-backup runs)."""
+    """entries: logical and base backups alike; the state forgets backups that are gone."""
     results: list[Result] = []
     corrupted, verified_now = 0, 0
     for entry in entries:
@@ -195,7 +193,11 @@ def check_integrity(
         if state.due(key, checksum, reverify_hours, now):
             # The hash on every verification; the structure once per content (catalog/structure): written
             # with the backup, or checked here the first time and remembered with the checksum.
-            structured = structure.checked_at_write(entry.meta) or state.structure_known(key, checksum)
+            structured = (
+                entry.meta.get("kind") == "base"  # no pg_restore format: pg_verifybackup read it when taken
+                or structure.checked_at_write(entry.meta)
+                or state.structure_known(key, checksum)
+            )
             try:
                 verify(entry)
                 if not structured:
@@ -228,7 +230,7 @@ def check_integrity(
                 "metadata cannot be trusted: %s" % problem.reason,
             )
         )
-    state.forget_missing({e.backup_id for e in entries} | set(keep))
+    state.forget_missing({e.backup_id for e in entries})
     if not results:
         results.append(
             result(
@@ -681,9 +683,10 @@ def integrity_checks(
     problems: Iterable[Problem],
     state: VerifyState,
 ) -> list[Result]:
+    # Base backups too: the PITR a damaged one would fail is the restore nobody drills every day.
     base_entries, _problems = catalog.scan(os.path.join(req.backup_dir, "base"))
     results, metrics["corrupted_backups"] = check_integrity(
-        entries, problems, state, req.t["reverify_hours"], now, keep={e.backup_id for e in base_entries}
+        list(entries) + base_entries, problems, state, req.t["reverify_hours"], now
     )
     return results
 
