@@ -7,17 +7,9 @@ import os
 
 import pytest
 from faultkit import backup_ok
-from pgtest import drop_database, restore_into_new, table_contents, unique_name
+from pgtest import drop_database, flip_middle_byte, restore_into_new, table_contents, unique_name
 
 pytestmark = pytest.mark.faults
-
-
-def flip_byte(path):
-    with open(path, "r+b") as fh:
-        fh.seek(os.path.getsize(path) // 2)
-        byte = fh.read(1)
-        fh.seek(-1, os.SEEK_CUR)
-        fh.write(bytes([byte[0] ^ 0xFF]))
 
 
 def truncate(path):
@@ -36,7 +28,7 @@ def wrong_checksum(meta_path):
         json.dump(meta, fh)
 
 
-DATA_DAMAGE = {"flipped byte": flip_byte, "truncated file": truncate, "empty file": empty}
+DATA_DAMAGE = {"flipped byte": flip_middle_byte, "truncated file": truncate, "empty file": empty}
 
 
 @pytest.mark.parametrize("damage", sorted(DATA_DAMAGE) + ["checksum disagrees with metadata"])

@@ -8,7 +8,7 @@ import pgcluster
 import pytest
 from faultkit import fill_incompressible, small_filesystem
 from pgcluster import make_scratch_dir
-from pgtest import ROOT, damaging_pg_basebackup, removing_scratch_dirs, run_cli
+from pgtest import ROOT, damaging_pg_basebackup, flip_middle_byte, removing_scratch_dirs, run_cli
 
 from pgsafe.catalog import entries as catalog
 from pgsafe.core.errors import VerificationFailed
@@ -95,12 +95,7 @@ def test_module_backup_follows_the_data_layout_and_verifies(cluster, ansible_mod
     assert meta["system_identifier"] == cluster.sql("SELECT system_identifier::text FROM pg_control_system()")[0][0]
     catalog.verify_entry(entries[0])
     # The checksum covers the tar files: a changed byte is found by the catalog's verification.
-    tar = os.path.join(res["backup_path"], "base.tar.zst")
-    with open(tar, "r+b") as fh:
-        fh.seek(os.path.getsize(tar) // 2)
-        byte = fh.read(1)
-        fh.seek(-1, os.SEEK_CUR)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(os.path.join(res["backup_path"], "base.tar.zst"))
     with pytest.raises(VerificationFailed):
         catalog.verify_entry(entries[0])
 

@@ -8,7 +8,7 @@ import pgcluster
 import pytest
 from alertkit import Receiver
 from pgcluster import make_scratch_dir
-from pgtest import ROOT, backup, data_file_of, run_cli, wait_until
+from pgtest import ROOT, backup, data_file_of, flip_middle_byte, run_cli, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 PGSAFE = os.path.join(ROOT, "scripts", "pgsafe")
@@ -108,12 +108,7 @@ def test_a_damaged_base_backup_is_found_when_its_re_hash_is_due(new_pg):
     taken = json.loads(proc.stdout)
     rc, report = health(c, backup_dir)
     assert by_name(report, "backup_integrity")[0]["status"] == "ok", report
-    tar = os.path.join(taken["backup_path"], "base.tar.zst")
-    with open(tar, "r+b") as fh:
-        fh.seek(os.path.getsize(tar) // 2)
-        byte = fh.read(1)
-        fh.seek(-1, os.SEEK_CUR)
-        fh.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(os.path.join(taken["backup_path"], "base.tar.zst"))
     rc, report = health(c, backup_dir, "--reverify-hours", "24")
     assert by_name(report, "backup_integrity")[0]["status"] == "ok"
     rc, report = health(c, backup_dir, "--reverify-hours", "0")

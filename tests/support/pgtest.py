@@ -255,6 +255,15 @@ def data_file_of(backup_file):
     return max(files, key=os.path.getsize)
 
 
+def flip_middle_byte(path):
+    """Turn every bit of the byte in the middle of path (same size: only a checksum can tell)."""
+    with open(path, "r+b") as fh:
+        fh.seek(os.path.getsize(path) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
 def data_size(backup_file):
     """Bytes of a logical backup's data: the file, or every file of a directory backup."""
     if not os.path.isdir(backup_file):
