@@ -81,6 +81,8 @@ class ConnectProxy:
                             if not data:
                                 return
                             (upstream if sock is self.connection else self.connection).sendall(data)
+                except ConnectionError:  # either end reset the tunnel: it is over, as a proxy sees it
+                    return
                 finally:
                     upstream.close()
 
