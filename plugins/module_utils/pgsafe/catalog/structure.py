@@ -24,7 +24,10 @@ BY_FORMAT = {"custom": "pg_restore --list", "directory": "pg_restore --list", "p
 
 
 def checked_at_write(meta: Mapping[str, Any]) -> bool:
-    """True when the metadata records the structure check its format needs."""
+    """True when the metadata records the structure check its format needs.  A base backup has no
+    pg_restore format: pg_verifybackup is its structure check, run when it is taken or never."""
+    if meta.get("kind") == "base":
+        return True
     fmt = meta.get("format")
     return fmt in BY_FORMAT and meta.get("structure_checked") == BY_FORMAT[fmt]
 

@@ -193,11 +193,7 @@ def check_integrity(
         if state.due(key, checksum, reverify_hours, now):
             # The hash on every verification; the structure once per content (catalog/structure): written
             # with the backup, or checked here the first time and remembered with the checksum.
-            structured = (
-                entry.meta.get("kind") == "base"  # no pg_restore format: pg_verifybackup read it when taken
-                or structure.checked_at_write(entry.meta)
-                or state.structure_known(key, checksum)
-            )
+            structured = structure.checked_at_write(entry.meta) or state.structure_known(key, checksum)
             try:
                 verify(entry)
                 if not structured:
